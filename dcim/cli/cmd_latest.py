@@ -1,0 +1,70 @@
+"""dcim latest: the latest value of each series of a measurement, from the configured store."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import datetime, timezone
+
+from dcim.cli.options import add_config_option, config_from, parse_where
+from dcim.metrics import MEASUREMENTS
+from dcim.store import open_store
+
+NAME = "latest"
+HELP = "print the latest value of each series of a measurement"
+DESCRIPTION = ("Read the newest value of every field of every series of MEASUREMENT from the store the "
+               "config names. JSON output is one object per line: "
+               '{"measurement": ..., "tags": {...}, "fields": {...}, "time": ISO-8601}.')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument("measurement", choices=sorted(MEASUREMENTS), metavar="MEASUREMENT",
+                        help=f"one of: {', '.join(sorted(MEASUREMENTS))}")
+    parser.add_argument("--where", action="append", metavar="TAG=VALUE", help="keep series with this tag value (repeatable)")
+    parser.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format (default table)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from(args)
+    where = parse_where(args.where)
+    spec = MEASUREMENTS[args.measurement]
+    unknown = sorted(set(where) - set(spec.tags))
+    if unknown:
+        print(f"error: --where: {args.measurement} has no tag {unknown[0]!r} (tags: {', '.join(spec.tags)})", file=sys.stderr)
+        return 2
+    with open_store(cfg, readonly=True) as store:
+        points = store.latest(args.measurement, where=where or None)
+    points.sort(key=lambda p: tuple(p.tags.get(t, "") for t in spec.tags))
+    if args.format == "json":
+        for p in points:
+            print(json.dumps(p.to_json(), ensure_ascii=False))
+        return 0
+    fields = [f for f in spec.fields if any(f in p.fields for p in points)]
+    header = ["time"] + list(spec.tags) + fields
+    rows = []
+    for p in points:
+        ts = datetime.fromtimestamp(p.time_ns / 1e9, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        rows.append([ts] + [p.tags.get(t, "") for t in spec.tags] + [_fmt(p.fields.get(f)) for f in fields])
+    if args.format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(header)
+        w.writerows(rows)
+        return 0
+    if not rows:
+        print(f"no {args.measurement} data in the store")
+        return 0
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

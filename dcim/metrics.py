@@ -1,0 +1,204 @@
+"""The metric contract: every measurement, its tags and its fields with units, defined once.
+
+Both stores, every collector, the optimizer, the dashboard and the report use these names.
+Rules (DESIGN.md): SI units in field names; counters stored raw (resets are handled
+downstream); a missing reading is *absent*, never 0 or a sentinel; GPUs keyed by UUID;
+timestamps are UTC nanoseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+FieldValue = float | int | bool | str
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: type  # float, int, bool or str
+    unit: str  # SI unit, or "" for strings/flags
+    description: str
+    counter: bool = False
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    tags: tuple[str, ...]
+    fields: dict[str, FieldSpec]
+    description: str
+
+    def field_names(self) -> frozenset[str]:
+        return frozenset(self.fields)
+
+
+def _m(name: str, tags: tuple[str, ...], description: str, *fields: FieldSpec) -> Measurement:
+    return Measurement(name, tags, {f.name: f for f in fields}, description)
+
+
+F = FieldSpec
+_PDU_FIELDS = (
+    F("power_w", float, "W", "active power"),
+    F("apparent_power_va", float, "VA", "apparent power"),
+    F("power_factor", float, "", "power factor 0..1"),
+    F("energy_kwh", float, "kWh", "energy counter (raw, may reset)", counter=True),
+    F("current_a", float, "A", "RMS current"),
+    F("voltage_v", float, "V", "RMS voltage"),
+    F("load_pct", float, "%", "load as a share of the rated/breaker current"),
+    F("breaker_a", float, "A", "rated current of the breaker or input"),
+)
+
+MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
+    _m("gpu", ("site", "room", "rack", "host", "gpu", "uuid", "model"), "one GPU, sampled over NVML",
+       F("power_w", float, "W", "instantaneous board power"),
+       F("power_avg_w", float, "W", "power averaged by the driver over ~1 s"),
+       F("energy_j", float, "J", "total energy counter since driver load (raw)", counter=True),
+       F("power_limit_w", float, "W", "enforced power limit"),
+       F("power_limit_default_w", float, "W", "default power limit"),
+       F("power_limit_min_w", float, "W", "lowest settable power limit"),
+       F("power_limit_max_w", float, "W", "highest settable power limit"),
+       F("temp_c", float, "°C", "GPU core temperature"),
+       F("mem_temp_c", float, "°C", "HBM temperature"),
+       F("util_pct", float, "%", "SM utilisation"),
+       F("mem_util_pct", float, "%", "memory controller utilisation"),
+       F("mem_used_bytes", int, "B", "memory used"),
+       F("mem_total_bytes", int, "B", "memory installed"),
+       F("sm_clock_mhz", float, "MHz", "SM clock"),
+       F("mem_clock_mhz", float, "MHz", "memory clock"),
+       F("throttle_reasons", int, "", "NVML clock event reasons bitmask"),
+       F("ecc_uncorrected", int, "", "volatile uncorrected ECC errors", counter=True),
+       F("ecc_corrected", int, "", "volatile corrected ECC errors", counter=True),
+       F("fan_pct", float, "%", "fan speed"),
+       F("pstate", int, "", "performance state P0..P15")),
+    _m("workload", ("site", "host", "uuid"), "what runs on a GPU, from the scheduler (or the twin)",
+       F("job", str, "", "job id, empty when idle"),
+       F("tenant", str, "", "tenant of the job"),
+       F("job_class", str, "", "training, fine_tuning, inference or batch"),
+       F("work_rate", float, "1/s", "GPU-work done per second relative to an uncapped GPU (0..1)")),
+    _m("pdu", ("site", "room", "rack", "pdu", "feed"), "a rack PDU as a whole (its input)", *_PDU_FIELDS),
+    _m("pdu_phase", ("site", "room", "rack", "pdu", "feed", "phase"), "one input phase/line of a PDU", *_PDU_FIELDS),
+    _m("pdu_breaker", ("site", "room", "rack", "pdu", "feed", "breaker"), "one overcurrent protector of a PDU",
+       *_PDU_FIELDS),
+    _m("pdu_outlet", ("site", "room", "rack", "pdu", "feed", "outlet"), "one outlet of a PDU", *_PDU_FIELDS),
+    _m("cooling", ("site", "room", "unit", "kind"), "a CRAH, in-row cooler or chiller",
+       F("supply_temp_c", float, "°C", "supply air (or chilled water) temperature"),
+       F("return_temp_c", float, "°C", "return air (or water) temperature"),
+       F("setpoint_c", float, "°C", "supply temperature set point"),
+       F("rack_inlet_temp_c", float, "°C", "rack inlet temperature it controls to"),
+       F("fan_pct", float, "%", "fan speed"),
+       F("airflow_m3s", float, "m³/s", "air flow"),
+       F("cooling_kw", float, "kW", "heat removed"),
+       F("power_w", float, "W", "electrical input"),
+       F("humidity_pct", float, "%", "relative humidity"),
+       F("economizer_pct", float, "%", "share of load carried by free cooling"),
+       F("cop", float, "", "coefficient of performance")),
+    _m("ups", ("site", "ups"), "an uninterruptible power supply",
+       F("input_power_w", float, "W", "input active power"),
+       F("output_power_w", float, "W", "output active power"),
+       F("load_pct", float, "%", "output load as a share of capacity"),
+       F("on_battery", bool, "", "running on battery"),
+       F("energy_kwh", float, "kWh", "output energy counter (raw)", counter=True),
+       F("battery_charge_pct", float, "%", "battery charge"),
+       F("runtime_s", float, "s", "estimated runtime on battery"),
+       F("input_voltage_v", float, "V", "input voltage"),
+       F("output_voltage_v", float, "V", "output voltage")),
+    _m("meter", ("site", "meter", "role"), "an electricity meter",
+       F("power_w", float, "W", "active power"),
+       F("energy_kwh", float, "kWh", "energy counter (raw)", counter=True)),
+    _m("env", ("site", "room", "rack", "sensor", "position"), "a temperature/humidity probe",
+       F("temp_c", float, "°C", "temperature"),
+       F("humidity_pct", float, "%", "relative humidity")),
+    _m("facility", ("site",), "site totals derived from the meters",
+       F("total_power_w", float, "W", "facility input power"),
+       F("it_power_w", float, "W", "IT power (at the metering point of the PUE category)"),
+       F("cooling_power_w", float, "W", "cooling power"),
+       F("loss_power_w", float, "W", "distribution and UPS losses"),
+       F("pue", float, "", "instantaneous PUE = total / IT"),
+       F("outdoor_temp_c", float, "°C", "outdoor dry-bulb temperature"),
+       F("outdoor_rh_pct", float, "%", "outdoor relative humidity")),
+    _m("optimizer", ("site", "host", "uuid", "action"), "one optimizer decision (advice or action)",
+       F("power_limit_w", float, "W", "cap decided"),
+       F("previous_w", float, "W", "cap before"),
+       F("reason", str, "", "why"),
+       F("mode", str, "", "off, advise or enforce"),
+       F("predicted_pue", float, "", "PUE the model predicted for the decision"),
+       F("est_saving_w", float, "W", "estimated facility power saved"),
+       F("lease_s", float, "s", "how long the cap holds without renewal")),
+    _m("collector", ("collector", "target"), "the collectors' own health",
+       F("duration_s", float, "s", "time the poll took"),
+       F("ok", bool, "", "poll succeeded"),
+       F("error", str, "", "why it failed"),
+       F("points", int, "", "points produced"),
+       F("dropped", int, "", "points dropped by the writer (counted)")),
+)}
+
+
+class PointError(ValueError):
+    """A point that does not fit the metric contract."""
+
+
+class Point:
+    """One sample: measurement, identity tags, field values, UTC time in nanoseconds."""
+
+    __slots__ = ("measurement", "tags", "fields", "time_ns")
+
+    def __init__(self, measurement: str, tags: dict[str, str], fields: dict[str, FieldValue],
+                 time_ns: int | None = None):
+        self.measurement = measurement
+        self.tags = tags
+        self.fields = fields
+        self.time_ns = time.time_ns() if time_ns is None else int(time_ns)
+
+    def __repr__(self) -> str:
+        return f"Point({self.measurement!r}, {self.tags!r}, {self.fields!r}, {self.time_ns})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Point) and self.measurement == other.measurement and self.tags == other.tags
+                and self.fields == other.fields and self.time_ns == other.time_ns)
+
+    def to_json(self) -> dict:
+        from datetime import datetime, timezone
+
+        ts = datetime.fromtimestamp(self.time_ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+        return {"measurement": self.measurement, "tags": dict(self.tags), "fields": dict(self.fields), "time": ts}
+
+
+_FIELD_SETS = {name: m.field_names() for name, m in MEASUREMENTS.items()}
+_TAG_SETS = {name: frozenset(m.tags) for name, m in MEASUREMENTS.items()}
+
+
+def validate_point(point: Point) -> None:
+    """Raise PointError if the point has an unknown measurement, tag or field, no fields,
+    or a value of the wrong kind. Cheap enough for the write path."""
+    allowed = _FIELD_SETS.get(point.measurement)
+    if allowed is None:
+        raise PointError(f"unknown measurement {point.measurement!r}")
+    if not point.fields:
+        raise PointError(f"{point.measurement}: a point needs at least one field")
+    if not point.fields.keys() <= allowed:
+        unknown = sorted(set(point.fields) - allowed)
+        raise PointError(f"{point.measurement}: unknown field(s) {unknown}")
+    if not point.tags.keys() <= _TAG_SETS[point.measurement]:
+        unknown = sorted(set(point.tags) - _TAG_SETS[point.measurement])
+        raise PointError(f"{point.measurement}: unknown tag(s) {unknown}")
+    specs = MEASUREMENTS[point.measurement].fields
+    for name, value in point.fields.items():
+        kind = specs[name].kind
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise PointError(f"{point.measurement}.{name}: expected a number, got {value!r}")
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise PointError(f"{point.measurement}.{name}: expected an integer, got {value!r}")
+        elif not isinstance(value, kind):
+            raise PointError(f"{point.measurement}.{name}: expected {kind.__name__}, got {value!r}")
+
+
+def field_unit(measurement: str, field: str) -> str:
+    return MEASUREMENTS[measurement].fields[field].unit
+
+
+def is_counter(measurement: str, field: str) -> bool:
+    return MEASUREMENTS[measurement].fields[field].counter

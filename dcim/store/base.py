@@ -1,0 +1,93 @@
+"""The store interface every backend implements and every reader uses.
+
+Times are UTC nanoseconds since the epoch. ``where`` maps a tag to a value or to a list of
+accepted values. A missing reading is absent: aggregates skip it, and a bucket with no
+values for a field holds ``None``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Sequence
+
+from dcim.metrics import Point
+
+Aggregate = Literal["mean", "max", "min", "last", "first", "sum", "count"]
+AGGREGATES: tuple[str, ...] = ("mean", "max", "min", "last", "first", "sum", "count")
+Where = dict[str, str | Sequence[str]]
+
+
+class StoreError(Exception):
+    """The store refused a request (bad query, bad data, 4xx). Retrying will not help."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or is overloaded (connection error, 429, 5xx). Retry later."""
+
+
+@dataclass
+class Series:
+    """One group of an aggregated query: its tags and, per field, one value per time bucket.
+
+    ``times_ns[i]`` is the start of bucket i; ``values[field][i]`` is None where the bucket
+    held no value for that field.
+    """
+
+    tags: dict[str, str]
+    times_ns: list[int] = field(default_factory=list)
+    values: dict[str, list[float | None]] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """Write points; read aggregated series; read the latest value of each series."""
+
+    @abstractmethod
+    def write(self, points: Sequence[Point]) -> None:
+        """Store *points* durably. Raises StoreUnavailable (retry) or StoreError (do not)."""
+
+    @abstractmethod
+    def query(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int, *,
+              every_s: float | None = None, agg: Aggregate = "mean", group_by: Sequence[str] = (),
+              where: Where | None = None) -> list[Series]:
+        """Aggregate *fields* over [start_ns, end_ns), in buckets of *every_s* seconds aligned to
+        the epoch (one bucket for the whole range when None), one Series per distinct
+        combination of the *group_by* tags. Buckets with no data for any field are omitted.
+        Series are sorted by their tag values."""
+
+    @abstractmethod
+    def latest(self, measurement: str, *, where: Where | None = None,
+               since_ns: int | None = None) -> list[Point]:
+        """The newest value of each field of each series (all tags), as one Point per series
+        stamped with the newest time among its fields. Only data at or after *since_ns*."""
+
+    def flush(self) -> None:
+        """Push anything buffered to durable storage."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def matches(tags: dict[str, str], where: Where | None) -> bool:
+    """True if *tags* satisfy *where* (helper for backends and tests)."""
+    if not where:
+        return True
+    for key, want in where.items():
+        have = tags.get(key)
+        if isinstance(want, str):
+            if have != want:
+                return False
+        elif have not in want:
+            return False
+    return True
+
+
+def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
