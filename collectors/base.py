@@ -1,0 +1,43 @@
+"""What the runner schedules: a collector polls its targets and returns points per target.
+
+Collectors take their I/O as constructor arguments (an SNMP engine, a GPU backend), so tests
+pass real agents or a fake of the edge, never a fake of the logic.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from dcim.metrics import Point
+
+
+@dataclass
+class TargetResult:
+    """The outcome of polling one target (a device, or one GPU host) once."""
+
+    target: str
+    points: list[Point] = field(default_factory=list)
+    ok: bool = True
+    error: str | None = None  # why it failed; never contains a secret
+    duration_s: float = 0.0
+
+
+class Collector(ABC):
+    """A family of targets polled together at one interval (e.g. every SNMP device, or the
+    local GPUs). A failing target yields ``ok=False`` for that target; it never raises."""
+
+    name: str = "collector"
+    interval_s: float = 10.0
+
+    @abstractmethod
+    def targets(self) -> list[str]:
+        """The names of the targets this collector polls."""
+
+    @abstractmethod
+    async def poll(self, deadline_s: float) -> list[TargetResult]:
+        """Poll every target once, finishing within *deadline_s* seconds: a target that has not
+        answered by then is reported with ok=False rather than delaying the others."""
+
+    async def close(self) -> None:
+        """Release engines, sockets, libraries."""
