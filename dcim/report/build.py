@@ -1,0 +1,351 @@
+"""Build the energy report's rows from the store (the only I/O here is ``store.query``).
+
+Where each figure comes from:
+
+- **Facility energy**: the ``facility_total`` meter's energy counter; else its integrated power;
+  else the integrated ``facility.total_power_w``.
+- **IT energy (site)**: at the metering point of the site's PUE category — category 1: UPS
+  output energy counters (else integrated UPS output power); category 2/3: the PDUs.
+- **IT energy (room, rack, tenant)**: the rack PDUs' energy counters (A + B feeds), else their
+  integrated power. A tenant is charged for the racks it owns.
+- **IT energy (GPU)**: the GPU's own energy counter (board power only), else integrated power.
+- **Cooling**: the ``cooling`` meter, else the cooling units' integrated power.
+- **Losses and other**: facility − IT − cooling (UPS, distribution and other loads).
+- **Facility energy of an entity** (chargeback): its IT energy × the site's period PUE.
+- **Peak demand**: the largest hourly mean (site: 15-minute mean) power, with its local time.
+- **Optimizer savings**: the integral of the optimizer's ``est_saving_w`` (hourly means).
+
+Counters are summarised per day (first, last, max), which finds resets between and inside days
+(see ``energy.counter_delta``); power per hour. Coverage is the share of hours with data.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from dcim.config import Config
+from dcim.inventory import build_inventory
+from dcim.report import energy
+from dcim.report.periods import Period, trailing_twelve_months
+from dcim.store.base import Store
+
+DAY_S = 86400
+HOUR_S = 3600
+QUARTER_HOUR_S = 900
+
+COLUMNS: list[tuple[str, str]] = [
+    ("period", "period label (2026Q3, 2026-07, or from..to)"),
+    ("period_start", "start of the period, local time (ISO 8601 with offset)"),
+    ("period_end", "end of the period (exclusive), local time"),
+    ("level", "site, room, rack, tenant or gpu"),
+    ("entity", "name of the site, room, rack, tenant, or the GPU's UUID"),
+    ("site", "site name"),
+    ("room", "room (room, rack and gpu rows)"),
+    ("rack", "rack (rack and gpu rows)"),
+    ("host", "server (gpu rows)"),
+    ("tenant", "tenant owning the rack (rack, tenant and gpu rows)"),
+    ("it_kwh", "IT energy, kWh"),
+    ("it_method", "counter, integrated_power or none"),
+    ("coverage_pct", "share of the period's hours with data, %"),
+    ("counter_resets", "counter resets detected and handled"),
+    ("cooling_kwh", "cooling energy, kWh (site rows)"),
+    ("loss_other_kwh", "UPS, distribution and other losses, kWh (site rows)"),
+    ("facility_kwh", "facility energy, kWh: metered (site) or IT × site PUE (chargeback)"),
+    ("pue", "period PUE = facility ÷ IT energy (energy-based)"),
+    ("pue_category", "The Green Grid measurement category of the IT energy (1: UPS output, 2: PDU output)"),
+    ("pue_ttm", "trailing-twelve-month PUE ending with the period (site rows)"),
+    ("avg_kw", "average IT demand (site: facility demand), kW"),
+    ("peak_kw", "peak demand, kW (site: 15-min mean; others: hourly mean)"),
+    ("peak_time", "local time the peak interval started"),
+    ("co2e_kg", "facility energy × grid factor, kg CO2e"),
+    ("grid_kgco2e_per_kwh", "grid emission factor used"),
+    ("optimizer_saved_kwh", "energy the optimizer's caps saved (estimated from its audit trail), kWh"),
+    ("gpu_hours", "GPU-hours with telemetry"),
+    ("gpu_busy_hours", "GPU-hours weighted by utilisation"),
+    ("share_of_it_pct", "share of the site's IT energy, %"),
+]
+COLUMN_NAMES = [c for c, _ in COLUMNS]
+LEVELS = ("site", "room", "rack", "tenant", "gpu")
+
+
+@dataclass
+class _Energy:
+    kwh: float | None
+    method: str
+    coverage_pct: float
+    resets: int
+
+
+def _series_by(store: Store, measurement: str, field: str, period: Period, every_s: int, agg: str,
+               group_by: tuple[str, ...], where=None) -> dict[tuple, tuple[list[int], list]]:
+    out = {}
+    for s in store.query(measurement, [field], period.start_ns, period.end_ns, every_s=every_s, agg=agg,
+                         group_by=group_by, where=where):
+        out[tuple(s.tags.get(t, "") for t in group_by)] = (s.times_ns, s.values[field])
+    return out
+
+
+def _grid(period: Period, every_s: int) -> tuple[int, int]:
+    """Buckets are aligned to the epoch, the period to local midnight: the grid's origin and size."""
+    step = every_s * 1_000_000_000
+    origin = period.start_ns - period.start_ns % step
+    return origin, -(-(period.end_ns - origin) // step)
+
+
+def _aligned(times_ns: list[int], values: list, period: Period, every_s: int) -> list:
+    """Place bucket values on the period's bucket grid (missing buckets → None)."""
+    origin, n = _grid(period, every_s)
+    grid: list = [None] * n
+    step = every_s * 1_000_000_000
+    for t, v in zip(times_ns, values):
+        i = (t - origin) // step
+        if 0 <= i < n:
+            grid[i] = v
+    return grid
+
+
+def _grid_times(period: Period, every_s: int) -> list[int]:
+    origin, n = _grid(period, every_s)
+    return [origin + i * every_s * 1_000_000_000 for i in range(n)]
+
+
+class _Source:
+    """Counter and power series of one measurement, keyed by a tag tuple, for one period."""
+
+    def __init__(self, store: Store, period: Period, measurement: str, key: tuple[str, ...],
+                 counter_field: str | None, power_field: str, counter_scale_kwh: float = 1.0, where=None):
+        self.period = period
+        self.key = key
+        self.counter_scale_kwh = counter_scale_kwh
+        self.power = _series_by(store, measurement, power_field, period, HOUR_S, "mean", key, where)
+        self.counter: dict[tuple, tuple] = {}
+        if counter_field:
+            firsts = _series_by(store, measurement, counter_field, period, DAY_S, "first", key, where)
+            lasts = _series_by(store, measurement, counter_field, period, DAY_S, "last", key, where)
+            maxes = _series_by(store, measurement, counter_field, period, DAY_S, "max", key, where)
+            for k, (times, fv) in firsts.items():
+                lv = dict(zip(*lasts.get(k, ([], []))))
+                mv = dict(zip(*maxes.get(k, ([], []))))
+                self.counter[k] = ([fv[i] for i in range(len(times))], [lv.get(t) for t in times],
+                                   [mv.get(t) for t in times])
+
+    def keys(self) -> set[tuple]:
+        return set(self.power) | set(self.counter)
+
+    def hourly_w(self, k: tuple) -> list:
+        times, values = self.power.get(k, ([], []))
+        return _aligned(times, values, self.period, HOUR_S)
+
+    def energy(self, k: tuple) -> _Energy:
+        hourly = self.hourly_w(k)
+        cov = energy.coverage(hourly, round(self.period.hours))
+        if k in self.counter:
+            firsts, lasts, maxes = self.counter[k]
+            if any(v is not None for v in firsts):
+                delta, resets = energy.counter_delta(firsts, lasts, maxes)
+                return _Energy(delta * self.counter_scale_kwh, "counter", cov, resets)
+        if any(v is not None for v in hourly):
+            return _Energy(energy.integrate_power(hourly, HOUR_S), "integrated_power", cov, 0)
+        return _Energy(None, "none", 0.0, 0)
+
+
+def _sum_energy(parts: list[_Energy]) -> _Energy:
+    known = [p for p in parts if p.kwh is not None]
+    if not known:
+        return _Energy(None, "none", 0.0, 0)
+    methods = {p.method for p in known}
+    method = methods.pop() if len(methods) == 1 else "mixed"
+    # Coverage of a sum is limited by its least-covered part: a missing PDU makes the rack figure low.
+    return _Energy(sum(p.kwh for p in known), method, min(p.coverage_pct for p in parts), sum(p.resets for p in parts))
+
+
+def _sum_hourly(series: list[list]) -> list:
+    if not series:
+        return []
+    out = []
+    for values in zip(*series):
+        known = [v for v in values if v is not None]
+        out.append(sum(known) if known else None)
+    return out
+
+
+def _local(ns: int | None, tz: ZoneInfo) -> str:
+    if ns is None:
+        return ""
+    return datetime.fromtimestamp(ns / 1e9, tz=tz).isoformat(timespec="minutes")
+
+
+def _round(value: float | None, digits: int = 3):
+    return "" if value is None else round(value, digits)
+
+
+def site_totals(store: Store, config: Config, period: Period) -> dict:
+    """Facility, IT, cooling energy and PUE of the site over *period* (kWh)."""
+    meters = _Source(store, period, "meter", ("role",), "energy_kwh", "power_w")
+    facility = meters.energy(("facility_total",))
+    facility_hourly = meters.hourly_w(("facility_total",))
+    if facility.kwh is None:
+        fac = _Source(store, period, "facility", ("site",), None, "total_power_w")
+        facility = fac.energy((config.site.name,))
+        facility_hourly = fac.hourly_w((config.site.name,))
+    if config.site.pue_category == 1 and config.ups:
+        ups = _Source(store, period, "ups", ("ups",), "energy_kwh", "output_power_w")
+        it = _sum_energy([ups.energy((u.name,)) for u in config.ups])
+    else:
+        pdus = _Source(store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
+        it = _sum_energy([pdus.energy((p.name,)) for p in config.pdus])
+    cooling = meters.energy(("cooling",))
+    if cooling.kwh is None and config.cooling:
+        units = _Source(store, period, "cooling", ("unit",), None, "power_w")
+        cooling = _sum_energy([units.energy((c.name,)) for c in config.cooling])
+    loss = None
+    if facility.kwh is not None and it.kwh is not None:
+        loss = facility.kwh - it.kwh - (cooling.kwh or 0.0)
+    return {"facility": facility, "it": it, "cooling": cooling, "loss_kwh": loss,
+            "pue": energy.pue(facility.kwh, it.kwh), "facility_hourly": facility_hourly}
+
+
+def build_report(store: Store, config: Config, period: Period, by: str = "rack",
+                 progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Rows of the energy report for *period*: one site row first, then one row per *by* entity
+    (room, rack, tenant or gpu). Columns are ``COLUMN_NAMES``; units in ``COLUMNS``."""
+    if by not in LEVELS:
+        raise ValueError(f"--by must be one of {', '.join(LEVELS)}, got {by!r}")
+    say = progress or (lambda _msg: None)
+    inv = build_inventory(config)
+    tz = ZoneInfo(config.site.timezone)
+    grid = config.site.grid_kgco2e_per_kwh
+    base = {"period": period.label, "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
+            "site": config.site.name, "grid_kgco2e_per_kwh": grid, "pue_category": config.site.pue_category}
+
+    say("site totals")
+    site = site_totals(store, config, period)
+    ttm_period = trailing_twelve_months(period)
+    say("trailing twelve months")
+    ttm = site_totals(store, config, ttm_period)
+    site_pue = site["pue"]
+
+    fac_power = _Source(store, period, "facility", ("site",), None, "total_power_w")
+    quarter_hours = fac_power.power  # hourly; refine to 15 min below
+    site_peak_series = _series_by(store, "facility", "total_power_w", period, QUARTER_HOUR_S, "mean", ("site",))
+    times, values = site_peak_series.get((config.site.name,), ([], []))
+    if not values:
+        times, values = quarter_hours.get((config.site.name,), ([], []))
+    peak_w, peak_at = energy.peak(times, values)
+
+    say("optimizer savings")
+    savings = _series_by(store, "optimizer", "est_saving_w", period, HOUR_S, "mean", ("host",))
+    saved_by_host = {k[0]: energy.integrate_power(v, HOUR_S) for k, (_, v) in savings.items()}
+
+    rows = []
+    fac = site["facility"]
+    it = site["it"]
+    site_row = dict(base, level="site", entity=config.site.name,
+                    it_kwh=_round(it.kwh), it_method=it.method, coverage_pct=_round(min(fac.coverage_pct, it.coverage_pct), 1),
+                    counter_resets=fac.resets + it.resets, cooling_kwh=_round(site["cooling"].kwh),
+                    loss_other_kwh=_round(site["loss_kwh"]), facility_kwh=_round(fac.kwh), pue=_round(site_pue, 4),
+                    pue_ttm=_round(ttm["pue"], 4),
+                    avg_kw=_round(None if fac.kwh is None else fac.kwh / period.hours),
+                    peak_kw=_round(None if peak_w is None else peak_w / 1000), peak_time=_local(peak_at, tz),
+                    co2e_kg=_round(None if fac.kwh is None else fac.kwh * grid),
+                    optimizer_saved_kwh=_round(sum(saved_by_host.values())) if saved_by_host else "",
+                    share_of_it_pct=100.0 if it.kwh else "")
+    rows.append(site_row)
+    if by == "site":
+        return [_complete(r) for r in rows]
+
+    say("GPU utilisation")
+    util = _series_by(store, "gpu", "util_pct", period, HOUR_S, "mean", ("rack",))
+
+    def gpu_hours(racks: list[str]) -> tuple[float, float]:
+        hours = busy = 0.0
+        for rack in racks:
+            n_gpus = sum(s.gpus for s in inv.servers if s.rack == rack)
+            _, vals = util.get((rack,), ([], []))
+            known = [v for v in vals if v is not None]
+            hours += n_gpus * len(known)
+            busy += n_gpus * sum(known) / 100.0
+        return hours, busy
+
+    if by == "gpu":
+        rows += _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say)
+        return [_complete(r) for r in rows]
+
+    say("rack PDUs")
+    pdus = _Source(store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
+    rack_energy: dict[str, _Energy] = {}
+    rack_hourly: dict[str, list] = {}
+    for rack in inv.racks:
+        names = [p.name for p in inv.pdus_by_rack.get(rack.rack, [])]
+        rack_energy[rack.rack] = _sum_energy([pdus.energy((n,)) for n in names]) if names else _Energy(None, "none", 0.0, 0)
+        rack_hourly[rack.rack] = _sum_hourly([pdus.hourly_w((n,)) for n in names])
+
+    groups: dict[str, list[str]] = defaultdict(list)
+    for rack in inv.racks:
+        key = {"room": rack.room, "rack": rack.rack, "tenant": rack.tenant or "(none)"}[by]
+        groups[key].append(rack.rack)
+    host_rack = {s.host: s.rack for s in inv.servers}
+    saved_by_rack: dict[str, float] = defaultdict(float)
+    for host, kwh in saved_by_host.items():
+        saved_by_rack[host_rack.get(host, "")] += kwh
+
+    total_it = sum(e.kwh for e in rack_energy.values() if e.kwh is not None)
+    for name in sorted(groups):
+        racks = groups[name]
+        e = _sum_energy([rack_energy[r] for r in racks])
+        hourly = _sum_hourly([rack_hourly[r] for r in racks])
+        pk, pk_at = energy.peak(_grid_times(period, HOUR_S), hourly)
+        hours, busy = gpu_hours(racks)
+        first = inv.rack_by_name[racks[0]]
+        fac_kwh = energy.allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
+        rows.append(dict(
+            base, level=by, entity=name,
+            room=first.room if by in ("room", "rack") else "", rack=name if by == "rack" else "",
+            tenant=(first.tenant or "") if by in ("rack", "tenant") else "",
+            it_kwh=_round(e.kwh), it_method=e.method, coverage_pct=_round(e.coverage_pct, 1), counter_resets=e.resets,
+            facility_kwh=_round(fac_kwh), pue=_round(site_pue, 4),
+            avg_kw=_round(None if e.kwh is None else e.kwh / period.hours),
+            peak_kw=_round(None if pk is None else pk / 1000), peak_time=_local(pk_at, tz),
+            co2e_kg=_round(None if fac_kwh is None else fac_kwh * grid),
+            optimizer_saved_kwh=_round(sum(saved_by_rack.get(r, 0.0) for r in racks)),
+            gpu_hours=_round(hours, 1), gpu_busy_hours=_round(busy, 1),
+            share_of_it_pct=_round(None if not total_it or e.kwh is None else 100 * e.kwh / total_it, 2),
+        ))
+    return [_complete(r) for r in rows]
+
+
+def _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say) -> list[dict]:
+    say("GPU energy counters")
+    gpus = _Source(store, period, "gpu", ("uuid", "host", "rack", "room"), "energy_j", "power_w",
+                   counter_scale_kwh=1 / 3.6e6)
+    util = _series_by(store, "gpu", "util_pct", period, HOUR_S, "mean", ("uuid",))
+    tenant_of = {r.rack: r.tenant or "" for r in inv.racks}
+    rows = []
+    fac, it = site["facility"], site["it"]
+    for key in sorted(gpus.keys(), key=lambda k: (k[3], k[2], k[1], k[0])):
+        uuid, host, rack, room = key
+        e = gpus.energy(key)
+        hourly = gpus.hourly_w(key)
+        pk, pk_at = energy.peak(_grid_times(period, HOUR_S), hourly)
+        _, u = util.get((uuid,), ([], []))
+        known = [v for v in u if v is not None]
+        fac_kwh = energy.allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
+        rows.append(dict(
+            base, level="gpu", entity=uuid, room=room, rack=rack, host=host, tenant=tenant_of.get(rack, ""),
+            it_kwh=_round(e.kwh), it_method=e.method, coverage_pct=_round(e.coverage_pct, 1), counter_resets=e.resets,
+            facility_kwh=_round(fac_kwh), pue=_round(site["pue"], 4),
+            avg_kw=_round(None if e.kwh is None else e.kwh / period.hours),
+            peak_kw=_round(None if pk is None else pk / 1000), peak_time=_local(pk_at, tz),
+            co2e_kg=_round(None if fac_kwh is None else fac_kwh * config.site.grid_kgco2e_per_kwh),
+            gpu_hours=float(len(known)), gpu_busy_hours=_round(sum(known) / 100.0, 1),
+            share_of_it_pct=_round(None if not it.kwh or e.kwh is None else 100 * e.kwh / it.kwh, 4),
+        ))
+    return rows
+
+
+def _complete(row: dict) -> dict:
+    return {c: row.get(c, "") for c in COLUMN_NAMES}
