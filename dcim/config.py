@@ -350,6 +350,27 @@ class DashboardSettings(Strict):
         return self
 
 
+class AgentSettings(Strict):
+    """The GPU-node agent (``dcim agent``) on each GPU server."""
+
+    # Where the optimizer serves desired state; the token is the optimizer's API token.
+    optimizer_url: str = "http://127.0.0.1:8087"
+    token: SecretRef | None = None
+    # This server's host name in the inventory; default: the machine's host name.
+    host: str | None = None
+    poll_interval_s: float = Field(15.0, gt=0, le=600)
+    # With no word from the optimizer for this long, caps return to default even if their
+    # own lease has not lapsed yet (the lease is the upper bound).
+    fail_safe_s: float = Field(300.0, gt=0, le=86400)
+
+    @field_validator("optimizer_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class SimulatorSettings(Strict):
     seed: int = 42
     speed: float = Field(1.0, gt=0, le=100000)
@@ -374,6 +395,7 @@ class Config(Strict):
     optimizer: OptimizerSettings = OptimizerSettings()
     dashboard: DashboardSettings = DashboardSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    agent: AgentSettings = AgentSettings()
 
 
 def _path(loc: tuple) -> str:
