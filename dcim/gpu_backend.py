@@ -67,7 +67,7 @@ class PowerConstraints:
 
 
 class GpuBackend(ABC):
-    """One host's GPUs. Implementations: ``collectors.nvml_backend.NvmlBackend`` (real),
+    """One host's GPUs. Implementations: ``collectors.gpu.nvml_backend.NvmlBackend`` (real),
     ``simulator.gpus.SimulatedGpus`` (the twin)."""
 
     @abstractmethod
