@@ -1,0 +1,516 @@
+"""Real SNMP agents for the facility twin: every PDU, cooling unit, UPS and meter of a config,
+each on its own loopback address, all served by one pysnmp command-responder engine.
+
+How it works
+* One ``SnmpEngine`` per process (asyncio). Each device gets its own UDP transport (own
+  address:port, own transport domain), so it looks like a separate box; the responders look at
+  the transport domain a request arrived on to know which device is asked.
+* Access is by the device's configured credentials only: a v3 device answers its USM user at
+  authPriv, a v2c device its community. Anything else is dropped silently (no answer), as a real
+  agent does for a bad community.
+* Values are live: each request reads ``snapshot_provider()``. A device's MIB is a sorted OID
+  table rebuilt lazily when the snapshot (or the device's faults) changed since its last request,
+  so a walk costs a bisect per varbind, not a MIB-object tree traversal.
+* The MIBs themselves are data (``simulator/mib_*.py``): OID, syntax, scale, how to compute the
+  value from the reading.
+
+Profiles (``agent_profile_for``; a device's ``snmp.profile`` wins when it names one we serve;
+names match ``collectors/snmp/profiles``):
+
+* pdu: ``apc_rpdu2`` / ``raritan_pdu2``, by default alternating by the order of the rack's room
+  in the config (1st, 3rd... room APC; 2nd, 4th... Raritan), so the demo has hall-1 APC, hall-2 Raritan.
+* cooling: in-row → ``apc_inrow``; CRAH and chiller → ``liebert_env``.
+* ups: ``eaton_xups`` (UPS-MIB + XUPS input watts; default) or ``ups_mib``.
+* meter: ``entity_sensor_meter`` (ENTITY-SENSOR-MIB + ENERGY-OBJECT-MIB energy).
+
+Faults for tests (``AgentSet.set_fault(name, ...)``): ``dead`` (no answer), ``delay_s`` (answer
+late), ``garbage`` (measurements come back as OCTET STRINGs), ``sentinel`` (measurements are -1),
+``profile`` (the device was swapped for another model: other MIB and sysObjectID),
+``sys_object_id`` (only the sysObjectID changes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import socket
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.entity import config as snmp_config
+from pysnmp.entity import engine as snmp_engine
+from pysnmp.entity.rfc3413 import cmdrsp, context
+from pysnmp.proto import rfc1902
+from pysnmp.proto.api import v2c
+from pysnmp.smi.instrum import AbstractMibInstrumController
+
+from dcim.config import Config, SnmpV2c, SnmpV3, read_secret
+from dcim.inventory import Inventory, build_inventory
+from simulator import mib_apc_inrow, mib_apc_pdu, mib_liebert_env, mib_meter, mib_raritan_pdu, mib_ups
+from simulator.mib_common import COUNTER, GAUGE, INT, OID, STR, Profile, Scalar, raw
+from simulator.readings import FacilitySnapshot
+
+log = logging.getLogger(__name__)
+
+
+def enable_aes_with_cryptography_46() -> bool:
+    """pysnmp 7.1.30 imports AES-CFB from ``cryptography.hazmat.decrepit.ciphers.modes``, which
+    cryptography < 47 does not have (46 still has CFB in ``primitives``). Without this, every
+    SNMPv3 AES request fails with "Decryption error". Point pysnmp at the old location when
+    needed; a no-op with a cryptography that has the new one. Returns whether AES is usable.
+    """
+    from pysnmp.proto.secmod.rfc3826.priv import aes
+
+    if not aes.PysnmpCryptoError:
+        return True
+    try:
+        from cryptography.hazmat.backends import default_backend
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+        from cryptography.hazmat.primitives.ciphers.modes import CFB
+    except ImportError:
+        return False
+    aes.default_backend, aes.Cipher, aes.algorithms, aes.CFB = default_backend, Cipher, algorithms, CFB
+    aes.PysnmpCryptoError = False
+    return True
+
+
+enable_aes_with_cryptography_46()
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (
+    mib_apc_pdu.PROFILE, mib_raritan_pdu.PROFILE, mib_apc_inrow.PROFILE, mib_liebert_env.PROFILE,
+    *mib_ups.PROFILES, mib_meter.PROFILE,
+)}
+# Other spellings a config may use for the same MIBs.
+ALIASES = {  # keys after normalisation (lower case, "-" -> "_"); names match collectors/snmp/profiles
+    "apc": "apc_rpdu2", "apc_pdu": "apc_rpdu2", "rpdu2": "apc_rpdu2",
+    "raritan": "raritan_pdu2", "raritan_px": "raritan_pdu2", "pdu2": "raritan_pdu2",
+    "inrow": "apc_inrow", "apc_airirrc": "apc_inrow",
+    "liebert": "liebert_env", "liebert_gp_env": "liebert_env", "liebert_gp_environmental": "liebert_env",
+    "eaton": "eaton_xups", "eaton_ups": "eaton_xups", "ups": "ups_mib", "rfc1628": "ups_mib",
+    "entity": "entity_sensor_meter", "entity_sensor": "entity_sensor_meter", "meter": "entity_sensor_meter",
+}
+_DEFAULT_PDU_PROFILES = ("apc_rpdu2", "raritan_pdu2")  # alternate by room order
+
+SYS = (1, 3, 6, 1, 2, 1, 1)
+SYS_UPTIME = SYS + (3, 0)
+_INT32 = (-(2 ** 31), 2 ** 31 - 1)
+_UINT32 = (0, 2 ** 32 - 1)
+
+_AUTH = {"MD5": snmp_config.USM_AUTH_HMAC96_MD5, "SHA": snmp_config.USM_AUTH_HMAC96_SHA,
+         "SHA224": snmp_config.USM_AUTH_HMAC128_SHA224, "SHA256": snmp_config.USM_AUTH_HMAC192_SHA256,
+         "SHA384": snmp_config.USM_AUTH_HMAC256_SHA384, "SHA512": snmp_config.USM_AUTH_HMAC384_SHA512}
+# AES192/256 as pysnmp's own client speaks them (Reeder key extension).
+_PRIV = {"DES": snmp_config.USM_PRIV_CBC56_DES, "AES": snmp_config.USM_PRIV_CFB128_AES,
+         "AES192": snmp_config.USM_PRIV_CFB192_AES, "AES256": snmp_config.USM_PRIV_CFB256_AES}
+_SEC_V2C, _SEC_USM = 2, 3  # securityModel numbers (v1 = 1 is refused: the devices speak v2c/v3)
+_AUTH_PRIV = 3
+
+
+def normalise_profile(name: str) -> str | None:
+    """Profile name from a config spelling, or None if it is not one this simulator serves."""
+    key = name.strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    return key if key in PROFILES else None
+
+
+def agent_profile_for(kind: str, device: Any, inventory: Inventory) -> Profile:
+    """Which vendor MIB the twin serves for a device.
+
+    The device's ``snmp.profile`` wins when it is not "auto" and names a profile we serve.
+    Otherwise: PDUs alternate APC / Raritan by the order of their rack's room in the config
+    (demo: hall-1 APC, hall-2 Raritan); in-row coolers are APC InRow, CRAHs and chillers
+    Liebert; UPSes Eaton; meters ENTITY-SENSOR-MIB.
+    """
+    wanted = getattr(device.snmp, "profile", "auto") if device.snmp is not None else "auto"
+    if wanted and wanted != "auto":
+        name = normalise_profile(wanted)
+        if name is not None and PROFILES[name].kind == kind:
+            return PROFILES[name]
+        log.warning("device %s: profile %r is not served by the simulator, using the default", device.name, wanted)
+    if kind == "pdu":
+        room = inventory.rack_by_name[device.rack].room
+        room_index = [r.name for r in inventory.config.rooms].index(room)
+        return PROFILES[_DEFAULT_PDU_PROFILES[room_index % 2]]
+    if kind == "cooling":
+        return PROFILES["apc_inrow" if device.kind == "inrow" else "liebert_env"]
+    if kind == "ups":
+        return PROFILES["eaton_xups"]
+    if kind == "meter":
+        return PROFILES["entity_sensor_meter"]
+    raise ValueError(f"unknown device kind {kind!r}")
+
+
+@dataclass
+class AgentFault:
+    dead: bool = False  # no answer at all
+    delay_s: float = 0.0  # answer this late
+    garbage: bool = False  # measurements come back with the wrong type (OCTET STRING)
+    sentinel: bool = False  # measurements read -1 (vendors' "not supported")
+    profile: str | None = None  # serve another model's MIB (device replaced)
+    sys_object_id: str | None = None  # only the sysObjectID changes
+
+
+# ObjectName objects for OIDs we have served: the same OIDs come back at every rebuild, and
+# building pyasn1 OIDs is a large part of the cost of a table.
+_NAMES: dict[tuple[int, ...], rfc1902.ObjectName] = {}
+
+
+def _name(oid: tuple[int, ...]) -> rfc1902.ObjectName:
+    name = _NAMES.get(oid)
+    if name is None:
+        name = _NAMES[oid] = rfc1902.ObjectName(oid)
+    return name
+
+
+class _Uptime:
+    """Marker for sysUpTime, computed per request (it must move even when the snapshot does not)."""
+
+
+_UPTIME = _Uptime()
+
+
+def _encode(syntax: type, value: Any, scale: float | None, measure: bool, fault: AgentFault):
+    if measure and fault.sentinel:
+        return INT(-1)
+    if measure and fault.garbage:
+        return STR(b"\xffgarbage")
+    if syntax is OID:
+        return OID(value)
+    if syntax is STR:
+        return STR(str(value))
+    number = raw(value, scale)
+    low, high = _UINT32 if syntax in (GAUGE, COUNTER) else _INT32
+    return syntax(min(high, max(low, int(number))))
+
+
+@dataclass
+class DeviceAgent:
+    """One simulated device: where it answers, what it serves, its faults and its cached MIB table."""
+
+    name: str
+    kind: str
+    device: Any  # the config object (Pdu, CoolingUnit, Ups, Meter)
+    profile: Profile
+    address: str
+    port: int
+    credentials: str  # name of the [snmp.credentials.X] section
+    version: str  # "2c" or "3"
+    security_name: str  # community index (v2c) or USM user (v3)
+    fault: AgentFault = field(default_factory=AgentFault)
+    requests: int = 0
+    _key: Any = None
+    _oids: list = field(default_factory=list)
+    _values: dict = field(default_factory=dict)
+
+    @property
+    def served_profile(self) -> Profile:
+        return PROFILES[self.fault.profile] if self.fault.profile else self.profile
+
+    def accepts(self, security_model: int, security_name: Any, security_level: int) -> bool:
+        if str(security_name) != self.security_name:
+            return False
+        if self.version == "3":
+            return security_model == _SEC_USM and security_level == _AUTH_PRIV
+        return security_model == _SEC_V2C
+
+    def table(self, snapshot: FacilitySnapshot) -> tuple[list, dict]:
+        key = self._key
+        # Holding the snapshot itself (not its id) in the key: a new snapshot can never look cached.
+        if key is None or key[0] is not snapshot or key[1] != snapshot.time_ns or key[2] is not self.fault:
+            self._oids, self._values = self._build(snapshot)
+            self._key = (snapshot, snapshot.time_ns, self.fault)
+        return self._oids, self._values
+
+    def _reading(self, snapshot: FacilitySnapshot):
+        group = {"pdu": snapshot.pdus, "cooling": snapshot.cooling, "ups": snapshot.ups, "meter": snapshot.meters}
+        return group[self.kind].get(self.name)
+
+    def _build(self, snapshot: FacilitySnapshot) -> tuple[list, dict]:
+        profile, fault, dev = self.served_profile, self.fault, self.device
+        values: dict[tuple[int, ...], Any] = {
+            SYS + (1, 0): STR(profile.sys_descr),
+            SYS + (2, 0): OID(fault.sys_object_id or profile.sys_object_id),
+            SYS_UPTIME: _UPTIME,
+            SYS + (4, 0): STR("dcim facility twin"),
+            SYS + (5, 0): STR(self.name),
+            SYS + (6, 0): STR(getattr(dev, "rack", None) or getattr(dev, "room", None) or "plant"),
+            SYS + (7, 0): INT(72),  # sysServices: application + end-to-end
+        }
+        reading = self._reading(snapshot)
+        if reading is not None:  # a device the twin does not model yet answers only its system group
+            for obj in profile.objects:
+                if isinstance(obj, Scalar):
+                    value = obj.value(dev, reading)
+                    if value is not None:
+                        values[_oid(obj.oid) + (0,)] = _encode(obj.syntax, value, obj.scale, obj.measure, fault)
+                    continue
+                entry = _oid(obj.entry)
+                rows = list(obj.rows(dev, reading))
+                for col in obj.columns:
+                    prefix = entry + (col.sub,)
+                    for index, item in rows:
+                        value = col.value(dev, reading, item, index)
+                        if value is not None:
+                            values[prefix + index] = _encode(col.syntax, value, col.scale, col.measure, fault)
+        return sorted(values), values
+
+    # --- the two lookups the responders need -------------------------------------------------
+
+    def get(self, snapshot: FacilitySnapshot, oid: tuple[int, ...], start_time: float):
+        _, values = self.table(snapshot)
+        value = values.get(oid)
+        if value is None:
+            return v2c.NoSuchInstance()
+        return self._live(value, start_time)
+
+    def get_next(self, snapshot: FacilitySnapshot, oid: tuple[int, ...], start_time: float):
+        oids, values = self.table(snapshot)
+        i = bisect.bisect_right(oids, oid)
+        if i == len(oids):
+            return None, v2c.EndOfMibView()
+        found = oids[i]
+        return found, self._live(values[found], start_time)
+
+    @staticmethod
+    def _live(value, start_time: float):
+        if value is _UPTIME:
+            return rfc1902.TimeTicks(int((time.monotonic() - start_time) * 100) % 2 ** 32)
+        return value
+
+
+_OIDS: dict[str, tuple[int, ...]] = {}
+
+
+def _oid(text: str) -> tuple[int, ...]:
+    cached = _OIDS.get(text)
+    if cached is None:
+        cached = _OIDS[text] = tuple(int(p) for p in text.strip(".").split("."))
+    return cached
+
+
+def _as_tuple(name) -> tuple[int, ...]:
+    # pyasn1's asTuple() hands back the stored tuple; tuple(name) iterates it item by item (3x slower)
+    return name.asTuple() if hasattr(name, "asTuple") else tuple(name)
+
+
+class _Router(AbstractMibInstrumController):
+    """The MIB instrumentation of every device: serves the device the current request came to."""
+
+    def __init__(self, agents: "AgentSet"):
+        self.agents = agents
+
+    def read_variables(self, *var_binds, **context):
+        agent, snapshot, t0 = self.agents._serving()
+        return [(name, agent.get(snapshot, _as_tuple(name), t0)) for name, _ in var_binds]
+
+    def read_next_variables(self, *var_binds, **context):
+        agent, snapshot, t0 = self.agents._serving()
+        out = []
+        for name, _ in var_binds:
+            found, value = agent.get_next(snapshot, _as_tuple(name), t0)
+            out.append((name if found is None else _name(found), value))
+        return out
+
+    def write_variables(self, *var_binds, **context):
+        raise NotImplementedError  # no SET responder is registered: the agents are read-only
+
+
+class _Gate:
+    """Picks the device by the transport a request arrived on, checks its credentials and
+    applies the dead/delay faults before the standard responder logic runs."""
+
+    agents: "AgentSet"
+
+    def process_pdu(self, snmp_engine, mp_model, security_model, security_name, security_level,
+                    context_engine_id, context_name, pdu_version, pdu, max_size, state_reference):
+        args = (snmp_engine, mp_model, security_model, security_name, security_level, context_engine_id,
+                context_name, pdu_version, pdu, max_size, state_reference)
+        if not self.agents.running:
+            return  # stopping
+        request = snmp_engine.observer.get_execution_context("rfc3412.receiveMessage:request")
+        agent = self.agents._by_domain.get(tuple(request["transportDomain"]))
+        if agent is None or not agent.accepts(security_model, security_name, security_level):
+            return  # wrong credentials for this device: no answer
+        fault = agent.fault
+        if fault.dead:
+            return
+        agent.requests += 1
+        if fault.delay_s > 0:
+            asyncio.get_running_loop().call_later(fault.delay_s, self._answer, agent, args)
+            return
+        self._answer(agent, args)
+
+    def _answer(self, agent: DeviceAgent, args) -> None:
+        if not self.agents.running:  # a delayed answer that outlived stop()
+            return
+        self.agents._current = agent
+        try:
+            super().process_pdu(*args)  # type: ignore[misc]
+        finally:
+            self.agents._current = None
+
+
+class _Get(_Gate, cmdrsp.GetCommandResponder):
+    pass
+
+
+class _Next(_Gate, cmdrsp.NextCommandResponder):
+    pass
+
+
+class _Bulk(_Gate, cmdrsp.BulkCommandResponder):
+    pass
+
+
+class AgentSet:
+    """All the twin's SNMP agents in this process. Start and stop it inside a running asyncio loop.
+
+    ``devices``: restrict to these device names (default: every device with an ``snmp`` target).
+    IPv4 only: on Linux the whole 127.0.0.0/8 is on loopback, so every device gets its own address.
+    """
+
+    def __init__(self, config: Config, snapshot_provider: Callable[[], FacilitySnapshot], *,
+                 inventory: Inventory | None = None, devices: list[str] | None = None):
+        self.config = config
+        self.inventory = inventory or build_inventory(config)
+        self.snapshot_provider = snapshot_provider
+        self.agents: dict[str, DeviceAgent] = {}
+        self._by_domain: dict[tuple, DeviceAgent] = {}
+        self._current: DeviceAgent | None = None
+        self._engine: snmp_engine.SnmpEngine | None = None
+        self._start_time = time.monotonic()
+        wanted = set(devices) if devices is not None else None
+        for kind, name, dev in self.inventory.snmp_devices():
+            if wanted is not None and name not in wanted:
+                continue
+            creds = config.snmp.credentials[dev.snmp.credentials]
+            self.agents[name] = DeviceAgent(
+                name=name, kind=kind, device=dev, profile=agent_profile_for(kind, dev, self.inventory),
+                address=dev.snmp.address, port=dev.snmp.port, credentials=dev.snmp.credentials,
+                version=creds.version,
+                security_name=creds.user if isinstance(creds, SnmpV3) else f"community-{dev.snmp.credentials}",
+            )
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._engine is not None
+
+    async def start(self) -> None:
+        if self._engine is not None:
+            return
+        eng = snmp_engine.SnmpEngine()
+        try:
+            self._configure_credentials(eng)
+            for i, agent in enumerate(self.agents.values(), 1):
+                sock = _bind(agent.address, agent.port)  # bind here, so "address in use" is raised now
+                domain = udp.DOMAIN_NAME + (i,)
+                snmp_config.add_transport(eng, domain, udp.UdpTransport().open_server_mode(sock=sock))
+                self._by_domain[domain] = agent
+            ctx = context.SnmpContext(eng)
+            ctx.unregister_context_name(b"")
+            ctx.register_context_name(b"", _Router(self))
+            for cls in (_Get, _Next, _Bulk):
+                responder = cls(eng, ctx)
+                responder.agents = self
+            eng.transport_dispatcher.job_started(1)
+            await asyncio.sleep(0)  # let the datagram endpoints come up
+        except Exception:
+            eng.close_dispatcher()
+            self._by_domain.clear()
+            raise
+        self._engine = eng
+        self._start_time = time.monotonic()
+        log.info("SNMP agents serving %d devices", len(self.agents))
+
+    async def stop(self) -> None:
+        eng, self._engine = self._engine, None
+        if eng is None:
+            return
+        # Close the sockets first and let datagrams already queued on the loop reach the gate
+        # (which drops them now): after close_dispatcher they would hit unregistered transports.
+        for domain in self._by_domain:
+            transport = eng.transport_dispatcher.get_transport(domain)
+            if transport is not None and transport.transport is not None:
+                transport.transport.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        eng.transport_dispatcher.job_finished(1)
+        eng.close_dispatcher()
+        self._by_domain.clear()
+
+    def _configure_credentials(self, eng) -> None:
+        used = {a.credentials for a in self.agents.values()}
+        users: dict[str, str] = {}
+        for cred_name in sorted(used):
+            creds = self.config.snmp.credentials[cred_name]
+            where = f"snmp.credentials.{cred_name}"
+            if isinstance(creds, SnmpV2c):
+                community = read_secret(creds.community, f"{where}.community")
+                snmp_config.add_v1_system(eng, f"community-{cred_name}", community)
+            else:
+                if creds.user in users:
+                    # USM has one entry per user name and engine: two credential sets cannot share one
+                    raise ValueError(f"{where}: SNMPv3 user {creds.user!r} is also defined in "
+                                     f"snmp.credentials.{users[creds.user]}; the simulator needs distinct users")
+                users[creds.user] = cred_name
+                snmp_config.add_v3_user(
+                    eng, creds.user,
+                    _AUTH[creds.auth_protocol], read_secret(creds.auth_key, f"{where}.auth_key"),
+                    _PRIV[creds.priv_protocol], read_secret(creds.priv_key, f"{where}.priv_key"),
+                )
+
+    # --- serving --------------------------------------------------------------------------------
+
+    def _serving(self) -> tuple[DeviceAgent, FacilitySnapshot, float]:
+        agent = self._current
+        if agent is None:  # only reachable if pysnmp calls the controller outside _Gate
+            raise RuntimeError("no device selected for this request")
+        return agent, self.snapshot_provider(), self._start_time
+
+    # --- faults ---------------------------------------------------------------------------------
+
+    def set_fault(self, name: str, **changes) -> AgentFault:
+        """Change one device's faults, e.g. ``set_fault("pdu-A01-a", dead=True)``; returns the new fault.
+
+        Unknown device names raise KeyError; unknown fault names raise TypeError; an unknown
+        ``profile`` raises ValueError.
+        """
+        agent = self.agents[name]
+        if changes.get("profile") is not None:
+            profile = normalise_profile(changes["profile"])
+            if profile is None:
+                raise ValueError(f"unknown profile {changes['profile']!r}; known: {', '.join(sorted(PROFILES))}")
+            changes["profile"] = profile
+        agent.fault = replace(agent.fault, **changes)  # a new object: the table cache key changes
+        return agent.fault
+
+    def clear_faults(self, name: str | None = None) -> None:
+        for agent in ([self.agents[name]] if name else self.agents.values()):
+            agent.fault = AgentFault()
+
+    # --- what is served where -------------------------------------------------------------------
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per device: name, kind, profile, vendor, address, port, SNMP version, credentials."""
+        return [
+            {"name": a.name, "kind": a.kind, "profile": a.served_profile.name, "vendor": a.served_profile.vendor,
+             "address": a.address, "port": a.port, "version": a.version, "credentials": a.credentials,
+             "sys_object_id": a.fault.sys_object_id or a.served_profile.sys_object_id}
+            for a in self.agents.values()
+        ]
+
+
+def _bind(address: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((address, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot serve SNMP on {address}:{port}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
