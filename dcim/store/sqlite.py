@@ -1,0 +1,770 @@
+"""The embedded store: SQLite in WAL mode, with 1-minute and 1-hour rollups and raw retention.
+
+Layout (one database file):
+
+- ``series(id, measurement, tags)``: one row per series; ``tags`` is canonical JSON (sorted
+  keys). Cached in memory by every connection, refreshed incrementally (ids only grow).
+- ``raw_<measurement>(rid, series_id, ts, <one column per field>)``: the points, wide (one
+  column per field of the metric contract), unique on (series_id, ts). New rows get a ``rid``
+  above every rolled-up one, which is how the rollup knows what it has not seen yet.
+- ``series_field(series_id, field)``: the fields each series ever carried (for latest()).
+- ``r1m_<measurement>`` / ``r1h_<measurement>(series_id, ts, <field>_n, _sum, _min, _max,
+  _fts, _first, _lts, _last)``: per bucket partial aggregates that merge exactly.
+- ``meta(key, value)``: per measurement, ``rolled:<m>`` (highest rid merged into the rollups),
+  ``horizon_raw:<m>`` and ``horizon_1m:<m>`` (ns cut-offs below which retention deleted rows).
+
+``maintain()`` merges every raw row with rid above the watermark into both rollups (so late
+and backfilled points are rolled up too), then applies retention, all in one transaction.
+A query reads rollups for whole rollup buckets plus the raw rows not yet merged, and raw
+rows for the partial buckets at the edges, in one read snapshot, so results do not depend
+on when maintain() last ran. write() calls maintain() itself at most every 30 s.
+
+Known limits: a point re-written at the same series and time *after* it was rolled up
+updates the raw row but not the rollups (identical replays are harmless); one re-written
+after its raw row expired is counted twice in the rollups. latest() reads raw rows only, so a
+series silent for longer than the raw retention drops out of it.
+
+Times are UTC nanoseconds since the epoch throughout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import operator
+import os
+import sqlite3
+import threading
+import time
+from itertools import chain
+from pathlib import Path
+from typing import Sequence
+
+from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
+from dcim.store.base import AGGREGATES, Aggregate, Series, Store, StoreError, StoreUnavailable, Where, matches
+
+log = logging.getLogger(__name__)
+
+NS_PER_S = 1_000_000_000
+NS_PER_DAY = 86_400 * NS_PER_S
+MINUTE_NS = 60 * NS_PER_S
+HOUR_NS = 3600 * NS_PER_S
+MAINTAIN_EVERY_S = 30.0  # write() runs maintain() at most this often
+BUSY_TIMEOUT_MS = 10_000
+SCHEMA_VERSION = 1
+
+# Partial-aggregate columns kept per field in a rollup table.
+_PARTS = ("n", "sum", "min", "max", "fts", "first", "lts", "last")
+_SQL_TYPE = {float: "REAL", int: "INTEGER", bool: "INTEGER", str: "TEXT"}
+# Aggregates that make no sense for strings: string fields are left out of their results.
+_NUMERIC_AGGS = frozenset({"mean", "max", "min", "sum"})
+_LEVELS = (("r1h", HOUR_NS), ("r1m", MINUTE_NS))
+ROWS_PER_INSERT = 32  # x (2 + fields) parameters stays far below SQLite's 32766
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _floor(ts: int, step: int) -> int:
+    return ts - ts % step  # Python's % is floored, so this is right for negative times too
+
+
+def _ceil(ts: int, step: int) -> int:
+    return -_floor(-ts, step)
+
+
+def _bucket_sql(col: str, every_ns: int | None, start_ns: int) -> str:
+    """SQL for the epoch-aligned bucket start of *col* (SQLite's % truncates, hence the dance)."""
+    if every_ns is None:
+        return str(int(start_ns))
+    e = int(every_ns)
+    return f"({col} - ((({col} % {e}) + {e}) % {e}))"
+
+
+class _Shape:
+    """Points of one measurement carrying one set of fields (in one order): their insert
+    statement and the exact value types already found valid."""
+
+    __slots__ = ("names", "sql", "sql_multi", "ok_types", "numeric", "float_idx", "seen")
+
+    def __init__(self, m: str, names: tuple[str, ...]):
+        specs = MEASUREMENTS[m].fields
+        cols = ", ".join(_q(n) for n in names)
+        self.names = names
+        # Duplicate (series, time): fields of the newer write win, fields it lacks are kept.
+        row = f"(?, ?{', ?' * len(names)})"
+        upsert = " ON CONFLICT (series_id, ts) DO UPDATE SET " + ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in names)
+        self.sql = f"INSERT INTO raw_{m} (series_id, ts, {cols}) VALUES {row}{upsert}"
+        # ROWS_PER_INSERT rows per statement: ~15 % faster ingest here than one row at a time.
+        rows = ", ".join([row] * ROWS_PER_INSERT)
+        self.sql_multi = f"INSERT INTO raw_{m} (series_id, ts, {cols}) VALUES {rows}{upsert}"
+        # value types found valid -> 1: all numeric (NaN check by sum), 2: with strings
+        self.ok_types: dict[tuple[type, ...], int] = {}
+        self.numeric = all(specs[n].kind is not str for n in names)
+        self.float_idx = tuple(i for i, n in enumerate(names) if specs[n].kind is float)
+        self.seen: set[int] = set()  # series ids whose series_field rows list these fields
+
+    def has_nan(self, values: tuple) -> bool:
+        return any(values[i] != values[i] for i in self.float_idx)
+
+    @staticmethod
+    def ints_fit(values: tuple, int_idx: tuple[int, ...]) -> bool:
+        """SQLite integers are 64-bit; validate_point has no bound, the store needs one."""
+        return all(_INT_MIN <= values[i] <= _INT_MAX for i in int_idx)
+
+
+class SqliteStore(Store):
+    """The embedded store. *path* is a file (parent folders are created) or ":memory:".
+
+    ``strict=True``: an invalid point raises PointError and nothing of that write is stored.
+    ``strict=False``: invalid points are skipped, counted in ``rejected`` and logged once per kind.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, raw_retention_days: float = 7.0,
+                 rollup_1m_retention_days: float = 90.0, readonly: bool = False, strict: bool = True):
+        self.path = str(path)
+        self.readonly = readonly
+        self.strict = strict
+        self.raw_retention_ns = int(raw_retention_days * NS_PER_DAY)
+        # 1m rollups never expire before raw: queries rely on them below the raw horizon.
+        self.rollup_1m_retention_ns = max(int(rollup_1m_retention_days * NS_PER_DAY), self.raw_retention_ns)
+        self.rejected = 0
+        self._uncommitted_series: list[tuple] = []  # series created in the open write transaction
+        self._logged_kinds: set[str] = set()
+        self._lock = threading.RLock()
+        self._series_by_key: dict[tuple[str, str], int] = {}  # (measurement, canonical tags) -> id
+        self._series_fast: dict[tuple, int] = {}  # (measurement, tuple(tags.items())) -> id
+        self._series_rows: dict[int, tuple[str, dict[str, str]]] = {}  # id -> (measurement, tags)
+        self._series_max_id = 0
+        self._shapes: dict[tuple[str, tuple[str, ...]], _Shape] = {}  # (m, field names) -> shape
+        self._next_maintain = time.monotonic() + MAINTAIN_EVERY_S
+        self._conn = self._connect()
+        if not readonly:
+            self._create_schema()
+        self._check_schema()
+
+    # ------------------------------------------------------------------ setup
+
+    def _connect(self) -> sqlite3.Connection:
+        memory = self.path in (":memory:", "") or self.path.startswith("file::memory:")
+        try:
+            if self.readonly and not memory:
+                if not Path(self.path).exists():
+                    raise StoreUnavailable(f"no SQLite store at {self.path}")
+                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                if not memory:
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not self.readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL
+            conn.execute("PRAGMA cache_size = -32768")  # 32 MiB page cache
+            conn.execute("PRAGMA temp_store = MEMORY")
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {e}") from e
+        return conn
+
+    def _create_schema(self) -> None:
+        c = self._conn
+        with self._write_txn():
+            c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+            c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            c.execute("CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, measurement TEXT NOT NULL, "
+                      "tags TEXT NOT NULL, UNIQUE (measurement, tags))")
+            # Which fields each series ever carried, so latest() looks back only for those.
+            c.execute("CREATE TABLE IF NOT EXISTS series_field (series_id INTEGER NOT NULL, field TEXT NOT NULL, "
+                      "PRIMARY KEY (series_id, field)) WITHOUT ROWID")
+            for m in MEASUREMENTS.values():
+                raw_cols = [(f, _SQL_TYPE[s.kind]) for f, s in m.fields.items()]
+                c.execute(f"CREATE TABLE IF NOT EXISTS raw_{m.name} (rid INTEGER PRIMARY KEY, "
+                          f"series_id INTEGER NOT NULL, ts INTEGER NOT NULL"
+                          + "".join(f", {_q(f)} {t}" for f, t in raw_cols) + ")")
+                c.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS raw_{m.name}_sts ON raw_{m.name} (series_id, ts)")
+                self._add_missing_columns(f"raw_{m.name}", raw_cols)
+                roll_cols = [(f"{f}_{p}", _SQL_TYPE[s.kind] if p not in ("n", "fts", "lts") else "INTEGER")
+                             for f, s in m.fields.items() for p in _PARTS]
+                for level, _ in _LEVELS:
+                    table = f"{level}_{m.name}"
+                    c.execute(f"CREATE TABLE IF NOT EXISTS {table} (series_id INTEGER NOT NULL, ts INTEGER NOT NULL"
+                              + "".join(f", {_q(f)} {t}" for f, t in roll_cols)
+                              + ", PRIMARY KEY (series_id, ts)) WITHOUT ROWID")
+                    self._add_missing_columns(table, roll_cols)
+
+    def _add_missing_columns(self, table: str, cols: list[tuple[str, str]]) -> None:
+        """Fields added to the metric contract after the file was created become new columns."""
+        have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+        for name, sql_type in cols:
+            if name not in have:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {_q(name)} {sql_type}")
+
+    def _check_schema(self) -> None:
+        try:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path} is not a dcim SQLite store: {e}") from e
+        if row is None or row[0] != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {row and row[0]}, expected {SCHEMA_VERSION}")
+
+    # ------------------------------------------------------------------ transactions
+
+    class _Txn:
+        def __init__(self, store: "SqliteStore", begin: str):
+            self.store, self.begin = store, begin
+
+        def __enter__(self):
+            if self.store._conn is None:
+                raise StoreError(f"{self.store.path}: store is closed")
+            self.store._lock.acquire()
+            if self.begin != "BEGIN":
+                self.store._uncommitted_series = []
+            try:
+                self.store._conn.execute(self.begin)
+            except sqlite3.Error as e:
+                self.store._lock.release()
+                raise _store_error(e) from e
+            return self.store._conn
+
+        def __exit__(self, exc_type, exc, tb):
+            conn = self.store._conn
+            try:
+                if exc_type is None:
+                    try:
+                        conn.execute("COMMIT")
+                    except sqlite3.Error as e:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        self.store._forget_uncommitted_series()
+                        raise _store_error(e) from e
+                    self.store._uncommitted_series = []
+                else:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self.store._forget_uncommitted_series()
+            finally:
+                self.store._lock.release()
+            if exc_type is not None and issubclass(exc_type, sqlite3.Error):
+                raise _store_error(exc) from exc
+            return False
+
+    def _write_txn(self) -> "_Txn":
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        return self._Txn(self, "BEGIN IMMEDIATE")
+
+    def _read_txn(self) -> "_Txn":
+        return self._Txn(self, "BEGIN")
+
+    # ------------------------------------------------------------------ series
+
+    def _refresh_series(self) -> None:
+        """Load series created since the last look (by this or another process)."""
+        for sid, m, tags_json in self._conn.execute(
+                "SELECT id, measurement, tags FROM series WHERE id > ? ORDER BY id", (self._series_max_id,)):
+            self._remember_series(sid, m, tags_json)
+
+    def _remember_series(self, sid: int, m: str, tags_json: str) -> None:
+        self._series_by_key[(m, tags_json)] = sid
+        self._series_rows[sid] = (m, json.loads(tags_json))
+        self._series_max_id = max(self._series_max_id, sid)
+
+    def _series_id(self, m: str, tags: dict[str, str]) -> int:
+        """Id of a series, created if new; called inside the write transaction."""
+        canon = {str(k): str(v) for k, v in tags.items()}
+        key = (m, json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+        sid = self._series_by_key.get(key)
+        if sid is None:
+            self._refresh_series()  # another process may have created it
+            sid = self._series_by_key.get(key)
+        if sid is None:
+            sid = self._conn.execute("INSERT INTO series (measurement, tags) VALUES (?, ?)", key).lastrowid
+            self._remember_series(sid, *key)
+            self._uncommitted_series.append(key)
+        return sid
+
+    def _forget_uncommitted_series(self) -> None:
+        """A rolled-back transaction takes its new series ids with it: drop them from the caches."""
+        dropped = getattr(self, "_uncommitted_series", [])
+        if not dropped:
+            return
+        for key in dropped:
+            sid = self._series_by_key.pop(key, None)
+            self._series_rows.pop(sid, None)
+        self._series_fast.clear()
+        for shape in self._shapes.values():
+            shape.seen.clear()
+        self._series_max_id = max(self._series_rows, default=0)
+        self._uncommitted_series = []
+
+    # ------------------------------------------------------------------ write
+
+    def _shape(self, m: str, names: tuple[str, ...]) -> "_Shape":
+        key = (m, names)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = _Shape(m, names)
+        return shape
+
+    def _checked_shape(self, p: Point, names: tuple[str, ...]) -> "_Shape":
+        validate_point(p)  # raises for an unknown measurement or field, or no fields
+        return self._shape(p.measurement, names)
+
+    def _reject(self, error: PointError) -> None:
+        if self.strict:
+            raise error
+        self.rejected += 1
+        kind = str(error).split(" got ")[0]
+        if kind not in self._logged_kinds:
+            self._logged_kinds.add(kind)
+            log.warning("skipping invalid points (logged once per kind, counted in rejected): %s", error)
+
+    def _accept_slow(self, p: Point, shape: "_Shape", types: tuple) -> bool:
+        """validate_point decides what the fast check was unsure about; remember accepted types."""
+        try:
+            validate_point(p)
+            if not shape.ints_fit(tuple(p.fields.values()), tuple(i for i, t in enumerate(types) if t is int)):
+                raise PointError(f"{p.measurement}: integer outside the 64-bit range, got {p.fields!r}")
+        except PointError as e:
+            self._reject(e)
+            return False
+        # The same exact types pass validate_point again; NaN is checked on every point (by a
+        # sum for all-numeric points), the 64-bit int range by SQLite (OverflowError, see write).
+        shape.ok_types[types] = 1 if shape.numeric else 2
+        return True
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Store *points* in one transaction. Raises PointError (strict) before anything is stored.
+        A point at the same series and time as a stored one merges into it: its fields win."""
+        if not points:
+            return
+        try:
+            self._write(points, careful=False)
+        except OverflowError:
+            # An int beyond 64 bits (or beyond float range in a sum) reached SQLite: the
+            # transaction rolled back; redo the write checking every point on the slow path.
+            self._write(points, careful=True)
+        if time.monotonic() >= self._next_maintain:
+            self.maintain()
+
+    def _write(self, points: Sequence[Point], careful: bool) -> None:
+        shapes, fast = self._shapes, self._series_fast
+        batches: dict[_Shape, list[tuple]] = {}
+        new_seen: set[tuple[int, _Shape]] = set()
+        pending: list[tuple[tuple, _Shape, Point]] = []  # points of series not cached yet
+        for p in points:
+            fields = p.fields
+            names = tuple(fields)
+            shape = shapes.get((p.measurement, names))
+            if shape is None:
+                try:
+                    shape = self._checked_shape(p, names)
+                except PointError as e:
+                    self._reject(e)
+                    continue
+            values = tuple(fields.values())
+            types = tuple(map(type, values))
+            # Fast path: exact types already found valid, and no NaN (NaN poisons the sum;
+            # inf - inf does too, which only costs a trip to validate_point).
+            mode = shape.ok_types.get(types)
+            if (careful or mode is None or (mode == 1 and (total := sum(values)) != total)
+                    or (mode == 2 and shape.has_nan(values))):
+                if not self._accept_slow(p, shape, types):
+                    continue
+            tkey = (p.measurement, tuple(p.tags.items()))
+            sid = fast.get(tkey)
+            if sid is None:
+                pending.append((tkey, shape, p))
+                continue
+            if sid not in shape.seen:
+                new_seen.add((sid, shape))
+            batch = batches.get(shape)
+            if batch is None:
+                batch = batches[shape] = []
+            batch.append((sid, p.time_ns, *values))
+        if not batches and not pending:
+            return
+        with self._write_txn() as conn:
+            for tkey, shape, p in pending:
+                sid = fast.get(tkey)
+                if sid is None:
+                    try:
+                        validate_point(p)  # tags of a new series are checked once
+                    except PointError as e:
+                        self._reject(e)
+                        continue
+                    sid = fast[tkey] = self._series_id(p.measurement, p.tags)
+                if sid not in shape.seen:
+                    new_seen.add((sid, shape))
+                batches.setdefault(shape, []).append((sid, p.time_ns, *p.fields.values()))
+            for shape, batch in batches.items():
+                whole = len(batch) - len(batch) % ROWS_PER_INSERT
+                if whole:
+                    conn.executemany(shape.sql_multi, [tuple(chain.from_iterable(batch[i:i + ROWS_PER_INSERT]))
+                                                       for i in range(0, whole, ROWS_PER_INSERT)])
+                if whole < len(batch):
+                    conn.executemany(shape.sql, batch[whole:])
+            if new_seen:
+                conn.executemany("INSERT OR IGNORE INTO series_field (series_id, field) VALUES (?, ?)",
+                                 [(sid, f) for sid, shape in new_seen for f in shape.names])
+        for sid, shape in new_seen:
+            shape.seen.add(sid)
+
+    # ------------------------------------------------------------------ maintain
+
+    def maintain(self, now_ns: int | None = None) -> None:
+        """Merge raw rows not yet rolled up into the 1 m and 1 h rollups, then delete raw rows
+        older than the raw retention and 1 m rows older than theirs (1 h rows are kept)."""
+        now_ns = time.time_ns() if now_ns is None else int(now_ns)
+        self._next_maintain = time.monotonic() + MAINTAIN_EVERY_S
+        with self._write_txn() as conn:
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+            for m in MEASUREMENTS.values():
+                raw = f"raw_{m.name}"
+                rolled = meta.get(f"rolled:{m.name}", 0)
+                top = conn.execute(f"SELECT max(rid) FROM {raw}").fetchone()[0] or 0
+                if top > rolled:
+                    # Only fields some series carries: a GPU row holds ~6 of 20 fields.
+                    carried = {f for (f,) in conn.execute(
+                        "SELECT DISTINCT sf.field FROM series_field AS sf JOIN series AS s ON s.id = sf.series_id "
+                        "WHERE s.measurement = ?", (m.name,))}
+                    present = tuple(f for f in m.fields if f in carried)
+                    for level, step in _LEVELS:
+                        if present:
+                            conn.execute(self._rollup_sql(m.name, level, step, present), (rolled, top))
+                    rolled = top
+                    _set_meta(conn, f"rolled:{m.name}", top)
+                self._apply_retention(conn, m.name, meta, now_ns)
+                # rid is a plain rowid: if retention deleted the highest one, SQLite hands it out
+                # again. Lower the watermark so new rows always lie above it (all below are rolled).
+                top = conn.execute(f"SELECT max(rid) FROM {raw}").fetchone()[0] or 0
+                if top < rolled:
+                    _set_meta(conn, f"rolled:{m.name}", top)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _rollup_sql(m: str, level: str, step_ns: int, fields: tuple[str, ...]) -> str:
+        """INSERT ... SELECT merging raw rows with rid in (?, ?] into the *level* rollup, for
+        *fields* (columns of other fields stay NULL: no data)."""
+        raw = f"raw_{m}"
+        inner, outer, cols, upd = [], [], [], []
+        for i, f in enumerate(fields):
+            qf = _q(f)
+            c = {p: _q(f"{f}_{p}") for p in _PARTS}
+            a = {p: f"a{i}_{p}" for p in _PARTS}  # aliases in the grouped subquery
+            inner += [f"count({qf}) AS {a['n']}", f"sum({qf}) AS {a['sum']}", f"min({qf}) AS {a['min']}",
+                      f"max({qf}) AS {a['max']}", f"min(CASE WHEN {qf} IS NOT NULL THEN ts END) AS {a['fts']}",
+                      f"max(CASE WHEN {qf} IS NOT NULL THEN ts END) AS {a['lts']}"]
+
+            # Value at the first/last time: when min == max any row will do, else look it up by key.
+            def at(ts_alias: str) -> str:
+                return (f"CASE WHEN g.{a['min']} IS g.{a['max']} THEN g.{a['min']} ELSE (SELECT x.{qf} FROM {raw} "
+                        f"AS x WHERE x.series_id = g.series_id AND x.ts = g.{ts_alias}) END")
+
+            outer += [f"g.{a['n']}", f"g.{a['sum']}", f"g.{a['min']}", f"g.{a['max']}",
+                      f"g.{a['fts']}", at(a['fts']), f"g.{a['lts']}", at(a['lts'])]
+            cols += [c[p] for p in _PARTS]
+            e = {p: f"excluded.{c[p]}" for p in _PARTS}
+            take_first = f"{c['fts']} IS NULL OR {e['fts']} < {c['fts']}"
+            take_last = f"{c['lts']} IS NULL OR {e['lts']} >= {c['lts']}"
+            upd += [
+                f"{c['n']} = coalesce({c['n']}, 0) + {e['n']}",  # NULL: field absent until now
+                f"{c['sum']} = CASE WHEN {c['sum']} IS NULL THEN {e['sum']} WHEN {e['sum']} IS NULL "
+                f"THEN {c['sum']} ELSE {c['sum']} + {e['sum']} END",
+                # two-argument min/max return NULL if either is NULL, hence the coalesce
+                f"{c['min']} = coalesce(min({c['min']}, {e['min']}), {c['min']}, {e['min']})",
+                f"{c['max']} = coalesce(max({c['max']}, {e['max']}), {c['max']}, {e['max']})",
+                f"{c['fts']} = CASE WHEN {take_first} THEN {e['fts']} ELSE {c['fts']} END",
+                f"{c['first']} = CASE WHEN {take_first} THEN {e['first']} ELSE {c['first']} END",
+                f"{c['lts']} = CASE WHEN {take_last} THEN {e['lts']} ELSE {c['lts']} END",
+                f"{c['last']} = CASE WHEN {take_last} THEN {e['last']} ELSE {c['last']} END",
+            ]
+        bucket = _bucket_sql("ts", step_ns, 0)
+        # SET expressions all see the row as it was before the update (SQL semantics), so the
+        # fts/first pair compares against the old fts consistently.
+        return (f"INSERT INTO {level}_{m} (series_id, ts, {', '.join(cols)}) "
+                f"SELECT g.series_id, g.b, {', '.join(outer)} FROM "
+                f"(SELECT series_id, {bucket} AS b, {', '.join(inner)} FROM {raw} "
+                f"WHERE rid > ? AND rid <= ? GROUP BY series_id, b) AS g WHERE true "
+                f"ON CONFLICT (series_id, ts) DO UPDATE SET {', '.join(upd)}")
+
+    def _apply_retention(self, conn: sqlite3.Connection, m: str, meta: dict, now_ns: int) -> None:
+        self._refresh_series()
+        sids = [sid for sid, (sm, _) in self._series_rows.items() if sm == m]
+        for table, keep_ns, key in ((f"raw_{m}", self.raw_retention_ns, f"horizon_raw:{m}"),
+                                    (f"r1m_{m}", self.rollup_1m_retention_ns, f"horizon_1m:{m}")):
+            cutoff = now_ns - keep_ns
+            # Per series so that the (series_id, ts) index does the work, not a table scan.
+            conn.executemany(f"DELETE FROM {table} WHERE series_id = ? AND ts < ?", [(s, cutoff) for s in sids])
+            if cutoff > meta.get(key, -(1 << 62)):
+                _set_meta(conn, key, cutoff)
+
+    # ------------------------------------------------------------------ query
+
+    def query(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int, *,
+              every_s: float | None = None, agg: Aggregate = "mean", group_by: Sequence[str] = (),
+              where: Where | None = None) -> list[Series]:
+        spec = self._spec(measurement)
+        fields = list(fields)
+        if not fields:
+            raise StoreError("query needs at least one field")
+        unknown = [f for f in fields if f not in spec.fields]
+        if unknown:
+            raise StoreError(f"{measurement} has no field(s) {unknown}")
+        if agg not in AGGREGATES:
+            raise StoreError(f"unknown aggregate {agg!r} (one of {', '.join(AGGREGATES)})")
+        self._check_tags(spec, list(group_by) + list(where or {}))
+        every_ns = None
+        if every_s is not None:
+            every_ns = int(round(every_s * NS_PER_S))
+            if every_ns <= 0:
+                raise StoreError(f"every_s must be positive, got {every_s}")
+        if agg in _NUMERIC_AGGS:
+            fields = [f for f in fields if spec.fields[f].kind is not str]
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        if not fields or start_ns >= end_ns:
+            return []
+        group_by = tuple(group_by)
+        with self._read_txn() as conn:
+            self._refresh_series()
+            group_of = {sid: tuple(tags.get(t, "") for t in group_by)
+                        for sid, (m, tags) in self._series_rows.items()
+                        if m == measurement and matches(tags, where)}
+            if not group_of:
+                return []
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+            # Always name the series: it is what lets SQLite seek the (series_id, ts) keys
+            # instead of scanning every row the table holds.
+            sid_filter = f" AND {{p}}series_id IN ({','.join(map(str, sorted(group_of)))})"
+            rolled = meta.get(f"rolled:{measurement}", 0)
+            acc: dict[tuple, list] = {}
+            for source, s, e in self._plan(measurement, start_ns, end_ns, every_ns, meta):
+                if source == "raw":
+                    self._accumulate(conn, acc, group_of, measurement, fields, agg, "raw", s, e,
+                                     every_ns, start_ns, sid_filter, None)
+                else:
+                    self._accumulate(conn, acc, group_of, measurement, fields, agg, source, s, e,
+                                     every_ns, start_ns, sid_filter, None)
+                    # Raw rows merged into no rollup yet, clipped to the asked range.
+                    self._accumulate(conn, acc, group_of, measurement, fields, agg, "raw", max(s, start_ns),
+                                     min(e, end_ns), every_ns, start_ns, sid_filter, rolled)
+        return self._to_series(acc, fields, agg, spec, group_by)
+
+    def _plan(self, m: str, start_ns: int, end_ns: int, every_ns: int | None, meta: dict) -> list[tuple]:
+        """Split [start, end) into (source, s, e) pieces: rollup levels for whole rollup buckets,
+        raw for the rest. Below a finer level's retention horizon, edges widen to the rollup
+        bucket (the finer data is gone; the bucket is the best there is)."""
+        if f"rolled:{m}" not in meta:  # never rolled up: everything is raw
+            return [("raw", start_ns, end_ns)]
+        levels = [(lvl, step) for lvl, step in _LEVELS if every_ns is None or every_ns % step == 0]
+        horizons = {"r1m": meta.get(f"horizon_1m:{m}", -(1 << 62)), "raw": meta.get(f"horizon_raw:{m}", -(1 << 62))}
+
+        def split(s: int, e: int, lv: list) -> list[tuple]:
+            if s >= e:
+                return []
+            if not lv:
+                return [("raw", s, e)]
+            (level, step), rest = lv[0], lv[1:]
+            finer_horizon = horizons[rest[0][0] if rest else "raw"]
+            a = _floor(s, step) if s < finer_horizon else _ceil(s, step)
+            b = _ceil(e, step) if e <= finer_horizon else _floor(e, step)
+            if a >= b:
+                return split(s, e, rest)
+            return split(s, a, rest) + [(level, a, b)] + split(b, e, rest)
+
+        return split(start_ns, end_ns, levels)
+
+    def _accumulate(self, conn, acc, group_of, m, fields, agg, source, s, e, every_ns, start_ns,
+                    sid_filter, min_rid) -> None:
+        """Merge the partial aggregates of one source over [s, e) into acc[(group, bucket)]."""
+        if s >= e:
+            return
+        table = f"{source}_{m}"
+        bucket = _bucket_sql("ts", every_ns, start_ns)
+        raw = source == "raw"
+        where = f"ts >= {int(s)} AND ts < {int(e)}"
+        hint = ""
+        if min_rid is not None:
+            # Only the unrolled tail: walk the rowid range, not the (series_id, ts) index.
+            where = f"rid > {int(min_rid)} AND +ts >= {int(s)} AND +ts < {int(e)}"
+            hint = " NOT INDEXED"
+        where += sid_filter.format(p="+" if min_rid is not None else "")
+        nf = len(fields)
+        # Rollup rows as wide as the asked buckets are the buckets: read them as they are.
+        direct = not raw and every_ns == dict(_LEVELS)[source]
+        group = "" if direct else " GROUP BY 1, 2"
+
+        def fn(name: str, expr: str) -> str:
+            return expr if direct else f"{name}({expr})"
+
+        if agg in ("first", "last"):
+            pick = "min" if agg == "first" else "max"
+            for i, f in enumerate(fields):
+                if raw:
+                    sql = (f"SELECT series_id, {bucket}, {pick}(ts), {_q(f)} FROM {table}{hint} "
+                           f"WHERE {where} AND {_q(f)} IS NOT NULL GROUP BY 1, 2")
+                else:
+                    tcol = _q(f + ("_fts" if agg == "first" else "_lts"))
+                    sql = (f"SELECT series_id, {bucket}, {fn(pick, tcol)}, {_q(f + '_' + agg)} FROM {table} "
+                           f"WHERE {where} AND {_q(f + '_n')} > 0{group}")
+                later = agg == "last"
+                for sid, b, t, v in conn.execute(sql):
+                    g = group_of.get(sid)
+                    if g is None:
+                        continue
+                    slot = acc.get((g, b))
+                    if slot is None:
+                        slot = acc[(g, b)] = [None] * nf
+                    cur = slot[i]
+                    if cur is None or (t >= cur[0] if later else t < cur[0]):
+                        slot[i] = (t, v)
+            return
+        exprs = []
+        for f in fields:
+            n = f"count({_q(f)})" if raw else fn("sum", _q(f + "_n"))
+            if agg in ("mean", "sum"):
+                exprs += [n, f"sum({_q(f)})" if raw else fn("sum", _q(f + "_sum"))]
+            elif agg in ("min", "max"):
+                exprs += [n, f"{agg}({_q(f)})" if raw else fn(agg, _q(f + "_" + agg))]
+            else:  # count
+                exprs += [n, "NULL"]
+        sql = f"SELECT series_id, {bucket}, {', '.join(exprs)} FROM {table}{hint} WHERE {where}{group}"
+        merge = _MERGE[agg]
+        pairs = range(2, 2 + 2 * nf, 2)  # row[j] = count, row[j + 1] = partial value
+        for row in conn.execute(sql):
+            g = group_of.get(row[0])
+            if g is None:
+                continue
+            key = (g, row[1])
+            slot = acc.get(key)
+            if slot is None:  # the common case: first partial of this bucket
+                acc[key] = [(row[j], row[j + 1]) if row[j] else None for j in pairs]
+                continue
+            for i, j in enumerate(pairs):
+                n = row[j]
+                if n:
+                    cur = slot[i]
+                    slot[i] = (n, row[j + 1]) if cur is None else merge(cur, n, row[j + 1])
+
+    def _to_series(self, acc, fields, agg, spec, group_by) -> list[Series]:
+        """Final values from the merged partials; buckets without any value are left out."""
+        nf = len(fields)
+        if agg == "mean":
+            finals = [lambda p: p[1] / p[0]] * nf
+        elif agg == "count":
+            finals = [lambda p: int(p[0])] * nf
+        else:  # sum, min, max: (n, v); first, last: (t, v). Cast back to the contract's kind.
+            kinds = [spec.fields[f].kind for f in fields]
+            if agg == "sum":  # a sum of flags counts the true ones
+                kinds = [int if k is bool else k for k in kinds]
+            finals = [(lambda p, c=_KIND_CAST[k]: c(p[1])) for k in kinds]
+        rows_of: dict[tuple, list] = {}
+        for (g, b), slot in acc.items():
+            if slot.count(None) != nf:
+                rows_of.setdefault(g, []).append((b, slot))
+        out = []
+        for g in sorted(rows_of):
+            rows = sorted(rows_of[g], key=_first)
+            s = Series(tags=dict(zip(group_by, g)), times_ns=[int(b) for b, _ in rows])
+            for i, (f, fin) in enumerate(zip(fields, finals)):
+                s.values[f] = [None if slot[i] is None else fin(slot[i]) for _, slot in rows]
+            out.append(s)
+        return out
+
+    # ------------------------------------------------------------------ latest
+
+    def latest(self, measurement: str, *, where: Where | None = None,
+               since_ns: int | None = None) -> list[Point]:
+        spec = self._spec(measurement)
+        self._check_tags(spec, list(where or {}))
+        names = list(spec.fields)
+        cols = ", ".join(_q(f) for f in names)
+        since = -(1 << 63) if since_ns is None else int(since_ns)
+        out = []
+        with self._read_txn() as conn:
+            self._refresh_series()
+            carried: dict[int, set[str]] = {}
+            for sid, f in conn.execute("SELECT sf.series_id, sf.field FROM series_field AS sf JOIN series AS s "
+                                       "ON s.id = sf.series_id WHERE s.measurement = ?", (measurement,)):
+                carried.setdefault(sid, set()).add(f)
+            for sid, (m, tags) in sorted(self._series_rows.items()):
+                if m != measurement or not matches(tags, where):
+                    continue
+                row = conn.execute(f"SELECT ts, {cols} FROM raw_{m} WHERE series_id = ? AND ts >= ? "
+                                   "ORDER BY ts DESC LIMIT 1", (sid, since)).fetchone()
+                if row is None:
+                    continue
+                newest = row[0]
+                fields = {f: v for f, v in zip(names, row[1:]) if v is not None}
+                # A field missing from the newest row may still have an older value.
+                for f in carried.get(sid, ()):
+                    if f in fields or f not in spec.fields:
+                        continue
+                    r = conn.execute(f"SELECT {_q(f)} FROM raw_{m} WHERE series_id = ? AND ts >= ? "
+                                     f"AND {_q(f)} IS NOT NULL ORDER BY ts DESC LIMIT 1", (sid, since)).fetchone()
+                    if r is not None:
+                        fields[f] = r[0]
+                fields = {f: _native(spec.fields[f].kind, v) for f, v in fields.items()}
+                out.append(Point(measurement, dict(tags), fields, newest))
+        return out
+
+    # ------------------------------------------------------------------ misc
+
+    def _spec(self, measurement: str):
+        spec = MEASUREMENTS.get(measurement)
+        if spec is None:
+            raise StoreError(f"unknown measurement {measurement!r}")
+        return spec
+
+    @staticmethod
+    def _check_tags(spec, tags: list[str]) -> None:
+        unknown = sorted(set(tags) - set(spec.tags))
+        if unknown:
+            raise StoreError(f"{spec.name} has no tag(s) {unknown}")
+
+    def flush(self) -> None:
+        """Every write() commits its own transaction; nothing is buffered."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+
+_KIND_CAST = {bool: bool, float: float, int: int, str: lambda v: v}
+_first = operator.itemgetter(0)
+# Merge two partials (n, v) of the same bucket: mean/sum add, min/max compare, count adds n.
+_MERGE = {
+    "mean": lambda cur, n, v: (cur[0] + n, cur[1] + v),
+    "sum": lambda cur, n, v: (cur[0] + n, cur[1] + v),
+    "min": lambda cur, n, v: (cur[0] + n, v if v < cur[1] else cur[1]),
+    "max": lambda cur, n, v: (cur[0] + n, v if v > cur[1] else cur[1]),
+    "count": lambda cur, n, v: (cur[0] + n, None),
+}
+
+
+def _native(kind: type, v):
+    if kind is bool:
+        return bool(v)
+    if kind is float:
+        return float(v)
+    if kind is int:
+        return int(v)
+    return v
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: int) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (key, int(value)))
+
+
+def _store_error(e: BaseException) -> StoreError:
+    msg = str(e)
+    if isinstance(e, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg or "unable to open" in msg):
+        return StoreUnavailable(f"SQLite store busy or unreachable: {msg}")
+    return StoreError(f"SQLite: {msg}")

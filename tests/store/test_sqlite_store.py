@@ -1,0 +1,315 @@
+"""The embedded SQLite store: the shared contract, plus rollups, retention, processes, modes."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from dcim.metrics import Point, PointError, validate_point
+from dcim.store.base import StoreError, StoreUnavailable
+from dcim.store.sqlite import SqliteStore
+from tests.store.contract import HOUR, MINUTE, S, StoreContract, _as_dict, _assert_close, _expected, gpu_tags
+
+REPO = Path(__file__).resolve().parents[2]
+DAY = 86_400 * S
+
+
+class TestSqliteContract(StoreContract):
+    @pytest.fixture
+    def store(self, tmp_path):
+        s = SqliteStore(tmp_path / "sub" / "dcim.sqlite")
+        yield s
+        s.close()
+
+    def settle(self, store) -> None:
+        store.maintain()
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(tmp_path / "dcim.sqlite")
+    yield s
+    s.close()
+
+
+def minute_points(site: str, t0: int, minutes: int, *, gpus: int = 2, offset_s: int = 17) -> list[Point]:
+    """One point per GPU per minute (the twin's backfill spacing), values known to the test."""
+    pts = []
+    for g in range(gpus):
+        tags = gpu_tags(site, "n1", g)
+        for k in range(minutes):
+            pts.append(Point("gpu", tags, {"power_w": 100.0 + k + 0.5 * g, "temp_c": 40.0 + (k % 7)},
+                             t0 + k * MINUTE + offset_s * S))
+    return pts
+
+
+def check_against_reference(store, points, site, start, end, every_s, aggs=("mean", "max", "min", "first",
+                                                                               "last", "sum", "count")):
+    for agg in aggs:
+        want = _expected(points, ["power_w", "temp_c"], agg, start, end, every_s * S, ("uuid",))
+        got = store.query("gpu", ["power_w", "temp_c"], start, end, every_s=every_s, agg=agg,
+                          group_by=["uuid"], where={"site": site})
+        _assert_close(_as_dict(got), want, f"{agg} every={every_s}")
+
+
+def test_rollups_and_unrolled_tail_agree_with_reference(store):
+    t0 = time.time_ns() // HOUR * HOUR - 4 * HOUR
+    first = TestSqliteContract().fleet("s1", t0, span_s=2 * 3600, seed=3)
+    store.write(first)
+    store.maintain()
+    # After the rollup: newer points (the unrolled tail) and a late point far below the watermark.
+    later = TestSqliteContract().fleet("s1", t0 + 2 * HOUR, span_s=1800, seed=4)
+    late = [Point("gpu", gpu_tags("s1", "node0", 0, "r00"), {"power_w": 999.0, "temp_c": 99.0}, t0 + 30 * MINUTE + 1)]
+    store.write(later + late)
+    points = first + later + late
+    for every_s in (60, 600, 3600):
+        check_against_reference(store, points, "s1", t0 + 61 * S, t0 + 3 * HOUR, every_s)
+    store.maintain()
+    for every_s in (60, 3600):
+        check_against_reference(store, points, "s1", t0 + 61 * S, t0 + 3 * HOUR, every_s)
+
+
+def test_rollup_tables_hold_the_partials(store):
+    t0 = time.time_ns() // HOUR * HOUR - 2 * HOUR
+    a = gpu_tags("s1", "n1", 0)
+    store.write([Point("gpu", a, {"power_w": v}, t0 + i * 10 * S) for i, v in enumerate([3.0, 1.0, 2.0])])
+    store.maintain()
+    row = store._conn.execute('SELECT "power_w_n", "power_w_sum", "power_w_min", "power_w_max", "power_w_first", '
+                              '"power_w_last", "power_w_fts", "power_w_lts" FROM r1m_gpu').fetchone()
+    assert row == (3, 6.0, 1.0, 3.0, 3.0, 2.0, t0, t0 + 20 * S)
+
+
+def test_retention_keeps_rollups_queryable(tmp_path):
+    store = SqliteStore(tmp_path / "r.sqlite", raw_retention_days=7, rollup_1m_retention_days=30)
+    t0 = 1_700_000_000 * S // HOUR * HOUR
+    points = minute_points("s1", t0, 180)
+    store.write(points)
+    store.maintain(now_ns=t0 + 3 * HOUR)
+    end = t0 + 3 * HOUR
+    check_against_reference(store, points, "s1", t0, end, 60)
+    store.maintain(now_ns=t0 + 8 * DAY)  # raw is gone ...
+    assert store._conn.execute("SELECT count(*) FROM raw_gpu").fetchone()[0] == 0
+    assert store.query("gpu", ["power_w"], t0, end, every_s=1, agg="count") == []
+    check_against_reference(store, points, "s1", t0, end, 60)  # ... 1-minute data is not
+    check_against_reference(store, points, "s1", t0, end, 3600)
+    # a start inside a minute, below the raw horizon: that minute comes from its rollup
+    (s,) = store.query("gpu", ["power_w"], t0 + 30 * S, t0 + 2 * MINUTE, every_s=60, agg="count")
+    assert s.values["power_w"] == [2, 2]
+    store.maintain(now_ns=t0 + 31 * DAY)  # 1-minute rollups expire, hourly ones stay
+    assert store.query("gpu", ["power_w"], t0, end, every_s=60, agg="count") == []
+    check_against_reference(store, points, "s1", t0, end, 3600)
+    store.close()
+
+
+def test_backfill_after_rollups_started(store):
+    """The twin backfills weeks of 1-minute history while maintain() already runs: every old
+    point must reach the rollups before retention deletes its raw row."""
+    now = time.time_ns()
+    store.write([Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": 1.0}, now - MINUTE)])
+    store.maintain()
+    t0 = now // HOUR * HOUR - 21 * DAY
+    points = minute_points("old", t0, 3 * 60)
+    store.write(points)
+    store.maintain()
+    assert store._conn.execute("SELECT count(*) FROM raw_gpu WHERE ts < ?", (now - 8 * DAY,)).fetchone()[0] == 0
+    check_against_reference(store, points, "old", t0, t0 + 3 * HOUR, 60)
+    check_against_reference(store, points, "old", t0, t0 + 3 * HOUR, 3600)
+
+
+def test_maintain_runs_from_write(store, monkeypatch):
+    calls = []
+    monkeypatch.setattr(store, "maintain", lambda now_ns=None: calls.append(now_ns))
+    p = Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": 1.0})
+    store.write([p])
+    assert calls == []  # not due yet
+    store._next_maintain = time.monotonic() - 1
+    store.write([p])
+    assert calls == [None]
+
+
+def test_reader_process_while_writer_writes(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    writer = SqliteStore(path)
+    tags = gpu_tags("s1", "n1", 0)
+    t0 = time.time_ns() - HOUR
+    writer.write([Point("gpu", tags, {"power_w": 0.0}, t0)])
+    reader_code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from dcim.store.sqlite import SqliteStore
+        store = SqliteStore({str(path)!r}, readonly=True)
+        counts = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            (s,) = store.query("gpu", ["power_w"], {t0}, {t0 + HOUR}, agg="count")
+            counts.append(s.values["power_w"][0])
+            store.latest("gpu")
+            if counts[-1] >= 2001:
+                break
+        assert counts == sorted(counts), "counts went backwards"
+        print(len(set(counts)), counts[-1])
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", reader_code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        for k in range(1, 2001):
+            writer.write([Point("gpu", tags, {"power_w": float(k)}, t0 + k * S)])
+            if k % 500 == 0:
+                writer.maintain()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    distinct, last = map(int, out.split())
+    assert last == 2001
+    assert distinct > 2  # the reader saw the data grow while it was being written
+    writer.close()
+
+
+def test_readonly_cannot_write(tmp_path):
+    path = tmp_path / "ro.sqlite"
+    with SqliteStore(path) as w:
+        w.write([Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": 1.0}, 10 * S)])
+    ro = SqliteStore(path, readonly=True)
+    with pytest.raises(StoreError):
+        ro.write([Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": 2.0}, 20 * S)])
+    with pytest.raises(StoreError):
+        ro.maintain()
+    assert ro.latest("gpu")[0].fields == {"power_w": 1.0}
+    ro.close()
+    with pytest.raises(StoreUnavailable):
+        SqliteStore(tmp_path / "missing.sqlite", readonly=True)
+
+
+def test_reopen_persists(tmp_path):
+    path = tmp_path / "p.sqlite"
+    tags = gpu_tags("s1", "n1", 0)
+    with SqliteStore(path) as s:
+        s.write([Point("gpu", tags, {"power_w": 1.0, "temp_c": 30.0}, 10 * S)])
+    with SqliteStore(path) as s:
+        s.write([Point("gpu", tags, {"power_w": 2.0}, 20 * S)])
+        (p,) = s.latest("gpu")
+        assert p.fields == {"power_w": 2.0, "temp_c": 30.0} and p.time_ns == 20 * S
+        (q,) = s.query("gpu", ["power_w"], 0, 30 * S, agg="sum")
+        assert q.values["power_w"] == [3.0]
+
+
+def test_duplicate_time_merges_fields(store):
+    tags = gpu_tags("s1", "n1", 0)
+    store.write([Point("gpu", tags, {"power_w": 1.0, "temp_c": 30.0}, 10 * S)])
+    store.write([Point("gpu", tags, {"power_w": 2.0, "util_pct": 50.0}, 10 * S)])
+    (p,) = store.latest("gpu")
+    assert p.fields == {"power_w": 2.0, "temp_c": 30.0, "util_pct": 50.0}
+
+
+def test_strict_rejects_whole_write(store):
+    good = Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": 1.0}, 10 * S)
+    with pytest.raises(PointError):
+        store.write([good, Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": "hot"}, 11 * S)])
+    with pytest.raises(PointError):
+        store.write([good, Point("gpu", {"bogus_tag": "x"}, {"power_w": 1.0}, 11 * S)])
+    with pytest.raises(PointError):
+        store.write([Point("nope", {}, {"x": 1.0}, 11 * S)])
+    assert store.latest("gpu") == []
+
+
+def test_lenient_skips_and_counts(tmp_path, caplog):
+    store = SqliteStore(tmp_path / "l.sqlite", strict=False)
+    tags = gpu_tags("s1", "n1", 0)
+    bad = [Point("gpu", tags, {"power_w": float("nan")}, 11 * S),
+           Point("gpu", tags, {"power_w": float("nan")}, 12 * S),
+           Point("gpu", tags, {"mem_used_bytes": 1.5}, 13 * S),
+           Point("gpu", {"nope": "x"}, {"power_w": 1.0}, 14 * S)]
+    with caplog.at_level("WARNING"):
+        store.write([Point("gpu", tags, {"power_w": 1.0}, 10 * S)] + bad)
+    assert store.rejected == 4
+    assert len([r for r in caplog.records if "invalid points" in r.getMessage()]) == 3  # once per kind
+    (p,) = store.latest("gpu")
+    assert p.fields == {"power_w": 1.0} and p.time_ns == 10 * S
+    store.close()
+
+
+@pytest.mark.parametrize("value", [1.5, 2, True, False, float("nan"), float("inf"), -float("inf"), "x", None,
+                                   10 ** 400, 1 << 62])
+@pytest.mark.parametrize("field", ["power_w", "mem_used_bytes", "error", "ok"])
+def test_fast_validation_agrees_with_validate_point(tmp_path, value, field):
+    store = SqliteStore(tmp_path / "v.sqlite")
+    m = "collector" if field in ("error", "ok") else "gpu"
+    tags = {"collector": "c", "target": "t"} if m == "collector" else gpu_tags("s1", "n1", 0)
+    # warm the fast path with a valid point of the same shape first
+    warm = {"power_w": 1.0, "mem_used_bytes": 1, "error": "e", "ok": True}[field]
+    store.write([Point(m, tags, {field: warm}, 1 * S)])
+    p = Point(m, tags, {field: value}, 2 * S)
+    try:
+        validate_point(p)
+        valid = True
+    except PointError:
+        valid = False
+    if valid and isinstance(value, int) and not -(1 << 63) <= value < (1 << 63):
+        valid = False  # SQLite integers are 64-bit: the store refuses what it cannot keep
+    if valid:
+        store.write([p])
+        (got,) = store.latest(m)
+        assert got.time_ns == 2 * S
+        if isinstance(value, float) and math.isinf(value):
+            assert got.fields[field] == value
+    else:
+        with pytest.raises(PointError):
+            store.write([p])
+    store.close()
+
+
+def test_query_errors(store):
+    with pytest.raises(StoreError):
+        store.query("gpu", ["no_field"], 0, S)
+    with pytest.raises(StoreError):
+        store.query("gpu", ["power_w"], 0, S, agg="median")
+    with pytest.raises(StoreError):
+        store.query("gpu", ["power_w"], 0, S, group_by=["no_tag"])
+    with pytest.raises(StoreError):
+        store.query("gpu", ["power_w"], 0, S, every_s=0)
+
+
+def test_string_fields_skip_numeric_aggregates(store):
+    c = {"collector": "c", "target": "t"}
+    store.write([Point("collector", c, {"error": "boom", "duration_s": 1.0}, 5 * S)])
+    (s,) = store.query("collector", ["error", "duration_s"], 0, 10 * S, agg="mean")
+    assert s.values == {"duration_s": [1.0]}
+    assert store.query("collector", ["error"], 0, 10 * S, agg="max") == []
+
+
+def test_memory_store():
+    with SqliteStore(":memory:") as s:
+        s.write([Point("meter", {"site": "s1", "meter": "m1", "role": "it"}, {"power_w": 5.0}, S)])
+        assert s.latest("meter")[0].fields == {"power_w": 5.0}
+
+
+def test_field_first_seen_after_a_rollup_merges_into_the_same_bucket(store):
+    t0 = time.time_ns() // HOUR * HOUR - HOUR
+    a = gpu_tags("s1", "n1", 0)
+    store.write([Point("gpu", a, {"power_w": 10.0}, t0 + 1 * S)])
+    store.maintain()
+    store.write([Point("gpu", a, {"power_w": 20.0, "temp_c": 50.0}, t0 + 2 * S)])
+    store.maintain()
+    for every_s in (60, 3600):
+        (s,) = store.query("gpu", ["power_w", "temp_c"], t0, t0 + HOUR, every_s=every_s, agg="count")
+        assert s.values == {"power_w": [2], "temp_c": [1]}
+        (s,) = store.query("gpu", ["power_w", "temp_c"], t0, t0 + HOUR, every_s=every_s, agg="first")
+        assert s.values == {"power_w": [10.0], "temp_c": [50.0]}
+
+
+def test_flags_aggregate_as_numbers(store):
+    c = {"collector": "c", "target": "t"}
+    flags = [True, False, True, True]
+    store.write([Point("collector", c, {"ok": v}, (i + 1) * S) for i, v in enumerate(flags)])
+    for agg, want in (("sum", 3), ("count", 4), ("mean", 0.75), ("max", True), ("min", False), ("last", True)):
+        (s,) = store.query("collector", ["ok"], 0, 10 * S, agg=agg)
+        assert s.values["ok"] == [want] and type(s.values["ok"][0]) is type(want), agg
