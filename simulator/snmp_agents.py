@@ -56,29 +56,6 @@ from simulator.readings import FacilitySnapshot
 log = logging.getLogger(__name__)
 
 
-def enable_aes_with_cryptography_46() -> bool:
-    """pysnmp 7.1.30 imports AES-CFB from ``cryptography.hazmat.decrepit.ciphers.modes``, which
-    cryptography < 47 does not have (46 still has CFB in ``primitives``). Without this, every
-    SNMPv3 AES request fails with "Decryption error". Point pysnmp at the old location when
-    needed; a no-op with a cryptography that has the new one. Returns whether AES is usable.
-    """
-    from pysnmp.proto.secmod.rfc3826.priv import aes
-
-    if not aes.PysnmpCryptoError:
-        return True
-    try:
-        from cryptography.hazmat.backends import default_backend
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-        from cryptography.hazmat.primitives.ciphers.modes import CFB
-    except ImportError:
-        return False
-    aes.default_backend, aes.Cipher, aes.algorithms, aes.CFB = default_backend, Cipher, algorithms, CFB
-    aes.PysnmpCryptoError = False
-    return True
-
-
-enable_aes_with_cryptography_46()
-
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     mib_apc_pdu.PROFILE, mib_raritan_pdu.PROFILE, mib_apc_inrow.PROFILE, mib_liebert_env.PROFILE,
     *mib_ups.PROFILES, mib_meter.PROFILE,

@@ -1,0 +1,262 @@
+"""The runner: schedules every collector at its interval, bounds each cycle, writes, reports.
+
+- Schedule: collector k runs at ``start + offset_k + n * interval`` where offset_k is a random
+  jitter (``jitter_pct`` of the interval), so many collector processes do not hit the network
+  and the store in the same instant. A cycle that overruns its slot skips the slots it missed
+  (counted as missed cycles) instead of running back to back.
+- Deadline: a cycle gets ``interval`` seconds; the collector reports any target still
+  unanswered as failed. The runner adds a small grace and cancels a collector that ignores it.
+- Writes go through the StoreWriter (batching, spool, replay) in a worker thread so a slow
+  store never stalls the event loop that polls the devices.
+- Health: per target, a ``collector`` point (duration_s, ok, error, points, dropped) every
+  cycle, and Prometheus text on ``/metrics`` (stdlib http.server in a thread).
+- A collector that raises is not fatal: it is backed off exponentially (interval x 2^k, up to
+  ``max_backoff_s``) and logged, like Glances disabling a failing plugin; the others carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from collectors.base import Collector, TargetResult
+from dcim.metrics import Point
+
+log = logging.getLogger(__name__)
+
+GRACE_S = 0.5  # beyond the deadline, before the runner cancels a collector itself
+
+
+@dataclass
+class CollectorState:
+    collector: Collector
+    cycles: int = 0
+    missed: int = 0
+    failures: int = 0            # consecutive cycles that raised
+    errors_total: int = 0
+    backoff_until: float = 0.0
+    last_duration_s: float = 0.0
+    points_total: int = 0
+    targets: dict[str, TargetResult] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, collectors: list[Collector], writer, *, jitter_pct: float = 10.0,
+                 max_backoff_s: float = 600.0, rng: random.Random | None = None):
+        self.states = {c.name: CollectorState(c) for c in collectors}
+        self.writer = writer
+        self.jitter_pct = jitter_pct
+        self.max_backoff_s = max_backoff_s
+        self.rng = rng or random.Random()
+        self._lock = threading.Lock()     # /metrics reads what the loop writes
+        self._server: ThreadingHTTPServer | None = None
+        self._dropped_seen = 0
+
+    # --- one cycle ---------------------------------------------------------------------------
+
+    async def run_cycle(self, name: str) -> list[TargetResult]:
+        """Poll one collector once (bounded by its interval), write its points and its health."""
+        state = self.states[name]
+        collector = state.collector
+        deadline = float(collector.interval_s)
+        t0 = time.monotonic()
+        try:
+            results = await asyncio.wait_for(collector.poll(deadline), timeout=deadline + GRACE_S)
+            state.failures = 0
+        except Exception as exc:  # includes the runner's own timeout: never fatal
+            state.failures += 1
+            state.errors_total += 1
+            backoff = min(self.max_backoff_s, collector.interval_s * 2 ** state.failures)
+            state.backoff_until = time.monotonic() + backoff
+            why = "cycle exceeded its deadline" if isinstance(exc, asyncio.TimeoutError) else \
+                f"{type(exc).__name__}: {exc}"
+            log.error("collector %s failed (%s); backing off %.0f s", name, why, backoff)
+            results = [TargetResult(t, ok=False, error=f"collector failed: {why}") for t in collector.targets()]
+        duration = time.monotonic() - t0
+        points = [p for r in results for p in r.points]
+        written = await self._write(points)
+        dropped = self._dropped_delta()
+        health = self.health_points(name, results, dropped)
+        await self._write(health)
+        with self._lock:
+            state.cycles += 1
+            state.last_duration_s = duration
+            state.points_total += written
+            state.targets = {r.target: r for r in results}
+        return results
+
+    async def _write(self, points: list[Point]) -> int:
+        if not points or self.writer is None:
+            return 0
+        loop = asyncio.get_running_loop()
+        try:
+            accepted = await loop.run_in_executor(None, self.writer.write, points)
+        except Exception:
+            log.exception("writer refused %d points", len(points))
+            return 0
+        return len(points) if accepted is None else int(accepted)
+
+    def _dropped_delta(self) -> int:
+        stats = self._writer_stats()
+        total = int(stats.get("dropped", 0))
+        delta, self._dropped_seen = max(0, total - self._dropped_seen), total
+        return delta
+
+    def _writer_stats(self) -> dict:
+        try:
+            return dict(self.writer.stats()) if self.writer is not None else {}
+        except Exception:
+            return {}
+
+    @staticmethod
+    def health_points(collector: str, results: list[TargetResult], dropped: int = 0) -> list[Point]:
+        now = time.time_ns()
+        out = []
+        for r in results:
+            fields: dict = {"duration_s": round(r.duration_s, 6), "ok": bool(r.ok), "points": len(r.points)}
+            if r.error:
+                fields["error"] = r.error[:500]
+            out.append(Point("collector", {"collector": collector, "target": r.target}, fields, now))
+        if dropped and out:
+            out[0].fields["dropped"] = dropped
+        return out
+
+    # --- scheduling --------------------------------------------------------------------------
+
+    async def run_once(self) -> dict[str, list[TargetResult]]:
+        """Every collector once, concurrently (``dcim collect --once``)."""
+        names = list(self.states)
+        results = await asyncio.gather(*(self.run_cycle(n) for n in names))
+        return dict(zip(names, results))
+
+    async def _loop(self, name: str, stop: asyncio.Event) -> None:
+        state = self.states[name]
+        interval = float(state.collector.interval_s)
+        start = time.monotonic() + self.rng.uniform(0, interval * self.jitter_pct / 100.0)
+        slot = 0
+        while not stop.is_set():
+            due = start + slot * interval
+            now = time.monotonic()
+            if due > now:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=due - now)
+                    return
+                except asyncio.TimeoutError:
+                    pass
+            if time.monotonic() < state.backoff_until:
+                slot += 1
+                continue
+            await self.run_cycle(name)
+            # Skip the slots the cycle overran rather than running back to back.
+            behind = int((time.monotonic() - start) // interval) - slot
+            if behind > 0:
+                with self._lock:
+                    state.missed += behind
+                log.warning("collector %s: cycle took %.1f s, %d cycle(s) missed", name,
+                            state.last_duration_s, behind)
+            slot += 1 + max(0, behind)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run every collector until *stop* is set."""
+        stop = stop or asyncio.Event()
+        try:
+            await asyncio.gather(*(self._loop(n, stop) for n in self.states))
+        finally:
+            for state in self.states.values():
+                try:
+                    await state.collector.close()
+                except Exception:
+                    log.exception("closing collector %s", state.collector.name)
+
+    # --- Prometheus ----------------------------------------------------------------------------
+
+    def metrics_text(self) -> str:
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_: str, samples: list[tuple[dict, float]]) -> None:
+            lines.append(f"# HELP {name} {help_}")
+            lines.append(f"# TYPE {name} {kind}")
+            for labels, value in samples:
+                lab = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+                lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
+
+        with self._lock:
+            states = list(self.states.values())
+            metric("dcim_collector_cycles_total", "counter", "Cycles run.",
+                   [({"collector": s.collector.name}, s.cycles) for s in states])
+            metric("dcim_collector_missed_cycles_total", "counter", "Cycles skipped because a cycle overran.",
+                   [({"collector": s.collector.name}, s.missed) for s in states])
+            metric("dcim_collector_errors_total", "counter", "Cycles in which the collector itself failed.",
+                   [({"collector": s.collector.name}, s.errors_total) for s in states])
+            metric("dcim_collector_backoff", "gauge", "1 while the collector is backed off after failures.",
+                   [({"collector": s.collector.name}, int(time.monotonic() < s.backoff_until)) for s in states])
+            metric("dcim_collector_cycle_duration_seconds", "gauge", "Duration of the last cycle.",
+                   [({"collector": s.collector.name}, round(s.last_duration_s, 6)) for s in states])
+            metric("dcim_collector_points_total", "counter", "Points handed to the writer.",
+                   [({"collector": s.collector.name}, s.points_total) for s in states])
+            metric("dcim_collector_target_ok", "gauge", "1 if the target answered in the last cycle.",
+                   [({"collector": s.collector.name, "target": t}, int(r.ok))
+                    for s in states for t, r in sorted(s.targets.items())])
+            metric("dcim_collector_target_duration_seconds", "gauge", "Poll time of the target in the last cycle.",
+                   [({"collector": s.collector.name, "target": t}, round(r.duration_s, 6))
+                    for s in states for t, r in sorted(s.targets.items())])
+        stats = self._writer_stats()
+        for key, help_ in (("written", "Points written to the store."), ("spooled", "Points spooled to disk."),
+                           ("dropped", "Points dropped past the spool bound."),
+                           ("rejected", "Points rejected as invalid."), ("replayed", "Points replayed from the spool.")):
+            if key in stats:
+                metric(f"dcim_writer_points_{key}_total", "counter", help_, [({}, stats[key])])
+        for key in ("buffered", "spool_points", "spool_bytes"):
+            if key in stats:
+                metric(f"dcim_writer_{key}", "gauge", f"Writer {key.replace('_', ' ')}.", [({}, stats[key])])
+        return "\n".join(lines) + "\n"
+
+    def serve_metrics(self, host: str = "127.0.0.1", port: int = 9108) -> int:
+        """Serve /metrics in a daemon thread; returns the bound port (0 picks a free one)."""
+        runner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server naming
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_error(404)
+                    return
+                body = runner.metrics_text().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # scrapes every 15 s would flood the log
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="dcim-metrics", daemon=True).start()
+        return self._server.server_address[1]
+
+    def stop_metrics(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard expects i/n (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text}: need 0 <= i < n")
+    return i, n

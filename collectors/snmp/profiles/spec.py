@@ -1,0 +1,75 @@
+"""The shape of a device profile: device knowledge as data.
+
+A :class:`Profile` lists :class:`Reading` s. A reading is either a *scalar* (one instance OID)
+or a *table column* (its instances are found by a GETBULK walk at discovery and then read
+with batched GETs every cycle). Each reading says where its value lands in the metric
+contract (measurement + field), how to scale the raw integer, which table index components
+become tags, and which raw values are sentinels meaning "not available".
+
+Per-row selection (``match_index`` / ``match_column``) lets generic sensor tables (Raritan
+PDU2, ENTITY-SENSOR-MIB, Liebert temperature tables) be described as data: "rows of this
+column whose sensor type is 5 are the active power".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Reading:
+    oid: str                            # scalar instance OID, or the column OID when table=True
+    measurement: str
+    field: str
+    scale: float = 1.0                  # SI value = raw * scale (* 10^-digits when digits_oid is set)
+    table: bool = False
+    # Table index component -> tag. ``{"outlet": -1}`` tags each row with its last index part.
+    index_tags: dict[str, int] = field(default_factory=dict)
+    # Roll a table up into one value per point: "sum", "max", "mean" or "first" (None: one point per row).
+    agg: str | None = None
+    # Only rows whose index has these components: {position: value or tuple of values}.
+    match_index: dict[int, int | tuple[int, ...]] = field(default_factory=dict)
+    # Only rows where another column (same index) equals one of the values; read at discovery.
+    match_column: tuple[str, tuple] | None = None
+    # Raritan: number of decimal digits in another column, read at discovery and cached.
+    digits_oid: str | None = None
+    digits_index: tuple[int, ...] | None = None     # which index parts address the digits column
+    # ENTITY-SENSOR-MIB: scale (enum) and precision columns, read at discovery and cached.
+    entity_scale: bool = False
+    # Raw values that mean "not available" (besides noSuchInstance/noSuchObject/wrong types).
+    sentinels: tuple[int, ...] = (-1,)
+    allow_negative: bool = False        # readings that may really be negative (temperatures)
+    # Map raw enum values to a field value (e.g. upsOutputSource 5 -> on_battery True).
+    enum: dict[int, object] | None = None
+    enum_default: object = None
+    # Only fill the field if a higher-priority reading did not (readings are applied in order).
+    fallback: bool = False
+    # Multiply by an attribute of the device's config (e.g. "capacity_kw"); skipped without it.
+    device_factor: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # constant extra tags (position="inlet")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    kind: str                            # pdu, cooling, ups, meter
+    description: str
+    sys_object_ids: tuple[str, ...] = ()  # sysObjectID prefixes that select this profile under "auto"
+    readings: tuple[Reading, ...] = ()
+    # Checks applied after decoding, by name (see decode.POST_RULES), e.g. a UPS whose input
+    # power reads below its output power while on mains is not really reporting input power.
+    post: tuple[str, ...] = ()
+    max_oids: int | None = None          # per-profile override of varbinds per GET
+    max_repetitions: int | None = None   # per-profile override of GETBULK rows
+    # A probe OID that must answer for this profile to be picked when no sysObjectID matches
+    # (generic MIBs implemented by many vendors, e.g. UPS-MIB, ENTITY-SENSOR-MIB).
+    probe_oid: str | None = None
+    probe_is_table: bool = False
+
+
+def scalar(oid: str, measurement: str, field_: str, scale: float = 1.0, **kw) -> Reading:
+    return Reading(oid=oid, measurement=measurement, field=field_, scale=scale, **kw)
+
+
+def column(oid: str, measurement: str, field_: str, scale: float = 1.0, **kw) -> Reading:
+    return Reading(oid=oid, measurement=measurement, field=field_, scale=scale, table=True, **kw)
