@@ -1,0 +1,280 @@
+"""The Dash app: one shell (banner, chrome, page, data-age stamp) and a handful of callbacks.
+
+- ``render``: URL → page layout (complete first paint), navigation, kiosk mode.
+- ``banner``: every refresh tick → the pinned alarm banner and the data-age stamp.
+- ``refresh``: every tick → values, figures (``Patch``: only the traces are replaced, layout and
+  zoom stay) and table rows of the page on screen, by pattern-matching ids.
+- ``kiosk``: rotates pages every ``kiosk_rotate_s`` when ``?kiosk=1``.
+
+All data comes from :class:`dashboards.data.DataSource`, whose cache is shared by every screen.
+Read-only: nothing here writes to the store.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import io
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import dash
+from dash import ALL, Input, Output, Patch, State, dcc, html, no_update
+
+from dashboards import components as c
+from dashboards.data import DataSource
+from dashboards.i18n import fmt_age, fmt_time, t
+from dashboards.pages import make_ctx, page_for, registry
+
+log = logging.getLogger(__name__)
+ASSETS = Path(__file__).resolve().parent / "assets"
+KIOSK_PAGES = ("/", "/alarms", "/power", "/cooling", "/energy", "/optimizer")
+
+INDEX = """<!DOCTYPE html>
+<html lang="en">
+<head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}</head>
+<body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body>
+</html>"""
+
+
+def _nav(ctx, path: str) -> list:
+    keep = "&".join(f"{k}={ctx.params[k]}" for k in ("lang",) if k in ctx.params)
+    links = []
+    for module in registry():
+        href = module.PATH + (f"?{keep}" if keep else "")
+        cls = "nav-link active" if module.PATH == path else "nav-link"
+        links.append(dcc.Link(t(module.TITLE, ctx.lang), href=href, className=cls))
+    other = "ko" if ctx.lang == "en" else "en"
+    links.append(dcc.Link("한국어" if other == "ko" else "English", href=f"{path}?lang={other}",
+                          className="nav-link lang"))
+    return links
+
+
+def next_kiosk_path(path: str | None) -> str:
+    path = (path or "/").rstrip("/") or "/"
+    if path not in KIOSK_PAGES:
+        return KIOSK_PAGES[0]
+    return KIOSK_PAGES[(KIOSK_PAGES.index(path) + 1) % len(KIOSK_PAGES)]
+
+
+def refresh_outputs(update: dict, v_ids: list, fig_ids: list, tbl_ids: list) -> tuple[list, list, list, list]:
+    """Map a page's update dict onto the pattern-matched components on screen (no_update for
+    anything the page did not produce). Figures become Patches replacing only ``data``."""
+    vals = update.get("v", {})
+    texts, classes = [], []
+    for i in v_ids:
+        item = vals.get(i["k"])
+        if item is None:
+            texts.append(no_update)
+            classes.append(no_update)
+        else:
+            texts.append(item[0])
+            classes.append(item[1])
+    figs = []
+    for i in fig_ids:
+        fig = update.get("fig", {}).get(i["k"])
+        if fig is None:
+            figs.append(no_update)
+        else:
+            p = Patch()
+            p["data"] = fig["data"]
+            figs.append(p)
+    tbls = [update.get("tbl", {}).get(i["k"], no_update) for i in tbl_ids]
+    return texts, classes, figs, tbls
+
+
+def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Dash:
+    """The app. *warm* starts a thread that precomputes every tick's data and overview (serve)."""
+    data = DataSource(config, store, clock=clock)
+    settings = config.dashboard
+    app = dash.Dash(__name__, assets_folder=str(ASSETS), suppress_callback_exceptions=True,
+                    title=f"dcim · {config.site.name}", update_title=None, index_string=INDEX,
+                    serve_locally=True, compress=False)
+    app.data = data  # type: ignore[attr-defined]
+
+    app.layout = html.Div([
+        dcc.Location(id="url", refresh="callback-nav"),
+        dcc.Interval(id="tick", interval=int(settings.refresh_s * 1000)),
+        dcc.Interval(id="kiosk-timer", interval=int(settings.kiosk_rotate_s * 1000), disabled=True),
+        html.Div(id="banner", className="banner ok", role="alert"),
+        html.Header([
+            html.Div(config.site.name, className="site-name"),
+            html.Nav(id="nav", className="nav"),
+        ], id="chrome", className="chrome"),
+        html.Main(id="page", className="page"),
+        html.Footer(html.Span(id="stamp", className="stamp"), className="footer"),
+    ], id="root", className="root")
+
+    @app.callback(Output("page", "children"), Output("nav", "children"), Output("chrome", "className"),
+                  Output("kiosk-timer", "disabled"), Output("root", "className"),
+                  Input("url", "pathname"), Input("url", "search"))
+    def render(pathname, search):
+        ctx = make_ctx(data, search)
+        module = page_for(pathname)
+        try:
+            content = module.layout(ctx)
+        except Exception:  # a broken page must not take the wall down
+            log.exception("page %s failed", module.PATH)
+            content = html.Div(t("no_data", ctx.lang), className="unavailable")
+        root = f"root lang-{ctx.lang}" + (" kiosk" if ctx.kiosk else "")
+        return (content, _nav(ctx, module.PATH), "chrome hidden" if ctx.kiosk else "chrome",
+                not ctx.kiosk, root)
+
+    @app.callback(Output("banner", "children"), Output("banner", "className"),
+                  Output("stamp", "children"), Output("stamp", "className"),
+                  Input("tick", "n_intervals"), Input("url", "search"))
+    def banner(_n, search):
+        ctx = make_ctx(data, search)
+        snap = data.snapshot()
+        return (*banner_parts(snap, ctx.lang, ctx.tz), *stamp_parts(data, snap, ctx.lang))
+
+    @app.callback(Output({"type": "v", "k": ALL}, "children"), Output({"type": "v", "k": ALL}, "className"),
+                  Output({"type": "fig", "k": ALL}, "figure"), Output({"type": "tbl", "k": ALL}, "data"),
+                  Input("tick", "n_intervals"), State("url", "pathname"), State("url", "search"),
+                  State({"type": "v", "k": ALL}, "id"), State({"type": "v", "k": ALL}, "className"),
+                  State({"type": "fig", "k": ALL}, "id"), State({"type": "tbl", "k": ALL}, "id"),
+                  prevent_initial_call=True)
+    def refresh(_n, pathname, search, v_ids, v_classes, fig_ids, tbl_ids):
+        ctx = make_ctx(data, search)
+        update = page_for(pathname).update(ctx)
+        texts, classes, figs, tbls = refresh_outputs(update, v_ids, fig_ids, tbl_ids)
+        # keep structural classes (kpi-value, stat-value, count) and replace only the state part
+        merged = []
+        for new, old in zip(classes, v_classes):
+            if new is no_update:
+                merged.append(no_update)
+                continue
+            keep = [x for x in (old or "").split() if x in ("kpi-value", "stat-value", "count")]
+            merged.append(" ".join(keep + ([new] if new else [])))
+        return texts, merged, figs, tbls
+
+    @app.callback(Output("url", "pathname"), Input("kiosk-timer", "n_intervals"), State("url", "pathname"),
+                  prevent_initial_call=True)
+    def kiosk(_n, pathname):
+        return next_kiosk_path(pathname)
+
+    @app.callback(Output("url", "search"), Input("rack-pick", "value"), State("url", "search"),
+                  prevent_initial_call=True)
+    def pick_rack(rack, search):
+        from dashboards.pages import parse_search
+
+        params = parse_search(search)
+        if not rack or params.get("rack") == rack:
+            return no_update
+        params["rack"] = rack
+        return "?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+    from dashboards.pages import gpus as gpus_page
+
+    @app.callback(Output("gpu-table", "data"), Output("gpu-table", "page_count"),
+                  Input("gpu-table", "page_current"), Input("gpu-table", "sort_by"), Input("tick", "n_intervals"),
+                  prevent_initial_call=True)
+    def gpu_table(page, sort_by, _n):
+        rows = gpus_page.gpu_rows(data.gpus())
+        return gpus_page.sort_page(rows, sort_by, page or 0, gpus_page.PAGE_SIZE)
+
+    @app.callback(Output("gpu-history", "figure"), Input("gpu-table", "active_cell"), State("gpu-table", "data"),
+                  State("url", "search"), prevent_initial_call=True)
+    def gpu_history(cell, rows, search):
+        if not cell or not rows or cell.get("row") is None or cell["row"] >= len(rows):
+            return no_update
+        ctx = make_ctx(data, search)
+        return gpus_page.history_figure(data, rows[cell["row"]]["uuid"], ctx.lang)
+
+    if warm:
+        from dashboards.pages import overview
+
+        data.start_warmer(lambda: overview.update(make_ctx(data, f"?lang={settings.lang}")))
+    _add_routes(app, data, config)
+    _add_auth(app, config)
+    return app
+
+
+def banner_parts(snap: dict, lang: str, tz: str) -> tuple[list, str]:
+    return c.banner(snap["alarms"], lang, tz), c.banner_class(snap["alarms"])
+
+
+def stamp_parts(data: DataSource, snap: dict, lang: str) -> tuple[str, str]:
+    if not snap.get("data_t"):
+        return t("stamp.nodata", lang), "stamp stale"
+    age = snap["now_ns"] / 1e9 - snap["data_t"] / 1e9
+    age = max(age, data.now() - snap["data_t"] / 1e9)
+    text = t("stamp.data", lang, time=fmt_time(snap["data_t"], data.tz, lang, with_date=True), age=fmt_age(age, lang))
+    stale = data.stale("facility", snap["data_t"], int(data.now() * 1e9))
+    return text, "stamp stale" if stale else "stamp"
+
+
+PERIOD_RE = re.compile(r"^\d{4}Q[1-4]$")
+
+
+def _add_routes(app: dash.Dash, data: DataSource, config) -> None:
+    server = app.server
+
+    @server.route("/health")
+    def health():
+        try:
+            snap = data.snapshot()
+            body = {"status": "ok", "data_age_s": snap.get("data_age_s"),
+                    "alarms": len(snap.get("alarms", []))}
+            code = 200
+        except Exception as exc:  # the store is down: say so, do not crash
+            body = {"status": "store unavailable", "error": type(exc).__name__}
+            code = 503
+        return server.response_class(json.dumps(body), status=code, mimetype="application/json")
+
+    @server.route("/download/report.csv")
+    def report_csv():
+        from flask import request
+
+        period = request.args.get("period", "")
+        by = request.args.get("by", "site")
+        if not PERIOD_RE.match(period) or by not in ("site", "room", "rack", "tenant", "gpu"):
+            return server.response_class("bad period or by\n", status=400, mimetype="text/plain")
+        try:
+            import dcim.report as report
+        except ImportError:
+            return server.response_class("report unavailable\n", status=503, mimetype="text/plain")
+        if not (hasattr(report, "build_report") and hasattr(report, "write_csv")):
+            return server.response_class("report unavailable\n", status=503, mimetype="text/plain")
+        # the report takes a Period when it has one (dcim.report.quarter), else the label
+        period_arg = report.quarter(period, config.site.timezone) if hasattr(report, "quarter") else period
+        rows = report.build_report(data.store.inner, config, period_arg, by)
+        buf = io.StringIO()
+        report.write_csv(rows, buf)
+        # a BOM so spreadsheets read Korean names as UTF-8
+        body = buf.getvalue().encode("utf-8-sig")
+        return server.response_class(body, status=200, mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="dcim-energy-{period}-{by}.csv"'})
+
+
+def _add_auth(app: dash.Dash, config) -> None:
+    settings = config.dashboard
+    if not settings.auth_user:
+        return
+    from dcim.config import read_secret
+
+    password = read_secret(settings.auth_password, "dashboard.auth_password")
+    app.server.wsgi_app = BasicAuth(app.server.wsgi_app, settings.auth_user, password)
+
+
+class BasicAuth:
+    """WSGI middleware: HTTP basic auth on everything but /health."""
+
+    def __init__(self, wsgi_app, user: str, password: str, open_paths=("/health",)):
+        self.app = wsgi_app
+        self.expected = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.open_paths = open_paths
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "") in self.open_paths:
+            return self.app(environ, start_response)
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "basic" and hmac.compare_digest(value.strip().encode(), self.expected.encode()):
+            return self.app(environ, start_response)
+        start_response("401 Unauthorized", [("Content-Type", "text/plain"),
+                                            ("WWW-Authenticate", 'Basic realm="dcim", charset="UTF-8"')])
+        return [b"authentication required\n"]

@@ -1,0 +1,140 @@
+"""Reusable pieces: KPI tiles, panels, the alarm banner, the floor map, tables, dark figures.
+
+Colour carries meaning only: neutral greys for normal, amber for warning, red for critical, and
+dimmed text for stale values. Values that refresh in place carry pattern ids
+``{"type": "v", "k": key}`` (text + class), ``{"type": "fig", "k": key}`` (figure, patched) and
+``{"type": "tbl", "k": key}`` (table data).
+"""
+
+from __future__ import annotations
+
+from dash import dash_table, dcc, html
+
+from dashboards.i18n import fmt_time, t
+
+BG = "#0b0d12"
+PANEL = "#151922"
+GRID = "#2a2f3a"
+TEXT = "#d8dce4"
+MUTED = "#7d8494"
+NORMAL = "#3a4050"
+WARN = "#f0a020"
+CRIT = "#e5383b"
+NODATA = "#1b1f27"
+STALE = "#262a33"
+
+STATE_LEVEL = {"nodata": -1.0, "stale": -0.5, "ok": 0.0, "warning": 1.0, "critical": 2.0}
+# Discrete scale over zmin=-1 .. zmax=2.
+FLOOR_COLORSCALE = [
+    [0.0, NODATA], [1 / 6, NODATA],
+    [1 / 6, STALE], [2 / 6, STALE],
+    [2 / 6, NORMAL], [0.5, NORMAL],
+    [0.5, NORMAL], [4 / 6, NORMAL],
+    [4 / 6, WARN], [5 / 6, WARN],
+    [5 / 6, CRIT], [1.0, CRIT],
+]
+
+
+def vid(key: str) -> dict:
+    return {"type": "v", "k": key}
+
+
+def fid(key: str) -> dict:
+    return {"type": "fig", "k": key}
+
+
+def tid(key: str) -> dict:
+    return {"type": "tbl", "k": key}
+
+
+def value(key: str, text: str, cls: str = "", tag=html.Span) -> html.Span:
+    return tag(text, id=vid(key), className=cls)
+
+
+def kpi(key: str, label: str, text: str, cls: str = "", sub: str | None = None) -> html.Div:
+    return html.Div([
+        html.Div(label, className="kpi-label"),
+        html.Div(text, id=vid(key), className=f"kpi-value {cls}".strip(), **{"data-testid": key}),
+        html.Div(sub or "", className="kpi-sub") if sub is not None else None,
+    ], className="kpi")
+
+
+def panel(title: str, *children, cls: str = "") -> html.Section:
+    return html.Section([html.H2(title, className="panel-title"), *children], className=f"panel {cls}".strip())
+
+
+def state_class(state: str | None, stale: bool = False) -> str:
+    parts = []
+    if state in ("warning", "critical"):
+        parts.append(state)
+    if stale:
+        parts.append("stale")
+    return " ".join(parts)
+
+
+def dark_layout(**extra) -> dict:
+    layout = {
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"color": TEXT, "size": 16, "family": "Noto Sans, Noto Sans CJK KR, sans-serif"},
+        "margin": {"l": 60, "r": 20, "t": 20, "b": 40},
+        "xaxis": {"gridcolor": GRID, "zeroline": False},
+        "yaxis": {"gridcolor": GRID, "zeroline": False},
+        "legend": {"orientation": "h", "y": 1.08, "x": 0, "font": {"size": 15}},
+        "hoverlabel": {"bgcolor": PANEL, "font": {"color": TEXT}},
+        "uirevision": "keep",
+    }
+    layout.update(extra)
+    return layout
+
+
+def graph(key: str, figure: dict, height: str = "300px", cls: str = "") -> dcc.Graph:
+    return dcc.Graph(id=fid(key), figure=figure, config={"displayModeBar": False, "responsive": True},
+                     style={"height": height}, className=cls)
+
+
+def table(key: str, columns: list[dict], data: list[dict], *, page_size: int = 25, sort: bool = True,
+          style_cond: list | None = None, **kwargs) -> dash_table.DataTable:
+    return dash_table.DataTable(
+        id=tid(key), columns=columns, data=data, page_size=page_size,
+        sort_action=kwargs.pop("sort_action", "native" if sort else "none"),
+        style_as_list_view=True,
+        style_header={"backgroundColor": PANEL, "color": MUTED, "fontWeight": "600", "border": "none"},
+        style_cell={"backgroundColor": BG, "color": TEXT, "border": f"1px solid {GRID}",
+                    "fontSize": "1rem", "padding": "0.35rem 0.6rem", "textAlign": "right",
+                    "fontFamily": "inherit"},
+        style_cell_conditional=[{"if": {"column_type": "text"}, "textAlign": "left"}],
+        style_data_conditional=(style_cond or []) + [
+            {"if": {"filter_query": '{_state} = "warning"'}, "color": WARN},
+            {"if": {"filter_query": '{_state} = "critical"'}, "color": CRIT, "fontWeight": "700"},
+            {"if": {"filter_query": '{_state} = "stale"'}, "color": MUTED},
+        ],
+        **kwargs)
+
+
+def alarm_message(a: dict, lang: str) -> str:
+    return t(a["message"], lang, **(a.get("params") or {}))
+
+
+def banner(alarms: list[dict], lang: str, tz: str, limit: int = 3) -> list:
+    crit = sum(1 for a in alarms if a["severity"] == "critical")
+    warn = sum(1 for a in alarms if a["severity"] == "warning")
+    if not alarms:
+        return [html.Span(t("banner.ok", lang), className="banner-ok")]
+    items = [html.Span(t("banner.count", lang, crit=crit, warn=warn), className="banner-count")]
+    for a in alarms[:limit]:
+        items.append(html.Span([
+            html.B(a["subject"]), " ", alarm_message(a, lang),
+            html.Span(f" · {fmt_time(a['first_seen_ns'], tz, lang)}", className="banner-time"),
+        ], className=f"banner-item {a['severity']}"))
+    if len(alarms) > limit:
+        items.append(html.Span(t("banner.more", lang, n=len(alarms) - limit), className="banner-more"))
+    return items
+
+
+def banner_class(alarms: list[dict]) -> str:
+    if any(a["severity"] == "critical" for a in alarms):
+        return "banner critical"
+    if alarms:
+        return "banner warning"
+    return "banner ok"

@@ -1,0 +1,489 @@
+"""Cached store queries turned into plain dicts and lists, shared by every open screen.
+
+One :class:`QueryCache` per app, keyed by (query, refresh tick): every screen that refreshes in
+the same tick gets the same result, and concurrent requests for a key that is being computed wait
+for that one computation (single flight). So N screens cost one set of store queries per tick, not
+N. Long-range queries (24 h / 30 d PUE, energy saved today) use a longer tick.
+
+Nothing here imports Dash; pages format the dicts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from dcim.config import Config
+from dcim.inventory import Inventory, build_inventory
+from dcim.metrics import Point
+from dcim.store.base import Store, StoreError
+
+from dashboards import alarms as alarm_rules
+
+NS = 1_000_000_000
+
+
+class CountingStore:
+    """A read-only view of a store that counts the queries it forwards (for the benchmark and tests)."""
+
+    def __init__(self, store: Store):
+        self.inner = store
+        self.calls = 0
+        self.seconds = 0.0  # time spent inside the store
+        self._lock = threading.Lock()
+
+    def _timed(self, fn, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with self._lock:
+                self.calls += 1
+                self.seconds += time.perf_counter() - t
+
+    def query(self, *args, **kwargs):
+        return self._timed(self.inner.query, *args, **kwargs)
+
+    def latest(self, *args, **kwargs):
+        return self._timed(self.inner.latest, *args, **kwargs)
+
+
+class QueryCache:
+    """(key, tick) → value, newest tick per key only, with single-flight computation."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict = {}
+        self._inflight: dict = {}
+        self.hits = 0
+        self.misses = 0
+        self.stale_hits = 0
+
+    def get(self, key, tick: int, compute, stale_ok: bool = False):
+        """The value of *key* for *tick*, computed once whatever the number of callers. With
+        *stale_ok*, a caller that would have to wait for another thread's computation gets the
+        previous tick's value instead (stale-while-revalidate: screens never block on the warmer)."""
+        while True:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and entry[0] == tick:
+                    self.hits += 1
+                    return entry[1]
+                event = self._inflight.get((key, tick))
+                if event is not None and stale_ok and entry is not None and entry[0] >= tick - 2:
+                    self.stale_hits += 1
+                    return entry[1]
+                if event is None:
+                    event = threading.Event()
+                    self._inflight[(key, tick)] = event
+                    self.misses += 1
+                    break
+            event.wait(60)
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and entry[0] == tick:
+                    self.hits += 1
+                    return entry[1]
+                if (key, tick) in self._inflight:
+                    continue
+            # the computing thread failed: compute ourselves
+            return compute()
+        try:
+            value = compute()
+            with self._lock:
+                old = self._entries.get(key)
+                if old is None or old[0] <= tick:
+                    self._entries[key] = (tick, value)
+            return value
+        finally:
+            with self._lock:
+                self._inflight.pop((key, tick), None)
+            event.set()
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+
+
+def _fields(p: Point) -> dict:
+    return p.fields
+
+
+class DataSource:
+    """Everything the pages read, as cached plain data."""
+
+    def __init__(self, config: Config, store: Store, *, clock=time.time):
+        self.config = config
+        self.inventory: Inventory = build_inventory(config)
+        self.store = CountingStore(store)
+        self.cache = QueryCache()
+        self.tracker = alarm_rules.AlarmTracker()
+        self.clock = clock
+        self.refresh_s = float(config.dashboard.refresh_s)
+        self.tz = config.site.timezone
+        self.derate = float(config.optimizer.breaker_derate)
+        c = config.collectors
+        self.intervals = {
+            "gpu": c.gpu_interval_s, "workload": c.gpu_interval_s,
+            "pdu": c.snmp_interval_s, "pdu_phase": c.snmp_interval_s, "pdu_outlet": c.snmp_interval_s,
+            "pdu_breaker": c.snmp_interval_s, "cooling": c.snmp_interval_s, "ups": c.snmp_interval_s,
+            "meter": c.snmp_interval_s, "env": c.snmp_interval_s, "facility": c.snmp_interval_s,
+            "optimizer": config.optimizer.interval_s, "collector": max(c.snmp_interval_s, c.gpu_interval_s),
+        }
+        self._pdu_cfg = {p.name: p for p in config.pdus}
+
+    # -- ticks and staleness ------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock()
+
+    def tick(self, period_s: float | None = None, now: float | None = None) -> int:
+        period = period_s or self.refresh_s
+        return int((self.now() if now is None else now) // period)
+
+    def stale(self, measurement: str, time_ns: int | None, now_ns: int) -> bool:
+        """A value is stale when older than twice its poll interval (or absent)."""
+        if not time_ns:
+            return True
+        return (now_ns - time_ns) > 2 * self.intervals.get(measurement, 10.0) * NS
+
+    # -- cached raw queries -------------------------------------------------------------------
+
+    def latest(self, measurement: str) -> list[Point]:
+        return self.cache.get(("latest", measurement), self.tick(),
+                              lambda: self.store.latest(measurement))
+
+    def _window(self, seconds: float, period_s: float) -> tuple[int, int, int]:
+        """(start_ns, end_ns, tick) for a window of *seconds* ending at the current tick's end."""
+        tick = self.tick(period_s)
+        end = int((tick + 1) * period_s * NS)
+        return end - int(seconds * NS), end, tick
+
+    def series(self, measurement: str, fields: tuple[str, ...], seconds: float, every_s: float | None,
+               agg: str = "mean", group_by: tuple[str, ...] = (), where: dict | None = None,
+               period_s: float | None = None):
+        period = max(self.refresh_s, period_s or self.refresh_s)
+        start, end, tick = self._window(seconds, period)
+        key = ("query", measurement, fields, seconds, every_s, agg, group_by,
+               tuple(sorted((where or {}).items())))
+        return self.cache.get(key, tick, lambda: self.store.query(
+            measurement, list(fields), start, end, every_s=every_s, agg=agg, group_by=list(group_by),
+            where=where))
+
+    # -- derived ------------------------------------------------------------------------------
+
+    def pue_period(self, seconds: float) -> float | None:
+        """Energy-based PUE over the last *seconds*: Σ facility energy / Σ IT energy from hourly
+        rollups (bucket mean power × the part of the bucket inside the window)."""
+        period = 60.0 if seconds <= 86400 else 300.0
+        series = self.series("facility", ("total_power_w", "it_power_w"), seconds, 3600.0, "mean",
+                             period_s=period)
+        now_ns = int(self.now() * NS)
+        start_ns = now_ns - int(seconds * NS)
+        return energy_ratio(series, start_ns, now_ns, 3600)
+
+    def saved_today_kwh(self) -> float | None:
+        """Energy the optimizer estimates it saved since local midnight: per decision interval,
+        the summed est_saving_w of the decisions in force × the interval."""
+        every = float(self.config.optimizer.interval_s)
+        tz = ZoneInfo(self.tz)
+        now = datetime.fromtimestamp(self.now(), tz)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        seconds = max(every, (now - midnight).total_seconds())
+        key_day = midnight.date().isoformat()
+        tick = self.tick(max(60.0, self.refresh_s))
+
+        def compute():
+            start = int(midnight.timestamp() * NS)
+            end = int((self.now() + every) * NS)
+            try:
+                res = self.store.query("optimizer", ["est_saving_w"], start, end, every_s=every, agg="sum")
+            except StoreError:
+                return None
+            total = 0.0
+            seen = False
+            for s in res:
+                for v in s.values.get("est_saving_w", []):
+                    if v is not None:
+                        total += v * every
+                        seen = True
+            return total / 3.6e6 if seen else None
+
+        del seconds
+        return self.cache.get(("saved_today", key_day), tick, compute)
+
+    def snapshot(self) -> dict:
+        """Latest values of the whole facility, as plain dicts, built once per tick."""
+        return self.cache.get(("snapshot",), self.tick(), self._build_snapshot, stale_ok=True)
+
+    # -- warmer -------------------------------------------------------------------------------
+
+    def start_warmer(self, warm=None) -> threading.Thread:
+        """A daemon thread that rebuilds the snapshot (and whatever *warm* computes, e.g. the
+        overview) right after every tick boundary, so screens find it ready; while it runs, screens
+        get the previous tick's values instead of waiting (see ``QueryCache.get(stale_ok=True)``)."""
+        self._stop = threading.Event()
+
+        def loop():
+            while not self._stop.is_set():
+                try:
+                    self.snapshot()
+                    if warm is not None:
+                        warm()
+                except Exception:  # the store is down: the screens show the data age
+                    pass
+                now = self.now()
+                wait = (self.tick(now=now) + 1) * self.refresh_s - now + 0.005
+                self._stop.wait(max(0.01, min(wait, self.refresh_s)))
+
+        thread = threading.Thread(target=loop, name="dashboard-warmer", daemon=True)
+        thread.start()
+        self._warmer = thread
+        return thread
+
+    def stop_warmer(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+            self._warmer.join(timeout=5)
+
+    def _build_snapshot(self) -> dict:
+        now_ns = int(self.now() * NS)
+        inv = self.inventory
+        snap: dict = {"now_ns": now_ns}
+
+        # facility
+        fac_points = self.latest("facility")
+        fac = next((p for p in fac_points if p.tags.get("site") in (None, inv.site)), None)
+        if fac is None and fac_points:
+            fac = fac_points[0]
+        facility = dict(fac.fields) if fac else {}
+        if fac and "pue" not in facility and facility.get("it_power_w"):
+            facility["pue"] = facility.get("total_power_w", 0) / facility["it_power_w"]
+        snap["facility"] = facility
+        snap["facility_t"] = fac.time_ns if fac else None
+        snap["facility_stale"] = self.stale("facility", snap["facility_t"], now_ns)
+
+        # env → rack inlet/outlet (hottest probe of each position)
+        temps: dict[tuple[str, str], tuple[float, int]] = {}
+        for p in self.latest("env"):
+            rack, pos, v = p.tags.get("rack"), p.tags.get("position"), p.fields.get("temp_c")
+            if rack is None or v is None or pos not in ("inlet", "outlet"):
+                continue
+            old = temps.get((rack, pos))
+            if old is None or v > old[0]:
+                temps[(rack, pos)] = (float(v), p.time_ns)
+
+        # PDUs and phases
+        pdus: dict[str, dict] = {}
+        for cfg in self.config.pdus:
+            rack = inv.rack_by_name.get(cfg.rack)
+            pdus[cfg.name] = {"pdu": cfg.name, "rack": cfg.rack, "room": rack.room if rack else "",
+                              "feed": cfg.feed, "phases": cfg.phases, "breaker_a": cfg.breaker_a,
+                              "voltage_v": cfg.voltage_v, "power_w": None, "current_a": None, "t": None,
+                              "phase_current": {}, "phase_power": {}}
+        for p in self.latest("pdu"):
+            name = p.tags.get("pdu")
+            d = pdus.get(name)
+            if d is None:
+                d = pdus[name] = {"pdu": name, "rack": p.tags.get("rack", ""), "room": p.tags.get("room", ""),
+                                  "feed": p.tags.get("feed", "?"), "phases": 1, "breaker_a": None,
+                                  "voltage_v": None, "phase_current": {}, "phase_power": {}}
+            d["power_w"] = p.fields.get("power_w")
+            d["current_a"] = p.fields.get("current_a")
+            if p.fields.get("breaker_a"):
+                d["breaker_a"] = p.fields["breaker_a"]
+            d["t"] = p.time_ns
+        for p in self.latest("pdu_phase"):
+            d = pdus.get(p.tags.get("pdu"))
+            if d is None:
+                continue
+            phase = p.tags.get("phase", "?")
+            if p.fields.get("current_a") is not None:
+                d["phase_current"][phase] = (float(p.fields["current_a"]), p.time_ns)
+            if p.fields.get("power_w") is not None:
+                d["phase_power"][phase] = float(p.fields["power_w"])
+            d["t"] = max(d.get("t") or 0, p.time_ns)
+        for d in pdus.values():
+            d["stale"] = self.stale("pdu", d.get("t"), now_ns)
+        snap["pdus"] = sorted(pdus.values(), key=lambda d: (d["rack"], d["feed"], d["pdu"]))
+
+        rack_power: dict[str, float] = {}
+        rack_power_t: dict[str, int] = {}
+        for d in snap["pdus"]:
+            if d.get("power_w") is not None:
+                rack_power[d["rack"]] = rack_power.get(d["rack"], 0.0) + float(d["power_w"])
+                rack_power_t[d["rack"]] = max(rack_power_t.get(d["rack"], 0), d["t"] or 0)
+
+        racks = []
+        for r in inv.racks:
+            inlet = temps.get((r.rack, "inlet"))
+            outlet = temps.get((r.rack, "outlet"))
+            racks.append({
+                "rack": r.rack, "room": r.room, "row": r.row, "row_index": r.row_index, "position": r.position,
+                "ashrae_class": r.ashrae_class, "budget_kw": r.power_budget_kw, "tenant": r.tenant,
+                "inlet_c": inlet[0] if inlet else None, "inlet_t": inlet[1] if inlet else None,
+                "inlet_stale": self.stale("env", inlet[1] if inlet else None, now_ns),
+                "outlet_c": outlet[0] if outlet else None, "outlet_t": outlet[1] if outlet else None,
+                "power_w": rack_power.get(r.rack), "power_t": rack_power_t.get(r.rack),
+                "power_stale": self.stale("pdu", rack_power_t.get(r.rack), now_ns),
+            })
+        snap["racks"] = racks
+
+        # UPS
+        ups_pts = {p.tags.get("ups"): p for p in self.latest("ups")}
+        ups = []
+        for u in self.config.ups:
+            p = ups_pts.pop(u.name, None)
+            f = p.fields if p else {}
+            ups.append({"ups": u.name, "capacity_kw": u.capacity_kw, "output_power_w": f.get("output_power_w"),
+                        "input_power_w": f.get("input_power_w"), "load_pct": f.get("load_pct"),
+                        "on_battery": bool(f.get("on_battery")) if "on_battery" in f else None,
+                        "battery_charge_pct": f.get("battery_charge_pct"), "runtime_s": f.get("runtime_s"),
+                        "t": p.time_ns if p else None,
+                        "stale": self.stale("ups", p.time_ns if p else None, now_ns)})
+        snap["ups"] = ups
+
+        # cooling
+        cool_pts = {p.tags.get("unit"): p for p in self.latest("cooling")}
+        cooling = []
+        for c in self.config.cooling:
+            p = cool_pts.get(c.name)
+            f = p.fields if p else {}
+            cooling.append({"unit": c.name, "room": c.room, "kind": c.kind, "capacity_kw": c.capacity_kw,
+                            **{k: f.get(k) for k in ("supply_temp_c", "return_temp_c", "setpoint_c",
+                                                     "rack_inlet_temp_c", "fan_pct", "cooling_kw", "power_w",
+                                                     "humidity_pct", "cop", "economizer_pct")},
+                            "t": p.time_ns if p else None,
+                            "stale": self.stale("cooling", p.time_ns if p else None, now_ns)})
+        snap["cooling"] = cooling
+
+        # GPUs: one tight pass for the fleet summary and the GPUs that need an alarm; the full
+        # per-GPU rows (GPU and rack pages) are built on demand by gpus()
+        count = capped = 0
+        power = cap_sum = default_sum = 0.0
+        newest_gpu = 0
+        flagged = []
+        mask = alarm_rules.THROTTLE_MASK
+        for p in self.latest("gpu"):
+            f = p.fields
+            count += 1
+            if p.time_ns > newest_gpu:
+                newest_gpu = p.time_ns
+            pw = f.get("power_w")
+            if pw is not None:
+                power += pw
+            lim = f.get("power_limit_w")
+            dflt = f.get("power_limit_default_w")
+            if lim is not None and dflt is not None and lim < dflt - 0.5:
+                capped += 1
+                cap_sum += lim
+                default_sum += dflt
+            tr = f.get("throttle_reasons")
+            if tr and int(tr) & mask:
+                flagged.append(self._gpu_row(p, now_ns))
+        snap["gpu_summary"] = {"count": count, "capped": capped, "power_w": power, "capped_limit_w": cap_sum,
+                               "capped_default_w": default_sum, "t": newest_gpu or None}
+        snap["gpus"] = flagged  # only the GPUs an alarm rule looks at
+
+        # collectors
+        snap["collectors"] = [{"collector": p.tags.get("collector", ""), "target": p.tags.get("target", ""),
+                               "ok": p.fields.get("ok"), "error": p.fields.get("error"),
+                               "duration_s": p.fields.get("duration_s"), "t": p.time_ns}
+                              for p in self.latest("collector")]
+
+        # optimizer
+        snap["optimizer"] = self._optimizer_state(capped, now_ns)
+
+        # alarms (first-seen tracked once per tick, whatever the number of screens)
+        found = alarm_rules.evaluate(snap, self.derate)
+        snap["alarms"] = [a.as_dict() for a in self.tracker.update(found, now_ns)]
+
+        # data age: the facility totals, else the newest reading of anything
+        newest = snap["facility_t"] or max(
+            [r["inlet_t"] or 0 for r in racks] + [d.get("t") or 0 for d in snap["pdus"]]
+            + [newest_gpu, 0]) or None
+        snap["data_t"] = newest
+        snap["data_age_s"] = (now_ns - newest) / NS if newest else None
+        return snap
+
+    def _gpu_row(self, p: Point, now_ns: int) -> dict:
+        f, tg = p.fields, p.tags
+        return {"uuid": tg.get("uuid", ""), "host": tg.get("host", ""), "gpu": tg.get("gpu", ""),
+                "rack": tg.get("rack", ""), "room": tg.get("room", ""), "model": tg.get("model", ""),
+                "power_w": f.get("power_w"), "power_limit_w": f.get("power_limit_w"),
+                "power_limit_default_w": f.get("power_limit_default_w"), "temp_c": f.get("temp_c"),
+                "util_pct": f.get("util_pct"), "throttle_reasons": f.get("throttle_reasons"),
+                "t": p.time_ns, "stale": (now_ns - p.time_ns) > 2 * self.intervals["gpu"] * NS}
+
+    def gpus(self) -> list[dict]:
+        """Every GPU's latest values as rows (built once per tick, for the GPU and rack pages)."""
+        def build():
+            now_ns = int(self.now() * NS)
+            return [self._gpu_row(p, now_ns) for p in self.latest("gpu")]
+        return self.cache.get(("gpus",), self.tick(), build)
+
+    def _optimizer_state(self, capped: int, now_ns: int) -> dict:
+        points = self.latest("optimizer")
+        lease_default = float(self.config.optimizer.lease_s)
+        mode = None
+        mode_t = -1
+        newest = None
+        saving_now = 0.0
+        live_decisions = 0
+        for p in points:
+            f = p.fields
+            if f.get("mode") and p.time_ns > mode_t:
+                mode, mode_t = f["mode"], p.time_ns
+            newest = max(newest or 0, p.time_ns)
+            lease = float(f.get("lease_s") or lease_default)
+            if now_ns - p.time_ns <= lease * NS and f.get("est_saving_w") is not None:
+                saving_now += float(f["est_saving_w"])
+                live_decisions += 1
+        return {"mode": mode or (self.config.optimizer.mode if not points else None),
+                "mode_from_store": bool(mode), "gpus_capped": capped,
+                "saving_now_w": saving_now if live_decisions else (0.0 if points else None),
+                "saved_today_kwh": self.saved_today_kwh(), "t": newest,
+                "stale": self.stale("optimizer", newest, now_ns)}
+
+
+def energy_ratio(series, start_ns: int, end_ns: int, every_s: float) -> float | None:
+    """Σ total energy / Σ IT energy from bucketed mean powers: each bucket's mean × the seconds of
+    the bucket that lie inside [start_ns, end_ns). Buckets lacking either field are left out of
+    both sums, so the ratio compares like with like."""
+    fac = it = 0.0
+    step = int(every_s * NS)
+    for s in series:
+        tot = s.values.get("total_power_w", [])
+        itv = s.values.get("it_power_w", [])
+        for i, b in enumerate(s.times_ns):
+            if i >= len(tot) or i >= len(itv) or tot[i] is None or itv[i] is None:
+                continue
+            covered = (min(b + step, end_ns) - max(b, start_ns)) / NS
+            if covered <= 0:
+                continue
+            fac += tot[i] * covered
+            it += itv[i] * covered
+    return fac / it if it > 0 else None
+
+
+def quarter_of(now_ts: float, tz: str, offset: int = 0) -> str:
+    """'2026Q3' for the quarter containing *now_ts* in the site's zone, shifted by *offset* quarters."""
+    dt = datetime.fromtimestamp(now_ts, ZoneInfo(tz))
+    q = (dt.month - 1) // 3 + offset
+    year = dt.year + q // 4
+    return f"{year}Q{q % 4 + 1}"
+
+
+def local_midnight_ns(now_ts: float, tz: str) -> int:
+    dt = datetime.fromtimestamp(now_ts, ZoneInfo(tz)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(dt.timestamp() * NS)
+
+
+def utc(ts_ns: int) -> datetime:
+    return datetime.fromtimestamp(ts_ns / NS, tz=timezone.utc)
+
+
+__all__ = ["CountingStore", "QueryCache", "DataSource", "energy_ratio", "quarter_of", "timedelta"]

@@ -1,0 +1,185 @@
+"""A small message catalogue (English, Korean) and locale-aware number/time formatting.
+
+Times are stored in UTC; every time shown is converted to the site's time zone. Missing keys
+fall back to English, then to the key itself, so a missing translation never breaks a page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+LANGS = ("en", "ko")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # navigation
+    "nav.overview": {"en": "Overview", "ko": "개요"},
+    "nav.alarms": {"en": "Alarms", "ko": "경보"},
+    "nav.racks": {"en": "Racks", "ko": "랙"},
+    "nav.gpus": {"en": "GPUs", "ko": "GPU"},
+    "nav.cooling": {"en": "Cooling", "ko": "냉각"},
+    "nav.power": {"en": "Power chain", "ko": "전력 계통"},
+    "nav.energy": {"en": "Energy", "ko": "에너지"},
+    "nav.optimizer": {"en": "Optimizer", "ko": "최적화"},
+    # KPIs
+    "kpi.pue_now": {"en": "PUE now (instantaneous)", "ko": "현재 PUE (순시값)"},
+    "kpi.pue_24h": {"en": "PUE 24 h (energy)", "ko": "PUE 24시간 (에너지 기준)"},
+    "kpi.pue_30d": {"en": "PUE 30 d (energy)", "ko": "PUE 30일 (에너지 기준)"},
+    "kpi.it_kw": {"en": "IT power", "ko": "IT 전력"},
+    "kpi.facility_kw": {"en": "Facility power", "ko": "시설 전력"},
+    "kpi.cooling_kw": {"en": "Cooling power", "ko": "냉각 전력"},
+    "kpi.outdoor": {"en": "Outdoor", "ko": "외기"},
+    # panels
+    "panel.alarms": {"en": "Active alarms", "ko": "활성 경보"},
+    "panel.floor_inlet": {"en": "Rack inlet temperature vs ASHRAE class", "ko": "랙 흡기 온도 (ASHRAE 등급 기준)"},
+    "panel.floor_power": {"en": "Rack power vs budget", "ko": "랙 전력 (예산 대비)"},
+    "panel.chain": {"en": "Power-chain headroom (80 % breaker derate)", "ko": "전력 계통 여유 (차단기 80 % 감액)"},
+    "panel.optimizer": {"en": "Optimizer", "ko": "최적화기"},
+    "sev.critical": {"en": "Critical", "ko": "심각"},
+    "sev.warning": {"en": "Warning", "ko": "주의"},
+    "opt.mode": {"en": "Mode", "ko": "모드"},
+    "opt.capped": {"en": "GPUs capped", "ko": "제한된 GPU"},
+    "opt.saving_now": {"en": "Saving now", "ko": "현재 절감"},
+    "opt.saved_today": {"en": "Saved today", "ko": "오늘 절감"},
+    "mode.off": {"en": "off", "ko": "꺼짐"},
+    "mode.advise": {"en": "advise", "ko": "권고"},
+    "mode.enforce": {"en": "enforce", "ko": "적용"},
+    "chain.ups": {"en": "UPS load", "ko": "UPS 부하"},
+    "chain.ups_headroom": {"en": "UPS headroom", "ko": "UPS 여유"},
+    "chain.worst_pdu": {"en": "Worst PDU phase vs derate", "ko": "최대 PDU 상 부하 (감액 기준)"},
+    "chain.failover": {"en": "Racks without A/B failover headroom", "ko": "A/B 절체 여유 없는 랙"},
+    "chain.feed_a": {"en": "Feed A", "ko": "A 계통"},
+    "chain.feed_b": {"en": "Feed B", "ko": "B 계통"},
+    "chain.balance": {"en": "A/B balance", "ko": "A/B 균형"},
+    "stamp.data": {"en": "Data as of {time} · age {age}", "ko": "데이터 기준 {time} · 경과 {age}"},
+    "stamp.nodata": {"en": "No data in the store", "ko": "저장소에 데이터 없음"},
+    "banner.ok": {"en": "No active alarms", "ko": "활성 경보 없음"},
+    "banner.count": {"en": "{crit} critical · {warn} warning", "ko": "심각 {crit} · 주의 {warn}"},
+    "banner.more": {"en": "+{n} more", "ko": "외 {n}건"},
+    # alarms
+    "alarm.inlet_allowable": {"en": "Inlet {value} outside {cls} allowable {lo}–{hi} °C",
+                              "ko": "흡기 {value}, {cls} 허용 범위 {lo}–{hi} °C 벗어남"},
+    "alarm.inlet_recommended": {"en": "Inlet {value} outside recommended {lo}–{hi} °C ({cls})",
+                                "ko": "흡기 {value}, 권장 범위 {lo}–{hi} °C 벗어남 ({cls})"},
+    "alarm.breaker": {"en": "{what} {value} vs derated limit {limit}", "ko": "{what} {value}, 감액 한도 {limit}"},
+    "alarm.failover": {"en": "A+B {value} exceeds one derated breaker {limit} (no failover headroom)",
+                       "ko": "A+B {value}, 단일 차단기 감액 한도 {limit} 초과 (절체 여유 없음)"},
+    "alarm.ups_battery": {"en": "UPS on battery", "ko": "UPS 배터리 운전 중"},
+    "alarm.ups_load": {"en": "UPS load {value} vs {limit}", "ko": "UPS 부하 {value}, 한도 {limit}"},
+    "alarm.gpu_throttle": {"en": "GPU throttling: {reasons}", "ko": "GPU 스로틀링: {reasons}"},
+    "alarm.gpu_lost": {"en": "GPU lost: {error}", "ko": "GPU 손실: {error}"},
+    "alarm.collector": {"en": "Collector failing: {error}", "ko": "수집기 실패: {error}"},
+    "alarm.col.severity": {"en": "Severity", "ko": "심각도"},
+    "alarm.col.subject": {"en": "Where", "ko": "위치"},
+    "alarm.col.message": {"en": "What", "ko": "내용"},
+    "alarm.col.value": {"en": "Value", "ko": "값"},
+    "alarm.col.threshold": {"en": "Threshold", "ko": "기준"},
+    "alarm.col.first_seen": {"en": "First seen", "ko": "최초 발생"},
+    # detail pages
+    "racks.title": {"en": "Rack", "ko": "랙"},
+    "racks.servers": {"en": "Servers and GPUs", "ko": "서버 및 GPU"},
+    "racks.phases": {"en": "PDU phases", "ko": "PDU 상"},
+    "racks.temps": {"en": "Inlet / outlet", "ko": "흡기 / 배기"},
+    "racks.budget": {"en": "Power / budget", "ko": "전력 / 예산"},
+    "gpus.title": {"en": "GPU fleet", "ko": "GPU 현황"},
+    "gpus.history": {"en": "History (24 h)", "ko": "이력 (24시간)"},
+    "gpus.pick": {"en": "Select a GPU row to see its history", "ko": "행을 선택하면 이력을 표시합니다"},
+    "cooling.title": {"en": "Cooling units", "ko": "냉각 장치"},
+    "power.title": {"en": "Power chain", "ko": "전력 계통"},
+    "energy.title": {"en": "Energy", "ko": "에너지"},
+    "energy.trend": {"en": "Facility and IT power (7 d, hourly)", "ko": "시설 및 IT 전력 (7일, 시간별)"},
+    "energy.pue_trend": {"en": "Daily PUE (energy-based, 30 d)", "ko": "일별 PUE (에너지 기준, 30일)"},
+    "energy.report": {"en": "Quarterly energy report", "ko": "분기 에너지 보고서"},
+    "energy.download": {"en": "Download CSV", "ko": "CSV 다운로드"},
+    "energy.unavailable": {"en": "Report unavailable", "ko": "보고서를 사용할 수 없음"},
+    "optimizer.title": {"en": "Optimizer decisions", "ko": "최적화 결정 기록"},
+    "optimizer.pue": {"en": "Predicted vs actual PUE (24 h)", "ko": "예측 대 실제 PUE (24시간)"},
+    "optimizer.predicted": {"en": "predicted", "ko": "예측"},
+    "optimizer.actual": {"en": "actual (instantaneous)", "ko": "실제 (순시)"},
+    "col.time": {"en": "Time", "ko": "시각"},
+    "col.host": {"en": "Host", "ko": "호스트"},
+    "col.gpu": {"en": "GPU", "ko": "GPU"},
+    "col.rack": {"en": "Rack", "ko": "랙"},
+    "col.room": {"en": "Room", "ko": "전산실"},
+    "col.uuid": {"en": "UUID", "ko": "UUID"},
+    "col.power_w": {"en": "Power W", "ko": "전력 W"},
+    "col.cap_w": {"en": "Cap W", "ko": "제한 W"},
+    "col.default_w": {"en": "Default W", "ko": "기본 W"},
+    "col.temp_c": {"en": "Temp °C", "ko": "온도 °C"},
+    "col.util_pct": {"en": "Util %", "ko": "사용률 %"},
+    "col.action": {"en": "Action", "ko": "조치"},
+    "col.reason": {"en": "Reason", "ko": "사유"},
+    "col.previous_w": {"en": "Previous W", "ko": "이전 W"},
+    "col.saving_w": {"en": "Est. saving W", "ko": "예상 절감 W"},
+    "col.unit": {"en": "Unit", "ko": "장치"},
+    "col.kind": {"en": "Kind", "ko": "종류"},
+    "col.supply": {"en": "Supply °C", "ko": "공급 °C"},
+    "col.return": {"en": "Return °C", "ko": "환기 °C"},
+    "col.output_kw": {"en": "Output kW", "ko": "출력 kW"},
+    "col.electric_kw": {"en": "Input kW", "ko": "입력 kW"},
+    "col.fan": {"en": "Fan %", "ko": "팬 %"},
+    "col.pdu": {"en": "PDU", "ko": "PDU"},
+    "col.feed": {"en": "Feed", "ko": "계통"},
+    "col.current_a": {"en": "Current A", "ko": "전류 A"},
+    "col.limit_a": {"en": "Derated A", "ko": "감액 한도 A"},
+    "col.load_pct": {"en": "% of derate", "ko": "감액 대비 %"},
+    "col.ups": {"en": "UPS", "ko": "UPS"},
+    "col.output_w": {"en": "Output kW", "ko": "출력 kW"},
+    "col.capacity": {"en": "Capacity kW", "ko": "용량 kW"},
+    "col.battery": {"en": "On battery", "ko": "배터리"},
+    "col.a_kw": {"en": "A kW", "ko": "A kW"},
+    "col.b_kw": {"en": "B kW", "ko": "B kW"},
+    "col.failover_pct": {"en": "A+B vs one breaker %", "ko": "A+B / 단일 차단기 %"},
+    "col.balance": {"en": "A share %", "ko": "A 비율 %"},
+    "col.inlet": {"en": "Inlet °C", "ko": "흡기 °C"},
+    "col.outlet": {"en": "Outlet °C", "ko": "배기 °C"},
+    "col.class": {"en": "Class", "ko": "등급"},
+    "col.budget": {"en": "Budget kW", "ko": "예산 kW"},
+    "col.rack_kw": {"en": "Power kW", "ko": "전력 kW"},
+    "yes": {"en": "yes", "ko": "예"},
+    "no": {"en": "no", "ko": "아니오"},
+    "none": {"en": "none", "ko": "없음"},
+    "stale": {"en": "stale", "ko": "지연"},
+    "no_data": {"en": "no data", "ko": "데이터 없음"},
+}
+
+
+def lang_or_default(lang: str | None, default: str = "en") -> str:
+    return lang if lang in LANGS else (default if default in LANGS else "en")
+
+
+def t(key: str, lang: str = "en", **kwargs) -> str:
+    entry = MESSAGES.get(key)
+    text = key if entry is None else entry.get(lang) or entry.get("en") or key
+    return text.format(**kwargs) if kwargs else text
+
+
+def fmt_num(value: float | None, digits: int = 1, unit: str = "") -> str:
+    """A number with thousands separators (the same in en and ko), or an em dash when absent."""
+    if value is None:
+        return "—"
+    text = f"{value:,.{digits}f}"
+    return f"{text} {unit}" if unit else text
+
+
+def fmt_time(time_ns: int | None, tz: str, lang: str = "en", with_date: bool = False) -> str:
+    if time_ns is None:
+        return "—"
+    dt = datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).astimezone(ZoneInfo(tz))
+    if with_date:
+        return dt.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return dt.strftime("%H:%M:%S %Z")
+
+
+def fmt_age(seconds: float | None, lang: str = "en") -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, seconds)
+    units = {"en": ("s", "min", "h", "d"), "ko": ("초", "분", "시간", "일")}[lang_or_default(lang)]
+    if seconds < 90:
+        return f"{seconds:.0f} {units[0]}"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} {units[1]}"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} {units[2]}"
+    return f"{seconds / 86400:.1f} {units[3]}"

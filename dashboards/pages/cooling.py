@@ -1,0 +1,67 @@
+"""Cooling units: supply/return temperatures, heat removed, electrical input, fans."""
+
+from __future__ import annotations
+
+from dash import html
+
+from dashboards import components as c
+from dashboards.pages import cached
+from dashboards.i18n import fmt_num, t
+
+PATH = "/cooling"
+TITLE = "nav.cooling"
+
+
+def unit_rows(snap: dict) -> list[dict]:
+    rows = []
+    for u in snap["cooling"]:
+        r = lambda k, d=1: None if u.get(k) is None else round(float(u[k]), d)  # noqa: E731
+        rows.append({"unit": u["unit"], "room": u["room"], "kind": u["kind"],
+                     "supply": r("supply_temp_c"), "return": r("return_temp_c"), "output_kw": r("cooling_kw"),
+                     "electric_kw": None if u.get("power_w") is None else round(u["power_w"] / 1000, 1),
+                     "cop": r("cop", 2), "fan": r("fan_pct", 0),
+                     "_state": "stale" if u["stale"] else "ok"})
+    return rows
+
+
+def trend_figure(series, lang: str) -> dict:
+    traces = []
+    for s in series:
+        unit = s.tags.get("unit", "?")
+        x = [ts // 1_000_000 for ts in s.times_ns]
+        for field, dash in (("supply_temp_c", "solid"), ("return_temp_c", "dot")):
+            traces.append({"type": "scatter", "mode": "lines", "name": f"{unit} {t('col.' + field.split('_')[0], lang)}",
+                           "x": x, "y": s.values.get(field, []), "line": {"dash": dash, "width": 2}})
+    return {"data": traces, "layout": c.dark_layout(xaxis={"type": "date", "gridcolor": c.GRID},
+                                                  yaxis={"title": {"text": "°C"}, "gridcolor": c.GRID})}
+
+
+@cached
+def update(ctx) -> dict:
+    snap = ctx.snap
+    series = ctx.data.series("cooling", ("supply_temp_c", "return_temp_c"), 86400, 900, "mean",
+                             group_by=("unit",), period_s=60)
+    total_out = sum(u["cooling_kw"] or 0 for u in snap["cooling"])
+    total_in = sum((u["power_w"] or 0) / 1000 for u in snap["cooling"])
+    return {"v": {"cool_out": (fmt_num(total_out, 0, "kW"), ""), "cool_in": (fmt_num(total_in, 0, "kW"), ""),
+                  "cool_cop": (fmt_num(total_out / total_in if total_in else None, 2), "")},
+            "fig": {"cool_trend": trend_figure(series, ctx.lang)}, "tbl": {"units": unit_rows(snap)}}
+
+
+def layout(ctx):
+    u = update(ctx)
+    L = ctx.lang
+    cols = [{"id": k, "name": t(n, L), "type": typ} for k, n, typ in (
+        ("unit", "col.unit", "text"), ("room", "col.room", "text"), ("kind", "col.kind", "text"),
+        ("supply", "col.supply", "numeric"), ("return", "col.return", "numeric"),
+        ("output_kw", "col.output_kw", "numeric"), ("electric_kw", "col.electric_kw", "numeric"),
+        ("cop", "COP", "numeric"), ("fan", "col.fan", "numeric"))]
+    return html.Div([
+        html.H1(t("cooling.title", L), className="page-title"),
+        html.Div([c.kpi("cool_out", t("col.output_kw", L), u["v"]["cool_out"][0]),
+                  c.kpi("cool_in", t("col.electric_kw", L), u["v"]["cool_in"][0]),
+                  c.kpi("cool_cop", "COP", u["v"]["cool_cop"][0])], className="kpis three"),
+        c.panel(t("cooling.title", L), c.table("units", cols, u["tbl"]["units"])),
+        c.panel(f"{t('col.supply', L)} / {t('col.return', L)} (24 h)", c.graph("cool_trend", u["fig"]["cool_trend"],
+                                                                             height="360px")),
+    ])

@@ -1,0 +1,126 @@
+"""Cached queries: energy-based PUE, single flight, one set of store queries per tick for any
+number of screens, staleness."""
+
+import threading
+import time
+
+from dcim.store.base import Series
+
+from dashboards.data import NS, DataSource, QueryCache, energy_ratio, quarter_of
+from tests.dashboards import sitedata as S
+
+
+def test_energy_ratio_weights_partial_buckets():
+    h = 3600 * NS
+    s = Series(tags={}, times_ns=[0, h, 2 * h],
+               values={"total_power_w": [120.0, 150.0, 130.0], "it_power_w": [100.0, 100.0, None]})
+    # window [0.5 h, 2.5 h): half of bucket 0, all of bucket 1; bucket 2 lacks IT and is left out
+    got = energy_ratio([s], h // 2, 5 * h // 2, 3600)
+    assert abs(got - (120 * 0.5 + 150 * 1.0) / (100 * 0.5 + 100 * 1.0)) < 1e-12
+    assert energy_ratio([], 0, h, 3600) is None
+
+
+def test_query_cache_single_flight():
+    cache = QueryCache()
+    calls = []
+    gate = threading.Event()
+
+    def compute():
+        calls.append(1)
+        gate.wait(2)
+        return 42
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get("k", 7, compute))) for _ in range(20)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in threads:
+        t.join()
+    assert results == [42] * 20 and len(calls) == 1
+    assert cache.get("k", 7, lambda: 0) == 42  # same tick: cached
+    assert cache.get("k", 8, lambda: 43) == 43  # next tick: recomputed
+
+
+def test_stale_while_revalidate_never_blocks_a_screen():
+    cache = QueryCache()
+    assert cache.get("snap", 1, lambda: "tick1", stale_ok=True) == "tick1"
+    gate = threading.Event()
+    started = threading.Event()
+
+    def slow():
+        started.set()
+        gate.wait(5)
+        return "tick2"
+
+    warmer = threading.Thread(target=lambda: cache.get("snap", 2, slow, stale_ok=True))
+    warmer.start()
+    started.wait(2)
+    t0 = time.monotonic()
+    assert cache.get("snap", 2, lambda: "other", stale_ok=True) == "tick1"  # previous tick, at once
+    assert time.monotonic() - t0 < 0.5
+    gate.set()
+    warmer.join()
+    assert cache.get("snap", 2, lambda: "other", stale_ok=True) == "tick2"
+
+
+def _source(tmp_path, clock=None):
+    store = S.open_test_store(tmp_path / "s.sqlite")
+    now = S.populate(store)
+    return DataSource(S.make_config(), store, **({"clock": clock} if clock else {})), store, now
+
+
+def test_snapshot_values_and_pue(tmp_path):
+    ds, store, now = _source(tmp_path)
+    snap = ds.snapshot()
+    assert snap["facility"]["total_power_w"] == S.NOW_TOTAL_W
+    assert snap["facility"]["pue"] == S.NOW_TOTAL_W / S.NOW_IT_W
+    assert not snap["facility_stale"]
+    assert abs(ds.pue_period(86400) - S.expected_pue(time.time_ns(), 86400)) < 1e-4
+    assert abs(ds.pue_period(30 * 86400) - S.expected_pue(time.time_ns(), 30 * 86400)) < 1e-4
+    r1 = next(r for r in snap["racks"] if r["rack"] == "R01")
+    assert r1["inlet_c"] == 22.0 and r1["power_w"] == 2 * 3 * 8.0 * 230.0 * 0.95
+    opt = snap["optimizer"]
+    assert opt["mode"] == "enforce" and opt["gpus_capped"] == len(S.RACKS) * 2
+    assert opt["saving_now_w"] == 150.0 * len(S.RACKS) * 2
+    store.close()
+
+
+def test_many_screens_cost_one_set_of_queries_per_tick(tmp_path):
+    now = [time.time()]
+    ds, store, _ = _source(tmp_path, clock=lambda: now[0])
+    from dashboards.pages import make_ctx, overview
+
+    overview.update(make_ctx(ds, ""))
+    one = ds.store.calls
+    assert one > 0
+    threads = [threading.Thread(target=lambda: overview.update(make_ctx(ds, "?lang=ko"))) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ds.store.calls == one  # 20 more screens in the same tick: no new store query
+    now[0] += ds.refresh_s  # next tick: the latest values are read again, once
+    overview.update(make_ctx(ds, ""))
+    second = ds.store.calls - one
+    assert 0 < second <= one
+    store.close()
+
+
+def test_stale_after_two_poll_intervals(tmp_path):
+    ds, store, now = _source(tmp_path)
+    assert not ds.stale("facility", now, now + 119 * NS)  # SNMP interval 60 s
+    assert ds.stale("facility", now, now + 121 * NS)
+    assert not ds.stale("gpu", now, now + 59 * NS)  # GPU interval 30 s
+    assert ds.stale("gpu", now, now + 61 * NS)
+    assert ds.stale("env", None, now)
+    store.close()
+
+
+def test_quarter_in_site_zone():
+    # 2026-06-30 16:00 UTC is already 2026-07-01 01:00 in Seoul: Q3 there
+    ts = 1782835200.0
+    assert quarter_of(ts, "Asia/Seoul") == "2026Q3"
+    assert quarter_of(ts, "UTC") == "2026Q2"
+    assert quarter_of(ts, "Asia/Seoul", -3) == "2025Q4"
