@@ -1,0 +1,496 @@
+"""InfluxDB over the v1 HTTP API: line protocol to ``/write``, InfluxQL to ``/query``.
+
+That one dialect is served by InfluxDB 1.x, 2.x (v1 compatibility) and 3.x, see
+/work/shared/reference/influxdb-apis.md. stdlib ``http.client``, one keep-alive connection
+per thread (so one store can be shared by threads), plus one for begin_write().
+
+Failures: connection errors, 429 and 5xx are retried with exponential backoff and end in
+:class:`StoreUnavailable`; any other 4xx raises :class:`StoreError` with the server's message
+at once. Writes are idempotent in InfluxDB (same series and time overwrite), so retrying a
+write whose answer was lost cannot duplicate data.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import json
+import logging
+import socket
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+from dcim.metrics import MEASUREMENTS, Point, PointError
+from dcim.store import lineprotocol
+from dcim.store.base import AGGREGATES, Aggregate, Series, Store, StoreError, StoreUnavailable, Where
+
+log = logging.getLogger(__name__)
+
+_AGG_FUNC = {a: a.upper() for a in AGGREGATES}
+_NUMERIC_AGGS = frozenset({"mean", "max", "min", "sum"})
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier in double quotes."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def quote_string(text: str) -> str:
+    """An InfluxQL string literal in single quotes."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def where_clause(start_ns: int | None, end_ns: int | None, where: Where | None) -> str | None:
+    """``time >= a AND time < b AND (tag = 'x' OR tag = 'y') ...``; None when *where* names an
+    empty list of accepted values (nothing can match)."""
+    terms = []
+    if start_ns is not None:
+        terms.append(f"time >= {int(start_ns)}")
+    if end_ns is not None:
+        terms.append(f"time < {int(end_ns)}")
+    for key, want in sorted((where or {}).items()):
+        values = [want] if isinstance(want, str) else list(want)
+        if not values:
+            return None
+        ors = " OR ".join(f"{quote_ident(key)} = {quote_string(v)}" for v in values)
+        terms.append(f"({ors})" if len(values) > 1 else ors)
+    return " AND ".join(terms)
+
+
+def _coerce(measurement: str, field: str, value, agg: str | None = None):
+    """JSON numbers back to the contract's type: InfluxDB writes 300.0 as ``300``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if agg == "count":
+        return int(value)
+    spec = MEASUREMENTS.get(measurement)
+    kind = spec.fields[field].kind if spec is not None and field in spec.fields else None
+    if agg == "mean" or kind is float:
+        return float(value)
+    if kind is int:
+        return int(value)
+    return value
+
+
+def _spec(measurement: str):
+    spec = MEASUREMENTS.get(measurement)
+    if spec is None:
+        raise StoreError(f"unknown measurement {measurement!r}")
+    return spec
+
+
+def _check_tags(spec, tags: list[str]) -> None:
+    unknown = sorted(set(tags) - set(spec.tags))
+    if unknown:
+        raise StoreError(f"{spec.name} has no tag(s) {unknown}")
+
+
+class InfluxStore(Store):
+    """The store on an InfluxDB server (1.x, 2.x or 3.x) via its v1 HTTP API.
+
+    *timeout_s* bounds one HTTP exchange; *backoff_s* is the first retry delay, doubled per
+    attempt up to *max_backoff_s*; *precision* (ns, us, ms, s) is the timestamp unit written.
+    """
+
+    def __init__(self, url: str, database: str, *, auth: str = "none", username: str | None = None,
+                 password: str | None = None, token: str | None = None, batch_size: int = 5000,
+                 gzip: bool = True, timeout_s: float = 10.0, max_retries: int = 5,
+                 create_database: bool = True, precision: str = "ns", backoff_s: float = 0.2,
+                 max_backoff_s: float = 5.0, gzip_level: int = 1, parallel_queries: int = 4):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        if precision not in lineprotocol.PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(lineprotocol.PRECISIONS)}")
+        self.url = url.rstrip("/")
+        self.database = database
+        self.batch_size = batch_size
+        self.gzip = gzip
+        self.gzip_level = gzip_level
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.create_database = create_database
+        self.precision = precision
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._https = parsed.scheme == "https"
+        self._host = parsed.hostname
+        self._port = parsed.port or (443 if self._https else 80)
+        self._base_path = parsed.path.rstrip("/")
+        self._headers: dict[str, str] = {}
+        if auth == "basic":
+            if username is None or password is None:
+                raise ValueError("basic auth needs a username and a password")
+            cred = base64.b64encode(f"{username}:{password}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {cred}"
+        elif auth == "token":
+            if not token:
+                raise ValueError("token auth needs a token")
+            self._headers["Authorization"] = f"Token {token}"
+        elif auth != "none":
+            raise ValueError(f"auth must be none, basic or token, not {auth!r}")
+        self.auth = auth
+        self.version: str | None = None  # from /ping's X-Influxdb-Version
+        # One keep-alive connection per thread: threads never wait on each other's requests,
+        # and a query can run in parallel parts (parallel_queries).
+        self._local = threading.local()
+        self._all_conns: list[http.client.HTTPConnection] = []
+        self._lock = threading.RLock()  # the connection list and the database check
+        self.parallel_queries = parallel_queries
+        self._executor: ThreadPoolExecutor | None = None
+        self._pipe_conn: http.client.HTTPConnection | None = None  # begin_write()'s own
+        self._pipe_lock = threading.Lock()
+        self._ready = False
+        self._write_path = f"{self._base_path}/write?" + urllib.parse.urlencode(
+            {"db": database, "precision": precision})
+
+    @classmethod
+    def from_settings(cls, settings) -> "InfluxStore":
+        """From :class:`dcim.config.InfluxSettings`; secrets are read here, never logged."""
+        from dcim.config import read_secret
+
+        return cls(settings.url, settings.database, auth=settings.auth, username=settings.username,
+                   password=read_secret(settings.password, "store.influxdb.password"),
+                   token=read_secret(settings.token, "store.influxdb.token"),
+                   batch_size=settings.batch_size, gzip=settings.gzip, timeout_s=settings.timeout_s,
+                   max_retries=settings.max_retries, create_database=settings.create_database)
+
+    def __repr__(self) -> str:  # never the credentials
+        return f"InfluxStore({self.url!r}, {self.database!r}, auth={self.auth!r})"
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = self._local.conn = kind(self._host, self._port, timeout=self.timeout_s)
+            with self._lock:
+                self._all_conns.append(conn)
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()  # http.client reconnects on the next request
+
+    def _exchange(self, method: str, path: str, body: bytes | None, headers: dict[str, str]):
+        conn = self._connection()
+        conn.request(method, path, body=body, headers={**self._headers, **headers})
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.will_close:
+            self._drop_connection()
+        return resp.status, resp.headers, data
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """One HTTP exchange with retries. Returns (status, headers, body) for 2xx; raises
+        StoreUnavailable when retries run out, StoreError on other 4xx (with the server's text)."""
+        headers = headers or {}
+        delay_s = self.backoff_s
+        wait_s = None  # the server's Retry-After, for the next attempt only
+        last = "no attempt"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(delay_s if wait_s is None else wait_s)
+                delay_s, wait_s = min(delay_s * 2, self.max_backoff_s), None
+            try:
+                status, resp_headers, data = self._exchange(method, path, body, headers)
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop_connection()
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if 200 <= status < 300:
+                return status, resp_headers, data
+            message = self._error_text(data)
+            if status == 429 or status >= 500:
+                last = f"HTTP {status}: {message}"
+                retry_after = resp_headers.get("Retry-After", "")
+                if retry_after.isdigit():
+                    wait_s = min(float(retry_after), self.max_backoff_s)
+                continue
+            raise StoreError(f"InfluxDB {self.url} refused {method} {path.split('?')[0]}: "
+                             f"HTTP {status}: {message}")
+        raise StoreUnavailable(f"InfluxDB {self.url} unavailable after {self.max_retries + 1} attempt(s): {last}")
+
+    @staticmethod
+    def _error_text(data: bytes) -> str:
+        text = data.decode("utf-8", "replace").strip()
+        try:
+            return str(json.loads(text).get("error", text))
+        except (ValueError, AttributeError):
+            return text[:500]
+
+    def ping(self) -> str | None:
+        """The server's version (``X-Influxdb-Version``), or None if it sends none."""
+        _, headers, _ = self.request("GET", f"{self._base_path}/ping")
+        self.version = headers.get("X-Influxdb-Version")
+        return self.version
+
+    @property
+    def flavour(self) -> int | None:
+        """Major version (1, 2 or 3) from /ping, None if unknown."""
+        major = (self.version or "").lstrip("vV").split(".")[0]  # "1.6.7~rc0", "v2.7.1", "3.0.0"
+        return int(major) if major.isdigit() else None
+
+    def execute(self, statement: str, *, database: str | None = None) -> list[dict]:
+        """Run InfluxQL (one or more statements separated by ';') and return the ``results``.
+        Raises StoreError naming the statement's error."""
+        params = {"q": statement, "epoch": "ns"}
+        db = self.database if database is None else database
+        if db:
+            params["db"] = db
+        _, _, data = self.request("POST", f"{self._base_path}/query",
+                                  urllib.parse.urlencode(params).encode(),
+                                  {"Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            results = json.loads(data)["results"]
+        except (ValueError, KeyError) as exc:
+            raise StoreError(f"InfluxDB {self.url}: unreadable query answer ({exc})") from None
+        for result in results:
+            if "error" in result:
+                raise StoreError(f"InfluxDB {self.url}: {result['error']} (in: {statement[:300]})")
+            if result.get("partial"):
+                raise StoreError(f"InfluxDB {self.url}: the answer was truncated (max-row-limit?)")
+        return results
+
+    def ensure_database(self) -> None:
+        """Ping, then on 1.x (or an unknown server) CREATE DATABASE (idempotent). 2.x needs the
+        bucket to exist already (virtual DBRP mapping); 3.x creates it on first write."""
+        with self._lock:
+            if self._ready:
+                return
+            self.ping()
+            if self.create_database and self.flavour in (1, None):
+                self.execute(f"CREATE DATABASE {quote_ident(self.database)}", database="")
+            log.info("InfluxDB %s (version %s), database %r ready", self.url, self.version, self.database)
+            self._ready = True
+
+    # --- writing --------------------------------------------------------------------------
+
+    def check_point(self, point: Point) -> None:
+        """Raise PointError if *point* cannot be written as line protocol (the writer calls
+        this at accept time, so one bad point never sinks a batch)."""
+        lineprotocol.check(point)
+
+    def write(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        for i in range(0, len(points), self.batch_size):
+            self.write_encoded(self.encode(points[i:i + self.batch_size]))
+
+    def encode(self, points: Sequence[Point]) -> bytes:
+        """One ready /write body (line protocol, gzipped when enabled); StoreError if a point
+        cannot be written. With write_encoded() it lets a writer serialise the next batch while
+        this one is on the wire."""
+        try:
+            body = lineprotocol.to_body(points, self.precision)
+        except PointError as exc:
+            raise StoreError(f"cannot write to InfluxDB: {exc}") from None
+        return gzip.compress(body, compresslevel=self.gzip_level) if self.gzip else body
+
+    def write_encoded(self, body: bytes) -> None:
+        """POST a body made by encode() to /write."""
+        self.ensure_database()
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.gzip:
+            headers["Content-Encoding"] = "gzip"
+        try:
+            self.request("POST", self._write_path, body, headers)
+        except StoreError as exc:
+            if isinstance(exc, StoreUnavailable) or "database not found" not in str(exc):
+                raise
+            # Dropped under us (or never created): create it once more, then retry.
+            with self._lock:
+                self._ready = False
+            self.ensure_database()
+            self.request("POST", self._write_path, body, headers)
+
+    def begin_write(self, body: bytes):
+        """Send a body made by encode() and return ``finish()``, which reads the answer.
+
+        Between the two the caller can encode the next batch while the server works on this
+        one, in the same thread: a second thread would wait up to the interpreter's switch
+        interval (5 ms) for the GIL at every socket event. ``finish()`` raises like write();
+        on anything but a clean 2xx it falls back to write_encoded() (retries; InfluxDB writes
+        are idempotent, so a re-send cannot duplicate). Uses its own connection, so queries
+        from other threads are never stuck behind a write in flight.
+        """
+        self.ensure_database()
+        headers = {**self._headers, "Content-Type": "text/plain; charset=utf-8"}
+        if self.gzip:
+            headers["Content-Encoding"] = "gzip"
+        self._pipe_lock.acquire()
+        conn = self._pipe_conn
+        try:
+            if conn is None:
+                kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+                conn = self._pipe_conn = kind(self._host, self._port, timeout=self.timeout_s)
+            if conn.sock is None:
+                conn.connect()
+                # Room for a whole batch in the kernel, so the send is one call (each blocking
+                # call costs a wait for the GIL when other threads are busy).
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+            conn.request("POST", self._write_path, body=body, headers=headers)
+            sent = True
+        except (OSError, http.client.HTTPException):
+            sent = False
+
+        def finish() -> None:
+            ok = False
+            try:
+                if sent:
+                    resp = conn.getresponse()
+                    resp.read()
+                    ok = 200 <= resp.status < 300
+                    if resp.will_close:
+                        conn.close()
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                if not ok:
+                    conn.close()  # reconnects on the next request
+                self._pipe_lock.release()
+            if not ok:
+                self.write_encoded(body)
+
+        return finish
+
+    def write_body(self, body: bytes) -> None:
+        """POST one uncompressed line-protocol body (compressed here when gzip is on)."""
+        self.write_encoded(gzip.compress(body, compresslevel=self.gzip_level) if self.gzip else body)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def query(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int, *,
+              every_s: float | None = None, agg: Aggregate = "mean", group_by: Sequence[str] = (),
+              where: Where | None = None) -> list[Series]:
+        spec = _spec(measurement)
+        fields = list(fields)
+        if not fields:
+            raise StoreError("query needs at least one field")
+        unknown = [f for f in fields if f not in spec.fields]
+        if unknown:
+            raise StoreError(f"{measurement} has no field(s) {unknown}")
+        if agg not in _AGG_FUNC:
+            raise StoreError(f"unknown aggregate {agg!r} (one of {', '.join(AGGREGATES)})")
+        _check_tags(spec, list(group_by) + list(where or {}))
+        if every_s is not None and int(round(every_s * 1e9)) <= 0:
+            raise StoreError(f"every_s must be positive, got {every_s}")
+        if agg in _NUMERIC_AGGS:  # strings have no mean, max, min or sum
+            fields = [f for f in fields if spec.fields[f].kind is not str]
+            if not fields:
+                return []
+        cond = where_clause(start_ns, end_ns, where)
+        if cond is None or end_ns <= start_ns:
+            return []
+        self.ensure_database()
+        func = _AGG_FUNC[agg]
+        select = ", ".join(f"{func}({quote_ident(f)}) AS {quote_ident(f)}" for f in fields)
+        groups = []
+        if every_s is not None:
+            groups.append(f"time({int(round(every_s * 1e9))}ns)")
+        groups += [quote_ident(t) for t in group_by]
+        tail = (" GROUP BY " + ", ".join(groups) if groups else "") + " fill(none)"
+
+        def statement(lo: int, hi: int) -> str:
+            return (f"SELECT {select} FROM {quote_ident(measurement)} WHERE "
+                    f"{where_clause(lo, hi, where)}{tail}")
+
+        slices = self._slices(start_ns, end_ns, every_s)
+        if len(slices) == 1:
+            answers = [self.execute(statement(start_ns, end_ns))[0].get("series", [])]
+        else:
+            if self._executor is None:
+                with self._lock:
+                    if self._executor is None:
+                        self._executor = ThreadPoolExecutor(self.parallel_queries, "dcim-influx-query")
+            answers = [r[0].get("series", []) for r in
+                       self._executor.map(lambda sl: self.execute(statement(*sl)), slices)]
+        merged: dict[tuple, Series] = {}
+        for series in (s for answer in answers for s in answer):
+            tags = {t: (series.get("tags") or {}).get(t, "") for t in group_by}
+            columns = series["columns"]
+            index = {c: i for i, c in enumerate(columns)}
+            key = tuple(tags[t] for t in group_by)
+            result = merged.get(key)  # slices come back in time order: append
+            if result is None:
+                result = merged[key] = Series(tags=tags, values={f: [] for f in fields})
+            for row in series["values"]:
+                values = [row[index[f]] if f in index else None for f in fields]
+                if all(v is None for v in values):
+                    continue  # a bucket with nothing in it
+                # One bucket for the whole range starts at start_ns, whatever time a selector reports.
+                result.times_ns.append(int(row[0]) if every_s is not None else int(start_ns))
+                for f, v in zip(fields, values):
+                    result.values[f].append(_coerce(measurement, f, v, agg))
+        return [merged[k] for k in sorted(merged) if merged[k].times_ns]
+
+    def _slices(self, start_ns: int, end_ns: int, every_s: float | None) -> list[tuple[int, int]]:
+        """[start, end) cut at bucket boundaries into up to parallel_queries slices, so no
+        bucket is split; one slice when there are too few buckets to gain anything."""
+        if every_s is None or self.parallel_queries < 2:
+            return [(start_ns, end_ns)]
+        every_ns = int(round(every_s * 1e9))
+        first = start_ns - start_ns % every_ns
+        n_buckets = -(-(end_ns - first) // every_ns)
+        if n_buckets < 4 * self.parallel_queries:
+            return [(start_ns, end_ns)]
+        per = -(-n_buckets // self.parallel_queries)
+        cuts = [first + k * per * every_ns for k in range(1, self.parallel_queries)]
+        edges = [start_ns] + [c for c in cuts if start_ns < c < end_ns] + [end_ns]
+        return list(zip(edges, edges[1:]))
+
+    def latest(self, measurement: str, *, where: Where | None = None,
+               since_ns: int | None = None) -> list[Point]:
+        spec = _spec(measurement)
+        _check_tags(spec, list(where or {}))
+        cond = where_clause(since_ns, None, where)
+        if cond is None:
+            return []
+        self.ensure_database()
+        fields = list(spec.fields)
+        # One LAST() per field, all in one request: a lone selector reports the time of the
+        # value it picked, which LAST(*) (several selectors) does not.
+        source = quote_ident(measurement) + (f" WHERE {cond}" if cond else "")
+        statements = ";".join(f"SELECT LAST({quote_ident(f)}) AS {quote_ident(f)} FROM {source} GROUP BY *"
+                              for f in fields)
+        merged: dict[tuple, tuple[dict, dict, list[int]]] = {}
+        for field, result in zip(fields, self.execute(statements)):
+            for series in result.get("series", []):
+                tags = {k: v for k, v in (series.get("tags") or {}).items() if v != ""}
+                key = tuple(sorted(tags.items()))
+                entry = merged.setdefault(key, (tags, {}, [0]))
+                for row in series["values"]:
+                    if row[1] is None:
+                        continue
+                    entry[1][field] = _coerce(measurement, field, row[1])
+                    entry[2][0] = max(entry[2][0], int(row[0]))
+        points = [Point(measurement, tags, values, newest[0])
+                  for _, (tags, values, newest) in sorted(merged.items()) if values]
+        return points
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all_conns:
+                conn.close()
+            self._all_conns.clear()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+        # A writer may still hold a batch in flight; do not wait on it forever.
+        locked = self._pipe_lock.acquire(timeout=self.timeout_s)
+        try:
+            if self._pipe_conn is not None:
+                self._pipe_conn.close()
+                self._pipe_conn = None
+        finally:
+            if locked:
+                self._pipe_lock.release()
