@@ -72,8 +72,8 @@ BAD = [
      "snmp.credentials.default.auth_key", "valid dictionary"),
     ("secret with two sources", lambda d: d["snmp"]["credentials"]["default"].update(
         auth_key={"env": "A", "file": "/x"}), "snmp.credentials.default.auth_key", "exactly one of"),
-    ("bad SNMP version", lambda d: d["snmp"]["credentials"]["meters"].update(version="1"),
-     "snmp.credentials.meters", "version"),
+    ("bad SNMP version", lambda d: d["snmp"]["credentials"]["v2c"].update(version="1"),
+     "snmp.credentials.v2c", "version"),
     ("duplicate rack", lambda d: d["rooms"][1]["rows"][0]["racks"][0].update(name="A01"),
      "rooms[1].rows[0].racks[0].name", "duplicate rack 'A01'"),
     ("duplicate device", lambda d: d["pdus"][5].update(name="pdu-A01-a"), "pdus[5].name",

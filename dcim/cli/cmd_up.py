@@ -1,0 +1,293 @@
+"""dcim up: the whole product in one process — twin (demo) or real devices, collectors,
+optimizer and dashboard — until Ctrl-C, which stops every part and reverts every cap."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import ExitStack
+
+from dcim.cli.options import add_config_option, config_from
+
+NAME = "up"
+HELP = "run everything: the demo facility (or your devices), collectors, optimizer and dashboard"
+DESCRIPTION = (
+    "With no config: the demo facility — a simulated 512-GPU hub (the twin: real SNMP agents on loopback "
+    "addresses, simulated H100s, physics, weather and jobs) — with history backfilled into the embedded "
+    "SQLite store first, the collectors polling the twin over SNMP and its GPUs through the GPU backend, "
+    "the optimizer in enforce mode on the simulated GPUs (its placement steering the twin's jobs), and the "
+    "dashboard. With a config (--config or $DCIM_CONFIG): the collectors, the optimizer (publishing leased "
+    "caps for the GPU-node agents) and the dashboard against the real devices and the configured store. "
+    "Prints the dashboard URL and stays up; Ctrl-C (or SIGTERM) stops every part and returns every GPU it "
+    "capped to its default limit.")
+
+log = logging.getLogger("dcim.up")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument("--simulate", action="store_true",
+                        help="run the twin for the config's devices even when a config is given")
+    parser.add_argument("--speed", type=float, default=None,
+                        help="twin time per real second (default [simulator] speed, 1 = real time)")
+    parser.add_argument("--backfill-days", type=float, default=None, metavar="D",
+                        help="history to backfill into an empty store (default [simulator] backfill_days)")
+    parser.add_argument("--host", default=None, help="dashboard address (default [dashboard] host)")
+    parser.add_argument("--port", type=int, default=None, help="dashboard port (default [dashboard] port; 0 = any free)")
+    parser.add_argument("--mode", choices=["off", "advise", "enforce"], default=None,
+                        help="optimizer mode (default: enforce on the twin, [optimizer] mode otherwise)")
+    parser.add_argument("--no-metrics", action="store_true", help="do not serve the collectors' /metrics")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from(args)
+    twin_mode = args.simulate or (args.config is None and not os.environ.get("DCIM_CONFIG"))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with ExitStack() as cleanup:
+        try:
+            parts = _start(cfg, args, twin_mode, cleanup, stop)
+        except KeyboardInterrupt:
+            return 130
+        if parts is None:
+            return 130
+        print(f"\ndcim is up: dashboard on {parts['url']}", flush=True)
+        print(f"  store      {cfg.store.backend} ({cfg.store.path if cfg.store.backend == 'sqlite' else cfg.store.influxdb.url})")
+        print(f"  collectors {parts['collectors']}")
+        print(f"  optimizer  mode {parts['mode']}, every {cfg.optimizer.interval_s:g} s, API {parts['api']}")
+        if parts.get("metrics"):
+            print(f"  metrics    {parts['metrics']}")
+        print("Ctrl-C stops everything and returns every capped GPU to its default limit.", flush=True)
+        stop.wait()
+        print("\nstopping…", file=sys.stderr, flush=True)
+    print("stopped: every part shut down, caps reverted", file=sys.stderr, flush=True)
+    return 0
+
+
+def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event) -> dict | None:
+    from dcim.config import read_secret
+    from dcim.inventory import build_inventory
+    from dcim.store import open_store
+
+    inventory = build_inventory(cfg)
+    twin = service = None
+    if twin_mode:
+        from simulator.service import TwinService, ensure_snmp_secrets
+
+        names = ensure_snmp_secrets(cfg)
+        if names:
+            log.info("generated SNMP secrets for the twin in %s", ", ".join(names))
+        twin = _twin_with_history(cfg, args, stop)
+        if twin is None:
+            return None
+        speed = cfg.simulator.speed if args.speed is None else args.speed
+        service = TwinService(cfg, twin=twin, speed=speed, inventory=inventory, tick_s=5.0)
+        service.start_background()
+        cleanup.callback(service.stop_background)
+
+    # Each part gets its own store handle: SQLite connections are not shared across threads.
+    writer_store = open_store(cfg)
+    cleanup.callback(writer_store.close)
+
+    # Optimizer (stopped before the collectors and the twin: it reverts caps through them).
+    optimizer_store = open_store(cfg)
+    cleanup.callback(optimizer_store.close)
+    mode = args.mode or ("enforce" if twin_mode else cfg.optimizer.mode)
+    daemon, api = _start_optimizer(cfg, inventory, optimizer_store, twin, mode, read_secret)
+    cleanup.callback(api.stop)
+
+    collectors_desc, metrics_url, runner_stop = _start_collectors(cfg, args, inventory, twin, writer_store,
+                                                                  service._loop if service else None)
+    cleanup.callback(runner_stop)
+
+    daemon.start()
+    cleanup.callback(lambda: log.info("optimizer stopped, %d cap(s) reverted", len(daemon.stop(revert=True))))
+
+    dash_store = open_store(cfg, readonly=True)
+    cleanup.callback(dash_store.close)
+    url, dash_stop = _start_dashboard(cfg, args, dash_store)
+    cleanup.callback(dash_stop)
+    return {"url": url, "collectors": collectors_desc, "mode": mode, "api": api.url, "metrics": metrics_url}
+
+
+def _twin_with_history(cfg, args, stop: threading.Event):
+    """The twin, positioned at now; an empty store first gets [simulator] backfill_days of history."""
+    from dcim.store import open_store
+    from simulator.backfill import backfill
+    from simulator.facility import FacilityTwin
+
+    days = cfg.simulator.backfill_days if args.backfill_days is None else args.backfill_days
+    with open_store(cfg) as store:
+        has_history = bool(store.latest("facility", since_ns=time.time_ns() - int(days * 86400e9) - 1))
+        if days <= 0 or has_history:
+            if has_history:
+                log.info("the store already has history: no backfill")
+            return FacilityTwin(cfg, seed=cfg.simulator.seed)
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            if done == total or done % max(1, total // 200) == 0:
+                width = 30
+                filled = int(width * done / total)
+                eta = (time.monotonic() - started) / done * (total - done)
+                print(f"\rbackfilling {days:g} days of history [{'#' * filled}{'.' * (width - filled)}] "
+                      f"{100 * done / total:5.1f} %  ETA {eta:4.0f} s", end="", file=sys.stderr, flush=True)
+
+        try:
+            twin = backfill(cfg, store, days, step_s=300.0, progress=progress)
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return None
+        print(f"\rbackfilled {days:g} days in {time.monotonic() - started:.0f} s{' ' * 40}", file=sys.stderr, flush=True)
+        _train_pue_model(cfg, store)
+        return twin
+
+
+def _train_pue_model(cfg, store) -> None:
+    """Train the PUE model on the backfilled history, so the optimizer prices actions at once."""
+    from optimizer.features import build_frame
+    from optimizer.pue_model import train
+
+    now = time.time_ns()
+    try:
+        frame = build_frame(store, now - int(cfg.simulator.backfill_days * 86400e9), now, every_s=300.0,
+                            tz=cfg.site.timezone, site=cfg.site.name)
+        model = train(frame)
+        model.save(cfg.optimizer.model_path)
+        log.info("PUE model trained: %s", "; ".join(model.describe()[:3]))
+    except Exception as exc:  # the optimizer runs conservatively without a model
+        log.warning("could not train the PUE model: %s", exc)
+
+
+def _start_optimizer(cfg, inventory, store, twin, mode: str, read_secret):
+    from optimizer.actuator import BackendActuator, DesiredStatePublisher
+    from optimizer.api import OptimizerApi
+    from optimizer.daemon import OptimizerDaemon
+    from optimizer.desired_state import DesiredState
+    from optimizer.placement import slot_adapter
+    from optimizer.pue_model import load_model
+
+    opt = cfg.optimizer
+    desired = DesiredState(None, mode=mode, lease_s=opt.lease_s)
+    if twin is not None:
+        actuator = BackendActuator({s.host: twin.gpu_backend(s.host) for s in inventory.servers}, desired)
+    else:
+        actuator = DesiredStatePublisher(desired)
+    daemon = OptimizerDaemon(cfg, store, actuator, inventory=inventory, model=load_model(opt.model_path), mode=mode)
+    if twin is not None:
+        from simulator.workload import first_fit
+
+        # The twin's scheduler asks the optimizer where each new job should go; until the
+        # optimizer's first cycle has a view of the fleet, first fit.
+        hook = slot_adapter(daemon.placement_state)
+
+        def place(free, job):
+            return hook(free, job) if daemon.placement_state() is not None else first_fit(free, job)
+
+        twin.workload.placement = place
+    token = read_secret(opt.token, "optimizer.token")
+    port = opt.port if twin is None else 0  # the demo takes any free port: nothing else calls it
+    api = OptimizerApi(desired, token=token, host=opt.host, port=port, placement_state=daemon.placement_state,
+                       health=lambda: {"mode": daemon.mode}).start()
+    return daemon, api
+
+
+def _start_collectors(cfg, args, inventory, twin, store, twin_loop=None):
+    from collectors.runner import Runner
+    from collectors.snmp.collector import SnmpCollector
+    from dcim.store.writer import StoreWriter
+
+    settings = cfg.collectors
+    influx = cfg.store.influxdb
+    writer = StoreWriter(store, cfg.store.spool.path, cfg.store.spool.max_bytes,
+                         batch_size=influx.batch_size if cfg.store.backend == "influxdb" else 5000,
+                         flush_interval_s=influx.flush_interval_s if cfg.store.backend == "influxdb" else 1.0)
+    collectors = []
+    if inventory.snmp_devices():
+        collectors.append(SnmpCollector.from_inventory(inventory, settings))
+    if twin is not None:
+        from collectors.gpu.gpu_collector import GpuCollector
+
+        for server in inventory.servers:
+            slots = [g for g in inventory.gpus if g.host == server.host]
+            collectors.append(GpuCollector(twin.gpu_backend(server.host), slots, interval_s=settings.gpu_interval_s,
+                                           name=f"gpu-{server.host}"))
+    runner = Runner(collectors, writer, jitter_pct=settings.jitter_pct)
+    metrics_url = None
+    if not args.no_metrics:
+        try:
+            port = runner.serve_metrics(settings.metrics_host, settings.metrics_port)
+            metrics_url = f"http://{settings.metrics_host}:{port}/metrics"
+        except OSError as exc:
+            log.warning("cannot serve /metrics on port %d: %s", settings.metrics_port, exc)
+
+    holder: list[asyncio.Event] = []
+
+    async def main() -> None:
+        holder.append(asyncio.Event())
+        try:
+            await runner.run(holder[0])
+        finally:
+            for state in runner.states.values():
+                await state.collector.close()
+
+    # pysnmp keeps per-process dispatcher state: with the twin's agents in this process the
+    # poller must share their event loop, or its replies are read on the wrong loop.
+    if twin_loop is not None:
+        loop = twin_loop
+        future = asyncio.run_coroutine_threadsafe(main(), loop)
+        wait_done = lambda: future.result(15)  # noqa: E731
+    else:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="collectors", daemon=True)
+        thread.start()
+        wait_done = lambda: thread.join(15)  # noqa: E731
+
+    def stop() -> None:
+        if holder:
+            loop.call_soon_threadsafe(holder[0].set)
+        try:
+            wait_done()
+        except Exception as exc:  # a stuck poll must not keep the rest from stopping
+            log.warning("collectors did not stop cleanly: %s", exc)
+        runner.stop_metrics()
+        writer.close()
+
+    n_gpu = sum(1 for c in collectors if c.name.startswith("gpu-"))
+    desc = ", ".join(f"{c.name} ({len(c.targets())} devices every {c.interval_s:g} s)" for c in collectors
+                     if not c.name.startswith("gpu-"))
+    if n_gpu:
+        desc += f"{', ' if desc else ''}GPUs on {n_gpu} hosts every {settings.gpu_interval_s:g} s"
+    return desc, metrics_url, stop
+
+
+def _start_dashboard(cfg, args, store):
+    import waitress
+
+    from dashboards.app import create_app
+
+    host = args.host or cfg.dashboard.host
+    port = cfg.dashboard.port if args.port is None else args.port
+    app = create_app(cfg, store, warm=True)
+    server = waitress.create_server(app.server, host=host, port=port, threads=8, ident="dcim-dashboard")
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    bound = server.effective_port
+
+    def stop() -> None:
+        app.data.stop_warmer()
+        # Let requests in flight finish before the sockets and then the store close under them.
+        server.task_dispatcher.shutdown(timeout=5)
+        server.close()
+        thread.join(5)
+
+    return f"http://{host}:{bound}/", stop
