@@ -8,6 +8,9 @@ Layout (one database file):
   column per field of the metric contract), unique on (series_id, ts). New rows get a ``rid``
   above every rolled-up one, which is how the rollup knows what it has not seen yet.
 - ``series_field(series_id, field)``: the fields each series ever carried (for latest()).
+- ``measurement_field(measurement, field)``: their union per measurement, the columns latest()
+  and maintain() read (filled from series_field when a writer opens a file from before it;
+  a read-only open of such a file derives it from series_field on every call).
 - ``r1m_<measurement>`` / ``r1h_<measurement>(series_id, ts, <field>_n, _sum, _min, _max,
   _fts, _first, _lts, _last)``: per bucket partial aggregates that merge exactly.
 - ``meta(key, value)``: per measurement, ``rolled:<m>`` (highest rid merged into the rollups),
@@ -19,10 +22,16 @@ A query reads rollups for whole rollup buckets plus the raw rows not yet merged,
 rows for the partial buckets at the edges, in one read snapshot, so results do not depend
 on when maintain() last ran. write() calls maintain() itself at most every 30 s.
 
+latest() is one query per call: per series (ids sent as a JSON array), an index seek for its
+newest raw row at or after since_ns; only a field that row lacks but the series carried makes
+SQLite walk that series' index backwards. write() checks value types column-wise per batch
+(exact types known valid, NaN by sum) and sends validate_point only what that cannot vouch for.
+
 Known limits: a point re-written at the same series and time *after* it was rolled up
 updates the raw row but not the rollups (identical replays are harmless); one re-written
 after its raw row expired is counted twice in the rollups. latest() reads raw rows only, so a
-series silent for longer than the raw retention drops out of it.
+series silent for longer than the raw retention drops out of it. A writer running code from
+before measurement_field does not fill it: fields it alone introduces escape latest().
 
 Times are UTC nanoseconds since the epoch throughout.
 """
@@ -52,6 +61,7 @@ MINUTE_NS = 60 * NS_PER_S
 HOUR_NS = 3600 * NS_PER_S
 MAINTAIN_EVERY_S = 30.0  # write() runs maintain() at most this often
 BUSY_TIMEOUT_MS = 10_000
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 SCHEMA_VERSION = 1
 
 # Partial-aggregate columns kept per field in a rollup table.
@@ -85,35 +95,58 @@ def _bucket_sql(col: str, every_ns: int | None, start_ns: int) -> str:
 
 
 class _Shape:
-    """Points of one measurement carrying one set of fields (in one order): their insert
-    statement and the exact value types already found valid."""
+    """Points of one measurement carrying one set of fields: their insert statements, the
+    field order of their rows (the metric contract's), and per field the exact value types
+    known valid."""
 
-    __slots__ = ("names", "sql", "sql_multi", "ok_types", "numeric", "float_idx", "seen")
+    __slots__ = ("m", "names", "keys", "width", "get", "sql", "sql_multi", "ok", "nan_cols", "seen")
 
     def __init__(self, m: str, names: tuple[str, ...]):
         specs = MEASUREMENTS[m].fields
         cols = ", ".join(_q(n) for n in names)
+        self.m = m
         self.names = names
+        self.keys = frozenset(names)
+        self.width = 2 + len(names)  # a row: series_id, ts, values in *names* order
+        if len(names) == 1:
+            self.get = lambda fields, _n=names[0]: (fields[_n],)
+        else:
+            self.get = operator.itemgetter(*names)  # fields dict -> values tuple, in names order
         # Duplicate (series, time): fields of the newer write win, fields it lacks are kept.
         row = f"(?, ?{', ?' * len(names)})"
         upsert = " ON CONFLICT (series_id, ts) DO UPDATE SET " + ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in names)
         self.sql = f"INSERT INTO raw_{m} (series_id, ts, {cols}) VALUES {row}{upsert}"
-        # ROWS_PER_INSERT rows per statement: ~15 % faster ingest here than one row at a time.
         rows = ", ".join([row] * ROWS_PER_INSERT)
         self.sql_multi = f"INSERT INTO raw_{m} (series_id, ts, {cols}) VALUES {rows}{upsert}"
-        # value types found valid -> 1: all numeric (NaN check by sum), 2: with strings
-        self.ok_types: dict[tuple[type, ...], int] = {}
-        self.numeric = all(specs[n].kind is not str for n in names)
-        self.float_idx = tuple(i for i, n in enumerate(names) if specs[n].kind is float)
+        # Per field, the exact types whose values pass validate_point (NaN aside); grows with
+        # the types validate_point is seen to accept (subclasses of int or float, say).
+        self.ok = [set(_OK_TYPES[specs[n].kind]) for n in names]
+        # Columns whose NaNs must be caught: a NaN (or inf - inf, which only costs a trip to
+        # validate_point) poisons their sum.
+        self.nan_cols = tuple(j for j, n in enumerate(names) if specs[n].kind is float)
         self.seen: set[int] = set()  # series ids whose series_field rows list these fields
 
-    def has_nan(self, values: tuple) -> bool:
-        return any(values[i] != values[i] for i in self.float_idx)
+    def columns_ok(self, flat: list) -> bool:
+        """Every value of the rows in *flat* has a type known valid, and no float field is NaN.
+        Column-wise (C loops). May raise OverflowError (an int too big for a float sum)."""
+        w = self.width
+        for j, ok in enumerate(self.ok):
+            col = flat[2 + j::w]
+            if not ok.issuperset(map(type, col)):
+                return False
+        for j in self.nan_cols:
+            total = sum(flat[2 + j::w])
+            if total != total:
+                return False
+        return True
 
     @staticmethod
-    def ints_fit(values: tuple, int_idx: tuple[int, ...]) -> bool:
-        """SQLite integers are 64-bit; validate_point has no bound, the store needs one."""
-        return all(_INT_MIN <= values[i] <= _INT_MAX for i in int_idx)
+    def ints_fit(values: tuple) -> bool:
+        """SQLite integers are 64-bit: validate_point has no bound, the store needs one."""
+        return all(_INT_MIN <= v <= _INT_MAX for v in values if isinstance(v, int))
+
+
+_OK_TYPES = {float: (float, int), int: (int,), bool: (bool,), str: (str,)}
 
 
 class SqliteStore(Store):
@@ -137,7 +170,11 @@ class SqliteStore(Store):
         self._lock = threading.RLock()
         self._series_by_key: dict[tuple[str, str], int] = {}  # (measurement, canonical tags) -> id
         self._series_fast: dict[tuple, int] = {}  # (measurement, tuple(tags.items())) -> id
+        # id(tags dict) -> (that dict, measurement, copy of its items, series id): see _write
+        self._series_by_obj: dict[int, tuple] = {}
+        self._by_obj_max = 1 << 16
         self._series_rows: dict[int, tuple[str, dict[str, str]]] = {}  # id -> (measurement, tags)
+        self._sids_of: dict[str, list[int]] = {}  # measurement -> its series ids
         self._series_max_id = 0
         self._shapes: dict[tuple[str, tuple[str, ...]], _Shape] = {}  # (m, field names) -> shape
         self._next_maintain = time.monotonic() + MAINTAIN_EVERY_S
@@ -164,6 +201,10 @@ class SqliteStore(Store):
             if not self.readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL
+                # A 5,000-point batch dirties ~1,000 index pages: with the default (1,000 pages)
+                # every commit checkpoints. 40 MiB of WAL between checkpoints copies a page re-
+                # dirtied by several commits once: ~15 % less ingest CPU.
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             conn.execute("PRAGMA cache_size = -32768")  # 32 MiB page cache
             conn.execute("PRAGMA temp_store = MEMORY")
         except sqlite3.Error as e:
@@ -180,6 +221,15 @@ class SqliteStore(Store):
             # Which fields each series ever carried, so latest() looks back only for those.
             c.execute("CREATE TABLE IF NOT EXISTS series_field (series_id INTEGER NOT NULL, field TEXT NOT NULL, "
                       "PRIMARY KEY (series_id, field)) WITHOUT ROWID")
+            # The same per measurement (the union over its series): which columns latest() and
+            # maintain() read. Files from before it get it filled from series_field once.
+            fresh = c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'measurement_field'"
+                              ).fetchone() is None
+            c.execute("CREATE TABLE IF NOT EXISTS measurement_field (measurement TEXT NOT NULL, field TEXT NOT NULL, "
+                      "PRIMARY KEY (measurement, field)) WITHOUT ROWID")
+            if fresh:
+                c.execute("INSERT OR IGNORE INTO measurement_field (measurement, field) SELECT DISTINCT s.measurement, "
+                          "sf.field FROM series_field AS sf JOIN series AS s ON s.id = sf.series_id")
             for m in MEASUREMENTS.values():
                 raw_cols = [(f, _SQL_TYPE[s.kind]) for f, s in m.fields.items()]
                 c.execute(f"CREATE TABLE IF NOT EXISTS raw_{m.name} (rid INTEGER PRIMARY KEY, "
@@ -264,21 +314,35 @@ class SqliteStore(Store):
 
     def _refresh_series(self) -> None:
         """Load series created since the last look (by this or another process)."""
-        for sid, m, tags_json in self._conn.execute(
-                "SELECT id, measurement, tags FROM series WHERE id > ? ORDER BY id", (self._series_max_id,)):
-            self._remember_series(sid, m, tags_json)
+        rows = self._conn.execute("SELECT id, measurement, tags FROM series WHERE id > ? ORDER BY id",
+                                  (self._series_max_id,)).fetchall()
+        if not rows:
+            return
+        # One json.loads for all of them: a reader's first look loads ~50k series.
+        tags_of = json.loads("[" + ",".join([r[2] for r in rows]) + "]")
+        by_key, by_id, sids_of = self._series_by_key, self._series_rows, self._sids_of
+        for (sid, m, tags_json), tags in zip(rows, tags_of):
+            by_key[(m, tags_json)] = sid
+            by_id[sid] = (m, tags)
+            sids = sids_of.get(m)
+            if sids is None:
+                sids = sids_of[m] = []
+            sids.append(sid)
+        self._series_max_id = max(self._series_max_id, rows[-1][0])
 
     def _remember_series(self, sid: int, m: str, tags_json: str) -> None:
         self._series_by_key[(m, tags_json)] = sid
         self._series_rows[sid] = (m, json.loads(tags_json))
+        self._sids_of.setdefault(m, []).append(sid)
         self._series_max_id = max(self._series_max_id, sid)
 
-    def _series_id(self, m: str, tags: dict[str, str]) -> int:
-        """Id of a series, created if new; called inside the write transaction."""
+    def _series_id(self, m: str, tags: dict[str, str], refreshed: bool = False) -> int:
+        """Id of a series, created if new; called inside the write transaction (*refreshed*:
+        the caller loaded the series table in it already, so no other process can add one)."""
         canon = {str(k): str(v) for k, v in tags.items()}
         key = (m, json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
         sid = self._series_by_key.get(key)
-        if sid is None:
+        if sid is None and not refreshed:
             self._refresh_series()  # another process may have created it
             sid = self._series_by_key.get(key)
         if sid is None:
@@ -295,7 +359,11 @@ class SqliteStore(Store):
         for key in dropped:
             sid = self._series_by_key.pop(key, None)
             self._series_rows.pop(sid, None)
+        self._sids_of = {}
+        for sid, (m, _) in self._series_rows.items():
+            self._sids_of.setdefault(m, []).append(sid)
         self._series_fast.clear()
+        self._series_by_obj.clear()
         for shape in self._shapes.values():
             shape.seen.clear()
         self._series_max_id = max(self._series_rows, default=0)
@@ -303,16 +371,14 @@ class SqliteStore(Store):
 
     # ------------------------------------------------------------------ write
 
-    def _shape(self, m: str, names: tuple[str, ...]) -> "_Shape":
-        key = (m, names)
+    def _checked_shape(self, p: Point) -> "_Shape":
+        validate_point(p)  # raises for an unknown measurement or field, or no fields
+        m = p.measurement
+        key = (m, frozenset(p.fields))
         shape = self._shapes.get(key)
         if shape is None:
-            shape = self._shapes[key] = _Shape(m, names)
+            shape = self._shapes[key] = _Shape(m, tuple(f for f in MEASUREMENTS[m].fields if f in key[1]))
         return shape
-
-    def _checked_shape(self, p: Point, names: tuple[str, ...]) -> "_Shape":
-        validate_point(p)  # raises for an unknown measurement or field, or no fields
-        return self._shape(p.measurement, names)
 
     def _reject(self, error: PointError) -> None:
         if self.strict:
@@ -323,18 +389,17 @@ class SqliteStore(Store):
             self._logged_kinds.add(kind)
             log.warning("skipping invalid points (logged once per kind, counted in rejected): %s", error)
 
-    def _accept_slow(self, p: Point, shape: "_Shape", types: tuple) -> bool:
-        """validate_point decides what the fast check was unsure about; remember accepted types."""
+    def _accept_slow(self, p: Point, shape: "_Shape") -> bool:
+        """validate_point (and the 64-bit bound) decide; remember the value types accepted."""
         try:
             validate_point(p)
-            if not shape.ints_fit(tuple(p.fields.values()), tuple(i for i, t in enumerate(types) if t is int)):
+            if not shape.ints_fit(shape.get(p.fields)):
                 raise PointError(f"{p.measurement}: integer outside the 64-bit range, got {p.fields!r}")
         except PointError as e:
             self._reject(e)
             return False
-        # The same exact types pass validate_point again; NaN is checked on every point (by a
-        # sum for all-numeric points), the 64-bit int range by SQLite (OverflowError, see write).
-        shape.ok_types[types] = 1 if shape.numeric else 2
+        for ok, v in zip(shape.ok, shape.get(p.fields)):
+            ok.add(type(v))
         return True
 
     def write(self, points: Sequence[Point]) -> None:
@@ -342,75 +407,94 @@ class SqliteStore(Store):
         A point at the same series and time as a stored one merges into it: its fields win."""
         if not points:
             return
+        rejected = self.rejected
         try:
             self._write(points, careful=False)
         except OverflowError:
-            # An int beyond 64 bits (or beyond float range in a sum) reached SQLite: the
+            # An int beyond 64 bits reached SQLite (or was too big for a float sum): the
             # transaction rolled back; redo the write checking every point on the slow path.
+            self.rejected = rejected  # the redo counts the rejects again
             self._write(points, careful=True)
         if time.monotonic() >= self._next_maintain:
             self.maintain()
 
     def _write(self, points: Sequence[Point], careful: bool) -> None:
-        shapes, fast = self._shapes, self._series_fast
-        batches: dict[_Shape, list[tuple]] = {}
-        new_seen: set[tuple[int, _Shape]] = set()
+        shapes, fast, by_obj = self._shapes, self._series_fast, self._series_by_obj
+        # Per shape: its rows (series_id, ts, values...), and the points behind them.
+        flats: dict[_Shape, list[tuple]] = {}
+        pts_of: dict[_Shape, list[Point]] = {}
         pending: list[tuple[tuple, _Shape, Point]] = []  # points of series not cached yet
+        last_m = last_keys = shape = flat = plist = None
         for p in points:
-            fields = p.fields
-            names = tuple(fields)
-            shape = shapes.get((p.measurement, names))
-            if shape is None:
-                try:
-                    shape = self._checked_shape(p, names)
-                except PointError as e:
-                    self._reject(e)
+            fields, m = p.fields, p.measurement
+            if m is not last_m or fields.keys() != last_keys:  # batches mostly repeat one shape
+                shape = shapes.get((m, frozenset(fields)))
+                if shape is None:
+                    try:
+                        shape = self._checked_shape(p)
+                    except PointError as e:
+                        self._reject(e)
+                        last_m = None
+                        continue
+                last_m, last_keys = m, shape.keys
+                flat = flats.get(shape)
+                if flat is None:
+                    flat, plist = flats[shape], pts_of[shape] = [], []
+                else:
+                    plist = pts_of[shape]
+            tags = p.tags
+            # Collectors keep one tags dict per series: find its id by the dict's identity,
+            # checked against a copy of its contents (the dict may have been changed since).
+            hit = by_obj.get(id(tags))
+            if hit is not None and hit[0] is tags and hit[1] == m and hit[2] == tags:
+                sid = hit[3]
+            else:
+                tkey = (m, tuple(tags.items()))
+                sid = fast.get(tkey)
+                if sid is None:
+                    pending.append((tkey, shape, p))
                     continue
-            values = tuple(fields.values())
-            types = tuple(map(type, values))
-            # Fast path: exact types already found valid, and no NaN (NaN poisons the sum;
-            # inf - inf does too, which only costs a trip to validate_point).
-            mode = shape.ok_types.get(types)
-            if (careful or mode is None or (mode == 1 and (total := sum(values)) != total)
-                    or (mode == 2 and shape.has_nan(values))):
-                if not self._accept_slow(p, shape, types):
-                    continue
-            tkey = (p.measurement, tuple(p.tags.items()))
-            sid = fast.get(tkey)
-            if sid is None:
-                pending.append((tkey, shape, p))
-                continue
-            if sid not in shape.seen:
-                new_seen.add((sid, shape))
-            batch = batches.get(shape)
-            if batch is None:
-                batch = batches[shape] = []
-            batch.append((sid, p.time_ns, *values))
-        if not batches and not pending:
+                if len(by_obj) >= self._by_obj_max:
+                    by_obj.clear()  # callers building a new dict per point: keep it bounded
+                by_obj[id(tags)] = (tags, m, dict(tags), sid)
+            flat.append((sid, p.time_ns, *shape.get(fields)))
+            plist.append(p)
+        for shape, rows in flats.items():
+            if careful or not shape.columns_ok(list(chain.from_iterable(rows))):
+                flats[shape] = [r for r, p in zip(rows, pts_of[shape]) if self._accept_slow(p, shape)]
+        # Points of new series: checked one by one (tags too), given ids in the transaction.
+        pending = [x for x in pending if self._accept_slow(x[2], x[1])]
+        if not pending and not any(flats.values()):
             return
+        new_seen: list[tuple[int, _Shape]] = []
         with self._write_txn() as conn:
+            if pending:
+                self._refresh_series()  # once: the write lock keeps other writers out from here on
             for tkey, shape, p in pending:
                 sid = fast.get(tkey)
                 if sid is None:
-                    try:
-                        validate_point(p)  # tags of a new series are checked once
-                    except PointError as e:
-                        self._reject(e)
-                        continue
-                    sid = fast[tkey] = self._series_id(p.measurement, p.tags)
-                if sid not in shape.seen:
-                    new_seen.add((sid, shape))
-                batches.setdefault(shape, []).append((sid, p.time_ns, *p.fields.values()))
-            for shape, batch in batches.items():
-                whole = len(batch) - len(batch) % ROWS_PER_INSERT
+                    sid = fast[tkey] = self._series_id(p.measurement, p.tags, refreshed=True)
+                flats.setdefault(shape, []).append((sid, p.time_ns, *shape.get(p.fields)))
+            for shape, rows in flats.items():
+                # Series by series (a stable sort: a series' rows keep their order, so the later
+                # of two at one time still wins): neighbouring (series_id, ts) index entries go in
+                # together, ~20 % less SQLite work than the collectors' time-major order.
+                rows.sort(key=_first)
+                flat = list(chain.from_iterable(rows))
+                w = shape.width
+                n = len(flat) // w
+                whole = (n - n % ROWS_PER_INSERT) * w
+                step = ROWS_PER_INSERT * w
                 if whole:
-                    conn.executemany(shape.sql_multi, [tuple(chain.from_iterable(batch[i:i + ROWS_PER_INSERT]))
-                                                       for i in range(0, whole, ROWS_PER_INSERT)])
-                if whole < len(batch):
-                    conn.executemany(shape.sql, batch[whole:])
+                    conn.executemany(shape.sql_multi, [flat[i:i + step] for i in range(0, whole, step)])
+                if whole < len(flat):
+                    conn.executemany(shape.sql, [flat[i:i + w] for i in range(whole, len(flat), w)])
+                new_seen += [(sid, shape) for sid in set(flat[0::w]).difference(shape.seen)]
             if new_seen:
                 conn.executemany("INSERT OR IGNORE INTO series_field (series_id, field) VALUES (?, ?)",
                                  [(sid, f) for sid, shape in new_seen for f in shape.names])
+                conn.executemany("INSERT OR IGNORE INTO measurement_field (measurement, field) VALUES (?, ?)",
+                                 {(shape.m, f) for _, shape in new_seen for f in shape.names})
         for sid, shape in new_seen:
             shape.seen.add(sid)
 
@@ -429,10 +513,7 @@ class SqliteStore(Store):
                 top = conn.execute(f"SELECT max(rid) FROM {raw}").fetchone()[0] or 0
                 if top > rolled:
                     # Only fields some series carries: a GPU row holds ~6 of 20 fields.
-                    carried = {f for (f,) in conn.execute(
-                        "SELECT DISTINCT sf.field FROM series_field AS sf JOIN series AS s ON s.id = sf.series_id "
-                        "WHERE s.measurement = ?", (m.name,))}
-                    present = tuple(f for f in m.fields if f in carried)
+                    present = self._carried(conn, m.name)
                     for level, step in _LEVELS:
                         if present:
                             conn.execute(self._rollup_sql(m.name, level, step, present), (rolled, top))
@@ -679,38 +760,69 @@ class SqliteStore(Store):
 
     def latest(self, measurement: str, *, where: Where | None = None,
                since_ns: int | None = None) -> list[Point]:
+        """One query per call: per series, its newest raw row at or after *since_ns* (an index
+        seek on (series_id, ts)); a field that row lacks but the series carries takes its newest
+        non-null value (a backward walk of that series' index, done by SQLite). Points come in
+        series id order."""
         spec = self._spec(measurement)
         self._check_tags(spec, list(where or {}))
-        names = list(spec.fields)
-        cols = ", ".join(_q(f) for f in names)
         since = -(1 << 63) if since_ns is None else int(since_ns)
-        out = []
+        out: list[Point] = []
         with self._read_txn() as conn:
             self._refresh_series()
-            carried: dict[int, set[str]] = {}
-            for sid, f in conn.execute("SELECT sf.series_id, sf.field FROM series_field AS sf JOIN series AS s "
-                                       "ON s.id = sf.series_id WHERE s.measurement = ?", (measurement,)):
-                carried.setdefault(sid, set()).add(f)
-            for sid, (m, tags) in sorted(self._series_rows.items()):
-                if m != measurement or not matches(tags, where):
-                    continue
-                row = conn.execute(f"SELECT ts, {cols} FROM raw_{m} WHERE series_id = ? AND ts >= ? "
-                                   "ORDER BY ts DESC LIMIT 1", (sid, since)).fetchone()
-                if row is None:
-                    continue
-                newest = row[0]
-                fields = {f: v for f, v in zip(names, row[1:]) if v is not None}
-                # A field missing from the newest row may still have an older value.
-                for f in carried.get(sid, ()):
-                    if f in fields or f not in spec.fields:
-                        continue
-                    r = conn.execute(f"SELECT {_q(f)} FROM raw_{m} WHERE series_id = ? AND ts >= ? "
-                                     f"AND {_q(f)} IS NOT NULL ORDER BY ts DESC LIMIT 1", (sid, since)).fetchone()
-                    if r is not None:
-                        fields[f] = r[0]
-                fields = {f: _native(spec.fields[f].kind, v) for f, v in fields.items()}
-                out.append(Point(measurement, dict(tags), fields, newest))
+            rows_of = self._series_rows
+            sids = sorted(self._sids_of.get(measurement, ()))
+            if where:
+                sids = [sid for sid in sids if matches(rows_of[sid][1], where)]
+            if not sids:
+                return out
+            cols = self._carried(conn, measurement)
+            conn_sql = self._latest_sql(measurement, cols)
+            bools = [f for f in cols if spec.fields[f].kind is bool]
+            nc = len(cols)
+            append = out.append
+            # Rows are (values..., series_id, ts): zip(cols, row) pairs the values only.
+            for row in conn.execute(conn_sql, (since, json.dumps(sids))):
+                if None in row:  # the common case has every carried field
+                    fields = {f: v for f, v in zip(cols, row) if v is not None}
+                else:
+                    fields = dict(zip(cols, row))
+                for f in bools:
+                    if f in fields:
+                        fields[f] = bool(fields[f])
+                append(Point(measurement, dict(rows_of[row[nc]][1]), fields, row[nc + 1]))
         return out
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _latest_sql(m: str, cols: tuple[str, ...]) -> str:
+        """latest()'s query: ?1 = since_ns, ?2 = JSON array of series ids (the outer loop, so
+        the answer comes in that order)."""
+        raw = f"raw_{m}"
+        sel = []
+        for f in cols:
+            qf = _q(f)
+            lit = "'" + f.replace("'", "''") + "'"
+            # coalesce stops at the first non-null argument: the look-back runs only for a
+            # field the newest row lacks, and only if the series ever carried it.
+            sel.append(f"coalesce(r.{qf}, CASE WHEN EXISTS (SELECT 1 FROM series_field AS sf WHERE "
+                       f"sf.series_id = r.series_id AND sf.field = {lit}) THEN (SELECT x.{qf} FROM {raw} AS x "
+                       f"WHERE x.series_id = r.series_id AND x.ts >= ?1 AND x.{qf} IS NOT NULL "
+                       f"ORDER BY x.ts DESC LIMIT 1) END)")
+        return (f"SELECT {''.join(e + ', ' for e in sel)}r.series_id, r.ts FROM json_each(?2) AS s "
+                f"CROSS JOIN {raw} AS r ON r.rid = (SELECT y.rid FROM {raw} AS y WHERE y.series_id = s.value "
+                f"AND y.ts >= ?1 ORDER BY y.ts DESC LIMIT 1)")
+
+    @staticmethod
+    def _carried(conn: sqlite3.Connection, m: str) -> tuple[str, ...]:
+        """Fields some series of *m* ever carried, in the metric contract's order."""
+        try:
+            have = {f for (f,) in conn.execute("SELECT field FROM measurement_field WHERE measurement = ?", (m,))}
+        except sqlite3.OperationalError:  # a file written before measurement_field, opened read-only
+            have = {f for (f,) in conn.execute(
+                "SELECT DISTINCT sf.field FROM series_field AS sf JOIN series AS s ON s.id = sf.series_id "
+                "WHERE s.measurement = ?", (m,))}
+        return tuple(f for f in MEASUREMENTS[m].fields if f in have)
 
     # ------------------------------------------------------------------ misc
 
@@ -746,16 +858,6 @@ _MERGE = {
     "max": lambda cur, n, v: (cur[0] + n, v if v > cur[1] else cur[1]),
     "count": lambda cur, n, v: (cur[0] + n, None),
 }
-
-
-def _native(kind: type, v):
-    if kind is bool:
-        return bool(v)
-    if kind is float:
-        return float(v)
-    if kind is int:
-        return int(v)
-    return v
 
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: int) -> None:

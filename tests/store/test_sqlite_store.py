@@ -14,7 +14,8 @@ import pytest
 from dcim.metrics import Point, PointError, validate_point
 from dcim.store.base import StoreError, StoreUnavailable
 from dcim.store.sqlite import SqliteStore
-from tests.store.contract import HOUR, MINUTE, S, StoreContract, _as_dict, _assert_close, _expected, gpu_tags
+from tests.store.contract import (HOUR, MINUTE, S, StoreContract, _as_dict, _assert_close, _expected, gpu_tags,
+                                  recent_hour_ns)
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86_400 * S
@@ -313,3 +314,157 @@ def test_flags_aggregate_as_numbers(store):
     for agg, want in (("sum", 3), ("count", 4), ("mean", 0.75), ("max", True), ("min", False), ("last", True)):
         (s,) = store.query("collector", ["ok"], 0, 10 * S, agg=agg)
         assert s.values["ok"] == [want] and type(s.values["ok"][0]) is type(want), agg
+
+
+# ---------------------------------------------------------------- latest() at scale, write fast path
+
+
+def _latest_reference(points, since_ns=None):
+    """Newest value of each field per series at or after since_ns, stamped with the newest time."""
+    ref: dict[tuple, dict] = {}
+    for p in points:
+        if since_ns is not None and p.time_ns < since_ns:
+            continue
+        key = tuple(sorted(p.tags.items()))
+        slot = ref.setdefault(key, {})
+        for f, v in p.fields.items():
+            if f not in slot or p.time_ns >= slot[f][0]:
+                slot[f] = (p.time_ns, v)
+    return {k: (max(t for t, _ in slot.values()), {f: v for f, (_, v) in slot.items()}) for k, slot in ref.items()}
+
+
+def test_latest_many_series_partial_fields_match_reference(store):
+    t0 = recent_hour_ns()
+    points = []
+    for g in range(300):
+        tags = gpu_tags("s1", f"n{g // 8}", g % 8, rack=f"r{g // 32:02d}")
+        for k in range(4):
+            fields = {"power_w": 100.0 + g + k, "util_pct": float(k)}
+            if g % 3 == 0 and k == 3:
+                del fields["util_pct"]  # newest row lacks a field: its older value stands
+            if g % 5 == 0 and k == 0:
+                fields["power_limit_w"] = 700.0  # only in the oldest row
+            if g % 7 == 0 and k == 2:
+                fields["throttle_reasons"] = g  # an int field, in a middle row
+            if g % 11 == 0 and k == 3:
+                fields = {"temp_c": 55.0}  # the newest row carries another field only
+            points.append(Point("gpu", tags, fields, t0 + (k * 10 + g % 4) * S))
+    points.append(Point("gpu", gpu_tags("s1", "silent", 0), {"power_w": 1.0}, t0 - 60 * S))
+    store.write(points[::-1])  # out of order: the newest write is not the newest point
+    store.maintain()
+    for since in (None, t0, t0 + 15 * S, t0 + 31 * S, t0 + 40 * S):
+        got = {tuple(sorted(p.tags.items())): (p.time_ns, p.fields) for p in store.latest("gpu", since_ns=since)}
+        want = _latest_reference(points, since)
+        assert got == want, since
+        for _, fields in got.values():
+            assert all(type(v) is (int if f == "throttle_reasons" else float) for f, v in fields.items())
+    ids = [p.tags["uuid"] for p in store.latest("gpu")]
+    assert len(ids) == len(set(ids)) == 301
+    rack = store.latest("gpu", where={"rack": ["r01", "r03"], "gpu": "2"})
+    assert sorted(int(p.tags["host"][1:]) for p in rack) == [4, 5, 6, 7, 12, 13, 14, 15]
+    assert all(p.tags["gpu"] == "2" for p in rack)
+
+
+def test_latest_types_of_flags_and_strings(store):
+    c = {"collector": "c", "target": "t"}
+    store.write([Point("collector", c, {"ok": True, "error": "", "points": 3}, 1 * S),
+                 Point("collector", c, {"ok": False, "duration_s": 2}, 2 * S)])
+    (p,) = store.latest("collector")
+    assert p.fields == {"ok": False, "error": "", "points": 3, "duration_s": 2.0} and p.time_ns == 2 * S
+    assert type(p.fields["ok"]) is bool and type(p.fields["duration_s"]) is float
+
+
+def test_latest_on_a_file_from_before_measurement_field(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with SqliteStore(path) as s:
+        s.write([Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": 1.0, "temp_c": 30.0}, 1 * S),
+                 Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": 2.0}, 2 * S)])
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TABLE measurement_field")
+    raw.commit()
+    raw.close()
+    with SqliteStore(path, readonly=True) as ro:  # reads what series_field says
+        assert ro.latest("gpu")[0].fields == {"power_w": 2.0, "temp_c": 30.0}
+    with SqliteStore(path) as s:  # a writer fills the new table from series_field
+        assert s.latest("gpu")[0].fields == {"power_w": 2.0, "temp_c": 30.0}
+        s.write([Point("gpu", gpu_tags("s1", "n1", 0), {"util_pct": 5.0}, 3 * S)])
+        assert s.latest("gpu")[0].fields == {"power_w": 2.0, "temp_c": 30.0, "util_pct": 5.0}
+
+
+def test_tags_dict_changed_in_place_between_writes(store):
+    tags = gpu_tags("s1", "n1", 0)
+    store.write([Point("gpu", tags, {"power_w": 1.0}, 1 * S)])
+    store.write([Point("gpu", tags, {"power_w": 2.0}, 2 * S)])  # same dict: found by identity
+    tags["uuid"], tags["gpu"] = "GPU-other", "1"  # the caller reuses the dict for another GPU
+    store.write([Point("gpu", tags, {"power_w": 3.0}, 3 * S)])
+    got = {p.tags["uuid"]: (p.fields["power_w"], p.time_ns) for p in store.latest("gpu")}
+    assert got == {"GPU-s1-n1-0": (2.0, 2 * S), "GPU-other": (3.0, 3 * S)}
+
+
+def test_field_order_and_value_subclasses(store):
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 2
+
+    class Watts(float):
+        pass
+
+    tags = gpu_tags("s1", "n1", 0)
+    store.write([Point("gpu", tags, {"temp_c": 30.0, "power_w": 1.0}, 1 * S),
+                 Point("gpu", tags, {"power_w": Watts(2.0), "temp_c": 31.0, "pstate": Level.HIGH}, 2 * S),
+                 Point("gpu", tags, {"pstate": Level.HIGH, "temp_c": 32.0, "power_w": Watts(3.0)}, 3 * S)])
+    (p,) = store.latest("gpu")
+    assert p.fields == {"power_w": 3.0, "temp_c": 32.0, "pstate": 2} and p.time_ns == 3 * S
+    with pytest.raises(PointError):  # still checked once the subclass is known good
+        store.write([Point("gpu", tags, {"pstate": Level.HIGH, "temp_c": 33.0, "power_w": Watts("nan")}, 4 * S)])
+    with pytest.raises(PointError):
+        store.write([Point("gpu", tags, {"temp_c": 33.0, "power_w": 1.0}, 4 * S)] * 40
+                    + [Point("gpu", tags, {"power_w": 1.0, "temp_c": 2.5j}, 5 * S)])
+    assert store.latest("gpu")[0].time_ns == 3 * S
+
+
+def test_lenient_batch_keeps_the_valid_rows(tmp_path):
+    store = SqliteStore(tmp_path / "l.sqlite", strict=False)
+    pts = [Point("gpu", gpu_tags("s1", f"n{i % 10}", 0), {"power_w": float(i), "pstate": i % 3}, (i + 1) * S)
+           for i in range(100)]
+    store.write(pts[:10])  # the series exist: the rest take the fast path
+    bad = {13: {"power_w": float("nan"), "pstate": 1}, 47: {"power_w": 1.0, "pstate": 2.0},
+           71: {"power_w": True, "pstate": 1}, 88: {"power_w": 1.0, "pstate": 1 << 70}}
+    for i, f in bad.items():
+        pts[i] = Point("gpu", pts[i].tags, f, pts[i].time_ns)
+    store.write(pts[10:])
+    assert store.rejected == 4
+    got = {p.tags["host"]: p for p in store.latest("gpu")}
+    for host in ("n3", "n7", "n1", "n8"):
+        i = max(j for j in range(100) if j % 10 == int(host[1:]) and j not in bad)
+        assert got[host].fields == {"power_w": float(i), "pstate": i % 3} and got[host].time_ns == (i + 1) * S
+    store.close()
+
+
+def test_lenient_counts_each_reject_once_when_an_int_overflows(tmp_path):
+    store = SqliteStore(tmp_path / "l.sqlite", strict=False)
+    tags = gpu_tags("s1", "n1", 0)
+    store.write([Point("gpu", tags, {"power_w": 1.0}, 1 * S), Point("gpu", tags, {"power_w": 1.0, "pstate": 1}, 2 * S)])
+    store.write([Point("gpu", tags, {"power_w": float("nan")}, 3 * S),  # found by the column check
+                 Point("gpu", tags, {"power_w": 2.0, "pstate": 1 << 70}, 4 * S),  # only SQLite finds this
+                 Point("gpu", tags, {"power_w": 5.0}, 5 * S)])
+    assert store.rejected == 2
+    (p,) = store.latest("gpu")
+    assert p.fields == {"power_w": 5.0, "pstate": 1} and p.time_ns == 5 * S
+    store.close()
+
+
+def test_duplicate_time_in_one_batch_later_point_wins(store):
+    a, b = gpu_tags("s1", "n1", 0), gpu_tags("s1", "n2", 0)
+    store.write([Point("gpu", b, {"power_w": 1.0, "temp_c": 30.0}, 10 * S),
+                 Point("gpu", a, {"power_w": 5.0}, 10 * S),
+                 Point("gpu", b, {"power_w": 2.0, "temp_c": 31.0}, 10 * S)])  # the series exist now
+    store.write([Point("gpu", b, {"power_w": 3.0, "temp_c": 32.0}, 20 * S),
+                 Point("gpu", a, {"power_w": 6.0}, 20 * S),
+                 Point("gpu", b, {"power_w": 4.0, "temp_c": 33.0}, 20 * S),
+                 Point("gpu", b, {"util_pct": 9.0}, 20 * S)])
+    got = {p.tags["host"]: (p.fields, p.time_ns) for p in store.latest("gpu")}
+    assert got == {"n1": ({"power_w": 6.0}, 20 * S), "n2": ({"power_w": 4.0, "temp_c": 33.0, "util_pct": 9.0}, 20 * S)}
