@@ -1,0 +1,430 @@
+"""The optimizer daemon: one safety-railed control cycle, scheduled by APScheduler 3.x.
+
+Each cycle (:meth:`OptimizerDaemon.run_once`):
+
+1. revert every lease that lapsed (the actuator's own clock);
+2. mode ``off``: revert everything the optimizer set, and stop there;
+3. read the fleet from the store; act only on **fresh** telemetry (``stale_after_s``): GPUs
+   with stale samples are held, and when the facility data or every GPU is stale the cycle
+   holds entirely — no renewals, so leases lapse and GPUs return to their defaults;
+4. price the present state with the PUE model; telemetry outside the model's training range
+   (or no model) → **conservative**: no new cap deeper than the fleet starting point;
+5. decide caps (``power_caps.decide_caps``: efficiency under loss bounds, budgets, bounded
+   step, hardware range);
+6. ``advise``: write the advice; ``enforce``: apply changes through the actuator (read back,
+   rollback on failure), renew leases of caps that stay, revert GPUs back at default;
+7. audit every decision in the store's ``optimizer`` measurement, with its reason.
+
+Scheduling: ``BackgroundScheduler`` with ``coalesce=True`` (a backlog of missed runs
+collapses into one — acting on old telemetry twice is pointless), ``max_instances=1`` (cycles
+never overlap, so two cycles cannot fight over a GPU) and ``misfire_grace_time`` of half an
+interval (a run later than that is skipped: the next on-time run sees fresher data).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from dcim.config import Config
+from dcim.inventory import Inventory, build_inventory
+from dcim.metrics import Point
+from dcim.store.base import StoreError
+from optimizer import fleet as fleet_mod
+from optimizer.actuator import Actuator, ApplyResult
+from optimizer.desired_state import Lease
+from optimizer.features import current_row
+from optimizer.placement import PlacementState
+from optimizer.power_caps import CapPolicy, decide_caps, predicted_draw_w
+from optimizer.pue_model import PueModel
+from optimizer.throughput_curve import Curve, CurveLearner
+
+log = logging.getLogger(__name__)
+
+MODES = ("off", "advise", "enforce")
+CURVE_REFIT_CYCLES = 6  # refit the learned curves every 6 cycles
+AUDIT_BACKLOG_POINTS = 200_000  # audit points kept in memory while the store is down
+LOSS_MARGIN = 0.005  # aim half a point inside each throughput-loss bound (demand jitter ~0.1 pt, curve error)
+
+
+@dataclass
+class Decision:
+    host: str
+    uuid: str
+    index: int
+    action: str  # advise, set, renew, revert, rollback, failed, hold, cycle
+    power_limit_w: float | None
+    previous_w: float | None
+    reason: str
+    est_saving_w: float = 0.0
+
+
+@dataclass
+class CycleReport:
+    time_ns: int
+    mode: str
+    decisions: list[Decision] = field(default_factory=list)
+    predicted_pue: float | None = None
+    conservative: bool = False
+    held: str = ""  # why the whole cycle held, if it did
+    est_saving_w: float = 0.0
+    renewed: int = 0
+    duration_s: float = 0.0
+    out_of_range: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        head = (f"mode {self.mode}  PUE {self.predicted_pue if self.predicted_pue is None else round(self.predicted_pue, 4)}"
+                f"  conservative {self.conservative}  est. saving {self.est_saving_w / 1000:.1f} kW"
+                f"  renewed {self.renewed}  {self.held}")
+        rows = [("host", "gpu", "action", "limit_w", "previous_w", "saving_w", "reason")]
+        for d in self.decisions:
+            if d.action == "cycle":
+                continue
+            rows.append((d.host, str(d.index), d.action, _fmt(d.power_limit_w), _fmt(d.previous_w),
+                         f"{d.est_saving_w:.0f}", d.reason))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [head] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        if len(rows) == 1:
+            lines.append("(no changes)")
+        return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.0f}"
+
+
+class OptimizerDaemon:
+    """Owns the control loop. Inject *clock* (UTC ns) for simulated time; *model* and *curves*
+    are optional (no model → conservative; no curves → priors, refreshed from the store)."""
+
+    def __init__(self, config: Config, store, actuator: Actuator, *, inventory: Inventory | None = None,
+                 model: PueModel | None = None, curves: dict[tuple[str, str], Curve] | None = None,
+                 clock: Callable[[], int] = time.time_ns, mode: str | None = None, learn_curves: bool = True):
+        self.config = config
+        self.settings = config.optimizer
+        self.store = store
+        self.actuator = actuator
+        self.inventory = inventory or build_inventory(config)
+        self.model = model
+        self.curves = dict(curves or {})
+        self.clock = clock
+        self.mode = mode or self.settings.mode
+        self.learn_curves = learn_curves
+        self._learner = CurveLearner()
+        self._cycles = 0
+        self._demand_memory: dict = {}
+        self._lock = threading.Lock()
+        self._scheduler = None
+        self.demand_response: tuple[float, int] | None = None  # (facility kW, until UTC ns)
+        self.last_report: CycleReport | None = None
+        self._audit_backlog: list[Point] = []  # audit points the store refused; written with the next
+        self.last_fleet: fleet_mod.FleetState | None = None
+        self._placement_state: PlacementState | None = None
+        self.actuator.desired.mode = self.mode
+        self.actuator.desired.lease_s = self.settings.lease_s
+
+    # -- operator controls ------------------------------------------------------------------------
+
+    def set_mode(self, mode: str) -> list[Decision]:
+        """Switch mode now; ``off`` reverts everything the optimizer set, immediately."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        with self._lock:
+            self.mode = mode
+            self.actuator.desired.mode = mode
+            if mode != "enforce":
+                results = self.actuator.revert_all(f"mode {mode}")
+                decisions = [self._from_result(r) for r in results]
+                self._audit(decisions, self.clock(), None)
+                return decisions
+        return []
+
+    def set_demand_response(self, facility_kw: float | None, until_ns: int | None = None) -> None:
+        """Stay under *facility_kw* until *until_ns* (None clears)."""
+        self.demand_response = None if facility_kw is None else (float(facility_kw), int(until_ns or 2**62))
+
+    def site_budget_w(self, now_ns: int) -> float | None:
+        budgets = []
+        if self.settings.site_power_budget_kw is not None:
+            budgets.append(self.settings.site_power_budget_kw * 1000.0)
+        if self.demand_response and now_ns < self.demand_response[1]:
+            budgets.append(self.demand_response[0] * 1000.0)
+        return min(budgets) if budgets else None
+
+    # -- the cycle --------------------------------------------------------------------------------
+
+    def run_once(self) -> CycleReport:
+        with self._lock:
+            t0 = time.perf_counter()
+            report = self._cycle(self.clock())
+            report.duration_s = time.perf_counter() - t0
+            self.last_report = report
+            return report
+
+    def _cycle(self, now: int) -> CycleReport:
+        opt = self.settings
+        report = CycleReport(now, self.mode)
+        report.decisions += [self._from_result(r) for r in self.actuator.expire(now)]
+        if self.mode == "off":
+            report.decisions += [self._from_result(r) for r in self.actuator.revert_all("mode off")]
+            self._audit(report.decisions, now, None)
+            return report
+        try:
+            fleet = fleet_mod.read_fleet(self.store, self.inventory, now, lookback_s=max(3600.0, 10 * opt.stale_after_s))
+            self.last_fleet = fleet
+            row, facility_age_s = current_row(self.store, now, tz=self.inventory.timezone, site=self.inventory.site,
+                                              max_age_s=max(3600.0, 10 * opt.stale_after_s))
+        except StoreError as exc:  # the store is down: no telemetry, so hold; the expiries above still count
+            report.held = f"hold: store unavailable ({exc}); leases not renewed"
+            report.decisions.append(Decision("", "", -1, "hold", None, None, report.held[:200]))
+            self._audit(report.decisions, now, None)
+            return report
+        fresh = fleet.fresh(opt.stale_after_s) if fleet.n else np.zeros(0, bool)
+        if fleet.n == 0 or not fresh.any() or facility_age_s > opt.stale_after_s:
+            why = ("no GPU telemetry" if fleet.n == 0 else "GPU telemetry stale" if not fresh.any()
+                   else f"facility telemetry stale ({facility_age_s:.0f} s)")
+            report.held = f"hold: {why}; leases not renewed"
+            report.decisions.append(Decision("", "", -1, "hold", None, None, report.held))
+            self._audit(report.decisions, now, None)
+            return report
+
+        it_w = row.get("it_power_kw", float("nan")) * 1000.0
+        pue, conservative, oor = self._price(row)
+        report.predicted_pue, report.conservative, report.out_of_range = pue, conservative, oor
+        inp, names = fleet_mod.cap_inputs(fleet, self.inventory, self.config, self.curves, self._demand_memory,
+                                          stale_after_s=opt.stale_after_s)
+        self._learn_curves(fleet, inp)
+        rack_w, inlet = self._rack_readings(now)
+        bud = fleet_mod.budgets(fleet, self.inventory, self.config, inp.groups, names, rack_power_w=rack_w,
+                                zone_inlet_c=inlet, it_power_w=it_w if math.isfinite(it_w) else None,
+                                site_budget_w=self.site_budget_w(now), pue=pue or 1.3)
+        policy = CapPolicy(max_step_w=opt.max_step_w, floor_fraction=opt.cap_fraction_floor,
+                           conservative=conservative, pue=pue or 1.3, loss_margin=LOSS_MARGIN)
+        plan = decide_caps(inp, bud, policy, throughput_fn=fleet_mod.curve_throughput_fn(fleet, inp, self.curves))
+        self._placement_state = None
+        report.est_saving_w = self._facility_saving(row, it_w, plan, inp)
+        pue_pt = pue if pue is not None else None
+        self._act(report, fleet, inp, plan, now, pue_pt)
+        if plan.groups_over_budget:
+            report.decisions.append(Decision("", "", -1, "hold", None, None,
+                                             "over budget, converging by max_step_w: " + ", ".join(plan.groups_over_budget[:10])))
+        self._audit(report.decisions, now, pue_pt, summary=report)
+        return report
+
+    def _act(self, report, fleet, inp, plan, now, pue) -> None:
+        opt = self.settings
+        book = self.actuator.desired
+        per_gpu_saving = (inp.power_w - plan.predicted_power_w) * (pue or 1.3)
+        to_set, to_default, to_renew = [], [], []
+        for i in range(fleet.n):
+            if not inp.fresh[i]:
+                continue
+            host, idx = fleet.host[i], int(fleet.gpu_index[i])
+            cap, cur, default = float(plan.cap_w[i]), float(fleet.limit_w[i]), float(fleet.default_w[i])
+            changed = abs(cap - cur) >= 1.0
+            if self.mode == "advise":
+                if changed:
+                    report.decisions.append(Decision(host, fleet.uuid[i], idx, "advise", cap, cur, plan.reason_text(i),
+                                                     float(per_gpu_saving[i])))
+            elif cap >= default - 0.5:
+                if self.actuator.leased(host, idx) or changed:
+                    to_default.append(i)
+            elif changed or not self.actuator.leased(host, idx):
+                to_set.append(i)
+            else:
+                to_renew.append(i)
+        if self.mode != "enforce":
+            return
+        lease_ns = int(opt.lease_s * 1e9)
+        # Write-ahead: every cap about to be set is in the lease book (one file write) before
+        # any GPU changes, so a crash mid-cycle leaves no cap that nothing will expire.
+        previous = {}
+        with book.deferred():
+            for i in to_set:
+                host, idx = fleet.host[i], int(fleet.gpu_index[i])
+                old = book.get(host, idx)
+                previous[i] = old
+                book.put(Lease(host, idx, fleet.uuid[i], float(plan.cap_w[i]), float(fleet.default_w[i]),
+                               old.previous_w if old else float(fleet.limit_w[i]), now + lease_ns, now, "intent"))
+            for i in to_renew:
+                self.actuator.renew(fleet.host[i], int(fleet.gpu_index[i]), lease_s=opt.lease_s, now_ns=now)
+                report.renewed += 1
+        with book.deferred():
+            for i in to_set:
+                host, idx, uuid = fleet.host[i], int(fleet.gpu_index[i]), fleet.uuid[i]
+                res = self.actuator.apply(host, idx, uuid, float(plan.cap_w[i]), default_w=float(fleet.default_w[i]),
+                                          lease_s=opt.lease_s, now_ns=now, reason=plan.reason_text(i))
+                if not res.ok:  # rolled back: the book goes back to what it was
+                    if previous[i] is not None:
+                        book.put(previous[i])
+                    else:
+                        book.drop(host, idx)
+                d = self._from_result(res)
+                d.est_saving_w = float(per_gpu_saving[i]) if res.ok else 0.0
+                report.decisions.append(d)
+            for i in to_default:
+                # back at default: a lease we hold is reverted; a foreign cap is set once,
+                # without a lease (nothing of ours to lapse)
+                host, idx, uuid = fleet.host[i], int(fleet.gpu_index[i]), fleet.uuid[i]
+                reason = f"back at default ({plan.reason_text(i)})"
+                res = self.actuator.revert(host, idx, reason=reason)
+                if res is None:
+                    default = float(fleet.default_w[i])
+                    res = self.actuator.apply(host, idx, uuid, default, default_w=default, lease_s=opt.lease_s,
+                                              now_ns=now, reason=reason)
+                    book.drop(host, idx)
+                report.decisions.append(self._from_result(res))
+
+    # -- pricing and readings ---------------------------------------------------------------------
+
+    def _price(self, row: dict) -> tuple[float | None, bool, list[str]]:
+        if self.model is None:
+            return None, True, ["no PUE model"]
+        oor = self.model.out_of_range(row)
+        try:
+            pue = float(self.model.predict(row)[0])
+        except Exception as exc:  # noqa: BLE001 — a broken model must not stop the safe path
+            log.warning("PUE model failed: %s", exc)
+            return None, True, ["model error"]
+        return pue, bool(oor), oor
+
+    def _facility_saving(self, row: dict, it_w: float, plan, inp) -> float:
+        """Facility W saved by the plan against every GPU at its default limit (model-priced:
+        facility W = IT W × predicted PUE at that IT load)."""
+        now_draw = predicted_draw_w(inp, inp.current_w).sum()
+        it_default = float(predicted_draw_w(inp, inp.default_w).sum() - now_draw)
+        it_plan = float(plan.predicted_power_w.sum() - now_draw)
+        if self.model is None or not math.isfinite(it_w):
+            return (it_default - it_plan) * 1.3
+        try:
+            before, _ = self.model.facility_power_w(row, max(it_w + it_default, 1.0))
+            after, _ = self.model.facility_power_w(row, max(it_w + it_plan, 1.0))
+        except Exception as exc:  # noqa: BLE001 — a broken model must not stop the safe path
+            log.warning("PUE model failed pricing the saving: %s", exc)
+            return (it_default - it_plan) * 1.3
+        return before - after
+
+    def _rack_readings(self, now: int) -> tuple[dict[str, float], dict[str, float]]:
+        since = now - int(self.settings.stale_after_s * 1e9)
+        rack_w: dict[str, float] = {}
+        for p in self.store.latest("pdu", where={"site": self.inventory.site}, since_ns=since):
+            w = p.fields.get("power_w")
+            if w is not None:
+                rack_w[p.tags.get("rack", "")] = rack_w.get(p.tags.get("rack", ""), 0.0) + float(w)
+        inlet = {}
+        for p in self.store.latest("cooling", where={"site": self.inventory.site}, since_ns=since):
+            v = p.fields.get("rack_inlet_temp_c")
+            if v is not None:
+                inlet[p.tags.get("unit", "")] = float(v)
+        return rack_w, inlet
+
+    def _learn_curves(self, fleet, inp) -> None:
+        """Online curve learning from this cycle's telemetry: for busy GPUs held back by their
+        cap whose job was seen uncapped before, x = cap / that demand and the reported
+        ``workload.work_rate`` is the throughput there (relative to uncapped)."""
+        if not self.learn_curves:
+            return
+        for i in np.flatnonzero(fleet.busy & inp.fresh).tolist():
+            key = (fleet.uuid[i], fleet.job[i])
+            seen = self._demand_memory.get(key)
+            rate = fleet.work_rate[i]
+            capped = fleet.power_capped[i] if fleet.power_capped is not None else True
+            if seen is None or not capped or not np.isfinite(rate) or not fleet.job_class[i]:
+                continue
+            self._learner.add(fleet.model[i], fleet.job_class[i], fleet.limit_w[i] / (seen * fleet.max_w[i]), rate)
+        self._cycles += 1
+        if self._cycles % CURVE_REFIT_CYCLES == 0:
+            self.curves.update(self._learner.curves())
+
+    # -- placement ---------------------------------------------------------------------------------
+
+    def placement_state(self) -> PlacementState | None:
+        """Placement state from the last cycle's fleet and the store's cooling readings."""
+        if self._placement_state is None and self.last_fleet is not None:
+            self._placement_state = fleet_mod.placement_state(self.last_fleet, self.inventory, self.config, self.store,
+                                                              self.clock(), self.settings.stale_after_s)
+        return self._placement_state
+
+    # -- audit -------------------------------------------------------------------------------------
+
+    def _from_result(self, r: ApplyResult) -> Decision:
+        return Decision(r.host, r.uuid, r.index, r.action, r.applied_w if r.applied_w is not None else r.requested_w,
+                        r.previous_w, r.reason)
+
+    def _audit(self, decisions: list[Decision], now: int, pue: float | None, summary: CycleReport | None = None) -> None:
+        site = self.inventory.site
+        pts = []
+        for d in decisions:
+            fields: dict = {"reason": d.reason[:500], "mode": self.mode, "lease_s": float(self.settings.lease_s)}
+            if d.power_limit_w is not None:
+                fields["power_limit_w"] = float(d.power_limit_w)
+            if d.previous_w is not None:
+                fields["previous_w"] = float(d.previous_w)
+            if pue is not None:
+                fields["predicted_pue"] = float(pue)
+            if d.est_saving_w:
+                fields["est_saving_w"] = float(d.est_saving_w)
+            pts.append(Point("optimizer", {"site": site, "host": d.host, "uuid": d.uuid, "action": d.action}, fields, now))
+        if summary is not None:
+            fields = {"reason": (f"{len(decisions)} decisions, {summary.renewed} renewed"
+                                 + (", conservative: " + ",".join(summary.out_of_range) if summary.conservative else "")),
+                      "mode": self.mode, "est_saving_w": float(summary.est_saving_w), "lease_s": float(self.settings.lease_s)}
+            if pue is not None:
+                fields["predicted_pue"] = float(pue)
+            pts.append(Point("optimizer", {"site": site, "host": "", "uuid": "", "action": "cycle"}, fields, now))
+        pts = self._audit_backlog + pts
+        if not pts:
+            return
+        try:
+            self.store.write(pts)
+            self._audit_backlog = []
+        except Exception as exc:  # noqa: BLE001 — the audit must not break the safety path; logged loudly
+            self._audit_backlog = pts[-AUDIT_BACKLOG_POINTS:]  # bounded; retried with the next audit
+            log.error("could not write %d optimizer decisions to the store (kept to retry, %d dropped): %s",
+                      len(pts), len(pts) - len(self._audit_backlog), exc)
+
+    # -- scheduling --------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        try:
+            report = self.run_once()
+            changed = sum(1 for d in report.decisions if d.action not in ("cycle", "renew"))
+            log.info("optimizer cycle: mode %s, %d decisions, %d renewed, est. saving %.1f kW%s", report.mode, changed,
+                     report.renewed, report.est_saving_w / 1000, f" ({report.held})" if report.held else "")
+        except Exception:  # noqa: BLE001 — one bad cycle must not kill the scheduler; leases lapse
+            log.exception("optimizer cycle failed")
+
+    def start(self) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        interval = self.settings.interval_s
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self._scheduler.add_job(self._tick, "interval", seconds=interval, id="optimizer-cycle",
+                                coalesce=True, max_instances=1, misfire_grace_time=max(1, int(interval / 2)),
+                                next_run_time=None)
+        self._scheduler.start()
+        self._scheduler.modify_job("optimizer-cycle", next_run_time=_utcnow())
+
+    def stop(self, *, revert: bool = True) -> list[Decision]:
+        """Stop scheduling; with *revert* every cap the optimizer set goes back to default."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        if not revert:
+            return []
+        with self._lock:
+            decisions = [self._from_result(r) for r in self.actuator.revert_all("daemon stopped")]
+            self._audit(decisions, self.clock(), None)
+            return decisions
+
+
+def _utcnow():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)

@@ -1,0 +1,213 @@
+"""Power → throughput curves per GPU model and job class, learned from telemetry.
+
+Shape (relative throughput of a job under a power cap, 1.0 = uncapped)::
+
+    r(f) = 1                      if f >= s
+    r(f) = (f / s) ** beta        otherwise
+
+where ``f = cap_w / max_w`` is the cap as a fraction of the GPU's maximum limit, ``s`` is the
+*saturation* fraction (what the job draws uncapped, as a share of max) and ``beta`` the
+elasticity of throughput to power below it. It is the shape of the published sweeps: flat
+until the cap bites, then a concave fall (Zeus NSDI'23 traces, reference §3.6: at ~0.7 of max
+power training runs ~5 % slower, at ~0.6 ~9–11 % slower; memory-bound LLM decode barely
+changes until the cap reaches its ~0.6 × max draw).
+
+The priors below encode those published figures and are used only while telemetry is thin;
+they are a starting point, never truth. Learning:
+
+- :class:`CurveLearner` / :func:`fit_beta` (what the daemon uses, online): each cycle, for busy
+  GPUs held back by their cap, ``x = power_limit_w / the job's own uncapped draw`` (seen on that
+  GPU before the cap bit) against the reported ``workload.work_rate``; ``beta`` is fitted in
+  log–log space and shrunk toward the prior with the amount of evidence. Per GPU the
+  saturation is the observed demand, so jobs of different intensity do not blur the slope.
+- :func:`fit_curve` (offline, e.g. a Zeus-style sweep of one job): ``s`` and ``beta`` from
+  ``work_rate`` against ``power_limit_w / power_limit_max_w`` when per-job demand is unknown.
+  Pooling jobs of different demand this way flattens the slope; the daemon does not use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A relative-throughput curve. ``saturation`` and ``f`` are fractions of max power (0..1].
+
+    A learned curve also carries a monotone table ``(table_x, table_r)``: throughput measured
+    at ``x = cap / the job's uncapped demand`` over the range the fleet has run at. Inside the
+    table it is used as measured; below its lowest point throughput is extrapolated
+    pessimistically with elasticity :data:`EXPLORE_BETA`, so caps deeper than anything seen
+    are reached only in small, checked steps (safety-first exploration)."""
+
+    saturation: float
+    beta: float
+    source: str = "prior"  # "prior", "learned", or "blend"
+    samples: int = 0
+    table_x: tuple = ()
+    table_r: tuple = ()
+
+    def throughput_x(self, x) -> np.ndarray:
+        """Relative throughput at ``x = cap / demand`` (array; ≥ 1 means the cap does not bite)."""
+        x = np.clip(np.asarray(x, dtype=float), 1e-6, 1.0)
+        if not self.table_x:
+            return x ** self.beta
+        xs, rs = np.asarray(self.table_x), np.asarray(self.table_r)
+        inside = np.interp(x, xs, rs)
+        below = rs[0] * (x / xs[0]) ** max(EXPLORE_BETA, self.beta)
+        return np.where(x < xs[0], below, inside)
+
+    def throughput(self, cap_fraction) -> np.ndarray:
+        """Relative throughput (0..1] at cap fraction(s) ``cap_fraction``."""
+        f = np.asarray(cap_fraction, dtype=float)
+        return relative_throughput(f, self.saturation, self.beta)
+
+    def min_fraction_for(self, loss_bound: float) -> float:
+        """Smallest cap fraction whose throughput loss stays within ``loss_bound`` (0..1)."""
+        if loss_bound <= 0:
+            return self.saturation
+        return self.saturation * (1.0 - loss_bound) ** (1.0 / self.beta)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def relative_throughput(f, saturation, beta) -> np.ndarray:
+    """Vectorised r(f): broadcast over arrays of cap fractions, saturations and betas."""
+    f = np.asarray(f, dtype=float)
+    s = np.asarray(saturation, dtype=float)
+    b = np.asarray(beta, dtype=float)
+    ratio = np.clip(f / np.maximum(s, 1e-6), 1e-6, 1.0)
+    return ratio ** b
+
+
+# Priors per job class (see module docstring for where the numbers come from).
+#   training/fine_tuning: compute-bound, runs against the limit (H100 GEMM draws 694 of 700 W);
+#     0.7^beta ≈ 0.945 and 0.6^beta ≈ 0.91 in the Zeus medians → beta ≈ 0.18.
+#   inference: LLM decode is memory-bound (H100 copy kernel draws ~400 of 700 W → s ≈ 0.6);
+#     prefill scales with power, hence a steeper beta once the cap bites.
+#   batch: mixed, between the two.
+PRIORS: dict[str, Curve] = {
+    "training": Curve(0.95, 0.18),
+    "fine_tuning": Curve(0.95, 0.18),
+    "inference": Curve(0.60, 0.35),
+    "batch": Curve(0.90, 0.22),
+}
+DEFAULT_PRIOR = Curve(0.95, 0.18)
+
+# Below the measured range, assume throughput falls this steeply with power (pessimistic: the
+# published curves' local elasticity stays below ~0.45 above 0.5 × demand, reference §3.6).
+EXPLORE_BETA = 0.5
+BIN_X = 0.01  # table resolution in x
+MIN_BIN_SAMPLES = 5
+
+# Evidence needed before the data outweighs the prior (samples, pseudo-count).
+PRIOR_WEIGHT_SAMPLES = 200
+MIN_CAP_SPREAD = 0.08  # caps must vary by ≥ 8 % of max, or the slope is unidentifiable
+
+_S_GRID = np.linspace(0.35, 1.0, 27)
+_B_GRID = np.linspace(0.03, 1.2, 40)
+
+
+def prior_for(job_class: str) -> Curve:
+    return PRIORS.get(job_class, DEFAULT_PRIOR)
+
+
+def fit_curve(cap_fraction: np.ndarray, work_rate: np.ndarray, job_class: str) -> Curve:
+    """Fit (saturation, beta) to samples of (cap fraction, work rate) of busy GPUs.
+
+    ``work_rate`` may carry a per-job scale (a job that uses 80 % of the GPU reads 0.8
+    uncapped), so a free amplitude is fitted alongside the shape and dropped. With few
+    samples or caps that never varied the prior is returned; in between, the parameters are
+    a weighted blend (pseudo-count :data:`PRIOR_WEIGHT_SAMPLES`).
+    """
+    prior = prior_for(job_class)
+    f = np.asarray(cap_fraction, dtype=float)
+    r = np.asarray(work_rate, dtype=float)
+    ok = np.isfinite(f) & np.isfinite(r) & (f > 0) & (r > 0)
+    f, r = f[ok], r[ok]
+    n = int(f.size)
+    if n < 20 or (f.max() - f.min()) < MIN_CAP_SPREAD:
+        return Curve(prior.saturation, prior.beta, "prior", n)
+    # Grid search: shape g[s, b, i]; best amplitude in closed form; sum of squared errors.
+    g = relative_throughput(f[None, None, :], _S_GRID[:, None, None], _B_GRID[None, :, None])
+    amp = (g * r).sum(-1) / np.maximum((g * g).sum(-1), 1e-12)
+    sse = ((amp[..., None] * g - r) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmin(sse)), sse.shape)
+    s_fit, b_fit = float(_S_GRID[i]), float(_B_GRID[j])
+    w = n / (n + PRIOR_WEIGHT_SAMPLES)
+    s = w * s_fit + (1 - w) * prior.saturation
+    b = w * b_fit + (1 - w) * prior.beta
+    return Curve(round(s, 4), round(b, 4), "learned" if w > 0.9 else "blend", n)
+
+
+def fit_curves(samples: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]) -> dict[tuple[str, str], Curve]:
+    """Fit one curve per (gpu model, job class) from ``{key: (cap_fraction, work_rate)}``."""
+    return {key: fit_curve(f, r, key[1]) for key, (f, r) in samples.items()}
+
+
+def curve_for(curves: dict[tuple[str, str], Curve], model: str, job_class: str) -> Curve:
+    return curves.get((model, job_class)) or prior_for(job_class)
+
+
+def fit_beta(x: np.ndarray, work_rate: np.ndarray, job_class: str) -> Curve:
+    """Learn the elasticity ``beta`` from samples where the cap bites: ``x = cap / the job's
+    own uncapped demand`` (< 1) and ``work_rate`` = relative throughput there.
+
+    Least squares through the origin in log–log space (``ln r = beta · ln x``), shrunk toward
+    the prior with pseudo-count :data:`PRIOR_WEIGHT_SAMPLES`. Samples where the cap does not
+    bite carry no information about the slope and are dropped. The saturation stays the
+    class prior: per GPU it is replaced by the demand observed on that GPU."""
+    prior = prior_for(job_class)
+    x = np.asarray(x, dtype=float)
+    r = np.asarray(work_rate, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(r) & (x > 0.2) & (x < 0.995) & (r > 0.05) & (r <= 1.0)
+    x, r = x[ok], r[ok]
+    n = int(x.size)
+    if n < 20 or (1.0 - x.min()) < MIN_CAP_SPREAD:
+        return Curve(prior.saturation, prior.beta, "prior", n)
+    lx = np.log(x)
+    b_fit = float(np.clip((lx * np.log(r)).sum() / (lx * lx).sum(), 0.01, 2.0))
+    w = n / (n + PRIOR_WEIGHT_SAMPLES)
+    b = w * b_fit + (1 - w) * prior.beta
+    # the measured table: bin means, made monotone pessimistically (each point is the minimum
+    # of itself and everything at larger x), closed by (1, 1)
+    bins = np.floor(x / BIN_X).astype(int)
+    uniq, inv, counts = np.unique(bins, return_inverse=True, return_counts=True)
+    means = np.bincount(inv, weights=r) / counts
+    keep = counts >= MIN_BIN_SAMPLES
+    tx, tr = (uniq[keep] + 0.5) * BIN_X, means[keep]
+    if tx.size == 0:
+        return Curve(prior.saturation, round(b, 4), "blend", n)
+    tr = np.minimum.accumulate(np.minimum(tr, 1.0)[::-1])[::-1]
+    if tx[-1] < 1.0:
+        tx, tr = np.append(tx, 1.0), np.append(tr, 1.0)
+    return Curve(prior.saturation, round(b, 4), "learned" if w > 0.9 else "blend", n,
+                 tuple(np.round(tx, 4).tolist()), tuple(np.round(tr, 5).tolist()))
+
+
+class CurveLearner:
+    """Collects (x, work rate) samples per (GPU model, job class) from each cycle's telemetry
+    and refits the curves. Bounded memory: the newest *max_samples* per key."""
+
+    def __init__(self, max_samples: int = 20000):
+        from collections import deque
+
+        self.max_samples = max_samples
+        self._samples: dict[tuple[str, str], "deque"] = {}
+        self._deque = deque
+
+    def add(self, model: str, job_class: str, x: float, work_rate: float) -> None:
+        buf = self._samples.get((model, job_class))
+        if buf is None:
+            buf = self._samples[(model, job_class)] = self._deque(maxlen=self.max_samples)
+        buf.append((x, work_rate))
+
+    def curves(self) -> dict[tuple[str, str], Curve]:
+        out = {}
+        for key, buf in self._samples.items():
+            arr = np.array(buf, dtype=float).reshape(-1, 2)
+            out[key] = fit_beta(arr[:, 0], arr[:, 1], key[1])
+        return out
