@@ -1,0 +1,149 @@
+"""`dcim up` end to end, in a subprocess, as a user runs it: the twin's agents polled over SNMP,
+GPUs sampled, the optimizer capping simulated GPUs, the dashboard showing live values in a real
+browser; Ctrl-C stops everything, reverts the caps and leaves no process behind. Once on the
+embedded SQLite store and once on a real influxd."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import tomli_w
+import tomllib
+
+from dcim.config import load_config
+from dcim.store import open_store
+from tests.dashboards.test_browser import load, text_of
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "deploy" / "demo.toml"
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp_path: Path, store: dict) -> Path:
+    data = tomllib.loads(DEMO.read_text(encoding="utf-8"))
+    data["store"] = store
+    data["collectors"]["metrics_port"] = 0
+    data["optimizer"]["interval_s"] = 15.0  # a few cycles within the test
+    data["optimizer"]["model_path"] = str(tmp_path / "pue.pkl")
+    data["dashboard"]["refresh_s"] = 2.0
+    path = tmp_path / "dcim.toml"
+    path.write_bytes(tomli_w.dumps(data).encode())
+    return path
+
+
+def wait_for(predicate, timeout_s: float, what: str, proc=None):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"dcim up exited ({proc.returncode}) while waiting for {what}")
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # store not there yet, etc.
+            last = exc
+        time.sleep(1.0)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
+
+
+def run_up(tmp_path: Path, config: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCIM_SNMP")}
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    log = (tmp_path / "up.log").open("w")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dcim.cli.main", "up", "--config", str(config), "--simulate",
+                             "--backfill-days", "0.25", "--port", str(port)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                            start_new_session=True)
+    return proc, port
+
+
+def check_product(tmp_path, config_path, proc, port, browser):
+    cfg = load_config(config_path)
+    url = wait_for(lambda: re.search(r"dashboard on (http://\S+)", proc.stdout.readline() or ""), 240,
+                   "the dashboard URL", proc)[1]
+    assert url == f"http://127.0.0.1:{port}/"
+    started_ns = time.time_ns()
+    store = open_store(cfg, readonly=True)
+    try:
+        # Collectors write: the SNMP devices answer through the real agents, GPUs are sampled.
+        def snmp_ok():
+            rows = store.latest("collector", where={"collector": "snmp"}, since_ns=started_ns)
+            good = {p.tags["target"] for p in rows if p.fields.get("ok") is True}
+            return len(good) >= 40 and good
+        good = wait_for(snmp_ok, 240, "SNMP devices polled OK", proc)
+        assert {"pdu-A01-a", "pdu-D04-b", "ups-1", "main-incomer", "chiller-1"} <= good
+        pdus = store.latest("pdu", since_ns=started_ns)
+        assert len(pdus) == 32 and all(p.fields.get("power_w", 0) > 0 for p in pdus)
+        # The optimizer capped simulated GPUs, and the GPU telemetry shows the caps.
+        def capped():
+            gpus = store.latest("gpu", since_ns=time.time_ns() - int(20e9))
+            low = [p for p in gpus if p.fields.get("power_limit_w", 700.0) < 699.0]
+            return len(gpus) == 512 and low
+        low = wait_for(capped, 180, "GPUs carrying caps in the gpu telemetry", proc)
+        assert all(200.0 <= p.fields["power_limit_w"] <= 700.0 for p in low)
+        applied = store.latest("optimizer", where={"action": "set"}, since_ns=started_ns)
+        assert applied and {p.tags["uuid"] for p in low} <= {p.tags["uuid"] for p in applied} | {""}
+        # The dashboard shows the live values that are in the store.
+        load(browser, url)
+        fac = store.latest("facility", since_ns=started_ns)[0]
+        shown = float(text_of(browser, "pue_now"))
+        assert abs(shown - fac.fields["pue"]) < 0.05, (shown, fac.fields)
+        assert float(text_of(browser, "it_kw").split()[0].replace(",", "")) > 100
+        errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+        assert errors == []
+    finally:
+        store.close()
+
+    # Ctrl-C: everything stops, every cap is reverted, nothing is left listening.
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(60) == 0
+    log = (tmp_path / "up.log").read_text()
+    m = re.search(r"optimizer stopped, (\d+) cap\(s\) reverted", log)
+    assert m and int(m[1]) >= len(low), log[-2000:]
+    with open_store(cfg, readonly=True) as store:
+        reverts = store.latest("optimizer", where={"action": "revert"}, since_ns=started_ns)
+        assert {p.tags["uuid"] for p in low} <= {p.tags["uuid"] for p in reverts}
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the dashboard is still listening"
+    leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert leftover == [], f"processes left behind: {leftover}"
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_up_on_sqlite(tmp_path, browser):
+    config = write_config(tmp_path, {"path": str(tmp_path / "dcim.sqlite"), "spool": {"path": str(tmp_path / "spool")}})
+    proc, port = run_up(tmp_path, config)
+    try:
+        check_product(tmp_path, config, proc, port, browser)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_up_on_influxdb(tmp_path, influxd, browser):
+    db = "up_" + uuid.uuid4().hex[:8]
+    config = write_config(tmp_path, {"backend": "influxdb", "influxdb": {"url": influxd.url, "database": db},
+                                     "spool": {"path": str(tmp_path / "spool")}})
+    proc, port = run_up(tmp_path, config)
+    try:
+        check_product(tmp_path, config, proc, port, browser)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
