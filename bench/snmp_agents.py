@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import select
 import shutil
 import socket
@@ -68,7 +69,11 @@ def start_twin(tmp: Path) -> tuple[subprocess.Popen, list[tuple[str, str]], int]
     port = free_port("127.81.0.1")
     # PDUs and meters on v2c (the main mix), cooling units and UPSes keep v3 authPriv (the v3 run)
     text = (REPO / "deploy" / "demo.toml").read_text()
-    text = text.replace('address = "127.42.1.', 'credentials = "meters", address = "127.42.1.')
+    v2c_creds = re.search(r'^\[snmp\.credentials\.([\w-]+)\]\s*\nversion\s*=\s*"2c"', text, re.M)
+    name = v2c_creds.group(1) if v2c_creds else "meters"
+    text = re.sub(r'^(snmp = \{ )(address = "127\.42\.[14]\.[^}]*?)( \})$',
+                  lambda m: m.group(0) if "credentials" in m.group(2)
+                  else f'{m.group(1)}credentials = "{name}", {m.group(2)}{m.group(3)}', text, flags=re.M)
     text = text.replace("127.42.", "127.81.").replace("port = 1161", f"port = {port}")
     cfg = tmp / "bench.toml"
     cfg.write_text(text)
@@ -228,6 +233,7 @@ def instrumentation_micro(reps: int = 5) -> dict:
     from pysnmp.proto import rfc1902
     from pysnmp.smi import builder, instrum
     from simulator.service import make_twin
+    import simulator.snmp_agents as agents_module
     from simulator.snmp_agents import AgentSet, _Router
 
     cfg = load_config(REPO / "deploy" / "demo.toml")
@@ -238,7 +244,9 @@ def instrumentation_micro(reps: int = 5) -> dict:
     t0 = time.perf_counter()
     oids, values = agent.table(twin.snapshot)
     table_build = time.perf_counter() - t0
-    values = {o: rfc1902.TimeTicks(0) if type(v).__name__ == "_Uptime" else v for o, v in values.items()}
+    as_pyasn1 = getattr(agents_module, "_pyasn1", None)  # table values are BER bytes since the v2c fast path
+    values = {o: rfc1902.TimeTicks(0) if type(v).__name__ == "_Uptime" else as_pyasn1(v) if as_pyasn1 else v
+              for o, v in values.items()}
 
     t0 = time.perf_counter()
     mib = builder.MibBuilder()

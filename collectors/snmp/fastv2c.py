@@ -5,7 +5,8 @@ responses, building and encoding varbinds): ~210 us per OID, slower per core tha
 Net-SNMP's snmpget. A v2c GET is a fixed, tiny subset of BER, so this module encodes requests
 from per-OID byte strings cached once and decodes responses with a strict, bounds-checked
 parser: ~20x less CPU per OID. Everything else (SNMPv3 with USM crypto, GETBULK walks at
-discovery) stays on the pysnmp engine.
+discovery) stays on the pysnmp engine. The BER codec itself is ``dcim/snmp_ber.py`` (shared with
+the facility twin's v2c agents).
 
 Robustness: the response is untrusted input. Any malformed length, tag or truncation raises
 :class:`BerError` and the request counts as a garbled response; a response whose request id or
@@ -19,90 +20,32 @@ import itertools
 import random
 
 from collectors.snmp.engine import END_OF_MIB, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Missing, Oid
+from dcim import snmp_ber as ber
 
-
-class BerError(ValueError):
-    pass
-
-
-# --- encoding ------------------------------------------------------------------------------------
-
-
-def _len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def _tlv(tag: int, body: bytes) -> bytes:
-    return bytes((tag,)) + _len(len(body)) + body
+# The BER codec lives in dcim core (shared with the twin's v2c agents); these names are this
+# module's public API and stay importable from here.
+BerError = ber.BerError
+_len = ber.encode_length
+_tlv = ber.tlv
+_read = ber.read_tlv
+encode_oid = ber.encode_oid
+_decode_oid = ber.decode_oid
+_NULL = ber.NULL_TLV
 
 
 def _int(value: int) -> bytes:
-    return _tlv(0x02, value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big", signed=True))
-
-
-def encode_oid(oid: str) -> bytes:
-    parts = [int(p) for p in oid.strip(".").split(".")]
-    if len(parts) < 2 or parts[0] > 2 or (parts[0] < 2 and parts[1] > 39):
-        raise ValueError(f"bad OID {oid!r}")
-    out = bytearray()
-    for n in [parts[0] * 40 + parts[1]] + parts[2:]:
-        chunk = [n & 0x7F]
-        n >>= 7
-        while n:
-            chunk.append(0x80 | (n & 0x7F))
-            n >>= 7
-        out += bytes(reversed(chunk))
-    return _tlv(0x06, bytes(out))
-
-
-_NULL = b"\x05\x00"
+    return ber.encode_integer(value)
 
 
 def encode_get(community: bytes, request_id: int, varbinds: list[bytes]) -> bytes:
     """*varbinds* are pre-encoded ``SEQUENCE { OID, NULL }`` items."""
-    pdu = _int(request_id) + b"\x02\x01\x00\x02\x01\x00" + _tlv(0x30, b"".join(varbinds))
-    return _tlv(0x30, b"\x02\x01\x01" + _tlv(0x04, community) + _tlv(0xA0, pdu))
+    return ber.encode_v2c(community, ber.GET_REQUEST, request_id, 0, 0, varbinds)
 
 
 # --- decoding ------------------------------------------------------------------------------------
 
 
-def _read(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """(tag, start of value, end of value) of the TLV at *pos*."""
-    if pos + 2 > end:
-        raise BerError("truncated")
-    tag = buf[pos]
-    n = buf[pos + 1]
-    pos += 2
-    if n & 0x80:
-        k = n & 0x7F
-        if k == 0 or k > 4 or pos + k > end:
-            raise BerError("bad length")
-        n = int.from_bytes(buf[pos:pos + k], "big")
-        pos += k
-    if pos + n > end:
-        raise BerError("truncated value")
-    return tag, pos, pos + n
-
-
-def _decode_oid(b: bytes) -> str:
-    if not b:
-        raise BerError("empty OID")
-    parts, n = [], 0
-    for byte in b:
-        n = (n << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(n)
-            n = 0
-    first = parts[0]
-    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    return ".".join(map(str, head + parts[1:]))
-
-
-_UNSIGNED = {0x41, 0x42, 0x43, 0x46}  # Counter32, Gauge32/Unsigned32, TimeTicks, Counter64
+_UNSIGNED = ber.UNSIGNED_TAGS  # Counter32, Gauge32/Unsigned32, TimeTicks, Counter64
 
 
 def _value(tag: int, b: bytes):
@@ -129,42 +72,12 @@ def _value(tag: int, b: bytes):
 
 def decode_response(buf: bytes) -> tuple[bytes, int, int, int, list[tuple[bytes, object]]]:
     """(community, request id, error status, error index, [(encoded OID TLV, value)])."""
-    end = len(buf)
-    tag, pos, end = _read(buf, 0, end)
-    if tag != 0x30:
-        raise BerError("not a SEQUENCE")
-    tag, s, e = _read(buf, pos, end)
-    if tag != 0x02 or buf[s:e] != b"\x01":
+    version, community, pdu_tag, rid, status, index, vbs = ber.decode_message(buf, strict=False)
+    if version != ber.VERSION_V2C:
         raise BerError("not SNMPv2c")
-    tag, s, e = _read(buf, e, end)
-    if tag != 0x04:
-        raise BerError("no community")
-    community = buf[s:e]
-    tag, pos, pend = _read(buf, e, end)
-    if tag != 0xA2:
-        raise BerError(f"not a Response-PDU (tag {tag:#x})")
-    fields = []
-    for _ in range(3):
-        tag, s, e = _read(buf, pos, pend)
-        if tag != 0x02:
-            raise BerError("bad PDU header")
-        fields.append(int.from_bytes(buf[s:e], "big", signed=True))
-        pos = e
-    tag, pos, vend = _read(buf, pos, pend)
-    if tag != 0x30:
-        raise BerError("no varbind list")
-    out = []
-    while pos < vend:
-        tag, s, e = _read(buf, pos, vend)
-        if tag != 0x30:
-            raise BerError("bad varbind")
-        otag, os_, oe = _read(buf, s, e)
-        if otag != 0x06:
-            raise BerError("varbind without OID")
-        vtag, vs, ve = _read(buf, oe, e)
-        out.append((buf[s:oe], _value(vtag, buf[vs:ve])))
-        pos = e
-    return community, fields[0], fields[1], fields[2], out
+    if pdu_tag != ber.GET_RESPONSE:
+        raise BerError(f"not a Response-PDU (tag {pdu_tag:#x})")
+    return community, rid, status, index, [(oid, _value(tag, buf[s:e])) for oid, tag, s, e in vbs]
 
 
 # --- the client ----------------------------------------------------------------------------------

@@ -38,21 +38,26 @@ def free_udp_port(address: str = "127.77.0.1") -> int:
 
 
 def relocated(config: Config, prefix: str = "127.77", port: int | None = None) -> Config:
+    """Also puts every device but the meters on the v3 credentials: the demo's PDUs answer v2c
+    (cheap for the demo), and these tests want the vendor MIBs exercised over v3 authPriv too."""
     port = port or free_udp_port(f"{prefix}.0.1")
     n = 0
 
-    def move(devices):
+    def move(devices, v3: bool = True):
         nonlocal n
         out = []
         for dev in devices:
             n += 1
-            snmp = dev.snmp.model_copy(update={"address": f"{prefix}.{n // 250}.{n % 250 + 1}", "port": port})
+            update = {"address": f"{prefix}.{n // 250}.{n % 250 + 1}", "port": port}
+            if v3:
+                update["credentials"] = "default"
+            snmp = dev.snmp.model_copy(update=update)
             out.append(dev.model_copy(update={"snmp": snmp}))
         return out
 
     return config.model_copy(update={
         "pdus": move(config.pdus), "cooling": move(config.cooling), "ups": move(config.ups),
-        "meters": move(config.meters)})
+        "meters": move(config.meters, v3=False)})
 
 
 class StubTwin:

@@ -114,7 +114,7 @@ def test_dcim_simulate_serves_and_keeps_secrets_quiet(tmp_path):
         assert not any(value in out for value in secrets.values())
         snmp = NetSnmp(auth_key=secrets["DCIM_SNMP_AUTH_KEY"], priv_key=secrets["DCIM_SNMP_PRIV_KEY"],
                        community=secrets["DCIM_SNMP_COMMUNITY"])
-        assert snmp.get(f"127.80.1.1:{port}", "1.3.6.1.2.1.1.5.0")["1.3.6.1.2.1.1.5.0"] == "pdu-A01-a"
+        assert snmp.get(f"127.80.2.7:{port}", "1.3.6.1.2.1.1.5.0")["1.3.6.1.2.1.1.5.0"] == "chiller-1"
         assert snmp.get(f"127.80.4.2:{port}", "1.3.6.1.2.1.1.5.0", version="2c")
         proc.send_signal(2)  # Ctrl-C
         rest, _ = proc.communicate(timeout=15)

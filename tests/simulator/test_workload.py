@@ -99,3 +99,28 @@ def test_workload_exposes_jobs_per_gpu_and_keeps_running(demo_config):
     assert tenants <= {t.name for t in demo_config.tenants}
     for job in wl.jobs.values():  # jobs sit on their tenant's racks
         assert {twin.slots[p].tenant for p in job.slots} == {job.tenant}
+
+
+@pytest.mark.parametrize("prolog", [False, True])
+def test_job_start_hook_resets_the_inherited_cap(demo_config, prolog):
+    """The scheduler's prolog (``reset_caps_on_job_start``): a job landing on a GPU still capped
+    for the previous job starts at the default limit; without it the cap is inherited."""
+    started = []
+    twin = FacilityTwin(demo_config, seed=5, start_ns=JAN_NS, arrivals=False, reset_caps_on_job_start=prolog,
+                        on_job_start=started.append)
+    first = twin.submit_job(job_class="training", tenant="hanbit-univ", gpus=8, work_gpu_s=8 * 120, util=0.95)
+    assert started == [first]
+    for pos in first.slots:
+        twin.set_power_limit(twin.slots[pos].host, twin.slots[pos].index, 400.0)
+    while first.end_ns is None:
+        twin.advance(60.0)
+    second = twin.submit_job(job_class="batch", tenant="hanbit-univ", gpus=8, work_gpu_s=8 * 3600, util=0.95)
+    assert started == [first, second] and second.slots == first.slots
+    twin.advance(60.0)
+    caps = twin.gpu_state.cap_w[second.slots]
+    if prolog:
+        assert (caps == twin.constraints.default_w).all()
+        assert twin.gpu_state.throughput[second.slots].min() == 1.0  # runs uncapped from its first step
+    else:
+        assert (caps == 400.0).all()
+        assert twin.gpu_state.throughput[second.slots].max() < 0.95
