@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -68,12 +68,21 @@ class FacilityTwin:
     keep busy; the twin starts in that steady state. *arrivals=False*: no random jobs (an idle
     facility; submit jobs with :meth:`submit_job`). *weather*: overrides the config's
     ``[simulator] weather``.
+
+    *reset_caps_on_job_start*: model the scheduler's job prolog — when a job is placed, the
+    power limit of each of its GPUs goes back to the default before its first step (a job never
+    inherits the cap set for the previous job on that GPU). Off by default (no prolog).
+    *on_job_start(job)*: an extra prolog hook, called after that reset (e.g. to set a cap the
+    optimizer pre-approved for the job's class).
     """
 
     def __init__(self, config: Config, *, seed: int = 42, start_ns: int | None = None,
                  placement: Placement | None = None, target_util: float = 0.7, arrivals: bool = True,
-                 weather: str | None = None):
+                 weather: str | None = None, reset_caps_on_job_start: bool = False,
+                 on_job_start: Callable[[Job], None] | None = None):
         self.config = config
+        self.reset_caps_on_job_start = reset_caps_on_job_start
+        self._user_job_start = on_job_start
         self.inventory = inv = build_inventory(config)
         self.seed = seed
         self.site = inv.site
@@ -85,10 +94,19 @@ class FacilityTwin:
         self._build_topology()
         tenants = [t.name for t in config.tenants]
         self.workload = Workload(self.slots, tenants, seed=seed, start_ns=self.now_ns, placement=placement,
-                                 target_util=target_util, arrivals=arrivals, tz=inv.timezone)
+                                 target_util=target_util, arrivals=arrivals, tz=inv.timezone,
+                                 on_job_start=self._job_prolog if (reset_caps_on_job_start or on_job_start) else None)
         self._backends: dict[str, SimulatedGpus] = {}
         self._snapshot: FacilitySnapshot | None = None
         self._compute_state(0.0)
+
+    def _job_prolog(self, job: Job) -> None:
+        """The job-start hook (see the class docstring): reset the job's GPUs to the default
+        limit, then the caller's hook. The next step computes the job's state under it."""
+        if self.reset_caps_on_job_start:
+            self.gpu_state.cap_w[job.slots] = self.constraints.default_w
+        if self._user_job_start is not None:
+            self._user_job_start(job)
 
     # --- topology --------------------------------------------------------------------------------
 

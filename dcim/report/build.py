@@ -59,7 +59,8 @@ COLUMNS: list[tuple[str, str]] = [
     ("pue_category", "The Green Grid measurement category of the IT energy (1: UPS output, 2: PDU output)"),
     ("pue_ttm", "trailing-twelve-month PUE ending with the period (site rows)"),
     ("avg_kw", "average IT demand (site: facility demand), kW"),
-    ("peak_kw", "peak demand, kW (site: 15-min mean; others: hourly mean)"),
+    ("peak_kw", "peak demand, kW (site: 15-min mean, or hourly where the store no longer holds 15-min detail for "
+                "the whole period; others: hourly mean)"),
     ("peak_time", "local time the peak interval started"),
     ("co2e_kg", "facility energy × grid factor, kg CO2e"),
     ("grid_kgco2e_per_kwh", "grid emission factor used"),
@@ -114,14 +115,18 @@ def _grid_times(period: Period, every_s: int) -> list[int]:
 
 
 class _Source:
-    """Counter and power series of one measurement, keyed by a tag tuple, for one period."""
+    """Counter and power series of one measurement, keyed by a tag tuple, for one period.
+
+    Hourly power is read on first use: an energy figure from counters needs it only for its
+    coverage, and the trailing-twelve-month PUE needs no coverage."""
 
     def __init__(self, store: Store, period: Period, measurement: str, key: tuple[str, ...],
                  counter_field: str | None, power_field: str, counter_scale_kwh: float = 1.0, where=None):
         self.period = period
         self.key = key
         self.counter_scale_kwh = counter_scale_kwh
-        self.power = _series_by(store, measurement, power_field, period, HOUR_S, "mean", key, where)
+        self._power_query = (store, measurement, power_field, period, HOUR_S, "mean", key, where)
+        self._power: dict | None = None
         self.counter: dict[tuple, tuple] = {}
         if counter_field:
             firsts = _series_by(store, measurement, counter_field, period, DAY_S, "first", key, where)
@@ -133,6 +138,12 @@ class _Source:
                 self.counter[k] = ([fv[i] for i in range(len(times))], [lv.get(t) for t in times],
                                    [mv.get(t) for t in times])
 
+    @property
+    def power(self) -> dict[tuple, tuple[list[int], list]]:
+        if self._power is None:
+            self._power = _series_by(*self._power_query)
+        return self._power
+
     def keys(self) -> set[tuple]:
         return set(self.power) | set(self.counter)
 
@@ -140,14 +151,17 @@ class _Source:
         times, values = self.power.get(k, ([], []))
         return _aligned(times, values, self.period, HOUR_S)
 
-    def energy(self, k: tuple) -> _Energy:
-        hourly = self.hourly_w(k)
-        cov = energy.coverage(hourly, round(self.period.hours))
+    def energy(self, k: tuple, with_coverage: bool = True) -> _Energy:
+        """Energy of one key; *with_coverage* False skips the coverage (0.0) where counters
+        give the energy, so the hourly power is not read for it."""
         if k in self.counter:
             firsts, lasts, maxes = self.counter[k]
             if any(v is not None for v in firsts):
                 delta, resets = energy.counter_delta(firsts, lasts, maxes)
+                cov = energy.coverage(self.hourly_w(k), round(self.period.hours)) if with_coverage else 0.0
                 return _Energy(delta * self.counter_scale_kwh, "counter", cov, resets)
+        hourly = self.hourly_w(k)
+        cov = energy.coverage(hourly, round(self.period.hours))
         if any(v is not None for v in hourly):
             return _Energy(energy.integrate_power(hourly, HOUR_S), "integrated_power", cov, 0)
         return _Energy(None, "none", 0.0, 0)
@@ -183,30 +197,45 @@ def _round(value: float | None, digits: int = 3):
     return "" if value is None else round(value, digits)
 
 
-def site_totals(store: Store, config: Config, period: Period) -> dict:
-    """Facility, IT, cooling energy and PUE of the site over *period* (kWh)."""
-    meters = _Source(store, period, "meter", ("role",), "energy_kwh", "power_w")
-    facility = meters.energy(("facility_total",))
-    facility_hourly = meters.hourly_w(("facility_total",))
+def _source(cache: dict | None, store: Store, period: Period, measurement: str, key: tuple[str, ...],
+            counter_field: str | None, power_field: str) -> _Source:
+    """One _Source per (store, period, series) within one report: the site totals and the rack
+    rows read the same PDU series."""
+    if cache is None:
+        return _Source(store, period, measurement, key, counter_field, power_field)
+    ck = (id(store), period.start_ns, period.end_ns, measurement, key, counter_field, power_field)
+    src = cache.get(ck)
+    if src is None:
+        src = cache[ck] = _Source(store, period, measurement, key, counter_field, power_field)
+    return src
+
+
+def site_totals(store: Store, config: Config, period: Period, *, coverage: bool = True,
+                cache: dict | None = None) -> dict:
+    """Facility, IT, cooling energy and PUE of the site over *period* (kWh). With *coverage*
+    False, coverage_pct of counter-based figures is not computed (0.0), which saves reading
+    hourly power where counters exist (the trailing-twelve-month PUE needs none)."""
+    cov = coverage
+    meters = _source(cache, store, period, "meter", ("role",), "energy_kwh", "power_w")
+    facility = meters.energy(("facility_total",), cov)
     if facility.kwh is None:
-        fac = _Source(store, period, "facility", ("site",), None, "total_power_w")
-        facility = fac.energy((config.site.name,))
-        facility_hourly = fac.hourly_w((config.site.name,))
+        fac = _source(cache, store, period, "facility", ("site",), None, "total_power_w")
+        facility = fac.energy((config.site.name,), cov)
     if config.site.pue_category == 1 and config.ups:
-        ups = _Source(store, period, "ups", ("ups",), "energy_kwh", "output_power_w")
-        it = _sum_energy([ups.energy((u.name,)) for u in config.ups])
+        ups = _source(cache, store, period, "ups", ("ups",), "energy_kwh", "output_power_w")
+        it = _sum_energy([ups.energy((u.name,), cov) for u in config.ups])
     else:
-        pdus = _Source(store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
-        it = _sum_energy([pdus.energy((p.name,)) for p in config.pdus])
-    cooling = meters.energy(("cooling",))
+        pdus = _source(cache, store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
+        it = _sum_energy([pdus.energy((p.name,), cov) for p in config.pdus])
+    cooling = meters.energy(("cooling",), cov)
     if cooling.kwh is None and config.cooling:
-        units = _Source(store, period, "cooling", ("unit",), None, "power_w")
-        cooling = _sum_energy([units.energy((c.name,)) for c in config.cooling])
+        units = _source(cache, store, period, "cooling", ("unit",), None, "power_w")
+        cooling = _sum_energy([units.energy((c.name,), cov) for c in config.cooling])
     loss = None
     if facility.kwh is not None and it.kwh is not None:
         loss = facility.kwh - it.kwh - (cooling.kwh or 0.0)
     return {"facility": facility, "it": it, "cooling": cooling, "loss_kwh": loss,
-            "pue": energy.pue(facility.kwh, it.kwh), "facility_hourly": facility_hourly}
+            "pue": energy.pue(facility.kwh, it.kwh)}
 
 
 def build_report(store: Store, config: Config, period: Period, by: str = "rack",
@@ -222,20 +251,16 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
     base = {"period": period.label, "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
             "site": config.site.name, "grid_kgco2e_per_kwh": grid, "pue_category": config.site.pue_category}
 
+    cache: dict = {}
     say("site totals")
-    site = site_totals(store, config, period)
+    site = site_totals(store, config, period, cache=cache)
     ttm_period = trailing_twelve_months(period)
     say("trailing twelve months")
-    ttm = site_totals(store, config, ttm_period)
+    ttm = site_totals(store, config, ttm_period, coverage=False)
     site_pue = site["pue"]
 
-    fac_power = _Source(store, period, "facility", ("site",), None, "total_power_w")
-    quarter_hours = fac_power.power  # hourly; refine to 15 min below
-    site_peak_series = _series_by(store, "facility", "total_power_w", period, QUARTER_HOUR_S, "mean", ("site",))
-    times, values = site_peak_series.get((config.site.name,), ([], []))
-    if not values:
-        times, values = quarter_hours.get((config.site.name,), ([], []))
-    peak_w, peak_at = energy.peak(times, values)
+    say("site peak")
+    peak_w, peak_at = _site_peak(store, config, period)
 
     say("optimizer savings")
     savings = _series_by(store, "optimizer", "est_saving_w", period, HOUR_S, "mean", ("host",))
@@ -261,10 +286,14 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
     say("GPU utilisation")
     util = _series_by(store, "gpu", "util_pct", period, HOUR_S, "mean", ("rack",))
 
+    gpus_in_rack: dict[str, int] = defaultdict(int)
+    for server in inv.servers:
+        gpus_in_rack[server.rack] += server.gpus
+
     def gpu_hours(racks: list[str]) -> tuple[float, float]:
         hours = busy = 0.0
         for rack in racks:
-            n_gpus = sum(s.gpus for s in inv.servers if s.rack == rack)
+            n_gpus = gpus_in_rack[rack]
             _, vals = util.get((rack,), ([], []))
             known = [v for v in vals if v is not None]
             hours += n_gpus * len(known)
@@ -276,7 +305,7 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
         return [_complete(r) for r in rows]
 
     say("rack PDUs")
-    pdus = _Source(store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
+    pdus = _source(cache, store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
     rack_energy: dict[str, _Energy] = {}
     rack_hourly: dict[str, list] = {}
     for rack in inv.racks:
@@ -294,11 +323,12 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
         saved_by_rack[host_rack.get(host, "")] += kwh
 
     total_it = sum(e.kwh for e in rack_energy.values() if e.kwh is not None)
+    hour_times = _grid_times(period, HOUR_S)
     for name in sorted(groups):
         racks = groups[name]
         e = _sum_energy([rack_energy[r] for r in racks])
         hourly = _sum_hourly([rack_hourly[r] for r in racks])
-        pk, pk_at = energy.peak(_grid_times(period, HOUR_S), hourly)
+        pk, pk_at = energy.peak(hour_times, hourly)
         hours, busy = gpu_hours(racks)
         first = inv.rack_by_name[racks[0]]
         fac_kwh = energy.allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
@@ -316,6 +346,22 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
             share_of_it_pct=_round(None if not total_it or e.kwh is None else 100 * e.kwh / total_it, 2),
         ))
     return [_complete(r) for r in rows]
+
+
+def _site_peak(store: Store, config: Config, period: Period) -> tuple[float | None, int | None]:
+    """The site's peak demand: the largest 15-minute mean of facility power, where the store
+    holds 15-minute detail for every hour it has data; else the largest hourly mean. (SQLite
+    keeps its 1-minute rollups for a limited time; a 15-minute peak over only the part of the
+    period still held would silently miss the rest, and differ from a store that keeps all.)"""
+    key = (config.site.name,)
+    fine = _series_by(store, "facility", "total_power_w", period, QUARTER_HOUR_S, "mean", ("site",)).get(key, ([], []))
+    hourly = _series_by(store, "facility", "total_power_w", period, HOUR_S, "mean", ("site",)).get(key, ([], []))
+    step = HOUR_S * 1_000_000_000
+    fine_hours = {t - t % step for t, v in zip(*fine) if v is not None}
+    hours = {t for t, v in zip(*hourly) if v is not None}
+    if fine_hours and fine_hours >= hours:
+        return energy.peak(*fine)
+    return energy.peak(*hourly)
 
 
 def _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say) -> list[dict]:
