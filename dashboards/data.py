@@ -10,8 +10,10 @@ Nothing here imports Dash; pages format the dicts.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -48,6 +50,42 @@ class CountingStore:
 
     def latest(self, *args, **kwargs):
         return self._timed(self.inner.latest, *args, **kwargs)
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = True
+
+
+@contextmanager
+def gc_paused():
+    """The cyclic garbage collector off while a tick's data is built. A build allocates some
+    100k dicts and tuples, nearly all kept (they are the snapshot) or freed by reference counting;
+    with the collector on, those allocations trigger full passes over the whole heap (0.1-0.5 s
+    per cold build at 32k GPUs). Nested and concurrent builds share one pause; the collector is
+    back on (if it was on) when the last one ends, and its next young-generation pass sees what
+    was allocated meanwhile."""
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def freeze_heap() -> None:
+    """Move everything alive now (modules, the app, the inventory) out of the collector's reach:
+    call once, after the app is built, in a long-running server process. Later full passes then
+    scan only what was allocated since."""
+    gc.collect()
+    gc.freeze()
 
 
 class QueryCache:
@@ -216,7 +254,11 @@ class DataSource:
 
     def snapshot(self) -> dict:
         """Latest values of the whole facility, as plain dicts, built once per tick."""
-        return self.cache.get(("snapshot",), self.tick(), self._build_snapshot, stale_ok=True)
+        return self.cache.get(("snapshot",), self.tick(), self._build_snapshot_paused, stale_ok=True)
+
+    def _build_snapshot_paused(self) -> dict:
+        with gc_paused():
+            return self._build_snapshot()
 
     # -- warmer -------------------------------------------------------------------------------
 
@@ -422,7 +464,8 @@ class DataSource:
         """Every GPU's latest values as rows (built once per tick, for the GPU and rack pages)."""
         def build():
             now_ns = int(self.now() * NS)
-            return [self._gpu_row(p, now_ns) for p in self.latest("gpu")]
+            with gc_paused():
+                return [self._gpu_row(p, now_ns) for p in self.latest("gpu")]
         return self.cache.get(("gpus",), self.tick(), build)
 
     def _optimizer_state(self, capped: int, now_ns: int) -> dict:
@@ -486,4 +529,4 @@ def utc(ts_ns: int) -> datetime:
     return datetime.fromtimestamp(ts_ns / NS, tz=timezone.utc)
 
 
-__all__ = ["CountingStore", "QueryCache", "DataSource", "energy_ratio", "quarter_of", "timedelta"]
+__all__ = ["CountingStore", "QueryCache", "DataSource", "freeze_heap", "gc_paused", "energy_ratio", "quarter_of", "timedelta"]

@@ -29,12 +29,14 @@ def run(args: argparse.Namespace) -> int:
     import waitress
 
     from dashboards.app import create_app
+    from dashboards.data import freeze_heap
 
     cfg = config_from(args)
     host = args.host or cfg.dashboard.host
     port = cfg.dashboard.port if args.port is None else args.port
     store = open_store(cfg, readonly=True)
     app = create_app(cfg, store, warm=True)
+    freeze_heap()  # the app, inventory and modules stay out of every later GC pass
     log.info("dashboard on http://%s:%d/ (refresh %gs, kiosk rotate %gs)", host, port,
              cfg.dashboard.refresh_s, cfg.dashboard.kiosk_rotate_s)
     try:

@@ -124,3 +124,52 @@ def test_quarter_in_site_zone():
     assert quarter_of(ts, "Asia/Seoul") == "2026Q3"
     assert quarter_of(ts, "UTC") == "2026Q2"
     assert quarter_of(ts, "Asia/Seoul", -3) == "2025Q4"
+
+
+def test_gc_paused_nests_and_restores():
+    import gc
+
+    from dashboards.data import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer build still runs
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # left off when it was off
+    finally:
+        gc.enable()
+
+
+def test_snapshot_from_a_read_only_reader_sees_new_series(tmp_path):
+    """The dashboard's read-only store loads series per measurement when first asked, and picks up
+    series another process creates later (a new rack's PDU) on the next tick."""
+    import pytest
+
+    sqlite = pytest.importorskip("dcim.store.sqlite")
+    from dcim.metrics import Point
+
+    now = [time.time()]
+    path = tmp_path / "dcim.sqlite"
+    writer = sqlite.SqliteStore(path)
+    now_ns = S.populate(writer)
+    reader = sqlite.SqliteStore(path, readonly=True)
+    ds = DataSource(S.make_config(), reader, clock=lambda: now[0])
+    snap = ds.snapshot()
+    pdus = {p["pdu"] for p in snap["pdus"] if p["power_w"] is not None}
+    assert "pdu-new-a" not in pdus
+    writer.write([Point("pdu", {"site": S.SITE, "room": "hall-1", "rack": "R01", "pdu": "pdu-new-a", "feed": "A"},
+                        {"power_w": 1000.0, "current_a": 4.0}, now_ns + NS)])
+    now[0] += ds.refresh_s
+    snap = ds.snapshot()
+    new = next(p for p in snap["pdus"] if p["pdu"] == "pdu-new-a")
+    assert new["power_w"] == 1000.0
+    assert {p["pdu"] for p in snap["pdus"] if p["power_w"] is not None} == pdus | {"pdu-new-a"}
+    reader.close()
+    writer.close()
