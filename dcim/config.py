@@ -14,7 +14,7 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -37,6 +37,26 @@ class ConfigError(Exception):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data):
+        # pydantic's lax mode reads `port = true` as 1: hand a bool to a number field as the
+        # string it was, so the field's own check names the key and refuses it.
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if isinstance(value, bool) and name in cls.model_fields and _numeric(cls.model_fields[name].annotation):
+                    data = {**data, name: str(value).lower()}
+        return data
+
+
+def _numeric(ann) -> bool:
+    if ann in (int, float):
+        return True
+    if get_origin(ann) is Literal:
+        return any(isinstance(a, int) and not isinstance(a, bool) for a in get_args(ann))
+    args = get_args(ann)
+    return bool(args) and bool not in args and get_origin(ann) is not dict and any(_numeric(a) for a in args)
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -289,8 +309,8 @@ class SpoolSettings(Strict):
 class StoreSettings(Strict):
     backend: Literal["sqlite", "influxdb"] = "sqlite"
     path: Path = Path("var/dcim.sqlite")
-    raw_retention_days: float = Field(7.0, gt=0)
-    rollup_1m_retention_days: float = Field(90.0, gt=0)
+    raw_retention_days: float = Field(7.0, gt=0, le=36500)  # ns must fit SQLite INTEGER
+    rollup_1m_retention_days: float = Field(90.0, gt=0, le=36500)
     influxdb: InfluxSettings = InfluxSettings()
     spool: SpoolSettings = SpoolSettings()
 

@@ -101,7 +101,11 @@ class SnmpCollector(Collector):
     async def _poll_device(self, device: SnmpDevice, deadline_s: float) -> TargetResult:
         t0 = time.monotonic()
         try:
-            points = await asyncio.wait_for(device.poll(self.poller), timeout=deadline_s)
+            task = asyncio.ensure_future(device.poll(self.poller))
+            # a poll cut off at the deadline may still end in an SnmpError: retrieve it, so asyncio
+            # does not log "Task exception was never retrieved" with a traceback for every late device
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            points = await asyncio.wait_for(task, timeout=deadline_s)
             result = TargetResult(device.name, points)
             stats = device.stats
             if not points:

@@ -65,13 +65,18 @@ def _writer(cfg):
 
     store = open_store(cfg)
     influx = cfg.store.influxdb
-    writer = StoreWriter(store, cfg.store.spool.path, cfg.store.spool.max_bytes,
-                         batch_size=influx.batch_size if cfg.store.backend == "influxdb" else 5000,
-                         flush_interval_s=influx.flush_interval_s if cfg.store.backend == "influxdb" else 1.0)
+    try:
+        writer = StoreWriter(store, cfg.store.spool.path, cfg.store.spool.max_bytes,
+                             batch_size=influx.batch_size if cfg.store.backend == "influxdb" else 5000,
+                             flush_interval_s=influx.flush_interval_s if cfg.store.backend == "influxdb" else 1.0)
+    except BaseException:
+        store.close()
+        raise
     return store, writer
 
 
-def _summary(results: dict, out=sys.stdout) -> bool:
+def _summary(results: dict, out=None) -> bool:
+    out = out or sys.stdout  # looked up at call time: a default bound at import can be a closed stream
     all_ok = True
     for collector, target_results in results.items():
         for r in sorted(target_results, key=lambda r: r.target):
@@ -107,7 +112,13 @@ def run(args: argparse.Namespace) -> int:
         print("nothing to collect: no SNMP devices in the config and no local GPUs", file=sys.stderr)
         return 1
 
-    store, writer = _writer(cfg)
+    from dcim.store.spool import SpoolLocked
+
+    try:
+        store, writer = _writer(cfg)
+    except SpoolLocked as exc:  # a second collector on the same spool: say so, no traceback
+        print(f"error: {exc}; give each collector process its own [store.spool] path", file=sys.stderr)
+        return 2
     runner = Runner(collectors, writer, jitter_pct=settings.jitter_pct)
     try:
         if args.once:
