@@ -24,10 +24,14 @@ cores. The tests exercise the daemon on SqliteStore alone.
 
 Throughput loss is per GPU-step: ``1 − relative throughput`` of busy GPUs (the quantity the
 bounds limit); a violation is a busy GPU-step whose loss exceeds its class bound by > 0.1 %.
-Steps in a job's first cycle are counted apart: such a job runs under whatever cap its GPU
-had when it landed (a job that ends and is replaced between two cycles), before any decision
-has seen it — in production the scheduler's job prolog resets the cap (Slurm prolog, the node
-agent); the twin does not model that hook.
+Steps in a job's first cycle are counted apart (before any decision has seen the job).
+
+Job prolog: every run (off, enforce, oracle alike) uses the twin's job-start hook
+(``FacilityTwin(reset_caps_on_job_start=True)``), as a site's scheduler prolog does (Slurm
+``Prolog``, the node agent on a new job): a job's GPUs go back to their default limit when it
+starts, so no job inherits the cap set for the previous one. Without it a job that lands
+between two cycles on a GPU capped for its predecessor runs under that cap until a decision
+sees it. The daemon drops its lease on such a GPU when it notices the job change.
 """
 
 from __future__ import annotations
@@ -204,7 +208,7 @@ def _truth_fleet(twin):
 
 
 def run_week(cfg, start_ns: int, days: float, mode: str, model, log) -> RunResult:
-    twin = FacilityTwin(cfg, seed=SEED, start_ns=start_ns)
+    twin = FacilityTwin(cfg, seed=SEED, start_ns=start_ns, reset_caps_on_job_start=True)  # the job prolog
     inventory = twin.inventory
     bounds = dict(cfg.optimizer.throughput_loss_bound)
     res = RunResult()

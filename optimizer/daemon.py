@@ -6,7 +6,10 @@ Each cycle (:meth:`OptimizerDaemon.run_once`):
 2. mode ``off``: revert everything the optimizer set, and stop there;
 3. read the fleet from the store; act only on **fresh** telemetry (``stale_after_s``): GPUs
    with stale samples are held, and when the facility data or every GPU is stale the cycle
-   holds entirely — no renewals, so leases lapse and GPUs return to their defaults;
+   holds entirely — no renewals, so leases lapse and GPUs return to their defaults; a lease
+   whose GPU now runs a different job is dropped (GPU back to default — the optimizer-side
+   twin of the scheduler's job prolog, which resets the limit at job start and covers the gap
+   until this cycle notices);
 4. price the present state with the PUE model; telemetry outside the model's training range
    (or no model) → **conservative**: no new cap deeper than the fleet starting point;
 5. decide caps (``power_caps.decide_caps``: efficiency under loss bounds, budgets, bounded
@@ -48,9 +51,9 @@ from optimizer.throughput_curve import Curve, CurveLearner
 log = logging.getLogger(__name__)
 
 MODES = ("off", "advise", "enforce")
-CURVE_REFIT_CYCLES = 6  # refit the learned curves every 6 cycles
+CURVE_REFIT_CYCLES = 1  # refit the learned curves every cycle (ms for 20k samples a key; exploration waits on it)
 AUDIT_BACKLOG_POINTS = 200_000  # audit points kept in memory while the store is down
-LOSS_MARGIN = 0.005  # aim half a point inside each throughput-loss bound (demand jitter ~0.1 pt, curve error)
+LOSS_MARGIN = 0.002  # aim 0.2 pt inside each loss bound (curve error); the learned table is already a low quantile (demand jitter)
 
 
 @dataclass
@@ -119,6 +122,7 @@ class OptimizerDaemon:
         self._learner = CurveLearner()
         self._cycles = 0
         self._demand_memory: dict = {}
+        self._last_job: dict[tuple[str, int], str] = {}  # job seen on each GPU at the last cycle
         self._lock = threading.Lock()
         self._scheduler = None
         self.demand_response: tuple[float, int] | None = None  # (facility kW, until UTC ns)
@@ -194,6 +198,8 @@ class OptimizerDaemon:
             self._audit(report.decisions, now, None)
             return report
 
+        if self.mode == "enforce":
+            report.decisions += self._drop_leases_of_changed_jobs(fleet, fresh)
         it_w = row.get("it_power_kw", float("nan")) * 1000.0
         pue, conservative, oor = self._price(row)
         report.predicted_pue, report.conservative, report.out_of_range = pue, conservative, oor
@@ -216,6 +222,35 @@ class OptimizerDaemon:
                                              "over budget, converging by max_step_w: " + ", ".join(plan.groups_over_budget[:10])))
         self._audit(report.decisions, now, pue_pt, summary=report)
         return report
+
+    def _drop_leases_of_changed_jobs(self, fleet, fresh) -> list[Decision]:
+        """A lease belongs to the job it was decided for. Where a GPU's job changed since the
+        last cycle, its lease is dropped and the GPU goes back to its default limit (what the
+        scheduler's job prolog does at job start; without a prolog the new job ran under the
+        old cap until this cycle noticed). The decision below then starts from the default,
+        one bounded step at a time. Budget caps are kept: a breaker outranks a new job.
+        *fleet.limit_w* is updated to the limit in force after the revert."""
+        out = []
+        last = self._last_job
+        seen = {}
+        for i in np.flatnonzero(fresh).tolist():
+            key = (fleet.host[i], int(fleet.gpu_index[i]))
+            job = fleet.job[i]
+            seen[key] = job
+            prev = last.get(key)
+            if prev is None or prev == job or not job:
+                continue
+            lease = self.actuator.desired.get(*key)
+            if lease is None or lease.reason.startswith("budget"):
+                continue
+            res = self.actuator.revert(key[0], key[1], reason=f"job changed ({prev or 'idle'} → {job}): lease dropped")
+            if res is None:
+                continue
+            out.append(self._from_result(res))
+            if res.action == "revert" and res.applied_w is not None:
+                fleet.limit_w[i] = float(res.applied_w)
+        last.update(seen)
+        return out
 
     def _act(self, report, fleet, inp, plan, now, pue) -> None:
         opt = self.settings
@@ -326,8 +361,11 @@ class OptimizerDaemon:
 
     def _learn_curves(self, fleet, inp) -> None:
         """Online curve learning from this cycle's telemetry: for busy GPUs held back by their
-        cap whose job was seen uncapped before, x = cap / that demand and the reported
-        ``workload.work_rate`` is the throughput there (relative to uncapped)."""
+        cap whose job was seen uncapped before, x = cap / the demand the decisions use for it
+        (``inp.saturation``: the job's largest remembered draw, one cap per job) and the reported
+        ``workload.work_rate`` is the throughput there (relative to uncapped). Measured against
+        the same demand estimate the decisions divide by, the table answers exactly what a
+        decision asks (its scatter includes the estimate's error), with no second pessimism."""
         if not self.learn_curves:
             return
         for i in np.flatnonzero(fleet.busy & inp.fresh).tolist():
@@ -337,7 +375,8 @@ class OptimizerDaemon:
             capped = fleet.power_capped[i] if fleet.power_capped is not None else True
             if seen is None or not capped or not np.isfinite(rate) or not fleet.job_class[i]:
                 continue
-            self._learner.add(fleet.model[i], fleet.job_class[i], fleet.limit_w[i] / (seen * fleet.max_w[i]), rate)
+            demand = max(float(inp.saturation[i]), seen) * fleet.max_w[i]
+            self._learner.add(fleet.model[i], fleet.job_class[i], fleet.limit_w[i] / demand, rate)
         self._cycles += 1
         if self._cycles % CURVE_REFIT_CYCLES == 0:
             self.curves.update(self._learner.curves())
@@ -399,6 +438,11 @@ class OptimizerDaemon:
                      report.renewed, report.est_saving_w / 1000, f" ({report.held})" if report.held else "")
         except Exception:  # noqa: BLE001 — one bad cycle must not kill the scheduler; leases lapse
             log.exception("optimizer cycle failed")
+
+    @property
+    def scheduler(self):
+        """The APScheduler instance once started (other periodic jobs, e.g. the quarterly report, join it)."""
+        return self._scheduler
 
     def start(self) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler

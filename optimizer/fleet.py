@@ -118,6 +118,9 @@ def host_share_w(fleet: FleetState, inventory: Inventory) -> np.ndarray:
     return out
 
 
+DEMAND_DECAY = 0.995  # remembered demand forgets 0.5 % per cycle (was 2 %: under the job's mean in two cycles)
+
+
 def estimate_saturation(fleet: FleetState, curves: dict, memory: dict[tuple[str, str], float]) -> np.ndarray:
     """What each busy GPU's job would draw uncapped, as a fraction of max power.
 
@@ -138,8 +141,11 @@ def estimate_saturation(fleet: FleetState, curves: dict, memory: dict[tuple[str,
                    else fleet.power_w[i] >= 0.98 * fleet.limit_w[i])
         if not limited:
             observed = fleet.power_w[i] / mx
-            # a demand seen under a higher cap is still valid; keep the larger (noise-safe)
-            memory[key] = max(observed, memory.get(key, 0.0) * 0.98) if key in memory else observed
+            # a demand seen under a higher cap is still valid; keep the larger (noise-safe),
+            # forgetting slowly enough (DEMAND_DECAY per cycle) that the memory stays near the top
+            # of the job's jitter, yet follows a falling demand (inference's daily rhythm moves
+            # its draw < 1 % per 5-minute cycle)
+            memory[key] = max(observed, memory.get(key, 0.0) * DEMAND_DECAY) if key in memory else observed
             s[i] = memory[key]
         elif key in memory:
             # seen uncapped before: the cap now bites, but the job's demand is what we saw

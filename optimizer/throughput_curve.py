@@ -27,6 +27,7 @@ they are a starting point, never truth. Learning:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -38,9 +39,12 @@ class Curve:
 
     A learned curve also carries a monotone table ``(table_x, table_r)``: throughput measured
     at ``x = cap / the job's uncapped demand`` over the range the fleet has run at. Inside the
-    table it is used as measured; below its lowest point throughput is extrapolated
-    pessimistically with elasticity :data:`EXPLORE_BETA`, so caps deeper than anything seen
-    are reached only in small, checked steps (safety-first exploration)."""
+    table it is used as measured (a low quantile per bin, see :func:`fit_beta`); below its
+    lowest point throughput is extrapolated
+    pessimistically — over one short hop (:data:`EXPLORE_HOP`) with ``explore_beta``, a bound
+    from the slope measured at the table's low end, then with :data:`EXPLORE_BETA` — so caps
+    deeper than anything seen are reached only in small, checked steps (safety-first
+    exploration)."""
 
     saturation: float
     beta: float
@@ -48,6 +52,7 @@ class Curve:
     samples: int = 0
     table_x: tuple = ()
     table_r: tuple = ()
+    explore_beta: float = 0.0  # elasticity assumed just below the table (0: EXPLORE_BETA)
 
     def throughput_x(self, x) -> np.ndarray:
         """Relative throughput at ``x = cap / demand`` (array; ≥ 1 means the cap does not bite)."""
@@ -56,7 +61,12 @@ class Curve:
             return x ** self.beta
         xs, rs = np.asarray(self.table_x), np.asarray(self.table_r)
         inside = np.interp(x, xs, rs)
-        below = rs[0] * (x / xs[0]) ** max(EXPLORE_BETA, self.beta)
+        far = max(EXPLORE_BETA, self.beta)
+        near = min(self.explore_beta or far, far)
+        # one short hop (EXPLORE_HOP of x) below the data at the measured-slope bound, then the
+        # pessimistic elasticity
+        x_hop = xs[0] * (1.0 - EXPLORE_HOP)
+        below = rs[0] * (np.maximum(x, x_hop) / xs[0]) ** near * (np.minimum(x, x_hop) / x_hop) ** far
         return np.where(x < xs[0], below, inside)
 
     def throughput(self, cap_fraction) -> np.ndarray:
@@ -100,8 +110,20 @@ DEFAULT_PRIOR = Curve(0.95, 0.18)
 # Below the measured range, assume throughput falls this steeply with power (pessimistic: the
 # published curves' local elasticity stays below ~0.45 above 0.5 × demand, reference §3.6).
 EXPLORE_BETA = 0.5
+# Where the table is well measured near its low end, the first EXPLORE_HOP (relative x) below it
+# is extrapolated with EXPLORE_SAFETY × the elasticity measured over its lowest EXPLORE_SPAN of x
+# (at least EXPLORE_BETA_MIN, at most EXPLORE_BETA): a curve's slope does not jump by more than
+# that factor within a few percent of power (the published curves' kinks: ≤ 2.2×), and each hop is
+# measured before the next. Without enough data there, EXPLORE_BETA throughout.
+EXPLORE_SAFETY = 2.5
+EXPLORE_BETA_MIN = 0.2
+EXPLORE_HOP = 0.03
+EXPLORE_SPAN = 0.05
+EXPLORE_MIN_SAMPLES = 100  # samples in that lowest span needed to trust its slope
 BIN_X = 0.01  # table resolution in x
 MIN_BIN_SAMPLES = 5
+TABLE_Z = 3.0  # table value = bin mean − TABLE_Z σ of the throughput measured in the bin
+TABLE_SIGMA_PSEUDO = 20.0
 
 # Evidence needed before the data outweighs the prior (samples, pseudo-count).
 PRIOR_WEIGHT_SAMPLES = 200
@@ -172,20 +194,39 @@ def fit_beta(x: np.ndarray, work_rate: np.ndarray, job_class: str) -> Curve:
     b_fit = float(np.clip((lx * np.log(r)).sum() / (lx * lx).sum(), 0.01, 2.0))
     w = n / (n + PRIOR_WEIGHT_SAMPLES)
     b = w * b_fit + (1 - w) * prior.beta
-    # the measured table: bin means, made monotone pessimistically (each point is the minimum
-    # of itself and everything at larger x), closed by (1, 1)
+    # the measured table: per bin a low quantile of the throughput measured there (mean −
+    # TABLE_Z σ), made monotone pessimistically (each point is the minimum of itself and
+    # everything at larger x), closed by (1, 1). A quantile, not the mean: a job's draw jitters
+    # around the demand remembered for it, so at one x the throughput it gets scatters, and a
+    # cap aimed at the bound by the mean would be over it for half the steps. σ per bin is
+    # shrunk toward the pooled within-bin σ (TABLE_SIGMA_PSEUDO samples), as 5 samples alone
+    # estimate it poorly.
     bins = np.floor(x / BIN_X).astype(int)
     uniq, inv, counts = np.unique(bins, return_inverse=True, return_counts=True)
     means = np.bincount(inv, weights=r) / counts
+    var = np.maximum(np.bincount(inv, weights=r * r) / counts - means ** 2, 0.0)
+    pooled = float((var * counts).sum() / max(counts.sum() - uniq.size, 1))
+    var = (var * counts + TABLE_SIGMA_PSEUDO * pooled) / (counts + TABLE_SIGMA_PSEUDO)
+    low = np.maximum(means - TABLE_Z * np.sqrt(var), 1e-3)
     keep = counts >= MIN_BIN_SAMPLES
-    tx, tr = (uniq[keep] + 0.5) * BIN_X, means[keep]
+    # each point sits at the mean x of its samples, not the bin centre: a cap explored a little
+    # below the lowest bin's samples then extends the table (at the centre it would vanish into
+    # that bin, and the exploration below would stall at a bin edge)
+    xmean = np.bincount(inv, weights=x) / counts
+    tx, tr = xmean[keep], low[keep]
     if tx.size == 0:
         return Curve(prior.saturation, round(b, 4), "blend", n)
     tr = np.minimum.accumulate(np.minimum(tr, 1.0)[::-1])[::-1]
+    explore = 0.0
+    span = tx <= tx[0] * (1.0 + EXPLORE_SPAN)
+    top = int(np.flatnonzero(span)[-1])
+    if top > 0 and tx[top] >= tx[0] * (1.0 + EXPLORE_SPAN / 2) and counts[keep][span].sum() >= EXPLORE_MIN_SAMPLES:
+        local = math.log(tr[top] / tr[0]) / math.log(tx[top] / tx[0])
+        explore = float(np.clip(EXPLORE_SAFETY * local, EXPLORE_BETA_MIN, EXPLORE_BETA))
     if tx[-1] < 1.0:
         tx, tr = np.append(tx, 1.0), np.append(tr, 1.0)
     return Curve(prior.saturation, round(b, 4), "learned" if w > 0.9 else "blend", n,
-                 tuple(np.round(tx, 4).tolist()), tuple(np.round(tr, 5).tolist()))
+                 tuple(np.round(tx, 4).tolist()), tuple(np.round(tr, 5).tolist()), round(explore, 4))
 
 
 class CurveLearner:

@@ -14,6 +14,12 @@ The job mix is an [assumption] loosely shaped like public GPU-cluster traces (Al
 Shanghai AI Lab "Acme": many small short jobs, most GPU-hours in a few large training runs).
 Arrivals are a Poisson process (thinned for a working-hours/weekday rhythm) drawn from their
 own random stream, so they do not depend on the step size.
+
+Job-start hook (optional): ``on_job_start(job)`` is called once per job when it is placed,
+after its slots are assigned and before it runs its first step — the twin's model of a
+scheduler's job prolog (Slurm ``Prolog``, a node agent noticing a new job), e.g. resetting the
+GPUs' power limits to their default so a job never inherits the cap set for the previous one.
+Default ``None``: no hook, a job runs under whatever its GPUs were left at.
 """
 
 from __future__ import annotations
@@ -114,8 +120,9 @@ class Workload:
 
     def __init__(self, slots: Sequence[GpuSlot], tenants: Sequence[str], *, seed: int, start_ns: int,
                  placement: Placement | None = None, target_util: float = 0.7, arrivals: bool = True,
-                 tz: str = "UTC"):
+                 tz: str = "UTC", on_job_start: Callable[[Job], None] | None = None):
         self.slots = list(slots)
+        self.on_job_start = on_job_start
         self.n = len(self.slots)
         self.placement = placement or first_fit
         self.arrivals = arrivals
@@ -239,6 +246,8 @@ class Workload:
             self.class_code[i] = CLASS_CODES[job.job_class]
             self.memory_bound[i] = job.job_class in physics.MEMORY_BOUND_CLASSES
             self.mem_frac[i] = prof.mem_frac
+        if self.on_job_start is not None:
+            self.on_job_start(job)  # the prolog: runs before the job's first step
         return True
 
     def _finish(self, job: Job, now_ns: int) -> None:

@@ -83,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     daemon.start()
+    from optimizer import report_job
+
+    report_job.schedule(daemon.scheduler, cfg, lambda: open_store(cfg, readonly=True))
     print(f"optimizer running: mode {mode}, every {opt.interval_s:g} s, lease {opt.lease_s:g} s; Ctrl-C stops",
           flush=True)
     try:

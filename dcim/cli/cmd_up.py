@@ -108,6 +108,9 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
     cleanup.callback(runner_stop)
 
     daemon.start()
+    from optimizer import report_job
+
+    report_job.schedule(daemon.scheduler, cfg, lambda: open_store(cfg, readonly=True))
     cleanup.callback(lambda: log.info("optimizer stopped, %d cap(s) reverted", len(daemon.stop(revert=True))))
 
     dash_store = open_store(cfg, readonly=True)

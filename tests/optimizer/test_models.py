@@ -74,3 +74,28 @@ def test_learned_table_is_monotone_and_pessimistic_below_the_data():
     assert np.max(np.abs(c.throughput_x(xs) - truth(xs))) < 0.01
     deep = np.array([0.5, 0.55, 0.6])  # never run there: the extrapolation must not be optimistic
     assert np.all(c.throughput_x(deep) <= truth(deep) + 1e-3)
+
+
+def test_learned_table_is_a_low_quantile_and_explores_in_short_hops():
+    """Demand jitter scatters the throughput measured at one x: the table sits ~TABLE_Z σ under
+    the mean (a cap aimed at the bound by it is not over the bound half the time), and below its
+    data it extrapolates one short hop with a measured-slope bound, then pessimistically."""
+    from optimizer.throughput_curve import EXPLORE_BETA, EXPLORE_BETA_MIN, EXPLORE_HOP, TABLE_Z, CurveLearner
+
+    rng = np.random.default_rng(4)
+    # training-like: flat above 2/3 of demand, twice as steep below (a published-curve kink)
+    truth = lambda x: np.interp(x, [0.0, 1 / 3, 175 / 300, 2 / 3, 1.0], [0.0, 1 / 2.82, 1 / 1.08, 1 / 1.05, 1.0])  # noqa: E731
+    sigma = 0.002
+    learner = CurveLearner()
+    for x in rng.uniform(0.69, 1.0, 6000):
+        learner.add("H100", "training", x, float(truth(x) + rng.normal(0, sigma)))
+    c = learner.curves()[("H100", "training")]
+    xs = np.array(c.table_x[:-1])
+    gap = truth(xs) - np.array(c.table_r[:-1])
+    assert np.all(gap > 0) and abs(np.median(gap) - TABLE_Z * sigma) < 0.002
+    assert EXPLORE_BETA_MIN <= c.explore_beta < EXPLORE_BETA
+    x0 = c.table_x[0]
+    below = np.linspace(0.6, x0, 40, endpoint=False)  # the range the loss bounds can reach
+    assert np.all(c.throughput_x(below) <= truth(below))  # never optimistic, across the kink too
+    hop = x0 * (1 - EXPLORE_HOP)
+    assert c.throughput_x(hop) > c.table_r[0] * (hop / x0) ** EXPLORE_BETA  # the hop is cheaper to explore

@@ -210,3 +210,34 @@ def test_kill_minus_9_of_a_real_daemon_process(cfg, tmp_path):
         if proc.poll() is None:
             proc.kill()
         store.close()
+
+
+@pytest.mark.parametrize("prolog", [False, True])
+def test_job_change_drops_the_lease_and_prolog_covers_the_gap(cfg, prolog):
+    """A lease belongs to the job it was decided for: when a GPU's job changes the daemon drops
+    it (GPU back to default) on its next cycle; the scheduler's prolog (twin option
+    ``reset_caps_on_job_start``) resets the limit at job start, before any cycle."""
+    twin = FacilityTwin(cfg, seed=3, start_ns=START_NS, arrivals=False, reset_caps_on_job_start=prolog)
+    store = SqliteStore(":memory:")
+    act = BackendActuator({h: twin.gpu_backend(h) for h in twin.hosts()})
+    daemon = OptimizerDaemon(cfg, store, act, clock=lambda: twin.now_ns, mode="enforce", learn_curves=False)
+    first = twin.submit_job(job_class="batch", tenant="hanbit-univ", gpus=8, work_gpu_s=8 * 86400.0, util=0.95)
+    for _ in range(8):
+        step(twin, store)
+        daemon.run_once()
+    capped = twin.gpu_state.cap_w[first.slots]
+    assert capped.max() < 700.0 and all(act.leased(twin.slots[p].host, twin.slots[p].index) for p in first.slots)
+    first.done_gpu_s = first.work_gpu_s  # it ends at the next step; the next job lands on its GPUs
+    twin.advance(1.0)
+    second = twin.submit_job(job_class="inference", tenant="hanbit-univ", gpus=8, work_gpu_s=8 * 86400.0, util=0.7)
+    assert second.slots == first.slots
+    twin.advance(1.0)
+    at_start = twin.gpu_state.cap_w[second.slots]
+    assert np.all(at_start == 700.0) if prolog else np.allclose(at_start, capped)
+    store.write(twin.points())
+    report = daemon.run_once()
+    dropped = [d for d in report.decisions if d.action == "revert" and "job changed" in d.reason]
+    assert len(dropped) == 8
+    # the decision started from the default: at most one bounded step below it
+    assert twin.gpu_state.cap_w[second.slots].min() >= 700.0 - cfg.optimizer.max_step_w - 1e-6
+    store.close()
