@@ -18,7 +18,7 @@ and 1 h tables), check ``df -h`` first; everything goes to a temp dir removed at
 (``--keep DIR`` keeps it for re-runs with ``--reuse``).
 
 Usage: ``.venv/bin/python bench/report.py [--racks 1000] [--gpu-racks 1000] [--levels site,rack,gpu]
-[--backends sqlite,influx] [--profile sqlite:rack]``
+[--backends sqlite,influx] [--profile sqlite:rack] [--micro]``
 """
 
 from __future__ import annotations
@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="", help="backend:level pairs to cProfile, comma-separated")
     ap.add_argument("--keep", type=Path, default=None, help="keep the stores in this dir")
     ap.add_argument("--reuse", action="store_true", help="read the stores kept in --keep, write nothing")
+    ap.add_argument("--micro", action="store_true",
+                    help="also time the store read alone: hourly mean PDU power by pdu over the quarter")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     gpu_racks = args.racks if args.gpu_racks is None else min(args.gpu_racks, args.racks)
@@ -244,6 +246,17 @@ def main(argv: list[str] | None = None) -> int:
         if (root / "bench.sqlite").exists():
             sizes += f" sqlite {(root / 'bench.sqlite').stat().st_size / 1e9:.2f} GB"
         print(f"  on disk: {sizes}", flush=True)
+
+        if args.micro:  # the report's biggest single read, without the report around it
+            for name, store in stores.items():
+                best = float("inf")
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    got = store.query("pdu", ["power_w"], data.q.start_ns, data.q.end_ns, every_s=3600,
+                                      agg="mean", group_by=("pdu",))
+                    best = min(best, time.perf_counter() - t0)
+                print(f"  {name:6s} query(pdu power_w, hourly mean, by pdu) {best:7.2f} s  {len(got)} series, "
+                      f"{sum(len(s.times_ns) for s in got):,} values", flush=True)
 
         results = []
         reference: dict[str, list] = {}
