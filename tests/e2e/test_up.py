@@ -71,10 +71,10 @@ def run_up(tmp_path: Path, config: Path):
                              "--backfill-days", "0.25", "--port", str(port)],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
                             start_new_session=True)
-    return proc, port
+    return proc, port, time.time_ns()
 
 
-def check_product(tmp_path, config_path, proc, port, browser):
+def check_product(tmp_path, config_path, proc, port, launched_ns, browser):
     cfg = load_config(config_path)
     url = wait_for(lambda: re.search(r"dashboard on (http://\S+)", proc.stdout.readline() or ""), 240,
                    "the dashboard URL", proc)[1]
@@ -98,7 +98,8 @@ def check_product(tmp_path, config_path, proc, port, browser):
             return len(gpus) == 512 and low
         low = wait_for(capped, 180, "GPUs carrying caps in the gpu telemetry", proc)
         assert all(200.0 <= p.fields["power_limit_w"] <= 700.0 for p in low)
-        applied = store.latest("optimizer", where={"action": "set"}, since_ns=started_ns)
+        # The first cycle runs as the optimizer starts, before the dashboard URL is printed.
+        applied = store.latest("optimizer", where={"action": "set"}, since_ns=launched_ns)
         assert applied and {p.tags["uuid"] for p in low} <= {p.tags["uuid"] for p in applied} | {""}
         # The dashboard shows the live values that are in the store.
         load(browser, url)
@@ -118,7 +119,7 @@ def check_product(tmp_path, config_path, proc, port, browser):
     m = re.search(r"optimizer stopped, (\d+) cap\(s\) reverted", log)
     assert m and int(m[1]) >= len(low), log[-2000:]
     with open_store(cfg, readonly=True) as store:
-        reverts = store.latest("optimizer", where={"action": "revert"}, since_ns=started_ns)
+        reverts = store.latest("optimizer", where={"action": "revert"}, since_ns=launched_ns)
         assert {p.tags["uuid"] for p in low} <= {p.tags["uuid"] for p in reverts}
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "the dashboard is still listening"
@@ -129,9 +130,9 @@ def check_product(tmp_path, config_path, proc, port, browser):
 
 def test_up_on_sqlite(tmp_path, browser):
     config = write_config(tmp_path, {"path": str(tmp_path / "dcim.sqlite"), "spool": {"path": str(tmp_path / "spool")}})
-    proc, port = run_up(tmp_path, config)
+    proc, port, launched_ns = run_up(tmp_path, config)
     try:
-        check_product(tmp_path, config, proc, port, browser)
+        check_product(tmp_path, config, proc, port, launched_ns, browser)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -141,9 +142,9 @@ def test_up_on_influxdb(tmp_path, influxd, browser):
     db = "up_" + uuid.uuid4().hex[:8]
     config = write_config(tmp_path, {"backend": "influxdb", "influxdb": {"url": influxd.url, "database": db},
                                      "spool": {"path": str(tmp_path / "spool")}})
-    proc, port = run_up(tmp_path, config)
+    proc, port, launched_ns = run_up(tmp_path, config)
     try:
-        check_product(tmp_path, config, proc, port, browser)
+        check_product(tmp_path, config, proc, port, launched_ns, browser)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
