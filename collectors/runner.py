@@ -4,8 +4,8 @@
   jitter (``jitter_pct`` of the interval), so many collector processes do not hit the network
   and the store in the same instant. A cycle that overruns its slot skips the slots it missed
   (counted as missed cycles) instead of running back to back.
-- Deadline: a cycle gets ``interval`` seconds; the collector reports any target still
-  unanswered as failed. The runner adds a small grace and cancels a collector that ignores it.
+- Deadline: a cycle gets ``interval`` seconds, of which the poll gets 90 % (the rest is for the
+  writes); the collector reports any target still unanswered as failed. The runner adds a small grace and cancels a collector that ignores it.
 - Writes go through the StoreWriter (batching, spool, replay) in a worker thread so a slow
   store never stalls the event loop that polls the devices.
 - Health: per target, a ``collector`` point (duration_s, ok, error, points, dropped) every
@@ -30,6 +30,10 @@ from dcim.metrics import Point
 log = logging.getLogger(__name__)
 
 GRACE_S = 0.5  # beyond the deadline, before the runner cancels a collector itself
+# Share of the interval kept for writing a cycle's points and health after the poll: a poll given
+# the whole interval (devices still discovering or timing out run to it) ends the cycle past its
+# slot, and the next slot is skipped as missed.
+WRITE_RESERVE = 0.1
 
 
 @dataclass
@@ -63,7 +67,7 @@ class Runner:
         """Poll one collector once (bounded by its interval), write its points and its health."""
         state = self.states[name]
         collector = state.collector
-        deadline = float(collector.interval_s)
+        deadline = float(collector.interval_s) * (1.0 - WRITE_RESERVE)
         t0 = time.monotonic()
         try:
             results = await asyncio.wait_for(collector.poll(deadline), timeout=deadline + GRACE_S)

@@ -179,9 +179,16 @@ class SnmpDevice:
 
     # --- polling -------------------------------------------------------------------------------
 
-    async def poll(self, poller: SnmpPoller) -> list[Point]:
-        """Read the device once. Raises SnmpError / DetectError; the collector reports them."""
-        if self.plan is None or time.monotonic() - self.plan.discovered_at > self.rediscover_s:
+    def needs_discovery(self, now: float | None = None) -> bool:
+        """No plan yet, or the plan is older than ``rediscover_s``."""
+        now = time.monotonic() if now is None else now
+        return self.plan is None or now - self.plan.discovered_at > self.rediscover_s
+
+    async def poll(self, poller: SnmpPoller, rediscover: bool = True) -> list[Point]:
+        """Read the device once. Raises SnmpError / DetectError; the collector reports them.
+        *rediscover* False: read with the current plan even if it is due for rediscovery (the
+        collector rediscovers in the background)."""
+        if self.plan is None or (rediscover and self.needs_discovery()):
             await self.discover(poller)
         plan = self.plan
         ep = self._endpoint_for(plan.profile)

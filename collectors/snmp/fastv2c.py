@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import socket
 
 from collectors.snmp.engine import END_OF_MIB, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Missing, Oid
 from dcim import snmp_ber as ber
@@ -83,6 +84,9 @@ def decode_response(buf: bytes) -> tuple[bytes, int, int, int, list[tuple[bytes,
 # --- the client ----------------------------------------------------------------------------------
 
 
+RCVBUF_BYTES = 4 << 20
+
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, client: "FastV2c"):
         self.client = client
@@ -111,6 +115,14 @@ class FastV2c:
             self._transport, _ = await loop.create_datagram_endpoint(
                 lambda: _Protocol(self), local_addr=("0.0.0.0", 0))
             self._loop = loop
+            sock = self._transport.get_extra_info("socket")
+            if sock is not None:
+                # Every target answers into this one socket: a roomy receive buffer (the kernel caps
+                # it at net.core.rmem_max) so a burst of answers is not dropped while the loop is busy.
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+                except OSError:
+                    pass
 
     def _encoded(self, oid: str) -> tuple[bytes, bytes]:
         enc = self._oids.get(oid)
@@ -135,6 +147,22 @@ class FastV2c:
             return  # not from the agent we asked, or not in answer to what we sent
         fut.set_result((status, index, vbs))
 
+    async def _exchange(self, host: str, port: int, community_b: bytes, rid: int, packet: bytes,
+                        timeout_s: float, retries: int) -> tuple[int, int, list]:
+        """Send *packet* (request id *rid*) up to retries + 1 times; the decoded answer or TimeoutError."""
+        fut = self._loop.create_future()
+        self._pending[rid] = (fut, (host, port), community_b)
+        try:
+            for _ in range(retries + 1):
+                self._transport.sendto(packet, (host, port))
+                try:
+                    return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+                except asyncio.TimeoutError:
+                    continue
+            raise TimeoutError
+        finally:
+            self._pending.pop(rid, None)
+
     async def get(self, host: str, port: int, community: str, oids: list[str], timeout_s: float,
                   retries: int) -> tuple[int, int, list[object]]:
         """One GET. Returns (error status, error index, values in request order); raises
@@ -144,25 +172,30 @@ class FastV2c:
         rid = next(self._ids) & 0x7FFFFFFF
         community_b = community.encode()
         packet = encode_get(community_b, rid, [vb for _, vb in encoded])
-        fut = self._loop.create_future()
-        self._pending[rid] = (fut, (host, port), community_b)
-        try:
-            for _ in range(retries + 1):
-                self._transport.sendto(packet, (host, port))
-                try:
-                    status, index, vbs = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
-                    break
-                except asyncio.TimeoutError:
-                    continue
-            else:
-                raise TimeoutError
-        finally:
-            self._pending.pop(rid, None)
+        status, index, vbs = await self._exchange(host, port, community_b, rid, packet, timeout_s, retries)
         if status:
             return status, index, []
         if len(vbs) != len(encoded) or any(got != want for (got, _), (want, _) in zip(vbs, encoded)):
             raise BerError("response varbinds do not match the request")
         return 0, 0, [v for _, v in vbs]
+
+    async def bulk(self, host: str, port: int, community: str, oid: str, max_repetitions: int,
+                   timeout_s: float, retries: int) -> tuple[int, int, list[tuple[str, object]]]:
+        """One GETBULK of a single repeater (non-repeaters 0): (error status, error index,
+        [(dotted OID, value)]). Raises TimeoutError / BerError as :meth:`get`."""
+        await self._ensure()
+        _, vb = self._encoded(oid)
+        rid = next(self._ids) & 0x7FFFFFFF
+        community_b = community.encode()
+        packet = ber.encode_v2c(community_b, ber.GET_BULK_REQUEST, rid, 0, max(1, max_repetitions), [vb])
+        status, index, vbs = await self._exchange(host, port, community_b, rid, packet, timeout_s, retries)
+        if status:
+            return status, index, []
+        out = []
+        for oid_tlv, value in vbs:
+            tag, s, e = _read(oid_tlv, 0, len(oid_tlv))
+            out.append((_decode_oid(oid_tlv[s:e]), value))
+        return 0, 0, out
 
     def close(self) -> None:
         if self._transport is not None:

@@ -156,3 +156,29 @@ def test_sharding_is_stable_and_partitions_devices():
     for bad in ("4/4", "x", "1/0", "-1/2"):
         with pytest.raises(ValueError):
             parse_shard(bad)
+
+
+def test_the_poll_deadline_leaves_room_for_the_writes(store_writer):
+    """A poll that runs to its deadline (devices discovering or timing out) must still end the
+    cycle inside its slot: the collector gets less than the whole interval."""
+    _, writer = store_writer
+    seen = []
+
+    class Greedy(Scripted):
+        async def poll(self, deadline_s):
+            seen.append(deadline_s)
+            await asyncio.sleep(deadline_s)
+            return await super().poll(deadline_s)
+
+    runner = Runner([Greedy("greedy", interval_s=1.0)], writer, jitter_pct=0)
+
+    async def go():
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop))
+        await asyncio.sleep(2.3)
+        stop.set()
+        await task
+
+    asyncio.run(go())
+    assert seen and all(d < 1.0 for d in seen)
+    assert runner.states["greedy"].missed == 0
