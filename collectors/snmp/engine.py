@@ -17,6 +17,7 @@ auth objects, whose ``repr`` hides them, and never appear in an error message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -246,6 +247,21 @@ class SnmpPoller:
             self._slots = (loop, asyncio.Semaphore(self.max_in_flight))
         return self._slots[1]
 
+    @contextlib.asynccontextmanager
+    async def _fast_request(self, ep):
+        """One v2c fast-path exchange: a request slot, and its failures as SnmpError reasons."""
+        from collectors.snmp.fastv2c import BerError
+
+        async with self._slot():
+            try:
+                yield
+            except TimeoutError:
+                raise SnmpError(TIMEOUT_REASON, ep) from None
+            except BerError as exc:
+                raise SnmpError(f"garbled response: {exc}", ep) from None
+            except OSError as exc:
+                raise SnmpError(f"network error: {exc.strerror or exc}", ep) from None
+
     @property
     def engine(self) -> SnmpEngine:
         if self._engine is None:
@@ -341,24 +357,15 @@ class SnmpPoller:
         return out
 
     async def _fast_get(self, ep: Endpoint, oids: list[str]) -> dict[str, int | str | Oid | Missing]:
-        from collectors.snmp.fastv2c import BerError
-
         out: dict[str, int | str | Oid | Missing] = {}
         size = max(1, ep.max_oids)
         pending = [oids[i:i + size] for i in range(0, len(oids), size)]
         while pending:
             batch = pending.pop(0)
             self.requests += 1
-            try:
-                async with self._slot():
-                    status, index, values = await self._fast.get(ep.host, ep.port, ep.auth.community, batch,
-                                                                 ep.timeout_s, ep.retries)
-            except TimeoutError:
-                raise SnmpError(TIMEOUT_REASON, ep) from None
-            except BerError as exc:
-                raise SnmpError(f"garbled response: {exc}", ep) from None
-            except OSError as exc:
-                raise SnmpError(f"network error: {exc.strerror or exc}", ep) from None
+            async with self._fast_request(ep):
+                status, index, values = await self._fast.get(ep.host, ep.port, ep.auth.community, batch,
+                                                             ep.timeout_s, ep.retries)
             if status:
                 name = _ERROR_STATUS.get(status, f"error-status {status}")
                 if name == "tooBig" and len(batch) > 1:
@@ -420,24 +427,14 @@ class SnmpPoller:
     async def _fast_walk(self, ep: Endpoint, root: str, max_rows: int) -> list[tuple[str, int | str | Oid | Missing]]:
         """:meth:`walk` for v2c on the lean path (discovery walks of every PDU's outlet table were
         the bulk of the collector's CPU at 400 devices, all in pyasn1)."""
-        from collectors.snmp.fastv2c import BerError
-
         prefix = root + "."
         rows: list[tuple[str, int | str | Oid | Missing]] = []
         cursor = root
         while len(rows) < max_rows:
             self.requests += 1
-            try:
-                async with self._slot():
-                    status, index, table = await self._fast.bulk(ep.host, ep.port, ep.auth.community, cursor,
-                                                                 max(1, ep.max_repetitions), ep.timeout_s,
-                                                                 ep.retries)
-            except TimeoutError:
-                raise SnmpError(TIMEOUT_REASON, ep) from None
-            except BerError as exc:
-                raise SnmpError(f"garbled response: {exc}", ep) from None
-            except OSError as exc:
-                raise SnmpError(f"network error: {exc.strerror or exc}", ep) from None
+            async with self._fast_request(ep):
+                status, index, table = await self._fast.bulk(ep.host, ep.port, ep.auth.community, cursor,
+                                                             max(1, ep.max_repetitions), ep.timeout_s, ep.retries)
             if status:
                 name = _ERROR_STATUS.get(status, f"error-status {status}")
                 if name == "noSuchName":  # v1 semantics: end of the MIB

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
-from dcim.metrics import Point
+from dcim.metrics import MEASUREMENTS, Measurement, Point
 
 Aggregate = Literal["mean", "max", "min", "last", "first", "sum", "count"]
 AGGREGATES: tuple[str, ...] = ("mean", "max", "min", "last", "first", "sum", "count")
@@ -72,6 +72,37 @@ class Store(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def measurement_spec(measurement: str) -> Measurement:
+    """The contract's definition of *measurement*; StoreError if there is none."""
+    spec = MEASUREMENTS.get(measurement)
+    if spec is None:
+        raise StoreError(f"unknown measurement {measurement!r}")
+    return spec
+
+
+def check_tags(spec: Measurement, tags: Sequence[str]) -> None:
+    """StoreError naming any tag *spec* does not have (used by where and group_by)."""
+    unknown = sorted(set(tags) - set(spec.tags))
+    if unknown:
+        raise StoreError(f"{spec.name} has no tag(s) {unknown}")
+
+
+def check_query(measurement: str, fields: Sequence[str], agg: str, group_by: Sequence[str],
+                where: Where | None) -> tuple[Measurement, list[str]]:
+    """The argument checks every backend's ``query`` makes first; returns (spec, fields)."""
+    spec = measurement_spec(measurement)
+    fields = list(fields)
+    if not fields:
+        raise StoreError("query needs at least one field")
+    unknown = [f for f in fields if f not in spec.fields]
+    if unknown:
+        raise StoreError(f"{measurement} has no field(s) {unknown}")
+    if agg not in AGGREGATES:
+        raise StoreError(f"unknown aggregate {agg!r} (one of {', '.join(AGGREGATES)})")
+    check_tags(spec, list(group_by) + list(where or {}))
+    return spec, fields
 
 
 def matches(tags: dict[str, str], where: Where | None) -> bool:

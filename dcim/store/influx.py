@@ -26,7 +26,8 @@ from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError
 from dcim.store import lineprotocol
-from dcim.store.base import AGGREGATES, Aggregate, Series, Store, StoreError, StoreUnavailable, Where
+from dcim.store.base import (AGGREGATES, Aggregate, Series, Store, StoreError, StoreUnavailable, Where, check_query,
+                             check_tags, measurement_spec)
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +105,6 @@ def _column_cast(measurement: str, field: str, agg: str):
         return [target(v) if type(v) is other else v for v in col]
 
     return cast
-
-
-def _spec(measurement: str):
-    spec = MEASUREMENTS.get(measurement)
-    if spec is None:
-        raise StoreError(f"unknown measurement {measurement!r}")
-    return spec
-
-
-def _check_tags(spec, tags: list[str]) -> None:
-    unknown = sorted(set(tags) - set(spec.tags))
-    if unknown:
-        raise StoreError(f"{spec.name} has no tag(s) {unknown}")
 
 
 class InfluxStore(Store):
@@ -400,16 +388,7 @@ class InfluxStore(Store):
     def query(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int, *,
               every_s: float | None = None, agg: Aggregate = "mean", group_by: Sequence[str] = (),
               where: Where | None = None) -> list[Series]:
-        spec = _spec(measurement)
-        fields = list(fields)
-        if not fields:
-            raise StoreError("query needs at least one field")
-        unknown = [f for f in fields if f not in spec.fields]
-        if unknown:
-            raise StoreError(f"{measurement} has no field(s) {unknown}")
-        if agg not in _AGG_FUNC:
-            raise StoreError(f"unknown aggregate {agg!r} (one of {', '.join(AGGREGATES)})")
-        _check_tags(spec, list(group_by) + list(where or {}))
+        spec, fields = check_query(measurement, fields, agg, group_by, where)
         if every_s is not None and int(round(every_s * 1e9)) <= 0:
             raise StoreError(f"every_s must be positive, got {every_s}")
         if agg in _NUMERIC_AGGS:  # strings have no mean, max, min or sum
@@ -491,8 +470,8 @@ class InfluxStore(Store):
 
     def latest(self, measurement: str, *, where: Where | None = None,
                since_ns: int | None = None) -> list[Point]:
-        spec = _spec(measurement)
-        _check_tags(spec, list(where or {}))
+        spec = measurement_spec(measurement)
+        check_tags(spec, list(where or {}))
         cond = where_clause(since_ns, None, where)
         if cond is None:
             return []

@@ -54,7 +54,8 @@ from pathlib import Path
 from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
-from dcim.store.base import AGGREGATES, Aggregate, Series, Store, StoreError, StoreUnavailable, Where, matches
+from dcim.store.base import (Aggregate, Series, Store, StoreError, StoreUnavailable, Where, check_query,
+                             check_tags, matches, measurement_spec)
 
 log = logging.getLogger(__name__)
 
@@ -615,16 +616,7 @@ class SqliteStore(Store):
     def query(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int, *,
               every_s: float | None = None, agg: Aggregate = "mean", group_by: Sequence[str] = (),
               where: Where | None = None) -> list[Series]:
-        spec = self._spec(measurement)
-        fields = list(fields)
-        if not fields:
-            raise StoreError("query needs at least one field")
-        unknown = [f for f in fields if f not in spec.fields]
-        if unknown:
-            raise StoreError(f"{measurement} has no field(s) {unknown}")
-        if agg not in AGGREGATES:
-            raise StoreError(f"unknown aggregate {agg!r} (one of {', '.join(AGGREGATES)})")
-        self._check_tags(spec, list(group_by) + list(where or {}))
+        spec, fields = check_query(measurement, fields, agg, group_by, where)
         every_ns = None
         if every_s is not None:
             every_ns = int(round(every_s * NS_PER_S))
@@ -1004,8 +996,8 @@ class SqliteStore(Store):
         seek on (series_id, ts)); a field that row lacks but the series carries takes its newest
         non-null value (a backward walk of that series' index, done by SQLite). Points come in
         series id order."""
-        spec = self._spec(measurement)
-        self._check_tags(spec, list(where or {}))
+        spec = measurement_spec(measurement)
+        check_tags(spec, list(where or {}))
         since = -(1 << 63) if since_ns is None else int(since_ns)
         out: list[Point] = []
         with self._read_txn() as conn:
@@ -1065,18 +1057,6 @@ class SqliteStore(Store):
         return tuple(f for f in MEASUREMENTS[m].fields if f in have)
 
     # ------------------------------------------------------------------ misc
-
-    def _spec(self, measurement: str):
-        spec = MEASUREMENTS.get(measurement)
-        if spec is None:
-            raise StoreError(f"unknown measurement {measurement!r}")
-        return spec
-
-    @staticmethod
-    def _check_tags(spec, tags: list[str]) -> None:
-        unknown = sorted(set(tags) - set(spec.tags))
-        if unknown:
-            raise StoreError(f"{spec.name} has no tag(s) {unknown}")
 
     def flush(self) -> None:
         """Every write() commits its own transaction; nothing is buffered."""
