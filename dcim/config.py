@@ -378,10 +378,8 @@ class AgentSettings(Strict):
     token: SecretRef | None = None
     # This server's host name in the inventory; default: the machine's host name.
     host: str | None = None
+    # Each cap's own lease (set by the optimizer's lease_s) bounds how long it outlives contact.
     poll_interval_s: float = Field(15.0, gt=0, le=600)
-    # With no word from the optimizer for this long, caps return to default even if their
-    # own lease has not lapsed yet (the lease is the upper bound).
-    fail_safe_s: float = Field(300.0, gt=0, le=86400)
 
     @field_validator("optimizer_url")
     @classmethod

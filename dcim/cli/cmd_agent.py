@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from dcim.gpu_backend import GpuError
     from dcim.inventory import build_inventory
     from dcim.store import open_store
-    from dcim.store.writer import StoreWriter
+    from dcim.store.writer import writer_for
     from optimizer.agent import NodeAgent, http_fetcher
 
     cfg = config_from(args)
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     collectors = []
     if not args.no_collect:
         store = open_store(cfg)
-        writer = StoreWriter(store, cfg.store.spool.path, cfg.store.spool.max_bytes)
+        writer = writer_for(cfg, store)
         collectors.append(GpuCollector(backend, slots or None, interval_s=cfg.collectors.gpu_interval_s,
                                        host_tags=None if slots else {"site": cfg.site.name, "host": host}))
     runner = Runner(collectors, writer, jitter_pct=cfg.collectors.jitter_pct)

@@ -61,14 +61,11 @@ def _gpu_collector(inventory, settings):
 
 def _writer(cfg):
     from dcim.store import open_store
-    from dcim.store.writer import StoreWriter
+    from dcim.store.writer import writer_for
 
     store = open_store(cfg)
-    influx = cfg.store.influxdb
     try:
-        writer = StoreWriter(store, cfg.store.spool.path, cfg.store.spool.max_bytes,
-                             batch_size=influx.batch_size if cfg.store.backend == "influxdb" else 5000,
-                             flush_interval_s=influx.flush_interval_s if cfg.store.backend == "influxdb" else 1.0)
+        writer = writer_for(cfg, store)
     except BaseException:
         store.close()
         raise

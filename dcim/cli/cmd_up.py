@@ -207,13 +207,10 @@ def _start_optimizer(cfg, inventory, store, twin, mode: str, read_secret):
 def _start_collectors(cfg, args, inventory, twin, store, twin_loop=None):
     from collectors.runner import Runner
     from collectors.snmp.collector import SnmpCollector
-    from dcim.store.writer import StoreWriter
+    from dcim.store.writer import writer_for
 
     settings = cfg.collectors
-    influx = cfg.store.influxdb
-    writer = StoreWriter(store, cfg.store.spool.path, cfg.store.spool.max_bytes,
-                         batch_size=influx.batch_size if cfg.store.backend == "influxdb" else 5000,
-                         flush_interval_s=influx.flush_interval_s if cfg.store.backend == "influxdb" else 1.0)
+    writer = writer_for(cfg, store)
     collectors = []
     if inventory.snmp_devices():
         collectors.append(SnmpCollector.from_inventory(inventory, settings))

@@ -321,3 +321,13 @@ def _raiser(exc: BaseException):
     def finish():
         raise exc
     return finish
+
+
+def writer_for(config, store: Store) -> "StoreWriter":
+    """The writer every long-running part uses: the config's spool, and InfluxDB's batch size and
+    flush interval when the store is InfluxDB (SQLite takes large batches each second)."""
+    influx = config.store.influxdb
+    is_influx = config.store.backend == "influxdb"
+    return StoreWriter(store, config.store.spool.path, config.store.spool.max_bytes,
+                       batch_size=influx.batch_size if is_influx else 5000,
+                       flush_interval_s=influx.flush_interval_s if is_influx else 1.0)
