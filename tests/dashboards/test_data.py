@@ -67,18 +67,21 @@ def test_stale_while_revalidate_never_blocks_a_screen():
 
 def _source(tmp_path, clock=None):
     store = S.open_test_store(tmp_path / "s.sqlite")
-    now = S.populate(store)
+    now = S.populate(store, int(clock() * NS) if clock else None)
     return DataSource(S.make_config(), store, **({"clock": clock} if clock else {})), store, now
 
 
 def test_snapshot_values_and_pue(tmp_path):
-    ds, store, now = _source(tmp_path)
+    # A frozen clock at the moment the history was written: the expected PUE is computed for the
+    # same instant, so a slow run cannot move the window between the two computations.
+    now_ns = time.time_ns()
+    ds, store, now = _source(tmp_path, clock=lambda: now_ns / NS)
     snap = ds.snapshot()
     assert snap["facility"]["total_power_w"] == S.NOW_TOTAL_W
     assert snap["facility"]["pue"] == S.NOW_TOTAL_W / S.NOW_IT_W
     assert not snap["facility_stale"]
-    assert abs(ds.pue_period(86400) - S.expected_pue(time.time_ns(), 86400)) < 1e-4
-    assert abs(ds.pue_period(30 * 86400) - S.expected_pue(time.time_ns(), 30 * 86400)) < 1e-4
+    assert abs(ds.pue_period(86400) - S.expected_pue(now, 86400)) < 1e-4
+    assert abs(ds.pue_period(30 * 86400) - S.expected_pue(now, 30 * 86400)) < 1e-4
     r1 = next(r for r in snap["racks"] if r["rack"] == "R01")
     assert r1["inlet_c"] == 22.0 and r1["power_w"] == 2 * 3 * 8.0 * 230.0 * 0.95
     opt = snap["optimizer"]
