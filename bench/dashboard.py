@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dcim.config import parse_config  # noqa: E402
 from dcim.metrics import Point  # noqa: E402
+from dashboards.alarms import THROTTLE_MASK  # noqa: E402
 
 NS = 1_000_000_000
 COLD_TARGET_MS = 300.0
@@ -279,6 +280,10 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             count = len(reader.latest(m))
             print(f"    store.latest({m!r}): {count:6d} series {(time.perf_counter() - t) * 1000:8.1f} ms")
+        t = time.perf_counter()
+        summary = reader.gpu_summary(THROTTLE_MASK)
+        print(f"    store.gpu_summary():     {summary.count:6d} GPUs   {(time.perf_counter() - t) * 1000:8.1f} ms"
+              f" (what the overview asks instead of latest('gpu'))")
 
         # store queries per refresh tick: 1 screen, then N concurrent screens, each on a fresh tick
         def tick_queries(screens: int) -> int:

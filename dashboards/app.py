@@ -97,7 +97,7 @@ def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Da
 
     app.layout = html.Div([
         dcc.Location(id="url", refresh="callback-nav"),
-        dcc.Interval(id="tick", interval=int(settings.refresh_s * 1000)),
+        dcc.Interval(id="tick", interval=int(data.tick_s * 1000)),  # see DataSource.tick_s
         dcc.Interval(id="kiosk-timer", interval=int(settings.kiosk_rotate_s * 1000), disabled=True),
         html.Div(id="banner", className="banner ok", role="alert"),
         html.Header([

@@ -21,6 +21,7 @@ from dcim.config import Config
 from dcim.inventory import Inventory, build_inventory
 from dcim.metrics import Point
 from dcim.store.base import Store, StoreError
+from dcim.store.gpu_summary import GpuSummary
 
 from dashboards import alarms as alarm_rules
 
@@ -50,6 +51,9 @@ class CountingStore:
 
     def latest(self, *args, **kwargs):
         return self._timed(self.inner.latest, *args, **kwargs)
+
+    def gpu_summary(self, *args, **kwargs):
+        return self._timed(self.inner.gpu_summary, *args, **kwargs)
 
 
 _gc_lock = threading.Lock()
@@ -160,6 +164,11 @@ class DataSource:
         self.tracker = alarm_rules.AlarmTracker()
         self.clock = clock
         self.refresh_s = float(config.dashboard.refresh_s)
+        # Screens poll and the snapshot is rebuilt every half refresh: a reading that lands just
+        # after a rebuild is in the next one half a refresh later, and every screen fetches it
+        # within the following half, so it shows within one refresh (plus one build). The store
+        # sees one set of queries per half refresh, whatever the number of screens.
+        self.tick_s = self.refresh_s / 2
         self.tz = config.site.timezone
         self.derate = float(config.optimizer.breaker_derate)
         c = config.collectors
@@ -178,7 +187,7 @@ class DataSource:
         return self.clock()
 
     def tick(self, period_s: float | None = None, now: float | None = None) -> int:
-        period = period_s or self.refresh_s
+        period = period_s or self.tick_s
         return int((self.now() if now is None else now) // period)
 
     def stale(self, measurement: str, time_ns: int | None, now_ns: int) -> bool:
@@ -192,6 +201,10 @@ class DataSource:
     def latest(self, measurement: str) -> list[Point]:
         return self.cache.get(("latest", measurement), self.tick(),
                               lambda: self.store.latest(measurement))
+
+    def gpu_summary(self) -> GpuSummary:
+        return self.cache.get(("gpu_summary",), self.tick(),
+                              lambda: self.store.gpu_summary(alarm_rules.THROTTLE_MASK))
 
     def _window(self, seconds: float, period_s: float) -> tuple[int, int, int]:
         """(start_ns, end_ns, tick) for a window of *seconds* ending at the current tick's end."""
@@ -277,8 +290,8 @@ class DataSource:
                 except Exception:  # the store is down: the screens show the data age
                     pass
                 now = self.now()
-                wait = (self.tick(now=now) + 1) * self.refresh_s - now + 0.005
-                self._stop.wait(max(0.01, min(wait, self.refresh_s)))
+                wait = (self.tick(now=now) + 1) * self.tick_s - now + 0.005
+                self._stop.wait(max(0.01, min(wait, self.tick_s)))
 
         thread = threading.Thread(target=loop, name="dashboard-warmer", daemon=True)
         thread.start()
@@ -402,33 +415,14 @@ class DataSource:
                             "stale": self.stale("cooling", p.time_ns if p else None, now_ns)})
         snap["cooling"] = cooling
 
-        # GPUs: one tight pass for the fleet summary and the GPUs that need an alarm; the full
-        # per-GPU rows (GPU and rack pages) are built on demand by gpus()
-        count = capped = 0
-        power = cap_sum = default_sum = 0.0
-        newest_gpu = 0
-        flagged = []
-        mask = alarm_rules.THROTTLE_MASK
-        for p in self.latest("gpu"):
-            f = p.fields
-            count += 1
-            if p.time_ns > newest_gpu:
-                newest_gpu = p.time_ns
-            pw = f.get("power_w")
-            if pw is not None:
-                power += pw
-            lim = f.get("power_limit_w")
-            dflt = f.get("power_limit_default_w")
-            if lim is not None and dflt is not None and lim < dflt - 0.5:
-                capped += 1
-                cap_sum += lim
-                default_sum += dflt
-            tr = f.get("throttle_reasons")
-            if tr and int(tr) & mask:
-                flagged.append(self._gpu_row(p, now_ns))
-        snap["gpu_summary"] = {"count": count, "capped": capped, "power_w": power, "capped_limit_w": cap_sum,
-                               "capped_default_w": default_sum, "t": newest_gpu or None}
-        snap["gpus"] = flagged  # only the GPUs an alarm rule looks at
+        # GPUs: the fleet's totals and the GPUs that need an alarm, computed by the store (the
+        # full per-GPU rows, for the GPU and rack pages, are built on demand by gpus())
+        g = self.gpu_summary()
+        snap["gpu_summary"] = {"count": g.count, "capped": g.capped, "power_w": g.power_w,
+                               "capped_limit_w": g.capped_limit_w, "capped_default_w": g.capped_default_w,
+                               "t": g.newest_ns}
+        snap["gpus"] = [self._gpu_row(p, now_ns) for p in g.flagged]  # only what an alarm rule looks at
+        capped, newest_gpu = g.capped, g.newest_ns or 0
 
         # collectors
         snap["collectors"] = [{"collector": p.tags.get("collector", ""), "target": p.tags.get("target", ""),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
+from dcim.store.gpu_summary import GpuSummary, summarize_gpus
 
 Aggregate = Literal["mean", "max", "min", "last", "first", "sum", "count"]
 AGGREGATES: tuple[str, ...] = ("mean", "max", "min", "last", "first", "sum", "count")
@@ -60,6 +61,13 @@ class Store(ABC):
                since_ns: int | None = None) -> list[Point]:
         """The newest value of each field of each series (all tags), as one Point per series
         stamped with the newest time among its fields. Only data at or after *since_ns*."""
+
+    def gpu_summary(self, throttle_mask: int, *, where: Where | None = None,
+                    since_ns: int | None = None) -> GpuSummary:
+        """The GPU fleet's totals over each GPU's latest reading (see ``dcim.store.gpu_summary``),
+        GPUs selected as by latest(). This default builds them from ``latest("gpu")``; a store
+        may compute them where the data is."""
+        return summarize_gpus(self.latest("gpu", where=where, since_ns=since_ns), throttle_mask)
 
     def flush(self) -> None:
         """Push anything buffered to durable storage."""

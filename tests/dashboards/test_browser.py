@@ -122,8 +122,10 @@ def test_values_update_in_place_and_inlet_alarm_raises_banner(site, browser_modu
     banner = wait_for(lambda: "R02" in driver.find_element("id", "banner").text
                       and driver.find_element("id", "banner"), timeout=3 * REFRESH_S)
     latency = time.monotonic() - t0
-    # one browser refresh after the next server tick: at most two refresh periods
-    assert latency <= 2 * REFRESH_S + 1.0, latency
+    print(f"inlet alarm latency {latency:.2f} s (refresh {REFRESH_S} s)")
+    # within one refresh period (see DataSource.tick_s), plus a snapshot build, the page's own
+    # rendering and this loop's polling: measured from before the write, so end to end
+    assert latency <= REFRESH_S + 0.75, latency
     assert "critical" in banner.get_attribute("class")
     assert "33.5 °C" in banner.text and "A1" in banner.text
     wait_for(lambda: text_of(driver, "it_kw") == "520.0 kW", timeout=3 * REFRESH_S)

@@ -199,6 +199,49 @@ class StoreContract:
         assert len(store.latest("gpu", where={"site": site}, since_ns=t0 + 60 * S)) == 1
         assert store.latest("gpu", where={"site": site}, since_ns=t0 + 60 * S + 1) == []
 
+    def test_gpu_summary(self, store, site):
+        t0 = recent_hour_ns()
+        a, b, c, d, old = (gpu_tags(site, "n1", i) for i in range(5))
+        self.put(store, [
+            # capped (500 < 700), throttling for a masked reason (0x20)
+            Point("gpu", a, {"power_w": 400.0, "power_limit_w": 500.0, "power_limit_default_w": 700.0,
+                             "throttle_reasons": 0x20 | 0x1}, t0 + 10 * S),
+            # at its default, throttling for an unmasked reason only (0x4)
+            Point("gpu", b, {"power_w": 650.0, "power_limit_w": 700.0, "power_limit_default_w": 700.0,
+                             "throttle_reasons": 0x4}, t0 + 20 * S),
+            # within the margin of its default: not a cap; no power reading
+            Point("gpu", c, {"power_limit_w": 699.7, "power_limit_default_w": 700.0}, t0 + 5 * S),
+            # the newest row lacks the limits: the earlier ones count (latest()'s look-back)
+            Point("gpu", d, {"power_w": 90.0, "power_limit_w": 300.0, "power_limit_default_w": 700.0,
+                             "throttle_reasons": 0x8}, t0),
+            Point("gpu", d, {"power_w": 100.0, "throttle_reasons": 0}, t0 + 30 * S),
+            # seen only before since_ns in the second check
+            Point("gpu", old, {"power_w": 1000.0, "power_limit_w": 200.0, "power_limit_default_w": 700.0,
+                               "throttle_reasons": 0x8}, t0 - 60 * S),
+        ])
+        mask = 0x8 | 0x20
+
+        def check(when):
+            got = store.gpu_summary(mask, where={"site": site})
+            assert got.count == 5, when
+            assert got.power_w == pytest.approx(400.0 + 650.0 + 100.0 + 1000.0), when
+            assert got.capped == 3, when  # a, d, old
+            assert got.capped_limit_w == pytest.approx(500.0 + 300.0 + 200.0), when
+            assert got.capped_default_w == pytest.approx(2100.0), when
+            assert got.newest_ns == t0 + 30 * S, when
+            assert sorted(p.tags["uuid"] for p in got.flagged) == sorted([a["uuid"], old["uuid"]]), when
+            flagged_a = next(p for p in got.flagged if p.tags == a)
+            assert flagged_a.fields["throttle_reasons"] == 0x21 and flagged_a.time_ns == t0 + 10 * S, when
+
+            recent = store.gpu_summary(mask, where={"site": site}, since_ns=t0)
+            assert recent.count == 4 and recent.capped == 2, when
+            assert recent.power_w == pytest.approx(1150.0), when
+            assert [p.tags["uuid"] for p in recent.flagged] == [a["uuid"]], when
+            none = store.gpu_summary(mask, where={"site": site, "host": "nope"})
+            assert (none.count, none.capped, none.power_w, none.newest_ns, none.flagged) == (0, 0, 0.0, None, []), when
+
+        self.check_both_states(store, check)
+
     def test_missing_fields_are_absent(self, store, site):
         t0 = recent_hour_ns()
         a = gpu_tags(site, "n1", 0)

@@ -468,3 +468,25 @@ def test_duplicate_time_in_one_batch_later_point_wins(store):
                  Point("gpu", b, {"util_pct": 9.0}, 20 * S)])
     got = {p.tags["host"]: (p.fields, p.time_ns) for p in store.latest("gpu")}
     assert got == {"n1": ({"power_w": 6.0}, 20 * S), "n2": ({"power_w": 4.0, "temp_c": 33.0, "util_pct": 9.0}, 20 * S)}
+
+
+def test_gpu_summary_of_the_whole_store(store):
+    """Without ``where`` SQLite walks every GPU series in SQL (no series map): the same totals."""
+    empty = store.gpu_summary(0x8)
+    assert (empty.count, empty.power_w, empty.capped, empty.newest_ns, empty.flagged) == (0, 0.0, 0, None, [])
+    t0 = recent_hour_ns()
+    a, b = gpu_tags("s1", "n1", 0), gpu_tags("s2", "n9", 3, rack="r07")
+    store.write([
+        Point("gpu", a, {"power_w": 120.0, "power_limit_w": 450.0, "power_limit_default_w": 700.0}, t0),
+        Point("gpu", a, {"power_w": 130.0}, t0 + 5 * S),
+        Point("gpu", b, {"power_w": 300.0, "throttle_reasons": 0x40}, t0 + 2 * S),
+        # another measurement's series must not count
+        Point("pdu", {"site": "s1", "room": "hall1", "rack": "r01", "pdu": "p1", "feed": "A"},
+              {"power_w": 5000.0}, t0),
+    ])
+    got = store.gpu_summary(0x8 | 0x40)
+    assert (got.count, got.capped, got.newest_ns) == (2, 1, t0 + 5 * S)
+    assert got.power_w == pytest.approx(430.0)
+    assert (got.capped_limit_w, got.capped_default_w) == (450.0, 700.0)
+    assert [(p.tags, p.fields, p.time_ns) for p in got.flagged] == [(b, {"power_w": 300.0, "throttle_reasons": 0x40},
+                                                                     t0 + 2 * S)]
