@@ -12,12 +12,14 @@ Layout (one database file):
 - ``measurement_field(measurement, field)``: their union per measurement, the columns latest()
   and maintain() read (filled from series_field when a writer opens a file from before it;
   a read-only open of such a file derives it from series_field on every call).
-- ``r1m_<measurement>`` / ``r1h_<measurement>(series_id, ts, <field>_n, _sum, _min, _max,
-  _fts, _first, _lts, _last)``: per bucket partial aggregates that merge exactly.
+- ``r1m_<measurement>`` / ``r1h_<measurement>`` / ``r1d_<measurement>(series_id, ts, <field>_n,
+  _sum, _min, _max, _fts, _first, _lts, _last)``: per bucket (minute, hour, UTC day) partial
+  aggregates that merge exactly.
 - ``meta(key, value)``: per measurement, ``rolled:<m>`` (highest rid merged into the rollups),
-  ``horizon_raw:<m>`` and ``horizon_1m:<m>`` (ns cut-offs below which retention deleted rows).
+  ``horizon_raw:<m>`` and ``horizon_1m:<m>`` (ns cut-offs below which retention deleted rows),
+  ``r1d_from:<m>`` (a file from before the daily level: the first day it holds whole).
 
-``maintain()`` merges every raw row with rid above the watermark into both rollups (so late
+``maintain()`` merges every raw row with rid above the watermark into every rollup (so late
 and backfilled points are rolled up too), then applies retention, all in one transaction.
 A query reads rollups for whole rollup buckets plus the raw rows not yet merged, and raw
 rows for the partial buckets at the edges, in one read snapshot, so results do not depend
@@ -74,7 +76,9 @@ _PARTS = ("n", "sum", "min", "max", "fts", "first", "lts", "last")
 _SQL_TYPE = {float: "REAL", int: "INTEGER", bool: "INTEGER", str: "TEXT"}
 # Aggregates that make no sense for strings: string fields are left out of their results.
 _NUMERIC_AGGS = frozenset({"mean", "max", "min", "sum"})
-_LEVELS = (("r1h", HOUR_NS), ("r1m", MINUTE_NS))
+# Coarsest first: a query reads each range from the coarsest level whose buckets fit it. Days
+# serve the report's daily counters and whole-quarter aggregates at 1/24 of the hourly rows.
+_LEVELS = (("r1d", NS_PER_DAY), ("r1h", HOUR_NS), ("r1m", MINUTE_NS))
 ROWS_PER_INSERT = 32  # x (2 + fields) parameters stays far below SQLite's 32766
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -245,12 +249,23 @@ class SqliteStore(Store):
                 self._add_missing_columns(f"raw_{m.name}", raw_cols)
                 roll_cols = [(f"{f}_{p}", _SQL_TYPE[s.kind] if p not in ("n", "fts", "lts") else "INTEGER")
                              for f, s in m.fields.items() for p in _PARTS]
+                # A file from before the daily level: its past is rolled up by hour only, so days
+                # are read from r1d only from the first day after the newest hourly row.
+                if not self._table_exists(f"r1d_{m.name}"):
+                    newest = (c.execute(f"SELECT max(ts) FROM r1h_{m.name}").fetchone()[0]
+                              if self._table_exists(f"r1h_{m.name}") else None)
+                    since = _INT_MIN if newest is None else _floor(newest, NS_PER_DAY) + NS_PER_DAY
+                    c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"r1d_from:{m.name}", since))
                 for level, _ in _LEVELS:
                     table = f"{level}_{m.name}"
                     c.execute(f"CREATE TABLE IF NOT EXISTS {table} (series_id INTEGER NOT NULL, ts INTEGER NOT NULL"
                               + "".join(f", {_q(f)} {t}" for f, t in roll_cols)
                               + ", PRIMARY KEY (series_id, ts)) WITHOUT ROWID")
                     self._add_missing_columns(table, roll_cols)
+
+    def _table_exists(self, name: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                  (name,)).fetchone() is not None
 
     def _add_missing_columns(self, table: str, cols: list[tuple[str, str]]) -> None:
         """Fields added to the metric contract after the file was created become new columns."""
@@ -683,7 +698,11 @@ class SqliteStore(Store):
         if f"rolled:{m}" not in meta:  # never rolled up: everything is raw
             return [("raw", start_ns, end_ns)]
         levels = [(lvl, step) for lvl, step in _LEVELS if every_ns is None or every_ns % step == 0]
-        horizons = {"r1m": meta.get(f"horizon_1m:{m}", -(1 << 62)), "raw": meta.get(f"horizon_raw:{m}", -(1 << 62))}
+        if f"r1d_from:{m}" not in meta:  # a file from before the daily level, opened read-only
+            levels = [lv for lv in levels if lv[0] != "r1d"]
+        horizons = {"r1h": _INT_MIN, "r1m": meta.get(f"horizon_1m:{m}", -(1 << 62)),
+                    "raw": meta.get(f"horizon_raw:{m}", -(1 << 62))}
+        valid_from = {"r1d": meta.get(f"r1d_from:{m}", _INT_MIN)}
 
         def split(s: int, e: int, lv: list) -> list[tuple]:
             if s >= e:
@@ -694,6 +713,7 @@ class SqliteStore(Store):
             finer_horizon = horizons[rest[0][0] if rest else "raw"]
             a = _floor(s, step) if s < finer_horizon else _ceil(s, step)
             b = _ceil(e, step) if e <= finer_horizon else _floor(e, step)
+            a = max(a, valid_from.get(level, _INT_MIN))  # the level holds nothing complete before
             if a >= b:
                 return split(s, e, rest)
             return split(s, a, rest) + [(level, a, b)] + split(b, e, rest)

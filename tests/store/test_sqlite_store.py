@@ -490,3 +490,71 @@ def test_gpu_summary_of_the_whole_store(store):
     assert (got.capped_limit_w, got.capped_default_w) == (450.0, 700.0)
     assert [(p.tags, p.fields, p.time_ns) for p in got.flagged] == [(b, {"power_w": 300.0, "throttle_reasons": 0x40},
                                                                      t0 + 2 * S)]
+
+
+def hourly_points(site: str, t0: int, hours: int, *, gpus: int = 2, seed: int = 5) -> list[Point]:
+    """Two samples per GPU per hour, at uneven offsets, some hours without temperature."""
+    import random
+
+    rnd = random.Random(seed)
+    pts = []
+    for g in range(gpus):
+        tags = gpu_tags(site, "n1", g)
+        for h in range(hours):
+            for k in range(2):
+                fields = {"power_w": round(rnd.uniform(80, 700), 2)}
+                if rnd.random() < 0.7:
+                    fields["temp_c"] = round(rnd.uniform(30, 80), 1)
+                pts.append(Point("gpu", tags, fields, t0 + h * HOUR + (7 + 1500 * k + rnd.randrange(900)) * S))
+    return pts
+
+
+def test_daily_rollups_serve_days_and_edges_agree_with_reference(tmp_path):
+    """Eight days of history read with day buckets and as one bucket, over a range that starts
+    and ends at a local midnight (Asia/Seoul, 15:00 UTC): whole UTC days come from the daily
+    rollups, the edges from the hourly ones, and the answer equals the reference."""
+    store = SqliteStore(tmp_path / "d.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY - 9 * HOUR  # 15:00 UTC = local midnight in Seoul
+    points = hourly_points("s1", t0, 8 * 24)
+    store.write(points)
+    start, end = t0, t0 + 7 * DAY
+    check_against_reference(store, points, "s1", start, end, 86400)  # unrolled: raw alone
+    store.maintain(now_ns=t0 + 30 * DAY)  # raw and 1-minute rows are gone: rollups alone
+    assert store._conn.execute("SELECT count(*) FROM raw_gpu").fetchone()[0] == 0
+    plan = store._plan("gpu", start, end, DAY, dict(store._conn.execute("SELECT key, value FROM meta")))
+    assert [p[0] for p in plan] == ["r1h", "r1d", "r1h"] and plan[1][2] - plan[1][1] == 6 * DAY
+    check_against_reference(store, points, "s1", start, end, 86400)
+    want = _expected(points, ["power_w", "temp_c"], "mean", start, end, None, ("uuid",))
+    got = store.query("gpu", ["power_w", "temp_c"], start, end, agg="mean", group_by=["uuid"], where={"site": "s1"})
+    _assert_close(_as_dict(got), want, "whole range")
+    store.close()
+
+
+def test_file_from_before_daily_rollups_reads_old_days_by_hour(tmp_path):
+    """A file rolled up by hour only gains daily rollups for the days after its newest hourly
+    row; older days keep coming from the hourly rows (the daily table has none of them)."""
+    path = tmp_path / "old.sqlite"
+    store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY
+    old = hourly_points("s1", t0, 3 * 24, seed=1)
+    store.write(old)
+    store.maintain(now_ns=t0 + 20 * DAY)
+    # make it look like a file from before the daily level
+    with store._write_txn() as c:
+        for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'r1d_%'").fetchall():
+            c.execute(f"DROP TABLE {name}")
+        c.execute("DELETE FROM meta WHERE key LIKE 'r1d_from:%'")
+    store.close()
+    reader = SqliteStore(path, readonly=True)  # no daily tables: hourly rows answer
+    check_against_reference(reader, old, "s1", t0, t0 + 3 * DAY, 86400)
+    reader.close()
+    store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
+    newer = hourly_points("s1", t0 + 3 * DAY, 3 * 24, seed=2)
+    store.write(newer)
+    store.maintain(now_ns=t0 + 21 * DAY)
+    points = old + newer
+    check_against_reference(store, points, "s1", t0, t0 + 6 * DAY, 86400)
+    meta = dict(store._conn.execute("SELECT key, value FROM meta"))
+    assert meta["r1d_from:gpu"] == t0 + 3 * DAY
+    assert [p[0] for p in store._plan("gpu", t0, t0 + 6 * DAY, DAY, meta)] == ["r1h", "r1d"]
+    store.close()
