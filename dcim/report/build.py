@@ -12,7 +12,8 @@ Where each figure comes from:
 - **Cooling**: the ``cooling`` meter, else the cooling units' integrated power.
 - **Losses and other**: facility − IT − cooling (UPS, distribution and other loads).
 - **Facility energy of an entity** (chargeback): its IT energy × the site's period PUE.
-- **Peak demand**: the largest hourly mean (site: 15-minute mean) power, with its local time.
+- **Peak demand**: the largest hourly mean power (site: 15-minute mean; room, rack, tenant: the
+  hourly sum of its PDUs' means), with its local time.
 - **Optimizer savings**: the integral of the optimizer's ``est_saving_w`` (hourly means).
 
 Counters are summarised per day (first, last, max), which finds resets between and inside days
@@ -31,7 +32,7 @@ from dcim.config import Config
 from dcim.inventory import build_inventory
 from dcim.report import energy
 from dcim.report.periods import Period, trailing_twelve_months
-from dcim.store.base import Store
+from dcim.store.base import BucketStats, Store
 
 DAY_S = 86400
 HOUR_S = 3600
@@ -90,43 +91,22 @@ def _series_by(store: Store, measurement: str, field: str, period: Period, every
     return out
 
 
-def _grid(period: Period, every_s: int) -> tuple[int, int]:
-    """Buckets are aligned to the epoch, the period to local midnight: the grid's origin and size."""
-    step = every_s * 1_000_000_000
-    origin = period.start_ns - period.start_ns % step
-    return origin, -(-(period.end_ns - origin) // step)
-
-
-def _aligned(times_ns: list[int], values: list, period: Period, every_s: int) -> list:
-    """Place bucket values on the period's bucket grid (missing buckets → None)."""
-    origin, n = _grid(period, every_s)
-    grid: list = [None] * n
-    step = every_s * 1_000_000_000
-    for t, v in zip(times_ns, values):
-        i = (t - origin) // step
-        if 0 <= i < n:
-            grid[i] = v
-    return grid
-
-
-def _grid_times(period: Period, every_s: int) -> list[int]:
-    origin, n = _grid(period, every_s)
-    return [origin + i * every_s * 1_000_000_000 for i in range(n)]
-
-
 class _Source:
-    """Counter and power series of one measurement, keyed by a tag tuple, for one period.
+    """Counter and power figures of one measurement, keyed by a tag tuple, for one period.
 
-    Hourly power is read on first use: an energy figure from counters needs it only for its
-    coverage, and the trailing-twelve-month PUE needs no coverage."""
+    Hourly power comes back summarised per key (hours with data, Σ hourly means, the peak
+    hour: ``Store.bucket_stats``), not hour by hour; it is read on first use: an energy figure
+    from counters needs it only for its coverage, and the trailing-twelve-month PUE needs none."""
 
     def __init__(self, store: Store, period: Period, measurement: str, key: tuple[str, ...],
                  counter_field: str | None, power_field: str, counter_scale_kwh: float = 1.0, where=None):
         self.period = period
         self.key = key
         self.counter_scale_kwh = counter_scale_kwh
-        self._power_query = (store, measurement, power_field, period, HOUR_S, "mean", key, where)
-        self._power: dict | None = None
+        self._store = store
+        self._power_query = (measurement, power_field, period.start_ns, period.end_ns, HOUR_S)
+        self._where = where
+        self._power: dict[tuple, BucketStats] | None = None
         self.counter: dict[tuple, tuple] = {}
         if counter_field:
             firsts = _series_by(store, measurement, counter_field, period, DAY_S, "first", key, where)
@@ -139,32 +119,38 @@ class _Source:
                                    [mv.get(t) for t in times])
 
     @property
-    def power(self) -> dict[tuple, tuple[list[int], list]]:
+    def power(self) -> dict[tuple, BucketStats]:
         if self._power is None:
-            self._power = _series_by(*self._power_query)
+            self._power = self._store.bucket_stats(*self._power_query, group_by=self.key, where=self._where)
         return self._power
 
     def keys(self) -> set[tuple]:
         return set(self.power) | set(self.counter)
 
-    def hourly_w(self, k: tuple) -> list:
-        times, values = self.power.get(k, ([], []))
-        return _aligned(times, values, self.period, HOUR_S)
+    def peak(self, k: tuple) -> tuple[float | None, int | None]:
+        """The largest hourly mean power (W) of one key and the start of its hour."""
+        st = self.power.get(k)
+        return (st.peak, st.peak_ns) if st else (None, None)
 
     def energy(self, k: tuple, with_coverage: bool = True) -> _Energy:
         """Energy of one key; *with_coverage* False skips the coverage (0.0) where counters
         give the energy, so the hourly power is not read for it."""
+        hours = round(self.period.hours)
         if k in self.counter:
             firsts, lasts, maxes = self.counter[k]
             if any(v is not None for v in firsts):
                 delta, resets = energy.counter_delta(firsts, lasts, maxes)
-                cov = energy.coverage(self.hourly_w(k), round(self.period.hours)) if with_coverage else 0.0
+                cov = energy.coverage_of(self._hours(k), hours) if with_coverage else 0.0
                 return _Energy(delta * self.counter_scale_kwh, "counter", cov, resets)
-        hourly = self.hourly_w(k)
-        cov = energy.coverage(hourly, round(self.period.hours))
-        if any(v is not None for v in hourly):
-            return _Energy(energy.integrate_power(hourly, HOUR_S), "integrated_power", cov, 0)
+        st = self.power.get(k)
+        if st is not None and st.buckets:
+            return _Energy(energy.integrate_mean_sum(st.total, HOUR_S), "integrated_power",
+                           energy.coverage_of(st.buckets, hours), 0)
         return _Energy(None, "none", 0.0, 0)
+
+    def _hours(self, k: tuple) -> int:
+        st = self.power.get(k)
+        return st.buckets if st else 0
 
 
 def _sum_energy(parts: list[_Energy]) -> _Energy:
@@ -175,16 +161,6 @@ def _sum_energy(parts: list[_Energy]) -> _Energy:
     method = methods.pop() if len(methods) == 1 else "mixed"
     # Coverage of a sum is limited by its least-covered part: a missing PDU makes the rack figure low.
     return _Energy(sum(p.kwh for p in known), method, min(p.coverage_pct for p in parts), sum(p.resets for p in parts))
-
-
-def _sum_hourly(series: list[list]) -> list:
-    if not series:
-        return []
-    out = []
-    for values in zip(*series):
-        known = [v for v in values if v is not None]
-        out.append(sum(known) if known else None)
-    return out
 
 
 def _local(ns: int | None, tz: ZoneInfo) -> str:
@@ -284,20 +260,21 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
         return [_complete(r) for r in rows]
 
     say("GPU utilisation")
-    util = _series_by(store, "gpu", "util_pct", period, HOUR_S, "mean", ("rack",))
+    util = store.bucket_stats("gpu", "util_pct", period.start_ns, period.end_ns, HOUR_S, group_by=("rack",),
+                              combine="mean")
 
     gpus_in_rack: dict[str, int] = defaultdict(int)
     for server in inv.servers:
         gpus_in_rack[server.rack] += server.gpus
 
     def gpu_hours(racks: list[str]) -> tuple[float, float]:
+        """GPU-hours (hours with the rack's utilisation × its GPUs) and busy GPU-hours."""
         hours = busy = 0.0
         for rack in racks:
-            n_gpus = gpus_in_rack[rack]
-            _, vals = util.get((rack,), ([], []))
-            known = [v for v in vals if v is not None]
-            hours += n_gpus * len(known)
-            busy += n_gpus * sum(known) / 100.0
+            st = util.get((rack,))
+            if st is not None:
+                hours += gpus_in_rack[rack] * st.buckets
+                busy += gpus_in_rack[rack] * st.total / 100.0
         return hours, busy
 
     if by == "gpu":
@@ -307,28 +284,26 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
     say("rack PDUs")
     pdus = _source(cache, store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
     rack_energy: dict[str, _Energy] = {}
-    rack_hourly: dict[str, list] = {}
     for rack in inv.racks:
         names = [p.name for p in inv.pdus_by_rack.get(rack.rack, [])]
         rack_energy[rack.rack] = _sum_energy([pdus.energy((n,)) for n in names]) if names else _Energy(None, "none", 0.0, 0)
-        rack_hourly[rack.rack] = _sum_hourly([pdus.hourly_w((n,)) for n in names])
 
     groups: dict[str, list[str]] = defaultdict(list)
     for rack in inv.racks:
         key = {"room": rack.room, "rack": rack.rack, "tenant": rack.tenant or "(none)"}[by]
         groups[key].append(rack.rack)
+    say("peak demand")
+    peaks = _group_peaks(store, config, period, by, groups)
     host_rack = {s.host: s.rack for s in inv.servers}
     saved_by_rack: dict[str, float] = defaultdict(float)
     for host, kwh in saved_by_host.items():
         saved_by_rack[host_rack.get(host, "")] += kwh
 
     total_it = sum(e.kwh for e in rack_energy.values() if e.kwh is not None)
-    hour_times = _grid_times(period, HOUR_S)
     for name in sorted(groups):
         racks = groups[name]
         e = _sum_energy([rack_energy[r] for r in racks])
-        hourly = _sum_hourly([rack_hourly[r] for r in racks])
-        pk, pk_at = energy.peak(hour_times, hourly)
+        pk, pk_at = peaks.get(name, (None, None))
         hours, busy = gpu_hours(racks)
         first = inv.rack_by_name[racks[0]]
         fac_kwh = energy.allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
@@ -364,21 +339,40 @@ def _site_peak(store: Store, config: Config, period: Period) -> tuple[float | No
     return energy.peak(*hourly)
 
 
+def _group_peaks(store: Store, config: Config, period: Period, by: str,
+                 groups: dict[str, list[str]]) -> dict[str, tuple[float | None, int | None]]:
+    """Per room, rack or tenant: the largest hourly power (W) of its racks' PDUs together (the
+    sum of each PDU's hourly mean) and the start of that hour. Only the PDUs the config names,
+    the same ones its energy comes from."""
+    names = [p.name for p in config.pdus]
+    start, end = period.start_ns, period.end_ns
+    if by in ("room", "rack"):
+        stats = store.bucket_stats("pdu", "power_w", start, end, HOUR_S, group_by=(by,), where={"pdu": names})
+        return {k[0]: (st.peak, st.peak_ns) for k, st in stats.items()}
+    pdus_of_rack: dict[str, list[str]] = defaultdict(list)
+    for p in config.pdus:
+        pdus_of_rack[p.rack].append(p.name)
+    out = {}
+    for name, racks in groups.items():  # a tenant is no tag of a PDU: one read per tenant
+        mine = [n for r in racks for n in pdus_of_rack[r]]
+        st = store.bucket_stats("pdu", "power_w", start, end, HOUR_S, where={"pdu": mine}).get(()) if mine else None
+        out[name] = (st.peak, st.peak_ns) if st else (None, None)
+    return out
+
+
 def _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say) -> list[dict]:
     say("GPU energy counters")
     gpus = _Source(store, period, "gpu", ("uuid", "host", "rack", "room"), "energy_j", "power_w",
                    counter_scale_kwh=1 / 3.6e6)
-    util = _series_by(store, "gpu", "util_pct", period, HOUR_S, "mean", ("uuid",))
+    util = store.bucket_stats("gpu", "util_pct", period.start_ns, period.end_ns, HOUR_S, group_by=("uuid",))
     tenant_of = {r.rack: r.tenant or "" for r in inv.racks}
     rows = []
     fac, it = site["facility"], site["it"]
     for key in sorted(gpus.keys(), key=lambda k: (k[3], k[2], k[1], k[0])):
         uuid, host, rack, room = key
         e = gpus.energy(key)
-        hourly = gpus.hourly_w(key)
-        pk, pk_at = energy.peak(_grid_times(period, HOUR_S), hourly)
-        _, u = util.get((uuid,), ([], []))
-        known = [v for v in u if v is not None]
+        pk, pk_at = gpus.peak(key)
+        u = util.get((uuid,))
         fac_kwh = energy.allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
         rows.append(dict(
             base, level="gpu", entity=uuid, room=room, rack=rack, host=host, tenant=tenant_of.get(rack, ""),
@@ -387,7 +381,7 @@ def _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say) ->
             avg_kw=_round(None if e.kwh is None else e.kwh / period.hours),
             peak_kw=_round(None if pk is None else pk / 1000), peak_time=_local(pk_at, tz),
             co2e_kg=_round(None if fac_kwh is None else fac_kwh * config.site.grid_kgco2e_per_kwh),
-            gpu_hours=float(len(known)), gpu_busy_hours=_round(sum(known) / 100.0, 1),
+            gpu_hours=float(u.buckets if u else 0), gpu_busy_hours=_round(u.total / 100.0 if u else 0.0, 1),
             share_of_it_pct=_round(None if not it.kwh or e.kwh is None else 100 * e.kwh / it.kwh, 4),
         ))
     return rows

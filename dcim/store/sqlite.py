@@ -56,9 +56,9 @@ from pathlib import Path
 from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
-from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
-from dcim.store.base import (Aggregate, Series, Store, StoreError, StoreUnavailable, Where, check_query,
+from dcim.store.base import (Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where, check_query,
                              check_tags, matches, measurement_spec)
+from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
 
 log = logging.getLogger(__name__)
 
@@ -645,25 +645,10 @@ class SqliteStore(Store):
             return []
         group_by = tuple(group_by)
         with self._read_txn() as conn:
-            self._series_of(measurement)
-            rows_of = self._series_rows
-            group_of = {sid: tuple(tags.get(t, "") for t in group_by)
-                        for sid in self._sids_of.get(measurement, ()) for tags in (rows_of[sid][1],)
-                        if matches(tags, where)}
+            group_of, pieces, sid_filter, meta = self._pieces(conn, measurement, start_ns, end_ns, every_ns,
+                                                              group_by, where)
             if not group_of:
                 return []
-            meta = dict(conn.execute("SELECT key, value FROM meta"))
-            # Always name the series: it is what lets SQLite seek the (series_id, ts) keys
-            # instead of scanning every row the table holds.
-            sid_filter = f" AND {{p}}series_id IN ({','.join(map(str, sorted(group_of)))})"
-            rolled = meta.get(f"rolled:{measurement}", 0)
-            pieces = []  # (source, s, e, min_rid): the rollup pieces, their raw tails, raw pieces
-            for source, s, e in self._plan(measurement, start_ns, end_ns, every_ns, meta):
-                if source == "raw":
-                    pieces.append(("raw", s, e, None))
-                else:
-                    pieces += [(source, s, e, None), ("raw", max(s, start_ns), min(e, end_ns), rolled)]
-            pieces = [pc for pc in pieces if pc[1] < pc[2]]
             # Millions of row tuples and values, none in a reference cycle: collections triggered
             # while they pile up would only walk them, again and again.
             gc_was_on = gc.isenabled()
@@ -679,6 +664,7 @@ class SqliteStore(Store):
             # The Python merge: _query_sql declines nothing today; kept as the reference the
             # tests compare the SQL against (tests/store/test_sqlite_query_sql.py).
             acc: dict[tuple, list] = {}
+            rolled = meta.get(f"rolled:{measurement}", 0)
             for source, s, e in self._plan(measurement, start_ns, end_ns, every_ns, meta):
                 if source == "raw":
                     self._accumulate(conn, acc, group_of, measurement, fields, agg, "raw", s, e,
@@ -690,6 +676,104 @@ class SqliteStore(Store):
                     self._accumulate(conn, acc, group_of, measurement, fields, agg, "raw", max(s, start_ns),
                                      min(e, end_ns), every_ns, start_ns, sid_filter, rolled)
         return self._to_series(acc, fields, agg, spec, group_by)
+
+    def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
+                     group_by: Sequence[str] = (), where: Where | None = None,
+                     combine: str = "sum") -> dict[tuple, BucketStats]:
+        """``Store.bucket_stats`` in one SQL statement over the same pieces as query(): per series
+        and bucket the mean (Σ sum ÷ Σ n of its pieces), per group and bucket their sum or mean,
+        per group the count, total and peak. Only one row per group comes back."""
+        spec, _ = check_query(measurement, [field], "mean", group_by, where)
+        if combine not in ("sum", "mean"):
+            raise StoreError(f"combine must be sum or mean, got {combine!r}")
+        every_ns = int(round(every_s * NS_PER_S))
+        if every_ns <= 0:
+            raise StoreError(f"every_s must be positive, got {every_s}")
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        if spec.fields[field].kind is str or start_ns >= end_ns:
+            return {}
+        group_by = tuple(group_by)
+        with self._read_txn() as conn:
+            group_of, pieces, sid_filter, _ = self._pieces(conn, measurement, start_ns, end_ns, every_ns,
+                                                           group_by, where)
+            if not group_of or not pieces:
+                return {}
+            groups = sorted(set(group_of.values()))
+            if len(groups) < len(group_of):  # series id -> group number, for the SQL below
+                gid_of = {g: i for i, g in enumerate(groups)}
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS dcim_query_group "
+                             "(sid INTEGER PRIMARY KEY, gid INTEGER NOT NULL)")
+                conn.execute("DELETE FROM temp.dcim_query_group")
+                conn.executemany("INSERT INTO temp.dcim_query_group VALUES (?, ?)",
+                                 [(sid, gid_of[g]) for sid, g in group_of.items()])
+            qf = _q(field)
+            bucket = _bucket_sql("ts", every_ns, start_ns)
+            step_of = dict(_LEVELS)
+            parts = []
+            for source, s, e, min_rid in pieces:
+                where_sql = f"ts >= {int(s)} AND ts < {int(e)}"
+                hint = ""
+                if min_rid is not None:  # only the unrolled tail: walk the rowid range
+                    where_sql, hint = f"rid > {int(min_rid)} AND +ts >= {int(s)} AND +ts < {int(e)}", " NOT INDEXED"
+                where_sql += sid_filter.format(p="+" if min_rid is not None else "")
+                if source == "raw":
+                    parts.append(f"SELECT series_id AS sid, {bucket} AS b, total({qf}) AS s, count({qf}) AS n "
+                                 f"FROM raw_{measurement}{hint} WHERE {where_sql} AND {qf} IS NOT NULL GROUP BY 1, 2")
+                elif step_of[source] == every_ns:
+                    parts.append(f"SELECT series_id AS sid, ts AS b, {_q(field + '_sum')} AS s, {_q(field + '_n')} AS n "
+                                 f"FROM {source}_{measurement} WHERE {where_sql} AND {_q(field + '_n')} > 0")
+                else:
+                    parts.append(f"SELECT series_id AS sid, {bucket} AS b, total({_q(field + '_sum')}) AS s, "
+                                 f"sum({_q(field + '_n')}) AS n FROM {source}_{measurement} "
+                                 f"WHERE {where_sql} AND {_q(field + '_n')} > 0 GROUP BY 1, 2")
+            if len(parts) == 1:  # one piece: a (series, bucket) appears once, no merge needed
+                per_series = f"SELECT sid, b, (1.0 * s) / n AS v FROM ({parts[0]})"
+            else:
+                per_series = f"SELECT sid, b, total(s) / sum(n) AS v FROM ({' UNION ALL '.join(parts)}) GROUP BY 1, 2"
+            # One max() and nothing else min/max-like in the outer SELECT: SQLite then takes the
+            # bare column b from the row holding the maximum (the first such row it meets, and
+            # rows meet it in bucket order), which is the peak's time.
+            if len(groups) == len(group_of):
+                # Every group is one series: its buckets are its means, and the (series_id, ts)
+                # key delivers them in order, so SQLite groups them without sorting.
+                sql = f"SELECT sid, count(*), total(v), max(v), b FROM ({per_series}) GROUP BY sid"
+                return {group_of[sid]: BucketStats(n, total, peak, peak_ns)
+                        for sid, n, total, peak, peak_ns in conn.execute(sql)}
+            agg = "total" if combine == "sum" else "avg"
+            sql = (f"SELECT gid, count(*), total(v), max(v), b FROM (SELECT g.gid AS gid, p.b AS b, {agg}(p.v) AS v "
+                   f"FROM ({per_series}) AS p JOIN temp.dcim_query_group AS g ON g.sid = p.sid "
+                   f"GROUP BY g.gid, p.b ORDER BY g.gid, p.b) GROUP BY gid")
+            return {groups[gid]: BucketStats(n, total, peak, peak_ns)
+                    for gid, n, total, peak, peak_ns in conn.execute(sql)}
+
+    def _pieces(self, conn, m: str, start_ns: int, end_ns: int, every_ns: int | None, group_by: tuple,
+                where: Where | None) -> tuple[dict, list, str, dict]:
+        """What a query of *m* reads: {series id: its group's tag values} for the series *where*
+        selects, the pieces (source, s, e, min_rid) — rollup pieces, the raw rows each has not
+        merged yet (min_rid: rows above the watermark), raw pieces — the series filter's SQL
+        (``{p}`` for a prefix), and the meta table."""
+        self._series_of(m)
+        rows_of = self._series_rows
+        group_of = {sid: tuple(tags.get(t, "") for t in group_by)
+                    for sid in self._sids_of.get(m, ()) for tags in (rows_of[sid][1],) if matches(tags, where)}
+        if not group_of:
+            return group_of, [], "", {}
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        # Always name the series: it is what lets SQLite seek the (series_id, ts) keys
+        # instead of scanning every row the table holds.
+        sid_filter = f" AND {{p}}series_id IN ({','.join(map(str, sorted(group_of)))})"
+        rolled = meta.get(f"rolled:{m}", 0)
+        pieces = []
+        for source, s, e in self._plan(m, start_ns, end_ns, every_ns, meta):
+            if source == "raw":
+                pieces.append(("raw", s, e, None))
+            else:
+                pieces += [(source, s, e, None), ("raw", max(s, start_ns), min(e, end_ns), rolled)]
+        pieces = [pc for pc in pieces if pc[1] < pc[2]]
+        tails = [pc for pc in pieces if pc[3] is not None]
+        if tails and conn.execute(f"SELECT 1 FROM raw_{m} WHERE rid > ? LIMIT 1", (tails[0][3],)).fetchone() is None:
+            pieces = [pc for pc in pieces if pc[3] is None]  # nothing unrolled: no tail to read
+        return group_of, pieces, sid_filter, meta
 
     def _plan(self, m: str, start_ns: int, end_ns: int, every_ns: int | None, meta: dict) -> list[tuple]:
         """Split [start, end) into (source, s, e) pieces: rollup levels for whole rollup buckets,
@@ -728,9 +812,6 @@ class SqliteStore(Store):
         Series. Groups of several series map series to group through a temp table."""
         groups = sorted(set(group_of.values()))
         single = len(groups) == len(group_of)  # every group is one series: group by series_id
-        tails = [pc for pc in pieces if pc[3] is not None]
-        if tails and conn.execute(f"SELECT 1 FROM raw_{m} WHERE rid > ? LIMIT 1", (tails[0][3],)).fetchone() is None:
-            pieces = [pc for pc in pieces if pc[3] is None]  # nothing unrolled: no tail to read
         if not pieces:
             return []
         if not single:  # series id -> group number (groups in sorted order)

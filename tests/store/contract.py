@@ -242,6 +242,49 @@ class StoreContract:
 
         self.check_both_states(store, check)
 
+    @pytest.mark.parametrize("combine", ["sum", "mean"])
+    @pytest.mark.parametrize("every_s", [600, 3600])
+    def test_bucket_stats_match_reference(self, store, site, combine, every_s):
+        t0 = recent_hour_ns(4)
+        points = self.fleet(site, t0, hosts=3, gpus=2, step_s=50, span_s=3 * 3600, seed=11)
+        self.put(store, points)
+        start, end = t0 + 1234 * S, t0 + 3 * HOUR + 77 * S  # edges inside buckets
+        step = every_s * S
+
+        def reference(field, group_by):
+            per_series: dict[tuple, dict[int, list]] = {}
+            for p in points:
+                if start <= p.time_ns < end and field in p.fields:
+                    key = (p.tags["uuid"], p.time_ns - p.time_ns % step)
+                    per_series.setdefault(key, []).append(p.fields[field])
+            rack_of = {p.tags["uuid"]: p.tags for p in points}
+            per_group: dict[tuple, dict[int, list]] = {}
+            for (uuid, b), vals in per_series.items():
+                g = tuple(rack_of[uuid][t] for t in group_by)
+                per_group.setdefault(g, {}).setdefault(b, []).append(sum(vals) / len(vals))
+            want = {}
+            for g, buckets in per_group.items():
+                values = {b: (sum(v) if combine == "sum" else sum(v) / len(v)) for b, v in buckets.items()}
+                top = max(values.values())
+                want[g] = (len(values), sum(values.values()), top, min(b for b, v in values.items() if v == top))
+            return want
+
+        def check(when):
+            for field, group_by in (("power_w", ("rack",)), ("temp_c", ("uuid",)), ("power_w", ())):
+                got = store.bucket_stats("gpu", field, start, end, every_s, group_by=group_by,
+                                         where={"site": site}, combine=combine)
+                want = reference(field, group_by)
+                assert set(got) == set(want), (when, field, group_by, sorted(got), sorted(want))
+                for g, (n, total, peak, peak_ns) in want.items():
+                    st = got[g]
+                    assert st.buckets == n, (when, field, g)
+                    assert st.total == pytest.approx(total, rel=1e-9), (when, field, g)
+                    assert st.peak == pytest.approx(peak, rel=1e-9), (when, field, g)
+                    assert st.peak_ns == peak_ns, (when, field, g)
+            assert store.bucket_stats("gpu", "power_w", start, end, every_s, where={"site": site, "host": "nope"}) == {}
+
+        self.check_both_states(store, check)
+
     def test_missing_fields_are_absent(self, store, site):
         t0 = recent_hour_ns()
         a = gpu_tags(site, "n1", 0)
