@@ -287,7 +287,14 @@ def _start_dashboard(cfg, args, store):
         app.data.stop_warmer()
         # Let requests in flight finish before the sockets and then the store close under them.
         server.task_dispatcher.shutdown(timeout=5)
-        server.close()
+
+        def close_in_loop() -> None:
+            # Closed from the server's own loop thread: closing its sockets from here while it
+            # sits in poll() races it into EBADF. With its map empty the loop returns.
+            for channel in list(server._map.values()):
+                channel.close()
+
+        server.trigger.pull_trigger(close_in_loop)
         thread.join(5)
 
     return f"http://{host}:{bound}/", stop
