@@ -699,13 +699,8 @@ class SqliteStore(Store):
             if not group_of or not pieces:
                 return {}
             groups = sorted(set(group_of.values()))
-            if len(groups) < len(group_of):  # series id -> group number, for the SQL below
-                gid_of = {g: i for i, g in enumerate(groups)}
-                conn.execute("CREATE TEMP TABLE IF NOT EXISTS dcim_query_group "
-                             "(sid INTEGER PRIMARY KEY, gid INTEGER NOT NULL)")
-                conn.execute("DELETE FROM temp.dcim_query_group")
-                conn.executemany("INSERT INTO temp.dcim_query_group VALUES (?, ?)",
-                                 [(sid, gid_of[g]) for sid, g in group_of.items()])
+            if len(groups) < len(group_of):
+                _load_groups(conn, group_of, groups)
             qf = _q(field)
             bucket = _bucket_sql("ts", every_ns, start_ns)
             step_of = dict(_LEVELS)
@@ -814,13 +809,8 @@ class SqliteStore(Store):
         single = len(groups) == len(group_of)  # every group is one series: group by series_id
         if not pieces:
             return []
-        if not single:  # series id -> group number (groups in sorted order)
-            gid_of = {g: i for i, g in enumerate(groups)}
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS dcim_query_group "
-                         "(sid INTEGER PRIMARY KEY, gid INTEGER NOT NULL)")
-            conn.execute("DELETE FROM temp.dcim_query_group")
-            conn.executemany("INSERT INTO temp.dcim_query_group VALUES (?, ?)",
-                             [(sid, gid_of[g]) for sid, g in group_of.items()])
+        if not single:
+            _load_groups(conn, group_of, groups)
         bucket = _bucket_sql("ts", every_ns, start_ns)
         step_of = dict(_LEVELS)
         direct = single and len(pieces) == 1 and pieces[0][0] != "raw" and every_ns == step_of[pieces[0][0]]
@@ -1233,6 +1223,15 @@ _MERGE = {
     "max": lambda cur, n, v: (cur[0] + n, v if v > cur[1] else cur[1]),
     "count": lambda cur, n, v: (cur[0] + n, None),
 }
+
+
+def _load_groups(conn: sqlite3.Connection, group_of: dict[int, tuple], groups: list[tuple]) -> None:
+    """Fill temp.dcim_query_group: series id -> the number of its group in *groups* (sorted),
+    for queries whose groups hold several series."""
+    gid_of = {g: i for i, g in enumerate(groups)}
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS dcim_query_group (sid INTEGER PRIMARY KEY, gid INTEGER NOT NULL)")
+    conn.execute("DELETE FROM temp.dcim_query_group")
+    conn.executemany("INSERT INTO temp.dcim_query_group VALUES (?, ?)", [(sid, gid_of[g]) for sid, g in group_of.items()])
 
 
 def _since(since_ns: int | None) -> int:

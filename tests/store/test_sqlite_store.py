@@ -151,6 +151,7 @@ def test_reader_process_while_writer_writes(tmp_path):
             (s,) = store.query("gpu", ["power_w"], {t0}, {t0 + HOUR}, agg="count")
             counts.append(s.values["power_w"][0])
             store.latest("gpu")
+            open({str(path) + ".reading"!r}, "w").close()  # tell the writer: reading now
             if counts[-1] >= 2001:
                 break
         assert counts == sorted(counts), "counts went backwards"
@@ -159,6 +160,12 @@ def test_reader_process_while_writer_writes(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", reader_code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
+        # Write only once the reader reads: a slow interpreter start must not let the writer
+        # finish before the reader's first query.
+        flag = Path(str(path) + ".reading")
+        deadline = time.monotonic() + 30
+        while not flag.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
         for k in range(1, 2001):
             writer.write([Point("gpu", tags, {"power_w": float(k)}, t0 + k * S)])
             if k % 500 == 0:
