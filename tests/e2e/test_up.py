@@ -89,8 +89,14 @@ def check_product(tmp_path, config_path, proc, port, launched_ns, browser):
             return len(good) >= 40 and good
         good = wait_for(snmp_ok, 240, "SNMP devices polled OK", proc)
         assert {"pdu-A01-a", "pdu-D04-b", "ups-1", "main-incomer", "chiller-1"} <= good
-        pdus = store.latest("pdu", since_ns=started_ns)
-        assert len(pdus) == 32 and all(p.fields.get("power_w", 0) > 0 for p in pdus)
+        # Health rows are stamped when a cycle ends, readings when polled: a cycle that spans
+        # started_ns passes the check above with readings stamped before it. The next cycle's
+        # readings all count: wait for them.
+        def all_pdus():
+            got = store.latest("pdu", since_ns=started_ns)
+            return len(got) == 32 and got
+        pdus = wait_for(all_pdus, 60, "all 32 PDUs' readings", proc)
+        assert all(p.fields.get("power_w", 0) > 0 for p in pdus)
         # The optimizer capped simulated GPUs, and the GPU telemetry shows the caps.
         def capped():
             gpus = store.latest("gpu", since_ns=time.time_ns() - int(20e9))
