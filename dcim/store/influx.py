@@ -26,7 +26,7 @@ from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError
 from dcim.store import lineprotocol
-from dcim.store.base import (AGGREGATES, Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where, check_query,
+from dcim.store.base import (AGGREGATES, Aggregate, Series, Store, StoreError, StoreUnavailable, Where, check_query,
                              check_tags, measurement_spec)
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,6 @@ def where_clause(start_ns: int | None, end_ns: int | None, where: Where | None) 
         ors = " OR ".join(f"{quote_ident(key)} = {quote_string(v)}" for v in values)
         terms.append(f"({ors})" if len(values) > 1 else ors)
     return " AND ".join(terms)
-
-
-def _float_or_none(value) -> float | None:
-    return None if value is None else float(value)
 
 
 def _coerce(measurement: str, field: str, value, agg: str | None = None):
@@ -456,54 +452,6 @@ class InfluxStore(Store):
             for f, col, cast in zip(fields, cols, casts):
                 result.values[f] += cast(col)
         return [merged[k] for k in sorted(merged) if merged[k].times_ns]
-
-    def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
-                     group_by: Sequence[str] = (), where: Where | None = None,
-                     combine: str = "sum") -> dict[tuple, BucketStats]:
-        """``Store.bucket_stats`` as InfluxQL subqueries, so only one row per group leaves the
-        server: per series and bucket the mean, per group and bucket their sum (or mean), then
-        per group the count and sum (one statement) and the maximum with its bucket's time
-        (a selector, so a second statement)."""
-        spec, _ = check_query(measurement, [field], "mean", group_by, where)
-        if combine not in ("sum", "mean"):
-            raise StoreError(f"combine must be sum or mean, got {combine!r}")
-        every_ns = int(round(every_s * 1e9))
-        if every_ns <= 0:
-            raise StoreError(f"every_s must be positive, got {every_s}")
-        cond = where_clause(start_ns, end_ns, where)
-        if spec.fields[field].kind is str or cond is None or end_ns <= start_ns:
-            return {}
-        self.ensure_database()
-        span = where_clause(start_ns, end_ns, None)
-        bucket = f"time({every_ns}ns)"
-        tags = ", ".join(quote_ident(t) for t in group_by)
-        per_series = (f"SELECT mean({quote_ident(field)}) AS m FROM {quote_ident(measurement)} WHERE {cond} "
-                      f"GROUP BY {bucket}, * fill(none)")
-        per_group = (f"SELECT {'sum' if combine == 'sum' else 'mean'}(m) AS v FROM ({per_series}) WHERE {span} "
-                     f"GROUP BY {bucket}{', ' + tags if tags else ''} fill(none)")
-        by = f" GROUP BY {tags}" if tags else ""
-        # The buckets carry their start times: the first starts before start_ns, and a range
-        # from start_ns would leave it out (1.x then answers nothing at all), hence the floor.
-        buckets = where_clause(start_ns - start_ns % every_ns, end_ns, None)
-        totals, peaks = self.execute(f"SELECT count(v) AS n, sum(v) AS total FROM ({per_group}) WHERE {buckets}{by}; "
-                                     f"SELECT max(v) AS peak FROM ({per_group}) WHERE {buckets}{by}")
-
-        def rows(result) -> dict[tuple, dict]:
-            out = {}
-            for series in result.get("series", []):
-                key = tuple((series.get("tags") or {}).get(t, "") for t in group_by)
-                out[key] = dict(zip(series["columns"], series["values"][0]))
-            return out
-
-        peak_of = rows(peaks)
-        out = {}
-        for key, row in rows(totals).items():
-            if not row.get("n"):
-                continue
-            pk = peak_of.get(key, {})
-            out[key] = BucketStats(int(row["n"]), float(row["total"]), _float_or_none(pk.get("peak")),
-                                   None if pk.get("time") is None else int(pk["time"]))
-        return out
 
     def _slices(self, start_ns: int, end_ns: int, every_s: float | None) -> list[tuple[int, int]]:
         """[start, end) cut at bucket boundaries into up to parallel_queries slices, so no
