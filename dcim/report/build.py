@@ -260,21 +260,19 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
         return [_complete(r) for r in rows]
 
     say("GPU utilisation")
+    # Per GPU: the hours it reported utilisation and the sum of those hourly means, added up
+    # per rack (a GPU that fell silent adds no hours).
     util = store.bucket_stats("gpu", "util_pct", period.start_ns, period.end_ns, HOUR_S, group_by=("rack",),
-                              combine="mean")
-
-    gpus_in_rack: dict[str, int] = defaultdict(int)
-    for server in inv.servers:
-        gpus_in_rack[server.rack] += server.gpus
+                              combine="each")
 
     def gpu_hours(racks: list[str]) -> tuple[float, float]:
-        """GPU-hours (hours with the rack's utilisation × its GPUs) and busy GPU-hours."""
+        """GPU-hours with telemetry and busy GPU-hours (weighted by utilisation)."""
         hours = busy = 0.0
         for rack in racks:
             st = util.get((rack,))
             if st is not None:
-                hours += gpus_in_rack[rack] * st.buckets
-                busy += gpus_in_rack[rack] * st.total / 100.0
+                hours += st.buckets
+                busy += st.total / 100.0
         return hours, busy
 
     if by == "gpu":

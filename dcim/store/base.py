@@ -82,27 +82,37 @@ class Store(ABC):
 
     def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
                      group_by: Sequence[str] = (), where: Where | None = None,
-                     combine: Literal["sum", "mean"] = "sum") -> dict[tuple, BucketStats]:
+                     combine: Literal["sum", "mean", "each"] = "sum") -> dict[tuple, BucketStats]:
         """Per group (keyed by its *group_by* tag values): each series' mean of *field* per bucket
-        of *every_s*, combined across the group's series bucket by bucket (``sum``: a rack's
-        PDUs make the rack's power; ``mean``: its GPUs' utilisation), then summarised over the
-        buckets (``BucketStats``). Values in the field's unit. A report reads a quarter of
-        hourly data this way without the hours themselves coming back.
+        of *every_s*, summarised over the buckets (``BucketStats``), values in the field's unit.
+        How a group's series make one figure: ``sum`` and ``mean`` combine them bucket by bucket
+        first (a rack's PDUs make the rack's power; its GPUs' mean utilisation); ``each``
+        summarises every series alone and adds the summaries up (buckets and totals summed, the
+        largest peak: a rack's GPU-hours). A report reads a quarter of hourly data this way
+        without the hours themselves coming back.
 
         This default builds it from ``query`` (one Series per series); a store may compute it
         where the data is."""
         spec = measurement_spec(measurement)
-        if combine not in ("sum", "mean"):
-            raise StoreError(f"combine must be sum or mean, got {combine!r}")
+        if combine not in ("sum", "mean", "each"):
+            raise StoreError(f"combine must be sum, mean or each, got {combine!r}")
         check_query(measurement, [field], "mean", group_by, where)
         per_bucket: dict[tuple, dict[int, list[float]]] = {}
+        per_series: dict[tuple, list[BucketStats]] = {}
         for s in self.query(measurement, [field], start_ns, end_ns, every_s=every_s, agg="mean",
                             group_by=list(spec.tags), where=where):
             g = tuple(s.tags.get(t, "") for t in group_by)
-            buckets = per_bucket.setdefault(g, {})
-            for t, v in zip(s.times_ns, s.values.get(field, [])):
-                if v is not None:
-                    buckets.setdefault(t, []).append(v)
+            buckets = {t: [v] for t, v in zip(s.times_ns, s.values.get(field, [])) if v is not None}
+            if not buckets:
+                continue
+            if combine == "each":
+                per_series.setdefault(g, []).append(stats_of_buckets(buckets, "sum"))
+                continue
+            into = per_bucket.setdefault(g, {})
+            for t, vals in buckets.items():
+                into.setdefault(t, []).extend(vals)
+        if combine == "each":
+            return {g: add_bucket_stats(stats) for g, stats in per_series.items()}
         return {g: stats_of_buckets(buckets, combine) for g, buckets in per_bucket.items() if buckets}
 
     def flush(self) -> None:
@@ -128,6 +138,16 @@ def stats_of_buckets(buckets: dict[int, list[float]], combine: str) -> BucketSta
         if peak is None or v > peak:
             peak, peak_ns = v, t
     return BucketStats(len(buckets), total, peak, peak_ns)
+
+
+def add_bucket_stats(parts: Sequence[BucketStats]) -> BucketStats:
+    """Several series' ``BucketStats`` as one: buckets and totals added, the largest peak (the
+    earliest of equal ones)."""
+    peak, peak_ns = None, None
+    for p in parts:
+        if p.peak is not None and (peak is None or p.peak > peak or (p.peak == peak and p.peak_ns < peak_ns)):
+            peak, peak_ns = p.peak, p.peak_ns
+    return BucketStats(sum(p.buckets for p in parts), sum(p.total for p in parts), peak, peak_ns)
 
 
 def measurement_spec(measurement: str) -> Measurement:

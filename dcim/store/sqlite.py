@@ -56,8 +56,8 @@ from pathlib import Path
 from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
-from dcim.store.base import (Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where, check_query,
-                             check_tags, matches, measurement_spec)
+from dcim.store.base import (Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where,
+                             add_bucket_stats, check_query, check_tags, matches, measurement_spec)
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,10 @@ SCHEMA_VERSION = 1
 
 # Partial-aggregate columns kept per field in a rollup table.
 _PARTS = ("n", "sum", "min", "max", "fts", "first", "lts", "last")
+# Per numeric field, the daily rollup also keeps its day's hourly buckets summarised: hours with
+# a value, the sum of the hourly means, the largest hourly mean and that hour's start. A
+# quarter's hourly statistics (bucket_stats) then read 92 rows per series instead of 2,208.
+_HOUR_PARTS = (("hn", "INTEGER"), ("hsum", "REAL"), ("hmax", "REAL"), ("hmaxts", "INTEGER"))
 _SQL_TYPE = {float: "REAL", int: "INTEGER", bool: "INTEGER", str: "TEXT"}
 # Aggregates that make no sense for strings: string fields are left out of their results.
 _NUMERIC_AGGS = frozenset({"mean", "max", "min", "sum"})
@@ -256,12 +260,21 @@ class SqliteStore(Store):
                               if self._table_exists(f"r1h_{m.name}") else None)
                     since = _INT_MIN if newest is None else _floor(newest, NS_PER_DAY) + NS_PER_DAY
                     c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"r1d_from:{m.name}", since))
+                hour_cols = [(f"{f}_{p}", t) for f, s in m.fields.items() if s.kind is not str for p, t in _HOUR_PARTS]
+                if self._table_exists(f"r1d_{m.name}") and not any(
+                        r[1].endswith("_hn") for r in c.execute(f"PRAGMA table_info(r1d_{m.name})")):
+                    # Daily rows from before the hourly summaries: whole days only after them.
+                    newest = c.execute(f"SELECT max(ts) FROM r1d_{m.name}").fetchone()[0]
+                    if newest is not None:
+                        c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                  (f"r1d_from:{m.name}", _floor(newest, NS_PER_DAY) + NS_PER_DAY))
                 for level, _ in _LEVELS:
                     table = f"{level}_{m.name}"
+                    cols = roll_cols + (hour_cols if level == "r1d" else [])
                     c.execute(f"CREATE TABLE IF NOT EXISTS {table} (series_id INTEGER NOT NULL, ts INTEGER NOT NULL"
-                              + "".join(f", {_q(f)} {t}" for f, t in roll_cols)
+                              + "".join(f", {_q(f)} {t}" for f, t in cols)
                               + ", PRIMARY KEY (series_id, ts)) WITHOUT ROWID")
-                    self._add_missing_columns(table, roll_cols)
+                    self._add_missing_columns(table, cols)
 
     def _table_exists(self, name: str) -> bool:
         return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -560,6 +573,9 @@ class SqliteStore(Store):
                     for level, step in _LEVELS:
                         if present:
                             conn.execute(self._rollup_sql(m.name, level, step, present), (rolled, top))
+                    numeric = tuple(f for f in present if m.fields[f].kind is not str)
+                    if numeric:  # after r1h took the new rows: the days they touched, summarised
+                        conn.execute(self._hour_stats_sql(m.name, numeric), (rolled, top))
                     rolled = top
                     _set_meta(conn, f"rolled:{m.name}", top)
                 self._apply_retention(conn, m.name, meta, now_ns)
@@ -568,6 +584,25 @@ class SqliteStore(Store):
                 top = conn.execute(f"SELECT max(rid) FROM {raw}").fetchone()[0] or 0
                 if top < rolled:
                     _set_meta(conn, f"rolled:{m.name}", top)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _hour_stats_sql(m: str, fields: tuple[str, ...]) -> str:
+        """UPDATE recomputing the daily rows' hourly summaries (``_HOUR_PARTS``) from r1h, for
+        the (series, day) pairs of the raw rows with rid in (?1, ?2]."""
+        day = _bucket_sql("ts", NS_PER_DAY, 0)
+        hours = f"FROM r1h_{m} AS h WHERE h.series_id = d.series_id AND h.ts >= d.ts AND h.ts < d.ts + {NS_PER_DAY}"
+        targets, values, peaks = [], [], []
+        for f in fields:
+            n, mean = f"h.{_q(f + '_n')}", f"(1.0 * h.{_q(f + '_sum')} / h.{_q(f + '_n')})"
+            targets += [_q(f + "_hn"), _q(f + "_hsum"), _q(f + "_hmax")]
+            values += [f"count(*) FILTER (WHERE {n} > 0)", f"total({mean}) FILTER (WHERE {n} > 0)",
+                       f"max({mean}) FILTER (WHERE {n} > 0)"]
+            # the earliest hour holding the largest mean
+            peaks.append(f"{_q(f + '_hmaxts')} = (SELECT h.ts {hours} AND {n} > 0 ORDER BY {mean} DESC, h.ts LIMIT 1)")
+        return (f"UPDATE r1d_{m} AS d SET ({', '.join(targets)}) = (SELECT {', '.join(values)} {hours}), "
+                f"{', '.join(peaks)} WHERE (d.series_id, d.ts) IN "
+                f"(SELECT DISTINCT series_id, {day} FROM raw_{m} WHERE rid > ?1 AND rid <= ?2)")
 
     @staticmethod
     @functools.lru_cache(maxsize=256)
@@ -681,11 +716,15 @@ class SqliteStore(Store):
                      group_by: Sequence[str] = (), where: Where | None = None,
                      combine: str = "sum") -> dict[tuple, BucketStats]:
         """``Store.bucket_stats`` in one SQL statement over the same pieces as query(): per series
-        and bucket the mean (Σ sum ÷ Σ n of its pieces), per group and bucket their sum or mean,
-        per group the count, total and peak. Only one row per group comes back."""
+        and bucket the mean (Σ sum ÷ Σ n of its pieces), then per group and bucket their sum or
+        mean, per group the count, total and peak. Only one row per group comes back.
+
+        Hourly statistics of single series (or ``each``) read whole days from the daily rows'
+        hourly summaries, and hours only at the range's edges: a quarter is 92 rows per series,
+        not 2,208. Not while raw rows inside those days wait for maintain(): then hours only."""
         spec, _ = check_query(measurement, [field], "mean", group_by, where)
-        if combine not in ("sum", "mean"):
-            raise StoreError(f"combine must be sum or mean, got {combine!r}")
+        if combine not in ("sum", "mean", "each"):
+            raise StoreError(f"combine must be sum, mean or each, got {combine!r}")
         every_ns = int(round(every_s * NS_PER_S))
         if every_ns <= 0:
             raise StoreError(f"every_s must be positive, got {every_s}")
@@ -693,18 +732,24 @@ class SqliteStore(Store):
         if spec.fields[field].kind is str or start_ns >= end_ns:
             return {}
         group_by = tuple(group_by)
+        m = measurement
         with self._read_txn() as conn:
-            group_of, pieces, sid_filter, _ = self._pieces(conn, measurement, start_ns, end_ns, every_ns,
-                                                           group_by, where)
+            group_of, pieces, sid_filter, meta = self._pieces(conn, m, start_ns, end_ns, every_ns, group_by, where)
             if not group_of or not pieces:
                 return {}
             groups = sorted(set(group_of.values()))
-            if len(groups) < len(group_of):
-                _load_groups(conn, group_of, groups)
+            per_series = combine == "each" or len(groups) == len(group_of)
+            if per_series and every_ns == HOUR_NS:
+                by_day = self._pieces(conn, m, start_ns, end_ns, None, group_by, where)[1]
+                rolled = meta.get(f"rolled:{m}", 0)
+                if not any(src == "r1d" and conn.execute(
+                        f"SELECT 1 FROM raw_{m} WHERE rid > ? AND +ts >= ? AND +ts < ? LIMIT 1", (rolled, a, z)
+                        ).fetchone() for src, a, z, _ in by_day):
+                    pieces = by_day
             qf = _q(field)
             bucket = _bucket_sql("ts", every_ns, start_ns)
             step_of = dict(_LEVELS)
-            parts = []
+            parts, days = [], []
             for source, s, e, min_rid in pieces:
                 where_sql = f"ts >= {int(s)} AND ts < {int(e)}"
                 hint = ""
@@ -713,33 +758,58 @@ class SqliteStore(Store):
                 where_sql += sid_filter.format(p="+" if min_rid is not None else "")
                 if source == "raw":
                     parts.append(f"SELECT series_id AS sid, {bucket} AS b, total({qf}) AS s, count({qf}) AS n "
-                                 f"FROM raw_{measurement}{hint} WHERE {where_sql} AND {qf} IS NOT NULL GROUP BY 1, 2")
+                                 f"FROM raw_{m}{hint} WHERE {where_sql} AND {qf} IS NOT NULL GROUP BY 1, 2")
+                elif step_of[source] > every_ns:  # days' hourly summaries (see _HOUR_PARTS)
+                    days.append(f"SELECT series_id AS sid, {_q(field + '_hn')} AS n, {_q(field + '_hsum')} AS total, "
+                                f"{_q(field + '_hmax')} AS peak, {_q(field + '_hmaxts')} AS pts FROM r1d_{m} "
+                                f"WHERE {where_sql} AND {_q(field + '_hn')} > 0")
                 elif step_of[source] == every_ns:
                     parts.append(f"SELECT series_id AS sid, ts AS b, {_q(field + '_sum')} AS s, {_q(field + '_n')} AS n "
-                                 f"FROM {source}_{measurement} WHERE {where_sql} AND {_q(field + '_n')} > 0")
+                                 f"FROM {source}_{m} WHERE {where_sql} AND {_q(field + '_n')} > 0")
                 else:
                     parts.append(f"SELECT series_id AS sid, {bucket} AS b, total({_q(field + '_sum')}) AS s, "
-                                 f"sum({_q(field + '_n')}) AS n FROM {source}_{measurement} "
+                                 f"sum({_q(field + '_n')}) AS n FROM {source}_{m} "
                                  f"WHERE {where_sql} AND {_q(field + '_n')} > 0 GROUP BY 1, 2")
+            means = ""
             if len(parts) == 1:  # one piece: a (series, bucket) appears once, no merge needed
-                per_series = f"SELECT sid, b, (1.0 * s) / n AS v FROM ({parts[0]})"
-            else:
-                per_series = f"SELECT sid, b, total(s) / sum(n) AS v FROM ({' UNION ALL '.join(parts)}) GROUP BY 1, 2"
+                means = f"SELECT sid, b, (1.0 * s) / n AS v FROM ({parts[0]})"
+            elif parts:
+                means = f"SELECT sid, b, total(s) / sum(n) AS v FROM ({' UNION ALL '.join(parts)}) GROUP BY 1, 2"
+            if per_series:
+                return self._series_stats(conn, means, days, group_of, groups, combine)
+            if len(groups) < len(group_of):
+                _load_groups(conn, group_of, groups)
             # One max() and nothing else min/max-like in the outer SELECT: SQLite then takes the
             # bare column b from the row holding the maximum (the first such row it meets, and
             # rows meet it in bucket order), which is the peak's time.
-            if len(groups) == len(group_of):
-                # Every group is one series: its buckets are its means, and the (series_id, ts)
-                # key delivers them in order, so SQLite groups them without sorting.
-                sql = f"SELECT sid, count(*), total(v), max(v), b FROM ({per_series}) GROUP BY sid"
-                return {group_of[sid]: BucketStats(n, total, peak, peak_ns)
-                        for sid, n, total, peak, peak_ns in conn.execute(sql)}
             agg = "total" if combine == "sum" else "avg"
             sql = (f"SELECT gid, count(*), total(v), max(v), b FROM (SELECT g.gid AS gid, p.b AS b, {agg}(p.v) AS v "
-                   f"FROM ({per_series}) AS p JOIN temp.dcim_query_group AS g ON g.sid = p.sid "
+                   f"FROM ({means}) AS p JOIN temp.dcim_query_group AS g ON g.sid = p.sid "
                    f"GROUP BY g.gid, p.b ORDER BY g.gid, p.b) GROUP BY gid")
             return {groups[gid]: BucketStats(n, total, peak, peak_ns)
                     for gid, n, total, peak, peak_ns in conn.execute(sql)}
+
+    @staticmethod
+    def _series_stats(conn, means: str, days: list[str], group_of: dict, groups: list,
+                      combine: str) -> dict[tuple, BucketStats]:
+        """BucketStats per series from hourly means (*means*: sid, b, v) and days' hourly
+        summaries (*days*: sid, n, total, peak, pts), then per group (``each``: added up)."""
+        if not days:
+            # The (series_id, ts) key delivers each series' buckets in order: SQLite groups them
+            # without sorting, and the bare column b comes from the first row holding the max.
+            sql = f"SELECT sid, count(*), total(v), max(v), b FROM ({means}) GROUP BY sid"
+        else:
+            units = ([f"SELECT sid, 1 AS n, v AS total, v AS peak, b AS pts FROM ({means})"] if means else []) + days
+            sql = (f"SELECT sid, n, total, peak, pts FROM (SELECT sid, sum(n) OVER w AS n, total(total) OVER w AS total, "
+                   f"peak, pts, row_number() OVER (PARTITION BY sid ORDER BY peak DESC, pts) AS rn "
+                   f"FROM ({' UNION ALL '.join(units)}) WINDOW w AS (PARTITION BY sid)) WHERE rn = 1")
+        rows = conn.execute(sql).fetchall()
+        if combine != "each" or len(groups) == len(group_of):
+            return {group_of[sid]: BucketStats(n, total, peak, pts) for sid, n, total, peak, pts in rows}
+        per_group: dict[tuple, dict[int, BucketStats]] = {}
+        for sid, n, total, peak, pts in rows:
+            per_group.setdefault(group_of[sid], {})[sid] = BucketStats(n, total, peak, pts)
+        return {g: add_bucket_stats([st[sid] for sid in sorted(st)]) for g, st in per_group.items()}
 
     def _pieces(self, conn, m: str, start_ns: int, end_ns: int, every_ns: int | None, group_by: tuple,
                 where: Where | None) -> tuple[dict, list, str, dict]:

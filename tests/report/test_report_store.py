@@ -26,14 +26,17 @@ RESET_PDU = "pdu-R01-a"  # its counter is reset mid-quarter in every store
 
 class Recorder(Store):
     """Writes to several stores, dropping points per store by a rule, and keeps the PDU and
-    meter points it saw so the test can compute the truth on its own."""
+    meter points and the GPUs' utilisation it saw so the test can compute the truth on its own."""
 
     def __init__(self, targets):
         self.targets = targets  # [(store, drop(point) -> bool)]
         self.seen = []
+        self.gpu_util = []  # (rack, uuid, time_ns, util_pct)
 
     def write(self, points):
         self.seen += [p for p in points if p.measurement in ("pdu", "meter")]
+        self.gpu_util += [(p.tags["rack"], p.tags["uuid"], p.time_ns, p.fields["util_pct"]) for p in points
+                          if p.measurement == "gpu" and "util_pct" in p.fields]
         for store, drop in self.targets:
             store.write([p for p in points if not drop(p)])
 
@@ -79,7 +82,7 @@ def quarter_data(tmp_path_factory):
             twin.reset_energy_counter(RESET_PDU)
 
     backfill(twin, rec, days=(end_ns - start_ns) / 86400e9, step_s=STEP_S, end_ns=end_ns, progress=reset_mid_quarter)
-    yield {"cfg": cfg, "q": q, "full": full, "gap": gap, "added": added, "seen": rec.seen,
+    yield {"cfg": cfg, "q": q, "full": full, "gap": gap, "added": added, "seen": rec.seen, "gpu_util": rec.gpu_util,
            "gap_window": (gap_start, gap_start + week_ns), "mid": mid}
     for s in (full, gap, added):
         s.close()
@@ -164,6 +167,28 @@ def test_a_device_added_mid_quarter(quarter_data):
     assert added["R03"]["it_kwh"] == pytest.approx(other + late_part, rel=0.003)
     assert added["R03"]["it_kwh"] < full["R03"]["it_kwh"]
     assert added["R03"]["coverage_pct"] == pytest.approx(100 * (q.end_ns - mid) / (q.end_ns - q.start_ns), abs=0.2)
+
+
+def test_gpu_hours_per_rack_from_the_raw_utilisation(quarter_data):
+    """A rack's GPU-hours are the hours each of its GPUs reported utilisation, added up; busy
+    GPU-hours the hourly mean utilisation over 100, added up. Recomputed from the raw points."""
+    q = quarter_data["q"]
+    hourly: dict[tuple, list] = defaultdict(list)
+    for rack, uuid, t, util in quarter_data["gpu_util"]:
+        if q.start_ns <= t < q.end_ns:
+            hourly[(rack, uuid, t - t % (3600 * 10**9))].append(util)
+    hours: dict[str, int] = defaultdict(int)
+    busy: dict[str, float] = defaultdict(float)
+    for (rack, _uuid, _hour), values in hourly.items():
+        hours[rack] += 1
+        busy[rack] += sum(values) / len(values) / 100.0
+    rows = rows_by(quarter_data["full"], quarter_data, "rack")
+    assert hours and set(hours) <= set(rows)
+    for rack in rows:
+        if rack == quarter_data["cfg"].site.name:
+            continue
+        assert rows[rack]["gpu_hours"] == pytest.approx(hours.get(rack, 0), abs=0.05), rack
+        assert rows[rack]["gpu_busy_hours"] == pytest.approx(busy.get(rack, 0.0), abs=0.06), rack
 
 
 def test_gpu_rows_and_csv_shape(quarter_data):

@@ -242,7 +242,7 @@ class StoreContract:
 
         self.check_both_states(store, check)
 
-    @pytest.mark.parametrize("combine", ["sum", "mean"])
+    @pytest.mark.parametrize("combine", ["sum", "mean", "each"])
     @pytest.mark.parametrize("every_s", [600, 3600])
     def test_bucket_stats_match_reference(self, store, site, combine, every_s):
         t0 = recent_hour_ns(4)
@@ -258,6 +258,17 @@ class StoreContract:
                     key = (p.tags["uuid"], p.time_ns - p.time_ns % step)
                     per_series.setdefault(key, []).append(p.fields[field])
             rack_of = {p.tags["uuid"]: p.tags for p in points}
+            if combine == "each":  # every series on its own, then added up per group
+                mine: dict[tuple, dict[str, dict[int, float]]] = {}
+                for (uuid, b), vals in per_series.items():
+                    g = tuple(rack_of[uuid][t] for t in group_by)
+                    mine.setdefault(g, {}).setdefault(uuid, {})[b] = sum(vals) / len(vals)
+                want = {}
+                for g, by_uuid in mine.items():
+                    values = [(v, b) for buckets in by_uuid.values() for b, v in buckets.items()]
+                    top = max(v for v, _ in values)
+                    want[g] = (len(values), sum(v for v, _ in values), top, min(b for v, b in values if v == top))
+                return want
             per_group: dict[tuple, dict[int, list]] = {}
             for (uuid, b), vals in per_series.items():
                 g = tuple(rack_of[uuid][t] for t in group_by)

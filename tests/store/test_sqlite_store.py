@@ -565,3 +565,62 @@ def test_file_from_before_daily_rollups_reads_old_days_by_hour(tmp_path):
     assert meta["r1d_from:gpu"] == t0 + 3 * DAY
     assert [p[0] for p in store._plan("gpu", t0, t0 + 6 * DAY, DAY, meta)] == ["r1h", "r1d"]
     store.close()
+
+
+def reference_hour_stats(points, site, start, end):
+    """{uuid: (hours with power, Σ hourly means, largest hourly mean, its hour)} from the points."""
+    per: dict[tuple, list] = {}
+    for p in points:
+        if p.tags["site"] == site and start <= p.time_ns < end and "power_w" in p.fields:
+            per.setdefault((p.tags["uuid"], p.time_ns - p.time_ns % HOUR), []).append(p.fields["power_w"])
+    out: dict[str, dict[int, float]] = {}
+    for (uuid, b), vals in per.items():
+        out.setdefault(uuid, {})[b] = sum(vals) / len(vals)
+    want = {}
+    for uuid, hours in out.items():
+        top = max(hours.values())
+        want[(uuid,)] = (len(hours), sum(hours.values()), top, min(b for b, v in hours.items() if v == top))
+    return want
+
+
+def assert_stats(got, want):
+    assert set(got) == set(want)
+    for k, (n, total, peak, peak_ns) in want.items():
+        st = got[k]
+        assert (st.buckets, st.peak_ns) == (n, peak_ns), k
+        assert st.total == pytest.approx(total, rel=1e-12) and st.peak == pytest.approx(peak, rel=1e-12), k
+
+
+def test_hourly_stats_of_whole_days_come_from_the_daily_rows(tmp_path):
+    """Eight days with Seoul-midnight edges: whole UTC days are read from the daily rows' hourly
+    summaries, and the answer equals the reference computed from the points, before maintain,
+    after it, and with a late point waiting inside one of those days."""
+    store = SqliteStore(tmp_path / "h.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY - 9 * HOUR
+    points = hourly_points("s1", t0, 8 * 24, gpus=3)
+    store.write(points)
+    # hour edges that are no UTC day's (finer rows expire below, and an hour is then the finest)
+    start, end = t0 + HOUR, t0 + 7 * DAY - 2 * HOUR
+
+    def check():
+        got = store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["uuid"], where={"site": "s1"})
+        assert_stats(got, reference_hour_stats(points, "s1", start, end))
+        each = store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["rack"], combine="each")
+        want = reference_hour_stats(points, "s1", start, end)
+        assert each[("r01",)].buckets == sum(w[0] for w in want.values())
+        assert each[("r01",)].total == pytest.approx(sum(w[1] for w in want.values()), rel=1e-12)
+        assert each[("r01",)].peak == pytest.approx(max(w[2] for w in want.values()), rel=1e-12)
+
+    check()
+    store.maintain(now_ns=t0 + 30 * DAY)  # raw is gone: rollups alone
+    rows = store._conn.execute('SELECT count(*) FROM r1d_gpu WHERE "power_w_hn" > 0').fetchone()[0]
+    assert rows == 3 * 9  # three GPUs, nine UTC days touched
+    check()
+    # a late reading inside a whole day, not yet rolled up: the hours are read from r1h instead
+    late = Point("gpu", gpu_tags("s1", "n1", 1), {"power_w": 5000.0}, t0 + 3 * DAY + 5 * HOUR + 11 * S)
+    store.write([late])
+    points.append(late)
+    check()
+    store.maintain(now_ns=t0 + 30 * DAY)  # rolled up: the day's summary includes it
+    check()
+    store.close()
