@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from dcim.config import Config
 from dcim.inventory import Inventory, build_inventory
-from dcim.metrics import Point
+from dcim.metrics import OPTIMIZER_CYCLE_ACTION, Point
 from dcim.store.base import Store, StoreError
 from dcim.store.gpu_summary import GpuSummary
 
@@ -250,12 +250,16 @@ class DataSource:
             start = int(midnight.timestamp() * NS)
             end = int((self.now() + every) * NS)
             try:
-                res = self.store.query("optimizer", ["est_saving_w"], start, end, every_s=every, agg="sum")
+                res = self.store.query("optimizer", ["est_saving_w"], start, end, every_s=every, agg="sum",
+                                       group_by=["action"])
             except StoreError:
                 return None
+            # The daemon's cycle rows carry the whole facility's saving each interval; its
+            # decision rows repeat a share of it when a cap changes. Cycles alone, where present.
+            cycles = [s for s in res if s.tags.get("action") == OPTIMIZER_CYCLE_ACTION]
             total = 0.0
             seen = False
-            for s in res:
+            for s in cycles or res:
                 for v in s.values.get("est_saving_w", []):
                     if v is not None:
                         total += v * every
@@ -470,13 +474,16 @@ class DataSource:
         newest = None
         saving_now = 0.0
         live_decisions = 0
+        # The newest cycle row states the whole facility's saving; without one (a daemon that
+        # writes no cycle rows), the decisions still in force are added up.
+        cycles = [p for p in points if p.tags.get("action") == OPTIMIZER_CYCLE_ACTION]
         for p in points:
             f = p.fields
             if f.get("mode") and p.time_ns > mode_t:
                 mode, mode_t = f["mode"], p.time_ns
             newest = max(newest or 0, p.time_ns)
             lease = float(f.get("lease_s") or lease_default)
-            if now_ns - p.time_ns <= lease * NS and f.get("est_saving_w") is not None:
+            if (not cycles or p in cycles) and now_ns - p.time_ns <= lease * NS and f.get("est_saving_w") is not None:
                 saving_now += float(f["est_saving_w"])
                 live_decisions += 1
         return {"mode": mode or (self.config.optimizer.mode if not points else None),

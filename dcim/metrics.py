@@ -134,6 +134,12 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
        F("dropped", int, "", "points dropped by the writer (counted)")),
 )}
 
+# The optimizer's audit trail: one row per decision (action set, revert, advise, ...) and one per
+# cycle under this action, host "" and uuid "", whose est_saving_w is the whole facility's
+# estimated saving at that cycle. Savings over time integrate the cycle rows; decision rows
+# repeat a share of it at the moment a cap changed.
+OPTIMIZER_CYCLE_ACTION = "cycle"
+
 
 class PointError(ValueError):
     """A point that does not fit the metric contract."""

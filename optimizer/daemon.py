@@ -37,7 +37,7 @@ import numpy as np
 
 from dcim.config import Config
 from dcim.inventory import Inventory, build_inventory
-from dcim.metrics import Point
+from dcim.metrics import OPTIMIZER_CYCLE_ACTION, Point
 from dcim.store.base import StoreError
 from optimizer import fleet as fleet_mod
 from optimizer.actuator import Actuator, ApplyResult
@@ -87,7 +87,7 @@ class CycleReport:
                 f"  renewed {self.renewed}  {self.held}")
         rows = [("host", "gpu", "action", "limit_w", "previous_w", "saving_w", "reason")]
         for d in self.decisions:
-            if d.action == "cycle":
+            if d.action == OPTIMIZER_CYCLE_ACTION:
                 continue
             rows.append((d.host, str(d.index), d.action, _fmt(d.power_limit_w), _fmt(d.previous_w),
                          f"{d.est_saving_w:.0f}", d.reason))
@@ -416,7 +416,8 @@ class OptimizerDaemon:
                       "mode": self.mode, "est_saving_w": float(summary.est_saving_w), "lease_s": float(self.settings.lease_s)}
             if pue is not None:
                 fields["predicted_pue"] = float(pue)
-            pts.append(Point("optimizer", {"site": site, "host": "", "uuid": "", "action": "cycle"}, fields, now))
+            pts.append(Point("optimizer", {"site": site, "host": "", "uuid": "", "action": OPTIMIZER_CYCLE_ACTION},
+                             fields, now))
         pts = self._audit_backlog + pts
         if not pts:
             return
@@ -433,7 +434,7 @@ class OptimizerDaemon:
     def _tick(self) -> None:
         try:
             report = self.run_once()
-            changed = sum(1 for d in report.decisions if d.action not in ("cycle", "renew"))
+            changed = sum(1 for d in report.decisions if d.action not in (OPTIMIZER_CYCLE_ACTION, "renew"))
             log.info("optimizer cycle: mode %s, %d decisions, %d renewed, est. saving %.1f kW%s", report.mode, changed,
                      report.renewed, report.est_saving_w / 1000, f" ({report.held})" if report.held else "")
         except Exception:  # noqa: BLE001 — one bad cycle must not kill the scheduler; leases lapse

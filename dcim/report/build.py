@@ -14,7 +14,9 @@ Where each figure comes from:
 - **Facility energy of an entity** (chargeback): its IT energy × the site's period PUE.
 - **Peak demand**: the largest hourly mean power (site: 15-minute mean; room, rack, tenant: the
   hourly sum of its PDUs' means), with its local time.
-- **Optimizer savings**: the integral of the optimizer's ``est_saving_w`` (hourly means).
+- **Optimizer savings**: the integral of the facility saving the optimizer states every cycle
+  (its cycle rows' ``est_saving_w``, hourly means); shared out to racks by the savings its
+  decisions estimated for their hosts' GPUs.
 
 Counters are summarised per day (first, last, max), which finds resets between and inside days
 (see ``energy.counter_delta``); power per hour. Coverage is the share of hours with data.
@@ -30,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from dcim.config import Config
 from dcim.inventory import build_inventory
+from dcim.metrics import OPTIMIZER_CYCLE_ACTION
 from dcim.report import energy
 from dcim.report.periods import Period, trailing_twelve_months
 from dcim.store.base import BucketStats, Store
@@ -239,8 +242,7 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
     peak_w, peak_at = _site_peak(store, config, period)
 
     say("optimizer savings")
-    savings = _series_by(store, "optimizer", "est_saving_w", period, HOUR_S, "mean", ("host",))
-    saved_by_host = {k[0]: energy.integrate_power(v, HOUR_S) for k, (_, v) in savings.items()}
+    saved_kwh, saved_by_host = _savings(store, period)
 
     rows = []
     fac = site["facility"]
@@ -253,7 +255,7 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
                     avg_kw=_round(None if fac.kwh is None else fac.kwh / period.hours),
                     peak_kw=_round(None if peak_w is None else peak_w / 1000), peak_time=_local(peak_at, tz),
                     co2e_kg=_round(None if fac.kwh is None else fac.kwh * grid),
-                    optimizer_saved_kwh=_round(sum(saved_by_host.values())) if saved_by_host else "",
+                    optimizer_saved_kwh=_round(saved_kwh),
                     share_of_it_pct=100.0 if it.kwh else "")
     rows.append(site_row)
     if by == "site":
@@ -335,6 +337,27 @@ def _site_peak(store: Store, config: Config, period: Period) -> tuple[float | No
     if fine_hours and fine_hours >= hours:
         return energy.peak(*fine)
     return energy.peak(*hourly)
+
+
+def _savings(store: Store, period: Period) -> tuple[float | None, dict[str, float]]:
+    """(kWh the optimizer saved over *period*, its share per host). The cycle rows hold the
+    facility's saving each cycle: their integral is the total. The decision rows say which GPUs
+    it came from (each cap's estimated saving when set): a host's share of their integral is its
+    share of the total. Without cycle rows (an audit trail from before them), the decisions'
+    integral per host is all there is."""
+    stats = store.bucket_stats("optimizer", "est_saving_w", period.start_ns, period.end_ns, HOUR_S,
+                               group_by=("host", "action"), combine="each")
+    cycle_kwh = [energy.integrate_mean_sum(st.total, HOUR_S) for (_, action), st in stats.items()
+                 if action == OPTIMIZER_CYCLE_ACTION]
+    by_host: dict[str, float] = defaultdict(float)
+    for (host, action), st in stats.items():
+        if action != OPTIMIZER_CYCLE_ACTION:
+            by_host[host] += energy.integrate_mean_sum(st.total, HOUR_S)
+    if not cycle_kwh:
+        return (sum(by_host.values()) if by_host else None), dict(by_host)
+    total = sum(cycle_kwh)
+    weights = sum(by_host.values())
+    return total, {h: total * kwh / weights for h, kwh in by_host.items()} if weights > 0 else {}
 
 
 def _group_peaks(store: Store, config: Config, period: Period, by: str,

@@ -4,6 +4,9 @@ number of screens, staleness."""
 import threading
 import time
 
+import pytest
+
+from dcim.metrics import Point
 from dcim.store.base import Series
 
 from dashboards.data import NS, DataSource, QueryCache, energy_ratio, quarter_of
@@ -87,6 +90,29 @@ def test_snapshot_values_and_pue(tmp_path):
     opt = snap["optimizer"]
     assert opt["mode"] == "enforce" and opt["gpus_capped"] == len(S.RACKS) * 2
     assert opt["saving_now_w"] == 150.0 * len(S.RACKS) * 2
+    store.close()
+
+
+def test_savings_come_from_the_cycle_rows_when_the_daemon_writes_them(tmp_path):
+    """The daemon's cycle row states the whole facility's saving; its decision rows (150 W each
+    here, from populate) repeat shares of it. Shown: the newest cycle's figure now, and today's
+    cycles × the optimizer interval, not cycles plus decisions."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    noon = datetime.now(ZoneInfo("Asia/Seoul")).replace(hour=12, minute=0, second=0, microsecond=0)
+    now_ns = int(noon.timestamp()) * NS
+    ds, store, _ = _source(tmp_path, clock=lambda: now_ns / NS)
+    every = float(ds.config.optimizer.interval_s)
+    cycle = {"site": S.SITE, "host": "", "uuid": "", "action": "cycle"}
+    store.write([Point("optimizer", cycle, {"est_saving_w": 4000.0, "mode": "enforce", "lease_s": 300.0},
+                       now_ns - int(3 * every) * NS),
+                 Point("optimizer", cycle, {"est_saving_w": 5000.0, "mode": "enforce", "lease_s": 300.0},
+                       now_ns - int(every) * NS)])
+    store.flush()
+    opt = ds.snapshot()["optimizer"]
+    assert opt["saving_now_w"] == 5000.0
+    assert opt["saved_today_kwh"] == pytest.approx((4000.0 + 5000.0) * every / 3.6e6)
     store.close()
 
 
