@@ -83,6 +83,7 @@ _NUMERIC_AGGS = frozenset({"mean", "max", "min", "sum"})
 # Coarsest first: a query reads each range from the coarsest level whose buckets fit it. Days
 # serve the report's daily counters and whole-quarter aggregates at 1/24 of the hourly rows.
 _LEVELS = (("r1d", NS_PER_DAY), ("r1h", HOUR_NS), ("r1m", MINUTE_NS))
+MULTI_CHUNK_NS = 4 * NS_PER_DAY  # bucket_stats of multi-series groups sorts this much at a time
 ROWS_PER_INSERT = 32  # x (2 + fields) parameters stays far below SQLite's 32766
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -746,48 +747,69 @@ class SqliteStore(Store):
                         f"SELECT 1 FROM raw_{m} WHERE rid > ? AND +ts >= ? AND +ts < ? LIMIT 1", (rolled, a, z)
                         ).fetchone() for src, a, z, _ in by_day):
                     pieces = by_day
-            qf = _q(field)
-            bucket = _bucket_sql("ts", every_ns, start_ns)
-            step_of = dict(_LEVELS)
-            parts, days = [], []
-            for source, s, e, min_rid in pieces:
-                where_sql = f"ts >= {int(s)} AND ts < {int(e)}"
-                hint = ""
-                if min_rid is not None:  # only the unrolled tail: walk the rowid range
-                    where_sql, hint = f"rid > {int(min_rid)} AND +ts >= {int(s)} AND +ts < {int(e)}", " NOT INDEXED"
-                where_sql += sid_filter.format(p="+" if min_rid is not None else "")
-                if source == "raw":
-                    parts.append(f"SELECT series_id AS sid, {bucket} AS b, total({qf}) AS s, count({qf}) AS n "
-                                 f"FROM raw_{m}{hint} WHERE {where_sql} AND {qf} IS NOT NULL GROUP BY 1, 2")
-                elif step_of[source] > every_ns:  # days' hourly summaries (see _HOUR_PARTS)
-                    days.append(f"SELECT series_id AS sid, {_q(field + '_hn')} AS n, {_q(field + '_hsum')} AS total, "
-                                f"{_q(field + '_hmax')} AS peak, {_q(field + '_hmaxts')} AS pts FROM r1d_{m} "
-                                f"WHERE {where_sql} AND {_q(field + '_hn')} > 0")
-                elif step_of[source] == every_ns:
-                    parts.append(f"SELECT series_id AS sid, ts AS b, {_q(field + '_sum')} AS s, {_q(field + '_n')} AS n "
-                                 f"FROM {source}_{m} WHERE {where_sql} AND {_q(field + '_n')} > 0")
-                else:
-                    parts.append(f"SELECT series_id AS sid, {bucket} AS b, total({_q(field + '_sum')}) AS s, "
-                                 f"sum({_q(field + '_n')}) AS n FROM {source}_{m} "
-                                 f"WHERE {where_sql} AND {_q(field + '_n')} > 0 GROUP BY 1, 2")
-            means = ""
-            if len(parts) == 1:  # one piece: a (series, bucket) appears once, no merge needed
-                means = f"SELECT sid, b, (1.0 * s) / n AS v FROM ({parts[0]})"
-            elif parts:
-                means = f"SELECT sid, b, total(s) / sum(n) AS v FROM ({' UNION ALL '.join(parts)}) GROUP BY 1, 2"
             if per_series:
-                return self._series_stats(conn, means, days, group_of, groups, combine)
-            if len(groups) < len(group_of):
-                _load_groups(conn, group_of, groups)
+                parts, days = self._bucket_parts(m, field, pieces, every_ns, start_ns, sid_filter)
+                return self._series_stats(conn, _means_sql(parts), days, group_of, groups, combine)
+            _load_groups(conn, group_of, groups)
+            # Per group and bucket, the series' means combined: SQLite sorts every (group,
+            # bucket) row for that, so the range goes in chunks of a few days, each sorted
+            # alone, and the chunks' answers are merged here.
             # One max() and nothing else min/max-like in the outer SELECT: SQLite then takes the
             # bare column b from the row holding the maximum (the first such row it meets, and
             # rows meet it in bucket order), which is the peak's time.
             agg = "total" if combine == "sum" else "avg"
-            sql = (f"SELECT gid, count(*), total(v), max(v), b FROM (SELECT g.gid AS gid, p.b AS b, {agg}(p.v) AS v "
-                   f"FROM ({means}) AS p JOIN temp.dcim_query_group AS g ON g.sid = p.sid "
-                   f"GROUP BY g.gid, p.b ORDER BY g.gid, p.b) GROUP BY gid")
-            return {groups[gid]: BucketStats(n, total, peak, peak_ns)
-                    for gid, n, total, peak, peak_ns in conn.execute(sql)}
+            chunk = max(1, MULTI_CHUNK_NS // every_ns) * every_ns
+            merged: dict[int, list] = {}
+            for a in range(_floor(start_ns, chunk), end_ns, chunk):
+                sub = [(src, max(s, a), min(e, a + chunk), rid) for src, s, e, rid in pieces
+                       if max(s, a) < min(e, a + chunk)]
+                if not sub:
+                    continue
+                parts, _ = self._bucket_parts(m, field, sub, every_ns, start_ns, sid_filter)
+                sql = (f"SELECT gid, count(*), total(v), max(v), b FROM (SELECT g.gid AS gid, p.b AS b, {agg}(p.v) AS v "
+                       f"FROM ({_means_sql(parts)}) AS p JOIN temp.dcim_query_group AS g ON g.sid = p.sid "
+                       f"GROUP BY g.gid, p.b ORDER BY g.gid, p.b) GROUP BY gid")
+                for gid, n, total, peak, b in conn.execute(sql):
+                    acc = merged.get(gid)
+                    if acc is None:
+                        merged[gid] = [n, total, peak, b]
+                    else:  # chunks come in time order: a later equal peak is not the earliest
+                        acc[0] += n
+                        acc[1] += total
+                        if peak > acc[2]:
+                            acc[2], acc[3] = peak, b
+            return {groups[gid]: BucketStats(*acc) for gid, acc in merged.items()}
+
+    @staticmethod
+    def _bucket_parts(m: str, field: str, pieces: list, every_ns: int, start_ns: int,
+                      sid_filter: str) -> tuple[list[str], list[str]]:
+        """SQL per piece: (sid, b, s, n) partial sums per hourly-or-finer bucket, and (sid, n,
+        total, peak, pts) hourly summaries of whole days (r1d pieces)."""
+        qf = _q(field)
+        bucket = _bucket_sql("ts", every_ns, start_ns)
+        step_of = dict(_LEVELS)
+        parts, days = [], []
+        for source, s, e, min_rid in pieces:
+            where_sql = f"ts >= {int(s)} AND ts < {int(e)}"
+            hint = ""
+            if min_rid is not None:  # only the unrolled tail: walk the rowid range
+                where_sql, hint = f"rid > {int(min_rid)} AND +ts >= {int(s)} AND +ts < {int(e)}", " NOT INDEXED"
+            where_sql += sid_filter.format(p="+" if min_rid is not None else "")
+            if source == "raw":
+                parts.append(f"SELECT series_id AS sid, {bucket} AS b, total({qf}) AS s, count({qf}) AS n "
+                             f"FROM raw_{m}{hint} WHERE {where_sql} AND {qf} IS NOT NULL GROUP BY 1, 2")
+            elif step_of[source] > every_ns:  # days' hourly summaries (see _HOUR_PARTS)
+                days.append(f"SELECT series_id AS sid, {_q(field + '_hn')} AS n, {_q(field + '_hsum')} AS total, "
+                            f"{_q(field + '_hmax')} AS peak, {_q(field + '_hmaxts')} AS pts FROM r1d_{m} "
+                            f"WHERE {where_sql} AND {_q(field + '_hn')} > 0")
+            elif step_of[source] == every_ns:
+                parts.append(f"SELECT series_id AS sid, ts AS b, {_q(field + '_sum')} AS s, {_q(field + '_n')} AS n "
+                             f"FROM {source}_{m} WHERE {where_sql} AND {_q(field + '_n')} > 0")
+            else:
+                parts.append(f"SELECT series_id AS sid, {bucket} AS b, total({_q(field + '_sum')}) AS s, "
+                             f"sum({_q(field + '_n')}) AS n FROM {source}_{m} "
+                             f"WHERE {where_sql} AND {_q(field + '_n')} > 0 GROUP BY 1, 2")
+        return parts, days
 
     @staticmethod
     def _series_stats(conn, means: str, days: list[str], group_of: dict, groups: list,
@@ -1293,6 +1315,15 @@ _MERGE = {
     "max": lambda cur, n, v: (cur[0] + n, v if v > cur[1] else cur[1]),
     "count": lambda cur, n, v: (cur[0] + n, None),
 }
+
+
+def _means_sql(parts: list[str]) -> str:
+    """(sid, b, v): each series' mean per bucket from the partial sums of *parts* ('' if none)."""
+    if len(parts) == 1:  # one piece: a (series, bucket) appears once, no merge needed
+        return f"SELECT sid, b, (1.0 * s) / n AS v FROM ({parts[0]})"
+    if parts:
+        return f"SELECT sid, b, total(s) / sum(n) AS v FROM ({' UNION ALL '.join(parts)}) GROUP BY 1, 2"
+    return ""
 
 
 def _load_groups(conn: sqlite3.Connection, group_of: dict[int, tuple], groups: list[tuple]) -> None:

@@ -624,3 +624,30 @@ def test_hourly_stats_of_whole_days_come_from_the_daily_rows(tmp_path):
     store.maintain(now_ns=t0 + 30 * DAY)  # rolled up: the day's summary includes it
     check()
     store.close()
+
+
+@pytest.mark.parametrize("combine", ["sum", "mean"])
+def test_group_stats_over_many_days_merge_their_chunks(tmp_path, combine):
+    """A rack of three GPUs over eight days: the per-hour sums (or means) of its series are
+    summarised in chunks of days and merged; the answer equals the reference."""
+    store = SqliteStore(tmp_path / "g.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY - 9 * HOUR
+    points = hourly_points("s1", t0, 8 * 24, gpus=3)
+    store.write(points)
+    start, end = t0 + HOUR, t0 + 7 * DAY - 2 * HOUR
+    per: dict[tuple, list] = {}
+    for p in points:
+        if start <= p.time_ns < end:
+            per.setdefault((p.tags["uuid"], p.time_ns - p.time_ns % HOUR), []).append(p.fields["power_w"])
+    by_hour: dict[int, list] = {}
+    for (_uuid, b), vals in per.items():
+        by_hour.setdefault(b, []).append(sum(vals) / len(vals))
+    values = {b: (sum(v) if combine == "sum" else sum(v) / len(v)) for b, v in by_hour.items()}
+    top = max(values.values())
+    want = {("r01",): (len(values), sum(values.values()), top, min(b for b, v in values.items() if v == top))}
+    for settle in (False, True):
+        if settle:
+            store.maintain(now_ns=t0 + 30 * DAY)
+        got = store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["rack"], combine=combine)
+        assert_stats(got, want)
+    store.close()
