@@ -52,19 +52,9 @@ def counter_delta(firsts: list[float | None], lasts: list[float | None], maxes: 
     return total, resets
 
 
-def integrate_power(means_w: list[float | None], bucket_s: float) -> float:
-    """Energy in kWh from mean power (W) per bucket of *bucket_s* seconds; gaps add nothing."""
-    return integrate_mean_sum(sum(m for m in means_w if m is not None), bucket_s)
-
-
 def integrate_mean_sum(sum_of_means_w: float, bucket_s: float) -> float:
     """Energy in kWh from the sum (W) of the mean powers of buckets of *bucket_s* seconds."""
     return sum_of_means_w * bucket_s / 3.6e6
-
-
-def coverage(values: list[float | None], expected_buckets: int) -> float:
-    """Share (%) of the period's buckets that held data."""
-    return coverage_of(sum(1 for v in values if v is not None), expected_buckets)
 
 
 def coverage_of(buckets_with_data: int, expected_buckets: int) -> float:

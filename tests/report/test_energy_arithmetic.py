@@ -46,9 +46,11 @@ def test_counter_gap_still_counts_energy_across_it():
 
 
 def test_integrate_power_and_coverage():
-    hourly = [1000.0, None, 3000.0, None]
-    assert energy.integrate_power(hourly, 3600) == pytest.approx(4.0)  # kWh
-    assert energy.coverage(hourly, 4) == 50.0
+    # two hours with data, means 1,000 W and 3,000 W, in a period of four hours
+    assert energy.integrate_mean_sum(1000.0 + 3000.0, 3600) == pytest.approx(4.0)  # kWh
+    assert energy.integrate_mean_sum(1000.0, 900) == pytest.approx(0.25)  # a 15-minute bucket
+    assert energy.coverage_of(2, 4) == 50.0
+    assert energy.coverage_of(5, 4) == 100.0 and energy.coverage_of(0, 0) == 0.0
 
 
 def test_pue_and_chargeback():
