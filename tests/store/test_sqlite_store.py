@@ -627,9 +627,9 @@ def test_hourly_stats_of_whole_days_come_from_the_daily_rows(tmp_path):
 
 
 @pytest.mark.parametrize("combine", ["sum", "mean"])
-def test_group_stats_over_many_days_merge_their_chunks(tmp_path, combine):
-    """A rack of three GPUs over eight days: the per-hour sums (or means) of its series are
-    summarised in chunks of days and merged; the answer equals the reference."""
+def test_group_stats_over_many_days(tmp_path, combine):
+    """A rack of three GPUs over eight days: the per-hour sums (or means) of its series,
+    summarised, before and after the rollups; the answer equals the reference."""
     store = SqliteStore(tmp_path / "g.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
     t0 = 1_780_000_000 * S // DAY * DAY - 9 * HOUR
     points = hourly_points("s1", t0, 8 * 24, gpus=3)
