@@ -797,23 +797,25 @@ class SqliteStore(Store):
     def _series_stats(conn, means: str, days: list[str], group_of: dict, groups: list,
                       combine: str) -> dict[tuple, BucketStats]:
         """BucketStats per series from hourly means (*means*: sid, b, v) and days' hourly
-        summaries (*days*: sid, n, total, peak, pts), then per group (``each``: added up)."""
-        if not days:
-            # The (series_id, ts) key delivers each series' buckets in order: SQLite groups them
-            # without sorting, and the bare column b comes from the first row holding the max.
-            sql = f"SELECT sid, count(*), total(v), max(v), b FROM ({means}) GROUP BY sid"
-        else:
-            units = ([f"SELECT sid, 1 AS n, v AS total, v AS peak, b AS pts FROM ({means})"] if means else []) + days
-            sql = (f"SELECT sid, n, total, peak, pts FROM (SELECT sid, sum(n) OVER w AS n, total(total) OVER w AS total, "
-                   f"peak, pts, row_number() OVER (PARTITION BY sid ORDER BY peak DESC, pts) AS rn "
-                   f"FROM ({' UNION ALL '.join(units)}) WINDOW w AS (PARTITION BY sid)) WHERE rn = 1")
-        rows = conn.execute(sql).fetchall()
+        summaries (*days*: sid, n, total, peak, pts), then per group (``each``: added up).
+
+        Each source is grouped by series on its own: the (series_id, ts) key delivers a
+        series' rows in time order, so SQLite groups them without sorting, and the bare column
+        (the peak's time) comes from the first row holding the max, the earliest. The sources'
+        answers, a row per series each, are merged here."""
+        sources = [f"SELECT sid, count(*), total(v), max(v), b FROM ({means}) GROUP BY sid"] if means else []
+        sources += [f"SELECT sid, sum(n), total(total), max(peak), pts FROM ({d}) GROUP BY sid" for d in days]
+        per_sid: dict[int, list[BucketStats]] = {}
+        for sql in sources:
+            for sid, n, total, peak, pts in conn.execute(sql):
+                per_sid.setdefault(sid, []).append(BucketStats(n, total, peak, pts))
+        stats = {sid: parts[0] if len(parts) == 1 else add_bucket_stats(parts) for sid, parts in per_sid.items()}
         if combine != "each" or len(groups) == len(group_of):
-            return {group_of[sid]: BucketStats(n, total, peak, pts) for sid, n, total, peak, pts in rows}
-        per_group: dict[tuple, dict[int, BucketStats]] = {}
-        for sid, n, total, peak, pts in rows:
-            per_group.setdefault(group_of[sid], {})[sid] = BucketStats(n, total, peak, pts)
-        return {g: add_bucket_stats([st[sid] for sid in sorted(st)]) for g, st in per_group.items()}
+            return {group_of[sid]: st for sid, st in stats.items()}
+        per_group: dict[tuple, list[BucketStats]] = {}
+        for sid in sorted(stats):
+            per_group.setdefault(group_of[sid], []).append(stats[sid])
+        return {g: add_bucket_stats(parts) for g, parts in per_group.items()}
 
     def _pieces(self, conn, m: str, start_ns: int, end_ns: int, every_ns: int | None, group_by: tuple,
                 where: Where | None) -> tuple[dict, list, str, dict]:
