@@ -476,14 +476,15 @@ class DataSource:
         live_decisions = 0
         # The newest cycle row states the whole facility's saving; without one (a daemon that
         # writes no cycle rows), the decisions still in force are added up.
-        cycles = [p for p in points if p.tags.get("action") == OPTIMIZER_CYCLE_ACTION]
+        cycles = any(p.tags.get("action") == OPTIMIZER_CYCLE_ACTION for p in points)
         for p in points:
             f = p.fields
             if f.get("mode") and p.time_ns > mode_t:
                 mode, mode_t = f["mode"], p.time_ns
             newest = max(newest or 0, p.time_ns)
             lease = float(f.get("lease_s") or lease_default)
-            if (not cycles or p in cycles) and now_ns - p.time_ns <= lease * NS and f.get("est_saving_w") is not None:
+            counts = not cycles or p.tags.get("action") == OPTIMIZER_CYCLE_ACTION
+            if counts and now_ns - p.time_ns <= lease * NS and f.get("est_saving_w") is not None:
                 saving_now += float(f["est_saving_w"])
                 live_decisions += 1
         return {"mode": mode or (self.config.optimizer.mode if not points else None),

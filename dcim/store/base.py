@@ -93,10 +93,7 @@ class Store(ABC):
 
         This default builds it from ``query`` (one Series per series); a store may compute it
         where the data is."""
-        spec = measurement_spec(measurement)
-        if combine not in ("sum", "mean", "each"):
-            raise StoreError(f"combine must be sum, mean or each, got {combine!r}")
-        check_query(measurement, [field], "mean", group_by, where)
+        spec = check_bucket_stats(measurement, field, every_s, combine, group_by, where)
         per_bucket: dict[tuple, dict[int, list[float]]] = {}
         per_series: dict[tuple, list[BucketStats]] = {}
         for s in self.query(measurement, [field], start_ns, end_ns, every_s=every_s, agg="mean",
@@ -179,6 +176,17 @@ def check_query(measurement: str, fields: Sequence[str], agg: str, group_by: Seq
         raise StoreError(f"unknown aggregate {agg!r} (one of {', '.join(AGGREGATES)})")
     check_tags(spec, list(group_by) + list(where or {}))
     return spec, fields
+
+
+def check_bucket_stats(measurement: str, field: str, every_s: float, combine: str, group_by: Sequence[str],
+                       where: Where | None) -> Measurement:
+    """The argument checks every backend's ``bucket_stats`` makes first; returns the spec."""
+    spec, _ = check_query(measurement, [field], "mean", group_by, where)
+    if combine not in ("sum", "mean", "each"):
+        raise StoreError(f"combine must be sum, mean or each, got {combine!r}")
+    if int(round(every_s * 1e9)) <= 0:
+        raise StoreError(f"every_s must be positive, got {every_s}")
+    return spec
 
 
 def matches(tags: dict[str, str], where: Where | None) -> bool:

@@ -57,7 +57,8 @@ from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
 from dcim.store.base import (Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where,
-                             add_bucket_stats, check_query, check_tags, matches, measurement_spec)
+                             add_bucket_stats, check_bucket_stats, check_query, check_tags, matches,
+                             measurement_spec)
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
 
 log = logging.getLogger(__name__)
@@ -253,21 +254,16 @@ class SqliteStore(Store):
                 self._add_missing_columns(f"raw_{m.name}", raw_cols)
                 roll_cols = [(f"{f}_{p}", _SQL_TYPE[s.kind] if p not in ("n", "fts", "lts") else "INTEGER")
                              for f, s in m.fields.items() for p in _PARTS]
-                # A file from before the daily level: its past is rolled up by hour only, so days
-                # are read from r1d only from the first day after the newest hourly row.
-                if not self._table_exists(f"r1d_{m.name}"):
-                    newest = (c.execute(f"SELECT max(ts) FROM r1h_{m.name}").fetchone()[0]
-                              if self._table_exists(f"r1h_{m.name}") else None)
+                hour_cols = [(f"{f}_{p}", t) for f, s in m.fields.items() if s.kind is not str for p, t in _HOUR_PARTS]
+                # A file from before the daily level (no r1d) or before its hourly summaries (r1d
+                # without them): its past is in rollups that lack them, so whole days are read
+                # from r1d only from the first day after its newest rolled-up row.
+                have_r1d = self._table_exists(f"r1d_{m.name}")
+                if not have_r1d or not any(r[1].endswith("_hn") for r in c.execute(f"PRAGMA table_info(r1d_{m.name})")):
+                    older = f"r1d_{m.name}" if have_r1d else f"r1h_{m.name}"
+                    newest = c.execute(f"SELECT max(ts) FROM {older}").fetchone()[0] if self._table_exists(older) else None
                     since = _INT_MIN if newest is None else _floor(newest, NS_PER_DAY) + NS_PER_DAY
                     c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"r1d_from:{m.name}", since))
-                hour_cols = [(f"{f}_{p}", t) for f, s in m.fields.items() if s.kind is not str for p, t in _HOUR_PARTS]
-                if self._table_exists(f"r1d_{m.name}") and not any(
-                        r[1].endswith("_hn") for r in c.execute(f"PRAGMA table_info(r1d_{m.name})")):
-                    # Daily rows from before the hourly summaries: whole days only after them.
-                    newest = c.execute(f"SELECT max(ts) FROM r1d_{m.name}").fetchone()[0]
-                    if newest is not None:
-                        c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                  (f"r1d_from:{m.name}", _floor(newest, NS_PER_DAY) + NS_PER_DAY))
                 for level, _ in _LEVELS:
                     table = f"{level}_{m.name}"
                     cols = roll_cols + (hour_cols if level == "r1d" else [])
@@ -715,19 +711,15 @@ class SqliteStore(Store):
     def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
                      group_by: Sequence[str] = (), where: Where | None = None,
                      combine: str = "sum") -> dict[tuple, BucketStats]:
-        """``Store.bucket_stats`` in one SQL statement over the same pieces as query(): per series
-        and bucket the mean (Σ sum ÷ Σ n of its pieces), then per group and bucket their sum or
-        mean, per group the count, total and peak. Only one row per group comes back.
+        """``Store.bucket_stats`` in SQL over the same pieces as query(): per series and bucket the
+        mean (Σ sum ÷ Σ n of its pieces), then per group and bucket their sum or mean, per group
+        the count, total and peak. Only a row per group (per series for ``each``) comes back.
 
         Hourly statistics of single series (or ``each``) read whole days from the daily rows'
         hourly summaries, and hours only at the range's edges: a quarter is 92 rows per series,
         not 2,208. Not while raw rows inside those days wait for maintain(): then hours only."""
-        spec, _ = check_query(measurement, [field], "mean", group_by, where)
-        if combine not in ("sum", "mean", "each"):
-            raise StoreError(f"combine must be sum, mean or each, got {combine!r}")
+        spec = check_bucket_stats(measurement, field, every_s, combine, group_by, where)
         every_ns = int(round(every_s * NS_PER_S))
-        if every_ns <= 0:
-            raise StoreError(f"every_s must be positive, got {every_s}")
         start_ns, end_ns = int(start_ns), int(end_ns)
         if spec.fields[field].kind is str or start_ns >= end_ns:
             return {}
@@ -740,7 +732,7 @@ class SqliteStore(Store):
             groups = sorted(set(group_of.values()))
             per_series = combine == "each" or len(groups) == len(group_of)
             if per_series and every_ns == HOUR_NS:
-                by_day = self._pieces(conn, m, start_ns, end_ns, None, group_by, where)[1]
+                by_day = self._plan_pieces(conn, m, start_ns, end_ns, None, meta)
                 rolled = meta.get(f"rolled:{m}", 0)
                 if not any(src == "r1d" and conn.execute(
                         f"SELECT 1 FROM raw_{m} WHERE rid > ? AND +ts >= ? AND +ts < ? LIMIT 1", (rolled, a, z)
@@ -833,6 +825,11 @@ class SqliteStore(Store):
         # Always name the series: it is what lets SQLite seek the (series_id, ts) keys
         # instead of scanning every row the table holds.
         sid_filter = f" AND {{p}}series_id IN ({','.join(map(str, sorted(group_of)))})"
+        return group_of, self._plan_pieces(conn, m, start_ns, end_ns, every_ns, meta), sid_filter, meta
+
+    def _plan_pieces(self, conn, m: str, start_ns: int, end_ns: int, every_ns: int | None, meta: dict) -> list:
+        """_plan()'s pieces as (source, s, e, min_rid), each rollup piece followed by the raw
+        rows it has not merged yet (left out when nothing waits for maintain())."""
         rolled = meta.get(f"rolled:{m}", 0)
         pieces = []
         for source, s, e in self._plan(m, start_ns, end_ns, every_ns, meta):
@@ -844,7 +841,7 @@ class SqliteStore(Store):
         tails = [pc for pc in pieces if pc[3] is not None]
         if tails and conn.execute(f"SELECT 1 FROM raw_{m} WHERE rid > ? LIMIT 1", (tails[0][3],)).fetchone() is None:
             pieces = [pc for pc in pieces if pc[3] is None]  # nothing unrolled: no tail to read
-        return group_of, pieces, sid_filter, meta
+        return pieces
 
     def _plan(self, m: str, start_ns: int, end_ns: int, every_ns: int | None, meta: dict) -> list[tuple]:
         """Split [start, end) into (source, s, e) pieces: rollup levels for whole rollup buckets,
