@@ -60,6 +60,7 @@ from dcim.store.base import (Aggregate, BucketStats, Series, Store, StoreError, 
                              add_bucket_stats, check_bucket_stats, check_query, check_tags, matches,
                              measurement_spec)
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
+from dcim.store.peak_search import day_bound, stats_from_day_bounds
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,11 @@ SCHEMA_VERSION = 1
 
 # Partial-aggregate columns kept per field in a rollup table.
 _PARTS = ("n", "sum", "min", "max", "fts", "first", "lts", "last")
-# Per numeric field, the daily rollup also keeps its day's hourly buckets summarised: hours with
-# a value, the sum of the hourly means, the largest hourly mean and that hour's start. A
-# quarter's hourly statistics (bucket_stats) then read 92 rows per series instead of 2,208.
-_HOUR_PARTS = (("hn", "INTEGER"), ("hsum", "REAL"), ("hmax", "REAL"), ("hmaxts", "INTEGER"))
+# Per numeric field, series and UTC day, ``h1d_<m>`` keeps the day's hourly buckets summarised:
+# hours with a value (n), the sum of the hourly means, the largest hourly mean and that hour's
+# start. A quarter's hourly statistics (bucket_stats) then read 92 rows per series instead of
+# 2,208. A table of its own, keyed by field first: a fleet's GPU utilisation is one contiguous
+# run of short rows, not a column of rows ~240 columns wide.
 _SQL_TYPE = {float: "REAL", int: "INTEGER", bool: "INTEGER", str: "TEXT"}
 # Aggregates that make no sense for strings: string fields are left out of their results.
 _NUMERIC_AGGS = frozenset({"mean", "max", "min", "sum"})
@@ -254,23 +256,32 @@ class SqliteStore(Store):
                 self._add_missing_columns(f"raw_{m.name}", raw_cols)
                 roll_cols = [(f"{f}_{p}", _SQL_TYPE[s.kind] if p not in ("n", "fts", "lts") else "INTEGER")
                              for f, s in m.fields.items() for p in _PARTS]
-                hour_cols = [(f"{f}_{p}", t) for f, s in m.fields.items() if s.kind is not str for p, t in _HOUR_PARTS]
-                # A file from before the daily level (no r1d) or before its hourly summaries (r1d
-                # without them): its past is in rollups that lack them, so whole days are read
-                # from r1d only from the first day after its newest rolled-up row.
+                # A file from before the daily level (no r1d) or before its hourly summaries: its
+                # past is in rollups that lack them, so whole days are read from r1d only from
+                # the first day after its newest rolled-up row. Summaries kept in r1d's own
+                # columns (the first layout) move to the narrow table.
                 have_r1d = self._table_exists(f"r1d_{m.name}")
-                if not have_r1d or not any(r[1].endswith("_hn") for r in c.execute(f"PRAGMA table_info(r1d_{m.name})")):
+                have_h1d = self._table_exists(f"h1d_{m.name}")
+                old_cols = [r[1][:-3] for r in c.execute(f"PRAGMA table_info(r1d_{m.name})") if r[1].endswith("_hn")]
+                if not have_h1d and not old_cols:
                     older = f"r1d_{m.name}" if have_r1d else f"r1h_{m.name}"
                     newest = c.execute(f"SELECT max(ts) FROM {older}").fetchone()[0] if self._table_exists(older) else None
                     since = _INT_MIN if newest is None else _floor(newest, NS_PER_DAY) + NS_PER_DAY
                     c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"r1d_from:{m.name}", since))
                 for level, _ in _LEVELS:
                     table = f"{level}_{m.name}"
-                    cols = roll_cols + (hour_cols if level == "r1d" else [])
                     c.execute(f"CREATE TABLE IF NOT EXISTS {table} (series_id INTEGER NOT NULL, ts INTEGER NOT NULL"
-                              + "".join(f", {_q(f)} {t}" for f, t in cols)
+                              + "".join(f", {_q(f)} {t}" for f, t in roll_cols)
                               + ", PRIMARY KEY (series_id, ts)) WITHOUT ROWID")
-                    self._add_missing_columns(table, cols)
+                    self._add_missing_columns(table, roll_cols)
+                c.execute(f"CREATE TABLE IF NOT EXISTS h1d_{m.name} (field TEXT NOT NULL, series_id INTEGER NOT NULL, "
+                          f"ts INTEGER NOT NULL, n INTEGER NOT NULL, sum REAL NOT NULL, max REAL NOT NULL, "
+                          f"maxts INTEGER NOT NULL, PRIMARY KEY (field, series_id, ts)) WITHOUT ROWID")
+                if not have_h1d:
+                    for f in old_cols:
+                        c.execute(f"INSERT INTO h1d_{m.name} SELECT ?, series_id, ts, {_q(f + '_hn')}, "
+                                  f"{_q(f + '_hsum')}, {_q(f + '_hmax')}, {_q(f + '_hmaxts')} FROM r1d_{m.name} "
+                                  f"WHERE {_q(f + '_hn')} > 0", (f,))
 
     def _table_exists(self, name: str) -> bool:
         return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -569,9 +580,9 @@ class SqliteStore(Store):
                     for level, step in _LEVELS:
                         if present:
                             conn.execute(self._rollup_sql(m.name, level, step, present), (rolled, top))
-                    numeric = tuple(f for f in present if m.fields[f].kind is not str)
-                    if numeric:  # after r1h took the new rows: the days they touched, summarised
-                        conn.execute(self._hour_stats_sql(m.name, numeric), (rolled, top))
+                    for f in present:  # after r1h took the new rows: the days they touched
+                        if m.fields[f].kind is not str:
+                            conn.execute(self._hour_stats_sql(m.name, f), (rolled, top))
                     rolled = top
                     _set_meta(conn, f"rolled:{m.name}", top)
                 self._apply_retention(conn, m.name, meta, now_ns)
@@ -583,22 +594,17 @@ class SqliteStore(Store):
 
     @staticmethod
     @functools.lru_cache(maxsize=256)
-    def _hour_stats_sql(m: str, fields: tuple[str, ...]) -> str:
-        """UPDATE recomputing the daily rows' hourly summaries (``_HOUR_PARTS``) from r1h, for
-        the (series, day) pairs of the raw rows with rid in (?1, ?2]."""
-        day = _bucket_sql("ts", NS_PER_DAY, 0)
-        hours = f"FROM r1h_{m} AS h WHERE h.series_id = d.series_id AND h.ts >= d.ts AND h.ts < d.ts + {NS_PER_DAY}"
-        targets, values, peaks = [], [], []
-        for f in fields:
-            n, mean = f"h.{_q(f + '_n')}", f"(1.0 * h.{_q(f + '_sum')} / h.{_q(f + '_n')})"
-            targets += [_q(f + "_hn"), _q(f + "_hsum"), _q(f + "_hmax")]
-            values += [f"count(*) FILTER (WHERE {n} > 0)", f"total({mean}) FILTER (WHERE {n} > 0)",
-                       f"max({mean}) FILTER (WHERE {n} > 0)"]
-            # the earliest hour holding the largest mean
-            peaks.append(f"{_q(f + '_hmaxts')} = (SELECT h.ts {hours} AND {n} > 0 ORDER BY {mean} DESC, h.ts LIMIT 1)")
-        return (f"UPDATE r1d_{m} AS d SET ({', '.join(targets)}) = (SELECT {', '.join(values)} {hours}), "
-                f"{', '.join(peaks)} WHERE (d.series_id, d.ts) IN "
-                f"(SELECT DISTINCT series_id, {day} FROM raw_{m} WHERE rid > ?1 AND rid <= ?2)")
+    def _hour_stats_sql(m: str, field: str) -> str:
+        """INSERT OR REPLACE recomputing *field*'s daily hourly summaries (``h1d_<m>``) from r1h,
+        for the (series, day) pairs of the raw rows with rid in (?1, ?2]."""
+        n, mean = f"h.{_q(field + '_n')}", f"(1.0 * h.{_q(field + '_sum')} / h.{_q(field + '_n')})"
+        # The one max() makes SQLite take the bare h.ts from the row holding it; rows come in
+        # (series_id, ts) order, so that is the earliest hour of equal means.
+        return (f"INSERT OR REPLACE INTO h1d_{m} (field, series_id, ts, n, sum, max, maxts) "
+                f"SELECT '{field}', d.sid, d.day, count(*), total({mean}), max({mean}), h.ts "
+                f"FROM (SELECT DISTINCT series_id AS sid, {_bucket_sql('ts', NS_PER_DAY, 0)} AS day FROM raw_{m} "
+                f"WHERE rid > ?1 AND rid <= ?2) AS d JOIN r1h_{m} AS h ON h.series_id = d.sid AND h.ts >= d.day "
+                f"AND h.ts < d.day + {NS_PER_DAY} WHERE {n} > 0 GROUP BY d.sid, d.day")
 
     @staticmethod
     @functools.lru_cache(maxsize=256)
@@ -731,7 +737,7 @@ class SqliteStore(Store):
                 return {}
             groups = sorted(set(group_of.values()))
             per_series = combine == "each" or len(groups) == len(group_of)
-            if per_series and every_ns == HOUR_NS:
+            if (per_series or combine == "sum") and every_ns == HOUR_NS and self._table_exists(f"h1d_{m}"):
                 by_day = self._plan_pieces(conn, m, start_ns, end_ns, None, meta)
                 rolled = meta.get(f"rolled:{m}", 0)
                 if not any(src == "r1d" and conn.execute(
@@ -742,17 +748,69 @@ class SqliteStore(Store):
                 parts, days = self._bucket_parts(m, field, pieces, every_ns, start_ns, sid_filter)
                 return self._series_stats(conn, _means_sql(parts), days, group_of, groups, combine)
             _load_groups(conn, group_of, groups)
-            # One max() and nothing else min/max-like in the outer SELECT: SQLite then takes the
-            # bare column b from the row holding the maximum (the first such row it meets, and
-            # rows meet it in bucket order), which is the peak's time. (Sorting the (group,
-            # bucket) rows in chunks of days instead of at once measured no faster.)
-            parts, _ = self._bucket_parts(m, field, pieces, every_ns, start_ns, sid_filter)
-            agg = "total" if combine == "sum" else "avg"
-            sql = (f"SELECT gid, count(*), total(v), max(v), b FROM (SELECT g.gid AS gid, p.b AS b, {agg}(p.v) AS v "
-                   f"FROM ({_means_sql(parts)}) AS p JOIN temp.dcim_query_group AS g ON g.sid = p.sid "
-                   f"GROUP BY g.gid, p.b ORDER BY g.gid, p.b) GROUP BY gid")
-            return {groups[gid]: BucketStats(n, total, peak, peak_ns)
-                    for gid, n, total, peak, peak_ns in conn.execute(sql)}
+            day_pieces = [pc for pc in pieces if pc[0] == "r1d"]
+            if day_pieces:  # only sums reach here with days: see peak_search
+                found = self._summed_days(conn, m, field, day_pieces, group_of, groups, sid_filter)
+                rest = [pc for pc in pieces if pc[0] != "r1d"]
+                if rest:
+                    for g, st in self._group_stats(conn, m, field, rest, every_ns, start_ns, sid_filter,
+                                                   groups, combine).items():
+                        found[g] = add_bucket_stats([found[g], st]) if g in found else st
+                return found
+            return self._group_stats(conn, m, field, pieces, every_ns, start_ns, sid_filter, groups, combine)
+
+    def _group_stats(self, conn, m: str, field: str, pieces: list, every_ns: int, start_ns: int, sid_filter: str,
+                     groups: list, combine: str) -> dict[tuple, BucketStats]:
+        """BucketStats per group of several series over hourly-or-finer *pieces*, in one SQL
+        statement (temp.dcim_query_group loaded)."""
+        # One max() and nothing else min/max-like in the outer SELECT: SQLite then takes the
+        # bare column b from the row holding the maximum (the first such row it meets, and
+        # rows meet it in bucket order), which is the peak's time. (Sorting the (group,
+        # bucket) rows in chunks of days instead of at once measured no faster.)
+        parts, _ = self._bucket_parts(m, field, pieces, every_ns, start_ns, sid_filter)
+        agg = "total" if combine == "sum" else "avg"
+        sql = (f"SELECT gid, count(*), total(v), max(v), b FROM (SELECT g.gid AS gid, p.b AS b, {agg}(p.v) AS v "
+               f"FROM ({_means_sql(parts)}) AS p JOIN temp.dcim_query_group AS g ON g.sid = p.sid "
+               f"GROUP BY g.gid, p.b ORDER BY g.gid, p.b) GROUP BY gid")
+        return {groups[gid]: BucketStats(n, total, peak, peak_ns)
+                for gid, n, total, peak, peak_ns in conn.execute(sql)}
+
+    @staticmethod
+    def _summed_days(conn, m: str, field: str, day_pieces: list, group_of: dict, groups: list,
+                     sid_filter: str) -> dict[tuple, BucketStats]:
+        """Hourly sums per group over whole days: bounds and totals from the days' hourly
+        summaries (h1d), hours from r1h only for the days that can hold a group's peak
+        (``peak_search``). temp.dcim_query_group is loaded; nothing waits in raw for these days."""
+        gid_of = {g: i for i, g in enumerate(groups)}
+        members: dict[int, list[int]] = {}
+        for sid, g in group_of.items():
+            members.setdefault(gid_of[g], []).append(sid)
+        per_day: dict[tuple[int, int], list[tuple]] = {}
+        for _, a, z, _ in day_pieces:
+            for gid, day, peak, total, n in conn.execute(
+                    f"SELECT g.gid, d.ts, d.max, d.sum, d.n FROM h1d_{m} AS d JOIN temp.dcim_query_group AS g "
+                    f"ON g.sid = d.series_id WHERE d.field = ? AND d.ts >= ? AND d.ts < ?{sid_filter.format(p='d.')}",
+                    (field, a, z)):
+                per_day.setdefault((gid, day), []).append((peak, total, n))
+        bounds = {k: day_bound((r[0] for r in rows), (r[1] for r in rows), (r[2] for r in rows), NS_PER_DAY // HOUR_NS)
+                  for k, rows in per_day.items()}
+        n_col, sum_col = _q(field + "_n"), _q(field + "_sum")
+
+        def read_hours(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], list[tuple[int, float]]]:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS dcim_peak_day (sid INTEGER, day INTEGER, gid INTEGER)")
+            conn.execute("DELETE FROM temp.dcim_peak_day")
+            conn.executemany("INSERT INTO temp.dcim_peak_day VALUES (?, ?, ?)",
+                             [(sid, day, gid) for gid, day in pairs for sid in members[gid]])
+            out: dict[tuple[int, int], list[tuple[int, float]]] = {}
+            for gid, day, ts, v in conn.execute(
+                    f"SELECT c.gid, c.day, h.ts, total(1.0 * h.{sum_col} / h.{n_col}) FROM temp.dcim_peak_day AS c "
+                    f"JOIN r1h_{m} AS h ON h.series_id = c.sid AND h.ts >= c.day AND h.ts < c.day + {NS_PER_DAY} "
+                    f"WHERE h.{n_col} > 0 GROUP BY c.gid, c.day, h.ts"):
+                out.setdefault((gid, day), []).append((ts, v))
+            conn.execute("DELETE FROM temp.dcim_peak_day")
+            return out
+
+        return {groups[gid]: st for gid, st in stats_from_day_bounds(bounds, read_hours).items()}
 
     @staticmethod
     def _bucket_parts(m: str, field: str, pieces: list, every_ns: int, start_ns: int,
@@ -772,10 +830,9 @@ class SqliteStore(Store):
             if source == "raw":
                 parts.append(f"SELECT series_id AS sid, {bucket} AS b, total({qf}) AS s, count({qf}) AS n "
                              f"FROM raw_{m}{hint} WHERE {where_sql} AND {qf} IS NOT NULL GROUP BY 1, 2")
-            elif step_of[source] > every_ns:  # days' hourly summaries (see _HOUR_PARTS)
-                days.append(f"SELECT series_id AS sid, {_q(field + '_hn')} AS n, {_q(field + '_hsum')} AS total, "
-                            f"{_q(field + '_hmax')} AS peak, {_q(field + '_hmaxts')} AS pts FROM r1d_{m} "
-                            f"WHERE {where_sql} AND {_q(field + '_hn')} > 0")
+            elif step_of[source] > every_ns:  # days' hourly summaries (h1d)
+                days.append(f"SELECT series_id AS sid, n, sum AS total, max AS peak, maxts AS pts FROM h1d_{m} "
+                            f"WHERE field = '{field}' AND {where_sql}")
             elif step_of[source] == every_ns:
                 parts.append(f"SELECT series_id AS sid, ts AS b, {_q(field + '_sum')} AS s, {_q(field + '_n')} AS n "
                              f"FROM {source}_{m} WHERE {where_sql} AND {_q(field + '_n')} > 0")

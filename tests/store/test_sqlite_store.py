@@ -548,7 +548,8 @@ def test_file_from_before_daily_rollups_reads_old_days_by_hour(tmp_path):
     store.maintain(now_ns=t0 + 20 * DAY)
     # make it look like a file from before the daily level
     with store._write_txn() as c:
-        for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'r1d_%'").fetchall():
+        for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND "
+                                 "(name LIKE 'r1d_%' OR name LIKE 'h1d_%')").fetchall():
             c.execute(f"DROP TABLE {name}")
         c.execute("DELETE FROM meta WHERE key LIKE 'r1d_from:%'")
     store.close()
@@ -613,7 +614,7 @@ def test_hourly_stats_of_whole_days_come_from_the_daily_rows(tmp_path):
 
     check()
     store.maintain(now_ns=t0 + 30 * DAY)  # raw is gone: rollups alone
-    rows = store._conn.execute('SELECT count(*) FROM r1d_gpu WHERE "power_w_hn" > 0').fetchone()[0]
+    rows = store._conn.execute("SELECT count(*) FROM h1d_gpu WHERE field = 'power_w'").fetchone()[0]
     assert rows == 3 * 9  # three GPUs, nine UTC days touched
     check()
     # a late reading inside a whole day, not yet rolled up: the hours are read from r1h instead
@@ -650,4 +651,87 @@ def test_group_stats_over_many_days(tmp_path, combine):
             store.maintain(now_ns=t0 + 30 * DAY)
         got = store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["rack"], combine=combine)
         assert_stats(got, want)
+    store.close()
+
+
+def test_file_with_summaries_in_daily_columns_moves_them_to_their_table(tmp_path):
+    """The first layout kept the days' hourly summaries in r1d's own columns. A reader of such a
+    file reads hours (no h1d table yet); a writer opening it copies them into h1d, and then
+    whole days answer from there, equal to the reference."""
+    path = tmp_path / "wide.sqlite"
+    store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY - 9 * HOUR
+    points = hourly_points("s1", t0, 6 * 24, gpus=2)
+    store.write(points)
+    store.maintain(now_ns=t0 + 30 * DAY)
+    with store._write_txn() as c:  # rebuild the first layout from the summaries just made
+        for f in ("power_w", "temp_c"):
+            for part, kind, col in (("hn", "INTEGER", "n"), ("hsum", "REAL", "sum"), ("hmax", "REAL", "max"),
+                                    ("hmaxts", "INTEGER", "maxts")):
+                c.execute(f'ALTER TABLE r1d_gpu ADD COLUMN "{f}_{part}" {kind}')
+                c.execute(f'UPDATE r1d_gpu SET "{f}_{part}" = (SELECT h.{col} FROM h1d_gpu AS h WHERE h.field = ? '
+                          f'AND h.series_id = r1d_gpu.series_id AND h.ts = r1d_gpu.ts)', (f,))
+        c.execute("DROP TABLE h1d_gpu")
+    store.close()
+    start, end = t0 + HOUR, t0 + 6 * DAY - 2 * HOUR
+    want = reference_hour_stats(points, "s1", start, end)
+    reader = SqliteStore(path, readonly=True)
+    assert_stats(reader.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["uuid"]), want)
+    reader.close()
+    store = SqliteStore(path)
+    assert store._conn.execute("SELECT count(*) FROM h1d_gpu WHERE field = 'power_w'").fetchone()[0] == 2 * 7
+    assert_stats(store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["uuid"]), want)
+    store.close()
+
+
+def racks_with_gaps(t0: int, days: int, seed: int) -> list[Point]:
+    """Four racks of three GPUs, hourly-ish power with a daily shape, a few hot hours on
+    random days, GPUs silent for random stretches (days whose group hours only the hours tell)."""
+    import random
+
+    rnd = random.Random(seed)
+    pts = []
+    for r in range(4):
+        hot = {rnd.randrange(days * 24) for _ in range(3)}
+        for g in range(3):
+            tags = gpu_tags("s1", f"n{r}", g, rack=f"r{r:02d}")
+            silent = set()
+            if rnd.random() < 0.5:
+                a = rnd.randrange(days * 24)
+                silent = set(range(a, a + rnd.randrange(1, 40)))
+            for h in range(days * 24):
+                if h in silent:
+                    continue
+                base = 300 + 200 * ((h % 24) in range(10, 18)) + (250 if h in hot else 0)
+                for k in range(2):
+                    pts.append(Point("gpu", tags, {"power_w": round(base + rnd.uniform(-60, 60), 1)},
+                                     t0 + h * HOUR + (11 + 1700 * k + rnd.randrange(600)) * S))
+    return pts
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_summed_groups_from_daily_bounds_equal_reference(tmp_path, seed):
+    """Racks summed hour by hour over ten days with Seoul-midnight edges, GPUs silent for a
+    while: after the rollups, whole days come from the daily summaries and only the days that
+    can hold a peak are read by the hour; every rack's figures equal the reference."""
+    store = SqliteStore(tmp_path / "s.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY - 9 * HOUR
+    points = racks_with_gaps(t0, 10, seed)
+    store.write(points)
+    store.maintain(now_ns=t0 + 40 * DAY)
+    start, end = t0 + 2 * HOUR, t0 + 10 * DAY - 3 * HOUR
+    per: dict[tuple, list] = {}
+    for p in points:
+        if start <= p.time_ns < end:
+            per.setdefault((p.tags["rack"], p.tags["uuid"], p.time_ns - p.time_ns % HOUR), []).append(p.fields["power_w"])
+    by_rack: dict[str, dict[int, float]] = {}
+    for (rack, _uuid, b), vals in per.items():
+        hours = by_rack.setdefault(rack, {})
+        hours[b] = hours.get(b, 0.0) + sum(vals) / len(vals)
+    want = {}
+    for rack, hours in by_rack.items():
+        top = max(hours.values())
+        want[(rack,)] = (len(hours), sum(hours.values()), top, min(b for b, v in hours.items() if v == top))
+    got = store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["rack"])
+    assert_stats(got, want)
     store.close()
