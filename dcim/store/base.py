@@ -112,6 +112,12 @@ class Store(ABC):
             return {g: add_bucket_stats(stats) for g, stats in per_series.items()}
         return {g: stats_of_buckets(buckets, combine) for g, buckets in per_bucket.items() if buckets}
 
+    def maintain(self, now_ns: int | None = None) -> None:
+        """Background upkeep (rollups, retention) as of *now_ns* (UTC ns; None: the clock's
+        now). Reads answer the same whether or not it ran, within each store's documented
+        limits, only slower; callers run it periodically and after bulk writes. This default
+        does nothing."""
+
     def flush(self) -> None:
         """Push anything buffered to durable storage."""
 

@@ -26,8 +26,8 @@ from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError
 from dcim.store import lineprotocol
-from dcim.store.base import (AGGREGATES, Aggregate, Series, Store, StoreError, StoreUnavailable, Where, check_query,
-                             check_tags, measurement_spec)
+from dcim.store.base import (AGGREGATES, Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where,
+                             check_bucket_stats, check_query, check_tags, measurement_spec)
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +112,17 @@ class InfluxStore(Store):
 
     *timeout_s* bounds one HTTP exchange; *backoff_s* is the first retry delay, doubled per
     attempt up to *max_backoff_s*; *precision* (ns, us, ms, s) is the timestamp unit written.
+    *use_rollups*: read the daily rollups maintain() writes where they give the raw answer
+    (``dcim.store.influx_rollup``); *reroll_days*: how many days before the newest rolled one
+    maintain() rolls again, for late points.
     """
 
     def __init__(self, url: str, database: str, *, auth: str = "none", username: str | None = None,
                  password: str | None = None, token: str | None = None, batch_size: int = 5000,
                  gzip: bool = True, timeout_s: float = 10.0, max_retries: int = 5,
                  create_database: bool = True, precision: str = "ns", backoff_s: float = 0.2,
-                 max_backoff_s: float = 5.0, gzip_level: int = 1, parallel_queries: int = 4):
+                 max_backoff_s: float = 5.0, gzip_level: int = 1, parallel_queries: int = 4,
+                 use_rollups: bool = True, reroll_days: int = 2):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -165,6 +169,11 @@ class InfluxStore(Store):
         self._ready = False
         self._write_path = f"{self._base_path}/write?" + urllib.parse.urlencode(
             {"db": database, "precision": precision})
+        self.use_rollups = use_rollups
+        self.reroll_days = reroll_days
+        # Which days the rollups hold, per measurement (influx_rollup.read_state), and when read.
+        self._rollup_state: dict[str, tuple[int, int]] | None = None
+        self._rollup_state_at = 0.0
 
     @classmethod
     def from_settings(cls, settings) -> "InfluxStore":
@@ -388,6 +397,8 @@ class InfluxStore(Store):
     def query(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int, *,
               every_s: float | None = None, agg: Aggregate = "mean", group_by: Sequence[str] = (),
               where: Where | None = None) -> list[Series]:
+        """``Store.query``. Buckets of whole UTC days read the daily rollups for the days they
+        hold (``dcim.store.influx_rollup``), raw points for the rest; all else reads raw points."""
         spec, fields = check_query(measurement, fields, agg, group_by, where)
         if every_s is not None and int(round(every_s * 1e9)) <= 0:
             raise StoreError(f"every_s must be positive, got {every_s}")
@@ -395,10 +406,25 @@ class InfluxStore(Store):
             fields = [f for f in fields if spec.fields[f].kind is not str]
             if not fields:
                 return []
-        cond = where_clause(start_ns, end_ns, where)
-        if cond is None or end_ns <= start_ns:
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        if where_clause(start_ns, end_ns, where) is None or end_ns <= start_ns:
             return []
         self.ensure_database()
+        every_ns = None if every_s is None else int(round(every_s * 1e9))
+        if every_ns is not None and every_ns % influx_rollup.DAY_NS == 0 and all(
+                spec.fields[f].kind in (int, float) for f in fields):  # bool and str have no rollups
+            days = self._rolled_days(measurement, start_ns, end_ns)
+            if days is not None:
+                return influx_rollup.query(self, spec, fields, start_ns, end_ns, every_ns, agg, list(group_by),
+                                           where, days)
+        return self._query_raw(measurement, fields, start_ns, end_ns, every_s=every_s, agg=agg,
+                               group_by=group_by, where=where)
+
+    def _query_raw(self, measurement: str, fields: list[str], start_ns: int, end_ns: int, *,
+                   every_s: float | None, agg: str, group_by: Sequence[str], where: Where | None) -> list[Series]:
+        """query() from raw points, arguments checked (fields: those *agg* applies to)."""
+        if where_clause(start_ns, end_ns, where) is None or end_ns <= start_ns:
+            return []
         func = _AGG_FUNC[agg]
         select = ", ".join(f"{func}({quote_ident(f)}) AS {quote_ident(f)}" for f in fields)
         groups = []
@@ -411,16 +437,7 @@ class InfluxStore(Store):
             return (f"SELECT {select} FROM {quote_ident(measurement)} WHERE "
                     f"{where_clause(lo, hi, where)}{tail}")
 
-        slices = self._slices(start_ns, end_ns, every_s)
-        if len(slices) == 1:
-            answers = [self.execute(statement(start_ns, end_ns))[0].get("series", [])]
-        else:
-            if self._executor is None:
-                with self._lock:
-                    if self._executor is None:
-                        self._executor = ThreadPoolExecutor(self.parallel_queries, "dcim-influx-query")
-            answers = [r[0].get("series", []) for r in
-                       self._executor.map(lambda sl: self.execute(statement(*sl)), slices)]
+        answers = self._execute_slices(statement, start_ns, end_ns, every_s)
         merged: dict[tuple, Series] = {}
         casts = [_column_cast(measurement, f, agg) for f in fields]
         for series in (s for answer in answers for s in answer):
@@ -452,6 +469,68 @@ class InfluxStore(Store):
             for f, col, cast in zip(fields, cols, casts):
                 result.values[f] += cast(col)
         return [merged[k] for k in sorted(merged) if merged[k].times_ns]
+
+    def _execute_slices(self, statement, start_ns: int, end_ns: int, every_s: float | None) -> list[list[dict]]:
+        """Run ``statement(lo, hi)`` (one SELECT) over the _slices() of [start, end), in parallel
+        where there are several; the answers' series lists, in time order."""
+        return self._execute_many([statement(lo, hi) for lo, hi in self._slices(start_ns, end_ns, every_s)])
+
+    def _execute_many(self, statements: list[str]) -> list[list[dict]]:
+        """Run single SELECTs on up to parallel_queries threads (a connection each); their
+        series lists, in order. Never call it from those threads (they would wait on themselves)."""
+        return [r[0].get("series", []) for r in self._map(self.execute, statements)]
+
+    def _map(self, fn, items) -> list:
+        """``[fn(x) for x in items]`` on up to parallel_queries threads (a connection each), in
+        order. *fn* must not call _map itself: the threads would wait on each other."""
+        items = list(items)
+        if len(items) < 2 or self.parallel_queries < 2:
+            return [fn(x) for x in items]
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(self.parallel_queries, "dcim-influx-query")
+        return list(self._executor.map(fn, items))
+
+    def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
+                     group_by: Sequence[str] = (), where: Where | None = None,
+                     combine: str = "sum") -> dict[tuple, BucketStats]:
+        """``Store.bucket_stats``. Hourly buckets of single-series groups (or ``combine="each"``)
+        read the rolled days' hourly summaries and raw hours only at the edges, one row per
+        series coming back (``dcim.store.influx_rollup.bucket_stats``); else the default."""
+        spec = check_bucket_stats(measurement, field, every_s, combine, group_by, where)
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        if (int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float)
+                and end_ns > start_ns and where_clause(start_ns, end_ns, where) is not None):
+            self.ensure_database()
+            days = self._rolled_days(measurement, start_ns, end_ns)
+            if days is not None:
+                stats = influx_rollup.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by), where,
+                                                   combine, days)
+                if stats is not None:
+                    return stats
+        return super().bucket_stats(measurement, field, start_ns, end_ns, every_s, group_by=group_by, where=where,
+                                    combine=combine)
+
+    def _rolled_days(self, measurement: str, start_ns: int, end_ns: int) -> tuple[int, int] | None:
+        """The whole days [a, b) of [start, end) that the daily rollups hold, or None. Which
+        days are rolled is read at most every STATE_TTL_S (maintain() refreshes it): a day
+        rolled since reads raw meanwhile, which gives the same answer, slower."""
+        if not self.use_rollups:
+            return None
+        if self._rollup_state is None or time.monotonic() - self._rollup_state_at > influx_rollup.STATE_TTL_S:
+            state = influx_rollup.read_state(self)
+            with self._lock:
+                self._rollup_state, self._rollup_state_at = state, time.monotonic()
+        return influx_rollup.rolled_days(self._rollup_state, measurement, start_ns, end_ns)
+
+    def maintain(self, now_ns: int | None = None) -> None:
+        """Roll closed UTC days into the daily rollups (``dcim.store.influx_rollup``): new days,
+        and the *reroll_days* before the newest rolled one again for late points. Safe to run
+        from any one process at a time, as often as wanted (a run with nothing new is cheap)."""
+        state = influx_rollup.maintain(self, now_ns, self.reroll_days)
+        with self._lock:
+            self._rollup_state, self._rollup_state_at = state, time.monotonic()
 
     def _slices(self, start_ns: int, end_ns: int, every_s: float | None) -> list[tuple[int, int]]:
         """[start, end) cut at bucket boundaries into up to parallel_queries slices, so no
@@ -516,3 +595,7 @@ class InfluxStore(Store):
         finally:
             if locked:
                 self._pipe_lock.release()
+
+
+# At the end: influx_rollup imports this module's helpers (quote_ident, where_clause).
+from dcim.store import influx_rollup  # noqa: E402

@@ -1,0 +1,544 @@
+"""Daily rollups for InfluxStore, computed by dcim itself over the v1 HTTP API.
+
+No continuous queries, no Flux, no ``SELECT INTO``: InfluxQL reads and line-protocol writes
+only, so the same code serves InfluxDB 1.x, 2.x (v1 compatibility) and 3.x.
+
+**Layout.** Per measurement ``m`` of the metric contract with numeric (int or float) fields,
+measurement ``m_1d`` holds one point per series (the raw series' tags) and closed UTC day,
+stamped at the day's start. Per numeric field ``f`` the series carried that day:
+
+- ``f_n`` (int: points), ``f_sum``, ``f_min``, ``f_max``, ``f_first`` and ``f_last`` in the
+  field's unit (int fields stay int for all six, float fields float), ``f_fts`` / ``f_lts``
+  (int ns: times of the first and last point);
+- the day's hourly means summarised: ``f_hn`` (int: hours with a value), ``f_hsum`` (float: sum
+  of the hourly means), ``f_hmax`` (float: the largest hourly mean) and ``f_hmaxts`` (int ns:
+  start of the earliest hour holding it).
+
+Measurement ``dcim_rollup`` (tag ``measurement``) records per measurement the days rolled:
+``from_ns`` (first day) and ``to_ns`` (end of the last day), both int ns. Reads use the
+rollups only for whole days in [from_ns, to_ns); other days read raw points.
+
+**maintain()** rolls closed days (day end <= now - GRACE_NS): on the first run from the first
+day holding raw data, afterwards from the newest rolled day minus ``reroll_days``, so late
+points (spool replays after an outage) are picked up. A day written again overwrites its
+points (same series and time). Per (measurement, day): one request holding per series
+COUNT/SUM/MIN/MAX of every field and, per field, a lone FIRST() and LAST() (the only form
+that reports the point's own time: under GROUP BY time() a selector reports the bucket's
+start); then per series and hour MEAN() (the figure raw reads compute), in chunks of hours
+sized to the series count. Days run in parallel on the store's query threads.
+
+**Reads.** ``query()`` with ``every_s`` a multiple of a day and ``bucket_stats()`` with hourly
+buckets (every group one series, or ``combine="each"``) read rolled whole days from ``m_1d``
+and raw points for the partial days at the range's edges and the days not rolled yet.
+
+Known limits:
+
+- A point written for a day older than the re-roll window (or before the first rolled day,
+  once rolled) stays out of the rollups: reads served from them do not see it. Points newer
+  than that are seen after the next maintain(); until then a rolled day answers as rolled.
+- Sums and means over several days come out of another summation order than InfluxDB's own
+  over raw points (Σ of daily sums, Σ of hourly means): equal to about 1e-15 relative, not
+  always bit for bit. Counts, minima, maxima, first and last values and peaks are exact.
+- ``bucket_stats`` peaks: a tie between hours of one series resolves to the earliest hour, as
+  on raw points; it relies on ``MAX()``'s documented tie rule (earliest point) in the
+  selector query that picks a series' peak day.
+
+Times are UTC nanoseconds since the epoch throughout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Sequence
+
+from dcim.metrics import MEASUREMENTS, Measurement, Point
+from dcim.store.base import BucketStats, Series, Where, add_bucket_stats, stats_of_buckets
+from dcim.store.peak_search import day_bound, stats_from_day_bounds
+from dcim.store.influx import _column_cast, quote_ident, where_clause  # influx imports this module at its end
+
+if TYPE_CHECKING:
+    from dcim.store.influx import InfluxStore
+
+log = logging.getLogger(__name__)
+
+NS_PER_S = 1_000_000_000
+HOUR_NS = 3600 * NS_PER_S
+DAY_NS = 86_400 * NS_PER_S
+GRACE_NS = 600 * NS_PER_S  # a day is closed 10 min after its end: points in flight have landed
+SUFFIX = "_1d"
+STATE = "dcim_rollup"
+STATE_TTL_S = 600.0  # a reader re-reads which days are rolled at most this often
+# Hourly means (series x fields x hours) per request while rolling a day: bounds the
+# JSON one answer carries (32,000 GPUs x 3 fields: 10 hours per request).
+HOURLY_VALUES_PER_REQUEST = 1_000_000
+
+
+def rollup_name(measurement: str) -> str:
+    return measurement + SUFFIX
+
+
+def numeric_fields(spec: Measurement) -> list[str]:
+    """The fields of *spec* that get rollups: int and float (bool and str have no sum or mean)."""
+    return [f.name for f in spec.fields.values() if f.kind in (int, float)]
+
+
+def _floor(ts: int, step: int) -> int:
+    return ts - ts % step
+
+
+def _ceil(ts: int, step: int) -> int:
+    return -_floor(-ts, step)
+
+
+def _series_key(tags: dict | None) -> tuple:
+    """A series' identity from an answer's tags: InfluxDB reports a tag the series lacks as ""."""
+    return tuple(sorted((k, v) for k, v in (tags or {}).items() if v != ""))
+
+
+def _cast(kind: type, value):
+    """JSON numbers back to the field's type (InfluxDB writes 300.0 as ``300``)."""
+    if value is None:
+        return None
+    return int(value) if kind is int else float(value)
+
+
+def _rows(series: dict) -> tuple[dict[str, int], list[list]]:
+    return {c: i for i, c in enumerate(series["columns"])}, series.get("values") or []
+
+
+# --- which days are rolled -----------------------------------------------------------------
+
+def read_state(store: "InfluxStore") -> dict[str, tuple[int, int]]:
+    """{measurement: (from_ns, to_ns)}: the days [from, to) its rollups hold."""
+    q = (f'SELECT LAST("from_ns") AS "from_ns", LAST("to_ns") AS "to_ns" FROM "{STATE}" '
+         f'GROUP BY "measurement"')
+    state = {}
+    for series in store.execute(q)[0].get("series", []):
+        index, rows = _rows(series)
+        for row in rows:
+            a, b = row[index["from_ns"]], row[index["to_ns"]]
+            if a is not None and b is not None:
+                state[(series.get("tags") or {}).get("measurement", "")] = (int(a), int(b))
+    return state
+
+
+def rolled_days(state: dict[str, tuple[int, int]], measurement: str, start_ns: int,
+                end_ns: int) -> tuple[int, int] | None:
+    """The whole UTC days [a, b) inside [start_ns, end_ns) that the rollups hold, or None."""
+    span = state.get(measurement)
+    if span is None:
+        return None
+    a = max(_ceil(start_ns, DAY_NS), span[0])
+    b = min(_floor(end_ns, DAY_NS), span[1])
+    return (a, b) if a < b else None
+
+
+# --- maintain ------------------------------------------------------------------------------
+
+def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int) -> dict[str, tuple[int, int]]:
+    """Roll every closed day not rolled yet, and the *reroll_days* before the newest rolled
+    one, of every measurement with numeric fields. Returns the new state (see read_state)."""
+    started = time.monotonic()
+    now_ns = time.time_ns() if now_ns is None else int(now_ns)
+    end = _floor(now_ns - GRACE_NS, DAY_NS)  # days before this one are closed
+    store.ensure_database()
+    state = read_state(store)
+    present = _field_keys(store)
+    done = []
+    for spec in MEASUREMENTS.values():
+        fields = [f for f in numeric_fields(spec) if f in present.get(spec.name, ())]
+        if not fields:
+            continue
+        if spec.name in state:
+            first, to = state[spec.name]
+            start = max(first, to - DAY_NS - reroll_days * DAY_NS)
+        else:
+            t0 = _first_time(store, spec.name, fields)
+            if t0 is None:
+                continue
+            first = start = _floor(t0, DAY_NS)
+            to = first
+        if start >= end:
+            continue
+        # Days in parallel on the store's query threads (roll_day only uses execute and write).
+        series = sum(store._map(lambda day: roll_day(store, spec, fields, day), range(start, end, DAY_NS)))
+        to = max(to, end)  # never shrinks (a now_ns earlier than a previous run's)
+        # Written last: a run cut short leaves the state as it was, and those days read raw.
+        store.write([Point(STATE, {"measurement": spec.name}, {"from_ns": first, "to_ns": to}, to - DAY_NS)])
+        state[spec.name] = (first, to)
+        done.append(f"{spec.name} {(end - start) // DAY_NS} d ({series} series-days)")
+    log.info("InfluxDB rollups: %s in %.1f s", ", ".join(done) or "nothing to roll", time.monotonic() - started)
+    return state
+
+
+def _field_keys(store: "InfluxStore") -> dict[str, set[str]]:
+    """{measurement: its field keys} as the server knows them (one request for all)."""
+    out: dict[str, set[str]] = {}
+    for series in store.execute("SHOW FIELD KEYS")[0].get("series", []):
+        out[series["name"]] = {row[0] for row in series.get("values") or []}
+    return out
+
+
+def _first_time(store: "InfluxStore", measurement: str, fields: Sequence[str]) -> int | None:
+    """Time of the oldest raw point of *measurement* (any of *fields*), or None if none. One
+    lone FIRST() per field: only a lone selector reports its point's time."""
+    src = quote_ident(measurement)
+    q = ";".join(f"SELECT FIRST({quote_ident(f)}) FROM {src}" for f in fields)
+    times = [row[0] for result in store.execute(q) for s in result.get("series", []) for row in s["values"]]
+    return min(times) if times else None
+
+
+def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], day_ns: int) -> int:
+    """Compute and write the rollup points of one UTC day; returns how many (series)."""
+    m = spec.name
+    src = quote_ident(m)
+    rng = f"time >= {day_ns} AND time < {day_ns + DAY_NS}"
+    qf = {f: quote_ident(f) for f in fields}
+    # Per series over the day: count, sum, min, max; then per field the first and last point as
+    # lone selectors, the only form that reports the point's own time.
+    aggs = ", ".join(f"COUNT({qf[f]}) AS {quote_ident(f + '_n')}, SUM({qf[f]}) AS {quote_ident(f + '_sum')}, "
+                     f"MIN({qf[f]}) AS {quote_ident(f + '_min')}, MAX({qf[f]}) AS {quote_ident(f + '_max')}"
+                     for f in fields)
+    statements = [f"SELECT {aggs} FROM {src} WHERE {rng} GROUP BY *"]
+    for f in fields:
+        statements.append(f"SELECT FIRST({qf[f]}) AS v FROM {src} WHERE {rng} GROUP BY *")
+        statements.append(f"SELECT LAST({qf[f]}) AS v FROM {src} WHERE {rng} GROUP BY *")
+    results = store.execute(";".join(statements))
+
+    kinds = {f: spec.fields[f].kind for f in fields}
+    days: dict[tuple, dict] = {}  # series key -> {"tags": ..., field: {part: value}}
+    for series in results[0].get("series", []):
+        index, rows = _rows(series)
+        if not rows:
+            continue
+        row = rows[0]
+        entry = {}
+        for f in fields:
+            n = row[index[f + "_n"]]
+            if not n:  # the series carried no value of f this day
+                continue
+            entry[f] = {"n": int(n), "sum": _cast(kinds[f], row[index[f + "_sum"]]),
+                        "min": _cast(kinds[f], row[index[f + "_min"]]), "max": _cast(kinds[f], row[index[f + "_max"]])}
+        if entry:
+            days[_series_key(series.get("tags"))] = {"tags": series.get("tags") or {}, "fields": entry}
+    for k, f in enumerate(fields):
+        for part, result in (("first", results[1 + 2 * k]), ("last", results[2 + 2 * k])):
+            for series in result.get("series", []):
+                entry = days.get(_series_key(series.get("tags")), {}).get("fields", {}).get(f)
+                if entry is None or not series.get("values"):
+                    continue
+                t, v = series["values"][0][:2]
+                entry[part], entry[part[0] + "ts"] = _cast(kinds[f], v), int(t)
+    if not days:
+        return 0
+
+    # Hourly means per series, as MEAN() computes them on raw reads (the same figures bit for
+    # bit). In chunks of hours so that one answer stays bounded however many series there are.
+    hours_per_request = max(1, min(24, HOURLY_VALUES_PER_REQUEST // (len(days) * len(fields))))
+    sel = ", ".join(f"MEAN({qf[f]}) AS {qf[f]}" for f in fields)
+    hourly: dict[tuple, dict[str, list]] = {}  # series key -> field -> [hn, hsum, hmax, hmaxts]
+    for h0 in range(0, 24, hours_per_request):
+        a, b = day_ns + h0 * HOUR_NS, day_ns + min(24, h0 + hours_per_request) * HOUR_NS
+        q = f"SELECT {sel} FROM {src} WHERE time >= {a} AND time < {b} GROUP BY time(1h), * fill(none)"
+        for series in store.execute(q)[0].get("series", []):
+            index, rows = _rows(series)
+            per_field = hourly.setdefault(_series_key(series.get("tags")), {})
+            for f in fields:
+                i = index[f]
+                acc = per_field.get(f)
+                for row in rows:  # in time order: a strict > keeps the earliest of equal means
+                    mean = row[i]
+                    if mean is None:
+                        continue
+                    if acc is None:
+                        acc = per_field[f] = [1, mean, mean, row[0]]
+                    else:
+                        acc[0] += 1
+                        acc[1] += mean
+                        if mean > acc[2]:
+                            acc[2], acc[3] = mean, row[0]
+
+    points = []
+    name = rollup_name(m)
+    for key, day in days.items():
+        values: dict[str, float | int] = {}
+        for f, e in day["fields"].items():
+            if "first" not in e or "last" not in e:  # a point written between the two reads
+                continue
+            h = hourly.get(key, {}).get(f)
+            if h is None:
+                continue
+            values.update({f"{f}_n": e["n"], f"{f}_sum": e["sum"], f"{f}_min": e["min"], f"{f}_max": e["max"],
+                           f"{f}_first": e["first"], f"{f}_fts": e["fts"], f"{f}_last": e["last"],
+                           f"{f}_lts": e["lts"], f"{f}_hn": h[0], f"{f}_hsum": float(h[1]),
+                           f"{f}_hmax": float(h[2]), f"{f}_hmaxts": int(h[3])})
+        if values:
+            tags = {k: v for k, v in day["tags"].items() if v != ""}
+            points.append(Point(name, tags, values, day_ns))
+    store.write(points)
+    return len(points)
+
+
+# --- query() from the rollups --------------------------------------------------------------
+
+def query(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: int, end_ns: int, every_ns: int,
+          agg: str, group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> list[Series]:
+    """``Store.query`` for buckets of whole days: *days* [a, b) from the rollups, the rest of
+    [start_ns, end_ns) from raw points, merged per group and bucket. *fields* are numeric."""
+    a, b = days
+    m = spec.name
+    every_s = every_ns / NS_PER_S
+    # group -> field -> bucket -> partial: the value so far, or [sum, n] for mean. Pieces are
+    # added in time order (raw head, rolled days, raw tail), which is what first and last need.
+    acc: dict[tuple, dict[str, dict[int, object]]] = {}
+
+    def add(key: tuple, f: str, pairs) -> None:
+        """Merge one piece's (bucket, partial) pairs, in time order, values not None."""
+        cur = acc.setdefault(key, {}).setdefault(f, {})
+        if not cur:
+            cur.update(pairs)
+            return
+        for bucket, v in pairs:
+            old = cur.get(bucket)
+            if old is None or agg == "last":
+                cur[bucket] = v
+            elif agg in ("sum", "count"):
+                cur[bucket] = old + v
+            elif agg == "mean":
+                cur[bucket] = [old[0] + v[0], old[1] + v[1]]
+            elif agg == "min":
+                cur[bucket] = min(old, v)
+            elif agg == "max":
+                cur[bucket] = max(old, v)
+            # first: an earlier piece holds it already
+
+    def group_key(tags: dict | None) -> tuple:
+        return tuple((tags or {}).get(t, "") for t in group_by)
+
+    def raw(s: int, e: int) -> None:
+        if s >= e:
+            return
+        if agg != "mean":
+            for ser in store._query_raw(m, fields, s, e, every_s=every_s, agg=agg, group_by=group_by, where=where):
+                for f in fields:
+                    add(group_key(ser.tags), f, [(t, v) for t, v in zip(ser.times_ns, ser.values[f]) if v is not None])
+            return
+        # Partial sums and counts, to merge with the days' own (a bucket may hold both).
+        counts = {group_key(c.tags): c for c in
+                  store._query_raw(m, fields, s, e, every_s=every_s, agg="count", group_by=group_by, where=where)}
+        for ser in store._query_raw(m, fields, s, e, every_s=every_s, agg="sum", group_by=group_by, where=where):
+            key = group_key(ser.tags)
+            c = counts.get(key)
+            if c is None:
+                continue
+            for f in fields:
+                # by time: a point landing between the two reads must not shift the pairs
+                n_at = dict(zip(c.times_ns, c.values[f]))
+                add(key, f, [(t, [v, n_at[t]]) for t, v in zip(ser.times_ns, ser.values[f])
+                             if v is not None and n_at.get(t)])
+
+    raw(start_ns, a)
+    src = quote_ident(rollup_name(m))
+    by = ", ".join(quote_ident(t) for t in group_by)
+    if agg in ("first", "last"):
+        # The group's first (last) value is that of the smallest fts (largest lts) among its
+        # series' days; on equal times the larger value, as InfluxDB's FIRST() and LAST().
+        ts = agg[0] + "ts"
+        cols = ", ".join(f"{quote_ident(f + '_' + agg)}, {quote_ident(f + '_' + ts)}" for f in fields)
+        stmt = lambda lo, hi: (f"SELECT {cols} FROM {src} WHERE {where_clause(lo, hi, where)}"
+                               + (f" GROUP BY {by}" if by else ""))
+        later = agg == "last"
+        for answer in store._execute_slices(stmt, a, b, every_s):  # slices cut at bucket edges
+            for series in answer:
+                index, rows = _rows(series)
+                for f in fields:
+                    iv, it = index[f + "_" + agg], index[f + "_" + ts]
+                    best: dict[int, tuple] = {}
+                    for row in rows:
+                        v, t = row[iv], row[it]
+                        if v is None:
+                            continue
+                        bucket = row[0] - row[0] % every_ns
+                        old = best.get(bucket)
+                        if old is None or ((t > old[0]) if later else (t < old[0])) or (t == old[0] and v > old[1]):
+                            best[bucket] = (t, v)
+                    add(group_key(series.get("tags")), f, [(bucket, tv[1]) for bucket, tv in best.items()])
+    else:
+        if agg == "mean":
+            sel = ", ".join(f"SUM({quote_ident(f + '_sum')}) AS {quote_ident(f + '_s')}, "
+                            f"SUM({quote_ident(f + '_n')}) AS {quote_ident(f + '_c')}" for f in fields)
+        else:
+            func, part = {"sum": ("SUM", "sum"), "count": ("SUM", "n"), "min": ("MIN", "min"),
+                          "max": ("MAX", "max")}[agg]
+            sel = ", ".join(f"{func}({quote_ident(f + '_' + part)}) AS {quote_ident(f)}" for f in fields)
+        tail = f" GROUP BY time({every_ns}ns)" + (f", {by}" if by else "") + " fill(none)"
+        stmt = lambda lo, hi: f"SELECT {sel} FROM {src} WHERE {where_clause(lo, hi, where)}{tail}"
+        for answer in store._execute_slices(stmt, a, b, every_s):
+            for series in answer:
+                key = group_key(series.get("tags"))
+                index, rows = _rows(series)
+                for f in fields:
+                    if agg == "mean":
+                        i_s, i_c = index[f + "_s"], index[f + "_c"]
+                        add(key, f, [(r[0], [r[i_s], r[i_c]]) for r in rows if r[i_c]])
+                    else:
+                        i = index[f]
+                        add(key, f, [(r[0], r[i]) for r in rows if r[i] is not None])
+    raw(b, end_ns)
+
+    out = []
+    casts = {f: _column_cast(m, f, agg) for f in fields}  # JSON numbers to the contract's types, as raw reads
+    for key in sorted(acc):
+        per_field = acc[key]
+        buckets = sorted(set().union(*per_field.values()))
+        if not buckets:
+            continue
+        s = Series(tags=dict(zip(group_by, key)), times_ns=buckets)
+        for f in fields:
+            got = per_field.get(f, {})
+            col = [got.get(t) for t in buckets]
+            if agg == "mean":
+                col = [None if v is None else v[0] / v[1] for v in col]
+            s.values[f] = casts[f](col)
+        out.append(s)
+    return out
+
+
+# --- bucket_stats() from the rollups -------------------------------------------------------
+
+def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+                 group_by: Sequence[str], where: Where | None, combine: str,
+                 days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
+    """``Store.bucket_stats`` of hourly buckets: *days* [a, b) from the daily rows' hourly
+    summaries, the edge hours from raw points' hourly means; each series summarised alone (one
+    row per series comes back, never its days), then per group. None when some group holds
+    several series and *combine* is not ``each``: the caller falls back to the default."""
+    a, b = days
+    m = spec.name
+    cond = where_clause(a, b, where)
+    src = quote_ident(rollup_name(m))
+    col = {p: quote_ident(f"{field}_{p}") for p in ("hn", "hsum", "hmax", "hmaxts")}
+    # Rolled days, two statements (InfluxQL mixes no aggregate with a selector's companion
+    # field). MAX() with a companion field reports the row holding the largest value, on a tie
+    # the earliest: the earliest day, so the earliest hour (a day's hours follow the days before).
+    statements = [f"SELECT SUM({col['hn']}) AS n, SUM({col['hsum']}) AS total FROM {src} WHERE {cond} GROUP BY *",
+                  f"SELECT MAX({col['hmax']}) AS peak, {col['hmaxts']} AS pts FROM {src} WHERE {cond} GROUP BY *"]
+    sums, peaks = store._execute_many(statements)
+    per_series: dict[tuple, list[BucketStats]] = {}
+    tags_of: dict[tuple, dict] = {}
+    peak_of = {}
+    for series in peaks:
+        index, rows = _rows(series)
+        if rows and rows[0][index["peak"]] is not None:
+            peak_of[_series_key(series.get("tags"))] = (float(rows[0][index["peak"]]), int(rows[0][index["pts"]]))
+    for series in sums:
+        index, rows = _rows(series)
+        if not rows or not rows[0][index["n"]]:
+            continue
+        key = _series_key(series.get("tags"))
+        tags_of.setdefault(key, series.get("tags") or {})
+        peak, pts = peak_of.get(key, (None, None))
+        per_series.setdefault(key, []).append(BucketStats(int(rows[0][index["n"]]), float(rows[0][index["total"]]),
+                                                          peak, pts))
+    if combine != "each":  # before reading the edges, which cannot make a group one series again
+        owner: dict[tuple, tuple] = {}
+        if any(owner.setdefault(tuple(tags_of[k].get(t, "") for t in group_by), k) != k for k in per_series):
+            if combine == "sum":
+                return summed_stats(store, spec, field, start_ns, end_ns, group_by, where, days)
+            return None
+    # Edge hours: each series' hourly means, in slices read in parallel.
+    edges = [f"SELECT MEAN({quote_ident(field)}) AS v FROM {quote_ident(m)} WHERE "
+             f"{where_clause(lo, hi, where)} GROUP BY time(1h), * fill(none)"
+             for lo, hi in store._slices(start_ns, a, 3600) + store._slices(b, end_ns, 3600) if lo < hi]
+    for answer in store._execute_many(edges) if edges else []:
+        for series in answer:
+            total, peak, peak_ns, n = 0.0, None, None, 0
+            for t, v in series.get("values") or []:  # in time order: a strict > keeps the earliest
+                if v is None:
+                    continue
+                n += 1
+                total += v
+                if peak is None or v > peak:
+                    peak, peak_ns = float(v), int(t)
+            if n:
+                key = _series_key(series.get("tags"))
+                tags_of.setdefault(key, series.get("tags") or {})
+                per_series.setdefault(key, []).append(BucketStats(n, total, peak, peak_ns))
+
+    groups: dict[tuple, list[BucketStats]] = {}
+    for key in sorted(per_series):
+        parts = per_series[key]
+        g = tuple(tags_of[key].get(t, "") for t in group_by)
+        groups.setdefault(g, []).append(parts[0] if len(parts) == 1 else add_bucket_stats(parts))
+    if combine != "each" and any(len(stats) > 1 for stats in groups.values()):
+        return None  # a series only the edges hold joined a group
+    return {g: stats[0] if len(stats) == 1 else add_bucket_stats(stats) for g, stats in groups.items()}
+
+
+def summed_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+                 group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> dict[tuple, BucketStats]:
+    """``bucket_stats`` of groups of several series summed hour by hour (a rack's PDUs): the
+    rolled days' bounds and totals from the series' daily summaries, their hours from raw
+    points only on the days that can hold a group's peak (``dcim.store.peak_search``), one
+    request per such day; the edge hours from raw points."""
+    a, b = days
+    m = spec.name
+    src = quote_ident(rollup_name(m))
+    col = {p: quote_ident(f"{field}_{p}") for p in ("hn", "hsum", "hmax")}
+    per_day: dict[tuple[tuple, int], list[tuple]] = {}
+    stmt = lambda lo, hi: (f"SELECT {col['hmax']}, {col['hsum']}, {col['hn']} FROM {src} "
+                           f"WHERE {where_clause(lo, hi, where)} AND {col['hn']} > 0 GROUP BY *")
+    for answer in store._execute_slices(stmt, a, b, 86400):
+        for series in answer:
+            tags = series.get("tags") or {}
+            g = tuple(tags.get(t, "") for t in group_by)
+            for day, peak, total, n in series.get("values") or []:
+                per_day.setdefault((g, int(day)), []).append((peak, total, n))
+    bounds = {k: day_bound((r[0] for r in rows), (r[1] for r in rows), (r[2] for r in rows), DAY_NS // HOUR_NS)
+              for k, rows in per_day.items()}
+
+    def hourly_sums(lo: int, hi: int, groups: set[tuple] | None) -> dict[tuple, dict[int, float]]:
+        """{group: {hour: Σ of its series' hourly means}} over [lo, hi), for *groups* (None: all)."""
+        narrowed = dict(where or {})
+        if groups is not None and group_by:  # ask only for the groups' series (first tag), filter the rest here
+            first = group_by[0]
+            wanted = sorted({g[0] for g in groups})
+            if first in narrowed:
+                have = {narrowed[first]} if isinstance(narrowed[first], str) else set(narrowed[first])
+                wanted = [v for v in wanted if v in have]
+            narrowed[first] = wanted
+        cond = where_clause(lo, hi, narrowed)
+        if cond is None:
+            return {}
+        out: dict[tuple, dict[int, float]] = {}
+        q = f"SELECT MEAN({quote_ident(field)}) AS v FROM {quote_ident(m)} WHERE {cond} GROUP BY time(1h), * fill(none)"
+        for series in store.execute(q)[0].get("series", []):
+            tags = series.get("tags") or {}
+            g = tuple(tags.get(t, "") for t in group_by)
+            if groups is not None and g not in groups:
+                continue
+            into = out.setdefault(g, {})
+            for t, v in series.get("values") or []:
+                if v is not None:
+                    into[t] = into.get(t, 0.0) + v
+        return out
+
+    def read_hours(pairs: list[tuple[tuple, int]]) -> dict[tuple[tuple, int], list[tuple[int, float]]]:
+        by_day: dict[int, set[tuple]] = {}
+        for g, day in pairs:
+            by_day.setdefault(day, set()).add(g)
+        out: dict[tuple[tuple, int], list[tuple[int, float]]] = {}
+        answers = store._map(lambda day: (day, hourly_sums(day, day + DAY_NS, by_day[day])), sorted(by_day))
+        for day, sums in answers:
+            for g, hours in sums.items():
+                out[(g, day)] = sorted(hours.items())
+        return out
+
+    found = stats_from_day_bounds(bounds, read_hours)
+    for lo, hi in ((start_ns, a), (b, end_ns)):  # the edges: every hour
+        if lo < hi:
+            for g, hours in hourly_sums(lo, hi, None).items():
+                st = stats_of_buckets({t: [v] for t, v in hours.items()}, "sum")
+                found[g] = add_bucket_stats([found[g], st]) if g in found else st
+    return found
