@@ -117,6 +117,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}; give each collector process its own [store.spool] path", file=sys.stderr)
         return 2
     runner = Runner(collectors, writer, jitter_pct=settings.jitter_pct)
+    maintainer = None
+    if cfg.store.backend == "influxdb" and not args.once and (shard is None or shard[0] == 0):
+        from dcim.store.maintainer import Maintainer
+
+        maintainer = Maintainer(store).start()  # InfluxDB's daily rollups (SQLite keeps its own)
     try:
         if args.once:
             results = asyncio.run(_once(runner))
@@ -133,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         runner.stop_metrics()
+        if maintainer is not None:
+            maintainer.stop()
         writer.close()
         store.close()
 

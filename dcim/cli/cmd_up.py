@@ -95,6 +95,10 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
     # Each part gets its own store handle: SQLite connections are not shared across threads.
     writer_store = open_store(cfg)
     cleanup.callback(writer_store.close)
+    if cfg.store.backend == "influxdb":  # InfluxDB's daily rollups (SQLite keeps its own)
+        from dcim.store.maintainer import Maintainer
+
+        cleanup.callback(Maintainer(writer_store).start().stop)
 
     # Optimizer (stopped before the collectors and the twin: it reverts caps through them).
     optimizer_store = open_store(cfg)

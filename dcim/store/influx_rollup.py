@@ -53,7 +53,7 @@ import time
 from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
-from dcim.store.base import BucketStats, Series, Where, add_bucket_stats, stats_of_buckets
+from dcim.store.base import BucketStats, Series, Where, add_bucket_stats, matches, stats_of_buckets
 from dcim.store.peak_search import day_bound, stats_from_day_bounds
 from dcim.store.influx import _column_cast, quote_ident, where_clause  # influx imports this module at its end
 
@@ -72,6 +72,7 @@ STATE_TTL_S = 600.0  # a reader re-reads which days are rolled at most this ofte
 # Hourly means (series x fields x hours) per request while rolling a day: bounds the
 # JSON one answer carries (32,000 GPUs x 3 fields: 10 hours per request).
 HOURLY_VALUES_PER_REQUEST = 1_000_000
+_TERMS_SENT = 64  # summed groups' hour reads: longer tag-value lists are matched client-side
 
 
 def rollup_name(measurement: str) -> str:
@@ -499,22 +500,20 @@ def summed_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
               for k, rows in per_day.items()}
 
     def hourly_sums(lo: int, hi: int, groups: set[tuple] | None) -> dict[tuple, dict[int, float]]:
-        """{group: {hour: Σ of its series' hourly means}} over [lo, hi), for *groups* (None: all)."""
-        narrowed = dict(where or {})
-        if groups is not None and group_by:  # ask only for the groups' series (first tag), filter the rest here
-            first = group_by[0]
-            wanted = sorted({g[0] for g in groups})
-            if first in narrowed:
-                have = {narrowed[first]} if isinstance(narrowed[first], str) else set(narrowed[first])
-                wanted = [v for v in wanted if v in have]
-            narrowed[first] = wanted
-        cond = where_clause(lo, hi, narrowed)
+        """{group: {hour: Σ of its series' hourly means}} over [lo, hi), for *groups* (None: all).
+        Long lists of accepted tag values are matched here, not sent: InfluxQL evaluates an OR of
+        thousands of tag terms (a site's PDUs) far slower than reading the day's series."""
+        wanted = {k: v if isinstance(v, str) else set(v) for k, v in (where or {}).items()}
+        sent = {k: v for k, v in (where or {}).items() if isinstance(v, str) or len(v) <= _TERMS_SENT}
+        cond = where_clause(lo, hi, sent)
         if cond is None:
             return {}
         out: dict[tuple, dict[int, float]] = {}
         q = f"SELECT MEAN({quote_ident(field)}) AS v FROM {quote_ident(m)} WHERE {cond} GROUP BY time(1h), * fill(none)"
         for series in store.execute(q)[0].get("series", []):
-            tags = series.get("tags") or {}
+            tags = {k: v for k, v in (series.get("tags") or {}).items() if v != ""}
+            if not matches(tags, wanted):
+                continue
             g = tuple(tags.get(t, "") for t in group_by)
             if groups is not None and g not in groups:
                 continue
