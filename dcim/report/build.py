@@ -25,6 +25,7 @@ Counters are summarised per day (first, last, max), which finds resets between a
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -112,9 +113,14 @@ class _Source:
         self._power: dict[tuple, BucketStats] | None = None
         self.counter: dict[tuple, tuple] = {}
         if counter_field:
-            firsts = _series_by(store, measurement, counter_field, period, DAY_S, "first", key, where)
-            lasts = _series_by(store, measurement, counter_field, period, DAY_S, "last", key, where)
-            maxes = _series_by(store, measurement, counter_field, period, DAY_S, "max", key, where)
+            def read(agg: str) -> dict:
+                return _series_by(store, measurement, counter_field, period, DAY_S, agg, key, where)
+
+            if getattr(store, "concurrent_reads", False):  # a server answers the three at once
+                with ThreadPoolExecutor(3) as pool:
+                    firsts, lasts, maxes = pool.map(read, ("first", "last", "max"))
+            else:
+                firsts, lasts, maxes = read("first"), read("last"), read("max")
             for k, (times, fv) in firsts.items():
                 lv = dict(zip(*lasts.get(k, ([], []))))
                 mv = dict(zip(*maxes.get(k, ([], []))))

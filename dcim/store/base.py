@@ -54,6 +54,10 @@ class BucketStats:
 class Store(ABC):
     """Write points; read aggregated series; read the latest value of each series."""
 
+    # True where one instance answers queries from several threads at once (a server behind
+    # it); readers then may issue independent reads in parallel.
+    concurrent_reads = False
+
     @abstractmethod
     def write(self, points: Sequence[Point]) -> None:
         """Store *points* durably. Raises StoreUnavailable (retry) or StoreError (do not)."""

@@ -117,6 +117,8 @@ class InfluxStore(Store):
     maintain() rolls again, for late points.
     """
 
+    concurrent_reads = True  # thread-safe (a connection per thread): callers may query in parallel
+
     def __init__(self, url: str, database: str, *, auth: str = "none", username: str | None = None,
                  password: str | None = None, token: str | None = None, batch_size: int = 5000,
                  gzip: bool = True, timeout_s: float = 10.0, max_retries: int = 5,
