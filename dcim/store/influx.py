@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _AGG_FUNC = {a: a.upper() for a in AGGREGATES}
 _NUMERIC_AGGS = frozenset({"mean", "max", "min", "sum"})
+_NEVER = 1 << 63  # later than any time_ns
 
 
 def quote_ident(name: str) -> str:
@@ -173,6 +174,9 @@ class InfluxStore(Store):
             {"db": database, "precision": precision})
         self.use_rollups = use_rollups
         self.reroll_days = reroll_days
+        # Per measurement, the oldest point this instance wrote since maintain() last ran: the
+        # days of a spool replay older than the re-roll window are rolled again all the same.
+        self._written_oldest: dict[str, int] = {}
         # Which days the rollups hold, per measurement (influx_rollup.read_state), and when read.
         self._rollup_state: dict[str, tuple[int, int]] | None = None
         self._rollup_state_at = 0.0
@@ -321,6 +325,11 @@ class InfluxStore(Store):
             body = lineprotocol.to_body(points, self.precision)
         except PointError as exc:
             raise StoreError(f"cannot write to InfluxDB: {exc}") from None
+        oldest = self._written_oldest
+        with self._lock:
+            for p in points:
+                if p.time_ns < oldest.get(p.measurement, _NEVER):
+                    oldest[p.measurement] = p.time_ns
         return gzip.compress(body, compresslevel=self.gzip_level) if self.gzip else body
 
     def write_encoded(self, body: bytes) -> None:
@@ -530,7 +539,15 @@ class InfluxStore(Store):
         """Roll closed UTC days into the daily rollups (``dcim.store.influx_rollup``): new days,
         and the *reroll_days* before the newest rolled one again for late points. Safe to run
         from any one process at a time, as often as wanted (a run with nothing new is cheap)."""
-        state = influx_rollup.maintain(self, now_ns, self.reroll_days)
+        with self._lock:
+            written, self._written_oldest = self._written_oldest, {}
+        try:
+            state = influx_rollup.maintain(self, now_ns, self.reroll_days, written)
+        except BaseException:
+            with self._lock:  # not rolled: those days are still owed
+                for m, t in written.items():
+                    self._written_oldest[m] = min(t, self._written_oldest.get(m, _NEVER))
+            raise
         with self._lock:
             self._rollup_state, self._rollup_state_at = state, time.monotonic()
 

@@ -33,8 +33,9 @@ and raw points for the partial days at the range's edges and the days not rolled
 
 Known limits:
 
-- A point written for a day older than the re-roll window (or before the first rolled day,
-  once rolled) stays out of the rollups: reads served from them do not see it. Points newer
+- A point written for a day older than the re-roll window by another process than the one
+  running maintain() (its writes are remembered, a spool replay included) stays out of the
+  rollups: reads served from them do not see it. Days before the first rolled day read raw. Points newer
   than that are seen after the next maintain(); until then a rolled day answers as rolled.
 - Sums and means over several days come out of another summation order than InfluxDB's own
   over raw points (Σ of daily sums, Σ of hourly means): equal to about 1e-15 relative, not
@@ -137,9 +138,12 @@ def rolled_days(state: dict[str, tuple[int, int]], measurement: str, start_ns: i
 
 # --- maintain ------------------------------------------------------------------------------
 
-def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int) -> dict[str, tuple[int, int]]:
+def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int,
+             written: dict[str, int] | None = None) -> dict[str, tuple[int, int]]:
     """Roll every closed day not rolled yet, and the *reroll_days* before the newest rolled
-    one, of every measurement with numeric fields. Returns the new state (see read_state)."""
+    one, of every measurement with numeric fields; and again every rolled day from the oldest
+    point *written* ({measurement: time ns}) by the caller since its last run (a spool replay).
+    Returns the new state (see read_state)."""
     started = time.monotonic()
     now_ns = time.time_ns() if now_ns is None else int(now_ns)
     end = _floor(now_ns - GRACE_NS, DAY_NS)  # days before this one are closed
@@ -154,6 +158,8 @@ def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int) -> dict
         if spec.name in state:
             first, to = state[spec.name]
             start = max(first, to - DAY_NS - reroll_days * DAY_NS)
+            if written and spec.name in written:
+                start = max(first, min(start, _floor(written[spec.name], DAY_NS)))
         else:
             t0 = _first_time(store, spec.name, fields)
             if t0 is None:

@@ -283,19 +283,23 @@ def test_nothing_to_roll(influx_store):
 
 def test_late_points_rerolled_within_the_window_only(stores):
     """A point replayed late into one of the last reroll_days + 1 rolled days is picked up by
-    the next maintain(); one older than that stays out of the rollups (a documented limit),
-    so rollup-served reads of its day differ from raw by that point."""
+    the next maintain(); so is an older one this store wrote itself (a spool replay in the
+    process that maintains). An older one another process wrote stays out of the rollups (a
+    documented limit): rollup-served reads of its day differ from raw by that point."""
     store, raw = stores
     late_recent = Point("gpu", TAGS["GPU-2"], {"util_pct": 55.5, "pstate": 2}, D0 + 4 * DAY + 20 * HOUR + 3)
     late_old = Point("gpu", TAGS["GPU-2"], {"util_pct": 66.5, "pstate": 1}, D0 + DAY + 2 * HOUR + 5)
+    late_elsewhere = Point("gpu", TAGS["GPU-1"], {"util_pct": 77.5, "pstate": 0}, D0 + 20 * HOUR + 5)
     store.write([late_recent, late_old])
+    raw.write([late_elsewhere])
     store.maintain(NOW)
-    kw = dict(every_s=86400, agg="count", group_by=("uuid",), where={"uuid": "GPU-2"})
-    [got] = store.query("gpu", ["util_pct"], D0, D0 + 5 * DAY, **kw)
-    [want] = raw.query("gpu", ["util_pct"], D0, D0 + 5 * DAY, **kw)
-    assert got.times_ns == want.times_ns
-    diff = {t: w - g for t, g, w in zip(got.times_ns, got.values["util_pct"], want.values["util_pct"]) if g != w}
-    assert diff == {D0 + DAY: 1}  # the recent one is in, the old one is not
+    kw = dict(every_s=86400, agg="count", group_by=("uuid",))
+    got = store.query("gpu", ["util_pct"], D0, D0 + 5 * DAY, **kw)
+    want = raw.query("gpu", ["util_pct"], D0, D0 + 5 * DAY, **kw)
+    assert [s.times_ns for s in got] == [s.times_ns for s in want]
+    diff = {(g.tags["uuid"], t): w - c for g, r in zip(got, want)
+            for t, c, w in zip(g.times_ns, g.values["util_pct"], r.values["util_pct"]) if c != w}
+    assert diff == {("GPU-1", D0): 1}  # the two this store wrote are in, the other one is not
     # The re-rolled day equals raw in every figure, hourly ones included.
     for agg in ("first", "last", "max", "mean"):
         assert same_series(store.query("gpu", ["util_pct", "pstate"], D0 + 4 * DAY, D0 + 5 * DAY, every_s=86400, agg=agg),
