@@ -54,8 +54,7 @@ import time
 from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
-from dcim.store.base import BucketStats, Series, Where, add_bucket_stats, matches, stats_of_buckets
-from dcim.store.peak_search import day_bound, stats_from_day_bounds
+from dcim.store.base import BucketStats, Series, Where, add_bucket_stats
 from dcim.store.influx import _column_cast, quote_ident, where_clause  # influx imports this module at its end
 
 if TYPE_CHECKING:
@@ -73,7 +72,6 @@ STATE_TTL_S = 600.0  # a reader re-reads which days are rolled at most this ofte
 # Hourly means (series x fields x hours) per request while rolling a day: bounds the
 # JSON one answer carries (32,000 GPUs x 3 fields: 10 hours per request).
 HOURLY_VALUES_PER_REQUEST = 1_000_000
-_TERMS_SENT = 64  # summed groups' hour reads: longer tag-value lists are matched client-side
 
 
 def rollup_name(measurement: str) -> str:
@@ -451,8 +449,6 @@ def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
     if combine != "each":  # before reading the edges, which cannot make a group one series again
         owner: dict[tuple, tuple] = {}
         if any(owner.setdefault(tuple(tags_of[k].get(t, "") for t in group_by), k) != k for k in per_series):
-            if combine == "sum":
-                return summed_stats(store, spec, field, start_ns, end_ns, group_by, where, days)
             return None
     # Edge hours: each series' hourly means, in slices read in parallel.
     edges = [f"SELECT MEAN({quote_ident(field)}) AS v FROM {quote_ident(m)} WHERE "
@@ -482,68 +478,3 @@ def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
         return None  # a series only the edges hold joined a group
     return {g: stats[0] if len(stats) == 1 else add_bucket_stats(stats) for g, stats in groups.items()}
 
-
-def summed_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
-                 group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> dict[tuple, BucketStats]:
-    """``bucket_stats`` of groups of several series summed hour by hour (a rack's PDUs): the
-    rolled days' bounds and totals from the series' daily summaries, their hours from raw
-    points only on the days that can hold a group's peak (``dcim.store.peak_search``), one
-    request per such day; the edge hours from raw points."""
-    a, b = days
-    m = spec.name
-    src = quote_ident(rollup_name(m))
-    col = {p: quote_ident(f"{field}_{p}") for p in ("hn", "hsum", "hmax")}
-    per_day: dict[tuple[tuple, int], list[tuple]] = {}
-    stmt = lambda lo, hi: (f"SELECT {col['hmax']}, {col['hsum']}, {col['hn']} FROM {src} "
-                           f"WHERE {where_clause(lo, hi, where)} AND {col['hn']} > 0 GROUP BY *")
-    for answer in store._execute_slices(stmt, a, b, 86400):
-        for series in answer:
-            tags = series.get("tags") or {}
-            g = tuple(tags.get(t, "") for t in group_by)
-            for day, peak, total, n in series.get("values") or []:
-                per_day.setdefault((g, int(day)), []).append((peak, total, n))
-    bounds = {k: day_bound((r[0] for r in rows), (r[1] for r in rows), (r[2] for r in rows), DAY_NS // HOUR_NS)
-              for k, rows in per_day.items()}
-
-    def hourly_sums(lo: int, hi: int, groups: set[tuple] | None) -> dict[tuple, dict[int, float]]:
-        """{group: {hour: Σ of its series' hourly means}} over [lo, hi), for *groups* (None: all).
-        Long lists of accepted tag values are matched here, not sent: InfluxQL evaluates an OR of
-        thousands of tag terms (a site's PDUs) far slower than reading the day's series."""
-        wanted = {k: v if isinstance(v, str) else set(v) for k, v in (where or {}).items()}
-        sent = {k: v for k, v in (where or {}).items() if isinstance(v, str) or len(v) <= _TERMS_SENT}
-        cond = where_clause(lo, hi, sent)
-        if cond is None:
-            return {}
-        out: dict[tuple, dict[int, float]] = {}
-        q = f"SELECT MEAN({quote_ident(field)}) AS v FROM {quote_ident(m)} WHERE {cond} GROUP BY time(1h), * fill(none)"
-        for series in store.execute(q)[0].get("series", []):
-            tags = {k: v for k, v in (series.get("tags") or {}).items() if v != ""}
-            if not matches(tags, wanted):
-                continue
-            g = tuple(tags.get(t, "") for t in group_by)
-            if groups is not None and g not in groups:
-                continue
-            into = out.setdefault(g, {})
-            for t, v in series.get("values") or []:
-                if v is not None:
-                    into[t] = into.get(t, 0.0) + v
-        return out
-
-    def read_hours(pairs: list[tuple[tuple, int]]) -> dict[tuple[tuple, int], list[tuple[int, float]]]:
-        by_day: dict[int, set[tuple]] = {}
-        for g, day in pairs:
-            by_day.setdefault(day, set()).add(g)
-        out: dict[tuple[tuple, int], list[tuple[int, float]]] = {}
-        answers = store._map(lambda day: (day, hourly_sums(day, day + DAY_NS, by_day[day])), sorted(by_day))
-        for day, sums in answers:
-            for g, hours in sums.items():
-                out[(g, day)] = sorted(hours.items())
-        return out
-
-    found = stats_from_day_bounds(bounds, read_hours)
-    for lo, hi in ((start_ns, a), (b, end_ns)):  # the edges: every hour
-        if lo < hi:
-            for g, hours in hourly_sums(lo, hi, None).items():
-                st = stats_of_buckets({t: [v] for t, v in hours.items()}, "sum")
-                found[g] = add_bucket_stats([found[g], st]) if g in found else st
-    return found

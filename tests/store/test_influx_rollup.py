@@ -201,9 +201,8 @@ def test_bucket_stats_match_raw_and_a_reference(stores, field):
             kw = dict(group_by=group_by, combine=combine)
             got, want = store.bucket_stats(*args, **kw), raw.bucket_stats(*args, **kw)
             assert want and same_stats(got, want), (start, end, group_by, combine)
-    # Two statements (sums, peaks) per call; multi-series groups read the days too, then sums
-    # read their days' bounds once more (see the next test) and means fall back to raw.
-    assert sum("gpu_1d" in q for q in seen) >= 2 * 6 * len(RANGES)
+    # Two statements (sums, peaks) per call; multi-series sum/mean read the days too, then fall back.
+    assert sum("gpu_1d" in q for q in seen) == 2 * 6 * len(RANGES)
     # The reference: per GPU, its hourly means over the points written.
     hours: dict[str, dict[int, list]] = {}
     for p in POINTS:
@@ -214,33 +213,6 @@ def test_bucket_stats_match_raw_and_a_reference(stores, field):
     assert same_stats(got, want)
     if field == "power_w":  # three equal peak hours on two days: the earliest
         assert got[("GPU-1",)].peak == 900.0 and got[("GPU-1",)].peak_ns == PEAK_HOURS[0]
-
-
-def test_summed_groups_read_hours_only_where_a_peak_can_be(stores, monkeypatch):
-    """A rack's GPUs summed hour by hour: equal to a reference from the points, and the rolled
-    days whose bound falls short of the rack's best hour are not read by the hour."""
-    from dcim.store import influx_rollup
-
-    store, _ = stores
-    read = []
-    real = influx_rollup.stats_from_day_bounds
-    monkeypatch.setattr(influx_rollup, "stats_from_day_bounds",
-                        lambda bounds, reader: real(bounds, lambda pairs: (read.extend(pairs), reader(pairs))[1]))
-    got = store.bucket_stats("gpu", "power_w", START, END, 3600, group_by=("rack",))
-    per: dict[tuple, list] = {}
-    for p in POINTS:
-        if "power_w" in p.fields:
-            per.setdefault((p.tags["rack"], p.tags["uuid"], p.time_ns - p.time_ns % HOUR), []).append(p.fields["power_w"])
-    sums: dict[str, dict[int, list]] = {}
-    for (rack, _uuid, h), vals in per.items():
-        sums.setdefault(rack, {}).setdefault(h, []).append(sum(vals) / len(vals))
-    want = {(r,): stats_of_buckets(hs, "sum") for r, hs in sums.items()}
-    assert got.keys() == want.keys()
-    for k, w in want.items():
-        assert (got[k].buckets, got[k].peak_ns) == (w.buckets, w.peak_ns)
-        assert got[k].total == pytest.approx(w.total, rel=1e-12) and got[k].peak == pytest.approx(w.peak, rel=1e-12)
-    whole_days = {((r,), d) for d in range(START - START % DAY + DAY, END - END % DAY, DAY) for r in ("a", "b")}
-    assert read and set(read) < whole_days
 
 
 def test_bucket_stats_each_adds_up_every_series(stores):
