@@ -15,6 +15,11 @@ Layout (one database file):
 - ``r1m_<measurement>`` / ``r1h_<measurement>`` / ``r1d_<measurement>(series_id, ts, <field>_n,
   _sum, _min, _max, _fts, _first, _lts, _last)``: per bucket (minute, hour, UTC day) partial
   aggregates that merge exactly.
+- ``h1d_<measurement>(field, series_id, ts, n, sum, max, maxts)``: per numeric field, series and
+  UTC day, the day's hourly means summarised (hours with a value, their sum, the largest and
+  its hour), recomputed by maintain() from r1h for the days it touched. A quarter's hourly
+  statistics read these, and summed groups read hours only where their peak can be
+  (``peak_search``).
 - ``meta(key, value)``: per measurement, ``rolled:<m>`` (highest rid merged into the rollups),
   ``horizon_raw:<m>`` and ``horizon_1m:<m>`` (ns cut-offs below which retention deleted rows),
   ``r1d_from:<m>`` (a file from before the daily level: the first day it holds whole).
