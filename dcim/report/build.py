@@ -18,14 +18,13 @@ Where each figure comes from:
   (its cycle rows' ``est_saving_w``, hourly means); shared out to racks by the savings its
   decisions estimated for their hosts' GPUs.
 
-Counters are summarised per day (first, last, max), which finds resets between and inside days
+Counters are summarised per day (first, last, max: ``Store.counter_days``), which finds resets between and inside days
 (see ``energy.counter_delta``); power per hour. Coverage is the share of hours with data.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -38,7 +37,6 @@ from dcim.report import energy
 from dcim.report.periods import Period, trailing_twelve_months
 from dcim.store.base import BucketStats, Store
 
-DAY_S = 86400
 HOUR_S = 3600
 QUARTER_HOUR_S = 900
 
@@ -113,19 +111,9 @@ class _Source:
         self._power: dict[tuple, BucketStats] | None = None
         self.counter: dict[tuple, tuple] = {}
         if counter_field:
-            def read(agg: str) -> dict:
-                return _series_by(store, measurement, counter_field, period, DAY_S, agg, key, where)
-
-            if getattr(store, "concurrent_reads", False):  # a server answers the three at once
-                with ThreadPoolExecutor(3) as pool:
-                    firsts, lasts, maxes = pool.map(read, ("first", "last", "max"))
-            else:
-                firsts, lasts, maxes = read("first"), read("last"), read("max")
-            for k, (times, fv) in firsts.items():
-                lv = dict(zip(*lasts.get(k, ([], []))))
-                mv = dict(zip(*maxes.get(k, ([], []))))
-                self.counter[k] = ([fv[i] for i in range(len(times))], [lv.get(t) for t in times],
-                                   [mv.get(t) for t in times])
+            for k, days in store.counter_days(measurement, counter_field, period.start_ns, period.end_ns,
+                                              group_by=key, where=where).items():
+                self.counter[k] = (days.firsts, days.lasts, days.maxes)
 
     @property
     def power(self) -> dict[tuple, BucketStats]:

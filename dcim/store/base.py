@@ -51,12 +51,23 @@ class BucketStats:
     peak_ns: int | None
 
 
+@dataclass
+class CounterDays:
+    """A counter of one group summarised per UTC day, the days with a value in time order: the
+    first, last and largest value of each, in the field's unit (what
+    ``dcim.report.energy.counter_delta`` turns into the increase, resets included)."""
+
+    times_ns: list[int]
+    firsts: list[float]
+    lasts: list[float]
+    maxes: list[float]
+
+
+DAY_S = 86400
+
+
 class Store(ABC):
     """Write points; read aggregated series; read the latest value of each series."""
-
-    # True where one instance answers queries from several threads at once (a server behind
-    # it); readers then may issue independent reads in parallel.
-    concurrent_reads = False
 
     @abstractmethod
     def write(self, points: Sequence[Point]) -> None:
@@ -115,6 +126,26 @@ class Store(ABC):
         if combine == "each":
             return {g: add_bucket_stats(stats) for g, stats in per_series.items()}
         return {g: stats_of_buckets(buckets, combine) for g, buckets in per_bucket.items() if buckets}
+
+    def counter_days(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
+                     group_by: Sequence[str] = (), where: Where | None = None) -> dict[tuple, CounterDays]:
+        """Per group (keyed by its *group_by* tag values): *field*'s first, last and largest value
+        in each UTC day of [start_ns, end_ns) that holds one (days: buckets of 86,400 s aligned
+        to the epoch, partial at the range's ends, stamped with their start). This default
+        reads them with three ``query`` calls; a store may read them at once."""
+        def read(agg: str) -> dict[tuple, dict[int, float]]:
+            return {tuple(s.tags.get(t, "") for t in group_by): dict(zip(s.times_ns, s.values[field]))
+                    for s in self.query(measurement, [field], start_ns, end_ns, every_s=DAY_S, agg=agg,
+                                        group_by=group_by, where=where)}
+
+        firsts, lasts, maxes = read("first"), read("last"), read("max")
+        out = {}
+        for key, first_at in firsts.items():
+            days = sorted(t for t, v in first_at.items() if v is not None)
+            last_at, max_at = lasts.get(key, {}), maxes.get(key, {})
+            out[key] = CounterDays(days, [first_at[t] for t in days], [last_at.get(t) for t in days],
+                                   [max_at.get(t) for t in days])
+        return out
 
     def maintain(self, now_ns: int | None = None) -> None:
         """Background upkeep (rollups, retention) as of *now_ns* (UTC ns; None: the clock's

@@ -27,6 +27,7 @@ from dcim.store.base import AGGREGATES, StoreError
 S = 1_000_000_000
 MINUTE = 60 * S
 HOUR = 3600 * S
+DAY = 86400 * S
 
 
 def recent_hour_ns(hours_back: int = 3) -> int:
@@ -389,6 +390,38 @@ class StoreContract:
             if agg == "count" or agg == "sum":
                 for s in got:
                     assert all(type(v) is int for v in s.values["mem_used_bytes"] if v is not None)
+
+        self.check_both_states(store, check)
+
+    @pytest.mark.parametrize("group_by", [("uuid",), ("rack",), ()])
+    def test_counter_days_match_reference(self, store, site, group_by):
+        """A counter's first, last and max per UTC day (a GPU's energy_j, one reset mid-day),
+        over a range cutting into its first and last days; groups of one GPU, of two, of all."""
+        rnd = random.Random(7)
+        day0 = recent_hour_ns(0) // DAY * DAY - 4 * DAY
+        points = []
+        for h in range(2):
+            for g in range(2):
+                tags = gpu_tags(site, f"node{h}", g, rack=f"r{h:02d}")
+                energy = rnd.uniform(0, 1e9)
+                for k in range(3 * 72 + 40):  # every 20 min for 3.5 days, odd nanoseconds
+                    t = day0 + 2 * HOUR + k * 20 * MINUTE + rnd.randrange(S)
+                    energy = 5e3 if (h, g, k) == (1, 0, 100) else energy + rnd.uniform(1e5, 9e5)
+                    points.append(Point("gpu", tags, {"energy_j": round(energy, 3)}, t))
+        self.put(store, points)
+        start, end = day0 + 5 * HOUR + 7 * S, day0 + 3 * DAY + 17 * HOUR
+        samples: dict[tuple, dict[int, list]] = {}
+        for p in sorted(points, key=lambda p: p.time_ns):
+            if start <= p.time_ns < end:
+                key = tuple(p.tags[t] for t in group_by)
+                samples.setdefault(key, {}).setdefault(p.time_ns - p.time_ns % DAY, []).append(p.fields["energy_j"])
+        want = {k: (sorted(days), [days[d][0] for d in sorted(days)], [days[d][-1] for d in sorted(days)],
+                    [max(days[d]) for d in sorted(days)]) for k, days in samples.items()}
+        assert any(max(v) > v[-1] for days in samples.values() for v in days.values())  # the reset is inside
+
+        def check(state):
+            got = store.counter_days("gpu", "energy_j", start, end, group_by=group_by, where={"site": site})
+            assert {k: (c.times_ns, c.firsts, c.lasts, c.maxes) for k, c in got.items()} == want, state
 
         self.check_both_states(store, check)
 

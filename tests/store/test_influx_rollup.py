@@ -16,7 +16,7 @@ import pytest
 from dcim.metrics import Point
 from dcim.store.base import BucketStats, stats_of_buckets
 from dcim.store.influx import InfluxStore
-from dcim.store.influx_rollup import STATE
+from dcim.store.influx_rollup import RETENTION_POLICY, STATE, source
 
 S = 1_000_000_000
 MIN = 60 * S
@@ -106,7 +106,7 @@ def test_daily_rows_hold_the_days_figures_with_the_fields_types(stores):
     store, _ = stores
     day = D0 + DAY
     mine = [p for p in POINTS if p.tags["uuid"] == "GPU-1" and day <= p.time_ns < day + DAY]
-    [series] = store.execute(f"SELECT * FROM gpu_1d WHERE uuid = 'GPU-1' AND time = {day}")[0]["series"]
+    [series] = store.execute(f"SELECT * FROM {source(store, 'gpu_1d')} WHERE uuid = 'GPU-1' AND time = {day}")[0]["series"]
     row = dict(zip(series["columns"], series["values"][0]))
     for f in FIELDS:
         samples = [(p.time_ns, p.fields[f]) for p in mine if f in p.fields]
@@ -123,7 +123,7 @@ def test_daily_rows_hold_the_days_figures_with_the_fields_types(stores):
         assert row[f"{f}_hmax"] == peak and row[f"{f}_hmaxts"] == min(h for h, m in means.items() if m == peak)
     assert row["power_w_hmax"] == 900.0 and row["power_w_hmaxts"] == PEAK_HOURS[0]  # the earlier of two equal hours
     # Types as the contract's: int fields stay int (sums too), hourly means are floats.
-    types = {name: kind for name, kind in store.execute("SHOW FIELD KEYS FROM gpu_1d")[0]["series"][0]["values"]}
+    types = {name: kind for name, kind in store.execute(f"SHOW FIELD KEYS FROM {source(store, 'gpu_1d')}")[0]["series"][0]["values"]}
     for f, kind in (("pstate", "integer"), ("mem_used_bytes", "integer"), ("power_w", "float"), ("util_pct", "float")):
         assert {p: types[f"{f}_{p}"] for p in ("sum", "min", "max", "first", "last")} == dict.fromkeys(
             ("sum", "min", "max", "first", "last"), kind)
@@ -131,8 +131,46 @@ def test_daily_rows_hold_the_days_figures_with_the_fields_types(stores):
             "n": "integer", "fts": "integer", "lts": "integer", "hn": "integer", "hmaxts": "integer",
             "hsum": "float", "hmax": "float"}
     # Every series carried every field on day 1 except GPU-2 (no data on day 2 only): three rows.
-    assert len(store.execute(f"SELECT pstate_n FROM gpu_1d WHERE time = {day} GROUP BY *")[0]["series"]) == 3
-    assert store.execute(f"SELECT * FROM gpu_1d WHERE uuid = 'GPU-2' AND time = {D0 + 2 * DAY}")[0].get("series") is None
+    assert len(store.execute(f"SELECT pstate_n FROM {source(store, 'gpu_1d')} WHERE time = {day} GROUP BY *")[0]["series"]) == 3
+    assert store.execute(f"SELECT * FROM {source(store, 'gpu_1d')} WHERE uuid = 'GPU-2' AND time = {D0 + 2 * DAY}")[0].get("series") is None
+
+
+def hourly_means(field: str) -> dict[str, dict[int, float]]:
+    """Per GPU, its hourly means of *field* over the points written (the reference)."""
+    hours: dict[str, dict[int, list]] = {}
+    for p in POINTS:
+        if field in p.fields:
+            hours.setdefault(p.tags["uuid"], {}).setdefault(p.time_ns - p.time_ns % HOUR, []).append(p.fields[field])
+    return {u: {h: sum(v) / len(v) for h, v in hs.items()} for u, hs in hours.items()}
+
+
+def test_group_rows_sum_power_per_tag_value(stores):
+    """gpu_1d_by: per tag value and for all GPUs, each day's hourly sums of their hourly means
+    summarised; other fields have none."""
+    store, _ = stores
+    means = hourly_means("power_w")
+    day = D0 + DAY
+    src = source(store, "gpu_1d_by")
+    got = {}
+    for series in store.execute(f"SELECT * FROM {src} WHERE time = {day} GROUP BY *")[0]["series"]:
+        [row] = series["values"]
+        got[tuple(sorted((k, v) for k, v in series["tags"].items() if v))] = dict(zip(series["columns"], row))
+    groups = {(("by", "*"),): list(TAGS)}
+    for tag in ("site", "room", "rack", "host", "gpu", "uuid", "model"):
+        for u, tags in TAGS.items():
+            groups.setdefault(tuple(sorted((("by", tag), (tag, tags[tag])))), []).append(u)
+    assert got.keys() == groups.keys()
+    for key, members in groups.items():
+        hours: dict[int, float] = {}
+        for u in members:
+            for h, m in means[u].items():
+                if day <= h < day + DAY:
+                    hours[h] = hours.get(h, 0.0) + m
+        peak = max(hours.values())
+        row = got[key]
+        assert (row["power_w_n"], row["power_w_maxts"]) == (len(hours), min(h for h, v in hours.items() if v == peak))
+        assert same(float(row["power_w_sum"]), sum(hours.values())) and same(float(row["power_w_max"]), peak), key
+        assert not any(k.startswith(("util_pct", "pstate")) for k in row if row[k] is not None)
 
 
 # --- query() ---------------------------------------------------------------------------------
@@ -171,6 +209,35 @@ def test_query_daily_counters_match_a_reference(stores):
             got[u].keys() == want[u].keys() and all(same(got[u][d], want[u][d]) for d in want[u]) for u in want), agg
 
 
+def test_counter_days_read_the_daily_rows_once_and_match_raw(stores):
+    """counter_days over rolled days: one read of the daily rows (and raw points for the edges),
+    the same days and figures as three raw reads, for groups of one GPU, of two and of all. The
+    times of the first and last points are read only where a group's day holds several GPUs."""
+    store, raw = stores
+    for start, end in RANGES + [(D0 + DAY, D0 + 3 * DAY)]:  # the last one: rolled days only
+        for field in ("util_pct", "mem_used_bytes"):
+            for group_by in (("uuid",), ("rack",), ()):
+                for where in (None, {"uuid": ["GPU-1", "GPU-3"]}):
+                    kw = dict(group_by=group_by, where=where)
+                    seen = statements(store)
+                    got = store.counter_days("gpu", field, start, end, **kw)
+                    rolled = [q for q in seen if "gpu_1d" in q]
+                    want = raw.counter_days("gpu", field, start, end, **kw)
+                    assert want and got == want, (start, end, field, group_by, where)
+                    assert all(type(v) is type(w) for g, c in got.items() for v, w in zip(c.firsts, want[g].firsts))
+                    assert "GROUP BY time" not in " ".join(rolled)
+                    timed = [q for q in rolled if "_fts" in q]
+                    # Whole days inside the range are the rolled ones: did a group's day hold several GPUs?
+                    holders: dict[tuple, set] = {}
+                    for p in POINTS:
+                        day = p.time_ns - p.time_ns % DAY
+                        if start <= day and day + DAY <= end and field in p.fields and \
+                                (where is None or p.tags["uuid"] in where["uuid"]):
+                            holders.setdefault((tuple(p.tags[t] for t in group_by), day), set()).add(p.tags["uuid"])
+                    shared = any(len(u) > 1 for u in holders.values())
+                    assert (len(rolled), len(timed)) == ((2, 1) if shared else (1, 0)), (group_by, where)
+
+
 def test_bools_and_finer_buckets_read_raw(stores):
     store, raw = stores
     tags = {"collector": "snmp", "target": "pdu-1"}
@@ -184,7 +251,7 @@ def test_bools_and_finer_buckets_read_raw(stores):
         assert want and same_series(store.query(m, fields, START, END, **kw), want)
     assert not any("_1d" in q for q in seen)
     # Only the numeric fields are rolled.
-    keys = [k for k, _ in store.execute("SHOW FIELD KEYS FROM collector_1d")[0]["series"][0]["values"]]
+    keys = [k for k, _ in store.execute(f"SHOW FIELD KEYS FROM {source(store, 'collector_1d')}")[0]["series"][0]["values"]]
     assert {k.split("_")[0] for k in keys} == {"duration", "points"}
 
 
@@ -201,18 +268,46 @@ def test_bucket_stats_match_raw_and_a_reference(stores, field):
             kw = dict(group_by=group_by, combine=combine)
             got, want = store.bucket_stats(*args, **kw), raw.bucket_stats(*args, **kw)
             assert want and same_stats(got, want), (start, end, group_by, combine)
-    # Two statements (sums, peaks) per call; multi-series sum/mean read the days too, then fall back.
+    # Two statements (sums, peaks) per call: power summed from the group rows, the rest from the
+    # series' rows (multi-series means and pstate sums then fall back to raw hours).
+    assert sum("gpu_1d_by" in q for q in seen) == (2 * 2 if field == "power_w" else 0) * len(RANGES)
     assert sum("gpu_1d" in q for q in seen) == 2 * 6 * len(RANGES)
-    # The reference: per GPU, its hourly means over the points written.
-    hours: dict[str, dict[int, list]] = {}
-    for p in POINTS:
-        if field in p.fields:
-            hours.setdefault(p.tags["uuid"], {}).setdefault(p.time_ns - p.time_ns % HOUR, []).append(p.fields[field])
-    want = {(u,): stats_of_buckets({h: [sum(v) / len(v)] for h, v in hs.items()}, "sum") for u, hs in hours.items()}
+    means = hourly_means(field)
+    want = {(u,): stats_of_buckets({h: [m] for h, m in ms.items()}, "sum") for u, ms in means.items()}
     got = store.bucket_stats("gpu", field, START, END, 3600, group_by=("uuid",))
     assert same_stats(got, want)
     if field == "power_w":  # three equal peak hours on two days: the earliest
         assert got[("GPU-1",)].peak == 900.0 and got[("GPU-1",)].peak_ns == PEAK_HOURS[0]
+    # Per rack, the sum of its GPUs' hourly means (rack a: GPU-1 and GPU-2, one missing an hour,
+    # the other a day); over all GPUs, their mean.
+    for group_by, combine in ((("rack",), "sum"), ((), "mean")):
+        per_group: dict[tuple, dict[int, list]] = {}
+        for u, ms in means.items():
+            g = tuple(TAGS[u][t] for t in group_by)
+            for h, m in ms.items():
+                per_group.setdefault(g, {}).setdefault(h, []).append(m)
+        want = {g: stats_of_buckets(hs, combine) for g, hs in per_group.items()}
+        got = store.bucket_stats("gpu", field, START, END, 3600, group_by=group_by, combine=combine)
+        assert got.keys() == want.keys() and all(
+            got[g].buckets == want[g].buckets and same(got[g].total, want[g].total) and same(got[g].peak, want[g].peak)
+            and got[g].peak_ns == want[g].peak_ns for g in want), (group_by, combine)
+
+
+def test_summed_groups_read_group_rows_only_where_the_groups_stay_whole(stores):
+    """A where that picks groups, or names every value a tag has, leaves the groups whole: the
+    group rows answer. One that drops a series inside a group reads raw hours. All equal raw."""
+    store, raw = stores
+    for where, grouped in (({"rack": "a"}, True), ({"uuid": ["GPU-1", "GPU-2", "GPU-3"]}, True),
+                           ({"uuid": ["GPU-1", "GPU-3"]}, False), ({"uuid": [f"GPU-{k}" for k in range(1, 40)]}, True)):
+        seen = statements(store)
+        for start, end in RANGES:
+            args = ("gpu", "power_w", start, end, 3600)
+            got = store.bucket_stats(*args, group_by=("rack",), where=where)
+            want = raw.bucket_stats(*args, group_by=("rack",), where=where)
+            assert want and got.keys() == want.keys() and all(
+                got[g].buckets == want[g].buckets and same(got[g].total, want[g].total) and same(got[g].peak, want[g].peak)
+                and got[g].peak_ns == want[g].peak_ns for g in want), where
+        assert any("gpu_1d_by" in q for q in seen) == grouped, where
 
 
 def test_bucket_stats_each_adds_up_every_series(stores):
@@ -228,7 +323,7 @@ def test_bucket_stats_each_adds_up_every_series(stores):
 # --- maintain() --------------------------------------------------------------------------------
 
 def state(store) -> dict:
-    series = store.execute(f"SELECT LAST(from_ns), LAST(to_ns) FROM {STATE} GROUP BY \"measurement\"")[0]["series"]
+    series = store.execute(f"SELECT LAST(from_ns), LAST(to_ns) FROM {source(store, STATE)} GROUP BY \"measurement\"")[0]["series"]
     return {s["tags"]["measurement"]: tuple(s["values"][0][1:]) for s in series}
 
 
@@ -238,7 +333,7 @@ def test_maintain_rolls_closed_days_only_and_again_cheaply(influx_store):
     assert state(influx_store) == {"gpu": (D0, D0 + 3 * DAY)}
     influx_store.maintain(D0 + 5 * DAY + 11 * MIN)
     assert state(influx_store) == {"gpu": (D0, D0 + 5 * DAY)}
-    days = influx_store.execute("SELECT count(pstate_n) FROM gpu_1d GROUP BY time(1d) fill(none)")[0]["series"][0]
+    days = influx_store.execute(f"SELECT count(pstate_n) FROM {source(influx_store, 'gpu_1d')} GROUP BY time(1d) fill(none)")[0]["series"][0]
     assert [t for t, _ in days["values"]] == [D0 + d * DAY for d in range(5)]
     seen = statements(influx_store)
     influx_store.maintain(D0 + 5 * DAY + 12 * MIN)  # again: only the re-roll window
@@ -250,7 +345,46 @@ def test_nothing_to_roll(influx_store):
     influx_store.maintain(NOW)  # an empty database
     influx_store.write([Point("gpu", TAGS["GPU-1"], {"power_w": 1.0}, NOW - HOUR)])
     influx_store.maintain(NOW)  # data in today only: nothing closed
-    assert influx_store.execute(f"SHOW MEASUREMENTS")[0]["series"][0]["values"] == [["gpu"]]
+    assert influx_store.execute("SHOW MEASUREMENTS")[0]["series"][0]["values"] == [["gpu"]]
+
+
+def test_rollups_live_in_their_own_retention_policy(stores):
+    """maintain() makes the long-shard policy and writes there; a reader that never ran
+    maintain() finds it; the default policy holds raw points only."""
+    store, raw = stores
+    [series] = store.execute(f"SHOW RETENTION POLICIES ON {store.database}")[0]["series"]
+    policies = {row[0]: dict(zip(series["columns"], row)) for row in series["values"]}
+    assert policies[RETENTION_POLICY]["shardGroupDuration"] == "8736h0m0s" and policies["autogen"]["default"]
+    assert store.execute("SELECT count(pstate_n) FROM gpu_1d")[0].get("series") is None
+    reader = InfluxStore(store.url, store.database)
+    try:
+        seen = statements(reader)
+        kw = dict(every_s=86400, agg="max", group_by=("uuid",))
+        assert same_series(reader.query("gpu", FIELDS, START, END, **kw), raw.query("gpu", FIELDS, START, END, **kw))
+        assert any(f'"{RETENTION_POLICY}"."gpu_1d"' in q for q in seen)
+    finally:
+        reader.close()
+
+
+def test_where_the_policy_cannot_be_made_rollups_use_the_default_one(influx_store):
+    """2.x and 3.x have no CREATE RETENTION POLICY: the rollups go to the default policy (here
+    a 1.x server taken for 2.x), and reads from them still equal raw."""
+    influx_store.ensure_database()
+    influx_store.version = "2.7.1"
+    influx_store.write(POINTS)
+    influx_store.maintain(NOW)
+    [series] = influx_store.execute(f"SHOW RETENTION POLICIES ON {influx_store.database}")[0]["series"]
+    assert [row[0] for row in series["values"]] == ["autogen"]
+    assert influx_store.execute("SELECT count(pstate_n) FROM gpu_1d")[0]["series"]
+    raw = InfluxStore(influx_store.url, influx_store.database, use_rollups=False)
+    try:
+        seen = statements(influx_store)
+        for agg in ("first", "mean"):
+            kw = dict(every_s=86400, agg=agg, group_by=("rack",))
+            assert same_series(influx_store.query("gpu", FIELDS, START, END, **kw), raw.query("gpu", FIELDS, START, END, **kw))
+        assert any('FROM "gpu_1d"' in q for q in seen)
+    finally:
+        raw.close()
 
 
 def test_late_points_rerolled_within_the_window_only(stores):

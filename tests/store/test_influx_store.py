@@ -12,7 +12,7 @@ import pytest
 
 from dcim.metrics import Point
 from dcim.store.base import StoreError, StoreUnavailable
-from dcim.store.influx import InfluxStore, quote_ident, quote_string
+from dcim.store.influx import LONG_TAG_LIST, InfluxStore, quote_ident, quote_string, where_clause
 from tests.fixtures.influxd import InfluxdProcess, free_port
 
 GPU_TAGS = {"site": "s1", "room": "r1", "rack": "a01", "host": "h1", "gpu": "0", "uuid": "GPU-1", "model": "H100"}
@@ -88,6 +88,20 @@ def test_quote_ident_and_string_survive_the_server(influx_store):
     assert quote_string("a'b\\c") == "'a\\'b\\\\c'"
 
 
+def test_long_tag_lists_match_exactly_what_they_name(influx_store):
+    """Past LONG_TAG_LIST values a where list is sent as one regex: every value is matched
+    literally and whole (regex characters, slashes, backslashes, prefixes of other values)."""
+    odd = ["a.b", "a+b", "(x)", "p/q", "back\\slash", "r[1]", "^s$", "t|u", "v*", "w?", "{z}", "한.국", "pdu-1",
+           "pdu-10", "pdu-100"]
+    hosts = odd + [f"n{k}" for k in range(30)] + ["axb", "pdu-1000", "xpdu-1", "n", "v"]
+    influx_store.write([Point("gpu", {**GPU_TAGS, "host": h}, {"power_w": float(k)}, 30) for k, h in enumerate(hosts)])
+    want = odd + [f"n{k}" for k in range(0, 30, 2)]
+    assert len(want) > LONG_TAG_LIST
+    got = influx_store.query("gpu", ["power_w"], 0, 100, group_by=["host"], where={"host": want})
+    assert sorted(s.tags["host"] for s in got) == sorted(want)
+    assert "=~" in where_clause(0, 100, {"host": want}) and "=~" not in where_clause(0, 100, {"host": want[:LONG_TAG_LIST]})
+
+
 def test_query_buckets_epoch_aligned_and_empty_omitted(influx_store):
     minute = 60_000_000_000
     base = 1_700_000_000 // 60 * minute  # a minute boundary
@@ -125,7 +139,7 @@ def test_batches_split_by_batch_size(influxd):
     store = InfluxStore(influxd.url, db, batch_size=7, gzip=False)
     posts = []
     real = store.write_encoded
-    store.write_encoded = lambda body: (posts.append(body.count(b"\n") + 1), real(body))
+    store.write_encoded = lambda body, **kw: (posts.append(body.count(b"\n") + 1), real(body, **kw))
     store.write([Point("gpu", GPU_TAGS, {"power_w": float(i)}, i) for i in range(20)])
     assert posts == [7, 7, 6]
     [s] = store.query("gpu", ["power_w"], 0, 100, agg="count")

@@ -6,7 +6,7 @@ import time
 
 from dcim.metrics import Point
 from dcim.store.influx import InfluxStore
-from dcim.store.influx_rollup import read_state
+from dcim.store.influx_rollup import read_state, source
 from dcim.store.maintainer import Maintainer
 
 S = 1_000_000_000
@@ -27,7 +27,7 @@ def test_rolls_the_closed_days_at_start(influx_store):
         m.stop()
     first, to = read_state(influx_store)["pdu"]
     assert first == day and to >= day + DAY
-    rows = influx_store.execute('SELECT "power_w_hmax", "power_w_hn" FROM "pdu_1d"')[0]["series"][0]["values"]
+    rows = influx_store.execute(f'SELECT "power_w_hmax", "power_w_hn" FROM {source(influx_store, "pdu_1d")}')[0]["series"][0]["values"]
     assert rows == [[day, 1023.0, 24]]
 
 
