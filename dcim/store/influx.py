@@ -192,6 +192,7 @@ class InfluxStore(Store):
         # Which days the rollups hold, per measurement (influx_rollup.read_state), and when read;
         # the retention policy they are in (None: the default; influx_rollup.find_policy).
         self.rollup_policy: str | None = None
+        self.rollup_policy_warned = False
         self._rollup_state: dict[str, tuple[int, int]] | None = None
         self._rollup_state_at = 0.0
 

@@ -163,9 +163,11 @@ def find_policy(store: "InfluxStore", create: bool) -> str | None:
     try:
         store.execute(f"CREATE RETENTION POLICY {quote_ident(RETENTION_POLICY)} ON {quote_ident(store.database)} "
                       f"DURATION INF REPLICATION 1 SHARD DURATION {SHARD_DURATION}")
-    except StoreError as exc:
-        log.warning("InfluxDB %s: cannot create retention policy %r for the rollups (%s); they go to the "
-                    "default policy, whose short shards make reports slower", store.url, RETENTION_POLICY, exc)
+    except StoreError as exc:  # warned once per store, not at every maintain()
+        (log.debug if store.rollup_policy_warned else log.warning)(
+            "InfluxDB %s: cannot create retention policy %r for the rollups (%s); they go to the default "
+            "policy, whose short shards make reports slower", store.url, RETENTION_POLICY, exc)
+        store.rollup_policy_warned = True
         return None
     return RETENTION_POLICY
 

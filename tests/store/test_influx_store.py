@@ -193,6 +193,38 @@ def test_basic_auth_against_auth_enabled_server(influxd_auth):
         anonymous.latest("gpu")
 
 
+def test_a_user_who_cannot_make_the_rollup_policy_rolls_into_the_default_one(influxd_auth, caplog):
+    """A non-admin user (ALL on its database only) cannot CREATE RETENTION POLICY: the rollups go
+    to the default policy, one warning says so however often maintain() runs, and reads from
+    the rollups equal raw reads."""
+    db = "roll_" + uuid.uuid4().hex[:8]
+    admin = InfluxStore(influxd_auth.url, db, auth="basic", username="admin", password='pa ss:w"rd')
+    admin.ensure_database()
+    user = "u" + db
+    admin.execute(f"CREATE USER {user} WITH PASSWORD 'secret'", database="")
+    admin.execute(f"GRANT ALL ON {db} TO {user}", database="")
+    store = InfluxStore(influxd_auth.url, db, auth="basic", username=user, password="secret", create_database=False)
+    raw = InfluxStore(influxd_auth.url, db, auth="basic", username=user, password="secret", create_database=False,
+                      use_rollups=False)
+    day = 86_400_000_000_000
+    d0 = 1_780_000_000_000_000_000 // day * day
+    store.write([Point("gpu", {**GPU_TAGS, "uuid": f"GPU-{g}"}, {"power_w": float(100 + g + k % 7)}, d0 + k * 600_000_000_000)
+                 for g in range(2) for k in range(3 * 144)])  # three days, every 10 min
+    with caplog.at_level(logging.WARNING, logger="dcim.store.influx_rollup"):
+        store.maintain(d0 + 4 * day)
+        store.maintain(d0 + 4 * day + 1)
+    assert len([r for r in caplog.records if "cannot create retention policy" in r.getMessage()]) == 1
+    [series] = admin.execute(f"SHOW RETENTION POLICIES ON {db}")[0]["series"]
+    assert [row[0] for row in series["values"]] == ["autogen"]
+    assert store.execute("SELECT count(power_w_n) FROM gpu_1d")[0]["series"][0]["values"][0][1] == 6
+    kw = dict(every_s=86400, agg="max", group_by=("uuid",))
+    got = store.query("gpu", ["power_w"], d0, d0 + 3 * day, **kw)
+    assert got and [(s.tags, s.times_ns, s.values) for s in got] == \
+        [(s.tags, s.times_ns, s.values) for s in raw.query("gpu", ["power_w"], d0, d0 + 3 * day, **kw)]
+    for s in (store, raw, admin):
+        s.close()
+
+
 def test_parallel_slices_give_the_same_answer_as_one_query(influx_store):
     minute = 60_000_000_000
     base = 1_700_000_000 // 3600 * 3600 * 1_000_000_000
