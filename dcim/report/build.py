@@ -18,8 +18,8 @@ Where each figure comes from:
   (its cycle rows' ``est_saving_w``, hourly means); shared out to racks by the savings its
   decisions estimated for their hosts' GPUs.
 
-Counters are summarised per day (first, last, max: ``Store.counter_days``), which finds resets between and inside days
-(see ``energy.counter_delta``); power per hour. Coverage is the share of hours with data.
+Counters give their increase per key (``Store.counter_increase``: resets found between and
+inside UTC days); power is read per hour. Coverage is the share of hours with data.
 """
 
 from __future__ import annotations
@@ -109,11 +109,10 @@ class _Source:
         self._power_query = (measurement, power_field, period.start_ns, period.end_ns, HOUR_S)
         self._where = where
         self._power: dict[tuple, BucketStats] | None = None
-        self.counter: dict[tuple, tuple] = {}
+        self.counter: dict[tuple, tuple[float, int]] = {}
         if counter_field:
-            for k, days in store.counter_days(measurement, counter_field, period.start_ns, period.end_ns,
-                                              group_by=key, where=where).items():
-                self.counter[k] = (days.firsts, days.lasts, days.maxes)
+            self.counter = store.counter_increase(measurement, counter_field, period.start_ns, period.end_ns,
+                                                  group_by=key, where=where)
 
     @property
     def power(self) -> dict[tuple, BucketStats]:
@@ -134,11 +133,9 @@ class _Source:
         give the energy, so the hourly power is not read for it."""
         hours = round(self.period.hours)
         if k in self.counter:
-            firsts, lasts, maxes = self.counter[k]
-            if any(v is not None for v in firsts):
-                delta, resets = energy.counter_delta(firsts, lasts, maxes)
-                cov = energy.coverage_of(self._hours(k), hours) if with_coverage else 0.0
-                return _Energy(delta * self.counter_scale_kwh, "counter", cov, resets)
+            delta, resets = self.counter[k]
+            cov = energy.coverage_of(self._hours(k), hours) if with_coverage else 0.0
+            return _Energy(delta * self.counter_scale_kwh, "counter", cov, resets)
         st = self.power.get(k)
         if st is not None and st.buckets:
             return _Energy(energy.integrate_mean_sum(st.total, HOUR_S), "integrated_power",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
+from dcim.store.counters import counter_delta
 from dcim.store.gpu_summary import GpuSummary, summarize_gpus
 
 Aggregate = Literal["mean", "max", "min", "last", "first", "sum", "count"]
@@ -55,7 +56,7 @@ class BucketStats:
 class CounterDays:
     """A counter of one group summarised per UTC day, the days with a value in time order: the
     first, last and largest value of each, in the field's unit (what
-    ``dcim.report.energy.counter_delta`` turns into the increase, resets included)."""
+    ``dcim.store.counters.counter_delta`` turns into the increase, resets included)."""
 
     times_ns: list[int]
     firsts: list[float]
@@ -146,6 +147,17 @@ class Store(ABC):
             out[key] = CounterDays(days, [first_at[t] for t in days], [last_at.get(t) for t in days],
                                    [max_at.get(t) for t in days])
         return out
+
+    def counter_increase(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
+                         group_by: Sequence[str] = (), where: Where | None = None) -> dict[tuple, tuple[float, int]]:
+        """Per group (one series each: a counter does not add up across series): (increase,
+        resets) of the counter *field* over [start_ns, end_ns), in its unit. Resets are found
+        from the UTC days' first, last and max (``counter_days``; at most one inside a day is
+        seen) and between days; the increase across days without data counts
+        (``dcim.store.counters.counter_delta``). This default computes it from counter_days."""
+        return {key: counter_delta(days.firsts, days.lasts, days.maxes)
+                for key, days in self.counter_days(measurement, field, start_ns, end_ns, group_by=group_by,
+                                                   where=where).items()}
 
     def maintain(self, now_ns: int | None = None) -> None:
         """Background upkeep (rollups, retention) as of *now_ns* (UTC ns; None: the clock's

@@ -557,6 +557,22 @@ class InfluxStore(Store):
                 return influx_rollup.counter_days(self, spec, field, start_ns, end_ns, list(group_by), where, days)
         return super().counter_days(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
 
+    def counter_increase(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
+                         group_by: Sequence[str] = (), where: Where | None = None) -> dict[tuple, tuple[float, int]]:
+        """``Store.counter_increase``: the rolled days from one aggregate row per series (their
+        increases and junctions kept by maintain()), the rest per day from raw points
+        (``dcim.store.influx_rollup.counter_increase``); else the default."""
+        spec, _ = check_query(measurement, [field], "first", group_by, where)
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        if spec.fields[field].counter and end_ns > start_ns and where_clause(start_ns, end_ns, where) is not None:
+            self.ensure_database()
+            days = self._rolled_days(measurement, start_ns, end_ns)
+            if days is not None:
+                found = influx_rollup.counter_increase(self, spec, field, start_ns, end_ns, list(group_by), where, days)
+                if found is not None:
+                    return found
+        return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
+
     def _rolled_days(self, measurement: str, start_ns: int, end_ns: int) -> tuple[int, int] | None:
         """The whole days [a, b) of [start, end) that the daily rollups hold, or None. Which
         days are rolled is read at most every STATE_TTL_S (maintain() refreshes it): a day

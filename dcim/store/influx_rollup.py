@@ -13,6 +13,11 @@ stamped at the day's start. Per numeric field ``f`` the series carried that day:
 - the day's hourly means summarised: ``f_hn`` (int: hours with a value), ``f_hsum`` (float: sum
   of the hourly means), ``f_hmax`` (float: the largest hourly mean) and ``f_hmaxts`` (int ns:
   start of the earliest hour holding it);
+- for counters (``counter=True`` in the contract: energy): ``f_inc`` (float) and ``f_rst``
+  (int), the increase and resets inside the day (``dcim.store.counters.bucket_span``), and
+  ``f_jinc`` / ``f_jrst``, those of the junction from the series' previous day with a value
+  (0 for its first rolled day). Over days [a, b) a counter then increases by Σ inc + Σ jinc
+  less the first day's jinc (its junction lies before a): one aggregate row per series.
 
 For power fields (``power_w``, ``*_power_w``: what a rack's or a room's demand adds up),
 measurement ``m_1d_by`` holds the same day's hourly figures of groups of series: per tag ``t``
@@ -42,11 +47,14 @@ COUNT/SUM/MIN/MAX of every field and, per field, a lone FIRST() and LAST() (the 
 that reports the point's own time: under GROUP BY time() a selector reports the bucket's
 start); then per series and hour MEAN() (the figure raw reads compute), in chunks of hours
 sized to the series count; the group sums are added up from those means in Python. Days run
-in parallel on the store's query threads.
+in parallel on the store's query threads; then the counters' junctions are written, day by day
+in time order, from the last rolled day before the first one rolled (a re-rolled day's
+junctions, and those of every later day, are written again with it).
 
 **Reads.** ``query()`` with ``every_s`` a multiple of a day and ``bucket_stats()`` with hourly
 buckets (every group one series, or ``combine="each"``) read rolled whole days from ``m_1d``,
-``bucket_stats()`` of summed power per tag (or of all series) from ``m_1d_by``, and raw points
+``bucket_stats()`` of summed power per tag (or of all series) from ``m_1d_by``,
+``counter_days()`` and ``counter_increase()`` from one read of the rolled days, and raw points
 for the partial days at the range's edges and the days not rolled yet. Why not let InfluxDB sum
 a group's hours at read time: on 1.6, the hourly sums of a quarter per rack over 2,000 PDUs'
 daily rows (24 hour columns, GROUP BY time(1d), rack) took 41 s, and a subquery per hour of
@@ -56,13 +64,17 @@ Known limits:
 
 - A point written for a day older than the re-roll window by another process than the one
   running maintain() (its writes are remembered, a spool replay included) stays out of the
-  rollups: reads served from them do not see it. Days before the first rolled day read raw. Points newer
-  than that are seen after the next maintain(); until then a rolled day answers as rolled.
+  rollups: reads served from them do not see it. Days before the first rolled day read raw.
+  Points newer than that are seen after the next maintain(); until then a rolled day answers
+  as rolled.
 - A group's hourly sums over the days are whole groups only: a read that leaves out some of
   a group's series (a where on another tag that does not accept all its values) reads raw.
 - Sums and means over several days come out of another summation order than InfluxDB's own
-  over raw points (Σ of daily sums, Σ of hourly means): equal to about 1e-15 relative, not
-  always bit for bit. Counts, minima, maxima, first and last values and peaks are exact.
+  over raw points (Σ of daily sums, Σ of hourly means), and so do counter increases and the
+  group sums' peaks: equal to about 1e-15 relative, not always bit for bit. Counts, minima,
+  maxima, first and last values, a series' peaks and reset counts are exact.
+- A counter's junctions are those of the days as rolled: one rolled before this layout (no
+  ``f_jinc``) makes counter_increase fall back to reading the days.
 - ``bucket_stats`` peaks: a tie between hours of one series resolves to the earliest hour, as
   on raw points; it relies on ``MAX()``'s documented tie rule (earliest point) in the
   selector query that picks a series' peak day.
@@ -78,6 +90,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
 from dcim.store.base import BucketStats, CounterDays, Series, Store, StoreError, Where, add_bucket_stats
+from dcim.store.counters import CounterSpan, bucket_span, chain, junction
 from dcim.store.influx import _column_cast, quote_ident, quote_string, where_clause  # influx imports this module at its end
 
 if TYPE_CHECKING:
@@ -241,7 +254,9 @@ def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int,
         if start >= end:
             continue
         # Days in parallel on the store's query threads (roll_day only uses execute and write).
-        series = sum(store._map(lambda day: roll_day(store, spec, fields, day), range(start, end, DAY_NS)))
+        rolled = store._map(lambda day: (day, roll_day(store, spec, fields, day)), range(start, end, DAY_NS))
+        series = sum(n for _, (n, _) in rolled)
+        _roll_junctions(store, spec, start, [(day, ends) for day, (_, ends) in rolled])  # needs the days in order
         to = max(to, end)  # never shrinks (a now_ns earlier than a previous run's)
         # Written last: a run cut short leaves the state as it was, and those days read raw.
         store.write([Point(STATE, {"measurement": spec.name}, {"from_ns": first, "to_ns": to}, to - DAY_NS)],
@@ -269,8 +284,10 @@ def _first_time(store: "InfluxStore", measurement: str, fields: Sequence[str]) -
     return min(times) if times else None
 
 
-def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], day_ns: int) -> int:
-    """Compute and write the rollup points of one UTC day; returns how many (series)."""
+def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
+             day_ns: int) -> tuple[int, dict[str, dict[tuple, tuple[dict, float, float]]]]:
+    """Compute and write the rollup points of one UTC day; returns how many series had data,
+    and per counter field each series' (tags, first value, last value) for _roll_junctions."""
     m = spec.name
     src = quote_ident(m)
     rng = f"time >= {day_ns} AND time < {day_ns + DAY_NS}"
@@ -311,7 +328,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], day
                 t, v = series["values"][0][:2]
                 entry[part], entry[part[0] + "ts"] = _cast(kinds[f], v), int(t)
     if not days:
-        return 0
+        return 0, {}
 
     # Hourly means per series, as MEAN() computes them on raw reads (the same figures bit for
     # bit). In chunks of hours so that one answer stays bounded however many series there are.
@@ -346,6 +363,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], day
                             acc[2], acc[3] = mean, row[0]
 
     points = []
+    ends: dict[str, dict[tuple, tuple[dict, float, float]]] = {}  # counter -> series -> (tags, first, last)
     name = rollup_name(m)
     for key, day in days.items():
         values: dict[str, float | int] = {}
@@ -359,12 +377,43 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], day
                            f"{f}_first": e["first"], f"{f}_fts": e["fts"], f"{f}_last": e["last"],
                            f"{f}_lts": e["lts"], f"{f}_hn": h[0], f"{f}_hsum": float(h[1]),
                            f"{f}_hmax": float(h[2]), f"{f}_hmaxts": int(h[3])})
+            if spec.fields[f].counter:
+                span = bucket_span(e["first"], e["last"], e["max"])
+                values.update({f"{f}_inc": float(span.increase), f"{f}_rst": span.resets})
+                ends.setdefault(f, {})[key] = (day["tags"], e["first"], e["last"])
         if values:
             tags = {k: v for k, v in day["tags"].items() if v != ""}
             points.append(Point(name, tags, values, day_ns))
     points += _group_points(spec, {key: day["tags"] for key, day in days.items()}, means_of, day_ns)
     store.write(points, retention_policy=store.rollup_policy)
-    return len(days)
+    return len(days), ends
+
+
+def _roll_junctions(store: "InfluxStore", spec: Measurement, start_ns: int,
+                    rolled: list[tuple[int, dict[str, dict[tuple, tuple[dict, float, float]]]]]) -> None:
+    """Write each rolled day's counter junctions (``f_jinc``, ``f_jrst``: from the series'
+    previous day with a value to this day's first), days in time order: the first from the
+    last day rolled before *start_ns*, the rest from the days just rolled."""
+    counters = sorted({f for _, ends in rolled for f in ends})
+    if not counters:
+        return
+    src = source(store, rollup_name(spec.name))
+    answers = store.execute(";".join(f"SELECT LAST({quote_ident(f + '_last')}) AS v FROM {src} WHERE time < {start_ns} "
+                                     f"GROUP BY *" for f in counters))
+    previous = {f: {_series_key(s.get("tags")): s["values"][0][1] for s in result.get("series", []) if s.get("values")}
+                for f, result in zip(counters, answers)}
+    points = []
+    for day_ns, ends in sorted(rolled, key=lambda r: r[0]):
+        values: dict[tuple, tuple[dict, dict]] = {}
+        for f in counters:
+            before = previous[f]
+            for key, (tags, first, last) in sorted(ends.get(f, {}).items()):
+                step, reset = junction(before[key], first) if key in before else (0.0, 0)
+                values.setdefault(key, (tags, {}))[1].update({f"{f}_jinc": float(step), f"{f}_jrst": reset})
+                before[key] = last
+        points += [Point(rollup_name(spec.name), {k: v for k, v in tags.items() if v != ""}, fields, day_ns)
+                   for tags, fields in values.values()]
+    store.write(points, retention_policy=store.rollup_policy)
 
 
 def _group_points(spec: Measurement, tags_of: dict[tuple, dict], means_of: dict[str, dict[tuple, dict[int, float]]],
@@ -612,6 +661,62 @@ def counter_days(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
             out[key] = CounterDays(day_list, [cast(v[1]) for v in vals], [cast(v[3]) for v in vals],
                                    [cast(v[4]) for v in vals])
     return out
+
+
+# --- counter_increase() from the rollups ---------------------------------------------------
+
+def counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+                     group_by: Sequence[str], where: Where | None,
+                     days: tuple[int, int]) -> dict[tuple, tuple[float, int]] | None:
+    """``Store.counter_increase``: the rolled days *days* [a, b) as one span per series, from one
+    aggregate row each (first and last value; the days' increases and resets; their junctions
+    with the day before, less the first one's, which lies outside); the rest of the range
+    per day from raw points; chained per series (``dcim.store.counters``).
+
+    None (the caller falls back to the default) where a group holds several series, or a
+    rolled day lacks its junction (a day rolled before they were kept)."""
+    a, b = days
+    qf = quote_ident(field)
+    c = {p: quote_ident(f"{field}_{p}") for p in ("first", "last", "inc", "rst", "jinc", "jrst")}
+    raw = [f"SELECT FIRST({qf}) AS f, LAST({qf}) AS l, MAX({qf}) AS x FROM {quote_ident(spec.name)} WHERE "
+           f"{where_clause(lo, hi, where)} GROUP BY time(1d), * fill(none)" for lo, hi in ((start_ns, a), (b, end_ns))
+           if lo < hi]
+    rolled = (f"SELECT FIRST({c['first']}) AS f, LAST({c['last']}) AS l, SUM({c['inc']}) AS inc, "
+              f"SUM({c['rst']}) AS rst, SUM({c['jinc']}) AS jinc, SUM({c['jrst']}) AS jrst, "
+              f"FIRST({c['jinc']}) AS jinc0, FIRST({c['jrst']}) AS jrst0, COUNT({c['first']}) AS n, "
+              f"COUNT({c['jinc']}) AS nj FROM {source(store, rollup_name(spec.name))} "
+              f"WHERE {where_clause(a, b, where)} GROUP BY *")
+    answers = store._execute_many(raw + [rolled])
+    series_of: dict[tuple, tuple] = {}  # group -> its one series
+    spans: dict[tuple, list[tuple[int, CounterSpan]]] = {}  # series -> (day, span), any order
+
+    def add(series: dict, day_ns: int, span: CounterSpan) -> bool:
+        key = _series_key(series.get("tags"))
+        group = tuple((series.get("tags") or {}).get(t, "") for t in group_by)
+        if series_of.setdefault(group, key) != key:
+            return False
+        spans.setdefault(key, []).append((day_ns, span))
+        return True
+
+    for answer in answers[:-1]:
+        for series in answer:
+            index, rows = _rows(series)
+            for row in rows:
+                first = row[index["f"]]
+                if first is not None and not add(series, row[0], bucket_span(first, row[index["l"]], row[index["x"]])):
+                    return None
+    for series in answers[-1]:
+        index, rows = _rows(series)
+        if not rows or not rows[0][index["n"]]:
+            continue
+        r = {k: rows[0][i] for k, i in index.items()}
+        if r["nj"] != r["n"]:
+            return None
+        span = CounterSpan(r["f"], r["l"], (r["inc"] + r["jinc"]) - r["jinc0"], int(r["rst"] + r["jrst"] - r["jrst0"]))
+        if not add(series, a, span):
+            return None
+    return {group: chain(span for _, span in sorted(spans[key], key=lambda ds: ds[0]))
+            for group, key in sorted(series_of.items())}
 
 
 # --- bucket_stats() from the rollups -------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The report's arithmetic over plain data: counters with resets, integration, periods, PUE."""
+"""The report's arithmetic over plain data: integration, periods, PUE (counters: tests/store/test_counters.py)."""
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -7,42 +7,6 @@ import pytest
 
 from dcim.report import energy
 from dcim.report.periods import date_range, month, previous_quarter, quarter, trailing_twelve_months
-
-
-def summarise(samples, per_bucket):
-    """Split a raw counter trace into buckets of *per_bucket* samples → (first, last, max) lists."""
-    firsts, lasts, maxes = [], [], []
-    for i in range(0, len(samples), per_bucket):
-        chunk = samples[i:i + per_bucket]
-        firsts.append(chunk[0]), lasts.append(chunk[-1]), maxes.append(max(chunk))
-    return firsts, lasts, maxes
-
-
-def true_energy(samples):
-    total = 0.0
-    for a, b in zip(samples, samples[1:]):
-        total += b - a if b >= a else b
-    return total
-
-
-@pytest.mark.parametrize("reset_at", [None, 7, 12, 13, 20])
-def test_counter_delta_matches_sample_by_sample_sum(reset_at):
-    samples = []
-    value = 1000.0
-    for i in range(24):
-        if i == reset_at:
-            value = 0.5
-        samples.append(value)
-        value += 3.0 + (i % 5)
-    firsts, lasts, maxes = summarise(samples, 6)
-    got, resets = energy.counter_delta(firsts, lasts, maxes)
-    assert got == pytest.approx(true_energy(samples))
-    assert resets == (0 if reset_at is None else 1)
-
-
-def test_counter_gap_still_counts_energy_across_it():
-    firsts, lasts, maxes = [0.0, None, 50.0], [10.0, None, 60.0], [10.0, None, 60.0]
-    assert energy.counter_delta(firsts, lasts, maxes) == (60.0, 0)
 
 
 def test_integrate_power_and_coverage():

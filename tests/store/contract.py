@@ -393,10 +393,10 @@ class StoreContract:
 
         self.check_both_states(store, check)
 
-    @pytest.mark.parametrize("group_by", [("uuid",), ("rack",), ()])
-    def test_counter_days_match_reference(self, store, site, group_by):
-        """A counter's first, last and max per UTC day (a GPU's energy_j, one reset mid-day),
-        over a range cutting into its first and last days; groups of one GPU, of two, of all."""
+    def counters(self, site: str) -> tuple[list[Point], int, int]:
+        """Four GPUs' energy_j every 20 min for 3.5 days ending a day ago (odd nanoseconds): one
+        resets inside a day, one at the first point of a day; and a range cutting into the
+        first and last days."""
         rnd = random.Random(7)
         day0 = recent_hour_ns(0) // DAY * DAY - 4 * DAY
         points = []
@@ -404,12 +404,21 @@ class StoreContract:
             for g in range(2):
                 tags = gpu_tags(site, f"node{h}", g, rack=f"r{h:02d}")
                 energy = rnd.uniform(0, 1e9)
-                for k in range(3 * 72 + 40):  # every 20 min for 3.5 days, odd nanoseconds
+                for k in range(3 * 72 + 40):
                     t = day0 + 2 * HOUR + k * 20 * MINUTE + rnd.randrange(S)
-                    energy = 5e3 if (h, g, k) == (1, 0, 100) else energy + rnd.uniform(1e5, 9e5)
+                    if (h, g, k) in ((1, 0, 100), (0, 1, 138)):  # k = 138: the first point of day 2
+                        energy = 5e3 + k
+                    else:
+                        energy += rnd.uniform(1e5, 9e5)
                     points.append(Point("gpu", tags, {"energy_j": round(energy, 3)}, t))
+        return points, day0 + 5 * HOUR + 7 * S, day0 + 3 * DAY + 17 * HOUR
+
+    @pytest.mark.parametrize("group_by", [("uuid",), ("rack",), ()])
+    def test_counter_days_match_reference(self, store, site, group_by):
+        """A counter's first, last and max per UTC day, over a range cutting into its first and
+        last days; groups of one GPU, of two, of all."""
+        points, start, end = self.counters(site)
         self.put(store, points)
-        start, end = day0 + 5 * HOUR + 7 * S, day0 + 3 * DAY + 17 * HOUR
         samples: dict[tuple, dict[int, list]] = {}
         for p in sorted(points, key=lambda p: p.time_ns):
             if start <= p.time_ns < end:
@@ -422,6 +431,30 @@ class StoreContract:
         def check(state):
             got = store.counter_days("gpu", "energy_j", start, end, group_by=group_by, where={"site": site})
             assert {k: (c.times_ns, c.firsts, c.lasts, c.maxes) for k, c in got.items()} == want, state
+
+        self.check_both_states(store, check)
+
+    def test_counter_increase_matches_the_sample_by_sample_sum(self, store, site):
+        """Per GPU: the sum of increases between consecutive points, a drop counting as the new
+        value (a reset inside a day and one at a day's first point), and the resets counted."""
+        points, start, end = self.counters(site)
+        self.put(store, points)
+        want: dict[tuple, tuple[float, int]] = {}
+        last: dict[tuple, float] = {}
+        for p in sorted(points, key=lambda p: p.time_ns):
+            if start <= p.time_ns < end:
+                key, v = (p.tags["uuid"],), p.fields["energy_j"]
+                inc, resets = want.get(key, (0.0, 0))
+                if key in last:
+                    inc, resets = (inc + v - last[key], resets) if v >= last[key] else (inc + v, resets + 1)
+                want[key], last[key] = (inc, resets), v
+        assert sorted(r for _, r in want.values()) == [0, 0, 1, 1]
+
+        def check(state):
+            got = store.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",), where={"site": site})
+            assert got.keys() == want.keys(), state
+            for key, (inc, resets) in want.items():
+                assert got[key][1] == resets and math.isclose(got[key][0], inc, rel_tol=1e-9), (state, key)
 
         self.check_both_states(store, check)
 
