@@ -64,6 +64,7 @@ from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
 from dcim.store.base import (Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where,
                              add_bucket_stats, check_bucket_stats, check_query, check_tags, matches,
                              measurement_spec)
+from dcim.store import counters
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
 from dcim.store.peak_search import day_bound, stats_from_day_bounds
 
@@ -870,6 +871,59 @@ class SqliteStore(Store):
         for sid in sorted(stats):
             per_group.setdefault(group_of[sid], []).append(stats[sid])
         return {g: add_bucket_stats(parts) for g, parts in per_group.items()}
+
+    def counter_increase(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
+                         group_by: Sequence[str] = (), where: Where | None = None) -> dict[tuple, tuple[float, int]]:
+        """``Store.counter_increase``. Whole days of the daily rollup are summed in SQL, one row
+        per series coming back: each day's increase and resets inside it, and, with LAG() over
+        the series' days, those of its junction with the day before (a year is a row per
+        series, not 365). The edges (partial days; finer rollups and raw rows) are read as the
+        default reads them, and everything is chained per series. Groups of several series, or
+        days whose raw rows wait for maintain(), read as the default."""
+        spec, _ = check_query(measurement, [field], "first", group_by, where)
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        days = None
+        if spec.fields[field].counter and start_ns < end_ns:
+            with self._read_txn() as conn:
+                group_of, pieces, sid_filter, meta = self._pieces(conn, measurement, start_ns, end_ns, NS_PER_DAY,
+                                                                  tuple(group_by), where)
+                whole = [(s, e) for src, s, e, tail in pieces if src == "r1d" and tail is None]
+                rolled = meta.get(f"rolled:{measurement}", 0)
+                if len(whole) == 1 and len(set(group_of.values())) == len(group_of) and not conn.execute(
+                        f"SELECT 1 FROM raw_{measurement} WHERE rid > ? AND +ts >= ? AND +ts < ? LIMIT 1",
+                        (rolled, *whole[0])).fetchone():
+                    days = whole[0], self._counter_days_sql(conn, measurement, field, *whole[0], sid_filter)
+        if days is None:
+            return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
+        (a, b), per_sid = days
+        spans: dict[tuple, list[counters.CounterSpan]] = {}
+        edges = [self.counter_days(measurement, field, lo, hi, group_by=group_by, where=where)
+                 for lo, hi in ((start_ns, a), (b, end_ns)) if lo < hi]
+        for g, c in (edges[0] if start_ns < a else {}).items():
+            spans.setdefault(g, []).extend(map(counters.bucket_span, c.firsts, c.lasts, c.maxes))
+        for sid, span in per_sid.items():
+            spans.setdefault(group_of[sid], []).append(span)
+        for g, c in (edges[-1] if b < end_ns else {}).items():
+            spans.setdefault(g, []).extend(map(counters.bucket_span, c.firsts, c.lasts, c.maxes))
+        return {g: counters.chain(spans[g]) for g in sorted(spans)}
+
+    @staticmethod
+    def _counter_days_sql(conn, m: str, field: str, a: int, b: int, sid_filter: str) -> dict[int, "counters.CounterSpan"]:
+        """Per series, its daily rows in [a, b) as one span (``dcim.store.counters``): the first
+        day's first value, the last day's last, and the increase and resets inside the days
+        and across their junctions (the first day's, which lies before a, left out)."""
+        f, last, top = _q(field + "_first"), _q(field + "_last"), _q(field + "_max")
+        sql = (f"SELECT series_id, max(fv), max(lv), total(CASE WHEN l < x THEN (x - f) + l ELSE x - f END) "
+               f"+ total(CASE WHEN p IS NULL THEN 0 WHEN f >= p THEN f - p ELSE f END), "
+               f"sum(l < x) + sum(p IS NOT NULL AND f < p) FROM ("
+               f"SELECT series_id, {f} AS f, {last} AS l, {top} AS x, "
+               f"lag({last}) OVER (PARTITION BY series_id ORDER BY ts) AS p, "
+               f"first_value({f}) OVER w AS fv, last_value({last}) OVER w AS lv FROM r1d_{m} "
+               f"WHERE ts >= ? AND ts < ? AND {_q(field + '_n')} > 0{sid_filter.format(p='')} "
+               f"WINDOW w AS (PARTITION BY series_id ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND "
+               f"UNBOUNDED FOLLOWING)) GROUP BY series_id")
+        return {sid: counters.CounterSpan(first, final, increase, int(resets))
+                for sid, first, final, increase, resets in conn.execute(sql, (a, b))}
 
     def _pieces(self, conn, m: str, start_ns: int, end_ns: int, every_ns: int | None, group_by: tuple,
                 where: Where | None) -> tuple[dict, list, str, dict]:
