@@ -285,9 +285,9 @@ def _first_time(store: "InfluxStore", measurement: str, fields: Sequence[str]) -
 
 
 def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
-             day_ns: int) -> tuple[int, dict[str, dict[tuple, tuple[dict, float, float]]]]:
+             day_ns: int) -> tuple[int, dict[str, dict[tuple, tuple[float, float]]]]:
     """Compute and write the rollup points of one UTC day; returns how many series had data,
-    and per counter field each series' (tags, first value, last value) for _roll_junctions."""
+    and per counter field each series' (first value, last value) for _roll_junctions."""
     m = spec.name
     src = quote_ident(m)
     rng = f"time >= {day_ns} AND time < {day_ns + DAY_NS}"
@@ -363,7 +363,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
                             acc[2], acc[3] = mean, row[0]
 
     points = []
-    ends: dict[str, dict[tuple, tuple[dict, float, float]]] = {}  # counter -> series -> (tags, first, last)
+    ends: dict[str, dict[tuple, tuple[float, float]]] = {}  # counter -> series -> (first, last)
     name = rollup_name(m)
     for key, day in days.items():
         values: dict[str, float | int] = {}
@@ -380,7 +380,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
             if spec.fields[f].counter:
                 span = bucket_span(e["first"], e["last"], e["max"])
                 values.update({f"{f}_inc": float(span.increase), f"{f}_rst": span.resets})
-                ends.setdefault(f, {})[key] = (day["tags"], e["first"], e["last"])
+                ends.setdefault(f, {})[key] = (e["first"], e["last"])
         if values:
             tags = {k: v for k, v in day["tags"].items() if v != ""}
             points.append(Point(name, tags, values, day_ns))
@@ -390,7 +390,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
 
 
 def _roll_junctions(store: "InfluxStore", spec: Measurement, start_ns: int,
-                    rolled: list[tuple[int, dict[str, dict[tuple, tuple[dict, float, float]]]]]) -> None:
+                    rolled: list[tuple[int, dict[str, dict[tuple, tuple[float, float]]]]]) -> None:
     """Write each rolled day's counter junctions (``f_jinc``, ``f_jrst``: from the series'
     previous day with a value to this day's first), days in time order: the first from the
     last day rolled before *start_ns*, the rest from the days just rolled."""
@@ -404,15 +404,15 @@ def _roll_junctions(store: "InfluxStore", spec: Measurement, start_ns: int,
                 for f, result in zip(counters, answers)}
     points = []
     for day_ns, ends in sorted(rolled, key=lambda r: r[0]):
-        values: dict[tuple, tuple[dict, dict]] = {}
+        values: dict[tuple, dict] = {}
         for f in counters:
             before = previous[f]
-            for key, (tags, first, last) in sorted(ends.get(f, {}).items()):
+            for key, (first, last) in sorted(ends.get(f, {}).items()):
                 step, reset = junction(before[key], first) if key in before else (0.0, 0)
-                values.setdefault(key, (tags, {}))[1].update({f"{f}_jinc": float(step), f"{f}_jrst": reset})
+                values.setdefault(key, {}).update({f"{f}_jinc": float(step), f"{f}_jrst": reset})
                 before[key] = last
-        points += [Point(rollup_name(spec.name), {k: v for k, v in tags.items() if v != ""}, fields, day_ns)
-                   for tags, fields in values.values()]
+        # A series key is its tags (those with a value), sorted: the point's tags again.
+        points += [Point(rollup_name(spec.name), dict(key), fields, day_ns) for key, fields in values.items()]
     store.write(points, retention_policy=store.rollup_policy)
 
 
