@@ -443,7 +443,7 @@ class InfluxStore(Store):
         every_ns = None if every_s is None else int(round(every_s * 1e9))
         if every_ns is not None and every_ns % influx_rollup.DAY_NS == 0 and all(
                 spec.fields[f].kind in (int, float) for f in fields):  # bool and str have no rollups
-            days = self._rolled_days(measurement, start_ns, end_ns)
+            days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
                 return influx_rollup.query(self, spec, fields, start_ns, end_ns, every_ns, agg, list(group_by),
                                            where, days)
@@ -531,10 +531,8 @@ class InfluxStore(Store):
         sums (``dcim.store.influx_rollup``); else the default."""
         spec = check_bucket_stats(measurement, field, every_s, combine, group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
-        if (int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float)
-                and end_ns > start_ns and where_clause(start_ns, end_ns, where) is not None):
-            self.ensure_database()
-            days = self._rolled_days(measurement, start_ns, end_ns)
+        if int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float):
+            days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
                 stats = influx_rollup.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by), where,
                                                    combine, days)
@@ -549,10 +547,8 @@ class InfluxStore(Store):
         one read of raw points per piece (``dcim.store.influx_rollup.counter_days``)."""
         spec, _ = check_query(measurement, [field], "first", group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
-        if spec.fields[field].kind in (int, float) and end_ns > start_ns \
-                and where_clause(start_ns, end_ns, where) is not None:
-            self.ensure_database()
-            days = self._rolled_days(measurement, start_ns, end_ns)
+        if spec.fields[field].kind in (int, float):
+            days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
                 return influx_rollup.counter_days(self, spec, field, start_ns, end_ns, list(group_by), where, days)
         return super().counter_days(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
@@ -564,21 +560,23 @@ class InfluxStore(Store):
         (``dcim.store.influx_rollup.counter_increase``); else the default."""
         spec, _ = check_query(measurement, [field], "first", group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
-        if spec.fields[field].counter and end_ns > start_ns and where_clause(start_ns, end_ns, where) is not None:
-            self.ensure_database()
-            days = self._rolled_days(measurement, start_ns, end_ns)
+        if spec.fields[field].counter:
+            days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
                 found = influx_rollup.counter_increase(self, spec, field, start_ns, end_ns, list(group_by), where, days)
                 if found is not None:
                     return found
         return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
 
-    def _rolled_days(self, measurement: str, start_ns: int, end_ns: int) -> tuple[int, int] | None:
-        """The whole days [a, b) of [start, end) that the daily rollups hold, or None. Which
-        days are rolled is read at most every STATE_TTL_S (maintain() refreshes it): a day
-        rolled since reads raw meanwhile, which gives the same answer, slower."""
-        if not self.use_rollups:
+    def _rolled_days(self, measurement: str, start_ns: int, end_ns: int,
+                     where: Where | None) -> tuple[int, int] | None:
+        """The whole days [a, b) of [start, end) that the daily rollups hold, or None (none, an
+        empty range, or a *where* nothing can match). Which days are rolled is read at most
+        every STATE_TTL_S (maintain() refreshes it): a day rolled since reads raw meanwhile,
+        which gives the same answer, slower."""
+        if not self.use_rollups or end_ns <= start_ns or where_clause(start_ns, end_ns, where) is None:
             return None
+        self.ensure_database()
         if self._rollup_state is None or time.monotonic() - self._rollup_state_at > influx_rollup.STATE_TTL_S:
             self.rollup_policy = influx_rollup.find_policy(self, create=False)
             state = influx_rollup.read_state(self)
