@@ -445,7 +445,7 @@ class InfluxStore(Store):
                 spec.fields[f].kind in (int, float) for f in fields):  # bool and str have no rollups
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
-                return influx_rollup.query(self, spec, fields, start_ns, end_ns, every_ns, agg, list(group_by),
+                return influx_rollup_reads.query(self, spec, fields, start_ns, end_ns, every_ns, agg, list(group_by),
                                            where, days)
         return self._query_raw(measurement, fields, start_ns, end_ns, every_s=every_s, agg=agg,
                                group_by=group_by, where=where)
@@ -534,7 +534,7 @@ class InfluxStore(Store):
         if int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
-                stats = influx_rollup.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by), where,
+                stats = influx_rollup_reads.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by), where,
                                                    combine, days)
                 if stats is not None:
                     return stats
@@ -544,26 +544,26 @@ class InfluxStore(Store):
     def counter_days(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
                      group_by: Sequence[str] = (), where: Where | None = None) -> dict[tuple, CounterDays]:
         """``Store.counter_days``: the rolled days from one read of the daily rows, the rest from
-        one read of raw points per piece (``dcim.store.influx_rollup.counter_days``)."""
+        one read of raw points per piece (``dcim.store.influx_rollup_reads.counter_days``)."""
         spec, _ = check_query(measurement, [field], "first", group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
         if spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
-                return influx_rollup.counter_days(self, spec, field, start_ns, end_ns, list(group_by), where, days)
+                return influx_rollup_reads.counter_days(self, spec, field, start_ns, end_ns, list(group_by), where, days)
         return super().counter_days(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
 
     def counter_increase(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
                          group_by: Sequence[str] = (), where: Where | None = None) -> dict[tuple, tuple[float, int]]:
         """``Store.counter_increase``: the rolled days from one aggregate row per series (their
         increases and junctions kept by maintain()), the rest per day from raw points
-        (``dcim.store.influx_rollup.counter_increase``); else the default."""
+        (``dcim.store.influx_rollup_reads.counter_increase``); else the default."""
         spec, _ = check_query(measurement, [field], "first", group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
         if spec.fields[field].counter:
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
-                found = influx_rollup.counter_increase(self, spec, field, start_ns, end_ns, list(group_by), where, days)
+                found = influx_rollup_reads.counter_increase(self, spec, field, start_ns, end_ns, list(group_by), where, days)
                 if found is not None:
                     return found
         return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
@@ -665,5 +665,5 @@ class InfluxStore(Store):
                 self._pipe_lock.release()
 
 
-# At the end: influx_rollup imports this module's helpers (quote_ident, where_clause).
-from dcim.store import influx_rollup  # noqa: E402
+# At the end: the rollup modules import this module's helpers (quote_ident, where_clause).
+from dcim.store import influx_rollup, influx_rollup_reads  # noqa: E402

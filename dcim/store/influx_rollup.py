@@ -51,14 +51,14 @@ in parallel on the store's query threads; then the counters' junctions are writt
 in time order, from the last rolled day before the first one rolled (a re-rolled day's
 junctions, and those of every later day, are written again with it).
 
-**Reads.** ``query()`` with ``every_s`` a multiple of a day and ``bucket_stats()`` with hourly
-buckets (every group one series, or ``combine="each"``) read rolled whole days from ``m_1d``,
-``bucket_stats()`` of summed power per tag (or of all series) from ``m_1d_by``,
-``counter_days()`` and ``counter_increase()`` from one read of the rolled days, and raw points
-for the partial days at the range's edges and the days not rolled yet. Why not let InfluxDB sum
-a group's hours at read time: on 1.6, the hourly sums of a quarter per rack over 2,000 PDUs'
-daily rows (24 hour columns, GROUP BY time(1d), rack) took 41 s, and a subquery per hour of
-the day 0.8-2.2 s each.
+**Reads** (``dcim.store.influx_rollup_reads``). ``query()`` with ``every_s`` a multiple of a
+day and ``bucket_stats()`` with hourly buckets (every group one series, or ``combine="each"``)
+read rolled whole days from ``m_1d``; ``bucket_stats()`` of summed power per tag (or of all
+series) from ``m_1d_by``; ``counter_days()`` and ``counter_increase()`` from one read of the
+rolled days; raw points for the partial days at the range's edges and the days not rolled
+yet. Why not let InfluxDB sum a group's hours at read time: on 1.6, the hourly sums of a
+quarter per rack over 2,000 PDUs' daily rows (24 hour columns, GROUP BY time(1d), rack) took
+41 s, and a subquery per hour of the day 0.8-2.2 s each.
 
 Known limits:
 
@@ -89,9 +89,9 @@ import time
 from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
-from dcim.store.base import BucketStats, CounterDays, Series, Store, StoreError, Where, add_bucket_stats
-from dcim.store.counters import CounterSpan, bucket_span, chain, junction
-from dcim.store.influx import _column_cast, quote_ident, quote_string, where_clause  # influx imports this module at its end
+from dcim.store.base import StoreError
+from dcim.store.counters import bucket_span, junction
+from dcim.store.influx import quote_ident  # influx imports this module at its end
 
 if TYPE_CHECKING:
     from dcim.store.influx import InfluxStore
@@ -142,7 +142,7 @@ def _ceil(ts: int, step: int) -> int:
     return -_floor(-ts, step)
 
 
-def _series_key(tags: dict | None) -> tuple:
+def series_key(tags: dict | None) -> tuple:
     """A series' identity from an answer's tags: InfluxDB reports a tag the series lacks as ""."""
     return tuple(sorted((k, v) for k, v in (tags or {}).items() if v != ""))
 
@@ -154,7 +154,7 @@ def _cast(kind: type, value):
     return int(value) if kind is int else float(value)
 
 
-def _rows(series: dict) -> tuple[dict[str, int], list[list]]:
+def rows_of(series: dict) -> tuple[dict[str, int], list[list]]:
     return {c: i for i, c in enumerate(series["columns"])}, series.get("values") or []
 
 
@@ -201,7 +201,7 @@ def read_state(store: "InfluxStore") -> dict[str, tuple[int, int]]:
          f'GROUP BY "measurement"')
     state = {}
     for series in store.execute(q)[0].get("series", []):
-        index, rows = _rows(series)
+        index, rows = rows_of(series)
         for row in rows:
             a, b = row[index["from_ns"]], row[index["to_ns"]]
             if a is not None and b is not None:
@@ -306,7 +306,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
     kinds = {f: spec.fields[f].kind for f in fields}
     days: dict[tuple, dict] = {}  # series key -> {"tags": ..., field: {part: value}}
     for series in results[0].get("series", []):
-        index, rows = _rows(series)
+        index, rows = rows_of(series)
         if not rows:
             continue
         row = rows[0]
@@ -318,11 +318,11 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
             entry[f] = {"n": int(n), "sum": _cast(kinds[f], row[index[f + "_sum"]]),
                         "min": _cast(kinds[f], row[index[f + "_min"]]), "max": _cast(kinds[f], row[index[f + "_max"]])}
         if entry:
-            days[_series_key(series.get("tags"))] = {"tags": series.get("tags") or {}, "fields": entry}
+            days[series_key(series.get("tags"))] = {"tags": series.get("tags") or {}, "fields": entry}
     for k, f in enumerate(fields):
         for part, result in (("first", results[1 + 2 * k]), ("last", results[2 + 2 * k])):
             for series in result.get("series", []):
-                entry = days.get(_series_key(series.get("tags")), {}).get("fields", {}).get(f)
+                entry = days.get(series_key(series.get("tags")), {}).get("fields", {}).get(f)
                 if entry is None or not series.get("values"):
                     continue
                 t, v = series["values"][0][:2]
@@ -341,8 +341,8 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
         a, b = day_ns + h0 * HOUR_NS, day_ns + min(24, h0 + hours_per_request) * HOUR_NS
         q = f"SELECT {sel} FROM {src} WHERE time >= {a} AND time < {b} GROUP BY time(1h), * fill(none)"
         for series in store.execute(q)[0].get("series", []):
-            index, rows = _rows(series)
-            key = _series_key(series.get("tags"))
+            index, rows = rows_of(series)
+            key = series_key(series.get("tags"))
             per_field = hourly.setdefault(key, {})
             for f in fields:
                 i = index[f]
@@ -400,7 +400,7 @@ def _roll_junctions(store: "InfluxStore", spec: Measurement, start_ns: int,
     src = source(store, rollup_name(spec.name))
     answers = store.execute(";".join(f"SELECT LAST({quote_ident(f + '_last')}) AS v FROM {src} WHERE time < {start_ns} "
                                      f"GROUP BY *" for f in counters))
-    previous = {f: {_series_key(s.get("tags")): s["values"][0][1] for s in result.get("series", []) if s.get("values")}
+    previous = {f: {series_key(s.get("tags")): s["values"][0][1] for s in result.get("series", []) if s.get("values")}
                 for f, result in zip(counters, answers)}
     points = []
     for day_ns, ends in sorted(rolled, key=lambda r: r[0]):
@@ -446,408 +446,3 @@ def _group_points(spec: Measurement, tags_of: dict[tuple, dict], means_of: dict[
     name = group_rollup_name(spec.name)
     return [Point(name, {"by": by, by: value} if by != ALL_SERIES and value else {"by": by}, fields, day_ns)
             for (by, value), fields in values.items()]
-
-
-# --- query() from the rollups --------------------------------------------------------------
-
-def query(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: int, end_ns: int, every_ns: int,
-          agg: str, group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> list[Series]:
-    """``Store.query`` for buckets of whole days: *days* [a, b) from the rollups, the rest of
-    [start_ns, end_ns) from raw points, merged per group and bucket. *fields* are numeric."""
-    a, b = days
-    m = spec.name
-    every_s = every_ns / NS_PER_S
-    # group -> field -> bucket -> partial: the value so far, or [sum, n] for mean. Pieces are
-    # added in time order (raw head, rolled days, raw tail), which is what first and last need.
-    acc: dict[tuple, dict[str, dict[int, object]]] = {}
-
-    def add(key: tuple, f: str, pairs) -> None:
-        """Merge one piece's (bucket, partial) pairs, in time order, values not None."""
-        cur = acc.setdefault(key, {}).setdefault(f, {})
-        if not cur:
-            cur.update(pairs)
-            return
-        for bucket, v in pairs:
-            old = cur.get(bucket)
-            if old is None or agg == "last":
-                cur[bucket] = v
-            elif agg in ("sum", "count"):
-                cur[bucket] = old + v
-            elif agg == "mean":
-                cur[bucket] = [old[0] + v[0], old[1] + v[1]]
-            elif agg == "min":
-                cur[bucket] = min(old, v)
-            elif agg == "max":
-                cur[bucket] = max(old, v)
-            # first: an earlier piece holds it already
-
-    def group_key(tags: dict | None) -> tuple:
-        return tuple((tags or {}).get(t, "") for t in group_by)
-
-    def raw(s: int, e: int) -> None:
-        if s >= e:
-            return
-        if agg != "mean":
-            for ser in store._query_raw(m, fields, s, e, every_s=every_s, agg=agg, group_by=group_by, where=where):
-                for f in fields:
-                    add(group_key(ser.tags), f, [(t, v) for t, v in zip(ser.times_ns, ser.values[f]) if v is not None])
-            return
-        # Partial sums and counts, to merge with the days' own (a bucket may hold both).
-        counts = {group_key(c.tags): c for c in
-                  store._query_raw(m, fields, s, e, every_s=every_s, agg="count", group_by=group_by, where=where)}
-        for ser in store._query_raw(m, fields, s, e, every_s=every_s, agg="sum", group_by=group_by, where=where):
-            key = group_key(ser.tags)
-            c = counts.get(key)
-            if c is None:
-                continue
-            for f in fields:
-                # by time: a point landing between the two reads must not shift the pairs
-                n_at = dict(zip(c.times_ns, c.values[f]))
-                add(key, f, [(t, [v, n_at[t]]) for t, v in zip(ser.times_ns, ser.values[f])
-                             if v is not None and n_at.get(t)])
-
-    raw(start_ns, a)
-    src = source(store, rollup_name(m))
-    by = ", ".join(quote_ident(t) for t in group_by)
-    if agg in ("first", "last"):
-        # The group's first (last) value is that of the smallest fts (largest lts) among its
-        # series' days; on equal times the larger value, as InfluxDB's FIRST() and LAST().
-        ts = agg[0] + "ts"
-        cols = ", ".join(f"{quote_ident(f + '_' + agg)}, {quote_ident(f + '_' + ts)}" for f in fields)
-        stmt = lambda lo, hi: (f"SELECT {cols} FROM {src} WHERE {where_clause(lo, hi, where)}"
-                               + (f" GROUP BY {by}" if by else ""))
-        later = agg == "last"
-        for answer in store._execute_slices(stmt, a, b, every_s):  # slices cut at bucket edges
-            for series in answer:
-                index, rows = _rows(series)
-                for f in fields:
-                    iv, it = index[f + "_" + agg], index[f + "_" + ts]
-                    best: dict[int, tuple] = {}
-                    for row in rows:
-                        v, t = row[iv], row[it]
-                        if v is None:
-                            continue
-                        bucket = row[0] - row[0] % every_ns
-                        old = best.get(bucket)
-                        if old is None or ((t > old[0]) if later else (t < old[0])) or (t == old[0] and v > old[1]):
-                            best[bucket] = (t, v)
-                    add(group_key(series.get("tags")), f, [(bucket, tv[1]) for bucket, tv in best.items()])
-    else:
-        if agg == "mean":
-            sel = ", ".join(f"SUM({quote_ident(f + '_sum')}) AS {quote_ident(f + '_s')}, "
-                            f"SUM({quote_ident(f + '_n')}) AS {quote_ident(f + '_c')}" for f in fields)
-        else:
-            func, part = {"sum": ("SUM", "sum"), "count": ("SUM", "n"), "min": ("MIN", "min"),
-                          "max": ("MAX", "max")}[agg]
-            sel = ", ".join(f"{func}({quote_ident(f + '_' + part)}) AS {quote_ident(f)}" for f in fields)
-        tail = f" GROUP BY time({every_ns}ns)" + (f", {by}" if by else "") + " fill(none)"
-        stmt = lambda lo, hi: f"SELECT {sel} FROM {src} WHERE {where_clause(lo, hi, where)}{tail}"
-        for answer in store._execute_slices(stmt, a, b, every_s):
-            for series in answer:
-                key = group_key(series.get("tags"))
-                index, rows = _rows(series)
-                for f in fields:
-                    if agg == "mean":
-                        i_s, i_c = index[f + "_s"], index[f + "_c"]
-                        add(key, f, [(r[0], [r[i_s], r[i_c]]) for r in rows if r[i_c]])
-                    else:
-                        i = index[f]
-                        add(key, f, [(r[0], r[i]) for r in rows if r[i] is not None])
-    raw(b, end_ns)
-
-    out = []
-    casts = {f: _column_cast(m, f, agg) for f in fields}  # JSON numbers to the contract's types, as raw reads
-    for key in sorted(acc):
-        per_field = acc[key]
-        buckets = sorted(set().union(*per_field.values()))
-        if not buckets:
-            continue
-        s = Series(tags=dict(zip(group_by, key)), times_ns=buckets)
-        for f in fields:
-            got = per_field.get(f, {})
-            col = [got.get(t) for t in buckets]
-            if agg == "mean":
-                col = [None if v is None else v[0] / v[1] for v in col]
-            s.values[f] = casts[f](col)
-        out.append(s)
-    return out
-
-
-# --- counter_days() from the rollups -------------------------------------------------------
-
-def counter_days(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
-                 group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> dict[tuple, CounterDays]:
-    """``Store.counter_days``: *days* [a, b) from the daily rows, every series' first, last and
-    max in one read (no GROUP BY time: InfluxDB 1.x pays per bucket), reduced per group and day
-    here; the rest of the range from raw points, one statement per piece (FIRST, LAST and MAX
-    per day: there the values are right, the times the buckets')."""
-    a, b = days
-    kind = spec.fields[field].kind
-    by = ", ".join(quote_ident(t) for t in group_by)
-    acc: dict[tuple, dict[int, list]] = {}  # group -> day -> [first time, first, last time, last, max]
-
-    def group_key(tags: dict | None) -> tuple:
-        return tuple((tags or {}).get(t, "") for t in group_by)
-
-    qf = quote_ident(field)
-    raw_pieces = [(lo, hi) for lo, hi in ((start_ns, a), (b, end_ns)) if lo < hi]
-    raw = [f"SELECT FIRST({qf}) AS f, LAST({qf}) AS l, MAX({qf}) AS x FROM {quote_ident(spec.name)} WHERE "
-           f"{where_clause(lo, hi, where)} GROUP BY time(1d){', ' + by if by else ''} fill(none)" for lo, hi in raw_pieces]
-    src = source(store, rollup_name(spec.name))
-
-    def rolled(parts: tuple[str, ...]) -> list[str]:
-        cols = ", ".join(quote_ident(f"{field}_{p}") for p in parts)
-        return [f"SELECT {cols} FROM {src} WHERE {where_clause(lo, hi, where)}" + (f" GROUP BY {by}" if by else "")
-                for lo, hi in store._slices(a, b, DAY_NS // NS_PER_S)]
-
-    # First without the times of the first and last points (2.1 s against 2.7 s for 2,000 PDUs'
-    # quarter): they matter only where a group's day holds several series (a day seen twice),
-    # and then the days are read again with them.
-    answers = store._execute_many(raw + rolled(("first", "last", "max")))
-    # JSON numbers as they come (InfluxDB writes 300.0 as 300), cast to the field's type at the end.
-    for answer in answers[:len(raw)]:
-        for series in answer:
-            index, rows = _rows(series)
-            per_day = acc.setdefault(group_key(series.get("tags")), {})
-            i_f, i_l, i_x = index["f"], index["l"], index["x"]
-            for row in rows:
-                if row[i_f] is not None:
-                    per_day[row[0]] = [None, row[i_f], None, row[i_l], row[i_x]]
-    edges = {key: dict(per_day) for key, per_day in acc.items()}
-    shared = False  # a group's day held several series
-    for answer in answers[len(raw):]:
-        for series in answer:
-            index, rows = _rows(series)
-            per_day = acc.setdefault(group_key(series.get("tags")), {})
-            i_first, i_last, i_max = (index[f"{field}_{p}"] for p in ("first", "last", "max"))
-            for row in rows:
-                if row[i_first] is None:
-                    continue
-                if row[0] in per_day:
-                    shared = True
-                    break
-                per_day[row[0]] = [None, row[i_first], None, row[i_last], row[i_max]]
-    if shared:
-        acc = edges
-        for answer in store._execute_many(rolled(("fts", "first", "lts", "last", "max"))):
-            for series in answer:
-                index, rows = _rows(series)
-                per_day = acc.setdefault(group_key(series.get("tags")), {})
-                i_fts, i_first, i_lts, i_last, i_max = (index[f"{field}_{p}"]
-                                                        for p in ("fts", "first", "lts", "last", "max"))
-                for row in rows:  # the group's day takes the earliest first and the latest last
-                    first = row[i_first]
-                    if first is None:
-                        continue
-                    cur = per_day.get(row[0])
-                    if cur is None:
-                        per_day[row[0]] = [row[i_fts], first, row[i_lts], row[i_last], row[i_max]]
-                        continue
-                    # on equal times the larger value, as InfluxDB's FIRST() and LAST()
-                    fts, lts = row[i_fts], row[i_lts]
-                    if fts < cur[0] or (fts == cur[0] and first > cur[1]):
-                        cur[0], cur[1] = fts, first
-                    if lts > cur[2] or (lts == cur[2] and row[i_last] > cur[3]):
-                        cur[2], cur[3] = lts, row[i_last]
-                    if row[i_max] > cur[4]:
-                        cur[4] = row[i_max]
-    cast = int if kind is int else float
-    out = {}
-    for key in sorted(acc):
-        per_day = acc[key]
-        if per_day:
-            day_list = sorted(per_day)
-            vals = [per_day[d] for d in day_list]
-            out[key] = CounterDays(day_list, [cast(v[1]) for v in vals], [cast(v[3]) for v in vals],
-                                   [cast(v[4]) for v in vals])
-    return out
-
-
-# --- counter_increase() from the rollups ---------------------------------------------------
-
-def counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
-                     group_by: Sequence[str], where: Where | None,
-                     days: tuple[int, int]) -> dict[tuple, tuple[float, int]] | None:
-    """``Store.counter_increase``: the rolled days *days* [a, b) as one span per series, from one
-    aggregate row each (first and last value; the days' increases and resets; their junctions
-    with the day before, less the first one's, which lies outside); the rest of the range
-    per day from raw points; chained per series (``dcim.store.counters``).
-
-    None (the caller falls back to the default) where a group holds several series, or a
-    rolled day lacks its junction (a day rolled before they were kept)."""
-    a, b = days
-    qf = quote_ident(field)
-    c = {p: quote_ident(f"{field}_{p}") for p in ("first", "last", "inc", "rst", "jinc", "jrst")}
-    raw = [f"SELECT FIRST({qf}) AS f, LAST({qf}) AS l, MAX({qf}) AS x FROM {quote_ident(spec.name)} WHERE "
-           f"{where_clause(lo, hi, where)} GROUP BY time(1d), * fill(none)" for lo, hi in ((start_ns, a), (b, end_ns))
-           if lo < hi]
-    rolled = (f"SELECT FIRST({c['first']}) AS f, LAST({c['last']}) AS l, SUM({c['inc']}) AS inc, "
-              f"SUM({c['rst']}) AS rst, SUM({c['jinc']}) AS jinc, SUM({c['jrst']}) AS jrst, "
-              f"FIRST({c['jinc']}) AS jinc0, FIRST({c['jrst']}) AS jrst0, COUNT({c['first']}) AS n, "
-              f"COUNT({c['jinc']}) AS nj FROM {source(store, rollup_name(spec.name))} "
-              f"WHERE {where_clause(a, b, where)} GROUP BY *")
-    answers = store._execute_many(raw + [rolled])
-    series_of: dict[tuple, tuple] = {}  # group -> its one series
-    spans: dict[tuple, list[tuple[int, CounterSpan]]] = {}  # series -> (day, span), any order
-
-    def add(series: dict, day_ns: int, span: CounterSpan) -> bool:
-        key = _series_key(series.get("tags"))
-        group = tuple((series.get("tags") or {}).get(t, "") for t in group_by)
-        if series_of.setdefault(group, key) != key:
-            return False
-        spans.setdefault(key, []).append((day_ns, span))
-        return True
-
-    for answer in answers[:-1]:
-        for series in answer:
-            index, rows = _rows(series)
-            for row in rows:
-                first = row[index["f"]]
-                if first is not None and not add(series, row[0], bucket_span(first, row[index["l"]], row[index["x"]])):
-                    return None
-    for series in answers[-1]:
-        index, rows = _rows(series)
-        if not rows or not rows[0][index["n"]]:
-            continue
-        r = {k: rows[0][i] for k, i in index.items()}
-        if r["nj"] != r["n"]:
-            return None
-        span = CounterSpan(r["f"], r["l"], (r["inc"] + r["jinc"]) - r["jinc0"], int(r["rst"] + r["jrst"] - r["jrst0"]))
-        if not add(series, a, span):
-            return None
-    return {group: chain(span for _, span in sorted(spans[key], key=lambda ds: ds[0]))
-            for group, key in sorted(series_of.items())}
-
-
-# --- bucket_stats() from the rollups -------------------------------------------------------
-
-def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
-                 group_by: Sequence[str], where: Where | None, combine: str,
-                 days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
-    """``Store.bucket_stats`` of hourly buckets: *days* [a, b) from the daily rows' hourly
-    summaries, the edge hours from raw points' hourly means; each series summarised alone (one
-    row per series comes back, never its days), then per group. Summed power per tag first
-    tries the days' group sums (``grouped_bucket_stats``: a group of one series is its series).
-    None where a group holds several series and neither serves: the caller falls back to the
-    default."""
-    if combine == "sum" and has_group_sums(spec, field) and len(group_by) <= 1:
-        found = grouped_bucket_stats(store, spec, field, start_ns, end_ns, group_by, where, combine, days)
-        if found is not None:
-            return found
-    a, b = days
-    m = spec.name
-    cond = where_clause(a, b, where)
-    src = source(store, rollup_name(m))
-    col = {p: quote_ident(f"{field}_{p}") for p in ("hn", "hsum", "hmax", "hmaxts")}
-    # Rolled days, two statements (InfluxQL mixes no aggregate with a selector's companion
-    # field). MAX() with a companion field reports the row holding the largest value, on a tie
-    # the earliest: the earliest day, so the earliest hour (a day's hours follow the days before).
-    statements = [f"SELECT SUM({col['hn']}) AS n, SUM({col['hsum']}) AS total FROM {src} WHERE {cond} GROUP BY *",
-                  f"SELECT MAX({col['hmax']}) AS peak, {col['hmaxts']} AS pts FROM {src} WHERE {cond} GROUP BY *"]
-    sums, peaks = store._execute_many(statements)
-    per_series: dict[tuple, list[BucketStats]] = {}
-    tags_of: dict[tuple, dict] = {}
-    peak_of = {}
-    for series in peaks:
-        index, rows = _rows(series)
-        if rows and rows[0][index["peak"]] is not None:
-            peak_of[_series_key(series.get("tags"))] = (float(rows[0][index["peak"]]), int(rows[0][index["pts"]]))
-    for series in sums:
-        index, rows = _rows(series)
-        if not rows or not rows[0][index["n"]]:
-            continue
-        key = _series_key(series.get("tags"))
-        tags_of.setdefault(key, series.get("tags") or {})
-        peak, pts = peak_of.get(key, (None, None))
-        per_series.setdefault(key, []).append(BucketStats(int(rows[0][index["n"]]), float(rows[0][index["total"]]),
-                                                          peak, pts))
-    if combine != "each":  # before reading the edges, which cannot make a group one series again
-        owner: dict[tuple, tuple] = {}
-        if any(owner.setdefault(tuple(tags_of[k].get(t, "") for t in group_by), k) != k for k in per_series):
-            return None
-    # Edge hours: each series' hourly means, in slices read in parallel.
-    edges = [f"SELECT MEAN({quote_ident(field)}) AS v FROM {quote_ident(m)} WHERE "
-             f"{where_clause(lo, hi, where)} GROUP BY time(1h), * fill(none)"
-             for lo, hi in store._slices(start_ns, a, 3600) + store._slices(b, end_ns, 3600) if lo < hi]
-    for answer in store._execute_many(edges) if edges else []:
-        for series in answer:
-            total, peak, peak_ns, n = 0.0, None, None, 0
-            for t, v in series.get("values") or []:  # in time order: a strict > keeps the earliest
-                if v is None:
-                    continue
-                n += 1
-                total += v
-                if peak is None or v > peak:
-                    peak, peak_ns = float(v), int(t)
-            if n:
-                key = _series_key(series.get("tags"))
-                tags_of.setdefault(key, series.get("tags") or {})
-                per_series.setdefault(key, []).append(BucketStats(n, total, peak, peak_ns))
-
-    groups: dict[tuple, list[BucketStats]] = {}
-    for key in sorted(per_series):
-        parts = per_series[key]
-        g = tuple(tags_of[key].get(t, "") for t in group_by)
-        groups.setdefault(g, []).append(parts[0] if len(parts) == 1 else add_bucket_stats(parts))
-    if combine != "each" and any(len(stats) > 1 for stats in groups.values()):
-        return None  # a series only the edges hold joined a group
-    return {g: stats[0] if len(stats) == 1 else add_bucket_stats(stats) for g, stats in groups.items()}
-
-
-def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
-                         group_by: Sequence[str], where: Where | None, combine: str,
-                         days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
-    """``Store.bucket_stats`` of hourly buckets for groups of several series summed (a rack's
-    PDUs), from the rolled days' group sums (``m_1d_by``): two statements, a row per group
-    each, whatever the number of series and days. Edge hours are read as
-    ``Store.bucket_stats`` reads them.
-
-    None (the caller falls back to the default) unless the field has group sums, *combine* is
-    sum, *group_by* is one tag or none, and *where* leaves the groups whole: it may pick groups
-    by the grouping tag itself, and name other tags only to accept every value they have
-    (the report's list of the configured PDUs)."""
-    if combine != "sum" or not has_group_sums(spec, field) or len(group_by) > 1:
-        return None
-    by = group_by[0] if group_by else ALL_SERIES
-    keep = None  # the groups where picks, None: all
-    src = source(store, rollup_name(spec.name))
-    for tag, want in (where or {}).items():
-        accepted = {want} if isinstance(want, str) else set(want)
-        if tag == by:
-            keep = accepted
-            continue
-        answer = store.execute(f"SHOW TAG VALUES FROM {src} WITH KEY = {quote_ident(tag)}")
-        if not accepted.issuperset(row[1] for s in answer[0].get("series", []) for row in s.get("values") or []):
-            return None  # a filter inside the groups: they are not whole
-    a, b = days
-    gsrc = source(store, group_rollup_name(spec.name))
-    cond = f"{quote_ident('by')} = {quote_string(by)} AND time >= {a} AND time < {b}"
-    group = f" GROUP BY {quote_ident(by)}" if group_by else ""
-    col = {p: quote_ident(f"{field}_{p}") for p in ("n", "sum", "max", "maxts")}
-    # As in bucket_stats: MAX() with a companion field reports the earliest row of the largest.
-    sums, peaks = store._execute_many([
-        f"SELECT SUM({col['n']}) AS n, SUM({col['sum']}) AS total FROM {gsrc} WHERE {cond}{group}",
-        f"SELECT MAX({col['max']}) AS peak, {col['maxts']} AS pts FROM {gsrc} WHERE {cond}{group}"])
-
-    def group_of(series: dict) -> tuple:
-        return tuple((series.get("tags") or {}).get(t, "") for t in group_by)
-
-    peak_of = {}
-    for series in peaks:
-        index, rows = _rows(series)
-        if rows and rows[0][index["peak"]] is not None:
-            peak_of[group_of(series)] = (float(rows[0][index["peak"]]), int(rows[0][index["pts"]]))
-    parts: dict[tuple, list[BucketStats]] = {}
-    for series in sums:
-        index, rows = _rows(series)
-        if rows and rows[0][index["n"]]:
-            g = group_of(series)
-            n, total = int(rows[0][index["n"]]), float(rows[0][index["total"]])
-            parts[g] = [BucketStats(n, total, *peak_of.get(g, (None, None)))]
-    for lo, hi in ((start_ns, a), (b, end_ns)):  # the edges: hours no rolled day holds
-        if lo < hi:
-            edge = Store.bucket_stats(store, spec.name, field, lo, hi, 3600, group_by=group_by, where=where,
-                                      combine=combine)
-            for g, st in edge.items():
-                parts.setdefault(g, []).append(st)
-    return {g: add_bucket_stats(p) for g, p in sorted(parts.items()) if keep is None or g[0] in keep}
