@@ -146,6 +146,16 @@ def query(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: 
     return out
 
 
+def _raw_day_statements(spec: Measurement, field: str, start_ns: int, end_ns: int, days: tuple[int, int],
+                        where: Where | None, by: str) -> list[str]:
+    """A counter's FIRST, LAST and MAX per UTC day (columns f, l, x) from raw points, grouped
+    by *by* (tags, ``*``, or "" for none), for the parts of [start, end) outside *days*."""
+    qf = quote_ident(field)
+    return [f"SELECT FIRST({qf}) AS f, LAST({qf}) AS l, MAX({qf}) AS x FROM {quote_ident(spec.name)} WHERE "
+            f"{where_clause(lo, hi, where)} GROUP BY time(1d){', ' + by if by else ''} fill(none)"
+            for lo, hi in ((start_ns, days[0]), (days[1], end_ns)) if lo < hi]
+
+
 # --- counter_days() from the rollups -------------------------------------------------------
 
 def counter_days(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
@@ -162,10 +172,7 @@ def counter_days(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
     def group_key(tags: dict | None) -> tuple:
         return tuple((tags or {}).get(t, "") for t in group_by)
 
-    qf = quote_ident(field)
-    raw_pieces = [(lo, hi) for lo, hi in ((start_ns, a), (b, end_ns)) if lo < hi]
-    raw = [f"SELECT FIRST({qf}) AS f, LAST({qf}) AS l, MAX({qf}) AS x FROM {quote_ident(spec.name)} WHERE "
-           f"{where_clause(lo, hi, where)} GROUP BY time(1d){', ' + by if by else ''} fill(none)" for lo, hi in raw_pieces]
+    raw = _raw_day_statements(spec, field, start_ns, end_ns, days, where, by)
     src = source(store, rollup_name(spec.name))
 
     def rolled(parts: tuple[str, ...]) -> list[str]:
@@ -249,11 +256,8 @@ def counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_
     None (the caller falls back to the default) where a group holds several series, or a
     rolled day lacks its junction (a day rolled before they were kept)."""
     a, b = days
-    qf = quote_ident(field)
     c = {p: quote_ident(f"{field}_{p}") for p in ("first", "last", "inc", "rst", "jinc", "jrst")}
-    raw = [f"SELECT FIRST({qf}) AS f, LAST({qf}) AS l, MAX({qf}) AS x FROM {quote_ident(spec.name)} WHERE "
-           f"{where_clause(lo, hi, where)} GROUP BY time(1d), * fill(none)" for lo, hi in ((start_ns, a), (b, end_ns))
-           if lo < hi]
+    raw = _raw_day_statements(spec, field, start_ns, end_ns, days, where, "*")
     rolled = (f"SELECT FIRST({c['first']}) AS f, LAST({c['last']}) AS l, SUM({c['inc']}) AS inc, "
               f"SUM({c['rst']}) AS rst, SUM({c['jinc']}) AS jinc, SUM({c['jrst']}) AS jrst, "
               f"FIRST({c['jinc']}) AS jinc0, FIRST({c['jrst']}) AS jrst0, COUNT({c['first']}) AS n, "
