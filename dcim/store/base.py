@@ -18,6 +18,7 @@ from dcim.store.gpu_summary import GpuSummary, summarize_gpus
 Aggregate = Literal["mean", "max", "min", "last", "first", "sum", "count"]
 AGGREGATES: tuple[str, ...] = ("mean", "max", "min", "last", "first", "sum", "count")
 Where = dict[str, str | Sequence[str]]
+DAY_S = 86400
 
 
 class StoreError(Exception):
@@ -62,9 +63,6 @@ class CounterDays:
     firsts: list[float]
     lasts: list[float]
     maxes: list[float]
-
-
-DAY_S = 86400
 
 
 class Store(ABC):

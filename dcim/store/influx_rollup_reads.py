@@ -307,10 +307,9 @@ def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
     tries the days' group sums (``grouped_bucket_stats``: a group of one series is its series).
     None where a group holds several series and neither serves: the caller falls back to the
     default."""
-    if combine == "sum" and has_group_sums(spec, field) and len(group_by) <= 1:
-        found = grouped_bucket_stats(store, spec, field, start_ns, end_ns, group_by, where, combine, days)
-        if found is not None:
-            return found
+    found = grouped_bucket_stats(store, spec, field, start_ns, end_ns, group_by, where, combine, days)
+    if found is not None:
+        return found
     a, b = days
     m = spec.name
     cond = where_clause(a, b, where)

@@ -745,10 +745,7 @@ class SqliteStore(Store):
             per_series = combine == "each" or len(groups) == len(group_of)
             if (per_series or combine == "sum") and every_ns == HOUR_NS and self._table_exists(f"h1d_{m}"):
                 by_day = self._plan_pieces(conn, m, start_ns, end_ns, None, meta)
-                rolled = meta.get(f"rolled:{m}", 0)
-                if not any(src == "r1d" and conn.execute(
-                        f"SELECT 1 FROM raw_{m} WHERE rid > ? AND +ts >= ? AND +ts < ? LIMIT 1", (rolled, a, z)
-                        ).fetchone() for src, a, z, _ in by_day):
+                if not any(src == "r1d" and _raw_waits(conn, m, meta, a, z) for src, a, z, _ in by_day):
                     pieces = by_day
             if per_series:
                 parts, days = self._bucket_parts(m, field, pieces, every_ns, start_ns, sid_filter)
@@ -888,23 +885,23 @@ class SqliteStore(Store):
                 group_of, pieces, sid_filter, meta = self._pieces(conn, measurement, start_ns, end_ns, NS_PER_DAY,
                                                                   tuple(group_by), where)
                 whole = [(s, e) for src, s, e, tail in pieces if src == "r1d" and tail is None]
-                rolled = meta.get(f"rolled:{measurement}", 0)
-                if len(whole) == 1 and len(set(group_of.values())) == len(group_of) and not conn.execute(
-                        f"SELECT 1 FROM raw_{measurement} WHERE rid > ? AND +ts >= ? AND +ts < ? LIMIT 1",
-                        (rolled, *whole[0])).fetchone():
+                if len(whole) == 1 and len(set(group_of.values())) == len(group_of) and \
+                        not _raw_waits(conn, measurement, meta, *whole[0]):
                     days = whole[0], self._counter_days_sql(conn, measurement, field, *whole[0], sid_filter)
         if days is None:
             return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
         (a, b), per_sid = days
         spans: dict[tuple, list[counters.CounterSpan]] = {}
-        edges = [self.counter_days(measurement, field, lo, hi, group_by=group_by, where=where)
-                 for lo, hi in ((start_ns, a), (b, end_ns)) if lo < hi]
-        for g, c in (edges[0] if start_ns < a else {}).items():
-            spans.setdefault(g, []).extend(map(counters.bucket_span, c.firsts, c.lasts, c.maxes))
+
+        def add_edge(lo: int, hi: int) -> None:  # partial days: per day, as the default reads them
+            if lo < hi:
+                for g, c in self.counter_days(measurement, field, lo, hi, group_by=group_by, where=where).items():
+                    spans.setdefault(g, []).extend(map(counters.bucket_span, c.firsts, c.lasts, c.maxes))
+
+        add_edge(start_ns, a)
         for sid, span in per_sid.items():
             spans.setdefault(group_of[sid], []).append(span)
-        for g, c in (edges[-1] if b < end_ns else {}).items():
-            spans.setdefault(g, []).extend(map(counters.bucket_span, c.firsts, c.lasts, c.maxes))
+        add_edge(b, end_ns)
         return {g: counters.chain(spans[g]) for g in sorted(spans)}
 
     @staticmethod
@@ -913,6 +910,7 @@ class SqliteStore(Store):
         day's first value, the last day's last, and the increase and resets inside the days
         and across their junctions (the first day's, which lies before a, left out)."""
         f, last, top = _q(field + "_first"), _q(field + "_last"), _q(field + "_max")
+        # counters.bucket_span inside a day and counters.junction between days, in SQL.
         sql = (f"SELECT series_id, max(fv), max(lv), total(CASE WHEN l < x THEN (x - f) + l ELSE x - f END) "
                f"+ total(CASE WHEN p IS NULL THEN 0 WHEN f >= p THEN f - p ELSE f END), "
                f"sum(l < x) + sum(p IS NOT NULL AND f < p) FROM ("
@@ -1421,6 +1419,13 @@ def _means_sql(parts: list[str]) -> str:
     if parts:
         return f"SELECT sid, b, total(s) / sum(n) AS v FROM ({' UNION ALL '.join(parts)}) GROUP BY 1, 2"
     return ""
+
+
+def _raw_waits(conn: sqlite3.Connection, m: str, meta: dict, start_ns: int, end_ns: int) -> bool:
+    """True if raw rows of [start_ns, end_ns) wait for maintain() (above the rolled watermark):
+    the rollups do not hold those days whole yet."""
+    return conn.execute(f"SELECT 1 FROM raw_{m} WHERE rid > ? AND +ts >= ? AND +ts < ? LIMIT 1",
+                        (meta.get(f"rolled:{m}", 0), start_ns, end_ns)).fetchone() is not None
 
 
 def _load_groups(conn: sqlite3.Connection, group_of: dict[int, tuple], groups: list[tuple]) -> None:
