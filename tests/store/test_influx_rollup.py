@@ -361,8 +361,9 @@ def test_bucket_stats_match_raw_and_a_reference(stores, field):
     if field == "power_w":  # three equal peak hours on two days: the earliest
         assert got[("GPU-1",)].peak == 900.0 and got[("GPU-1",)].peak_ns == PEAK_HOURS[0]
     # Per rack, the sum of its GPUs' hourly means (rack a: GPU-1 and GPU-2, one missing an hour,
-    # the other a day); over all GPUs, their mean.
-    for group_by, combine in ((("rack",), "sum"), ((), "mean")):
+    # the other a day); over all GPUs, their sum (the group of every series, by = "*") and mean.
+    for group_by, combine in ((("rack",), "sum"), ((), "sum"), ((), "mean")):
+        seen = statements(store)
         per_group: dict[tuple, dict[int, list]] = {}
         for u, ms in means.items():
             g = tuple(TAGS[u][t] for t in group_by)
@@ -373,6 +374,8 @@ def test_bucket_stats_match_raw_and_a_reference(stores, field):
         assert got.keys() == want.keys() and all(
             got[g].buckets == want[g].buckets and same(got[g].total, want[g].total) and same(got[g].peak, want[g].peak)
             and got[g].peak_ns == want[g].peak_ns for g in want), (group_by, combine)
+        if combine == "sum" and field == "power_w":
+            assert any("gpu_1d_by" in q and ("'*'" in q) == (group_by == ()) for q in seen)
 
 
 def test_summed_groups_read_group_rows_only_where_the_groups_stay_whole(stores):
