@@ -104,7 +104,7 @@ class Quarter:
         self.meter_kwh = rng.uniform(1e6, 5e6, 2)
 
     def days(self):
-        """Yield (n_points, list[Point]) per day of the quarter."""
+        """Yield the points of the facility's devices (all but the GPUs), a day at a time."""
         rng = self.rng
         for d0 in range(0, self.hours, 24):
             h = np.arange(d0, min(self.hours, d0 + 24))
@@ -136,16 +136,25 @@ class Quarter:
                 for tags, w, e in zip(self.meter_tags, mw[i], mk[i]):
                     add(Point("meter", tags, {"power_w": w, "energy_kwh": e}, t))
                 add(Point("facility", self.site_tags, {"total_power_w": fw[i]}, t))
-            if self.gpu_tags:
-                util = np.clip(self.gpu_base * diurnal + rng.normal(0, 0.1, (len(h), len(self.gpu_base))), 0, 1)
-                gw = 90.0 + 600.0 * util
-                gj = self.gpu_j + np.cumsum(gw * 3600.0, axis=0)
-                self.gpu_j = gj[-1]
-                gu, gw, gj = (util * 100).round().tolist(), gw.round(3).tolist(), gj.tolist()
-                for i, t in enumerate(times):
-                    for tags, u, w, e in zip(self.gpu_tags, gu[i], gw[i], gj[i]):
-                        add(Point("gpu", tags, {"util_pct": u, "power_w": w, "energy_j": e}, t))
             yield pts
+
+    def gpu_chunks(self, gpus_per_chunk: int = 256):
+        """Yield the GPUs' points, a chunk of GPUs at a time over the whole quarter, in
+        (GPU, time) order: a backfill device by device. Day by day, every day would touch
+        every GPU's part of the store's (series, time) keys, and a 32,000-GPU SQLite file
+        larger than the page cache then spends its time in random I/O (8,008 s to fill)."""
+        h = np.arange(self.hours)
+        times = (self.q.start_ns + h * HOUR_NS).tolist()
+        diurnal = 0.85 + 0.15 * np.sin(2 * np.pi * (h % 24) / 24.0)[:, None]
+        for g0 in range(0, len(self.gpu_tags), gpus_per_chunk):
+            tags = self.gpu_tags[g0:g0 + gpus_per_chunk]
+            base = self.gpu_base[g0:g0 + gpus_per_chunk]
+            util = np.clip(base * diurnal + self.rng.normal(0, 0.1, (self.hours, len(tags))), 0, 1)
+            gw = 90.0 + 600.0 * util
+            gj = self.gpu_j[g0:g0 + gpus_per_chunk] + np.cumsum(gw * 3600.0, axis=0)
+            gu, gw, gj = (util * 100).round().T.tolist(), gw.round(3).T.tolist(), gj.T.tolist()
+            yield [Point("gpu", t, {"util_pct": u, "power_w": w, "energy_j": e}, ts)
+                   for k, t in enumerate(tags) for ts, u, w, e in zip(times, gu[k], gw[k], gj[k])]
 
 
 def fill(stores: dict, data: Quarter) -> dict[str, float]:
@@ -153,19 +162,35 @@ def fill(stores: dict, data: Quarter) -> dict[str, float]:
     spent = {name: 0.0 for name in stores}
     gen = 0.0
     n = 0
-    t = time.perf_counter()
-    for day, pts in enumerate(data.days()):
-        gen += time.perf_counter() - t
+
+    def write(pts: list[Point]) -> None:
+        nonlocal n
         n += len(pts)
         for name, store in stores.items():
             t = time.perf_counter()
             for i in range(0, len(pts), 50_000):
                 store.write(pts[i:i + 50_000])
             spent[name] += time.perf_counter() - t
+
+    def progress(what: str) -> None:
+        print(f"  {what}: {n:,} points, generate {gen:.0f} s, "
+              + ", ".join(f"{k} {v:.0f} s" for k, v in spent.items()), flush=True)
+
+    t = time.perf_counter()
+    for day, pts in enumerate(data.days()):
+        gen += time.perf_counter() - t
+        write(pts)
         t = time.perf_counter()
-        if day % 10 == 0:
-            print(f"  day {day + 1}/{-(-data.hours // 24)}: {n:,} points, generate {gen:.0f} s, "
-                  + ", ".join(f"{k} {v:.0f} s" for k, v in spent.items()), flush=True)
+        if day % 30 == 0:
+            progress(f"facility day {day + 1}/{-(-data.hours // 24)}")
+    chunks = -(-len(data.gpu_tags) // 256)
+    t = time.perf_counter()
+    for c, pts in enumerate(data.gpu_chunks(256)):
+        gen += time.perf_counter() - t
+        write(pts)
+        t = time.perf_counter()
+        if c % 10 == 0:
+            progress(f"GPU chunk {c + 1}/{chunks}")
     for name, store in stores.items():
         t = time.perf_counter()
         store.flush()

@@ -188,6 +188,14 @@ def stats_of_buckets(buckets: dict[int, list[float]], combine: str) -> BucketSta
     return BucketStats(len(buckets), total, peak, peak_ns)
 
 
+def has_group_sums(spec: Measurement, field: str) -> bool:
+    """True for power fields (``power_w``, ``*_power_w``): they add up over a group's series
+    into its demand (a rack's PDUs), so the stores keep their hourly sums per group at rollup
+    time."""
+    f = spec.fields[field]
+    return f.unit == "W" and (f.name == "power_w" or f.name.endswith("_power_w"))
+
+
 def add_bucket_stats(parts: Sequence[BucketStats]) -> BucketStats:
     """Several series' ``BucketStats`` as one: buckets and totals added, the largest peak (the
     earliest of equal ones)."""

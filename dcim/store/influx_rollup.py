@@ -89,7 +89,7 @@ import time
 from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
-from dcim.store.base import StoreError
+from dcim.store.base import StoreError, has_group_sums
 from dcim.store.counters import bucket_span, junction
 from dcim.store.influx import quote_ident  # influx imports this module at its end
 
@@ -120,13 +120,6 @@ def rollup_name(measurement: str) -> str:
 
 def group_rollup_name(measurement: str) -> str:
     return measurement + GROUP_SUFFIX
-
-
-def has_group_sums(spec: Measurement, field: str) -> bool:
-    """True for the fields ``m_1d_by`` sums per group: power, which adds up over a group's
-    series into its demand (a rack's PDUs)."""
-    f = spec.fields[field]
-    return f.unit == "W" and (f.name == "power_w" or f.name.endswith("_power_w"))
 
 
 def numeric_fields(spec: Measurement) -> list[str]:

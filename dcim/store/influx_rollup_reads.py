@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import Measurement
-from dcim.store.base import BucketStats, CounterDays, Series, Store, Where, add_bucket_stats
+from dcim.store.base import BucketStats, CounterDays, Series, Store, Where, add_bucket_stats, has_group_sums
 from dcim.store.counters import CounterSpan, bucket_span, chain
 from dcim.store.influx import _column_cast, quote_ident, quote_string, where_clause  # influx imports this module at its end
-from dcim.store.influx_rollup import (ALL_SERIES, DAY_NS, NS_PER_S, group_rollup_name, has_group_sums, rollup_name,
+from dcim.store.influx_rollup import (ALL_SERIES, DAY_NS, NS_PER_S, group_rollup_name, rollup_name,
                                       rows_of, series_key, source)
 
 if TYPE_CHECKING:

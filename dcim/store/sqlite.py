@@ -20,9 +20,19 @@ Layout (one database file):
   its hour), recomputed by maintain() from r1h for the days it touched. A quarter's hourly
   statistics read these, and summed groups read hours only where their peak can be
   (``peak_search``).
+- ``g1h_<measurement>(field, tag, value, ts, n, sum, top)`` and ``g1d_<measurement>(field, tag,
+  value, ts, hours, n, sum, max, maxts, top, topts)``: per grouped field (power, which adds up
+  into a rack's or a room's demand, and GPU utilisation, which adds up into GPU-hours), per
+  grouping tag (``rack``: GROUP_TAGS) and its value, and per hour or UTC day, the group's series
+  together: series with a value in the hour (n), the sum of their hourly means, the largest of
+  those means (top); a day adds hours with a value, Σ n, Σ sum, the largest hourly sum (max)
+  and its hour, the largest top and its hour. maintain() recomputes them from r1h for the
+  group-hours its new rows touched. A rack's GPU-hours and peak demand over a quarter read a
+  row per rack and day, not per series and hour.
 - ``meta(key, value)``: per measurement, ``rolled:<m>`` (highest rid merged into the rollups),
   ``horizon_raw:<m>`` and ``horizon_1m:<m>`` (ns cut-offs below which retention deleted rows),
-  ``r1d_from:<m>`` (a file from before the daily level: the first day it holds whole).
+  ``r1d_from:<m>`` (a file from before the daily level: the first day it holds whole),
+  ``g1_from:<m>`` (a file from before the group rollups: the first day they hold).
 
 ``maintain()`` merges every raw row with rid above the watermark into every rollup (so late
 and backfilled points are rolled up too), then applies retention, all in one transaction.
@@ -62,8 +72,8 @@ from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
 from dcim.store.base import (Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where,
-                             add_bucket_stats, check_bucket_stats, check_query, check_tags, matches,
-                             measurement_spec)
+                             add_bucket_stats, check_bucket_stats, check_query, check_tags, has_group_sums,
+                             matches, measurement_spec)
 from dcim.store import counters
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
 from dcim.store.peak_search import day_bound, stats_from_day_bounds
@@ -92,6 +102,11 @@ _NUMERIC_AGGS = frozenset({"mean", "max", "min", "sum"})
 # Coarsest first: a query reads each range from the coarsest level whose buckets fit it. Days
 # serve the report's daily counters and whole-quarter aggregates at 1/24 of the hourly rows.
 _LEVELS = (("r1d", NS_PER_DAY), ("r1h", HOUR_NS), ("r1m", MINUTE_NS))
+# Grouping tags and fields of g1h/g1d (see the layout above): the report's rack rows. Not rooms:
+# maintain() recomputes a touched group-hour from all its series, and a room holds thousands
+# (a backfill GPU by GPU would re-read a room's hours once per chunk).
+GROUP_TAGS = ("rack",)
+GROUPED_UTILISATION = ("util_pct",)
 ROWS_PER_INSERT = 32  # x (2 + fields) parameters stays far below SQLite's 32766
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -280,6 +295,17 @@ class SqliteStore(Store):
                               + "".join(f", {_q(f)} {t}" for f, t in roll_cols)
                               + ", PRIMARY KEY (series_id, ts)) WITHOUT ROWID")
                     self._add_missing_columns(table, roll_cols)
+                if not self._table_exists(f"g1d_{m.name}"):  # groups hold only days rolled from now on
+                    newest = c.execute(f"SELECT max(ts) FROM r1h_{m.name}").fetchone()[0]
+                    since = _INT_MIN if newest is None else _floor(newest, NS_PER_DAY) + NS_PER_DAY
+                    c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"g1_from:{m.name}", since))
+                c.execute(f"CREATE TABLE IF NOT EXISTS g1h_{m.name} (field TEXT NOT NULL, tag TEXT NOT NULL, "
+                          f"value TEXT NOT NULL, ts INTEGER NOT NULL, n INTEGER NOT NULL, sum REAL NOT NULL, "
+                          f"top REAL NOT NULL, PRIMARY KEY (field, tag, value, ts)) WITHOUT ROWID")
+                c.execute(f"CREATE TABLE IF NOT EXISTS g1d_{m.name} (field TEXT NOT NULL, tag TEXT NOT NULL, "
+                          f"value TEXT NOT NULL, ts INTEGER NOT NULL, hours INTEGER NOT NULL, n INTEGER NOT NULL, "
+                          f"sum REAL NOT NULL, max REAL NOT NULL, maxts INTEGER NOT NULL, top REAL NOT NULL, "
+                          f"topts INTEGER NOT NULL, PRIMARY KEY (field, tag, value, ts)) WITHOUT ROWID")
                 c.execute(f"CREATE TABLE IF NOT EXISTS h1d_{m.name} (field TEXT NOT NULL, series_id INTEGER NOT NULL, "
                           f"ts INTEGER NOT NULL, n INTEGER NOT NULL, sum REAL NOT NULL, max REAL NOT NULL, "
                           f"maxts INTEGER NOT NULL, PRIMARY KEY (field, series_id, ts)) WITHOUT ROWID")
@@ -583,12 +609,25 @@ class SqliteStore(Store):
                 if top > rolled:
                     # Only fields some series carries: a GPU row holds ~6 of 20 fields.
                     present = self._carried(conn, m.name)
+                    # Rows older than the 1 m retention skip r1m: retention would delete them below
+                    # (a backfill of past months writes only what it keeps).
+                    cutoff_1m = now_ns - self.rollup_1m_retention_ns
                     for level, step in _LEVELS:
                         if present:
-                            conn.execute(self._rollup_sql(m.name, level, step, present), (rolled, top))
+                            conn.execute(self._rollup_sql(m.name, level, step, present),
+                                         (rolled, top, cutoff_1m if level == "r1m" else _INT_MIN))
                     for f in present:  # after r1h took the new rows: the days they touched
                         if m.fields[f].kind is not str:
                             conn.execute(self._hour_stats_sql(m.name, f), (rolled, top))
+                    grouped = [f for f in present if m.fields[f].kind is not str
+                               and (has_group_sums(m, f) or f in GROUPED_UTILISATION)]
+                    tags = [t for t in GROUP_TAGS if t in m.tags]
+                    if grouped and tags:  # after r1h: the group-hours, then the group-days, touched
+                        self._load_members(conn, m.name, tags)
+                        for f in grouped:
+                            for t in tags:
+                                conn.execute(self._group_hours_sql(m.name, f, t), (rolled, top))
+                                conn.execute(self._group_days_sql(m.name, f, t), (rolled, top))
                     rolled = top
                     _set_meta(conn, f"rolled:{m.name}", top)
                 self._apply_retention(conn, m.name, meta, now_ns)
@@ -612,11 +651,57 @@ class SqliteStore(Store):
                 f"WHERE rid > ?1 AND rid <= ?2) AS d JOIN r1h_{m} AS h ON h.series_id = d.sid AND h.ts >= d.day "
                 f"AND h.ts < d.day + {NS_PER_DAY} WHERE {n} > 0 GROUP BY d.sid, d.day")
 
+    def _load_members(self, conn: sqlite3.Connection, m: str, tags: list[str]) -> None:
+        """Fill temp.dcim_member: per grouping tag, each series of *m* and its value of the tag
+        ('' where it has none, as group_by reads it)."""
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS dcim_member (tag TEXT NOT NULL, value TEXT NOT NULL, "
+                     "sid INTEGER NOT NULL, PRIMARY KEY (tag, value, sid)) WITHOUT ROWID")
+        conn.execute("CREATE INDEX IF NOT EXISTS temp.dcim_member_sid ON dcim_member (tag, sid)")
+        conn.execute("DELETE FROM temp.dcim_member")
+        self._refresh_series()
+        rows = self._series_rows
+        conn.executemany("INSERT INTO temp.dcim_member VALUES (?, ?, ?)",
+                         [(t, rows[sid][1].get(t, ""), sid) for sid in self._sids_of.get(m, ()) for t in tags])
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _group_hours_sql(m: str, field: str, tag: str) -> str:
+        """INSERT OR REPLACE recomputing g1h rows of *field* per value of *tag* from r1h, for the
+        group-hours the raw rows with rid in (?1, ?2] touched (temp.dcim_member loaded)."""
+        n, mean = f"h.{_q(field + '_n')}", f"(1.0 * h.{_q(field + '_sum')} / h.{_q(field + '_n')})"
+        return (f"INSERT OR REPLACE INTO g1h_{m} (field, tag, value, ts, n, sum, top) "
+                f"SELECT '{field}', '{tag}', d.value, d.hr, count(*), total({mean}), max({mean}) "
+                f"FROM (SELECT DISTINCT mm.value AS value, {_bucket_sql('r.ts', HOUR_NS, 0)} AS hr FROM raw_{m} AS r "
+                f"JOIN temp.dcim_member AS mm ON mm.tag = '{tag}' AND mm.sid = r.series_id "
+                f"WHERE r.rid > ?1 AND r.rid <= ?2) AS d "
+                f"JOIN temp.dcim_member AS g ON g.tag = '{tag}' AND g.value = d.value "
+                f"JOIN r1h_{m} AS h ON h.series_id = g.sid AND h.ts = d.hr WHERE {n} > 0 GROUP BY d.value, d.hr")
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _group_days_sql(m: str, field: str, tag: str) -> str:
+        """INSERT OR REPLACE recomputing g1d rows of *field* per value of *tag* from g1h, for the
+        group-days the raw rows with rid in (?1, ?2] touched (temp.dcim_member loaded)."""
+        # Each max() in a SELECT of its own: SQLite then takes the bare g.ts from the row holding
+        # it, and g1h rows come in (value, ts) order, so that is the earliest hour of equal ones.
+        days = (f"SELECT DISTINCT mm.value AS value, {_bucket_sql('r.ts', NS_PER_DAY, 0)} AS day FROM raw_{m} AS r "
+                f"JOIN temp.dcim_member AS mm ON mm.tag = '{tag}' AND mm.sid = r.series_id "
+                f"WHERE r.rid > ?1 AND r.rid <= ?2")
+        hours = (f"FROM days AS d JOIN g1h_{m} AS g ON g.field = '{field}' AND g.tag = '{tag}' AND g.value = d.value "
+                 f"AND g.ts >= d.day AND g.ts < d.day + {NS_PER_DAY} GROUP BY d.value, d.day")
+        return (f"WITH days AS ({days}) "
+                f"INSERT OR REPLACE INTO g1d_{m} (field, tag, value, ts, hours, n, sum, max, maxts, top, topts) "
+                f"SELECT '{field}', '{tag}', a.value, a.day, a.hours, a.n, a.sum, a.mx, a.mxts, b.top, b.topts FROM "
+                f"(SELECT d.value AS value, d.day AS day, count(*) AS hours, sum(g.n) AS n, total(g.sum) AS sum, "
+                f"max(g.sum) AS mx, g.ts AS mxts {hours}) AS a JOIN "
+                f"(SELECT d.value AS value, d.day AS day, max(g.top) AS top, g.ts AS topts {hours}) AS b "
+                f"ON b.value = a.value AND b.day = a.day")
+
     @staticmethod
     @functools.lru_cache(maxsize=256)
     def _rollup_sql(m: str, level: str, step_ns: int, fields: tuple[str, ...]) -> str:
-        """INSERT ... SELECT merging raw rows with rid in (?, ?] into the *level* rollup, for
-        *fields* (columns of other fields stay NULL: no data)."""
+        """INSERT ... SELECT merging raw rows with rid in (?, ?] and ts >= ? into the *level*
+        rollup, for *fields* (columns of other fields stay NULL: no data)."""
         raw = f"raw_{m}"
         inner, outer, cols, upd = [], [], [], []
         for i, f in enumerate(fields):
@@ -656,7 +741,7 @@ class SqliteStore(Store):
         return (f"INSERT INTO {level}_{m} (series_id, ts, {', '.join(cols)}) "
                 f"SELECT g.series_id, g.b, {', '.join(outer)} FROM "
                 f"(SELECT series_id, {bucket} AS b, {', '.join(inner)} FROM {raw} "
-                f"WHERE rid > ? AND rid <= ? GROUP BY series_id, b) AS g WHERE true "
+                f"WHERE rid > ? AND rid <= ? AND ts >= ? GROUP BY series_id, b) AS g WHERE true "
                 f"ON CONFLICT (series_id, ts) DO UPDATE SET {', '.join(upd)}")
 
     def _apply_retention(self, conn: sqlite3.Connection, m: str, meta: dict, now_ns: int) -> None:
@@ -742,6 +827,10 @@ class SqliteStore(Store):
             if not group_of or not pieces:
                 return {}
             groups = sorted(set(group_of.values()))
+            found = self._grouped_stats(conn, m, field, start_ns, end_ns, every_ns, group_by, group_of, groups,
+                                        combine, meta)
+            if found is not None:
+                return found
             per_series = combine == "each" or len(groups) == len(group_of)
             if (per_series or combine == "sum") and every_ns == HOUR_NS and self._table_exists(f"h1d_{m}"):
                 by_day = self._plan_pieces(conn, m, start_ns, end_ns, None, meta)
@@ -761,6 +850,50 @@ class SqliteStore(Store):
                         found[g] = add_bucket_stats([found[g], st]) if g in found else st
                 return found
             return self._group_stats(conn, m, field, pieces, every_ns, start_ns, sid_filter, groups, combine)
+
+    def _grouped_stats(self, conn, m: str, field: str, start_ns: int, end_ns: int, every_ns: int,
+                       group_by: tuple, group_of: dict, groups: list, combine: str,
+                       meta: dict) -> dict[tuple, BucketStats] | None:
+        """BucketStats per value of one grouping tag from the group rollups (g1d for whole UTC
+        days, g1h for the hours at the edges): a row per group and day comes back. None where
+        they cannot answer: not hourly buckets on hour bounds, not sum or each, another tag or
+        field, a group the where cuts (the rollups hold whole groups), days from before the
+        rollups, or raw rows waiting for maintain()."""
+        spec = MEASUREMENTS[m]
+        if (every_ns != HOUR_NS or combine not in ("sum", "each") or len(group_by) != 1
+                or group_by[0] not in GROUP_TAGS or group_by[0] not in spec.tags
+                or not (has_group_sums(spec, field) or field in GROUPED_UTILISATION)
+                or start_ns % HOUR_NS or end_ns % HOUR_NS or start_ns < meta.get(f"g1_from:{m}", _INT_MIN)
+                or not self._table_exists(f"g1d_{m}")):
+            return None
+        tag = group_by[0]
+        selected = {g[0] for g in groups}
+        size: dict[str, int] = {}
+        for sid in self._sids_of.get(m, ()):
+            v = self._series_rows[sid][1].get(tag, "")
+            if v in selected:
+                size[v] = size.get(v, 0) + 1
+        if sum(size.values()) != len(group_of) or _raw_waits(conn, m, meta, start_ns, end_ns):
+            return None
+        # sum: a bucket is an hour of the group (its series' means added); each: an hour of a series.
+        buckets, peak, peak_ts = ("hours", "max", "maxts") if combine == "sum" else ("n", "top", "topts")
+        hour_buckets, hour_peak = ("1", "sum") if combine == "sum" else ("n", "top")
+        a, b = min(_ceil(start_ns, NS_PER_DAY), end_ns), max(_floor(end_ns, NS_PER_DAY), start_ns)
+        if a >= b:
+            a = b = end_ns
+        values = ",".join(f"'{v.replace(chr(39), chr(39) * 2)}'" for v in sorted(selected))
+        cond = f"field = ? AND tag = ? AND value IN ({values}) AND ts >= ? AND ts < ?"
+        sources = [(f"SELECT value, sum({buckets}), total(sum), max({peak}), {peak_ts} FROM g1d_{m} "
+                    f"WHERE {cond} GROUP BY value", a, b)]
+        for lo, hi in ((start_ns, a), (b, end_ns)):
+            sources.append((f"SELECT value, sum({hour_buckets}), total(sum), max({hour_peak}), ts FROM g1h_{m} "
+                            f"WHERE {cond} GROUP BY value", lo, hi))
+        parts: dict[tuple, list[BucketStats]] = {}
+        for sql, lo, hi in sources:
+            if lo < hi:
+                for value, n, total, pk, pk_ns in conn.execute(sql, (field, tag, lo, hi)):
+                    parts.setdefault((value,), []).append(BucketStats(n, total, pk, pk_ns))
+        return {g: ps[0] if len(ps) == 1 else add_bucket_stats(ps) for g, ps in sorted(parts.items())}
 
     def _group_stats(self, conn, m: str, field: str, pieces: list, every_ns: int, start_ns: int, sid_filter: str,
                      groups: list, combine: str) -> dict[tuple, BucketStats]:

@@ -735,3 +735,162 @@ def test_summed_groups_from_daily_bounds_equal_reference(tmp_path, seed):
     got = store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["rack"])
     assert_stats(got, want)
     store.close()
+
+
+def rooms_of_racks(t0: int, days: int, seed: int) -> list[Point]:
+    """Two rooms, three racks, two GPUs each: power and utilisation twice an hour, a GPU silent
+    for a stretch, a hot hour per rack (so peaks fall on known days)."""
+    import random
+
+    rnd = random.Random(seed)
+    pts = []
+    for r in range(3):
+        hot = rnd.randrange(days * 24)
+        for g in range(2):
+            tags = dict(gpu_tags("s1", f"n{r}", g, rack=f"r{r:02d}"), room=f"hall{r % 2}")
+            a = rnd.randrange(days * 24)
+            silent = set(range(a, a + rnd.randrange(1, 30))) if g == 1 else set()
+            for h in range(days * 24):
+                if h in silent:
+                    continue
+                for k in range(2):
+                    base = 300 + 150 * ((h % 24) in range(9, 19)) + (400 if h == hot else 0)
+                    pts.append(Point("gpu", tags, {"power_w": round(base + rnd.uniform(-50, 50), 1),
+                                                   "util_pct": float(rnd.randrange(0, 101))},
+                                     t0 + h * HOUR + (13 + 1700 * k + rnd.randrange(600)) * S))
+    return pts
+
+
+def reference_group_stats(points, field, tag, combine, start, end, keep=lambda p: True):
+    """{(tag value,): (buckets, total, peak, peak hour)} of hourly means per series, summed per
+    group and hour (sum) or counted per series-hour (each), computed from the points alone."""
+    per: dict[tuple, list] = {}
+    for p in points:
+        if start <= p.time_ns < end and field in p.fields and keep(p):
+            per.setdefault((p.tags[tag], p.tags["uuid"], p.time_ns - p.time_ns % HOUR), []).append(p.fields[field])
+    values: dict[str, list[tuple[int, float]]] = {}
+    for (value, _uuid, b), vals in per.items():
+        values.setdefault(value, []).append((b, sum(vals) / len(vals)))
+    want = {}
+    for value, series_hours in values.items():
+        if combine == "sum":
+            hours: dict[int, float] = {}
+            for b, v in series_hours:
+                hours[b] = hours.get(b, 0.0) + v
+            series_hours = list(hours.items())
+        top = max(v for _, v in series_hours)
+        want[(value,)] = (len(series_hours), sum(v for _, v in series_hours), top,
+                          min(b for b, v in series_hours if v == top))
+    return want
+
+
+def tables_read(store, call) -> set[str]:
+    """The rollup tables the statements run by *call* name."""
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    try:
+        call()
+    finally:
+        store._conn.set_trace_callback(None)
+    import re
+
+    return {t for sql in seen for t in re.findall(r"\b(?:FROM|JOIN) ((?:r1[mhd]|h1d|g1[hd]|raw)_gpu)\b", sql)}
+
+
+def test_group_rollups_answer_rooms_and_racks_equal_reference(tmp_path):
+    """Nine days with Seoul-midnight edges: hourly sums per rack, and GPU-hours (each),
+    come from the group rollups (a row per group and day, the edge hours from g1h) and equal the
+    reference, for power and utilisation, for all groups and for a where naming whole racks."""
+    store = SqliteStore(tmp_path / "g.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY - 9 * HOUR
+    points = rooms_of_racks(t0, 9, seed=4)
+    store.write(points)
+    store.maintain(now_ns=t0 + 40 * DAY)
+    start, end = t0 + 2 * HOUR, t0 + 9 * DAY - 3 * HOUR
+    for field in ("power_w", "util_pct"):
+        for tag in ("rack",):
+            for combine in ("sum", "each"):
+                got = {}
+                read = tables_read(store, lambda: got.update(store.bucket_stats(
+                    "gpu", field, start, end, 3600, group_by=[tag], combine=combine)))
+                # raw: the check that no rows wait for maintain()
+                assert read == {"g1d_gpu", "g1h_gpu", "raw_gpu"}, (field, tag, combine, read)
+                assert_stats(got, reference_group_stats(points, field, tag, combine, start, end))
+    two = {}
+    read = tables_read(store, lambda: two.update(store.bucket_stats(
+        "gpu", "power_w", start, end, 3600, group_by=["rack"], where={"rack": ["r00", "r02"]})))
+    assert "g1d_gpu" in read and "r1h_gpu" not in read
+    assert_stats(two, reference_group_stats(points, "power_w", "rack", "sum", start, end,
+                                            keep=lambda p: p.tags["rack"] in ("r00", "r02")))
+    store.close()
+
+
+def test_group_rollups_follow_late_points_new_series_and_cut_groups(tmp_path):
+    """A late reading inside a rolled day and a GPU added to a rack mid-range: until maintain()
+    the raw rows wait and the hours answer; after it the group rollups include both. A where
+    that keeps only part of a rack (one host of two) cannot use them and reads the hours."""
+    store = SqliteStore(tmp_path / "late.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY - 9 * HOUR
+    points = rooms_of_racks(t0, 6, seed=9)
+    store.write(points)
+    store.maintain(now_ns=t0 + 40 * DAY)
+    start, end = t0, t0 + 6 * DAY
+    newcomer = dict(gpu_tags("s1", "n9", 0, rack="r01"), room="hall1")
+    late = [Point("gpu", gpu_tags("s1", "n0", 0, rack="r00") | {"room": "hall0"},
+                  {"power_w": 9000.0, "util_pct": 100.0}, t0 + 2 * DAY + 7 * HOUR + 5 * S)]
+    late += [Point("gpu", newcomer, {"power_w": 450.0 + h, "util_pct": 50.0}, t0 + (4 * 24 + h) * HOUR + 99 * S)
+             for h in range(30)]
+    store.write(late)
+    points += late
+
+    def check(expect_groups: bool):
+        for combine in ("sum", "each"):
+            got = {}
+            read = tables_read(store, lambda: got.update(store.bucket_stats(
+                "gpu", "power_w", start, end, 3600, group_by=["rack"], combine=combine)))
+            assert ("g1d_gpu" in read) == expect_groups, (combine, read)
+            want = reference_group_stats(points, "power_w", "rack", combine, start, end)
+            assert_stats(got, want)
+            if combine == "sum":  # the data are as meant: the late reading makes rack r00's peak hour
+                assert want[("r00",)][3] == t0 + 2 * DAY + 7 * HOUR
+
+    check(expect_groups=False)
+    store.maintain(now_ns=t0 + 40 * DAY)
+    check(expect_groups=True)
+    one_host = {}
+    read = tables_read(store, lambda: one_host.update(store.bucket_stats(
+        "gpu", "power_w", start, end, 3600, group_by=["rack"], where={"host": ["n0", "n9"]})))
+    assert "g1d_gpu" not in read
+    assert_stats(one_host, reference_group_stats(points, "power_w", "rack", "sum", start, end,
+                                                 keep=lambda p: p.tags["host"] in ("n0", "n9")))
+    store.close()
+
+
+def test_file_from_before_group_rollups_reads_older_days_by_hour(tmp_path):
+    """A file rolled up before the group rollups existed gets them for the days after its newest
+    hourly row: a range reaching back before that reads the hours, one inside it the groups, and
+    both equal the reference."""
+    path = tmp_path / "old.sqlite"
+    store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY
+    points = rooms_of_racks(t0, 6, seed=3)
+    old = [p for p in points if p.time_ns < t0 + 3 * DAY]
+    store.write(old)
+    store.maintain(now_ns=t0 + 40 * DAY)
+    with store._write_txn() as c:  # make it look like a file from before the group rollups
+        for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND "
+                                 "(name LIKE 'g1h_%' OR name LIKE 'g1d_%')").fetchall():
+            c.execute(f"DROP TABLE {name}")
+        c.execute("DELETE FROM meta WHERE key LIKE 'g1_from:%'")
+    store.close()
+    store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
+    assert dict(store._conn.execute("SELECT key, value FROM meta"))["g1_from:gpu"] == t0 + 3 * DAY
+    store.write([p for p in points if p.time_ns >= t0 + 3 * DAY])
+    store.maintain(now_ns=t0 + 40 * DAY)
+    for start, end, groups in ((t0, t0 + 6 * DAY, False), (t0 + 3 * DAY, t0 + 6 * DAY - HOUR, True)):
+        got = {}
+        read = tables_read(store, lambda: got.update(store.bucket_stats(
+            "gpu", "util_pct", start, end, 3600, group_by=["rack"], combine="each")))
+        assert ("g1d_gpu" in read) == groups, (start, read)
+        assert_stats(got, reference_group_stats(points, "util_pct", "rack", "each", start, end))
+    store.close()
