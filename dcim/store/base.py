@@ -188,12 +188,16 @@ def stats_of_buckets(buckets: dict[int, list[float]], combine: str) -> BucketSta
     return BucketStats(len(buckets), total, peak, peak_ns)
 
 
-def has_group_sums(spec: Measurement, field: str) -> bool:
-    """True for power fields (``power_w``, ``*_power_w``): they add up over a group's series
-    into its demand (a rack's PDUs), so the stores keep their hourly sums per group at rollup
-    time."""
+# Utilisation fields whose per-series hours add up into a group's GPU-hours.
+GROUPED_UTILISATION = ("util_pct",)
+
+
+def has_group_rollups(spec: Measurement, field: str) -> bool:
+    """True for the fields the stores keep per group of series at rollup time: power
+    (``power_w``, ``*_power_w``), which adds up over a group's series into its demand (a rack's
+    PDUs), and utilisation (GROUPED_UTILISATION), whose series-hours add up into GPU-hours."""
     f = spec.fields[field]
-    return f.unit == "W" and (f.name == "power_w" or f.name.endswith("_power_w"))
+    return (f.unit == "W" and (f.name == "power_w" or f.name.endswith("_power_w"))) or f.name in GROUPED_UTILISATION
 
 
 def add_bucket_stats(parts: Sequence[BucketStats]) -> BucketStats:

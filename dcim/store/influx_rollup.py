@@ -19,13 +19,16 @@ stamped at the day's start. Per numeric field ``f`` the series carried that day:
   (0 for its first rolled day). Over days [a, b) a counter then increases by Σ inc + Σ jinc
   less the first day's jinc (its junction lies before a): one aggregate row per series.
 
-For power fields (``power_w``, ``*_power_w``: what a rack's or a room's demand adds up),
-measurement ``m_1d_by`` holds the same day's hourly figures of groups of series: per tag ``t``
-of the measurement (tag ``by`` = t, tag t = its value) and for all series together (``by`` =
-``*``), the group's hourly sums (each hour, the sum of its series' hourly means) summarised:
-``f_n`` (int: hours with a value), ``f_sum``, ``f_max`` (float) and ``f_maxts`` (int ns: start
-of the earliest hour holding the max). Every tag gets them, whether or not its groups hold
-several series that day (which the reader cannot know).
+For the grouped fields (``has_group_rollups``: power, which adds up into a rack's or a room's
+demand, and GPU utilisation, whose series-hours add up into GPU-hours), measurement ``m_1d_by``
+holds the same day's hourly figures of groups of series: per tag ``t`` of the measurement (tag
+``by`` = t, tag t = its value) and for all series together (``by`` = ``*``), the group's hourly
+sums (each hour, the sum of its series' hourly means) summarised: ``f_n`` (int: hours with a
+value), ``f_sum``, ``f_max`` (float) and ``f_maxts`` (int ns: start of the earliest hour holding
+the max); and its series-hours: ``f_sn`` (int: Σ over the hours of the series with a mean),
+``f_top`` (float: the largest of its series' hourly means) and ``f_topts`` (int ns: the
+earliest hour holding it). Every tag gets them, whether or not its groups hold several series
+that day (which the reader cannot know).
 
 Measurement ``dcim_rollup`` (tag ``measurement``) records per measurement the days rolled:
 ``from_ns`` (first day) and ``to_ns`` (end of the last day), both int ns. Reads use the
@@ -89,7 +92,7 @@ import time
 from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
-from dcim.store.base import StoreError, has_group_sums
+from dcim.store.base import StoreError, has_group_rollups
 from dcim.store.counters import bucket_span, junction
 from dcim.store.influx import quote_ident  # influx imports this module at its end
 
@@ -328,7 +331,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
     hours_per_request = max(1, min(24, HOURLY_VALUES_PER_REQUEST // (len(days) * len(fields))))
     sel = ", ".join(f"MEAN({qf[f]}) AS {qf[f]}" for f in fields)
     hourly: dict[tuple, dict[str, list]] = {}  # series key -> field -> [hn, hsum, hmax, hmaxts]
-    summed = [f for f in fields if has_group_sums(spec, f)]
+    summed = [f for f in fields if has_group_rollups(spec, f)]
     means_of: dict[str, dict[tuple, dict[int, float]]] = {f: {} for f in summed}  # field -> series -> hour -> mean
     for h0 in range(0, 24, hours_per_request):
         a, b = day_ns + h0 * HOUR_NS, day_ns + min(24, h0 + hours_per_request) * HOUR_NS
@@ -423,19 +426,32 @@ def _group_points(spec: Measurement, tags_of: dict[tuple, dict], means_of: dict[
     values: dict[tuple[str, str], dict[str, float | int]] = {}
     for f, means in means_of.items():
         for group, keys in members.items():
-            hours: dict[int, float] = {}
+            hours: dict[int, list] = {}  # hour -> [Σ means, series with a mean, the largest mean]
             for key in keys:
                 for hour, mean in means.get(key, {}).items():
-                    hours[hour] = hours.get(hour, 0.0) + mean
+                    acc = hours.get(hour)
+                    if acc is None:
+                        hours[hour] = [mean, 1, mean]
+                    else:
+                        acc[0] += mean
+                        acc[1] += 1
+                        if mean > acc[2]:
+                            acc[2] = mean
             if not hours:
                 continue
-            peak, peak_ns, total = None, None, 0.0
+            peak = peak_ns = top = top_ns = None
+            total, series_hours = 0.0, 0
             for hour in sorted(hours):
-                total += hours[hour]
-                if peak is None or hours[hour] > peak:
-                    peak, peak_ns = hours[hour], hour
-            values.setdefault(group, {}).update({f"{f}_n": len(hours), f"{f}_sum": float(total),
-                                                 f"{f}_max": float(peak), f"{f}_maxts": int(peak_ns)})
+                hour_sum, n, hour_top = hours[hour]
+                total += hour_sum
+                series_hours += n
+                if peak is None or hour_sum > peak:
+                    peak, peak_ns = hour_sum, hour
+                if top is None or hour_top > top:
+                    top, top_ns = hour_top, hour
+            values.setdefault(group, {}).update({
+                f"{f}_n": len(hours), f"{f}_sum": float(total), f"{f}_max": float(peak), f"{f}_maxts": int(peak_ns),
+                f"{f}_sn": series_hours, f"{f}_top": float(top), f"{f}_topts": int(top_ns)})
     name = group_rollup_name(spec.name)
     return [Point(name, {"by": by, by: value} if by != ALL_SERIES and value else {"by": by}, fields, day_ns)
             for (by, value), fields in values.items()]

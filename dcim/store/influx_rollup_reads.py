@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import Measurement
-from dcim.store.base import BucketStats, CounterDays, Series, Store, Where, add_bucket_stats, has_group_sums
+from dcim.store.base import BucketStats, CounterDays, Series, Store, Where, add_bucket_stats, has_group_rollups
 from dcim.store.counters import CounterSpan, bucket_span, chain
 from dcim.store.influx import _column_cast, quote_ident, quote_string, where_clause  # influx imports this module at its end
 from dcim.store.influx_rollup import (ALL_SERIES, DAY_NS, NS_PER_S, group_rollup_name, rollup_name,
@@ -303,8 +303,8 @@ def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
                  days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
     """``Store.bucket_stats`` of hourly buckets: *days* [a, b) from the daily rows' hourly
     summaries, the edge hours from raw points' hourly means; each series summarised alone (one
-    row per series comes back, never its days), then per group. Summed power per tag first
-    tries the days' group sums (``grouped_bucket_stats``: a group of one series is its series).
+    row per series comes back, never its days), then per group. Power and utilisation per tag,
+    summed or each, first try the days' group rows (``grouped_bucket_stats``: a group of one series is its series).
     None where a group holds several series and neither serves: the caller falls back to the
     default."""
     found = grouped_bucket_stats(store, spec, field, start_ns, end_ns, group_by, where, combine, days)
@@ -373,16 +373,16 @@ def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
 def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
                          group_by: Sequence[str], where: Where | None, combine: str,
                          days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
-    """``Store.bucket_stats`` of hourly buckets for groups of several series summed (a rack's
-    PDUs), from the rolled days' group sums (``m_1d_by``): two statements, a row per group
-    each, whatever the number of series and days. Edge hours are read as
-    ``Store.bucket_stats`` reads them.
+    """``Store.bucket_stats`` of hourly buckets for groups of several series, summed (a rack's
+    PDUs) or each (a rack's GPU-hours), from the rolled days' group rows (``m_1d_by``): two
+    statements, a row per group each, whatever the number of series and days. Edge hours are
+    read as ``Store.bucket_stats`` reads them.
 
-    None (the caller falls back to the default) unless the field has group sums, *combine* is
-    sum, *group_by* is one tag or none, and *where* leaves the groups whole: it may pick groups
-    by the grouping tag itself, and name other tags only to accept every value they have
-    (the report's list of the configured PDUs)."""
-    if combine != "sum" or not has_group_sums(spec, field) or len(group_by) > 1:
+    None (the caller falls back to the default) unless the field has group rollups, *combine*
+    is sum or each, *group_by* is one tag or none, and *where* leaves the groups whole: it may
+    pick groups by the grouping tag itself, and name other tags only to accept every value
+    they have (the report's list of the configured PDUs)."""
+    if combine not in ("sum", "each") or not has_group_rollups(spec, field) or len(group_by) > 1:
         return None
     by = group_by[0] if group_by else ALL_SERIES
     keep = None  # the groups where picks, None: all
@@ -399,7 +399,9 @@ def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, st
     gsrc = source(store, group_rollup_name(spec.name))
     cond = f"{quote_ident('by')} = {quote_string(by)} AND time >= {a} AND time < {b}"
     group = f" GROUP BY {quote_ident(by)}" if group_by else ""
-    col = {p: quote_ident(f"{field}_{p}") for p in ("n", "sum", "max", "maxts")}
+    # sum: a bucket is an hour of the group (its series' means added); each: an hour of a series.
+    parts_of = ("n", "sum", "max", "maxts") if combine == "sum" else ("sn", "sum", "top", "topts")
+    col = dict(zip(("n", "sum", "max", "maxts"), (quote_ident(f"{field}_{p}") for p in parts_of)))
     # As in bucket_stats: MAX() with a companion field reports the earliest row of the largest.
     sums, peaks = store._execute_many([
         f"SELECT SUM({col['n']}) AS n, SUM({col['sum']}) AS total FROM {gsrc} WHERE {cond}{group}",

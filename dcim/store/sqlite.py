@@ -72,7 +72,7 @@ from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
 from dcim.store.base import (Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where,
-                             add_bucket_stats, check_bucket_stats, check_query, check_tags, has_group_sums,
+                             add_bucket_stats, check_bucket_stats, check_query, check_tags, has_group_rollups,
                              matches, measurement_spec)
 from dcim.store import counters
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
@@ -106,7 +106,6 @@ _LEVELS = (("r1d", NS_PER_DAY), ("r1h", HOUR_NS), ("r1m", MINUTE_NS))
 # maintain() recomputes a touched group-hour from all its series, and a room holds thousands
 # (a backfill GPU by GPU would re-read a room's hours once per chunk).
 GROUP_TAGS = ("rack",)
-GROUPED_UTILISATION = ("util_pct",)
 ROWS_PER_INSERT = 32  # x (2 + fields) parameters stays far below SQLite's 32766
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -619,8 +618,7 @@ class SqliteStore(Store):
                     for f in present:  # after r1h took the new rows: the days they touched
                         if m.fields[f].kind is not str:
                             conn.execute(self._hour_stats_sql(m.name, f), (rolled, top))
-                    grouped = [f for f in present if m.fields[f].kind is not str
-                               and (has_group_sums(m, f) or f in GROUPED_UTILISATION)]
+                    grouped = [f for f in present if m.fields[f].kind is not str and has_group_rollups(m, f)]
                     tags = [t for t in GROUP_TAGS if t in m.tags]
                     if grouped and tags:  # after r1h: the group-hours, then the group-days, touched
                         self._load_members(conn, m.name, tags)
@@ -862,7 +860,7 @@ class SqliteStore(Store):
         spec = MEASUREMENTS[m]
         if (every_ns != HOUR_NS or combine not in ("sum", "each") or len(group_by) != 1
                 or group_by[0] not in GROUP_TAGS or group_by[0] not in spec.tags
-                or not (has_group_sums(spec, field) or field in GROUPED_UTILISATION)
+                or not has_group_rollups(spec, field)
                 or start_ns % HOUR_NS or end_ns % HOUR_NS or start_ns < meta.get(f"g1_from:{m}", _INT_MIN)
                 or not self._table_exists(f"g1d_{m}")):
             return None

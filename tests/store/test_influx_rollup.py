@@ -144,11 +144,13 @@ def hourly_means(field: str) -> dict[str, dict[int, float]]:
     return {u: {h: sum(v) / len(v) for h, v in hs.items()} for u, hs in hours.items()}
 
 
-def test_group_rows_sum_power_per_tag_value(stores):
+@pytest.mark.parametrize("field", ["power_w", "util_pct"])
+def test_group_rows_per_tag_value(stores, field):
     """gpu_1d_by: per tag value and for all GPUs, each day's hourly sums of their hourly means
-    summarised; other fields have none."""
+    summarised, and their series-hours (how many, the largest mean); power and utilisation
+    have them, other fields none."""
     store, _ = stores
-    means = hourly_means("power_w")
+    means = hourly_means(field)
     day = D0 + DAY
     src = source(store, "gpu_1d_by")
     got = {}
@@ -162,15 +164,20 @@ def test_group_rows_sum_power_per_tag_value(stores):
     assert got.keys() == groups.keys()
     for key, members in groups.items():
         hours: dict[int, float] = {}
+        series_hours = []  # (mean, hour)
         for u in members:
             for h, m in means[u].items():
                 if day <= h < day + DAY:
                     hours[h] = hours.get(h, 0.0) + m
+                    series_hours.append((m, h))
         peak = max(hours.values())
+        top = max(m for m, _ in series_hours)
         row = got[key]
-        assert (row["power_w_n"], row["power_w_maxts"]) == (len(hours), min(h for h, v in hours.items() if v == peak))
-        assert same(float(row["power_w_sum"]), sum(hours.values())) and same(float(row["power_w_max"]), peak), key
-        assert not any(k.startswith(("util_pct", "pstate")) for k in row if row[k] is not None)
+        assert (row[f"{field}_n"], row[f"{field}_maxts"]) == (len(hours), min(h for h, v in hours.items() if v == peak))
+        assert same(float(row[f"{field}_sum"]), sum(hours.values())) and same(float(row[f"{field}_max"]), peak), key
+        assert row[f"{field}_sn"] == len(series_hours), key
+        assert float(row[f"{field}_top"]) == top and row[f"{field}_topts"] == min(h for m, h in series_hours if m == top)
+        assert not any(k.startswith(("pstate", "mem_used")) for k in row if row[k] is not None)
 
 
 # --- query() ---------------------------------------------------------------------------------
@@ -339,7 +346,7 @@ def test_bools_and_finer_buckets_read_raw(stores):
 
 # --- bucket_stats() --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field", ["power_w", "pstate"])
+@pytest.mark.parametrize("field", ["power_w", "pstate", "util_pct"])
 def test_bucket_stats_match_raw_and_a_reference(stores, field):
     store, raw = stores
     seen = statements(store)
@@ -350,9 +357,11 @@ def test_bucket_stats_match_raw_and_a_reference(stores, field):
             kw = dict(group_by=group_by, combine=combine)
             got, want = store.bucket_stats(*args, **kw), raw.bucket_stats(*args, **kw)
             assert want and same_stats(got, want), (start, end, group_by, combine)
-    # Two statements (sums, peaks) per call: power summed from the group rows, the rest from the
-    # series' rows (multi-series means and pstate sums then fall back to raw hours).
-    assert sum("gpu_1d_by" in q for q in seen) == (2 * 2 if field == "power_w" else 0) * len(RANGES)
+    # Two statements (sums, peaks) per call: power and utilisation per rack and over all GPUs,
+    # summed or each, from the group rows; the rest from the series' rows (multi-series means
+    # and pstate sums then fall back to raw hours).
+    grouped = 4 if field in ("power_w", "util_pct") else 0
+    assert sum("gpu_1d_by" in q for q in seen) == 2 * grouped * len(RANGES)
     assert sum("gpu_1d" in q for q in seen) == 2 * 6 * len(RANGES)
     means = hourly_means(field)
     want = {(u,): stats_of_buckets({h: [m] for h, m in ms.items()}, "sum") for u, ms in means.items()}
