@@ -17,8 +17,11 @@ says which scale was measured. Disk: SQLite needs ~0.4 GB per million GPU points
 and 1 h tables), check ``df -h`` first; everything goes to a temp dir removed at the end
 (``--keep DIR`` keeps it for re-runs with ``--reuse``).
 
+``--history-days 273`` also fills the facility's devices (PDUs, UPSes, meters: what the
+trailing-twelve-month PUE reads) for the rest of the year before the quarter.
+
 Usage: ``.venv/bin/python bench/report.py [--racks 1000] [--gpu-racks 1000] [--levels site,rack,gpu]
-[--backends sqlite,influx] [--profile sqlite:rack] [--micro]``
+[--backends sqlite,influx] [--history-days 273] [--profile sqlite:rack] [--micro]``
 """
 
 from __future__ import annotations
@@ -78,12 +81,13 @@ def make_config(n_racks: int) -> Config:
 class Quarter:
     """Hourly synthetic values for the quarter, generated per day with numpy."""
 
-    def __init__(self, cfg: Config, gpu_racks: int, seed: int = 7):
+    def __init__(self, cfg: Config, gpu_racks: int, seed: int = 7, history_days: int = 0):
         from dcim.inventory import build_inventory
 
         self.cfg = cfg
         self.q = quarter(QUARTER, TZ)
         self.hours = int(round(self.q.hours))
+        self.history_hours = 24 * history_days  # facility devices only: the TTM reads no GPU
         inv = build_inventory(cfg)
         site = cfg.site.name
         self.pdu_tags = [inv.device_tags("pdu", p) for p in cfg.pdus]
@@ -104,9 +108,10 @@ class Quarter:
         self.meter_kwh = rng.uniform(1e6, 5e6, 2)
 
     def days(self):
-        """Yield the points of the facility's devices (all but the GPUs), a day at a time."""
+        """Yield the points of the facility's devices (all but the GPUs), a day at a time, from
+        the history before the quarter (if any) to its end."""
         rng = self.rng
-        for d0 in range(0, self.hours, 24):
+        for d0 in range(-self.history_hours, self.hours, 24):
             h = np.arange(d0, min(self.hours, d0 + 24))
             times = (self.q.start_ns + h * HOUR_NS).tolist()
             diurnal = 0.85 + 0.15 * np.sin(2 * np.pi * (h % 24) / 24.0)[:, None]
@@ -182,7 +187,7 @@ def fill(stores: dict, data: Quarter) -> dict[str, float]:
         write(pts)
         t = time.perf_counter()
         if day % 30 == 0:
-            progress(f"facility day {day + 1}/{-(-data.hours // 24)}")
+            progress(f"facility day {day + 1}/{-(-(data.history_hours + data.hours) // 24)}")
     chunks = -(-len(data.gpu_tags) // 256)
     t = time.perf_counter()
     for c, pts in enumerate(data.gpu_chunks(256)):
@@ -233,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="", help="backend:level pairs to cProfile, comma-separated")
     ap.add_argument("--keep", type=Path, default=None, help="keep the stores in this dir")
     ap.add_argument("--reuse", action="store_true", help="read the stores kept in --keep, write nothing")
+    ap.add_argument("--history-days", type=int, default=0,
+                    help="also fill this many days before the quarter for the facility's devices (not the GPUs), "
+                         "so the trailing-twelve-month PUE reads a real year (273: the rest of the year)")
     ap.add_argument("--micro", action="store_true",
                     help="also time the store read alone: hourly mean PDU power by pdu over the quarter")
     args = ap.parse_args(argv)
@@ -258,10 +266,11 @@ def main(argv: list[str] | None = None) -> int:
 
             server = InfluxdProcess(root=root / "influxd", snapshot_cold_s=5).start()
             stores["influx"] = InfluxStore(server.url, "bench", batch_size=10_000, timeout_s=120)
-        data = Quarter(cfg, gpu_racks)
+        data = Quarter(cfg, gpu_racks, history_days=args.history_days)
         print(f"site: {args.racks} racks, {args.racks * SERVERS_PER_RACK * GPUS_PER_SERVER:,} GPUs in the inventory, "
               f"{len(cfg.pdus)} PDUs, {N_UPS} UPSes, 2 meters; GPU points for {len(data.gpu_tags):,} GPUs "
-              f"({gpu_racks} racks); {data.hours} hours ({QUARTER}, {TZ})", flush=True)
+              f"({gpu_racks} racks); {data.hours} hours ({QUARTER}, {TZ}), facility history {args.history_days} days before it",
+              flush=True)
         if not args.reuse:
             fill(stores, data)
             if server is not None:

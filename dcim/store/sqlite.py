@@ -879,8 +879,8 @@ class SqliteStore(Store):
         a, b = min(_ceil(start_ns, NS_PER_DAY), end_ns), max(_floor(end_ns, NS_PER_DAY), start_ns)
         if a >= b:
             a = b = end_ns
-        values = ",".join(f"'{v.replace(chr(39), chr(39) * 2)}'" for v in sorted(selected))
-        cond = f"field = ? AND tag = ? AND value IN ({values}) AND ts >= ? AND ts < ?"
+        cond = "field = ?1 AND tag = ?2 AND value IN (SELECT value FROM json_each(?3)) AND ts >= ?4 AND ts < ?5"
+        values = json.dumps(sorted(selected), ensure_ascii=False)
         sources = [(f"SELECT value, sum({buckets}), total(sum), max({peak}), {peak_ts} FROM g1d_{m} "
                     f"WHERE {cond} GROUP BY value", a, b)]
         for lo, hi in ((start_ns, a), (b, end_ns)):
@@ -889,7 +889,7 @@ class SqliteStore(Store):
         parts: dict[tuple, list[BucketStats]] = {}
         for sql, lo, hi in sources:
             if lo < hi:
-                for value, n, total, pk, pk_ns in conn.execute(sql, (field, tag, lo, hi)):
+                for value, n, total, pk, pk_ns in conn.execute(sql, (field, tag, values, lo, hi)):
                     parts.setdefault((value,), []).append(BucketStats(n, total, pk, pk_ns))
         return {g: ps[0] if len(ps) == 1 else add_bucket_stats(ps) for g, ps in sorted(parts.items())}
 

@@ -737,17 +737,21 @@ def test_summed_groups_from_daily_bounds_equal_reference(tmp_path, seed):
     store.close()
 
 
+RACKS = ("r00", "r'01 랙", "r02")
+
+
 def rooms_of_racks(t0: int, days: int, seed: int) -> list[Point]:
-    """Two rooms, three racks, two GPUs each: power and utilisation twice an hour, a GPU silent
-    for a stretch, a hot hour per rack (so peaks fall on known days)."""
+    """Two rooms, three racks (one named with a quote and Korean), two GPUs each: power and
+    utilisation twice an hour, a GPU silent for a stretch, a hot hour per rack (so peaks fall
+    on known days)."""
     import random
 
     rnd = random.Random(seed)
     pts = []
-    for r in range(3):
+    for r, rack in enumerate(RACKS):
         hot = rnd.randrange(days * 24)
         for g in range(2):
-            tags = dict(gpu_tags("s1", f"n{r}", g, rack=f"r{r:02d}"), room=f"hall{r % 2}")
+            tags = dict(gpu_tags("s1", f"n{r}", g, rack=rack), room=f"hall{r % 2}")
             a = rnd.randrange(days * 24)
             silent = set(range(a, a + rnd.randrange(1, 30))) if g == 1 else set()
             for h in range(days * 24):
@@ -818,10 +822,10 @@ def test_group_rollups_answer_rooms_and_racks_equal_reference(tmp_path):
                 assert_stats(got, reference_group_stats(points, field, tag, combine, start, end))
     two = {}
     read = tables_read(store, lambda: two.update(store.bucket_stats(
-        "gpu", "power_w", start, end, 3600, group_by=["rack"], where={"rack": ["r00", "r02"]})))
+        "gpu", "power_w", start, end, 3600, group_by=["rack"], where={"rack": ["r00", RACKS[1]]})))
     assert "g1d_gpu" in read and "r1h_gpu" not in read
     assert_stats(two, reference_group_stats(points, "power_w", "rack", "sum", start, end,
-                                            keep=lambda p: p.tags["rack"] in ("r00", "r02")))
+                                            keep=lambda p: p.tags["rack"] in ("r00", RACKS[1])))
     store.close()
 
 
@@ -835,7 +839,7 @@ def test_group_rollups_follow_late_points_new_series_and_cut_groups(tmp_path):
     store.write(points)
     store.maintain(now_ns=t0 + 40 * DAY)
     start, end = t0, t0 + 6 * DAY
-    newcomer = dict(gpu_tags("s1", "n9", 0, rack="r01"), room="hall1")
+    newcomer = dict(gpu_tags("s1", "n9", 0, rack=RACKS[1]), room="hall1")
     late = [Point("gpu", gpu_tags("s1", "n0", 0, rack="r00") | {"room": "hall0"},
                   {"power_w": 9000.0, "util_pct": 100.0}, t0 + 2 * DAY + 7 * HOUR + 5 * S)]
     late += [Point("gpu", newcomer, {"power_w": 450.0 + h, "util_pct": 50.0}, t0 + (4 * 24 + h) * HOUR + 99 * S)
