@@ -876,18 +876,14 @@ class SqliteStore(Store):
         # sum: a bucket is an hour of the group (its series' means added); each: an hour of a series.
         buckets, peak, peak_ts = ("hours", "max", "maxts") if combine == "sum" else ("n", "top", "topts")
         hour_buckets, hour_peak = ("1", "sum") if combine == "sum" else ("n", "top")
-        a, b = min(_ceil(start_ns, NS_PER_DAY), end_ns), max(_floor(end_ns, NS_PER_DAY), start_ns)
-        if a >= b:
-            a = b = end_ns
         cond = "field = ?1 AND tag = ?2 AND value IN (SELECT value FROM json_each(?3)) AND ts >= ?4 AND ts < ?5"
+        days = f"SELECT value, sum({buckets}), total(sum), max({peak}), {peak_ts} FROM g1d_{m} WHERE {cond} GROUP BY value"
+        hours = f"SELECT value, sum({hour_buckets}), total(sum), max({hour_peak}), ts FROM g1h_{m} WHERE {cond} GROUP BY value"
+        a, b = _ceil(start_ns, NS_PER_DAY), _floor(end_ns, NS_PER_DAY)  # the whole UTC days
+        spans = [(days, a, b), (hours, start_ns, a), (hours, b, end_ns)] if a < b else [(hours, start_ns, end_ns)]
         values = json.dumps(sorted(selected), ensure_ascii=False)
-        sources = [(f"SELECT value, sum({buckets}), total(sum), max({peak}), {peak_ts} FROM g1d_{m} "
-                    f"WHERE {cond} GROUP BY value", a, b)]
-        for lo, hi in ((start_ns, a), (b, end_ns)):
-            sources.append((f"SELECT value, sum({hour_buckets}), total(sum), max({hour_peak}), ts FROM g1h_{m} "
-                            f"WHERE {cond} GROUP BY value", lo, hi))
         parts: dict[tuple, list[BucketStats]] = {}
-        for sql, lo, hi in sources:
+        for sql, lo, hi in spans:
             if lo < hi:
                 for value, n, total, pk, pk_ns in conn.execute(sql, (field, tag, values, lo, hi)):
                     parts.setdefault((value,), []).append(BucketStats(n, total, pk, pk_ns))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import textwrap
@@ -796,8 +797,6 @@ def tables_read(store, call) -> set[str]:
         call()
     finally:
         store._conn.set_trace_callback(None)
-    import re
-
     return {t for sql in seen for t in re.findall(r"\b(?:FROM|JOIN) ((?:r1[mhd]|h1d|g1[hd]|raw)_gpu)\b", sql)}
 
 
