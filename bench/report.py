@@ -199,9 +199,10 @@ def fill(stores: dict, data: Quarter) -> dict[str, float]:
     for name, store in stores.items():
         t = time.perf_counter()
         store.flush()
-        if hasattr(store, "maintain"):
-            store.maintain()
+        flushed = time.perf_counter()
+        store.maintain()
         spent[name] += time.perf_counter() - t
+        print(f"  {name}: flush {flushed - t:.0f} s, maintain (rollups) {time.perf_counter() - flushed:.0f} s", flush=True)
     print(f"  wrote {n:,} points per store; generate {gen:.0f} s; "
           + ", ".join(f"{k} {v:.0f} s" for k, v in spent.items()), flush=True)
     return spent

@@ -190,6 +190,10 @@ def stats_of_buckets(buckets: dict[int, list[float]], combine: str) -> BucketSta
 
 # Utilisation fields whose per-series hours add up into a group's GPU-hours.
 GROUPED_UTILISATION = ("util_pct",)
+# The tags whose groups both stores also keep hour by hour (SQLite ``g1h``, InfluxDB
+# ``m_1h_by``), so that a report's partial days at a period's edges read a row per rack and
+# hour, not one per series: a quarter in Asia/Seoul starts and ends at 15:00 UTC.
+GROUP_ROLLUP_TAGS = ("rack",)
 
 
 def has_group_rollups(spec: Measurement, field: str) -> bool:

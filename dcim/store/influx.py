@@ -193,7 +193,7 @@ class InfluxStore(Store):
         # the retention policy they are in (None: the default; influx_rollup.find_policy).
         self.rollup_policy: str | None = None
         self.rollup_policy_warned = False
-        self._rollup_state: dict[str, tuple[int, int]] | None = None
+        self._rollup_state: dict[str, influx_rollup.Rolled] | None = None
         self._rollup_state_at = 0.0
 
     @classmethod
@@ -535,7 +535,7 @@ class InfluxStore(Store):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
                 stats = influx_rollup_reads.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by), where,
-                                                   combine, days)
+                                                         combine, days, self._rollup_state[measurement])
                 if stats is not None:
                     return stats
         return super().bucket_stats(measurement, field, start_ns, end_ns, every_s, group_by=group_by, where=where,

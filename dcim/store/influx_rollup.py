@@ -30,9 +30,17 @@ the max); and its series-hours: ``f_sn`` (int: Σ over the hours of the series w
 earliest hour holding it). Every tag gets them, whether or not its groups hold several series
 that day (which the reader cannot know).
 
+For the grouping tags of ``GROUP_ROLLUP_TAGS`` (``rack``), measurement ``m_1h_by`` holds the
+same groups hour by hour (tag ``by`` = t, tag t = its value; stamped at the hour): ``f_sum``
+(float: Σ of the series' hourly means), ``f_sn`` (int: series with a mean) and ``f_top`` (float:
+the largest of them). They serve the partial days at a period's edges, which would otherwise
+read every series' raw points: a quarter in Asia/Seoul starts and ends at 15:00 UTC.
+
 Measurement ``dcim_rollup`` (tag ``measurement``) records per measurement the days rolled:
-``from_ns`` (first day) and ``to_ns`` (end of the last day), both int ns. Reads use the
-rollups only for whole days in [from_ns, to_ns); other days read raw points.
+``from_ns`` (first day) and ``to_ns`` (end of the last day), both int ns, and
+``by_hour_from_ns``, the first day rolled with its ``m_1h_by`` rows (days rolled by an earlier
+version have none). Reads use the rollups only for whole days in [from_ns, to_ns), and the
+hourly group rows only for hours in [by_hour_from_ns, to_ns); other days read raw points.
 
 **Where.** Both live in retention policy ``dcim_rollups`` (kept forever, a shard per 52 weeks),
 which maintain() creates on InfluxDB 1.x. The default policy cuts time into week-long shards,
@@ -91,8 +99,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Sequence
 
+from typing import NamedTuple
+
 from dcim.metrics import MEASUREMENTS, Measurement, Point
-from dcim.store.base import StoreError, has_group_rollups
+from dcim.store.base import GROUP_ROLLUP_TAGS, StoreError, has_group_rollups
 from dcim.store.counters import bucket_span, junction
 from dcim.store.influx import quote_ident  # influx imports this module at its end
 
@@ -107,6 +117,7 @@ DAY_NS = 86_400 * NS_PER_S
 GRACE_NS = 600 * NS_PER_S  # a day is closed 10 min after its end: points in flight have landed
 SUFFIX = "_1d"
 GROUP_SUFFIX = "_1d_by"
+HOURLY_GROUP_SUFFIX = "_1h_by"
 ALL_SERIES = "*"  # the by tag of the group of every series
 STATE = "dcim_rollup"
 RETENTION_POLICY = "dcim_rollups"
@@ -125,17 +136,21 @@ def group_rollup_name(measurement: str) -> str:
     return measurement + GROUP_SUFFIX
 
 
+def hourly_group_rollup_name(measurement: str) -> str:
+    return measurement + HOURLY_GROUP_SUFFIX
+
+
 def numeric_fields(spec: Measurement) -> list[str]:
     """The fields of *spec* that get rollups: int and float (bool and str have no sum or mean)."""
     return [f.name for f in spec.fields.values() if f.kind in (int, float)]
 
 
-def _floor(ts: int, step: int) -> int:
+def floor_ns(ts: int, step: int) -> int:
     return ts - ts % step
 
 
-def _ceil(ts: int, step: int) -> int:
-    return -_floor(-ts, step)
+def ceil_ns(ts: int, step: int) -> int:
+    return -floor_ns(-ts, step)
 
 
 def series_key(tags: dict | None) -> tuple:
@@ -191,28 +206,38 @@ def source(store: "InfluxStore", name: str) -> str:
 
 # --- which days are rolled -----------------------------------------------------------------
 
-def read_state(store: "InfluxStore") -> dict[str, tuple[int, int]]:
-    """{measurement: (from_ns, to_ns)}: the days [from, to) its rollups hold."""
-    q = (f'SELECT LAST("from_ns") AS "from_ns", LAST("to_ns") AS "to_ns" FROM {source(store, STATE)} '
-         f'GROUP BY "measurement"')
-    state = {}
-    for series in store.execute(q)[0].get("series", []):
-        index, rows = rows_of(series)
-        for row in rows:
-            a, b = row[index["from_ns"]], row[index["to_ns"]]
-            if a is not None and b is not None:
-                state[(series.get("tags") or {}).get("measurement", "")] = (int(a), int(b))
-    return state
+class Rolled(NamedTuple):
+    """The days [from_ns, to_ns) a measurement's rollups hold, and the first of them with
+    hourly group rows (None: none has them)."""
+    from_ns: int
+    to_ns: int
+    by_hour_from_ns: int | None
 
 
-def rolled_days(state: dict[str, tuple[int, int]], measurement: str, start_ns: int,
+def read_state(store: "InfluxStore") -> dict[str, Rolled]:
+    """{measurement: Rolled}: the days its rollups hold."""
+    # One statement per field: LAST() of several fields reports the newest row of each, and the
+    # field added later (by_hour_from_ns) is absent from older rows.
+    q = ";".join(f'SELECT LAST({quote_ident(f)}) AS v FROM {source(store, STATE)} GROUP BY "measurement"'
+                 for f in Rolled._fields)
+    found: dict[str, dict[str, int]] = {}
+    for f, result in zip(Rolled._fields, store.execute(q)):
+        for series in result.get("series", []):
+            for row in series.get("values") or []:
+                if row[1] is not None:
+                    found.setdefault((series.get("tags") or {}).get("measurement", ""), {})[f] = int(row[1])
+    return {m: Rolled(v["from_ns"], v["to_ns"], v.get("by_hour_from_ns"))
+            for m, v in found.items() if "from_ns" in v and "to_ns" in v}
+
+
+def rolled_days(state: dict[str, Rolled], measurement: str, start_ns: int,
                 end_ns: int) -> tuple[int, int] | None:
     """The whole UTC days [a, b) inside [start_ns, end_ns) that the rollups hold, or None."""
     span = state.get(measurement)
     if span is None:
         return None
-    a = max(_ceil(start_ns, DAY_NS), span[0])
-    b = min(_floor(end_ns, DAY_NS), span[1])
+    a = max(ceil_ns(start_ns, DAY_NS), span[0])
+    b = min(floor_ns(end_ns, DAY_NS), span[1])
     return (a, b) if a < b else None
 
 
@@ -226,7 +251,7 @@ def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int,
     Returns the new state (see read_state)."""
     started = time.monotonic()
     now_ns = time.time_ns() if now_ns is None else int(now_ns)
-    end = _floor(now_ns - GRACE_NS, DAY_NS)  # days before this one are closed
+    end = floor_ns(now_ns - GRACE_NS, DAY_NS)  # days before this one are closed
     store.ensure_database()
     store.rollup_policy = find_policy(store, create=True)
     state = read_state(store)
@@ -237,27 +262,30 @@ def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int,
         if not fields:
             continue
         if spec.name in state:
-            first, to = state[spec.name]
+            first, to, by_hour = state[spec.name]
             start = max(first, to - DAY_NS - reroll_days * DAY_NS)
             if written and spec.name in written:
-                start = max(first, min(start, _floor(written[spec.name], DAY_NS)))
+                start = max(first, min(start, floor_ns(written[spec.name], DAY_NS)))
         else:
             t0 = _first_time(store, spec.name, fields)
             if t0 is None:
                 continue
-            first = start = _floor(t0, DAY_NS)
-            to = first
+            first = start = floor_ns(t0, DAY_NS)
+            to, by_hour = first, None
         if start >= end:
             continue
+        # Days rolled before hourly group rows existed keep none: from this run's first day on.
+        by_hour = start if by_hour is None else min(by_hour, start)
         # Days in parallel on the store's query threads (roll_day only uses execute and write).
         rolled = store._map(lambda day: (day, roll_day(store, spec, fields, day)), range(start, end, DAY_NS))
         series = sum(n for _, (n, _) in rolled)
         _roll_junctions(store, spec, start, [(day, ends) for day, (_, ends) in rolled])  # needs the days in order
         to = max(to, end)  # never shrinks (a now_ns earlier than a previous run's)
         # Written last: a run cut short leaves the state as it was, and those days read raw.
-        store.write([Point(STATE, {"measurement": spec.name}, {"from_ns": first, "to_ns": to}, to - DAY_NS)],
+        store.write([Point(STATE, {"measurement": spec.name},
+                           {"from_ns": first, "to_ns": to, "by_hour_from_ns": by_hour}, to - DAY_NS)],
                     retention_policy=store.rollup_policy)
-        state[spec.name] = (first, to)
+        state[spec.name] = Rolled(first, to, by_hour)
         done.append(f"{spec.name} {(end - start) // DAY_NS} d ({series} series-days)")
     log.info("InfluxDB rollups: %s in %.1f s", ", ".join(done) or "nothing to roll", time.monotonic() - started)
     return state
@@ -380,7 +408,9 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
         if values:
             tags = {k: v for k, v in day["tags"].items() if v != ""}
             points.append(Point(name, tags, values, day_ns))
-    points += _group_points(spec, {key: day["tags"] for key, day in days.items()}, means_of, day_ns)
+    tags_of = {key: day["tags"] for key, day in days.items()}
+    points += _group_points(spec, tags_of, means_of, day_ns)
+    points += _hourly_group_points(spec, tags_of, means_of)
     store.write(points, retention_policy=store.rollup_policy)
     return len(days), ends
 
@@ -455,3 +485,32 @@ def _group_points(spec: Measurement, tags_of: dict[tuple, dict], means_of: dict[
     name = group_rollup_name(spec.name)
     return [Point(name, {"by": by, by: value} if by != ALL_SERIES and value else {"by": by}, fields, day_ns)
             for (by, value), fields in values.items()]
+
+
+def _hourly_group_points(spec: Measurement, tags_of: dict[tuple, dict],
+                         means_of: dict[str, dict[tuple, dict[int, float]]]) -> list[Point]:
+    """The ``m_1h_by`` points of one day (see the module doc): per GROUP_ROLLUP_TAGS group and
+    hour, the sum of its series' hourly means (series in key order, as ``_group_points`` adds
+    them), how many had one, and the largest."""
+    tags = [t for t in GROUP_ROLLUP_TAGS if t in spec.tags]
+    values: dict[tuple[str, str, int], dict[str, float | int]] = {}
+    for f, means in means_of.items():
+        for tag in tags:
+            hours: dict[tuple[str, int], list] = {}  # (value, hour) -> [Σ means, series, largest]
+            for key in sorted(means):
+                value = tags_of[key].get(tag, "")
+                for hour, mean in means[key].items():
+                    acc = hours.get((value, hour))
+                    if acc is None:
+                        hours[(value, hour)] = [mean, 1, mean]
+                    else:
+                        acc[0] += mean
+                        acc[1] += 1
+                        if mean > acc[2]:
+                            acc[2] = mean
+            for (value, hour), (total, n, top) in hours.items():
+                values.setdefault((tag, value, hour), {}).update(
+                    {f"{f}_sum": float(total), f"{f}_sn": n, f"{f}_top": float(top)})
+    name = hourly_group_rollup_name(spec.name)
+    return [Point(name, {"by": by, by: value} if value else {"by": by}, fields, hour)
+            for (by, value, hour), fields in values.items()]

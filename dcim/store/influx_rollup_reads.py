@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import Measurement
-from dcim.store.base import BucketStats, CounterDays, Series, Store, Where, add_bucket_stats, has_group_rollups
+from dcim.store.base import (GROUP_ROLLUP_TAGS, BucketStats, CounterDays, Series, Store, Where, add_bucket_stats,
+                             has_group_rollups)
 from dcim.store.counters import CounterSpan, bucket_span, chain
 from dcim.store.influx import _column_cast, quote_ident, quote_string, where_clause  # influx imports this module at its end
-from dcim.store.influx_rollup import (ALL_SERIES, DAY_NS, NS_PER_S, group_rollup_name, rollup_name,
-                                      rows_of, series_key, source)
+from dcim.store.influx_rollup import (ALL_SERIES, DAY_NS, HOUR_NS, NS_PER_S, Rolled, ceil_ns, floor_ns,
+                                      group_rollup_name, hourly_group_rollup_name, rollup_name, rows_of,
+                                      series_key, source)
 
 if TYPE_CHECKING:
     from dcim.store.influx import InfluxStore
@@ -300,14 +302,14 @@ def counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_
 
 def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
                  group_by: Sequence[str], where: Where | None, combine: str,
-                 days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
+                 days: tuple[int, int], rolled: Rolled) -> dict[tuple, BucketStats] | None:
     """``Store.bucket_stats`` of hourly buckets: *days* [a, b) from the daily rows' hourly
     summaries, the edge hours from raw points' hourly means; each series summarised alone (one
     row per series comes back, never its days), then per group. Power and utilisation per tag,
     summed or each, first try the days' group rows (``grouped_bucket_stats``: a group of one series is its series).
     None where a group holds several series and neither serves: the caller falls back to the
-    default."""
-    found = grouped_bucket_stats(store, spec, field, start_ns, end_ns, group_by, where, combine, days)
+    default. *rolled*: what the measurement's rollups hold."""
+    found = grouped_bucket_stats(store, spec, field, start_ns, end_ns, group_by, where, combine, days, rolled)
     if found is not None:
         return found
     a, b = days
@@ -372,11 +374,12 @@ def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
 
 def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
                          group_by: Sequence[str], where: Where | None, combine: str,
-                         days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
+                         days: tuple[int, int], rolled: Rolled) -> dict[tuple, BucketStats] | None:
     """``Store.bucket_stats`` of hourly buckets for groups of several series, summed (a rack's
     PDUs) or each (a rack's GPU-hours), from the rolled days' group rows (``m_1d_by``): two
-    statements, a row per group each, whatever the number of series and days. Edge hours are
-    read as ``Store.bucket_stats`` reads them.
+    statements, a row per group each, whatever the number of series and days. Edge hours come
+    from the hourly group rows (``m_1h_by``) where the tag has them and *rolled* says their day
+    does, else as ``Store.bucket_stats`` reads them.
 
     None (the caller falls back to the default) unless the field has group rollups, *combine*
     is sum or each, *group_by* is one tag or none, and *where* leaves the groups whole: it may
@@ -422,10 +425,48 @@ def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, st
             g = group_of(series)
             n, total = int(rows[0][index["n"]]), float(rows[0][index["total"]])
             parts[g] = [BucketStats(n, total, *peak_of.get(g, (None, None)))]
-    for lo, hi in ((start_ns, a), (b, end_ns)):  # the edges: hours no rolled day holds
-        if lo < hi:
-            edge = Store.bucket_stats(store, spec.name, field, lo, hi, 3600, group_by=group_by, where=where,
-                                      combine=combine)
-            for g, st in edge.items():
-                parts.setdefault(g, []).append(st)
+    hourly_from = rolled.by_hour_from_ns if by in GROUP_ROLLUP_TAGS else None
+    pieces = []  # (start, end, from the hourly group rows?)
+    for lo, hi in ((start_ns, a), (b, end_ns)):  # the edges: hours no whole rolled day holds
+        if hourly_from is not None:
+            s, e = ceil_ns(max(lo, hourly_from), HOUR_NS), floor_ns(min(hi, rolled.to_ns), HOUR_NS)  # whole hours
+            if s < e:
+                pieces += [(lo, s, False), (s, e, True), (e, hi, False)]
+                continue
+        pieces.append((lo, hi, False))
+    for lo, hi, hourly in pieces:
+        if lo >= hi:
+            continue
+        edge = (_hourly_group_stats(store, spec, field, lo, hi, by, combine) if hourly else
+                Store.bucket_stats(store, spec.name, field, lo, hi, 3600, group_by=group_by, where=where,
+                                   combine=combine))
+        for g, st in edge.items():
+            parts.setdefault(g, []).append(st)
     return {g: add_bucket_stats(p) for g, p in sorted(parts.items()) if keep is None or g[0] in keep}
+
+
+def _hourly_group_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+                        by: str, combine: str) -> dict[tuple, BucketStats]:
+    """Per group of tag *by*: the hours [start_ns, end_ns) (hour-aligned, rolled) summarised from
+    the hourly group rows, summed or each as in grouped_bucket_stats."""
+    src = source(store, hourly_group_rollup_name(spec.name))
+    cond = f"{quote_ident('by')} = {quote_string(by)} AND time >= {start_ns} AND time < {end_ns}"
+    total, sn, top = (quote_ident(f"{field}_{p}") for p in ("sum", "sn", "top"))
+    n = f"COUNT({total})" if combine == "sum" else f"SUM({sn})"
+    peak = total if combine == "sum" else top
+    # A lone MAX() reports the row's own time: the hour, the earliest of equal ones.
+    sums, peaks = store._execute_many([
+        f"SELECT {n} AS n, SUM({total}) AS total FROM {src} WHERE {cond} GROUP BY {quote_ident(by)}",
+        f"SELECT MAX({peak}) AS peak FROM {src} WHERE {cond} GROUP BY {quote_ident(by)}"])
+    peak_of = {}
+    for series in peaks:
+        index, rows = rows_of(series)
+        if rows and rows[0][index["peak"]] is not None:
+            peak_of[(series.get("tags") or {}).get(by, "")] = (float(rows[0][index["peak"]]), int(rows[0][index["time"]]))
+    out = {}
+    for series in sums:
+        index, rows = rows_of(series)
+        if rows and rows[0][index["n"]]:
+            g = (series.get("tags") or {}).get(by, "")
+            out[(g,)] = BucketStats(int(rows[0][index["n"]]), float(rows[0][index["total"]]), *peak_of.get(g, (None, None)))
+    return out

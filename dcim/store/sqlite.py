@@ -71,8 +71,8 @@ from pathlib import Path
 from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
-from dcim.store.base import (Aggregate, BucketStats, Series, Store, StoreError, StoreUnavailable, Where,
-                             add_bucket_stats, check_bucket_stats, check_query, check_tags, has_group_rollups,
+from dcim.store.base import (GROUP_ROLLUP_TAGS, Aggregate, BucketStats, Series, Store, StoreError,
+                             StoreUnavailable, Where, add_bucket_stats, check_bucket_stats, check_query, check_tags, has_group_rollups,
                              matches, measurement_spec)
 from dcim.store import counters
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
@@ -102,10 +102,10 @@ _NUMERIC_AGGS = frozenset({"mean", "max", "min", "sum"})
 # Coarsest first: a query reads each range from the coarsest level whose buckets fit it. Days
 # serve the report's daily counters and whole-quarter aggregates at 1/24 of the hourly rows.
 _LEVELS = (("r1d", NS_PER_DAY), ("r1h", HOUR_NS), ("r1m", MINUTE_NS))
-# Grouping tags and fields of g1h/g1d (see the layout above): the report's rack rows. Not rooms:
+# Grouping tags of g1h/g1d (see the layout above): the report's rack rows. Not rooms:
 # maintain() recomputes a touched group-hour from all its series, and a room holds thousands
 # (a backfill GPU by GPU would re-read a room's hours once per chunk).
-GROUP_TAGS = ("rack",)
+GROUP_TAGS = GROUP_ROLLUP_TAGS
 ROWS_PER_INSERT = 32  # x (2 + fields) parameters stays far below SQLite's 32766
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 

@@ -16,7 +16,7 @@ import pytest
 from dcim.metrics import Point
 from dcim.store.base import BucketStats, stats_of_buckets
 from dcim.store.influx import InfluxStore
-from dcim.store.influx_rollup import RETENTION_POLICY, STATE, source
+from dcim.store.influx_rollup import RETENTION_POLICY, STATE, read_state, source
 
 S = 1_000_000_000
 MIN = 60 * S
@@ -178,6 +178,29 @@ def test_group_rows_per_tag_value(stores, field):
         assert row[f"{field}_sn"] == len(series_hours), key
         assert float(row[f"{field}_top"]) == top and row[f"{field}_topts"] == min(h for m, h in series_hours if m == top)
         assert not any(k.startswith(("pstate", "mem_used")) for k in row if row[k] is not None)
+
+
+@pytest.mark.parametrize("field", ["power_w", "util_pct"])
+def test_hourly_group_rows_per_rack(stores, field):
+    """gpu_1h_by: per rack and hour, the sum of its GPUs' hourly means, how many had one and the
+    largest; racks only (GROUP_ROLLUP_TAGS), and only the grouped fields."""
+    store, _ = stores
+    got = {}
+    for series in store.execute(f"SELECT * FROM {source(store, 'gpu_1h_by')} GROUP BY *")[0]["series"]:
+        for row in series["values"]:
+            r = dict(zip(series["columns"], row))
+            assert not any(k.startswith(("pstate", "mem_used")) for k in r)
+            if r[f"{field}_sum"] is not None:
+                got[(series["tags"]["by"], series["tags"]["rack"], r["time"])] = r
+    want: dict[tuple, list[float]] = {}
+    for u, ms in hourly_means(field).items():
+        for h, m in ms.items():
+            want.setdefault(("rack", TAGS[u]["rack"], h), []).append(m)
+    assert got.keys() == want.keys()
+    for k, ms in want.items():
+        r = got[k]
+        assert same(float(r[f"{field}_sum"]), sum(ms)) and float(r[f"{field}_top"]) == max(ms), k
+        assert r[f"{field}_sn"] == len(ms), k
 
 
 # --- query() ---------------------------------------------------------------------------------
@@ -363,6 +386,9 @@ def test_bucket_stats_match_raw_and_a_reference(stores, field):
     grouped = 4 if field in ("power_w", "util_pct") else 0
     assert sum("gpu_1d_by" in q for q in seen) == 2 * grouped * len(RANGES)
     assert sum("gpu_1d" in q for q in seen) == 2 * 6 * len(RANGES)
+    # Per rack (sum, each), the whole hours of the edges from the hourly group rows, two
+    # statements per edge: both edges of RANGES[0], the first of RANGES[2] (its end edge is 1 ns).
+    assert sum("gpu_1h_by" in q for q in seen) == (2 * 2 * 3 if grouped else 0)
     means = hourly_means(field)
     want = {(u,): stats_of_buckets({h: [m] for h, m in ms.items()}, "sum") for u, ms in means.items()}
     got = store.bucket_stats("gpu", field, START, END, 3600, group_by=("uuid",))
@@ -385,6 +411,37 @@ def test_bucket_stats_match_raw_and_a_reference(stores, field):
             and got[g].peak_ns == want[g].peak_ns for g in want), (group_by, combine)
         if combine == "sum" and field == "power_w":
             assert any("gpu_1d_by" in q and ("'*'" in q) == (group_by == ()) for q in seen)
+
+
+def test_days_rolled_without_hourly_group_rows_read_their_edges_raw(stores):
+    """Days rolled by a version without m_1h_by (the state's by_hour_from_ns is later) read their
+    edge hours raw; the later days' edges read the hourly group rows. Both equal raw."""
+    store, raw = stores
+    rolled = store.execute(f"SELECT LAST(to_ns) FROM {source(store, STATE)}")[0]["series"][0]["values"][0]
+    store.write([Point(STATE, {"measurement": "gpu"}, {"by_hour_from_ns": D0 + 3 * DAY}, rolled[0])],
+                retention_policy=store.rollup_policy)
+    store._rollup_state = None  # read the state again now
+    seen = statements(store)
+    for combine in ("sum", "each"):
+        got = store.bucket_stats("gpu", "power_w", START, END, 3600, group_by=("rack",), combine=combine)
+        want = raw.bucket_stats("gpu", "power_w", START, END, 3600, group_by=("rack",), combine=combine)
+        assert got.keys() == want.keys() and all(
+            got[g].buckets == want[g].buckets and same(got[g].total, want[g].total) and same(got[g].peak, want[g].peak)
+            and got[g].peak_ns == want[g].peak_ns for g in want), combine
+    hourly = [q for q in seen if "gpu_1h_by" in q]
+    assert len(hourly) == 4 and all(f"time >= {D0 + 4 * DAY} " in q for q in hourly)
+
+
+def test_maintain_adds_hourly_group_rows_from_its_first_run_on(influx_store):
+    """A state written before by_hour_from_ns existed: the next maintain() rolls its re-roll
+    window with hourly group rows and records the window's first day."""
+    influx_store.write(POINTS)
+    influx_store.maintain(NOW)
+    influx_store.execute(f"DROP MEASUREMENT {STATE}")
+    influx_store.write([Point(STATE, {"measurement": "gpu"}, {"from_ns": D0, "to_ns": D0 + 5 * DAY}, D0 + 4 * DAY)],
+                       retention_policy=influx_store.rollup_policy)
+    influx_store.maintain(NOW)
+    assert read_state(influx_store)["gpu"] == (D0, D0 + 5 * DAY, D0 + 2 * DAY)  # reroll_days=2 before day 4
 
 
 def test_summed_groups_read_group_rows_only_where_the_groups_stay_whole(stores):
