@@ -361,13 +361,9 @@ def _group_peaks(store: Store, config: Config, period: Period, by: str,
     if by in ("room", "rack"):
         stats = store.bucket_stats("pdu", "power_w", start, end, HOUR_S, group_by=(by,), where={"pdu": names})
         return {k[0]: (st.peak, st.peak_ns) for k, st in stats.items()}
-    pdus_of_rack: dict[str, list[str]] = defaultdict(list)
-    for p in config.pdus:
-        pdus_of_rack[p.rack].append(p.name)
     out = {}
-    for name, racks in groups.items():  # a tenant is no tag of a PDU: one read per tenant
-        mine = [n for r in racks for n in pdus_of_rack[r]]
-        st = store.bucket_stats("pdu", "power_w", start, end, HOUR_S, where={"pdu": mine}).get(()) if mine else None
+    for name, racks in groups.items():  # a tenant is no tag of a PDU: one read per tenant, of its racks
+        st = store.bucket_stats("pdu", "power_w", start, end, HOUR_S, where={"rack": racks, "pdu": names}).get(())
         out[name] = (st.peak, st.peak_ns) if st else (None, None)
     return out
 

@@ -389,15 +389,21 @@ def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, st
         return None
     by = group_by[0] if group_by else ALL_SERIES
     keep = None  # the groups where picks, None: all
+    racks = None  # no grouping, a where picking racks: their hourly sums added up (a tenant's PDUs)
     src = source(store, rollup_name(spec.name))
     for tag, want in (where or {}).items():
         accepted = {want} if isinstance(want, str) else set(want)
         if tag == by:
             keep = accepted
             continue
+        if not group_by and combine == "sum" and tag in GROUP_ROLLUP_TAGS:
+            racks = (tag, sorted(accepted))
+            continue
         answer = store.execute(f"SHOW TAG VALUES FROM {src} WITH KEY = {quote_ident(tag)}")
         if not accepted.issuperset(row[1] for s in answer[0].get("series", []) for row in s.get("values") or []):
             return None  # a filter inside the groups: they are not whole
+    if racks is not None:
+        return _summed_racks(store, spec, field, start_ns, end_ns, *racks, rolled)
     a, b = days
     gsrc = source(store, group_rollup_name(spec.name))
     cond = f"{quote_ident('by')} = {quote_string(by)} AND time >= {a} AND time < {b}"
@@ -443,6 +449,31 @@ def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, st
         for g, st in edge.items():
             parts.setdefault(g, []).append(st)
     return {g: add_bucket_stats(p) for g, p in sorted(parts.items()) if keep is None or g[0] in keep}
+
+
+def _summed_racks(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int, tag: str,
+                  values: list[str], rolled: Rolled) -> dict[tuple, BucketStats] | None:
+    """One group made of the whole racks (*tag* = *values*): its hourly sums are the racks'
+    hourly group rows added up, hour by hour, by InfluxDB (a row per hour comes back). None
+    unless every hour of [start_ns, end_ns) has those rows (hour bounds, rolled)."""
+    if (rolled.by_hour_from_ns is None or start_ns % HOUR_NS or end_ns % HOUR_NS
+            or start_ns < rolled.by_hour_from_ns or end_ns > rolled.to_ns):
+        return None
+    cond = where_clause(start_ns, end_ns, {"by": tag, tag: values})
+    if cond is None:
+        return {}
+    q = (f"SELECT SUM({quote_ident(field + '_sum')}) AS s FROM {source(store, hourly_group_rollup_name(spec.name))} "
+         f"WHERE {cond} GROUP BY time(1h) fill(none)")
+    n, total, peak, peak_ns = 0, 0.0, None, None
+    for series in store.execute(q)[0].get("series", []):
+        for t, v in series.get("values") or []:  # in time order: a strict > keeps the earliest
+            if v is None:
+                continue
+            n += 1
+            total += v
+            if peak is None or v > peak:
+                peak, peak_ns = float(v), int(t)
+    return {(): BucketStats(n, total, peak, peak_ns)} if n else {}
 
 
 def _hourly_group_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,

@@ -28,7 +28,8 @@ Layout (one database file):
   those means (top); a day adds hours with a value, Σ n, Σ sum, the largest hourly sum (max)
   and its hour, the largest top and its hour. maintain() recomputes them from r1h for the
   group-hours its new rows touched. A rack's GPU-hours and peak demand over a quarter read a
-  row per rack and day, not per series and hour.
+  row per rack and day, not per series and hour; a room's or a tenant's peak demand a row per
+  rack and hour (their racks' g1h rows added up).
 - ``meta(key, value)``: per measurement, ``rolled:<m>`` (highest rid merged into the rollups),
   ``horizon_raw:<m>`` and ``horizon_1m:<m>`` (ns cut-offs below which retention deleted rows),
   ``r1d_from:<m>`` (a file from before the daily level: the first day it holds whole),
@@ -853,17 +854,22 @@ class SqliteStore(Store):
                        group_by: tuple, group_of: dict, groups: list, combine: str,
                        meta: dict) -> dict[tuple, BucketStats] | None:
         """BucketStats per value of one grouping tag from the group rollups (g1d for whole UTC
-        days, g1h for the hours at the edges): a row per group and day comes back. None where
+        days, g1h for the hours at the edges): a row per group and day comes back. Sums per
+        coarser tag (a room), or of no grouping (a where naming a tenant's racks), add up their
+        whole racks' g1h rows instead (_stats_of_whole_racks). None where
         they cannot answer: not hourly buckets on hour bounds, not sum or each, another tag or
         field, a group the where cuts (the rollups hold whole groups), days from before the
         rollups, or raw rows waiting for maintain()."""
         spec = MEASUREMENTS[m]
-        if (every_ns != HOUR_NS or combine not in ("sum", "each") or len(group_by) != 1
-                or group_by[0] not in GROUP_TAGS or group_by[0] not in spec.tags
-                or not has_group_rollups(spec, field)
+        if (every_ns != HOUR_NS or combine not in ("sum", "each") or len(group_by) > 1
+                or any(t not in spec.tags for t in group_by) or not has_group_rollups(spec, field)
                 or start_ns % HOUR_NS or end_ns % HOUR_NS or start_ns < meta.get(f"g1_from:{m}", _INT_MIN)
                 or not self._table_exists(f"g1d_{m}")):
             return None
+        if not group_by or group_by[0] not in GROUP_TAGS:
+            if combine != "sum" or _raw_waits(conn, m, meta, start_ns, end_ns):
+                return None
+            return self._stats_of_whole_racks(conn, m, field, start_ns, end_ns, group_of, groups)
         tag = group_by[0]
         selected = {g[0] for g in groups}
         size: dict[str, int] = {}
@@ -888,6 +894,34 @@ class SqliteStore(Store):
                 for value, n, total, pk, pk_ns in conn.execute(sql, (field, tag, values, lo, hi)):
                     parts.setdefault((value,), []).append(BucketStats(n, total, pk, pk_ns))
         return {g: ps[0] if len(ps) == 1 else add_bucket_stats(ps) for g, ps in sorted(parts.items())}
+
+    def _stats_of_whole_racks(self, conn, m: str, field: str, start_ns: int, end_ns: int, group_of: dict,
+                              groups: list) -> dict[tuple, BucketStats] | None:
+        """Hourly sums of groups made of whole racks (a room's, a tenant's; all of them for no
+        grouping) from the racks' g1h rows, added up per group and hour: a row per rack and hour
+        is read, not one per series. None where a rack is split between groups or the series
+        selected leave out some of a rack's."""
+        tag = GROUP_TAGS[0]
+        if tag not in MEASUREMENTS[m].tags:
+            return None
+        rows = self._series_rows
+        gid_of = {g: i for i, g in enumerate(groups)}
+        group_of_rack: dict[str, int] = {}
+        for sid, g in group_of.items():
+            if group_of_rack.setdefault(rows[sid][1].get(tag, ""), gid_of[g]) != gid_of[g]:
+                return None
+        if sum(rows[sid][1].get(tag, "") in group_of_rack for sid in self._sids_of.get(m, ())) != len(group_of):
+            return None
+        # One max() in the outer SELECT: the bare ts comes from the row holding it, and rows come
+        # in (group, hour) order, so that is the earliest hour of equal sums.
+        sql = (f"WITH racks AS (SELECT json_extract(j.value, '$[0]') AS value, json_extract(j.value, '$[1]') AS gid "
+               f"FROM json_each(?3) AS j) "
+               f"SELECT gid, count(*), total(s), max(s), ts FROM (SELECT r.gid AS gid, g.ts AS ts, total(g.sum) AS s "
+               f"FROM g1h_{m} AS g JOIN racks AS r ON r.value = g.value WHERE g.field = ?1 AND g.tag = ?2 "
+               f"AND g.ts >= ?4 AND g.ts < ?5 GROUP BY r.gid, g.ts ORDER BY r.gid, g.ts) GROUP BY gid")
+        racks = json.dumps(sorted(group_of_rack.items()), ensure_ascii=False)
+        return {groups[gid]: BucketStats(n, total, peak, peak_ns)
+                for gid, n, total, peak, peak_ns in conn.execute(sql, (field, tag, racks, start_ns, end_ns))}
 
     def _group_stats(self, conn, m: str, field: str, pieces: list, every_ns: int, start_ns: int, sid_filter: str,
                      groups: list, combine: str) -> dict[tuple, BucketStats]:

@@ -461,6 +461,25 @@ def test_summed_groups_read_group_rows_only_where_the_groups_stay_whole(stores):
         assert any("gpu_1d_by" in q for q in seen) == grouped, where
 
 
+def test_a_group_of_whole_racks_sums_their_hourly_rows(stores):
+    """No grouping and a where naming racks (a tenant's): the racks' hourly group rows added up
+    hour by hour, where the range is whole rolled hours; else (a where inside a rack, a range off
+    the hour) raw. All equal raw."""
+    store, raw = stores
+    hours = (D0 + 14 * HOUR, D0 + 4 * DAY + 6 * HOUR)
+    for (start, end), where, hourly in ((hours, {"rack": "a"}, True), (hours, {"rack": ["a", "b"]}, True),
+                                        (hours, {"rack": "a", "uuid": ["GPU-1", "GPU-2", "GPU-3"]}, True),
+                                        (hours, {"rack": "a", "uuid": "GPU-1"}, False),
+                                        ((START, END), {"rack": "a"}, False)):
+        seen = statements(store)
+        got = store.bucket_stats("gpu", "power_w", start, end, 3600, where=where)
+        want = raw.bucket_stats("gpu", "power_w", start, end, 3600, where=where)
+        assert want and got.keys() == want.keys() == {()} and got[()].buckets == want[()].buckets, where
+        assert same(got[()].total, want[()].total) and same(got[()].peak, want[()].peak), where
+        assert got[()].peak_ns == want[()].peak_ns, where
+        assert any("gpu_1h_by" in q for q in seen) == hourly, where
+
+
 def test_bucket_stats_each_adds_up_every_series(stores):
     store, _ = stores
     per_gpu = store.bucket_stats("gpu", "util_pct", START, END, 3600, group_by=("uuid",))

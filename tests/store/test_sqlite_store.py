@@ -828,6 +828,43 @@ def test_group_rollups_answer_rooms_and_racks_equal_reference(tmp_path):
     store.close()
 
 
+def test_groups_of_whole_racks_sum_the_racks_hourly_rows(tmp_path):
+    """A room's hourly power, and a tenant's (no grouping, a where naming its racks), are the
+    sums of their racks' g1h rows hour by hour (no series' hours read), equal to the reference.
+    A where keeping part of a rack, or GPU-hours (each) per room, read the series instead."""
+    store = SqliteStore(tmp_path / "w.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
+    t0 = 1_780_000_000 * S // DAY * DAY - 9 * HOUR
+    points = rooms_of_racks(t0, 9, seed=5)
+    store.write(points)
+    store.maintain(now_ns=t0 + 40 * DAY)
+    start, end = t0 + 2 * HOUR, t0 + 9 * DAY - 3 * HOUR
+
+    def read(**kw):
+        got = {}
+        tables = tables_read(store, lambda: got.update(store.bucket_stats("gpu", "power_w", start, end, 3600, **kw)))
+        return got, tables
+
+    got, tables = read(group_by=["room"])
+    assert tables == {"g1h_gpu", "raw_gpu"}, tables  # raw: the check that no rows wait for maintain()
+    assert_stats(got, reference_group_stats(points, "power_w", "room", "sum", start, end))
+    mine = ("r00", RACKS[1])
+    got, tables = read(where={"rack": list(mine)})
+    assert tables == {"g1h_gpu", "raw_gpu"}, tables
+    want = reference_group_stats(points, "power_w", "site", "sum", start, end, keep=lambda p: p.tags["rack"] in mine)
+    assert_stats({("s1",): got[()]}, want)
+    got, tables = read(where={"rack": list(mine), "host": ["n0", "n1", "n2", "n3"]})  # every host: still whole
+    assert "g1h_gpu" in tables and "r1h_gpu" not in tables
+    one = points[0].tags["uuid"]  # one GPU of its rack's two
+    got, tables = read(where={"uuid": one})
+    assert "g1h_gpu" not in tables
+    assert_stats({("s1",): got[()]}, reference_group_stats(points, "power_w", "site", "sum", start, end,
+                                                           keep=lambda p: p.tags["uuid"] == one))
+    got, tables = read(group_by=["room"], combine="each")
+    assert "g1h_gpu" not in tables
+    assert_stats(got, reference_group_stats(points, "power_w", "room", "each", start, end))
+    store.close()
+
+
 def test_group_rollups_follow_late_points_new_series_and_cut_groups(tmp_path):
     """A late reading inside a rolled day and a GPU added to a rack mid-range: until maintain()
     the raw rows wait and the hours answer; after it the group rollups include both. A where
