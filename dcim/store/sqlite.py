@@ -1048,22 +1048,54 @@ class SqliteStore(Store):
                 whole = [(s, e) for src, s, e, tail in pieces if src == "r1d" and tail is None]
                 if len(whole) == 1 and len(set(group_of.values())) == len(group_of) and \
                         not _raw_waits(conn, measurement, meta, *whole[0]):
-                    days = whole[0], self._counter_days_sql(conn, measurement, field, *whole[0], sid_filter)
+                    a, b = whole[0]
+                    per_sid = self._counter_days_sql(conn, measurement, field, a, b, sid_filter)
+                    # Edges of whole hours (a quarter's in Asia/Seoul) from r1h, a statement each.
+                    hours_only = all(src in ("r1d", "r1h") or tail is not None for src, _, _, tail in pieces) and \
+                        not _raw_waits(conn, measurement, meta, start_ns, end_ns)
+                    edges = None
+                    if hours_only:
+                        edges = [self._counter_edge_sql(conn, measurement, field, lo, hi, sid_filter)
+                                 for lo, hi in ((start_ns, a), (b, end_ns))]
+                    days = a, b, per_sid, edges
         if days is None:
             return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
-        (a, b), per_sid = days
+        a, b, per_sid, edges = days
         spans: dict[tuple, list[counters.CounterSpan]] = {}
 
-        def add_edge(lo: int, hi: int) -> None:  # partial days: per day, as the default reads them
-            if lo < hi:
+        def add_edge(k: int, lo: int, hi: int) -> None:  # partial days: per day, as the default reads them
+            if edges is not None:
+                for sid, day_spans in edges[k].items():
+                    spans.setdefault(group_of[sid], []).extend(day_spans)
+            elif lo < hi:
                 for g, c in self.counter_days(measurement, field, lo, hi, group_by=group_by, where=where).items():
                     spans.setdefault(g, []).extend(map(counters.bucket_span, c.firsts, c.lasts, c.maxes))
 
-        add_edge(start_ns, a)
+        add_edge(0, start_ns, a)
         for sid, span in per_sid.items():
             spans.setdefault(group_of[sid], []).append(span)
-        add_edge(b, end_ns)
+        add_edge(1, b, end_ns)
         return {g: counters.chain(spans[g]) for g in sorted(spans)}
+
+    @staticmethod
+    def _counter_edge_sql(conn, m: str, field: str, lo: int, hi: int,
+                          sid_filter: str) -> dict[int, list["counters.CounterSpan"]]:
+        """Per series, the UTC days of [lo, hi) (whole hours, all in r1h) as counter buckets, in
+        time order: a day's first value is its first hour's, its last its last hour's, its max
+        the hours' largest, which is what the default's (first, last, max) per day reads."""
+        if lo >= hi:
+            return {}
+        f, last, top, n = _q(field + "_first"), _q(field + "_last"), _q(field + "_max"), _q(field + "_n")
+        day = _bucket_sql("ts", NS_PER_DAY, 0)
+        sql = (f"SELECT series_id, f, l, x FROM (SELECT series_id, ts, first_value({f}) OVER e AS f, "
+               f"last_value({last}) OVER e AS l, max({top}) OVER e AS x, row_number() OVER e AS k FROM r1h_{m} "
+               f"WHERE ts >= ? AND ts < ? AND {n} > 0{sid_filter.format(p='')} WINDOW e AS (PARTITION BY series_id, "
+               f"{day} ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) WHERE k = 1 "
+               f"ORDER BY series_id, ts")
+        out: dict[int, list[counters.CounterSpan]] = {}
+        for sid, first, final, peak in conn.execute(sql, (lo, hi)):
+            out.setdefault(sid, []).append(counters.bucket_span(first, final, peak))
+        return out
 
     @staticmethod
     def _counter_days_sql(conn, m: str, field: str, a: int, b: int, sid_filter: str) -> dict[int, "counters.CounterSpan"]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dcim.metrics import Point, PointError, validate_point
-from dcim.store.base import StoreError, StoreUnavailable
+from dcim.store.base import Store, StoreError, StoreUnavailable
 from dcim.store.sqlite import SqliteStore
 from tests.store.contract import (HOUR, MINUTE, S, StoreContract, _as_dict, _assert_close, _expected, gpu_tags,
                                   recent_hour_ns)
@@ -825,6 +825,53 @@ def test_group_rollups_answer_rooms_and_racks_equal_reference(tmp_path):
     assert "g1d_gpu" in read and "r1h_gpu" not in read
     assert_stats(two, reference_group_stats(points, "power_w", "rack", "sum", start, end,
                                             keep=lambda p: p.tags["rack"] in ("r00", RACKS[1])))
+    store.close()
+
+
+def test_counter_increase_with_hour_edges_reads_a_statement_per_edge(tmp_path):
+    """Whole hours at the edges (a Seoul quarter's): each edge is one statement over r1h, each
+    partial day one bucket, next to the days' one. Resets inside the first partial day, inside
+    the last and at a day's first point; equal to the sample-by-sample sum and to the default."""
+    store = SqliteStore(tmp_path / "c.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
+    day0 = 1_780_000_000 * S // DAY * DAY
+    resets = {0: day0 + 8 * HOUR, 1: day0 + 3 * DAY + 12 * HOUR, 2: day0 + 2 * DAY}
+    points = []
+    for g in range(3):
+        energy = 1e9 * (g + 1)
+        for k in range(4 * 72):
+            t = day0 + 2 * HOUR + k * 20 * MINUTE + 7 * S
+            energy = 3e3 + k if resets[g] <= t < resets[g] + 20 * MINUTE else energy + 1e5 + 1e3 * (k % 7)
+            points.append(Point("gpu", gpu_tags("s1", "n1", g), {"energy_j": energy}, t))
+    store.write(points)
+    start, end = day0 + 5 * HOUR, day0 + 3 * DAY + 17 * HOUR
+    want: dict[tuple, tuple[float, int]] = {}
+    last: dict[tuple, float] = {}
+    for p in points:
+        if start <= p.time_ns < end:
+            key, v = (p.tags["uuid"],), p.fields["energy_j"]
+            inc, n = want.get(key, (0.0, 0))
+            if key in last:
+                inc, n = (inc + v - last[key], n) if v >= last[key] else (inc + v, n + 1)
+            want[key], last[key] = (inc, n), v
+    assert sorted(n for _, n in want.values()) == [1, 1, 1]
+    for settle in (False, True):
+        if settle:
+            store.maintain(now_ns=day0 + 30 * DAY)
+        got = {}
+        seen: list[str] = []
+        store._conn.set_trace_callback(seen.append)
+        got = store.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",))
+        store._conn.set_trace_callback(None)
+        default = Store.counter_increase(store, "gpu", "energy_j", start, end, group_by=("uuid",))
+        assert got.keys() == want.keys() == default.keys()
+        for key, (inc, n) in want.items():
+            assert got[key][1] == n == default[key][1] and math.isclose(got[key][0], inc, rel_tol=1e-12), key
+            assert math.isclose(default[key][0], inc, rel_tol=1e-12), key
+        days = [q for q in seen if "FROM r1d_gpu" in q and "lag(" in q]
+        edges = [q for q in seen if "FROM r1h_gpu" in q and "first_value(" in q]
+        # before maintain(): raw rows wait, the default reads
+        hours = [q for q in seen if "r1h_gpu" in q]
+        assert (len(days), len(edges)) == ((1, 2) if settle else (0, 0)) and (not settle or hours == edges), seen
     store.close()
 
 
