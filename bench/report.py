@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="", help="backend:level pairs to cProfile, comma-separated")
     ap.add_argument("--keep", type=Path, default=None, help="keep the stores in this dir")
     ap.add_argument("--reuse", action="store_true", help="read the stores kept in --keep, write nothing")
+    ap.add_argument("--maintain", action="store_true",
+                    help="with --reuse: run maintain() on the kept stores first (finish a cut-short fill)")
     ap.add_argument("--history-days", type=int, default=0,
                     help="also fill this many days before the quarter for the facility's devices (not the GPUs), "
                          "so the trailing-twelve-month PUE reads a real year (273: the rest of the year)")
@@ -274,8 +276,13 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         if not args.reuse:
             fill(stores, data)
-            if server is not None:
-                time.sleep(8)  # let influxd snapshot its cache to TSM files, as in steady state
+        elif args.maintain:
+            for name, store in stores.items():
+                t = time.perf_counter()
+                store.maintain()
+                print(f"  {name}: maintain (rollups) {time.perf_counter() - t:.0f} s", flush=True)
+        if server is not None and (not args.reuse or args.maintain):
+            time.sleep(8)  # let influxd snapshot its cache to TSM files, as in steady state
         sizes = ", ".join(f"{p.name} {sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) / 1e9:.2f} GB"
                           for p in [root / "influxd"] if p.exists())
         if (root / "bench.sqlite").exists():

@@ -126,6 +126,10 @@ STATE_TTL_S = 600.0  # a reader re-reads which days are rolled at most this ofte
 # Hourly means (series x fields x hours) per request while rolling a day: bounds the
 # JSON one answer carries (32,000 GPUs x 3 fields: 10 hours per request).
 HOURLY_VALUES_PER_REQUEST = 1_000_000
+# Field values per write of rollup points: a day of 32,000 GPUs' daily rows (40 fields each) in
+# requests of the store's 10,000 points timed out on a loaded 1.6 server (HTTP 500 "timeout":
+# its 10 s write timeout), and the store gave up after its retries.
+FIELDS_PER_WRITE = 100_000
 
 
 def rollup_name(measurement: str) -> str:
@@ -411,7 +415,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
     tags_of = {key: day["tags"] for key, day in days.items()}
     points += _group_points(spec, tags_of, means_of, day_ns)
     points += _hourly_group_points(spec, tags_of, means_of)
-    store.write(points, retention_policy=store.rollup_policy)
+    write_rollups(store, points)
     return len(days), ends
 
 
@@ -439,7 +443,22 @@ def _roll_junctions(store: "InfluxStore", spec: Measurement, start_ns: int,
                 before[key] = last
         # A series key is its tags (those with a value), sorted: the point's tags again.
         points += [Point(rollup_name(spec.name), dict(key), fields, day_ns) for key, fields in values.items()]
-    store.write(points, retention_policy=store.rollup_policy)
+    write_rollups(store, points)
+
+
+def write_rollups(store: "InfluxStore", points: list[Point]) -> None:
+    """Write rollup points into the rollups' policy, in requests of about FIELDS_PER_WRITE
+    field values."""
+    batch: list[Point] = []
+    size = 0
+    for p in points:
+        batch.append(p)
+        size += len(p.fields)
+        if size >= FIELDS_PER_WRITE:
+            store.write(batch, retention_policy=store.rollup_policy)
+            batch, size = [], 0
+    if batch:
+        store.write(batch, retention_policy=store.rollup_policy)
 
 
 def _group_points(spec: Measurement, tags_of: dict[tuple, dict], means_of: dict[str, dict[tuple, dict[int, float]]],
@@ -492,25 +511,32 @@ def _hourly_group_points(spec: Measurement, tags_of: dict[tuple, dict],
     """The ``m_1h_by`` points of one day (see the module doc): per GROUP_ROLLUP_TAGS group and
     hour, the sum of its series' hourly means (series in key order, as ``_group_points`` adds
     them), how many had one, and the largest."""
-    tags = [t for t in GROUP_ROLLUP_TAGS if t in spec.tags]
+    keys = sorted(tags_of)
     values: dict[tuple[str, str, int], dict[str, float | int]] = {}
-    for f, means in means_of.items():
-        for tag in tags:
-            hours: dict[tuple[str, int], list] = {}  # (value, hour) -> [Σ means, series, largest]
-            for key in sorted(means):
-                value = tags_of[key].get(tag, "")
-                for hour, mean in means[key].items():
-                    acc = hours.get((value, hour))
+    for tag in (t for t in GROUP_ROLLUP_TAGS if t in spec.tags):
+        value_of = [(key, tags_of[key].get(tag, "")) for key in keys]
+        for f, means in means_of.items():
+            groups: dict[str, dict[int, list]] = {}  # value -> hour -> [Σ means, series, largest]
+            for key, value in value_of:
+                series = means.get(key)
+                if not series:
+                    continue
+                hours = groups.get(value)
+                if hours is None:
+                    hours = groups[value] = {}
+                for hour, mean in series.items():
+                    acc = hours.get(hour)
                     if acc is None:
-                        hours[(value, hour)] = [mean, 1, mean]
+                        hours[hour] = [mean, 1, mean]
                     else:
                         acc[0] += mean
                         acc[1] += 1
                         if mean > acc[2]:
                             acc[2] = mean
-            for (value, hour), (total, n, top) in hours.items():
-                values.setdefault((tag, value, hour), {}).update(
-                    {f"{f}_sum": float(total), f"{f}_sn": n, f"{f}_top": float(top)})
+            for value, hours in groups.items():
+                for hour, (total, n, top) in hours.items():
+                    values.setdefault((tag, value, hour), {}).update(
+                        {f"{f}_sum": float(total), f"{f}_sn": n, f"{f}_top": float(top)})
     name = hourly_group_rollup_name(spec.name)
     return [Point(name, {"by": by, by: value} if value else {"by": by}, fields, hour)
             for (by, value, hour), fields in values.items()]
