@@ -260,39 +260,57 @@ def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int,
     store.rollup_policy = find_policy(store, create=True)
     state = read_state(store)
     present = _field_keys(store)
-    done = []
+    done, failed = [], []
     for spec in MEASUREMENTS.values():
         fields = [f for f in numeric_fields(spec) if f in present.get(spec.name, ())]
         if not fields:
             continue
-        if spec.name in state:
-            first, to, by_hour = state[spec.name]
-            start = max(first, to - DAY_NS - reroll_days * DAY_NS)
-            if written and spec.name in written:
-                start = max(first, min(start, floor_ns(written[spec.name], DAY_NS)))
-        else:
-            t0 = _first_time(store, spec.name, fields)
-            if t0 is None:
-                continue
-            first = start = floor_ns(t0, DAY_NS)
-            to, by_hour = first, None
-        if start >= end:
+        # One measurement failing (a query timing out on a loaded server) leaves the others to
+        # roll: the report's facility figures need no GPU rollups. Its days are owed: raised below.
+        try:
+            rolled = _roll_measurement(store, spec, fields, state, end, reroll_days, written)
+        except StoreError as exc:
+            log.warning("InfluxDB rollups of %s failed (%s); the other measurements roll on", spec.name, exc)
+            failed.append(f"{spec.name}: {exc}")
             continue
-        # Days rolled before hourly group rows existed keep none: from this run's first day on.
-        by_hour = start if by_hour is None else min(by_hour, start)
-        # Days in parallel on the store's query threads (roll_day only uses execute and write).
-        rolled = store._map(lambda day: (day, roll_day(store, spec, fields, day)), range(start, end, DAY_NS))
-        series = sum(n for _, (n, _) in rolled)
-        _roll_junctions(store, spec, start, [(day, ends) for day, (_, ends) in rolled])  # needs the days in order
-        to = max(to, end)  # never shrinks (a now_ns earlier than a previous run's)
-        # Written last: a run cut short leaves the state as it was, and those days read raw.
-        store.write([Point(STATE, {"measurement": spec.name},
-                           {"from_ns": first, "to_ns": to, "by_hour_from_ns": by_hour}, to - DAY_NS)],
-                    retention_policy=store.rollup_policy)
-        state[spec.name] = Rolled(first, to, by_hour)
-        done.append(f"{spec.name} {(end - start) // DAY_NS} d ({series} series-days)")
+        if rolled:
+            done.append(rolled)
     log.info("InfluxDB rollups: %s in %.1f s", ", ".join(done) or "nothing to roll", time.monotonic() - started)
+    if failed:
+        raise StoreError("InfluxDB rollups failed for " + "; ".join(failed))
     return state
+
+
+def _roll_measurement(store: "InfluxStore", spec: Measurement, fields: list[str], state: dict[str, Rolled],
+                      end: int, reroll_days: int, written: dict[str, int] | None) -> str | None:
+    """Roll one measurement's days up to *end* (see maintain) and record them in *state*; what
+    was rolled, for the log, or None if nothing was due."""
+    if spec.name in state:
+        first, to, by_hour = state[spec.name]
+        start = max(first, to - DAY_NS - reroll_days * DAY_NS)
+        if written and spec.name in written:
+            start = max(first, min(start, floor_ns(written[spec.name], DAY_NS)))
+    else:
+        t0 = _first_time(store, spec.name, fields)
+        if t0 is None:
+            return None
+        first = start = floor_ns(t0, DAY_NS)
+        to, by_hour = first, None
+    if start >= end:
+        return None
+    # Days rolled before hourly group rows existed keep none: from this run's first day on.
+    by_hour = start if by_hour is None else min(by_hour, start)
+    # Days in parallel on the store's query threads (roll_day only uses execute and write).
+    rolled = store._map(lambda day: (day, roll_day(store, spec, fields, day)), range(start, end, DAY_NS))
+    series = sum(n for _, (n, _) in rolled)
+    _roll_junctions(store, spec, start, [(day, ends) for day, (_, ends) in rolled])  # needs the days in order
+    to = max(to, end)  # never shrinks (a now_ns earlier than a previous run's)
+    # Written last: a run cut short leaves the state as it was, and those days read raw.
+    store.write([Point(STATE, {"measurement": spec.name},
+                       {"from_ns": first, "to_ns": to, "by_hour_from_ns": by_hour}, to - DAY_NS)],
+                retention_policy=store.rollup_policy)
+    state[spec.name] = Rolled(first, to, by_hour)
+    return f"{spec.name} {(end - start) // DAY_NS} d ({series} series-days)"
 
 
 def _field_keys(store: "InfluxStore") -> dict[str, set[str]]:

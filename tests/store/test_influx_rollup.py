@@ -14,7 +14,7 @@ import math
 import pytest
 
 from dcim.metrics import Point
-from dcim.store.base import BucketStats, stats_of_buckets
+from dcim.store.base import BucketStats, StoreError, StoreUnavailable, stats_of_buckets
 from dcim.store.influx import InfluxStore
 from dcim.store.influx_rollup import RETENTION_POLICY, STATE, read_state, source
 
@@ -509,6 +509,28 @@ def test_maintain_rolls_closed_days_only_and_again_cheaply(influx_store):
     influx_store.maintain(D0 + 5 * DAY + 12 * MIN)  # again: only the re-roll window
     rolled = sorted({int(q.split("time >= ")[1].split()[0]) // DAY * DAY for q in seen if "GROUP BY time(1h)" in q})
     assert rolled == [D0 + 2 * DAY, D0 + 3 * DAY, D0 + 4 * DAY]
+
+
+def test_a_measurement_that_fails_to_roll_leaves_the_others_rolled(influx_store, caplog):
+    """The server times out on the GPUs' day queries: the PDUs still roll, maintain() raises
+    naming gpu (its days are owed), and the next run rolls them."""
+    pdu = {"site": "s1", "room": "h1", "rack": "a", "pdu": "p1", "feed": "A"}
+    influx_store.write(POINTS + [Point("pdu", pdu, {"power_w": 1000.0 + k}, START + k * HOUR) for k in range(60)])
+    real = influx_store.execute
+
+    def execute(q, **kw):
+        if 'FROM "gpu"' in q and "GROUP BY" in q:
+            raise StoreUnavailable("InfluxDB: unavailable after 6 attempt(s): TimeoutError: timed out")
+        return real(q, **kw)
+
+    influx_store.execute = execute
+    with pytest.raises(StoreError, match="gpu"):
+        influx_store.maintain(NOW)
+    assert "rollups of gpu failed" in caplog.text
+    assert set(read_state(influx_store)) == {"pdu"}
+    influx_store.execute = real
+    influx_store.maintain(NOW)
+    assert set(read_state(influx_store)) == {"pdu", "gpu"}
 
 
 def test_nothing_to_roll(influx_store):
