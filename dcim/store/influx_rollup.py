@@ -97,9 +97,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Sequence
-
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
 from dcim.store.base import GROUP_ROLLUP_TAGS, StoreError, has_group_rollups
@@ -430,9 +428,9 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str],
         if values:
             tags = {k: v for k, v in day["tags"].items() if v != ""}
             points.append(Point(name, tags, values, day_ns))
-    tags_of = {key: day["tags"] for key, day in days.items()}
-    points += _group_points(spec, tags_of, means_of, day_ns)
-    points += _hourly_group_points(spec, tags_of, means_of)
+    group_hours = _group_hours(spec, {key: day["tags"] for key, day in days.items()}, means_of)
+    points += _group_points(group_rollup_name(m), group_hours, day_ns)
+    points += _hourly_group_points(hourly_group_rollup_name(m), group_hours)
     write_rollups(store, points)
     return len(days), ends
 
@@ -479,22 +477,22 @@ def write_rollups(store: "InfluxStore", points: list[Point]) -> None:
         store.write(batch, retention_policy=store.rollup_policy)
 
 
-def _group_points(spec: Measurement, tags_of: dict[tuple, dict], means_of: dict[str, dict[tuple, dict[int, float]]],
-                  day_ns: int) -> list[Point]:
-    """The ``m_1d_by`` points of one day from its series' hourly means (see the module doc).
-    Series are added in key order, hours in time order (a strict > keeps the earliest peak)."""
+def _group_hours(spec: Measurement, tags_of: dict[tuple, dict],
+                 means_of: dict[str, dict[tuple, dict[int, float]]]) -> dict[tuple[str, str, str], dict[int, list]]:
+    """Per (field, by, value) group of one day (every tag's values, and ``*`` for all series):
+    hour -> [Σ its series' hourly means, how many had one, the largest]. Series are added in
+    key order. Both ``_group_points`` and ``_hourly_group_points`` are made from these."""
+    keys = sorted(tags_of)
     members: dict[tuple[str, str], list[tuple]] = {}  # (by, value) -> series keys
     for tag in spec.tags:
-        groups: dict[str, list[tuple]] = {}
-        for key in sorted(tags_of):
-            groups.setdefault(tags_of[key].get(tag, ""), []).append(key)
-        members.update(((tag, value), keys) for value, keys in groups.items())
-    members[(ALL_SERIES, "")] = sorted(tags_of)
-    values: dict[tuple[str, str], dict[str, float | int]] = {}
+        for key in keys:
+            members.setdefault((tag, tags_of[key].get(tag, "")), []).append(key)
+    members[(ALL_SERIES, "")] = keys
+    out: dict[tuple[str, str, str], dict[int, list]] = {}
     for f, means in means_of.items():
-        for group, keys in members.items():
-            hours: dict[int, list] = {}  # hour -> [Σ means, series with a mean, the largest mean]
-            for key in keys:
+        for (by, value), group in members.items():
+            hours: dict[int, list] = {}
+            for key in group:
                 for hour, mean in means.get(key, {}).items():
                     acc = hours.get(hour)
                     if acc is None:
@@ -504,57 +502,44 @@ def _group_points(spec: Measurement, tags_of: dict[tuple, dict], means_of: dict[
                         acc[1] += 1
                         if mean > acc[2]:
                             acc[2] = mean
-            if not hours:
-                continue
-            peak = peak_ns = top = top_ns = None
-            total, series_hours = 0.0, 0
-            for hour in sorted(hours):
-                hour_sum, n, hour_top = hours[hour]
-                total += hour_sum
-                series_hours += n
-                if peak is None or hour_sum > peak:
-                    peak, peak_ns = hour_sum, hour
-                if top is None or hour_top > top:
-                    top, top_ns = hour_top, hour
-            values.setdefault(group, {}).update({
-                f"{f}_n": len(hours), f"{f}_sum": float(total), f"{f}_max": float(peak), f"{f}_maxts": int(peak_ns),
-                f"{f}_sn": series_hours, f"{f}_top": float(top), f"{f}_topts": int(top_ns)})
-    name = group_rollup_name(spec.name)
-    return [Point(name, {"by": by, by: value} if by != ALL_SERIES and value else {"by": by}, fields, day_ns)
-            for (by, value), fields in values.items()]
+            if hours:
+                out[(f, by, value)] = hours
+    return out
 
 
-def _hourly_group_points(spec: Measurement, tags_of: dict[tuple, dict],
-                         means_of: dict[str, dict[tuple, dict[int, float]]]) -> list[Point]:
-    """The ``m_1h_by`` points of one day (see the module doc): per GROUP_ROLLUP_TAGS group and
-    hour, the sum of its series' hourly means (series in key order, as ``_group_points`` adds
-    them), how many had one, and the largest."""
-    keys = sorted(tags_of)
+def _group_tags(by: str, value: str) -> dict[str, str]:
+    """The tags of a group row: ``by``, and the grouping tag's value where it has one."""
+    return {"by": by, by: value} if by != ALL_SERIES and value else {"by": by}
+
+
+def _group_points(name: str, group_hours: dict[tuple[str, str, str], dict[int, list]], day_ns: int) -> list[Point]:
+    """The ``m_1d_by`` points of one day (see the module doc): each group's hours summarised in
+    time order (a strict > keeps the earliest peak)."""
+    values: dict[tuple[str, str], dict[str, float | int]] = {}
+    for (f, by, value), hours in group_hours.items():
+        peak = peak_ns = top = top_ns = None
+        total, series_hours = 0.0, 0
+        for hour in sorted(hours):
+            hour_sum, n, hour_top = hours[hour]
+            total += hour_sum
+            series_hours += n
+            if peak is None or hour_sum > peak:
+                peak, peak_ns = hour_sum, hour
+            if top is None or hour_top > top:
+                top, top_ns = hour_top, hour
+        values.setdefault((by, value), {}).update({
+            f"{f}_n": len(hours), f"{f}_sum": float(total), f"{f}_max": float(peak), f"{f}_maxts": int(peak_ns),
+            f"{f}_sn": series_hours, f"{f}_top": float(top), f"{f}_topts": int(top_ns)})
+    return [Point(name, _group_tags(by, value), fields, day_ns) for (by, value), fields in values.items()]
+
+
+def _hourly_group_points(name: str, group_hours: dict[tuple[str, str, str], dict[int, list]]) -> list[Point]:
+    """The ``m_1h_by`` points of one day (see the module doc): the hours of the groups of
+    GROUP_ROLLUP_TAGS as they are."""
     values: dict[tuple[str, str, int], dict[str, float | int]] = {}
-    for tag in (t for t in GROUP_ROLLUP_TAGS if t in spec.tags):
-        value_of = [(key, tags_of[key].get(tag, "")) for key in keys]
-        for f, means in means_of.items():
-            groups: dict[str, dict[int, list]] = {}  # value -> hour -> [Σ means, series, largest]
-            for key, value in value_of:
-                series = means.get(key)
-                if not series:
-                    continue
-                hours = groups.get(value)
-                if hours is None:
-                    hours = groups[value] = {}
-                for hour, mean in series.items():
-                    acc = hours.get(hour)
-                    if acc is None:
-                        hours[hour] = [mean, 1, mean]
-                    else:
-                        acc[0] += mean
-                        acc[1] += 1
-                        if mean > acc[2]:
-                            acc[2] = mean
-            for value, hours in groups.items():
-                for hour, (total, n, top) in hours.items():
-                    values.setdefault((tag, value, hour), {}).update(
-                        {f"{f}_sum": float(total), f"{f}_sn": n, f"{f}_top": float(top)})
-    name = hourly_group_rollup_name(spec.name)
-    return [Point(name, {"by": by, by: value} if value else {"by": by}, fields, hour)
-            for (by, value, hour), fields in values.items()]
+    for (f, by, value), hours in group_hours.items():
+        if by in GROUP_ROLLUP_TAGS:
+            for hour, (total, n, top) in hours.items():
+                values.setdefault((by, value, hour), {}).update(
+                    {f"{f}_sum": float(total), f"{f}_sn": n, f"{f}_top": float(top)})
+    return [Point(name, _group_tags(by, value), fields, hour) for (by, value, hour), fields in values.items()]

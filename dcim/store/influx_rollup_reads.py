@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import Measurement
 from dcim.store.base import (GROUP_ROLLUP_TAGS, BucketStats, CounterDays, Series, Store, Where, add_bucket_stats,
-                             has_group_rollups)
+                             has_group_rollups, stats_of_buckets)
 from dcim.store.counters import CounterSpan, bucket_span, chain
 from dcim.store.influx import _column_cast, quote_ident, quote_string, where_clause  # influx imports this module at its end
 from dcim.store.influx_rollup import (ALL_SERIES, DAY_NS, HOUR_NS, NS_PER_S, Rolled, ceil_ns, floor_ns,
@@ -464,16 +464,9 @@ def _summed_racks(store: "InfluxStore", spec: Measurement, field: str, start_ns:
         return {}
     q = (f"SELECT SUM({quote_ident(field + '_sum')}) AS s FROM {source(store, hourly_group_rollup_name(spec.name))} "
          f"WHERE {cond} GROUP BY time(1h) fill(none)")
-    n, total, peak, peak_ns = 0, 0.0, None, None
-    for series in store.execute(q)[0].get("series", []):
-        for t, v in series.get("values") or []:  # in time order: a strict > keeps the earliest
-            if v is None:
-                continue
-            n += 1
-            total += v
-            if peak is None or v > peak:
-                peak, peak_ns = float(v), int(t)
-    return {(): BucketStats(n, total, peak, peak_ns)} if n else {}
+    hours = {int(t): [float(v)] for series in store.execute(q)[0].get("series", [])
+             for t, v in series.get("values") or [] if v is not None}
+    return {(): stats_of_buckets(hours, "sum")} if hours else {}
 
 
 def _hourly_group_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,

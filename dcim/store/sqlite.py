@@ -73,8 +73,8 @@ from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
 from dcim.store.base import (GROUP_ROLLUP_TAGS, Aggregate, BucketStats, Series, Store, StoreError,
-                             StoreUnavailable, Where, add_bucket_stats, check_bucket_stats, check_query, check_tags, has_group_rollups,
-                             matches, measurement_spec)
+                             StoreUnavailable, Where, add_bucket_stats, check_bucket_stats, check_query, check_tags,
+                             has_group_rollups, matches, measurement_spec)
 from dcim.store import counters
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
 from dcim.store.peak_search import day_bound, stats_from_day_bounds
@@ -1055,26 +1055,26 @@ class SqliteStore(Store):
                         not _raw_waits(conn, measurement, meta, start_ns, end_ns)
                     edges = None
                     if hours_only:
-                        edges = [self._counter_edge_sql(conn, measurement, field, lo, hi, sid_filter)
-                                 for lo, hi in ((start_ns, a), (b, end_ns))]
+                        edges = {(lo, hi): self._counter_edge_sql(conn, measurement, field, lo, hi, sid_filter)
+                                 for lo, hi in ((start_ns, a), (b, end_ns))}
                     days = a, b, per_sid, edges
         if days is None:
             return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
         a, b, per_sid, edges = days
         spans: dict[tuple, list[counters.CounterSpan]] = {}
 
-        def add_edge(k: int, lo: int, hi: int) -> None:  # partial days: per day, as the default reads them
+        def add_edge(lo: int, hi: int) -> None:  # partial days: per day, as the default reads them
             if edges is not None:
-                for sid, day_spans in edges[k].items():
+                for sid, day_spans in edges[(lo, hi)].items():
                     spans.setdefault(group_of[sid], []).extend(day_spans)
             elif lo < hi:
                 for g, c in self.counter_days(measurement, field, lo, hi, group_by=group_by, where=where).items():
                     spans.setdefault(g, []).extend(map(counters.bucket_span, c.firsts, c.lasts, c.maxes))
 
-        add_edge(0, start_ns, a)
+        add_edge(start_ns, a)
         for sid, span in per_sid.items():
             spans.setdefault(group_of[sid], []).append(span)
-        add_edge(1, b, end_ns)
+        add_edge(b, end_ns)
         return {g: counters.chain(spans[g]) for g in sorted(spans)}
 
     @staticmethod

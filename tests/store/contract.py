@@ -36,6 +36,21 @@ def recent_hour_ns(hours_back: int = 3) -> int:
     return now - now % HOUR - hours_back * HOUR
 
 
+def sample_by_sample_increase(points, field: str, start: int, end: int) -> dict[tuple, tuple[float, int]]:
+    """Per GPU (uuid,): the counter's increase over [start, end) as the sum of the steps between
+    consecutive points, a drop counting as the new value (a reset), and the resets counted."""
+    want: dict[tuple, tuple[float, int]] = {}
+    last: dict[tuple, float] = {}
+    for p in sorted(points, key=lambda p: p.time_ns):
+        if start <= p.time_ns < end:
+            key, v = (p.tags["uuid"],), p.fields[field]
+            inc, resets = want.get(key, (0.0, 0))
+            if key in last:
+                inc, resets = (inc + v - last[key], resets) if v >= last[key] else (inc + v, resets + 1)
+            want[key], last[key] = (inc, resets), v
+    return want
+
+
 def gpu_tags(site: str, host: str, gpu: int, rack: str = "r01") -> dict[str, str]:
     return {"site": site, "room": "hall1", "rack": rack, "host": host, "gpu": str(gpu),
             "uuid": f"GPU-{site}-{host}-{gpu}", "model": "H100"}
@@ -439,15 +454,7 @@ class StoreContract:
         value (a reset inside a day and one at a day's first point), and the resets counted."""
         points, start, end = self.counters(site)
         self.put(store, points)
-        want: dict[tuple, tuple[float, int]] = {}
-        last: dict[tuple, float] = {}
-        for p in sorted(points, key=lambda p: p.time_ns):
-            if start <= p.time_ns < end:
-                key, v = (p.tags["uuid"],), p.fields["energy_j"]
-                inc, resets = want.get(key, (0.0, 0))
-                if key in last:
-                    inc, resets = (inc + v - last[key], resets) if v >= last[key] else (inc + v, resets + 1)
-                want[key], last[key] = (inc, resets), v
+        want = sample_by_sample_increase(points, "energy_j", start, end)
         assert sorted(r for _, r in want.values()) == [0, 0, 1, 1]
 
         def check(state):

@@ -16,6 +16,7 @@ import pytest
 from dcim.metrics import Point
 from dcim.store.base import BucketStats, StoreError, StoreUnavailable, stats_of_buckets
 from dcim.store.influx import InfluxStore
+from dcim.store import influx_rollup
 from dcim.store.influx_rollup import RETENTION_POLICY, STATE, read_state, source
 
 S = 1_000_000_000
@@ -531,6 +532,33 @@ def test_a_measurement_that_fails_to_roll_leaves_the_others_rolled(influx_store,
     influx_store.execute = real
     influx_store.maintain(NOW)
     assert set(read_state(influx_store)) == {"pdu", "gpu"}
+
+
+def test_rollup_points_go_in_requests_of_bounded_size(influx_store, monkeypatch):
+    """With FIELDS_PER_WRITE small, a day's rollup points go in many writes, none holding much
+    more than that many field values, and the rollups answer as raw does."""
+    monkeypatch.setattr(influx_rollup, "FIELDS_PER_WRITE", 60)
+    influx_store.write(POINTS)
+    sizes = []
+    real = influx_store.write
+
+    def write(points, **kw):
+        if kw.get("retention_policy") == influx_store.rollup_policy:
+            sizes.append(sum(len(p.fields) for p in points))
+        return real(points, **kw)
+
+    influx_store.write = write
+    influx_store.maintain(NOW)
+    influx_store.write = real
+    widest = max(len(p.fields) for p in POINTS) * 12 + 4  # a daily row: 12 parts per field, counters 4 more
+    assert len(sizes) > 5 * 3 and max(sizes) < 60 + widest
+    raw = InfluxStore(influx_store.url, influx_store.database, use_rollups=False)
+    try:
+        for group_by in (("uuid",), ("rack",)):
+            got = influx_store.bucket_stats("gpu", "power_w", START, END, 3600, group_by=group_by)
+            assert same_stats(got, raw.bucket_stats("gpu", "power_w", START, END, 3600, group_by=group_by))
+    finally:
+        raw.close()
 
 
 def test_nothing_to_roll(influx_store):

@@ -16,7 +16,7 @@ from dcim.metrics import Point, PointError, validate_point
 from dcim.store.base import Store, StoreError, StoreUnavailable
 from dcim.store.sqlite import SqliteStore
 from tests.store.contract import (HOUR, MINUTE, S, StoreContract, _as_dict, _assert_close, _expected, gpu_tags,
-                                  recent_hour_ns)
+                                  recent_hour_ns, sample_by_sample_increase)
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86_400 * S
@@ -844,20 +844,11 @@ def test_counter_increase_with_hour_edges_reads_a_statement_per_edge(tmp_path):
             points.append(Point("gpu", gpu_tags("s1", "n1", g), {"energy_j": energy}, t))
     store.write(points)
     start, end = day0 + 5 * HOUR, day0 + 3 * DAY + 17 * HOUR
-    want: dict[tuple, tuple[float, int]] = {}
-    last: dict[tuple, float] = {}
-    for p in points:
-        if start <= p.time_ns < end:
-            key, v = (p.tags["uuid"],), p.fields["energy_j"]
-            inc, n = want.get(key, (0.0, 0))
-            if key in last:
-                inc, n = (inc + v - last[key], n) if v >= last[key] else (inc + v, n + 1)
-            want[key], last[key] = (inc, n), v
+    want = sample_by_sample_increase(points, "energy_j", start, end)
     assert sorted(n for _, n in want.values()) == [1, 1, 1]
     for settle in (False, True):
         if settle:
             store.maintain(now_ns=day0 + 30 * DAY)
-        got = {}
         seen: list[str] = []
         store._conn.set_trace_callback(seen.append)
         got = store.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",))
