@@ -20,6 +20,14 @@ Layout (one database file):
   its hour), recomputed by maintain() from r1h for the days it touched. A quarter's hourly
   statistics read these, and summed groups read hours only where their peak can be
   (``peak_search``).
+- ``k1d_<measurement>(field, series_id, ts, first, last, inc, resets, prev, pts)``: per counter
+  field, series and UTC day with a value, the counter's first and last value, its increase and
+  resets inside the day (``counters.bucket_span``), and the last value and day of the series'
+  previous such day (prev, pts). maintain() recomputes the days it touched from r1d and the
+  prev of those and of the day after each. A quarter's counter increase per GPU is one plain
+  GROUP BY over these narrow rows (with LAG() over r1d's wide rows it was 3 µs a row). An
+  index on r1h per counter field (series_id, ts, n, first, last, max) serves the hours at a
+  period's edges without reading r1h's wide rows.
 - ``g1h_<measurement>(field, tag, value, ts, n, sum, top)`` and ``g1d_<measurement>(field, tag,
   value, ts, hours, n, sum, max, maxts, top, topts)``: per grouped field (power, which adds up
   into a rack's or a room's demand, and GPU utilisation, which adds up into GPU-hours), per
@@ -129,6 +137,11 @@ def _bucket_sql(col: str, every_ns: int | None, start_ns: int) -> str:
         return str(int(start_ns))
     e = int(every_ns)
     return f"({col} - ((({col} % {e}) + {e}) % {e}))"
+
+
+def _counter_inc_sql(first: str, last: str, top: str) -> str:
+    """SQL for ``counters.bucket_span``'s increase inside a bucket of (first, last, max)."""
+    return f"CASE WHEN {last} < {top} THEN ({top} - {first}) + {last} ELSE {top} - {first} END"
 
 
 class _Shape:
@@ -309,11 +322,32 @@ class SqliteStore(Store):
                 c.execute(f"CREATE TABLE IF NOT EXISTS h1d_{m.name} (field TEXT NOT NULL, series_id INTEGER NOT NULL, "
                           f"ts INTEGER NOT NULL, n INTEGER NOT NULL, sum REAL NOT NULL, max REAL NOT NULL, "
                           f"maxts INTEGER NOT NULL, PRIMARY KEY (field, series_id, ts)) WITHOUT ROWID")
+                counters = [f for f, spec in m.fields.items() if spec.counter]
+                if counters:
+                    self._create_counter_days(m.name, counters)
                 if not have_h1d:
                     for f in old_cols:
                         c.execute(f"INSERT INTO h1d_{m.name} SELECT ?, series_id, ts, {_q(f + '_hn')}, "
                                   f"{_q(f + '_hsum')}, {_q(f + '_hmax')}, {_q(f + '_hmaxts')} FROM r1d_{m.name} "
                                   f"WHERE {_q(f + '_hn')} > 0", (f,))
+
+    def _create_counter_days(self, m: str, counters: list[str]) -> None:
+        """``k1d_<m>`` and the r1h indexes that counter_increase reads (see the layout above).
+        A file from before them gets k1d filled from r1d and the indexes built once, here."""
+        c = self._conn
+        fresh = not self._table_exists(f"k1d_{m}")
+        # Value columns without a type: an int counter (ECC errors) stays an int.
+        c.execute(f"CREATE TABLE IF NOT EXISTS k1d_{m} (field TEXT NOT NULL, series_id INTEGER NOT NULL, "
+                  f"ts INTEGER NOT NULL, first NOT NULL, last NOT NULL, inc NOT NULL, resets INTEGER NOT NULL, "
+                  f"prev, pts INTEGER, PRIMARY KEY (field, series_id, ts)) WITHOUT ROWID")
+        for f in counters:
+            n, first, last, top = (_q(f"{f}_{p}") for p in ("n", "first", "last", "max"))
+            c.execute(f"CREATE INDEX IF NOT EXISTS {_q(f'r1h_{m}_{f}_counter')} ON r1h_{m} "
+                      f"(series_id, ts, {n}, {first}, {last}, {top})")
+            if fresh:
+                c.execute(f"INSERT INTO k1d_{m} SELECT ?, series_id, ts, {first}, {last}, "
+                          f"{_counter_inc_sql(first, last, top)}, {last} < {top}, lag({last}) OVER w, lag(ts) OVER w "
+                          f"FROM r1d_{m} WHERE {n} > 0 WINDOW w AS (PARTITION BY series_id ORDER BY ts)", (f,))
 
     def _table_exists(self, name: str) -> bool:
         return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -619,6 +653,9 @@ class SqliteStore(Store):
                     for f in present:  # after r1h took the new rows: the days they touched
                         if m.fields[f].kind is not str:
                             conn.execute(self._hour_stats_sql(m.name, f), (rolled, top))
+                        if m.fields[f].counter:  # after r1d: the days, then who precedes them
+                            conn.execute(self._counter_days_update_sql(m.name, f), (rolled, top))
+                            conn.execute(self._counter_prev_update_sql(m.name, f), (rolled, top))
                     grouped = [f for f in present if m.fields[f].kind is not str and has_group_rollups(m, f)]
                     tags = [t for t in GROUP_TAGS if t in m.tags]
                     if grouped and tags:  # after r1h: the group-hours, then the group-days, touched
@@ -649,6 +686,35 @@ class SqliteStore(Store):
                 f"FROM (SELECT DISTINCT series_id AS sid, {_bucket_sql('ts', NS_PER_DAY, 0)} AS day FROM raw_{m} "
                 f"WHERE rid > ?1 AND rid <= ?2) AS d JOIN r1h_{m} AS h ON h.series_id = d.sid AND h.ts >= d.day "
                 f"AND h.ts < d.day + {NS_PER_DAY} WHERE {n} > 0 GROUP BY d.sid, d.day")
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _counter_days_update_sql(m: str, field: str) -> str:
+        """INSERT OR REPLACE recomputing the k1d rows of counter *field* from r1d, for the
+        (series, day) pairs of the raw rows with rid in (?1, ?2]; prev and pts are left for
+        _counter_prev_update_sql."""
+        n, first, last, top = (f"r.{_q(field + '_' + p)}" for p in ("n", "first", "last", "max"))
+        return (f"INSERT OR REPLACE INTO k1d_{m} (field, series_id, ts, first, last, inc, resets, prev, pts) "
+                f"SELECT '{field}', r.series_id, r.ts, {first}, {last}, {_counter_inc_sql(first, last, top)}, "
+                f"{last} < {top}, NULL, NULL "
+                f"FROM (SELECT DISTINCT series_id AS sid, {_bucket_sql('ts', NS_PER_DAY, 0)} AS day FROM raw_{m} "
+                f"WHERE rid > ?1 AND rid <= ?2) AS d JOIN r1d_{m} AS r ON r.series_id = d.sid AND r.ts = d.day "
+                f"WHERE {n} > 0")
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _counter_prev_update_sql(m: str, field: str) -> str:
+        """UPDATE setting prev and pts (the last value and day of the series' previous k1d row)
+        on the k1d rows of the days the raw rows with rid in (?1, ?2] touched, and on the row
+        after each: a day's last value moved, or a day came in between."""
+        days = (f"SELECT DISTINCT series_id AS sid, {_bucket_sql('ts', NS_PER_DAY, 0)} AS day FROM raw_{m} "
+                f"WHERE rid > ?1 AND rid <= ?2")
+        k = f"k1d_{m}"
+        return (f"WITH d AS ({days}), t AS (SELECT sid, day FROM d UNION SELECT d.sid, (SELECT min(n.ts) FROM {k} "
+                f"AS n WHERE n.field = '{field}' AND n.series_id = d.sid AND n.ts > d.day) FROM d) "
+                f"UPDATE {k} SET (prev, pts) = (SELECT p.last, p.ts FROM {k} AS p WHERE p.field = {k}.field "
+                f"AND p.series_id = {k}.series_id AND p.ts < {k}.ts ORDER BY p.ts DESC LIMIT 1) "
+                f"WHERE field = '{field}' AND (series_id, ts) IN (SELECT sid, day FROM t)")
 
     def _load_members(self, conn: sqlite3.Connection, m: str, tags: list[str]) -> None:
         """Fill temp.dcim_member: per grouping tag, each series of *m* and its value of the tag
@@ -837,7 +903,15 @@ class SqliteStore(Store):
                     pieces = by_day
             if per_series:
                 parts, days = self._bucket_parts(m, field, pieces, every_ns, start_ns, sid_filter)
-                return self._series_stats(conn, _means_sql(parts), days, group_of, groups, combine)
+                # Pieces of one row per (series, bucket) each (no raw rows, no finer level: a
+                # quarter's edge hours) hold disjoint buckets: each is grouped on its own, not
+                # merged and re-sorted first.
+                step_of = dict(_LEVELS)
+                if all(src != "raw" and step_of[src] >= every_ns for src, *_ in pieces):
+                    means = [f"SELECT sid, b, (1.0 * s) / n AS v FROM ({part})" for part in parts]
+                else:
+                    means = [_means_sql(parts)] if parts else []
+                return self._series_stats(conn, means, days, group_of, groups, combine)
             _load_groups(conn, group_of, groups)
             day_pieces = [pc for pc in pieces if pc[0] == "r1d"]
             if day_pieces:  # only sums reach here with days: see peak_search
@@ -1007,16 +1081,17 @@ class SqliteStore(Store):
         return parts, days
 
     @staticmethod
-    def _series_stats(conn, means: str, days: list[str], group_of: dict, groups: list,
+    def _series_stats(conn, means: list[str], days: list[str], group_of: dict, groups: list,
                       combine: str) -> dict[tuple, BucketStats]:
-        """BucketStats per series from hourly means (*means*: sid, b, v) and days' hourly
-        summaries (*days*: sid, n, total, peak, pts), then per group (``each``: added up).
+        """BucketStats per series from hourly means (*means*: sid, b, v; each holding buckets
+        the others do not) and days' hourly summaries (*days*: sid, n, total, peak, pts), then
+        per group (``each``: added up).
 
         Each source is grouped by series on its own: the (series_id, ts) key delivers a
         series' rows in time order, so SQLite groups them without sorting, and the bare column
         (the peak's time) comes from the first row holding the max, the earliest. The sources'
         answers, a row per series each, are merged here."""
-        sources = [f"SELECT sid, count(*), total(v), max(v), b FROM ({means}) GROUP BY sid"] if means else []
+        sources = [f"SELECT sid, count(*), total(v), max(v), b FROM ({q}) GROUP BY sid" for q in means]
         sources += [f"SELECT sid, sum(n), total(total), max(peak), pts FROM ({d}) GROUP BY sid" for d in days]
         per_sid: dict[int, list[BucketStats]] = {}
         for sql in sources:
@@ -1032,12 +1107,12 @@ class SqliteStore(Store):
 
     def counter_increase(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
                          group_by: Sequence[str] = (), where: Where | None = None) -> dict[tuple, tuple[float, int]]:
-        """``Store.counter_increase``. Whole days of the daily rollup are summed in SQL, one row
-        per series coming back: each day's increase and resets inside it, and, with LAG() over
-        the series' days, those of its junction with the day before (a year is a row per
-        series, not 365). The edges (partial days; finer rollups and raw rows) are read as the
-        default reads them, and everything is chained per series. Groups of several series, or
-        days whose raw rows wait for maintain(), read as the default."""
+        """``Store.counter_increase``. Whole days are summed in SQL from k1d, one row per series
+        coming back: each day's increase and resets inside it and across its junction with the
+        day before (a year is a row per series, not 365). Edges of whole hours come from r1h's
+        counter index, other edges (finer rollups, raw rows) are read as the default reads
+        them, and everything is chained per series. Groups of several series, or days whose raw
+        rows wait for maintain(), read as the default."""
         spec, _ = check_query(measurement, [field], "first", group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
         days = None
@@ -1085,36 +1160,38 @@ class SqliteStore(Store):
         the hours' largest, which is what the default's (first, last, max) per day reads."""
         if lo >= hi:
             return {}
-        f, last, top, n = _q(field + "_first"), _q(field + "_last"), _q(field + "_max"), _q(field + "_n")
-        day = _bucket_sql("ts", NS_PER_DAY, 0)
-        sql = (f"SELECT series_id, f, l, x FROM (SELECT series_id, ts, first_value({f}) OVER e AS f, "
-               f"last_value({last}) OVER e AS l, max({top}) OVER e AS x, row_number() OVER e AS k FROM r1h_{m} "
-               f"WHERE ts >= ? AND ts < ? AND {n} > 0{sid_filter.format(p='')} WINDOW e AS (PARTITION BY series_id, "
-               f"{day} ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) WHERE k = 1 "
-               f"ORDER BY series_id, ts")
+        n = _q(field + "_n")
+        # Three plain GROUP BYs over the counter's r1h index (window functions cost ~3 µs a
+        # row). A lone min() or max() makes SQLite take the bare column from the row holding it.
+        # An edge inside one UTC day (a quarter's) groups by series alone: rows come in key
+        # order, no sorting by day.
+        one_day = _floor(lo, NS_PER_DAY) == _floor(hi - 1, NS_PER_DAY)
+        day = str(_floor(lo, NS_PER_DAY)) if one_day else _bucket_sql("ts", NS_PER_DAY, 0)
+        where = (f"FROM r1h_{m} WHERE ts >= ? AND ts < ? AND {n} > 0{sid_filter.format(p='')} "
+                 f"GROUP BY series_id{'' if one_day else ', d'}")
+        parts = [{(sid, d): v for sid, d, _, v in conn.execute(f"SELECT series_id, {day} AS d, {agg}(ts), {col} {where}",
+                                                               (lo, hi))}
+                 for agg, col in (("min", _q(field + "_first")), ("max", _q(field + "_last")))]
+        tops = {(sid, d): v for sid, d, v in conn.execute(f"SELECT series_id, {day} AS d, max({_q(field + '_max')}) "
+                                                           f"{where}", (lo, hi))}
         out: dict[int, list[counters.CounterSpan]] = {}
-        for sid, first, final, peak in conn.execute(sql, (lo, hi)):
-            out.setdefault(sid, []).append(counters.bucket_span(first, final, peak))
+        for key in sorted(tops):
+            out.setdefault(key[0], []).append(counters.bucket_span(parts[0][key], parts[1][key], tops[key]))
         return out
 
     @staticmethod
     def _counter_days_sql(conn, m: str, field: str, a: int, b: int, sid_filter: str) -> dict[int, "counters.CounterSpan"]:
-        """Per series, its daily rows in [a, b) as one span (``dcim.store.counters``): the first
-        day's first value, the last day's last, and the increase and resets inside the days
-        and across their junctions (the first day's, which lies before a, left out)."""
-        f, last, top = _q(field + "_first"), _q(field + "_last"), _q(field + "_max")
-        # counters.bucket_span inside a day and counters.junction between days, in SQL.
-        sql = (f"SELECT series_id, max(fv), max(lv), total(CASE WHEN l < x THEN (x - f) + l ELSE x - f END) "
-               f"+ total(CASE WHEN p IS NULL THEN 0 WHEN f >= p THEN f - p ELSE f END), "
-               f"sum(l < x) + sum(p IS NOT NULL AND f < p) FROM ("
-               f"SELECT series_id, {f} AS f, {last} AS l, {top} AS x, "
-               f"lag({last}) OVER (PARTITION BY series_id ORDER BY ts) AS p, "
-               f"first_value({f}) OVER w AS fv, last_value({last}) OVER w AS lv FROM r1d_{m} "
-               f"WHERE ts >= ? AND ts < ? AND {_q(field + '_n')} > 0{sid_filter.format(p='')} "
-               f"WINDOW w AS (PARTITION BY series_id ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND "
-               f"UNBOUNDED FOLLOWING)) GROUP BY series_id")
+        """Per series, its days in [a, b) as one span (``dcim.store.counters``): the first day's
+        first value, the last day's last, and the increase and resets inside the days and across
+        their junctions, from k1d: each day's own increase, and its junction with the day before
+        (prev) where that day lies in [a, b) too (pts >= a); the first day's lies before a."""
+        junction = "CASE WHEN pts >= ?1 THEN (CASE WHEN first >= prev THEN first - prev ELSE first END) ELSE 0 END"
+        # max(ts) the only min/max: the bare last comes from the series' last day.
+        sql = (f"SELECT series_id, sum(CASE WHEN pts IS NULL OR pts < ?1 THEN first END), last, max(ts), "
+               f"total(inc) + total({junction}), sum(resets) + sum(pts IS NOT NULL AND pts >= ?1 AND first < prev) "
+               f"FROM k1d_{m} WHERE field = ?3 AND ts >= ?1 AND ts < ?2{sid_filter.format(p='')} GROUP BY series_id")
         return {sid: counters.CounterSpan(first, final, increase, int(resets))
-                for sid, first, final, increase, resets in conn.execute(sql, (a, b))}
+                for sid, first, final, _, increase, resets in conn.execute(sql, (a, b, field))}
 
     def _pieces(self, conn, m: str, start_ns: int, end_ns: int, every_ns: int | None, group_by: tuple,
                 where: Where | None) -> tuple[dict, list, str, dict]:

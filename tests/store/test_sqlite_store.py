@@ -829,9 +829,10 @@ def test_group_rollups_answer_rooms_and_racks_equal_reference(tmp_path):
 
 
 def test_counter_increase_with_hour_edges_reads_a_statement_per_edge(tmp_path):
-    """Whole hours at the edges (a Seoul quarter's): each edge is one statement over r1h, each
-    partial day one bucket, next to the days' one. Resets inside the first partial day, inside
-    the last and at a day's first point; equal to the sample-by-sample sum and to the default."""
+    """Whole hours at the edges (a Seoul quarter's): each edge is three plain statements over
+    r1h (first, last, max per partial day: one bucket), next to the days' one over k1d. Resets
+    inside the first partial day, inside the last and at a day's first point; equal to the
+    sample-by-sample sum and to the default."""
     store = SqliteStore(tmp_path / "c.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
     day0 = 1_780_000_000 * S // DAY * DAY
     resets = {0: day0 + 8 * HOUR, 1: day0 + 3 * DAY + 12 * HOUR, 2: day0 + 2 * DAY}
@@ -858,11 +859,86 @@ def test_counter_increase_with_hour_edges_reads_a_statement_per_edge(tmp_path):
         for key, (inc, n) in want.items():
             assert got[key][1] == n == default[key][1] and math.isclose(got[key][0], inc, rel_tol=1e-12), key
             assert math.isclose(default[key][0], inc, rel_tol=1e-12), key
-        days = [q for q in seen if "FROM r1d_gpu" in q and "lag(" in q]
-        edges = [q for q in seen if "FROM r1h_gpu" in q and "first_value(" in q]
+        days = [q for q in seen if "FROM k1d_gpu" in q]
+        edges = [q for q in seen if "FROM r1h_gpu" in q and "GROUP BY series_id" in q]
         # before maintain(): raw rows wait, the default reads
         hours = [q for q in seen if "r1h_gpu" in q]
-        assert (len(days), len(edges)) == ((1, 2) if settle else (0, 0)) and (not settle or hours == edges), seen
+        assert (len(days), len(edges)) == ((1, 6) if settle else (0, 0)) and (not settle or hours == edges), seen
+        assert not [q for q in seen if "r1d_gpu" in q and settle], seen
+    store.close()
+
+
+def _counter_points(day0: int, days: list[int], g: int, drop_at: int | None = None) -> list[Point]:
+    """Energy points of GPU *g* every 30 min on *days*, rising 1e5 J a step from an offset that
+    grows with the day; from step *drop_at* of the first day on it counts again from near 0
+    (a reset), and the next day starts above where it was (a device swap, say)."""
+    out = []
+    for d in days:
+        for k in range(48):
+            t = day0 + d * DAY + k * 30 * MINUTE + 11 * S
+            dropped = d == days[0] and drop_at is not None and k >= drop_at
+            energy = 2e3 * k if dropped else 5e9 * (g + 1) + d * 5e6 + 1e5 * k
+            errors = k - drop_at if dropped else 100 * d + k
+            out.append(Point("gpu", gpu_tags("s1", "n1", g), {"energy_j": energy, "ecc_corrected": errors}, t))
+    return out
+
+
+def test_counter_days_follow_late_days_and_late_points(tmp_path):
+    """k1d after days arrive out of order: a day filling a gap, a day before the first one, a
+    late point that becomes a day's last (dropping below the next day's first: a reset at the
+    junction). For periods starting on each day: equal to the sample-by-sample sum, for a float
+    and an int counter, and the int one stays an int."""
+    store = SqliteStore(tmp_path / "k.sqlite", raw_retention_days=1, rollup_1m_retention_days=1)
+    day0 = 1_780_000_000 * S // DAY * DAY
+    points = _counter_points(day0, [1, 3, 5], 0) + _counter_points(day0, [1, 2, 3, 4, 5], 1, drop_at=20)
+    store.write(points)
+    store.maintain(now_ns=day0 + 30 * DAY)
+    late = _counter_points(day0, [2, 0], 0) + _counter_points(day0, [4], 1)
+    # GPU 1's day 3 ends with a point far above day 4's first: the counter reset across midnight.
+    late.append(Point("gpu", gpu_tags("s1", "n1", 1), {"energy_j": 9e12, "ecc_corrected": 99}, day0 + 4 * DAY - 5 * S))
+    points += late
+    store.write(late)
+    store.maintain(now_ns=day0 + 30 * DAY)
+    resets = set()
+    for field in ("energy_j", "ecc_corrected"):
+        for start_day in range(5):
+            start, end = day0 + start_day * DAY + 7 * HOUR, day0 + 5 * DAY + 20 * HOUR
+            want = sample_by_sample_increase(points, field, start, end)
+            got = store.counter_increase("gpu", field, start, end, group_by=("uuid",))
+            assert got.keys() == want.keys()
+            for key, (inc, n) in want.items():
+                assert got[key][1] == n and math.isclose(got[key][0], inc, rel_tol=1e-12), (field, start_day, key)
+                resets.add(n)
+    assert resets >= {0, 1, 2}
+    kinds = {type(v) for (v,) in store._conn.execute("SELECT last FROM k1d_gpu WHERE field = 'ecc_corrected'")}
+    assert kinds == {int}
+    store.close()
+
+
+def test_a_file_from_before_counter_days_gets_them_filled_once(tmp_path):
+    """A file without k1d (and its r1h index) gets both on open, from r1d; the increase then
+    reads them and equals the sample-by-sample sum."""
+    path = tmp_path / "old.sqlite"
+    store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
+    day0 = 1_780_000_000 * S // DAY * DAY
+    points = _counter_points(day0, [0, 1, 2, 4], 0, drop_at=30) + _counter_points(day0, [1, 2, 3], 1)
+    store.write(points)
+    store.maintain(now_ns=day0 + 30 * DAY)
+    store._conn.execute("DROP TABLE k1d_gpu")
+    store._conn.execute('DROP INDEX "r1h_gpu_energy_j_counter"')
+    store.close()
+    store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
+    start, end = day0 + 3 * HOUR, day0 + 4 * DAY + 21 * HOUR
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    got = store.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",))
+    assert [q for q in seen if "FROM k1d_gpu" in q]
+    want = sample_by_sample_increase(points, "energy_j", start, end)
+    assert got.keys() == want.keys()
+    for key, (inc, n) in want.items():
+        assert got[key][1] == n and math.isclose(got[key][0], inc, rel_tol=1e-12), key
+    indexes = {r[0] for r in store._conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "r1h_gpu_energy_j_counter" in indexes
     store.close()
 
 
