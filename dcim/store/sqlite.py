@@ -144,6 +144,12 @@ def _counter_inc_sql(first: str, last: str, top: str) -> str:
     return f"CASE WHEN {last} < {top} THEN ({top} - {first}) + {last} ELSE {top} - {first} END"
 
 
+def _touched_days_sql(m: str) -> str:
+    """SQL for the (sid, day) pairs, UTC days, of *m*'s raw rows with rid in (?1, ?2]."""
+    return (f"SELECT DISTINCT series_id AS sid, {_bucket_sql('ts', NS_PER_DAY, 0)} AS day FROM raw_{m} "
+            f"WHERE rid > ?1 AND rid <= ?2")
+
+
 class _Shape:
     """Points of one measurement carrying one set of fields: their insert statements, the
     field order of their rows (the metric contract's), and per field the exact value types
@@ -683,8 +689,7 @@ class SqliteStore(Store):
         # (series_id, ts) order, so that is the earliest hour of equal means.
         return (f"INSERT OR REPLACE INTO h1d_{m} (field, series_id, ts, n, sum, max, maxts) "
                 f"SELECT '{field}', d.sid, d.day, count(*), total({mean}), max({mean}), h.ts "
-                f"FROM (SELECT DISTINCT series_id AS sid, {_bucket_sql('ts', NS_PER_DAY, 0)} AS day FROM raw_{m} "
-                f"WHERE rid > ?1 AND rid <= ?2) AS d JOIN r1h_{m} AS h ON h.series_id = d.sid AND h.ts >= d.day "
+                f"FROM ({_touched_days_sql(m)}) AS d JOIN r1h_{m} AS h ON h.series_id = d.sid AND h.ts >= d.day "
                 f"AND h.ts < d.day + {NS_PER_DAY} WHERE {n} > 0 GROUP BY d.sid, d.day")
 
     @staticmethod
@@ -697,8 +702,7 @@ class SqliteStore(Store):
         return (f"INSERT OR REPLACE INTO k1d_{m} (field, series_id, ts, first, last, inc, resets, prev, pts) "
                 f"SELECT '{field}', r.series_id, r.ts, {first}, {last}, {_counter_inc_sql(first, last, top)}, "
                 f"{last} < {top}, NULL, NULL "
-                f"FROM (SELECT DISTINCT series_id AS sid, {_bucket_sql('ts', NS_PER_DAY, 0)} AS day FROM raw_{m} "
-                f"WHERE rid > ?1 AND rid <= ?2) AS d JOIN r1d_{m} AS r ON r.series_id = d.sid AND r.ts = d.day "
+                f"FROM ({_touched_days_sql(m)}) AS d JOIN r1d_{m} AS r ON r.series_id = d.sid AND r.ts = d.day "
                 f"WHERE {n} > 0")
 
     @staticmethod
@@ -707,10 +711,8 @@ class SqliteStore(Store):
         """UPDATE setting prev and pts (the last value and day of the series' previous k1d row)
         on the k1d rows of the days the raw rows with rid in (?1, ?2] touched, and on the row
         after each: a day's last value moved, or a day came in between."""
-        days = (f"SELECT DISTINCT series_id AS sid, {_bucket_sql('ts', NS_PER_DAY, 0)} AS day FROM raw_{m} "
-                f"WHERE rid > ?1 AND rid <= ?2")
         k = f"k1d_{m}"
-        return (f"WITH d AS ({days}), t AS (SELECT sid, day FROM d UNION SELECT d.sid, (SELECT min(n.ts) FROM {k} "
+        return (f"WITH d AS ({_touched_days_sql(m)}), t AS (SELECT sid, day FROM d UNION SELECT d.sid, (SELECT min(n.ts) FROM {k} "
                 f"AS n WHERE n.field = '{field}' AND n.series_id = d.sid AND n.ts > d.day) FROM d) "
                 f"UPDATE {k} SET (prev, pts) = (SELECT p.last, p.ts FROM {k} AS p WHERE p.field = {k}.field "
                 f"AND p.series_id = {k}.series_id AND p.ts < {k}.ts ORDER BY p.ts DESC LIMIT 1) "
