@@ -1095,11 +1095,19 @@ class SqliteStore(Store):
         answers, a row per series each, are merged here."""
         sources = [f"SELECT sid, count(*), total(v), max(v), b FROM ({q}) GROUP BY sid" for q in means]
         sources += [f"SELECT sid, sum(n), total(total), max(peak), pts FROM ({d}) GROUP BY sid" for d in days]
-        per_sid: dict[int, list[BucketStats]] = {}
+        # add_bucket_stats inline (a row per series and source: 100,000 at 32,000 GPUs).
+        acc: dict[int, list] = {}
         for sql in sources:
             for sid, n, total, peak, pts in conn.execute(sql):
-                per_sid.setdefault(sid, []).append(BucketStats(n, total, peak, pts))
-        stats = {sid: parts[0] if len(parts) == 1 else add_bucket_stats(parts) for sid, parts in per_sid.items()}
+                cur = acc.get(sid)
+                if cur is None:
+                    acc[sid] = [n, total, peak, pts]
+                    continue
+                cur[0] += n
+                cur[1] += total
+                if peak is not None and (cur[2] is None or peak > cur[2] or (peak == cur[2] and pts < cur[3])):
+                    cur[2], cur[3] = peak, pts
+        stats = {sid: BucketStats(*cur) for sid, cur in acc.items()}
         if combine != "each" or len(groups) == len(group_of):
             return {group_of[sid]: st for sid, st in stats.items()}
         per_group: dict[tuple, list[BucketStats]] = {}
