@@ -15,4 +15,4 @@ def open_store(config, *, readonly: bool = False) -> Store:
                            rollup_1m_retention_days=settings.rollup_1m_retention_days, readonly=readonly)
     from dcim.store.influx import InfluxStore
 
-    return InfluxStore.from_settings(settings.influxdb)
+    return InfluxStore.from_settings(settings.influxdb, timezone=config.site.timezone)

@@ -22,10 +22,11 @@ import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Iterator, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dcim.metrics import MEASUREMENTS, Point, PointError
-from dcim.store import lineprotocol
+from dcim.store import lineprotocol, month_figures
 from dcim.store.base import (AGGREGATES, Aggregate, BucketStats, CounterDays, Series, Store, StoreError,
                              StoreUnavailable, Where, check_bucket_stats, check_query, check_tags, measurement_spec)
 
@@ -129,7 +130,8 @@ class InfluxStore(Store):
     attempt up to *max_backoff_s*; *precision* (ns, us, ms, s) is the timestamp unit written.
     *use_rollups*: read the daily rollups maintain() writes where they give the raw answer
     (``dcim.store.influx_rollup``); *reroll_days*: how many days before the newest rolled one
-    maintain() rolls again, for late points.
+    maintain() rolls again, for late points; *timezone*: the IANA zone whose calendar months
+    the month rollups follow (the site's: its reports are quarters and months of that zone).
     """
 
     def __init__(self, url: str, database: str, *, auth: str = "none", username: str | None = None,
@@ -137,12 +139,17 @@ class InfluxStore(Store):
                  gzip: bool = True, timeout_s: float = 10.0, max_retries: int = 5,
                  create_database: bool = True, precision: str = "ns", backoff_s: float = 0.2,
                  max_backoff_s: float = 5.0, gzip_level: int = 1, parallel_queries: int = 4,
-                 use_rollups: bool = True, reroll_days: int = 2):
+                 use_rollups: bool = True, reroll_days: int = 2, timezone: str = "UTC"):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
         if precision not in lineprotocol.PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(lineprotocol.PRECISIONS)}")
+        try:
+            ZoneInfo(timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"unknown time zone {timezone!r}") from None
+        self.timezone = timezone
         self.url = url.rstrip("/")
         self.database = database
         self.batch_size = batch_size
@@ -197,15 +204,17 @@ class InfluxStore(Store):
         self._rollup_state_at = 0.0
 
     @classmethod
-    def from_settings(cls, settings) -> "InfluxStore":
-        """From :class:`dcim.config.InfluxSettings`; secrets are read here, never logged."""
+    def from_settings(cls, settings, timezone: str = "UTC") -> "InfluxStore":
+        """From :class:`dcim.config.InfluxSettings` and the site's *timezone*; secrets are read
+        here, never logged."""
         from dcim.config import read_secret
 
         return cls(settings.url, settings.database, auth=settings.auth, username=settings.username,
                    password=read_secret(settings.password, "store.influxdb.password"),
                    token=read_secret(settings.token, "store.influxdb.token"),
                    batch_size=settings.batch_size, gzip=settings.gzip, timeout_s=settings.timeout_s,
-                   max_retries=settings.max_retries, create_database=settings.create_database)
+                   max_retries=settings.max_retries, create_database=settings.create_database,
+                   timezone=timezone)
 
     def __repr__(self) -> str:  # never the credentials
         return f"InfluxStore({self.url!r}, {self.database!r}, auth={self.auth!r})"
@@ -513,14 +522,19 @@ class InfluxStore(Store):
     def _map(self, fn, items) -> list:
         """``[fn(x) for x in items]`` on up to parallel_queries threads (a connection each), in
         order. *fn* must not call _map itself: the threads would wait on each other."""
+        return list(self._imap(fn, items))
+
+    def _imap(self, fn, items) -> Iterator:
+        """_map()'s results as they come, in order (a caller can work on one while the threads
+        compute the next)."""
         items = list(items)
         if len(items) < 2 or self.parallel_queries < 2:
-            return [fn(x) for x in items]
+            return map(fn, items)
         if self._executor is None:
             with self._lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(self.parallel_queries, "dcim-influx-query")
-        return list(self._executor.map(fn, items))
+        return self._executor.map(fn, items)
 
     def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
                      group_by: Sequence[str] = (), where: Where | None = None,
@@ -533,6 +547,11 @@ class InfluxStore(Store):
         start_ns, end_ns = int(start_ns), int(end_ns)
         if int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
+            if days is not None and self._rolled_months(spec, field, start_ns, end_ns):
+                stats = influx_rollup_reads.month_bucket_stats(self, spec, field, start_ns, end_ns, list(group_by),
+                                                               where, combine)
+                if stats is not None:
+                    return stats
             if days is not None:
                 stats = influx_rollup_reads.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by), where,
                                                          combine, days, self._rollup_state[measurement])
@@ -562,6 +581,11 @@ class InfluxStore(Store):
         start_ns, end_ns = int(start_ns), int(end_ns)
         if spec.fields[field].counter:
             days = self._rolled_days(measurement, start_ns, end_ns, where)
+            if days is not None and self._rolled_months(spec, field, start_ns, end_ns):
+                found = influx_rollup_reads.month_counter_increase(self, spec, field, start_ns, end_ns, list(group_by),
+                                                                   where)
+                if found is not None:
+                    return found
             if days is not None:
                 found = influx_rollup_reads.counter_increase(self, spec, field, start_ns, end_ns, list(group_by), where, days)
                 if found is not None:
@@ -583,6 +607,13 @@ class InfluxStore(Store):
             with self._lock:
                 self._rollup_state, self._rollup_state_at = state, time.monotonic()
         return influx_rollup.rolled_days(self._rollup_state, measurement, start_ns, end_ns)
+
+    def _rolled_months(self, spec, field: str, start_ns: int, end_ns: int) -> bool:
+        """True where [start, end) is whole months of the store's zone that the month rollups
+        hold for *field* (call after _rolled_days, which reads the state)."""
+        hour_fields, counter_fields = month_figures.month_fields(spec)
+        return (field in hour_fields or field in counter_fields) and influx_rollup.rolled_months(
+            self._rollup_state.get(spec.name), self.timezone, start_ns, end_ns)
 
     def maintain(self, now_ns: int | None = None) -> None:
         """Roll closed UTC days into the daily rollups (``dcim.store.influx_rollup``): new days,

@@ -36,11 +36,37 @@ same groups hour by hour (tag ``by`` = t, tag t = its value; stamped at the hour
 the largest of them). They serve the partial days at a period's edges, which would otherwise
 read every series' raw points: a quarter in Asia/Seoul starts and ends at 15:00 UTC.
 
+For the *month fields* (``dcim.store.month_figures.month_fields``: counters, power and
+utilisation), figures per series and calendar month of the store's time zone (``timezone``:
+the site's), which serve a period of whole local months (a quarter, a month, the trailing
+twelve) with one entry per series and month; as ``dcim.store.month_figures`` computes them:
+per hourly field ``f_hn`` (int), ``f_hsum``, ``f_hmax``, ``f_hmaxts`` (int ns); per counter
+``f_first``, ``f_last`` (the field's type), ``f_inc`` (float), ``f_rst`` (int).
+
+- ``m_1mo``: a month's figures, stamped at the month's start;
+- ``m_mtd``: the same month-to-date at the end of each UTC day (every series that had data
+  earlier in the month, data that day or not), stamped at the day's start: where maintain()
+  resumes, from the day before the first day it rolls.
+
+They are packed: one point per rack (tag ``part``: the series' ``rack``, or "" for a
+measurement without racks; ``rack#2``... past PACK_SERIES series) and tag ``tz`` (the zone),
+whose string field ``series`` holds its series' entries as JSON, ``[[[tag, value], ...],
+{figure: value}]`` each, series in key order. Why: InfluxDB 1.6 pays about 75 µs per series
+and field it aggregates, whatever the rows, and about 10 µs per series and field a plain
+SELECT reads (4,096 GPUs' quarter, 12 figures: 0.7 s); one string field per rack costs
+it 1,000 reads at 32,000 GPUs, not 384,000.
+
 Measurement ``dcim_rollup`` (tag ``measurement``) records per measurement the days rolled:
-``from_ns`` (first day) and ``to_ns`` (end of the last day), both int ns, and
+``from_ns`` (first day) and ``to_ns`` (end of the last day), both int ns,
 ``by_hour_from_ns``, the first day rolled with its ``m_1h_by`` rows (days rolled by an earlier
-version have none). Reads use the rollups only for whole days in [from_ns, to_ns), and the
-hourly group rows only for hours in [by_hour_from_ns, to_ns); other days read raw points.
+version have none), ``mo_zone`` (string: the zone of the month rows) and ``mo_from_ns`` (int:
+the start of the first month whose row holds all of it: the first month starting in the first
+day rolled for that zone; the month before lacks the days before). Reads use the rollups only
+for whole days in [from_ns, to_ns), the hourly group rows only for hours in
+[by_hour_from_ns, to_ns), and a month's row only for the store's own zone, from mo_from_ns on,
+once the UTC day holding the month's end is rolled, and for months starting on a whole UTC
+hour (in Asia/Kolkata a quarter's hour across a month boundary is one bucket, split in two by
+the rows); other days read raw points.
 
 **Where.** Both live in retention policy ``dcim_rollups`` (kept forever, a shard per 52 weeks),
 which maintain() creates on InfluxDB 1.x. The default policy cuts time into week-long shards,
@@ -58,9 +84,10 @@ points (same series and time). Per (measurement, day): the day's raw points in p
 (``dcim.store.day_figures``: InfluxDB's own sums and means, bit for bit). Asking InfluxDB for
 the figures per series instead (COUNT/SUM/MIN/MAX, FIRST, LAST and hourly MEAN with GROUP BY
 *) took 15 s of server time for a day of 4,096 GPUs on 1.6; reading the points, 0.9 s. Days run
-in parallel on the store's query threads; then the counters' junctions are written, day by day
-in time order, from the last rolled day before the first one rolled (a re-rolled day's
-junctions, and those of every later day, are written again with it).
+in parallel on the store's query threads; as each day is done, in time order, its counters'
+junctions are written, from the last rolled day before the first one rolled (a re-rolled
+day's junctions, and those of every later day, are written again with it), and its month
+figures are added to the months in progress (``m_mtd``; ``m_1mo`` where a month ends).
 
 **Reads** (``dcim.store.influx_rollup_reads``). ``query()`` with ``every_s`` a multiple of a
 day and ``bucket_stats()`` with hourly buckets (every group one series, or ``combine="each"``)
@@ -95,6 +122,7 @@ Times are UTC nanoseconds since the epoch throughout.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, NamedTuple, Sequence
@@ -102,10 +130,10 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
-from dcim.store import day_figures
-from dcim.store.base import GROUP_ROLLUP_TAGS, StoreError, has_group_rollups
+from dcim.store import day_figures, month_figures
+from dcim.store.base import GROUP_ROLLUP_TAGS, StoreError, has_group_rollups, matches
 from dcim.store.counters import bucket_span, junction
-from dcim.store.influx import quote_ident  # influx imports this module at its end
+from dcim.store.influx import quote_ident, where_clause  # influx imports this module at its end
 
 if TYPE_CHECKING:
     from dcim.store.influx import InfluxStore
@@ -119,6 +147,12 @@ GRACE_NS = 600 * NS_PER_S  # a day is closed 10 min after its end: points in fli
 SUFFIX = "_1d"
 GROUP_SUFFIX = "_1d_by"
 HOURLY_GROUP_SUFFIX = "_1h_by"
+MONTH_SUFFIX = "_1mo"
+MTD_SUFFIX = "_mtd"
+ZONE_TAG = "tz"  # the zone whose calendar a month pack follows
+PART_TAG = "part"  # a month pack's rack (and piece)
+PACK_FIELD = "series"  # a month pack's series and their figures, as JSON
+PACK_SERIES = 32  # series per month pack at most: ~30 KB of JSON for GPUs, under InfluxDB's 64 KB per string
 ALL_SERIES = "*"  # the by tag of the group of every series
 STATE = "dcim_rollup"
 RETENTION_POLICY = "dcim_rollups"
@@ -144,6 +178,14 @@ def group_rollup_name(measurement: str) -> str:
 
 def hourly_group_rollup_name(measurement: str) -> str:
     return measurement + HOURLY_GROUP_SUFFIX
+
+
+def month_rollup_name(measurement: str) -> str:
+    return measurement + MONTH_SUFFIX
+
+
+def mtd_rollup_name(measurement: str) -> str:
+    return measurement + MTD_SUFFIX
 
 
 def numeric_fields(spec: Measurement) -> list[str]:
@@ -213,27 +255,30 @@ def source(store: "InfluxStore", name: str) -> str:
 # --- which days are rolled -----------------------------------------------------------------
 
 class Rolled(NamedTuple):
-    """The days [from_ns, to_ns) a measurement's rollups hold, and the first of them with
-    hourly group rows (None: none has them)."""
+    """The days [from_ns, to_ns) a measurement's rollups hold, the first of them with hourly
+    group rows (None: none has them), and the zone of the month rows with the start of the
+    first month they hold whole (None: no month rows)."""
     from_ns: int
     to_ns: int
-    by_hour_from_ns: int | None
+    by_hour_from_ns: int | None = None
+    mo_zone: str | None = None
+    mo_from_ns: int | None = None
 
 
 def read_state(store: "InfluxStore") -> dict[str, Rolled]:
     """{measurement: Rolled}: the days its rollups hold."""
     # One statement per field: LAST() of several fields reports the newest row of each, and the
-    # field added later (by_hour_from_ns) is absent from older rows.
+    # fields added later (by_hour_from_ns, mo_*) are absent from older rows.
     q = ";".join(f'SELECT LAST({quote_ident(f)}) AS v FROM {source(store, STATE)} GROUP BY "measurement"'
                  for f in Rolled._fields)
-    found: dict[str, dict[str, int]] = {}
+    found: dict[str, dict[str, int | str]] = {}
     for f, result in zip(Rolled._fields, store.execute(q)):
         for series in result.get("series", []):
             for row in series.get("values") or []:
                 if row[1] is not None:
-                    found.setdefault((series.get("tags") or {}).get("measurement", ""), {})[f] = int(row[1])
-    return {m: Rolled(v["from_ns"], v["to_ns"], v.get("by_hour_from_ns"))
-            for m, v in found.items() if "from_ns" in v and "to_ns" in v}
+                    value = row[1] if f == "mo_zone" else int(row[1])
+                    found.setdefault((series.get("tags") or {}).get("measurement", ""), {})[f] = value
+    return {m: Rolled(**v) for m, v in found.items() if "from_ns" in v and "to_ns" in v}
 
 
 def rolled_days(state: dict[str, Rolled], measurement: str, start_ns: int,
@@ -245,6 +290,17 @@ def rolled_days(state: dict[str, Rolled], measurement: str, start_ns: int,
     a = max(ceil_ns(start_ns, DAY_NS), span[0])
     b = min(floor_ns(end_ns, DAY_NS), span[1])
     return (a, b) if a < b else None
+
+
+def rolled_months(rolled: Rolled | None, zone: str, start_ns: int, end_ns: int) -> bool:
+    """True where [start_ns, end_ns) is whole local months of *zone* (one or more) whose month
+    rows hold them: rows for this zone, the first month from mo_from_ns on, the UTC day holding
+    the last one's end rolled, and every month starting on a whole UTC hour."""
+    if rolled is None or rolled.mo_zone != zone or rolled.mo_from_ns is None or start_ns < rolled.mo_from_ns:
+        return False
+    starts = month_figures.month_starts(zone, start_ns, end_ns)
+    return (len(starts) >= 2 and starts[0] == start_ns and starts[-1] == end_ns
+            and floor_ns(end_ns, DAY_NS) + DAY_NS <= rolled.to_ns and all(t % HOUR_NS == 0 for t in starts))
 
 
 # --- maintain ------------------------------------------------------------------------------
@@ -287,8 +343,9 @@ def _roll_measurement(store: "InfluxStore", spec: Measurement, fields: list[str]
                       end: int, reroll_days: int, written: dict[str, int] | None) -> str | None:
     """Roll one measurement's days up to *end* (see maintain) and record them in *state*; what
     was rolled, for the log, or None if nothing was due."""
-    if spec.name in state:
-        first, to, by_hour = state[spec.name]
+    old = state.get(spec.name)
+    if old is not None:
+        first, to, by_hour = old.from_ns, old.to_ns, old.by_hour_from_ns
         start = max(first, to - DAY_NS - reroll_days * DAY_NS)
         if written and spec.name in written:
             start = max(first, min(start, floor_ns(written[spec.name], DAY_NS)))
@@ -302,17 +359,31 @@ def _roll_measurement(store: "InfluxStore", spec: Measurement, fields: list[str]
         return None
     # Days rolled before hourly group rows existed keep none: from this run's first day on.
     by_hour = start if by_hour is None else min(by_hour, start)
-    # Days in parallel on the store's query threads (roll_day only uses execute and write).
     tags = _tag_keys(store, spec.name)
-    rolled = store._map(lambda day: (day, roll_day(store, spec, fields, tags, day)), range(start, end, DAY_NS))
-    series = sum(n for _, (n, _) in rolled)
-    _roll_junctions(store, spec, start, [(day, ends) for day, (_, ends) in rolled])  # needs the days in order
+    junctions = _Junctions(store, spec, [f for f in fields if spec.fields[f].counter], start)
+    months = _start_months(store, spec, fields, start, old)
+    month_args = (months.zone, *months.fields) if months is not None else None
+    # Days in parallel on the store's query threads (roll_day only uses execute and write);
+    # each day's junctions and months as it comes, in time order.
+    series = 0
+    for day, (n, ends, month_day) in store._imap(
+            lambda day: (day, roll_day(store, spec, fields, tags, day, month_args)), range(start, end, DAY_NS)):
+        series += n
+        out = junctions.points(day, ends)
+        if months is not None:
+            out += months.points(month_day)
+        write_rollups(store, out)
     to = max(to, end)  # never shrinks (a now_ns earlier than a previous run's)
+    if months is not None:
+        mo = (months.zone, months.from_ns)
+    else:
+        mo = (old.mo_zone, old.mo_from_ns) if old is not None else (None, None)
+    rolled = Rolled(first, to, by_hour, *mo)
     # Written last: a run cut short leaves the state as it was, and those days read raw.
     store.write([Point(STATE, {"measurement": spec.name},
-                       {"from_ns": first, "to_ns": to, "by_hour_from_ns": by_hour}, to - DAY_NS)],
+                       {k: v for k, v in rolled._asdict().items() if v is not None}, to - DAY_NS)],
                 retention_policy=store.rollup_policy)
-    state[spec.name] = Rolled(first, to, by_hour)
+    state[spec.name] = rolled
     return f"{spec.name} {(end - start) // DAY_NS} d ({series} series-days)"
 
 
@@ -340,14 +411,18 @@ def _first_time(store: "InfluxStore", measurement: str, fields: Sequence[str]) -
 
 
 def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], tags: Sequence[str],
-             day_ns: int) -> tuple[int, dict[str, dict[tuple, tuple[float, float]]]]:
+             day_ns: int, months: tuple[str, list[str], list[str]] | None = None
+             ) -> tuple[int, dict[str, dict[tuple, tuple[float, float]]], month_figures.MonthDay | None]:
     """Compute and write the rollup points of one UTC day from its raw points (*tags*: the
-    measurement's tag keys, which make a series); returns how many series had data, and per
-    counter field each series' (first value, last value) for _roll_junctions."""
+    measurement's tag keys, which make a series); returns how many series had data, per
+    counter field each series' (first value, last value) for _Junctions, and with *months*
+    (zone, hourly fields, counter fields) the day's part of that zone's months
+    (``month_figures.month_day``)."""
     points = _read_day(store, spec, fields, tags, day_ns)
     if points is None:
-        return 0, {}
+        return 0, {}, month_figures.month_day(day_ns, *months, None, {}) if months else None
     figures = {f: fd for f in fields if (fd := day_figures.field_day(points, f)) is not None}
+    month_day = month_figures.month_day(day_ns, *months, points, figures) if months else None
     out = _daily_points(rollup_name(spec.name), spec, points, figures)
     ends = {f: {points.keys[r]: (a, b) for r, a, b in zip(fd.series.tolist(), fd.first.tolist(), fd.last.tolist())}
             for f, fd in figures.items() if spec.fields[f].counter}
@@ -355,7 +430,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], tag
     if grouped:
         out += _group_points(spec, points, grouped)
     write_rollups(store, out)
-    return len({r for fd in figures.values() for r in fd.series.tolist()}), ends
+    return len({r for fd in figures.values() for r in fd.series.tolist()}), ends, month_day
 
 
 def _read_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], tags: Sequence[str],
@@ -455,31 +530,111 @@ def _group_points(spec: Measurement, points: day_figures.DayPoints,
                for (by, v, t), fv in hourly.items()])
 
 
-def _roll_junctions(store: "InfluxStore", spec: Measurement, start_ns: int,
-                    rolled: list[tuple[int, dict[str, dict[tuple, tuple[float, float]]]]]) -> None:
-    """Write each rolled day's counter junctions (``f_jinc``, ``f_jrst``: from the series'
-    previous day with a value to this day's first), days in time order: the first from the
-    last day rolled before *start_ns*, the rest from the days just rolled."""
-    counters = sorted({f for _, ends in rolled for f in ends})
-    if not counters:
-        return
-    src = source(store, rollup_name(spec.name))
-    answers = store.execute(";".join(f"SELECT LAST({quote_ident(f + '_last')}) AS v FROM {src} WHERE time < {start_ns} "
-                                     f"GROUP BY *" for f in counters))
-    previous = {f: {series_key(s.get("tags")): s["values"][0][1] for s in result.get("series", []) if s.get("values")}
-                for f, result in zip(counters, answers)}
-    points = []
-    for day_ns, ends in sorted(rolled, key=lambda r: r[0]):
+class _Junctions:
+    """Each rolled day's counter junctions (``f_jinc``, ``f_jrst``: from the series' previous
+    day with a value to this day's first), days fed in time order: the first from the last day
+    rolled before *start_ns*, the rest from the days fed before it."""
+
+    def __init__(self, store: "InfluxStore", spec: Measurement, counters: list[str], start_ns: int):
+        self.name = rollup_name(spec.name)
+        self.previous: dict[str, dict[tuple, float]] = {}
+        if counters:
+            src = source(store, self.name)
+            answers = store.execute(";".join(f"SELECT LAST({quote_ident(f + '_last')}) AS v FROM {src} "
+                                             f"WHERE time < {start_ns} GROUP BY *" for f in counters))
+            self.previous = {f: {series_key(s.get("tags")): s["values"][0][1] for s in result.get("series", [])
+                                 if s.get("values")} for f, result in zip(counters, answers)}
+
+    def points(self, day_ns: int, ends: dict[str, dict[tuple, tuple[float, float]]]) -> list[Point]:
+        """The junction points of day *day_ns* (*ends*: per counter, each series' first and last
+        value that day, from roll_day)."""
         values: dict[tuple, dict] = {}
-        for f in counters:
-            before = previous[f]
+        for f, before in self.previous.items():
             for key, (first, last) in sorted(ends.get(f, {}).items()):
                 step, reset = junction(before[key], first) if key in before else (0.0, 0)
                 values.setdefault(key, {}).update({f"{f}_jinc": float(step), f"{f}_jrst": reset})
                 before[key] = last
         # A series key is its tags (those with a value), sorted: the point's tags again.
-        points += [Point(rollup_name(spec.name), dict(key), fields, day_ns) for key, fields in values.items()]
-    write_rollups(store, points)
+        return [Point(self.name, dict(key), fields, day_ns) for key, fields in values.items()]
+
+
+class _Months:
+    """The month rows of one measurement in the store's zone (``timezone``), days fed in time
+    order: each day's ``m_mtd`` points, and the ``m_1mo`` points of a month ending in it."""
+
+    def __init__(self, store: "InfluxStore", spec: Measurement, hour_fields: list[str], counter_fields: list[str],
+                 start_ns: int, old: Rolled | None):
+        self.zone = zone = store.timezone
+        self.fields = (hour_fields, counter_fields)
+        self.month_name, self.mtd_name = month_rollup_name(spec.name), mtd_rollup_name(spec.name)
+        self.chain = month_figures.MonthChain(spec, hour_fields, counter_fields,
+                                              month_figures.month_start(zone, start_ns - 1))
+        # The first month this run holds whole: the first starting in its first day or later;
+        # where the days before were rolled for this zone, the months from mo_from_ns on still are.
+        first_whole = month_figures.month_starts(zone, start_ns, start_ns + 32 * DAY_NS)[0]
+        self.from_ns = first_whole
+        if old is not None and old.mo_zone == zone and old.mo_from_ns is not None:
+            self.from_ns = min(old.mo_from_ns, first_whole)
+            if old.mo_from_ns < start_ns:  # resume: the month so far, as of the day before
+                self.chain.load([(key, v) for _, key, v in select_rows(
+                    store, spec, self.mtd_name, month_columns(hour_fields, counter_fields),
+                    start_ns - DAY_NS, start_ns - DAY_NS + 1, None, zone)])
+
+    def points(self, day: month_figures.MonthDay) -> list[Point]:
+        closed = self.chain.add_day(day)
+        out = self._packs(self.mtd_name, self.chain.figures(), day.day_ns)
+        if closed is not None:
+            out += self._packs(self.month_name, closed, self.chain.closed_ns)
+        return out
+
+    def _packs(self, name: str, figures: list[tuple[tuple, dict]], time_ns: int) -> list[Point]:
+        """*figures* ((series key, {figure: value}), in key order) as points of *name*, one per
+        rack and PACK_SERIES series. The pieces of a rack follow key order, so a series set
+        that grows (all maintain() ever sees of a month, as raw points stay) rewrites every
+        piece it had before."""
+        racks: dict[str, list] = {}
+        for key, values in figures:
+            racks.setdefault(dict(key).get("rack", ""), []).append([key, values])
+        out = []
+        for rack, entries in racks.items():
+            for k in range(0, len(entries), PACK_SERIES):
+                part = rack if k == 0 else f"{rack}#{k // PACK_SERIES + 1}"
+                text = json.dumps(entries[k:k + PACK_SERIES], separators=(",", ":"), ensure_ascii=False)
+                out.append(Point(name, {ZONE_TAG: self.zone, PART_TAG: part}, {PACK_FIELD: text}, time_ns))
+        return out
+
+
+def _start_months(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: int,
+                  old: Rolled | None) -> _Months | None:
+    """The month rows to keep up while rolling from *start_ns* (None where *spec* has no month
+    field among *fields*)."""
+    hour_fields, counter_fields = ([f for f in fs if f in fields] for fs in month_figures.month_fields(spec))
+    if not hour_fields and not counter_fields:
+        return None
+    return _Months(store, spec, hour_fields, counter_fields, start_ns, old)
+
+
+def month_columns(hour_fields: Sequence[str], counter_fields: Sequence[str]) -> list[str]:
+    """The month rows' field keys for these fields (``f_hn`` ..., ``f_first`` ...)."""
+    return ([f"{f}_{p}" for f in hour_fields for p in month_figures.HOUR_PARTS]
+            + [f"{f}_{p}" for f in counter_fields for p in month_figures.COUNTER_PARTS])
+
+
+def select_rows(store: "InfluxStore", spec: Measurement, name: str, columns: list[str], start_ns: int, end_ns: int,
+                where: dict | None, zone: str) -> list[tuple[int, tuple, dict]]:
+    """The series' entries in month packs *name* (``m_1mo`` or ``m_mtd`` of *spec*) of *zone* in
+    [start_ns, end_ns) that *where* selects: (time ns, series key, {column: value}), columns
+    absent from an entry None. One plain SELECT of the packs; *where* applies here."""
+    cond = where_clause(start_ns, end_ns, {ZONE_TAG: zone})
+    out = []
+    for series in store.execute(f"SELECT {quote_ident(PACK_FIELD)} FROM {source(store, name)} WHERE {cond}"
+                                )[0].get("series", []):
+        for t, text in series.get("values") or []:
+            for pairs, values in json.loads(text):
+                key = tuple(map(tuple, pairs))
+                if where is None or matches(dict(key), where):
+                    out.append((t, key, {c: values.get(c) for c in columns}))
+    return out
 
 
 def write_rollups(store: "InfluxStore", points: list[Point]) -> None:

@@ -16,8 +16,8 @@ from dcim.store.base import (GROUP_ROLLUP_TAGS, BucketStats, CounterDays, Series
 from dcim.store.counters import CounterSpan, bucket_span, chain
 from dcim.store.influx import _column_cast, quote_ident, quote_string, where_clause  # influx imports this module at its end
 from dcim.store.influx_rollup import (ALL_SERIES, DAY_NS, HOUR_NS, NS_PER_S, Rolled, ceil_ns, floor_ns,
-                                      group_rollup_name, hourly_group_rollup_name, rollup_name, rows_of,
-                                      series_key, source)
+                                      group_rollup_name, hourly_group_rollup_name, month_columns,
+                                      month_rollup_name, rollup_name, rows_of, select_rows, series_key, source)
 
 if TYPE_CHECKING:
     from dcim.store.influx import InfluxStore
@@ -296,6 +296,67 @@ def counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_
             return None
     return {group: chain(span for _, span in sorted(spans[key], key=lambda ds: ds[0]))
             for group, key in sorted(series_of.items())}
+
+
+# --- counter_increase() and bucket_stats() of whole months ---------------------------------
+
+def _month_rows(store: "InfluxStore", spec: Measurement, columns: list[str], start_ns: int, end_ns: int,
+                group_by: Sequence[str], where: Where | None) -> dict[tuple, tuple[tuple, list[tuple[int, dict]]]]:
+    """The month rows in [start_ns, end_ns) of the store's zone, per group: (its series, that
+    series' (month, {column: value}) in time order); rows without the columns' figures left out.
+    Several series in one group come back under the group as (None, [])."""
+    per_series: dict[tuple, list[tuple[int, dict]]] = {}
+    for t, key, v in select_rows(store, spec, month_rollup_name(spec.name), columns, start_ns, end_ns, where,
+                                 store.timezone):
+        if v.get(columns[0]) is not None:
+            per_series.setdefault(key, []).append((t, v))
+    out: dict[tuple, tuple] = {}
+    for key in sorted(per_series):
+        tags = dict(key)
+        group = tuple(tags.get(t, "") for t in group_by)
+        out[group] = (key, sorted(per_series[key], key=lambda tv: tv[0])) if group not in out else (None, [])
+    return out
+
+
+def month_counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+                           group_by: Sequence[str], where: Where | None) -> dict[tuple, tuple[float, int]] | None:
+    """``Store.counter_increase`` over whole local months (``influx_rollup.rolled_months``): each
+    series' months, one row each, chained (``dcim.store.counters``). None where a group holds
+    several series (the caller falls back)."""
+    cast = int if spec.fields[field].kind is int else float
+    columns = month_columns([], [field])
+    first, last, inc, rst = columns
+    out = {}
+    for group, (key, months) in _month_rows(store, spec, columns, start_ns, end_ns, group_by, where).items():
+        if key is None:
+            return None
+        out[group] = chain(CounterSpan(cast(v[first]), cast(v[last]), float(v[inc]), int(v[rst])) for _, v in months)
+    return out
+
+
+def month_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+                       group_by: Sequence[str], where: Where | None, combine: str) -> dict[tuple, BucketStats] | None:
+    """``Store.bucket_stats`` of hourly buckets over whole local months (see
+    month_counter_increase): each series' months, one row each, added up. Per group of one
+    series, or of several with ``combine="each"``; else None (the caller falls back)."""
+    columns = month_columns([field], [])
+    hn, hsum, hmax, hmaxts = columns
+    if combine == "each":  # every series alone, added up per group
+        per_group: dict[tuple, list[BucketStats]] = {}
+        for t, key, v in select_rows(store, spec, month_rollup_name(spec.name), columns, start_ns, end_ns, where,
+                                     store.timezone):
+            if v.get(hn):
+                per_group.setdefault(tuple(dict(key).get(g, "") for g in group_by), []).append(
+                    (key, t, BucketStats(int(v[hn]), float(v[hsum]), float(v[hmax]), int(v[hmaxts]))))
+        return {g: add_bucket_stats([st for _, _, st in sorted(parts, key=lambda p: p[:2])])
+                for g, parts in sorted(per_group.items())}
+    out = {}
+    for group, (key, months) in _month_rows(store, spec, columns, start_ns, end_ns, group_by, where).items():
+        if key is None:
+            return None
+        out[group] = add_bucket_stats([BucketStats(int(v[hn]), float(v[hsum]), float(v[hmax]), int(v[hmaxts]))
+                                       for _, v in months])
+    return out
 
 
 # --- bucket_stats() from the rollups -------------------------------------------------------

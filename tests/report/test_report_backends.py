@@ -75,7 +75,7 @@ def stores(influxd, tmp_path_factory):
     q = quarter("2026Q3", cfg.site.timezone)
     sqlite = SqliteStore(tmp_path_factory.mktemp("backends") / "q.sqlite")
     db = "report_" + uuid.uuid4().hex[:10]
-    influx = InfluxStore(influxd.url, db)
+    influx = InfluxStore(influxd.url, db, timezone=cfg.site.timezone)  # as open_store() makes it
     gap_start = q.start_ns + 30 * DAY_NS
     mid = q.start_ns + 46 * DAY_NS + 7 * 3600 * 10**9  # not on a day boundary
 
@@ -121,27 +121,30 @@ def _same(a, b) -> bool:
     return a == b and type(a) is type(b)
 
 
-@pytest.mark.parametrize("rolled", [False, True], ids=["influx-raw", "influx-rollups"])
+@pytest.mark.parametrize("read", ["raw", "days", "months"], ids=["influx-raw", "influx-days", "influx-months"])
 @pytest.mark.parametrize("by", ["site", "room", "rack", "tenant", "gpu"])
-def test_sqlite_and_influx_give_the_same_report(stores, by, rolled):
-    """The same rows from SQLite (its rollups) and from InfluxDB, read raw and from the daily
-    rollups its maintain() writes (counters' increases, group power sums, hourly summaries)."""
+def test_sqlite_and_influx_give_the_same_report(stores, by, read):
+    """The same rows from SQLite (its rollups) and from InfluxDB, read raw, from the daily
+    rollups its maintain() writes (counters' increases, group power sums, hourly summaries)
+    and from its month rows (the quarter is three months of the site's zone; a reader in
+    another zone cannot use them and reads the days)."""
     cfg, q = stores["cfg"], stores["q"]
     from_sqlite = build_report(stores["sqlite"], cfg, q, by=by)
     influx = stores["influx"]
-    if rolled:
-        influx.maintain()  # the quarter's days are all closed: rolled once, then nothing to do
+    influx.maintain()  # the quarter's days are all closed: rolled once, then nothing to do
+    if read == "months":
         reader = influx
     else:
-        reader = InfluxStore(influx.url, influx.database, use_rollups=False)
+        reader = InfluxStore(influx.url, influx.database, use_rollups=read == "days", timezone="UTC")
     seen = []
     real = reader.execute
     reader.execute = lambda statement, **kw: (seen.append(statement), real(statement, **kw))[1]
     from_influx = build_report(reader, cfg, q, by=by)
     reader.execute = real
-    if not rolled:
+    if reader is not influx:
         reader.close()
-    assert any("dcim_rollups" in s for s in seen) == rolled
+    assert any("dcim_rollups" in s for s in seen) == (read != "raw")
+    assert any('_1mo"' in s for s in seen) == (read == "months")
     assert [r["entity"] for r in from_sqlite] == [r["entity"] for r in from_influx]
     assert len(from_sqlite) == {"site": 1, "room": 2, "rack": 4, "tenant": 3, "gpu": 13}[by]
     diffs = [(r["entity"], c, r[c], s[c]) for r, s in zip(from_sqlite, from_influx) for c in COLUMN_NAMES

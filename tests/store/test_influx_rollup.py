@@ -442,7 +442,7 @@ def test_maintain_adds_hourly_group_rows_from_its_first_run_on(influx_store):
     influx_store.write([Point(STATE, {"measurement": "gpu"}, {"from_ns": D0, "to_ns": D0 + 5 * DAY}, D0 + 4 * DAY)],
                        retention_policy=influx_store.rollup_policy)
     influx_store.maintain(NOW)
-    assert read_state(influx_store)["gpu"] == (D0, D0 + 5 * DAY, D0 + 2 * DAY)  # reroll_days=2 before day 4
+    assert read_state(influx_store)["gpu"][:3] == (D0, D0 + 5 * DAY, D0 + 2 * DAY)  # reroll_days=2 before day 4
 
 
 def test_summed_groups_read_group_rows_only_where_the_groups_stay_whole(stores):

@@ -1,0 +1,326 @@
+"""InfluxStore's month rows (``m_1mo``, ``m_mtd``: dcim.store.influx_rollup, month_figures)
+against the real influxd.
+
+Three GPUs over the fourth quarter of 2026 and a few days around it, every 30 minutes with
+jitter: a counter reset inside a month and one at the first point of December in Asia/Seoul,
+a reset at a UTC day's first point, a week without data, a GPU added mid-October and gone mid-December, an hour without power,
+equal hourly peaks in October and December. In America/New_York the quarter holds the end of
+daylight saving time (1 November: a 25-hour day). Every read of whole months is compared with
+the same read on raw points (a store with ``use_rollups=False``), and must come from the month
+rows; reads the rows cannot serve must not use them.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import math
+
+import pytest
+
+from dcim.metrics import Point
+from dcim.report.periods import month, quarter
+from dcim.store import month_figures
+from dcim.store.influx import InfluxStore
+from dcim.store.influx_rollup import read_state, source
+
+S = 1_000_000_000
+MIN = 60 * S
+HOUR = 3600 * S
+DAY = 86400 * S
+FIRST = calendar.timegm((2026, 9, 29, 0, 0, 0)) * S
+LAST = calendar.timegm((2027, 1, 3, 0, 0, 0)) * S
+NOW = LAST + DAY + HOUR  # every day of the data is closed
+TAGS = {uuid: {"site": "s1", "room": "h1", "rack": rack, "host": host, "gpu": gpu, "uuid": uuid, "model": "H100"}
+        for uuid, rack, host, gpu in (("GPU-1", "a", "n1", "0"), ("GPU-2", "a", "n1", "1"), ("GPU-3", "b", "n2", "0"))}
+SEOUL_DEC = month("2026-12", "Asia/Seoul").start_ns  # 30 Nov 15:00 UTC
+RESET_1 = calendar.timegm((2026, 11, 17, 9, 0, 0)) * S
+RESET_3 = calendar.timegm((2026, 11, 20, 0, 0, 0)) * S  # a UTC day's first point
+GAP = (calendar.timegm((2026, 11, 3, 0, 0, 0)) * S, calendar.timegm((2026, 11, 10, 6, 0, 0)) * S)
+GPU3 = (calendar.timegm((2026, 10, 14, 7, 0, 0)) * S, calendar.timegm((2026, 12, 16, 20, 0, 0)) * S)
+PEAKS = (calendar.timegm((2026, 10, 20, 13, 0, 0)) * S, calendar.timegm((2026, 12, 8, 2, 0, 0)) * S)
+NO_POWER = calendar.timegm((2026, 10, 5, 11, 0, 0)) * S
+
+
+def make_points() -> list[Point]:
+    points = []
+    energy = {"GPU-1": 5.0e9, "GPU-2": 7.5e9, "GPU-3": 1.0e9}
+    reset_2_done = False
+    k, t = 0, FIRST
+    while t < LAST:
+        ts = t + (k * 7919 % 50) * S + k % 1000  # odd offsets, nanoseconds included
+        hour = ts - ts % HOUR
+        for n, (uuid, tags) in enumerate(TAGS.items()):
+            if uuid == "GPU-2" and GAP[0] <= ts < GAP[1]:
+                continue
+            if uuid == "GPU-3" and not GPU3[0] <= ts < GPU3[1]:
+                continue
+            power = 900.0 if uuid == "GPU-1" and hour in PEAKS else round(150.0 + (k * 7.31 + n * 113.7) % 500.0, 3)
+            energy[uuid] += power * 1800
+            if uuid == "GPU-1" and RESET_1 <= ts < RESET_1 + 30 * MIN:
+                energy[uuid] = 1234.5  # reset inside a month
+            if uuid == "GPU-3" and RESET_3 <= ts < RESET_3 + 30 * MIN:
+                energy[uuid] = 10.0  # reset between two days inside a month
+            if uuid == "GPU-2" and ts >= SEOUL_DEC and not reset_2_done:
+                energy[uuid], reset_2_done = 99.0, True  # reset at the first point of December in Seoul
+            fields = {"energy_j": energy[uuid], "util_pct": float((k * 37 + n * 11) % 101),
+                      "ecc_corrected": (k // 7 + n) % 40 + (k // 3000) * 1000}  # an int counter, reset often
+            if not (uuid == "GPU-3" and hour == NO_POWER):
+                fields["power_w"] = power
+            points.append(Point("gpu", tags, fields, ts))
+        k += 1
+        t += 30 * MIN
+    return points
+
+
+POINTS = make_points()
+
+
+@pytest.fixture(params=["Asia/Seoul", "America/New_York"])
+def stores(request, influxd):
+    """(a store in the zone, maintained, and a store on the same database reading raw only)."""
+    import uuid as uuid_mod
+
+    db = "t_" + uuid_mod.uuid4().hex[:12]
+    store = InfluxStore(influxd.url, db, timezone=request.param)
+    raw = InfluxStore(influxd.url, db, use_rollups=False, timezone=request.param)
+    store.write(POINTS)
+    store.maintain(NOW)
+    yield store, raw
+    store.execute(f'DROP DATABASE "{db}"')
+    store.close()
+    raw.close()
+
+
+def statements(store) -> list[str]:
+    """Record the InfluxQL the store sends from now on."""
+    seen = []
+    real = store.execute
+    store.execute = lambda q, **kw: (seen.append(q), real(q, **kw))[1]
+    return seen
+
+
+def same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
+    return a == b and type(a) is type(b)
+
+
+def same_increase(got: dict, want: dict) -> bool:
+    return got.keys() == want.keys() and all(same(got[k][0], want[k][0]) and got[k][1] == want[k][1] for k in want)
+
+
+def same_stats(got: dict, want: dict) -> bool:
+    return got.keys() == want.keys() and all(
+        got[k].buckets == want[k].buckets and same(got[k].total, want[k].total) and got[k].peak == want[k].peak
+        and got[k].peak_ns == want[k].peak_ns for k in want)
+
+
+def periods(zone: str) -> list[tuple[int, int]]:
+    """The quarter, each of its months, and two months together."""
+    q = quarter("2026Q4", zone)
+    months = [month(m, zone) for m in ("2026-10", "2026-11", "2026-12")]
+    return [(q.start_ns, q.end_ns)] + [(m.start_ns, m.end_ns) for m in months] + [(months[1].start_ns, q.end_ns)]
+
+
+# --- what maintain() writes ----------------------------------------------------------------
+
+def test_month_starts_are_the_reports_months():
+    """The rows' calendar is the report's: local midnight of the 1st, DST included."""
+    for zone in ("Asia/Seoul", "America/New_York", "Europe/Berlin", "UTC", "Asia/Kolkata"):
+        want = [month(f"{y}-{m:02d}", zone).start_ns for y, m in [(2026, k) for k in range(1, 13)] + [(2027, 1)]]
+        assert month_figures.month_starts(zone, want[0], want[-1]) == want
+        assert month_figures.month_starts(zone, want[0] + 1, want[-1] - 1) == want[1:-1]
+        assert [month_figures.month_start(zone, t + k) for t in want for k in (0, DAY, 27 * DAY)] == \
+            [t for t in want for _ in range(3)]
+    ny = [month(m, "America/New_York").start_ns % DAY // HOUR for m in ("2026-10", "2026-11", "2026-12")]
+    assert ny == [4, 4, 5]  # EDT, EDT (DST ends at 2:00 on 1 November), EST
+
+
+def test_state_holds_the_zone_and_the_first_whole_month(stores):
+    store, _ = stores
+    st = read_state(store)["gpu"]
+    # The data starts on 29 September (UTC): October is the first month held whole.
+    assert (st.mo_zone, st.mo_from_ns) == (store.timezone, month("2026-10", store.timezone).start_ns)
+
+
+def packed(store, name: str = "gpu_1mo") -> dict:
+    """{(series key, time): figures} of every series in the month packs *name*, and their tags."""
+    answer = store.execute(f"SELECT * FROM {source(store, name)} GROUP BY *")[0].get("series", [])
+    out = {}
+    for s in answer:
+        assert set(s["tags"]) == {"tz", "part"} and s["tags"]["tz"] == store.timezone
+        for t, text in s["values"]:
+            for pairs, figures in json.loads(text):
+                key = tuple(map(tuple, pairs))
+                assert s["tags"]["part"] == dict(key)["rack"] and (key, t) not in out
+                out[(key, t)] = figures
+    return out
+
+
+def of(store, uuid: str, t: int, name: str = "gpu_1mo") -> dict:
+    [figures] = [v for (key, at), v in packed(store, name).items() if ("uuid", uuid) in key and at == t]
+    return figures
+
+
+def test_month_rows_match_raw_figures_of_the_month(stores):
+    """The stored figures of one GPU's November are the raw reads of that month."""
+    store, raw = stores
+    nov = month("2026-11", store.timezone)
+    row = of(store, "GPU-1", nov.start_ns)
+    want_inc = raw.counter_increase("gpu", "energy_j", nov.start_ns, nov.end_ns, group_by=("uuid",))[("GPU-1",)]
+    assert same(row["energy_j_inc"], want_inc[0]) and (row["energy_j_rst"], want_inc[1]) == (1, 1)
+    mine = [p for p in POINTS if p.tags["uuid"] == "GPU-1" and nov.start_ns <= p.time_ns < nov.end_ns]
+    assert (row["energy_j_first"], row["energy_j_last"]) == (mine[0].fields["energy_j"], mine[-1].fields["energy_j"])
+    want = raw.bucket_stats("gpu", "power_w", nov.start_ns, nov.end_ns, 3600, group_by=("uuid",))[("GPU-1",)]
+    assert (row["power_w_hn"], row["power_w_hmax"], row["power_w_hmaxts"]) == (want.buckets, want.peak, want.peak_ns)
+    assert same(float(row["power_w_hsum"]), want.total)
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["energy_j", "ecc_corrected"])
+def test_counter_increase_of_whole_months_matches_raw(stores, field):
+    store, raw = stores
+    for start, end in periods(store.timezone):
+        for group_by, where in [(("uuid",), None), (("uuid", "host", "rack"), {"uuid": ["GPU-2", "GPU-3"]})]:
+            seen = statements(store)
+            got = store.counter_increase("gpu", field, start, end, group_by=group_by, where=where)
+            want = raw.counter_increase("gpu", field, start, end, group_by=group_by, where=where)
+            assert same_increase(got, want), (start, end, got, want)
+            assert any('"gpu_1mo"' in q for q in seen) and not any('"gpu_1d"' in q for q in seen)
+            del store.execute
+    q = quarter("2026Q4", store.timezone)
+    got = store.counter_increase("gpu", field, q.start_ns, q.end_ns, group_by=("uuid",))
+    if field == "energy_j":
+        assert [got[(g,)][1] for g in TAGS] == [1, 1, 1]  # the resets reached the comparison
+    else:
+        assert all(got[(g,)][1] > 10 and isinstance(got[(g,)][0], float) for g in TAGS)
+
+
+@pytest.mark.parametrize("field", ["power_w", "util_pct"])
+def test_bucket_stats_of_whole_months_match_raw(stores, field):
+    store, raw = stores
+    for start, end in periods(store.timezone):
+        for group_by, combine in [(("uuid",), "sum"), (("uuid", "rack"), "mean"), (("rack",), "each"), ((), "each")]:
+            seen = statements(store)
+            got = store.bucket_stats("gpu", field, start, end, 3600, group_by=group_by, combine=combine)
+            want = raw.bucket_stats("gpu", field, start, end, 3600, group_by=group_by, combine=combine)
+            assert same_stats(got, want), (start, end, group_by, combine, got, want)
+            assert any('"gpu_1mo"' in q for q in seen)
+            del store.execute
+    q = quarter("2026Q4", store.timezone)
+    st = store.bucket_stats("gpu", "power_w", q.start_ns, q.end_ns, 3600, group_by=("uuid",))[("GPU-1",)]
+    assert (st.peak, st.peak_ns) == (900.0, PEAKS[0])  # a tie between months: the earlier hour
+
+
+def test_summed_groups_of_several_series_do_not_use_month_rows(stores):
+    """A rack's power summed hour by hour needs its hours, which a month row does not keep."""
+    store, raw = stores
+    start, end = periods(store.timezone)[0]
+    got = store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=("rack",))
+    assert same_stats(got, raw.bucket_stats("gpu", "power_w", start, end, 3600, group_by=("rack",)))
+
+
+def test_reads_the_month_rows_cannot_serve_read_the_days(stores):
+    store, raw = stores
+    zone = store.timezone
+    q = quarter("2026Q4", zone)
+    other = InfluxStore(store.url, store.database, timezone="UTC" if zone != "UTC" else "Asia/Seoul")
+    cases = [(store, q.start_ns + 14 * DAY, q.end_ns),  # not whole months
+             (store, q.start_ns, q.end_ns - HOUR),
+             (store, month("2026-09", zone).start_ns, q.end_ns),  # September is not held whole
+             (other, q.start_ns, q.end_ns)]  # the rows follow another zone's calendar
+    for reader, start, end in cases:
+        seen = statements(reader)
+        got = reader.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",))
+        stats = reader.bucket_stats("gpu", "power_w", start, end, 3600, group_by=("uuid",))
+        del reader.execute
+        assert not any("_1mo" in s for s in seen), (start, end)
+        assert same_increase(got, raw.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",)))
+        assert same_stats(stats, raw.bucket_stats("gpu", "power_w", start, end, 3600, group_by=("uuid",)))
+    other.close()
+
+
+def test_a_month_whose_last_day_is_not_rolled_reads_the_days(influx_store):
+    store = InfluxStore(influx_store.url, influx_store.database, timezone="Asia/Seoul")
+    store.write(POINTS)
+    q = quarter("2026Q4", "Asia/Seoul")
+    store.maintain(q.end_ns + HOUR)  # the day holding the quarter's end (15:00 UTC) is not closed
+    seen = statements(store)
+    store.counter_increase("gpu", "energy_j", q.start_ns, q.end_ns, group_by=("uuid",))
+    assert not any("_1mo" in s for s in seen)
+    dec = month("2026-11", "Asia/Seoul")
+    store.counter_increase("gpu", "energy_j", q.start_ns, dec.end_ns, group_by=("uuid",))
+    assert any('"gpu_1mo"' in s for s in seen)  # October and November are closed
+    store.close()
+
+
+def test_zones_whose_months_start_inside_an_hour_read_the_days(influx_store):
+    """Asia/Kolkata (UTC+5:30): a quarter's hour at 18:00 UTC is one bucket across two months."""
+    store = InfluxStore(influx_store.url, influx_store.database, timezone="Asia/Kolkata")
+    raw = InfluxStore(influx_store.url, influx_store.database, use_rollups=False)
+    store.write(POINTS)
+    store.maintain(NOW)
+    q = quarter("2026Q4", "Asia/Kolkata")
+    seen = statements(store)
+    got = store.bucket_stats("gpu", "power_w", q.start_ns, q.end_ns, 3600, group_by=("uuid",))
+    assert not any("_1mo" in s for s in seen)
+    assert same_stats(got, raw.bucket_stats("gpu", "power_w", q.start_ns, q.end_ns, 3600, group_by=("uuid",)))
+    store.close()
+    raw.close()
+
+
+# --- upkeep --------------------------------------------------------------------------------
+
+def test_maintain_run_by_run_writes_the_same_months_as_one_run(influxd, stores):
+    """Month rows made across many maintain() runs, each resuming from the day before's
+    month-to-date points, equal those of one run over everything, float for float."""
+    store, _ = stores
+    import uuid as uuid_mod
+
+    db = "t_" + uuid_mod.uuid4().hex[:12]
+    stepwise = InfluxStore(influxd.url, db, timezone=store.timezone)
+    stepwise.write(POINTS)
+    for now in range(FIRST + 3 * DAY + HOUR, NOW, 9 * DAY):
+        stepwise.maintain(now)
+    stepwise.maintain(NOW)
+    try:
+        assert packed(stepwise) == packed(store)
+        assert packed(stepwise, "gpu_mtd") == packed(store, "gpu_mtd")
+        assert len(packed(store)) == 4 + 4 + 3  # GPU-1 and -2: Sep (from the 29th) to Dec; GPU-3: Oct to Dec
+    finally:
+        stepwise.execute(f'DROP DATABASE "{db}"')
+        stepwise.close()
+
+
+def test_late_points_update_the_months(stores):
+    """A point written late into the last days (within the re-roll window) reaches the
+    month-to-date rows at the next maintain(): January so far is what raw points say."""
+    store, raw = stores
+    t = LAST - 2 * DAY + 5 * HOUR + 7 * S  # 1 January in both zones
+    store.write([Point("gpu", TAGS["GPU-1"], {"power_w": 2000.0, "energy_j": 1.0}, t)])  # a peak, and a dip
+    store.maintain(NOW + HOUR)
+    jan = month("2027-01", store.timezone)
+    day = LAST - DAY  # the month so far at the end of 2 January: [January's start, 3 January 00:00 UTC)
+    row = of(store, "GPU-1", day, "gpu_mtd")
+    want = raw.counter_increase("gpu", "energy_j", jan.start_ns, day + DAY, group_by=("uuid",))[("GPU-1",)]
+    assert same(float(row["energy_j_inc"]), want[0]) and row["energy_j_rst"] == want[1]
+    st = raw.bucket_stats("gpu", "power_w", jan.start_ns, day + DAY, 3600, group_by=("uuid",))[("GPU-1",)]
+    assert (row["power_w_hn"], row["power_w_hmax"], row["power_w_hmaxts"]) == (st.buckets, st.peak, st.peak_ns)
+    assert st.peak_ns == t - t % HOUR  # the late point's hour is January's peak
+    assert same(float(row["power_w_hsum"]), st.total)
+
+
+def test_a_series_gone_mid_month_is_carried_to_the_months_end(stores):
+    """GPU-3 stops on 16 December: its month-to-date points go on every day of December (so the
+    next run resumes it) and its December row holds what it had."""
+    store, raw = stores
+    mtd = packed(store, "gpu_mtd")
+    dec = month("2026-12", store.timezone)
+    days = sorted(t for k, t in mtd if ("uuid", "GPU-3") in k and t >= GPU3[1] - DAY)
+    # The last: the day before the one holding December's end (there January starts afresh).
+    assert days and days[-1] == dec.end_ns - dec.end_ns % DAY - DAY
+    assert days == list(range(days[0], days[-1] + DAY, DAY))
+    got = store.counter_increase("gpu", "energy_j", dec.start_ns, dec.end_ns, group_by=("uuid",))
+    assert same_increase(got, raw.counter_increase("gpu", "energy_j", dec.start_ns, dec.end_ns, group_by=("uuid",)))
