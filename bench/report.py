@@ -22,7 +22,9 @@ trailing-twelve-month PUE reads) for the rest of the year before the quarter.
 
 A 32,000-GPU InfluxDB fill takes about 20 minutes and its first maintain() (the whole
 quarter's rollups) longer; ``--keep DIR`` keeps the stores, ``--reuse`` times them again, and
-``--reuse --maintain`` finishes a fill whose maintain() was cut short.
+``--reuse --maintain`` finishes a fill whose maintain() was cut short (``--reroll``: rolls every
+day again, after a change of the rollups' layout). The InfluxStore keeps month rows in the
+site's zone (Asia/Seoul), as ``dcim`` opens it.
 
 Usage: ``.venv/bin/python bench/report.py [--racks 1000] [--gpu-racks 1000]
 [--levels site,room,rack,tenant,gpu] [--backends sqlite,influx] [--history-days 273]
@@ -246,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true", help="read the stores kept in --keep, write nothing")
     ap.add_argument("--maintain", action="store_true",
                     help="with --reuse: run maintain() on the kept stores first (finish a cut-short fill)")
+    ap.add_argument("--reroll", action="store_true",
+                    help="with --reuse --maintain: forget which days InfluxDB's rollups hold, so maintain() rolls "
+                         "every day again (after a change of the rollups' layout)")
     ap.add_argument("--history-days", type=int, default=0,
                     help="also fill this many days before the quarter for the facility's devices (not the GPUs), "
                          "so the trailing-twelve-month PUE reads a real year (273: the rest of the year)")
@@ -273,11 +278,18 @@ def main(argv: list[str] | None = None) -> int:
             stores["sqlite"] = SqliteStore(root / "bench.sqlite")
         if "influx" in backends:
             from dcim.store.influx import InfluxStore
+            from dcim.store.influx_rollup import STATE
             from tests.fixtures.influxd import InfluxdProcess
 
             server = InfluxdProcess(root=root / "influxd", snapshot_cold_s=5).start()
             stores["influx"] = InfluxStore(server.url, "bench", batch_size=10_000, timeout_s=600,
-                                           parallel_queries=args.influx_threads)
+                                           parallel_queries=args.influx_threads, timezone=TZ)
+            if args.reroll:  # the state, and the month rows (their layout may have changed)
+                from dcim.metrics import MEASUREMENTS
+                from dcim.store.influx_rollup import month_rollup_name, mtd_rollup_name
+
+                for name in [STATE] + [f(m) for m in MEASUREMENTS for f in (month_rollup_name, mtd_rollup_name)]:
+                    stores["influx"].execute(f'DROP MEASUREMENT "{name}"')
         data = Quarter(cfg, gpu_racks, history_days=args.history_days)
         print(f"site: {args.racks} racks, {args.racks * SERVERS_PER_RACK * GPUS_PER_SERVER:,} GPUs in the inventory, "
               f"{len(cfg.pdus)} PDUs, {N_UPS} UPSes, 2 meters; GPU points for {len(data.gpu_tags):,} GPUs "

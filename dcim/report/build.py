@@ -94,30 +94,24 @@ def _series_by(store: Store, measurement: str, field: str, period: Period, every
 
 
 class _Source:
-    """Counter and power figures of one measurement, keyed by a tag tuple, for one period.
+    """Counter and power figures of one measurement, keyed by a tag tuple, for one period:
+    *counter* {key: (increase, resets)} in the counter's unit, *power* {key: its hourly power
+    summarised (hours with data, Σ hourly means, the peak hour: ``Store.bucket_stats``)}, or a
+    function that reads it, called on first use (see _read_source)."""
 
-    Hourly power comes back summarised per key (hours with data, Σ hourly means, the peak
-    hour: ``Store.bucket_stats``), not hour by hour; it is read on first use: an energy figure
-    from counters needs it only for its coverage, and the trailing-twelve-month PUE needs none."""
-
-    def __init__(self, store: Store, period: Period, measurement: str, key: tuple[str, ...],
-                 counter_field: str | None, power_field: str, counter_scale_kwh: float = 1.0, where=None):
+    def __init__(self, period: Period, key: tuple[str, ...], counter: dict[tuple, tuple[float, int]],
+                 power: dict[tuple, BucketStats] | Callable[[], dict[tuple, BucketStats]],
+                 counter_scale_kwh: float = 1.0):
         self.period = period
         self.key = key
+        self.counter = counter
         self.counter_scale_kwh = counter_scale_kwh
-        self._store = store
-        self._power_query = (measurement, power_field, period.start_ns, period.end_ns, HOUR_S)
-        self._where = where
-        self._power: dict[tuple, BucketStats] | None = None
-        self.counter: dict[tuple, tuple[float, int]] = {}
-        if counter_field:
-            self.counter = store.counter_increase(measurement, counter_field, period.start_ns, period.end_ns,
-                                                  group_by=key, where=where)
+        self._power = power
 
     @property
     def power(self) -> dict[tuple, BucketStats]:
-        if self._power is None:
-            self._power = self._store.bucket_stats(*self._power_query, group_by=self.key, where=self._where)
+        if callable(self._power):
+            self._power = self._power()
         return self._power
 
     def keys(self) -> set[tuple]:
@@ -167,16 +161,28 @@ def _round(value: float | None, digits: int = 3):
     return "" if value is None else round(value, digits)
 
 
+def _read_source(store: Store, period: Period, measurement: str, key: tuple[str, ...], counter_field: str | None,
+                 power_field: str) -> _Source:
+    """A _Source read from *store*: the counter now, the hourly power on first use (an energy
+    figure from counters needs it only for its coverage, and the trailing-twelve-month PUE
+    needs none)."""
+    counter = {}
+    if counter_field:
+        counter = store.counter_increase(measurement, counter_field, period.start_ns, period.end_ns, group_by=key)
+    return _Source(period, key, counter, lambda: store.bucket_stats(measurement, power_field, period.start_ns,
+                                                                    period.end_ns, HOUR_S, group_by=key))
+
+
 def _source(cache: dict | None, store: Store, period: Period, measurement: str, key: tuple[str, ...],
             counter_field: str | None, power_field: str) -> _Source:
     """One _Source per (store, period, series) within one report: the site totals and the rack
     rows read the same PDU series."""
     if cache is None:
-        return _Source(store, period, measurement, key, counter_field, power_field)
+        return _read_source(store, period, measurement, key, counter_field, power_field)
     ck = (id(store), period.start_ns, period.end_ns, measurement, key, counter_field, power_field)
     src = cache.get(ck)
     if src is None:
-        src = cache[ck] = _Source(store, period, measurement, key, counter_field, power_field)
+        src = cache[ck] = _read_source(store, period, measurement, key, counter_field, power_field)
     return src
 
 
@@ -252,6 +258,10 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
     if by == "site":
         return [_complete(r) for r in rows]
 
+    if by == "gpu":
+        rows += _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say)
+        return [_complete(r) for r in rows]
+
     say("GPU utilisation")
     # Per GPU: the hours it reported utilisation and the sum of those hourly means, added up
     # per rack (a GPU that fell silent adds no hours).
@@ -267,10 +277,6 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
                 hours += st.buckets
                 busy += st.total / 100.0
         return hours, busy
-
-    if by == "gpu":
-        rows += _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say)
-        return [_complete(r) for r in rows]
 
     say("rack PDUs")
     pdus = _source(cache, store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
@@ -370,9 +376,11 @@ def _group_peaks(store: Store, config: Config, period: Period, by: str,
 
 def _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say) -> list[dict]:
     say("GPU energy counters")
-    gpus = _Source(store, period, "gpu", ("uuid", "host", "rack", "room"), "energy_j", "power_w",
-                   counter_scale_kwh=1 / 3.6e6)
-    util = store.bucket_stats("gpu", "util_pct", period.start_ns, period.end_ns, HOUR_S, group_by=("uuid",))
+    gpu_key = ("uuid", "host", "rack", "room")
+    counters, hourly = store.period_figures("gpu", period.start_ns, period.end_ns, counters=["energy_j"],
+                                            hourly=["power_w", "util_pct"], group_by=gpu_key)
+    gpus = _Source(period, gpu_key, counters["energy_j"], hourly["power_w"], counter_scale_kwh=1 / 3.6e6)
+    util = hourly["util_pct"]
     tenant_of = {r.rack: r.tenant or "" for r in inv.racks}
     rows = []
     fac, it = site["facility"], site["it"]
@@ -380,7 +388,7 @@ def _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say) ->
         uuid, host, rack, room = key
         e = gpus.energy(key)
         pk, pk_at = gpus.peak(key)
-        u = util.get((uuid,))
+        u = util.get(key)
         fac_kwh = energy.allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
         rows.append(dict(
             base, level="gpu", entity=uuid, room=room, rack=rack, host=host, tenant=tenant_of.get(rack, ""),

@@ -157,6 +157,17 @@ class Store(ABC):
                 for key, days in self.counter_days(measurement, field, start_ns, end_ns, group_by=group_by,
                                                    where=where).items()}
 
+    def period_figures(self, measurement: str, start_ns: int, end_ns: int, *, counters: Sequence[str] = (),
+                       hourly: Sequence[str] = (), group_by: Sequence[str] = (), where: Where | None = None
+                       ) -> tuple[dict[str, dict[tuple, tuple[float, int]]], dict[str, dict[tuple, BucketStats]]]:
+        """Several fields' figures over [start_ns, end_ns) per group at once: ({counter field:
+        its ``counter_increase``}, {hourly field: its ``bucket_stats`` of hourly buckets, summed
+        per group}). This default makes one call per field; a store may read them together."""
+        return ({f: self.counter_increase(measurement, f, start_ns, end_ns, group_by=group_by, where=where)
+                 for f in counters},
+                {f: self.bucket_stats(measurement, f, start_ns, end_ns, 3600, group_by=group_by, where=where)
+                 for f in hourly})
+
     def maintain(self, now_ns: int | None = None) -> None:
         """Background upkeep (rollups, retention) as of *now_ns* (UTC ns; None: the clock's
         now). Reads answer the same whether or not it ran, within each store's documented

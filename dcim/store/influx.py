@@ -547,11 +547,11 @@ class InfluxStore(Store):
         start_ns, end_ns = int(start_ns), int(end_ns)
         if int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
-            if days is not None and self._rolled_months(spec, field, start_ns, end_ns):
-                stats = influx_rollup_reads.month_bucket_stats(self, spec, field, start_ns, end_ns, list(group_by),
-                                                               where, combine)
-                if stats is not None:
-                    return stats
+            if days is not None and self._rolled_months(spec, [field], start_ns, end_ns):
+                found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where,
+                                                          hourly=[field], combine=combine)
+                if found is not None:
+                    return found[1][field]
             if days is not None:
                 stats = influx_rollup_reads.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by), where,
                                                          combine, days, self._rollup_state[measurement])
@@ -581,11 +581,11 @@ class InfluxStore(Store):
         start_ns, end_ns = int(start_ns), int(end_ns)
         if spec.fields[field].counter:
             days = self._rolled_days(measurement, start_ns, end_ns, where)
-            if days is not None and self._rolled_months(spec, field, start_ns, end_ns):
-                found = influx_rollup_reads.month_counter_increase(self, spec, field, start_ns, end_ns, list(group_by),
-                                                                   where)
+            if days is not None and self._rolled_months(spec, [field], start_ns, end_ns):
+                found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where,
+                                                          counters=[field])
                 if found is not None:
-                    return found
+                    return found[0][field]
             if days is not None:
                 found = influx_rollup_reads.counter_increase(self, spec, field, start_ns, end_ns, list(group_by), where, days)
                 if found is not None:
@@ -608,11 +608,30 @@ class InfluxStore(Store):
                 self._rollup_state, self._rollup_state_at = state, time.monotonic()
         return influx_rollup.rolled_days(self._rollup_state, measurement, start_ns, end_ns)
 
-    def _rolled_months(self, spec, field: str, start_ns: int, end_ns: int) -> bool:
+    def period_figures(self, measurement: str, start_ns: int, end_ns: int, *, counters: Sequence[str] = (),
+                       hourly: Sequence[str] = (), group_by: Sequence[str] = (), where: Where | None = None
+                       ) -> tuple[dict[str, dict[tuple, tuple[float, int]]], dict[str, dict[tuple, BucketStats]]]:
+        """``Store.period_figures``: over whole months of the store's zone, one read of the month
+        rollups for every field; else a call per field."""
+        spec = measurement_spec(measurement)
+        for f in (*counters, *hourly):
+            check_query(measurement, [f], "first", group_by, where)
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        if (self._rolled_days(measurement, start_ns, end_ns, where) is not None
+                and self._rolled_months(spec, [*counters, *hourly], start_ns, end_ns)
+                and all(spec.fields[f].counter for f in counters)):
+            found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where, counters,
+                                                             hourly)
+            if found is not None:
+                return found
+        return super().period_figures(measurement, start_ns, end_ns, counters=counters, hourly=hourly,
+                                      group_by=group_by, where=where)
+
+    def _rolled_months(self, spec, fields: Sequence[str], start_ns: int, end_ns: int) -> bool:
         """True where [start, end) is whole months of the store's zone that the month rollups
-        hold for *field* (call after _rolled_days, which reads the state)."""
+        hold for every one of *fields* (call after _rolled_days, which reads the state)."""
         hour_fields, counter_fields = month_figures.month_fields(spec)
-        return (field in hour_fields or field in counter_fields) and influx_rollup.rolled_months(
+        return all(f in hour_fields or f in counter_fields for f in fields) and influx_rollup.rolled_months(
             self._rollup_state.get(spec.name), self.timezone, start_ns, end_ns)
 
     def maintain(self, now_ns: int | None = None) -> None:

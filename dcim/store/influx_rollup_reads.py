@@ -298,65 +298,48 @@ def counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_
             for group, key in sorted(series_of.items())}
 
 
-# --- counter_increase() and bucket_stats() of whole months ---------------------------------
+# --- counter_increase(), bucket_stats() and period_figures() of whole months -----------------
 
-def _month_rows(store: "InfluxStore", spec: Measurement, columns: list[str], start_ns: int, end_ns: int,
-                group_by: Sequence[str], where: Where | None) -> dict[tuple, tuple[tuple, list[tuple[int, dict]]]]:
-    """The month rows in [start_ns, end_ns) of the store's zone, per group: (its series, that
-    series' (month, {column: value}) in time order); rows without the columns' figures left out.
-    Several series in one group come back under the group as (None, [])."""
+def month_period_figures(store: "InfluxStore", spec: Measurement, start_ns: int, end_ns: int, group_by: Sequence[str],
+                         where: Where | None, counters: Sequence[str] = (), hourly: Sequence[str] = (),
+                         combine: str = "sum"
+                         ) -> tuple[dict[str, dict[tuple, tuple[float, int]]], dict[str, dict[tuple, BucketStats]]
+                                    ] | None:
+    """``Store.period_figures`` over whole local months (``influx_rollup.rolled_months``) from one
+    read of the month packs: per series, its months chained (counters: ``dcim.store.counters``)
+    or added up (hourly fields: ``BucketStats``), then per group. None where a group holds
+    several series, but for hourly fields with ``combine="each"`` (the caller falls back)."""
+    cols = {f: month_columns([], [f]) for f in counters} | {f: month_columns([f], []) for f in hourly}
     per_series: dict[tuple, list[tuple[int, dict]]] = {}
-    for t, key, v in select_rows(store, spec, month_rollup_name(spec.name), columns, start_ns, end_ns, where,
-                                 store.timezone):
-        if v.get(columns[0]) is not None:
-            per_series.setdefault(key, []).append((t, v))
-    out: dict[tuple, tuple] = {}
+    for t, key, v in select_rows(store, spec, month_rollup_name(spec.name), [c for f in cols for c in cols[f]],
+                                 start_ns, end_ns, where, store.timezone):
+        per_series.setdefault(key, []).append((t, v))
+    out_counters: dict[str, dict[tuple, tuple[float, int]]] = {f: {} for f in counters}
+    out_hourly: dict[str, dict[tuple, BucketStats]] = {f: {} for f in hourly}
     for key in sorted(per_series):
+        months = sorted(per_series[key], key=lambda tv: tv[0])
         tags = dict(key)
         group = tuple(tags.get(t, "") for t in group_by)
-        out[group] = (key, sorted(per_series[key], key=lambda tv: tv[0])) if group not in out else (None, [])
-    return out
-
-
-def month_counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
-                           group_by: Sequence[str], where: Where | None) -> dict[tuple, tuple[float, int]] | None:
-    """``Store.counter_increase`` over whole local months (``influx_rollup.rolled_months``): each
-    series' months, one row each, chained (``dcim.store.counters``). None where a group holds
-    several series (the caller falls back)."""
-    cast = int if spec.fields[field].kind is int else float
-    columns = month_columns([], [field])
-    first, last, inc, rst = columns
-    out = {}
-    for group, (key, months) in _month_rows(store, spec, columns, start_ns, end_ns, group_by, where).items():
-        if key is None:
-            return None
-        out[group] = chain(CounterSpan(cast(v[first]), cast(v[last]), float(v[inc]), int(v[rst])) for _, v in months)
-    return out
-
-
-def month_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
-                       group_by: Sequence[str], where: Where | None, combine: str) -> dict[tuple, BucketStats] | None:
-    """``Store.bucket_stats`` of hourly buckets over whole local months (see
-    month_counter_increase): each series' months, one row each, added up. Per group of one
-    series, or of several with ``combine="each"``; else None (the caller falls back)."""
-    columns = month_columns([field], [])
-    hn, hsum, hmax, hmaxts = columns
-    if combine == "each":  # every series alone, added up per group
-        per_group: dict[tuple, list[BucketStats]] = {}
-        for t, key, v in select_rows(store, spec, month_rollup_name(spec.name), columns, start_ns, end_ns, where,
-                                     store.timezone):
-            if v.get(hn):
-                per_group.setdefault(tuple(dict(key).get(g, "") for g in group_by), []).append(
-                    (key, t, BucketStats(int(v[hn]), float(v[hsum]), float(v[hmax]), int(v[hmaxts]))))
-        return {g: add_bucket_stats([st for _, _, st in sorted(parts, key=lambda p: p[:2])])
-                for g, parts in sorted(per_group.items())}
-    out = {}
-    for group, (key, months) in _month_rows(store, spec, columns, start_ns, end_ns, group_by, where).items():
-        if key is None:
-            return None
-        out[group] = add_bucket_stats([BucketStats(int(v[hn]), float(v[hsum]), float(v[hmax]), int(v[hmaxts]))
-                                       for _, v in months])
-    return out
+        for f in counters:
+            first, last, inc, rst = cols[f]
+            cast = int if spec.fields[f].kind is int else float
+            spans = [CounterSpan(cast(v[first]), cast(v[last]), float(v[inc]), int(v[rst]))
+                     for _, v in months if v[first] is not None]
+            if spans:
+                if group in out_counters[f]:
+                    return None
+                out_counters[f][group] = chain(spans)
+        for f in hourly:
+            hn, hsum, hmax, hmaxts = cols[f]
+            stats = [BucketStats(int(v[hn]), float(v[hsum]), float(v[hmax]), int(v[hmaxts]))
+                     for _, v in months if v[hn]]
+            if stats:
+                st = add_bucket_stats(stats)
+                have = out_hourly[f].get(group)
+                if have is not None and combine != "each":
+                    return None
+                out_hourly[f][group] = st if have is None else add_bucket_stats([have, st])
+    return out_counters, out_hourly
 
 
 # --- bucket_stats() from the rollups -------------------------------------------------------

@@ -2,9 +2,10 @@
 against the real influxd.
 
 Three GPUs over the fourth quarter of 2026 and a few days around it, every 30 minutes with
-jitter: a counter reset inside a month and one at the first point of December in Asia/Seoul,
-a reset at a UTC day's first point, a week without data, a GPU added mid-October and gone mid-December, an hour without power,
-equal hourly peaks in October and December. In America/New_York the quarter holds the end of
+jitter: a counter reset inside a month, one at a UTC day's first point and one at the first
+point of December in Asia/Seoul, a week without data, a GPU added mid-October and gone
+mid-December, an hour without power, equal hourly peaks in October and December, and an int
+counter that resets often. In America/New_York the quarter holds the end of
 daylight saving time (1 November: a 25-hour day). Every read of whole months is compared with
 the same read on raw points (a store with ``use_rollups=False``), and must come from the month
 rows; reads the rows cannot serve must not use them.
@@ -212,6 +213,27 @@ def test_bucket_stats_of_whole_months_match_raw(stores, field):
     q = quarter("2026Q4", store.timezone)
     st = store.bucket_stats("gpu", "power_w", q.start_ns, q.end_ns, 3600, group_by=("uuid",))[("GPU-1",)]
     assert (st.peak, st.peak_ns) == (900.0, PEAKS[0])  # a tie between months: the earlier hour
+
+
+def test_period_figures_read_every_field_at_once(stores):
+    """The report's per-GPU figures in one read of the month packs, equal to the per-field raw
+    reads; where the months cannot serve, the same figures from a call per field."""
+    store, raw = stores
+    key = ("uuid", "host", "rack")
+    for start, end in periods(store.timezone)[:2] + [(FIRST + DAY, LAST - DAY)]:
+        seen = statements(store)
+        counters, hourly = store.period_figures("gpu", start, end, counters=["energy_j", "ecc_corrected"],
+                                                hourly=["power_w", "util_pct"], group_by=key)
+        del store.execute
+        for f in ("energy_j", "ecc_corrected"):
+            assert same_increase(counters[f], raw.counter_increase("gpu", f, start, end, group_by=key))
+        for f in ("power_w", "util_pct"):
+            assert same_stats(hourly[f], raw.bucket_stats("gpu", f, start, end, 3600, group_by=key))
+        months = [q for q in seen if '"gpu_1mo"' in q]
+        if end == LAST - DAY:  # not whole months: a read per field, from the days
+            assert not months and seen
+        else:
+            assert len(seen) == 1 and months == seen
 
 
 def test_summed_groups_of_several_series_do_not_use_month_rows(stores):
