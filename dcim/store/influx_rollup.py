@@ -357,11 +357,13 @@ def _roll_measurement(store: "InfluxStore", spec: Measurement, fields: list[str]
         to, by_hour = first, None
     if start >= end:
         return None
+    tags = _tag_keys(store, spec.name)
+    months = _start_months(store, spec, fields, start, end, reroll_days, old)
+    if months is not None:
+        start = months.start_ns  # earlier where the month so far was not kept for start's day before
     # Days rolled before hourly group rows existed keep none: from this run's first day on.
     by_hour = start if by_hour is None else min(by_hour, start)
-    tags = _tag_keys(store, spec.name)
     junctions = _Junctions(store, spec, [f for f in fields if spec.fields[f].counter], start)
-    months = _start_months(store, spec, fields, start, old)
     month_args = (months.zone, *months.fields) if months is not None else None
     # Days in parallel on the store's query threads (roll_day only uses execute and write);
     # each day's junctions and months as it comes, in time order.
@@ -560,31 +562,43 @@ class _Junctions:
 
 class _Months:
     """The month rows of one measurement in the store's zone (``timezone``), days fed in time
-    order: each day's ``m_mtd`` points, and the ``m_1mo`` points of a month ending in it."""
+    order from ``start_ns`` (which may lie before the first day asked for, see below): the
+    ``m_1mo`` points of each month ending in a day, and the ``m_mtd`` points of the days a
+    later run may resume from."""
 
     def __init__(self, store: "InfluxStore", spec: Measurement, hour_fields: list[str], counter_fields: list[str],
-                 start_ns: int, old: Rolled | None):
+                 start_ns: int, end_ns: int, reroll_days: int, old: Rolled | None):
         self.zone = zone = store.timezone
         self.fields = (hour_fields, counter_fields)
         self.month_name, self.mtd_name = month_rollup_name(spec.name), mtd_rollup_name(spec.name)
+        # A later run starts at most reroll_days + 1 days before this run's end: its month so far
+        # is the month-to-date of the day before. Older days' are not kept (a run that starts
+        # further back, a spool replay, rolls from the first day of its month instead).
+        self.keep_from = end_ns - (reroll_days + 2) * DAY_NS
+        same_zone = old is not None and old.mo_zone == zone and old.mo_from_ns is not None
+        resume = None
+        if same_zone and old.mo_from_ns < start_ns:
+            resume = read_packs(store, self.mtd_name, zone, start_ns - DAY_NS, start_ns - DAY_NS + 1)
+            if not resume:
+                start_ns = max(old.from_ns, floor_ns(month_figures.month_start(zone, start_ns - 1), DAY_NS))
+        self.start_ns = start_ns
+        # Without the month so far, the month in progress is partial: not written.
         self.chain = month_figures.MonthChain(spec, hour_fields, counter_fields,
-                                              month_figures.month_start(zone, start_ns - 1))
-        # The first month this run holds whole: the first starting in its first day or later;
-        # where the days before were rolled for this zone, the months from mo_from_ns on still are.
+                                              month_figures.month_start(zone, start_ns - 1), complete=bool(resume))
+        if resume:
+            self.chain.load([(key, v) for _, key, v in unpack(resume, month_columns(hour_fields, counter_fields))])
+        # The first month held whole: the first starting in this run's first day or later, or
+        # an earlier one where the days before were rolled for this zone.
         first_whole = month_figures.month_starts(zone, start_ns, start_ns + 32 * DAY_NS)[0]
-        self.from_ns = first_whole
-        if old is not None and old.mo_zone == zone and old.mo_from_ns is not None:
-            self.from_ns = min(old.mo_from_ns, first_whole)
-            if old.mo_from_ns < start_ns:  # resume: the month so far, as of the day before
-                self.chain.load([(key, v) for _, key, v in select_rows(
-                    store, spec, self.mtd_name, month_columns(hour_fields, counter_fields),
-                    start_ns - DAY_NS, start_ns - DAY_NS + 1, None, zone)])
+        self.from_ns = min(old.mo_from_ns, first_whole) if same_zone else first_whole
 
     def points(self, day: month_figures.MonthDay) -> list[Point]:
         closed = self.chain.add_day(day)
-        out = self._packs(self.mtd_name, self.chain.figures(), day.day_ns)
-        if closed is not None:
-            out += self._packs(self.month_name, closed, self.chain.closed_ns)
+        out = self._packs(self.month_name, closed, self.chain.closed_ns) if closed is not None else []
+        if day.day_ns >= self.keep_from:
+            # An empty month so far still gets its point: it tells a resuming run the day was kept.
+            out += self._packs(self.mtd_name, self.chain.figures(), day.day_ns) or [
+                Point(self.mtd_name, {ZONE_TAG: self.zone, PART_TAG: ""}, {PACK_FIELD: "[]"}, day.day_ns)]
         return out
 
     def _packs(self, name: str, figures: list[tuple[tuple, dict]], time_ns: int) -> list[Point]:
@@ -604,14 +618,14 @@ class _Months:
         return out
 
 
-def _start_months(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: int,
-                  old: Rolled | None) -> _Months | None:
-    """The month rows to keep up while rolling from *start_ns* (None where *spec* has no month
-    field among *fields*)."""
+def _start_months(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: int, end_ns: int,
+                  reroll_days: int, old: Rolled | None) -> _Months | None:
+    """The month rows to keep up while rolling from *start_ns* to *end_ns* (None where *spec*
+    has no month field among *fields*)."""
     hour_fields, counter_fields = ([f for f in fs if f in fields] for fs in month_figures.month_fields(spec))
     if not hour_fields and not counter_fields:
         return None
-    return _Months(store, spec, hour_fields, counter_fields, start_ns, old)
+    return _Months(store, spec, hour_fields, counter_fields, start_ns, end_ns, reroll_days, old)
 
 
 def month_columns(hour_fields: Sequence[str], counter_fields: Sequence[str]) -> list[str]:
@@ -620,21 +634,32 @@ def month_columns(hour_fields: Sequence[str], counter_fields: Sequence[str]) -> 
             + [f"{f}_{p}" for f in counter_fields for p in month_figures.COUNTER_PARTS])
 
 
+def read_packs(store: "InfluxStore", name: str, zone: str, start_ns: int, end_ns: int) -> list[tuple[int, str]]:
+    """The month packs *name* (``m_1mo`` or ``m_mtd``) of *zone* in [start_ns, end_ns): (time
+    ns, its JSON). One plain SELECT."""
+    cond = where_clause(start_ns, end_ns, {ZONE_TAG: zone})
+    return [(t, text) for series in store.execute(f"SELECT {quote_ident(PACK_FIELD)} FROM {source(store, name)} "
+                                                  f"WHERE {cond}")[0].get("series", [])
+            for t, text in series.get("values") or []]
+
+
+def unpack(packs: list[tuple[int, str]], columns: list[str], where: dict | None = None
+           ) -> list[tuple[int, tuple, dict]]:
+    """The series' entries in *packs* that *where* selects: (time ns, series key, {column:
+    value}), a column absent from an entry None."""
+    out = []
+    for t, text in packs:
+        for pairs, values in json.loads(text):
+            key = tuple(map(tuple, pairs))
+            if where is None or matches(dict(key), where):
+                out.append((t, key, {c: values.get(c) for c in columns}))
+    return out
+
+
 def select_rows(store: "InfluxStore", spec: Measurement, name: str, columns: list[str], start_ns: int, end_ns: int,
                 where: dict | None, zone: str) -> list[tuple[int, tuple, dict]]:
-    """The series' entries in month packs *name* (``m_1mo`` or ``m_mtd`` of *spec*) of *zone* in
-    [start_ns, end_ns) that *where* selects: (time ns, series key, {column: value}), columns
-    absent from an entry None. One plain SELECT of the packs; *where* applies here."""
-    cond = where_clause(start_ns, end_ns, {ZONE_TAG: zone})
-    out = []
-    for series in store.execute(f"SELECT {quote_ident(PACK_FIELD)} FROM {source(store, name)} WHERE {cond}"
-                                )[0].get("series", []):
-        for t, text in series.get("values") or []:
-            for pairs, values in json.loads(text):
-                key = tuple(map(tuple, pairs))
-                if where is None or matches(dict(key), where):
-                    out.append((t, key, {c: values.get(c) for c in columns}))
-    return out
+    """The series' entries (see unpack) in month packs *name* of *spec* in [start_ns, end_ns)."""
+    return unpack(read_packs(store, name, zone, start_ns, end_ns), columns, where)
 
 
 def write_rollups(store: "InfluxStore", points: list[Point]) -> None:

@@ -142,9 +142,11 @@ class MonthChain:
     """Month-to-date figures of every series of one measurement, fed the UTC days in time order
     (``add_day``). Series are numbered as first seen; per field, one array entry per series."""
 
-    def __init__(self, spec: Measurement, hour_fields: Sequence[str], counter_fields: Sequence[str], month_ns: int):
+    def __init__(self, spec: Measurement, hour_fields: Sequence[str], counter_fields: Sequence[str], month_ns: int,
+                 complete: bool = True):
         self.spec = spec
         self.month_ns = month_ns  # start (UTC ns) of the month in progress
+        self.complete = complete  # False: the month in progress lacks its first days (not given when it ends)
         self.number: dict[tuple, int] = {}
         self.keys: list[tuple] = []  # series key per number
         self.capacity = 0  # entries per array
@@ -213,14 +215,15 @@ class MonthChain:
                 st["has"][g] = True
 
     def add_day(self, day: MonthDay) -> list[tuple[tuple, dict]] | None:
-        """Add the UTC day after the last one added. Where a month ends in it, returns that
-        month's figures (``figures()``, start: ``closed_ns``), else None."""
+        """Add the UTC day after the last one added. Where a complete month ends in it, returns
+        that month's figures (``figures()``, start: ``closed_ns``), else None."""
         closed = None
         if day.boundary_ns is not None:
             if day.before:
                 self.add(day.keys, day.before)
-            closed, self.closed_ns = self.figures(), self.month_ns
-            self.month_ns = day.boundary_ns
+            if self.complete:
+                closed, self.closed_ns = self.figures(), self.month_ns
+            self.month_ns, self.complete = day.boundary_ns, True
             self._clear()
         self.add(day.keys, day.after)
         return closed

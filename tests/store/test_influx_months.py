@@ -309,8 +309,10 @@ def test_maintain_run_by_run_writes_the_same_months_as_one_run(influxd, stores):
     stepwise.maintain(NOW)
     try:
         assert packed(stepwise) == packed(store)
-        assert packed(stepwise, "gpu_mtd") == packed(store, "gpu_mtd")
-        assert len(packed(store)) == 4 + 4 + 3  # GPU-1 and -2: Sep (from the 29th) to Dec; GPU-3: Oct to Dec
+        one, many = packed(store, "gpu_mtd"), packed(stepwise, "gpu_mtd")
+        assert one and all(many[k] == v for k, v in one.items())
+        # Oct to Dec for each GPU; September, which starts before the data, is not written.
+        assert len(packed(store)) == 3 * 3
     finally:
         stepwise.execute(f'DROP DATABASE "{db}"')
         stepwise.close()
@@ -334,15 +336,49 @@ def test_late_points_update_the_months(stores):
     assert same(float(row["power_w_hsum"]), st.total)
 
 
-def test_a_series_gone_mid_month_is_carried_to_the_months_end(stores):
-    """GPU-3 stops on 16 December: its month-to-date points go on every day of December (so the
-    next run resumes it) and its December row holds what it had."""
+def test_month_to_date_is_kept_for_the_days_a_later_run_resumes_from(stores):
+    """Only the last reroll_days + 2 days of a run keep their month-to-date packs (a later run
+    starts at most reroll_days + 1 days before the end), an empty one too."""
+    store, _ = stores
+    kept = sorted({t for _, t in packed(store, "gpu_mtd")})
+    assert kept == [LAST - (store.reroll_days + 1 - k) * DAY for k in range(store.reroll_days + 2)]  # LAST: the last day
+    # Days of nothing, then a point on 12 February 2027: 9-11 February are kept, empty (February
+    # starts on 31 January 15:00 UTC in Seoul, 1 February 05:00 in New York).
+    store.write([Point("gpu", TAGS["GPU-1"], {"power_w": 1.0}, LAST + 40 * DAY)])
+    store.maintain(LAST + 41 * DAY + HOUR)
+    for day in (LAST + 37 * DAY, LAST + 40 * DAY):
+        answer = store.execute(f'SELECT "series" FROM {source(store, "gpu_mtd")} WHERE time = {day}')[0]
+        texts = [row[-1] for s in answer["series"] for row in s["values"]]
+        assert (texts == ["[]"]) == (day == LAST + 37 * DAY) and len(texts) == 1
+
+
+def test_a_replay_far_back_rolls_from_its_months_first_day(stores):
+    """Points written for a day long rolled (a spool replay after an outage): maintain() rolls
+    from the first day of that month, whose month-to-date the rollups no longer keep, and the
+    month's figures include the points."""
     store, raw = stores
-    mtd = packed(store, "gpu_mtd")
+    nov = month("2026-11", store.timezone)
+    t = nov.start_ns + 11 * DAY + 3 * HOUR + 5 * S
+    store.write([Point("gpu", TAGS["GPU-1"], {"power_w": 3000.0, "energy_j": 2.0}, t)])
+    seen = statements(store)
+    store.maintain(NOW + HOUR)
+    del store.execute
+    days = sorted({int(q.split("time >= ")[1].split()[0]) // DAY * DAY for q in seen
+                   if q.startswith("SELECT ") and 'FROM "gpu" WHERE time >= ' in q and "GROUP BY" not in q})
+    assert days[0] == nov.start_ns - nov.start_ns % DAY  # the UTC day the month starts in
+    st = store.bucket_stats("gpu", "power_w", nov.start_ns, nov.end_ns, 3600, group_by=("uuid",))
+    assert same_stats(st, raw.bucket_stats("gpu", "power_w", nov.start_ns, nov.end_ns, 3600, group_by=("uuid",)))
+    assert st[("GPU-1",)].peak_ns == t - t % HOUR
+    q = quarter("2026Q4", store.timezone)
+    assert same_increase(store.counter_increase("gpu", "energy_j", q.start_ns, q.end_ns, group_by=("uuid",)),
+                         raw.counter_increase("gpu", "energy_j", q.start_ns, q.end_ns, group_by=("uuid",)))
+
+
+def test_a_series_gone_mid_month_keeps_its_month(stores):
+    """GPU-3 stops on 16 December: its December holds what it had (the stepwise test above
+    resumes inside December after it stopped, so its month so far is carried)."""
+    store, raw = stores
     dec = month("2026-12", store.timezone)
-    days = sorted(t for k, t in mtd if ("uuid", "GPU-3") in k and t >= GPU3[1] - DAY)
-    # The last: the day before the one holding December's end (there January starts afresh).
-    assert days and days[-1] == dec.end_ns - dec.end_ns % DAY - DAY
-    assert days == list(range(days[0], days[-1] + DAY, DAY))
     got = store.counter_increase("gpu", "energy_j", dec.start_ns, dec.end_ns, group_by=("uuid",))
+    assert ("GPU-3",) in got
     assert same_increase(got, raw.counter_increase("gpu", "energy_j", dec.start_ns, dec.end_ns, group_by=("uuid",)))
