@@ -631,8 +631,16 @@ class InfluxStore(Store):
         """True where [start, end) is whole months of the store's zone that the month rollups
         hold for every one of *fields* (call after _rolled_days, which reads the state)."""
         hour_fields, counter_fields = month_figures.month_fields(spec)
-        return all(f in hour_fields or f in counter_fields for f in fields) and influx_rollup.rolled_months(
-            self._rollup_state.get(spec.name), self.timezone, start_ns, end_ns)
+        rolled = self._rollup_state.get(spec.name)
+        if not (all(f in hour_fields or f in counter_fields for f in fields)
+                and influx_rollup.rolled_months(rolled, self.timezone, start_ns, end_ns)):
+            return False
+        held = influx_rollup.months_held(rolled, start_ns)
+        if held is None:  # held if no raw point lies before the first rolled day
+            return not any(self.execute(f"SELECT {quote_ident(f)} FROM {quote_ident(spec.name)} WHERE "
+                                        f"{where_clause(start_ns, rolled.from_ns, None)} LIMIT 1")[0].get("series")
+                           for f in fields)
+        return held
 
     def maintain(self, now_ns: int | None = None) -> None:
         """Roll closed UTC days into the daily rollups (``dcim.store.influx_rollup``): new days,

@@ -293,14 +293,25 @@ def rolled_days(state: dict[str, Rolled], measurement: str, start_ns: int,
 
 
 def rolled_months(rolled: Rolled | None, zone: str, start_ns: int, end_ns: int) -> bool:
-    """True where [start_ns, end_ns) is whole local months of *zone* (one or more) whose month
-    rows hold them: rows for this zone, the first month from mo_from_ns on, the UTC day holding
-    the last one's end rolled, and every month starting on a whole UTC hour."""
-    if rolled is None or rolled.mo_zone != zone or rolled.mo_from_ns is None or start_ns < rolled.mo_from_ns:
+    """True where [start_ns, end_ns) is whole local months of *zone* (one or more) that the
+    month rows can hold: rows for this zone, the UTC day holding the last month's end rolled,
+    and every month starting on a whole UTC hour. (Whether they hold the first months too, see
+    months_before_held.)"""
+    if rolled is None or rolled.mo_zone != zone or rolled.mo_from_ns is None:
         return False
     starts = month_figures.month_starts(zone, start_ns, end_ns)
     return (len(starts) >= 2 and starts[0] == start_ns and starts[-1] == end_ns
             and floor_ns(end_ns, DAY_NS) + DAY_NS <= rolled.to_ns and all(t % HOUR_NS == 0 for t in starts))
+
+
+def months_held(rolled: Rolled, start_ns: int) -> bool | None:
+    """For a read of months from *start_ns* (see rolled_months): True if the month rows hold
+    them all; None if they do only where no raw point lies in [start_ns, from_ns) (before the
+    first rolled day, which reads raw elsewhere: a backfill may have written there; the first
+    run's months hold all the rollups saw from their month's start); False if not."""
+    if start_ns >= rolled.from_ns:
+        return start_ns >= rolled.mo_from_ns
+    return None if rolled.mo_from_ns <= rolled.from_ns else False
 
 
 # --- maintain ------------------------------------------------------------------------------
@@ -576,20 +587,23 @@ class _Months:
         # further back, a spool replay, rolls from the first day of its month instead).
         self.keep_from = end_ns - (reroll_days + 2) * DAY_NS
         same_zone = old is not None and old.mo_zone == zone and old.mo_from_ns is not None
+        fresh = old is None  # the first run: no day before start holds data the rollups know of
         resume = None
         if same_zone and old.mo_from_ns < start_ns:
             resume = read_packs(store, self.mtd_name, zone, start_ns - DAY_NS, start_ns - DAY_NS + 1)
             if not resume:
                 start_ns = max(old.from_ns, floor_ns(month_figures.month_start(zone, start_ns - 1), DAY_NS))
         self.start_ns = start_ns
-        # Without the month so far, the month in progress is partial: not written.
-        self.chain = month_figures.MonthChain(spec, hour_fields, counter_fields,
-                                              month_figures.month_start(zone, start_ns - 1), complete=bool(resume))
+        # Without the month so far (but on the first run), the month in progress is partial: not written.
+        month_ns = month_figures.month_start(zone, start_ns - 1)
+        self.chain = month_figures.MonthChain(spec, hour_fields, counter_fields, month_ns,
+                                              complete=fresh or bool(resume))
         if resume:
             self.chain.load([(key, v) for _, key, v in unpack(resume, month_columns(hour_fields, counter_fields))])
-        # The first month held whole: the first starting in this run's first day or later, or
-        # an earlier one where the days before were rolled for this zone.
-        first_whole = month_figures.month_starts(zone, start_ns, start_ns + 32 * DAY_NS)[0]
+        # The first month held whole: on the first run the one in progress (nothing before);
+        # else the first starting in this run's first day or later, or an earlier one where the
+        # days before were rolled for this zone.
+        first_whole = month_ns if fresh else month_figures.month_starts(zone, start_ns, start_ns + 32 * DAY_NS)[0]
         self.from_ns = min(old.mo_from_ns, first_whole) if same_zone else first_whole
 
     def points(self, day: month_figures.MonthDay) -> list[Point]:

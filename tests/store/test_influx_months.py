@@ -141,8 +141,8 @@ def test_month_starts_are_the_reports_months():
 def test_state_holds_the_zone_and_the_first_whole_month(stores):
     store, _ = stores
     st = read_state(store)["gpu"]
-    # The data starts on 29 September (UTC): October is the first month held whole.
-    assert (st.mo_zone, st.mo_from_ns) == (store.timezone, month("2026-10", store.timezone).start_ns)
+    # The data starts on 29 September (UTC): the first run holds September whole (nothing before).
+    assert (st.mo_zone, st.mo_from_ns) == (store.timezone, month("2026-09", store.timezone).start_ns)
 
 
 def packed(store, name: str = "gpu_1mo") -> dict:
@@ -251,7 +251,6 @@ def test_reads_the_month_rows_cannot_serve_read_the_days(stores):
     other = InfluxStore(store.url, store.database, timezone="UTC" if zone != "UTC" else "Asia/Seoul")
     cases = [(store, q.start_ns + 14 * DAY, q.end_ns),  # not whole months
              (store, q.start_ns, q.end_ns - HOUR),
-             (store, month("2026-09", zone).start_ns, q.end_ns),  # September is not held whole
              (other, q.start_ns, q.end_ns)]  # the rows follow another zone's calendar
     for reader, start, end in cases:
         seen = statements(reader)
@@ -262,6 +261,31 @@ def test_reads_the_month_rows_cannot_serve_read_the_days(stores):
         assert same_increase(got, raw.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",)))
         assert same_stats(stats, raw.bucket_stats("gpu", "power_w", start, end, 3600, group_by=("uuid",)))
     other.close()
+
+
+def test_months_before_the_first_rolled_day_serve_only_without_raw_points_there(stores):
+    """A year to December reads September on from the month rows (nothing before the data);
+    after a backfill into August, before the first rolled day, it reads the days (which read
+    raw points there), and so does September, which holds days before that day."""
+    store, raw = stores
+    zone = store.timezone
+    year = (month("2026-01", zone).start_ns, month("2027-01", zone).start_ns)
+    sep = (month("2026-09", zone).start_ns, month("2026-10", zone).start_ns)
+    seen = statements(store)
+    got = store.counter_increase("gpu", "energy_j", *year, group_by=("uuid",))
+    del store.execute
+    assert any('"gpu_1mo"' in q for q in seen)
+    assert same_increase(got, raw.counter_increase("gpu", "energy_j", *year, group_by=("uuid",)))
+    store.write([Point("gpu", TAGS["GPU-3"], {"energy_j": 5.0, "power_w": 50.0}, FIRST - 20 * DAY)])
+    for start, end in (year, sep):
+        seen = statements(store)
+        got = store.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",))
+        stats = store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=("uuid",))
+        del store.execute
+        assert not any("_1mo" in q for q in seen)
+        assert same_increase(got, raw.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",)))
+        assert same_stats(stats, raw.bucket_stats("gpu", "power_w", start, end, 3600, group_by=("uuid",)))
+        assert ("GPU-3",) in stats
 
 
 def test_a_month_whose_last_day_is_not_rolled_reads_the_days(influx_store):
@@ -311,8 +335,7 @@ def test_maintain_run_by_run_writes_the_same_months_as_one_run(influxd, stores):
         assert packed(stepwise) == packed(store)
         one, many = packed(store, "gpu_mtd"), packed(stepwise, "gpu_mtd")
         assert one and all(many[k] == v for k, v in one.items())
-        # Oct to Dec for each GPU; September, which starts before the data, is not written.
-        assert len(packed(store)) == 3 * 3
+        assert len(packed(store)) == 4 + 4 + 3  # GPU-1 and -2: Sep (from the 29th) to Dec; GPU-3: Oct to Dec
     finally:
         stepwise.execute(f'DROP DATABASE "{db}"')
         stepwise.close()
