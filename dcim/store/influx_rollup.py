@@ -96,13 +96,16 @@ series) from ``m_1d_by``; ``counter_days()`` and ``counter_increase()`` from one
 rolled days; raw points for the partial days at the range's edges and the days not rolled
 yet. Why not let InfluxDB sum a group's hours at read time: on 1.6, the hourly sums of a
 quarter per rack over 2,000 PDUs' daily rows (24 hour columns, GROUP BY time(1d), rack) took
-41 s, and a subquery per hour of the day 0.8-2.2 s each.
+41 s, and a subquery per hour of the day 0.8-2.2 s each. A range of whole local months
+(``rolled_months``, ``months_held``) is read first from the month packs: ``counter_increase()``
+and hourly ``bucket_stats()`` of groups of one series (or ``combine="each"``), and
+``period_figures()``, several fields in one read.
 
 Known limits:
 
 - A point written for a day older than the re-roll window by another process than the one
   running maintain() (its writes are remembered, a spool replay included) stays out of the
-  rollups: reads served from them do not see it. Days before the first rolled day read raw.
+  rollups, the day's and its month's: reads served from them do not see it. Days before the first rolled day read raw.
   Points newer than that are seen after the next maintain(); until then a rolled day answers
   as rolled.
 - A group's hourly sums over the days are whole groups only: a read that leaves out some of
