@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         if "sqlite" in backends:
             from dcim.store.sqlite import SqliteStore
 
-            stores["sqlite"] = SqliteStore(root / "bench.sqlite")
+            stores["sqlite"] = SqliteStore(root / "bench.sqlite", timezone=TZ)
         if "influx" in backends:
             from dcim.store.influx import InfluxStore
             from dcim.store.influx_rollup import STATE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 
@@ -14,15 +15,16 @@ class Period:
     start: datetime  # aware, site time zone, inclusive
     end: datetime  # aware, site time zone, exclusive
 
-    @property
+    # Cached (a frozen dataclass still has a __dict__): a report of 32,000 GPUs asks ~100,000 times.
+    @cached_property
     def start_ns(self) -> int:
         return int(self.start.timestamp()) * 1_000_000_000
 
-    @property
+    @cached_property
     def end_ns(self) -> int:
         return int(self.end.timestamp()) * 1_000_000_000
 
-    @property
+    @cached_property
     def hours(self) -> float:
         return (self.end_ns - self.start_ns) / 3.6e12
 

@@ -12,7 +12,8 @@ def open_store(config, *, readonly: bool = False) -> Store:
         from dcim.store.sqlite import SqliteStore
 
         return SqliteStore(settings.path, raw_retention_days=settings.raw_retention_days,
-                           rollup_1m_retention_days=settings.rollup_1m_retention_days, readonly=readonly)
+                           rollup_1m_retention_days=settings.rollup_1m_retention_days, readonly=readonly,
+                           timezone=config.site.timezone)
     from dcim.store.influx import InfluxStore
 
     return InfluxStore.from_settings(settings.influxdb, timezone=config.site.timezone)

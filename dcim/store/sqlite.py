@@ -38,6 +38,17 @@ Layout (one database file):
   group-hours its new rows touched. A rack's GPU-hours and peak demand over a quarter read a
   row per rack and day, not per series and hour; a room's or a tenant's peak demand a row per
   rack and hour (their racks' g1h rows added up).
+- ``m1mo_<m>(zone, field, series_id, ts, n, sum, max, maxts, first, last, inc, resets)``: per
+  calendar month of the store's time zone (``timezone``: the site's; ts: the month's start),
+  per series and *month field* (``dcim.store.month_figures.month_fields``): an hourly field's
+  hours with a value, Σ of the hourly means, the largest and its hour; a counter's first and
+  last value, increase and resets, as bucket_stats and counter_increase read the month from the
+  rollups. maintain() writes each month once it is over (``mo_to:<m>:<zone>``: the end of the
+  last one written; the first run writes every month from the oldest data's), and again the
+  months of the series whose late rows it rolls up. A period of whole months (a quarter, a
+  month, the trailing twelve) reads a row per series and month: at 32,000 GPUs a quarter's
+  energy, power and utilisation per GPU from the days took 14 s. Zones whose months do not
+  start on a whole UTC hour (Asia/Kolkata) get none.
 - ``meta(key, value)``: per measurement, ``rolled:<m>`` (highest rid merged into the rollups),
   ``horizon_raw:<m>`` and ``horizon_1m:<m>`` (ns cut-offs below which retention deleted rows),
   ``r1d_from:<m>`` (a file from before the daily level: the first day it holds whole),
@@ -68,6 +79,7 @@ from __future__ import annotations
 import bisect
 import functools
 import gc
+import itertools
 import json
 import logging
 import operator
@@ -78,12 +90,13 @@ import time
 from itertools import chain
 from pathlib import Path
 from typing import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
 from dcim.store.base import (GROUP_ROLLUP_TAGS, Aggregate, BucketStats, Series, Store, StoreError,
                              StoreUnavailable, Where, add_bucket_stats, check_bucket_stats, check_query, check_tags,
                              has_group_rollups, matches, measurement_spec)
-from dcim.store import counters
+from dcim.store import counters, month_figures
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
 from dcim.store.peak_search import day_bound, stats_from_day_bounds
 
@@ -213,7 +226,13 @@ class SqliteStore(Store):
     """
 
     def __init__(self, path: str | os.PathLike, *, raw_retention_days: float = 7.0,
-                 rollup_1m_retention_days: float = 90.0, readonly: bool = False, strict: bool = True):
+                 rollup_1m_retention_days: float = 90.0, readonly: bool = False, strict: bool = True,
+                 timezone: str = "UTC"):
+        try:
+            ZoneInfo(timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"unknown time zone {timezone!r}") from None
+        self.timezone = timezone  # the calendar of the month rows (m1mo): the site's
         self.path = str(path)
         self.readonly = readonly
         self.strict = strict
@@ -331,6 +350,11 @@ class SqliteStore(Store):
                 counters = [f for f, spec in m.fields.items() if spec.counter]
                 if counters:
                     self._create_counter_days(m.name, counters)
+                if any(month_figures.month_fields(m)):
+                    c.execute(f"CREATE TABLE IF NOT EXISTS m1mo_{m.name} (zone TEXT NOT NULL, field TEXT NOT NULL, "
+                              f"series_id INTEGER NOT NULL, ts INTEGER NOT NULL, n INTEGER, sum REAL, max REAL, "
+                              f"maxts INTEGER, first, last, inc REAL, resets INTEGER, "
+                              f"PRIMARY KEY (zone, field, series_id, ts)) WITHOUT ROWID")
                 if not have_h1d:
                     for f in old_cols:
                         c.execute(f"INSERT INTO h1d_{m.name} SELECT ?, series_id, ts, {_q(f + '_hn')}, "
@@ -662,6 +686,7 @@ class SqliteStore(Store):
                         if m.fields[f].counter:  # after r1d: the days, then who precedes them
                             conn.execute(self._counter_days_update_sql(m.name, f), (rolled, top))
                             conn.execute(self._counter_prev_update_sql(m.name, f), (rolled, top))
+                    touched = conn.execute(_touched_days_sql(m.name), (rolled, top)).fetchall()  # for the months
                     grouped = [f for f in present if m.fields[f].kind is not str and has_group_rollups(m, f)]
                     tags = [t for t in GROUP_TAGS if t in m.tags]
                     if grouped and tags:  # after r1h: the group-hours, then the group-days, touched
@@ -670,8 +695,11 @@ class SqliteStore(Store):
                             for t in tags:
                                 conn.execute(self._group_hours_sql(m.name, f, t), (rolled, top))
                                 conn.execute(self._group_days_sql(m.name, f, t), (rolled, top))
-                    rolled = top
+                    rolled = meta[f"rolled:{m.name}"] = top  # the month rows below read the rollups as they are now
                     _set_meta(conn, f"rolled:{m.name}", top)
+                else:
+                    touched = []
+                self._maintain_months(conn, m.name, meta, now_ns, touched)
                 self._apply_retention(conn, m.name, meta, now_ns)
                 # rid is a plain rowid: if retention deleted the highest one, SQLite hands it out
                 # again. Lower the watermark so new rows always lie above it (all below are rolled).
@@ -822,6 +850,135 @@ class SqliteStore(Store):
             if cutoff > meta.get(key, -(1 << 62)):
                 _set_meta(conn, key, cutoff)
 
+    # ------------------------------------------------------------------ month rows
+
+    def _maintain_months(self, conn, m: str, meta: dict, now_ns: int, touched: list[tuple[int, int]]) -> None:
+        """Keep ``m1mo_<m>`` in the store's zone (see the layout above): the months closed since
+        the last run (all series; on the first run every month from the oldest data's), and
+        again the months before those of the series whose *touched* (series, UTC day) pairs
+        (the raw rows just rolled up) lie in them. Nothing for a zone whose months do not start
+        on a whole UTC hour: reads could not use them."""
+        hour_fields, counter_fields = ([f for f in fs if f in self._carried(conn, m)]
+                                       for fs in month_figures.month_fields(MEASUREMENTS[m]))
+        zone = self.timezone
+        horizon = month_figures.month_start(zone, now_ns)  # the months before it are over
+        if (not hour_fields and not counter_fields) or horizon % HOUR_NS:
+            return
+        key = f"mo_to:{m}:{zone}"
+        done = meta.get(key)
+        if done is not None and touched:  # late points in months already written
+            redo: dict[int, set[int]] = {}
+            month_of: dict[int, int] = {}
+            for sid, day in touched:
+                for t in (day, day + NS_PER_DAY - 1):  # a UTC day may hold the start of a month
+                    mo = month_of.get(t)
+                    if mo is None:
+                        mo = month_of[t] = month_figures.month_start(zone, t)
+                    if mo < done:
+                        redo.setdefault(mo, set()).add(sid)
+            for mo, sids in sorted(redo.items()):
+                self._write_month(conn, m, hour_fields, counter_fields, mo, sorted(sids), meta)
+        if done is None:
+            # The oldest hour any series holds: an index seek per series, not a scan.
+            oldest = conn.execute(f"SELECT min((SELECT min(ts) FROM r1h_{m} WHERE series_id = s.id)) FROM series AS s "
+                                  f"WHERE s.measurement = ?", (m,)).fetchone()[0]
+            if oldest is None:
+                return
+            done = month_figures.month_start(zone, oldest)
+        self._series_of(m)
+        for mo in month_figures.month_starts(zone, done, horizon - 1):
+            self._write_month(conn, m, hour_fields, counter_fields, mo, self._sids_of.get(m, []), meta)
+        if horizon > meta.get(key, _INT_MIN):
+            _set_meta(conn, key, horizon)
+
+    def _write_month(self, conn, m: str, hour_fields: list[str], counter_fields: list[str], month_ns: int,
+                     sids: list[int], meta: dict) -> None:
+        """Compute the month starting at *month_ns* of series *sids* from the rollups (as
+        counter_increase and bucket_stats read it) and write its m1mo rows."""
+        if not sids:
+            return
+        zone = self.timezone
+        end = month_figures.month_starts(zone, month_ns + 1, month_ns + 32 * NS_PER_DAY)[0]
+        sid_filter = f" AND {{p}}series_id IN ({','.join(map(str, sids))})"
+        whole = [(a, b) for src, a, b, tail in self._plan_pieces(conn, m, month_ns, end, NS_PER_DAY, meta)
+                 if src == "r1d" and tail is None]
+        a, b = whole[0] if len(whole) == 1 else (end, end)
+        rows = []
+        for f in counter_fields:
+            for sid, spans in self._counter_spans(conn, m, f, month_ns, end, a, b, sid_filter).items():
+                increase, resets = counters.chain(spans)
+                rows.append((zone, f, sid, month_ns, None, None, None, None, spans[0].first, spans[-1].last,
+                             increase, resets))
+        pieces = self._plan_pieces(conn, m, month_ns, end, None, meta)
+        identity = {sid: sid for sid in sids}
+        for f in hour_fields:
+            means, days = self._series_means(m, f, pieces, HOUR_NS, month_ns, sid_filter)
+            for sid, st in self._series_stats(conn, means, days, identity, sids, "sum").items():
+                rows.append((zone, f, sid, month_ns, st.buckets, st.total, st.peak, st.peak_ns, None, None, None,
+                             None))
+        conn.executemany(f"INSERT OR REPLACE INTO m1mo_{m} VALUES ({', '.join('?' * 12)})", rows)
+
+    def _month_results(self, conn, m: str, start_ns: int, end_ns: int, counter_fields: list[str],
+                       hour_fields: list[str], group_of: dict[int, tuple], sid_filter: str, meta: dict,
+                       combine: str) -> tuple[dict[str, dict], dict[str, dict]] | None:
+        """``Store.period_figures`` of [start_ns, end_ns) from the month rows, for the series of
+        *group_of* (their groups): ({counter: {group: (increase, resets)}}, {hourly field:
+        {group: BucketStats}}). None unless the range is whole months of the store's zone (on
+        whole hours) that maintain() wrote, with no raw row there waiting for it, and every
+        group one series (hourly fields: or *combine* ``each``)."""
+        zone = self.timezone
+        spec = MEASUREMENTS[m]
+        hourly, counted = month_figures.month_fields(spec)
+        done = meta.get(f"mo_to:{m}:{zone}")
+        if done is None or end_ns > done or any(f not in counted for f in counter_fields) or \
+                any(f not in hourly for f in hour_fields) or not (counter_fields or hour_fields):
+            return None
+        starts = month_figures.month_starts(zone, start_ns, end_ns)
+        if len(starts) < 2 or starts[0] != start_ns or starts[-1] != end_ns or any(t % HOUR_NS for t in starts) \
+                or _raw_waits(conn, m, meta, start_ns, end_ns):
+            return None
+        fields = counter_fields + hour_fields
+        rows = conn.execute(f"SELECT field, series_id, n, sum, max, maxts, first, last, inc, resets FROM m1mo_{m} "
+                            f"WHERE zone = ? AND field IN ({', '.join('?' * len(fields))}) AND ts >= ? AND ts < ?"
+                            f"{sid_filter.format(p='')} ORDER BY field, series_id, ts",
+                            (zone, *fields, start_ns, end_ns))
+        out_counters: dict[str, dict] = {f: {} for f in counter_fields}
+        out_hourly: dict[str, dict] = {f: {} for f in hour_fields}
+        for (f, sid), months in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
+            months = list(months)
+            group = group_of[sid]
+            if f in out_counters:
+                if group in out_counters[f]:
+                    return None
+                out_counters[f][group] = counters.chain(counters.CounterSpan(r[6], r[7], r[8], r[9]) for r in months)
+                continue
+            st = add_bucket_stats([BucketStats(r[2], r[3], r[4], r[5]) for r in months])
+            have = out_hourly[f].get(group)
+            if have is not None and combine != "each":
+                return None
+            out_hourly[f][group] = st if have is None else add_bucket_stats([have, st])
+        return out_counters, out_hourly
+
+    def period_figures(self, measurement: str, start_ns: int, end_ns: int, *, counters: Sequence[str] = (),
+                       hourly: Sequence[str] = (), group_by: Sequence[str] = (), where: Where | None = None
+                       ) -> tuple[dict[str, dict[tuple, tuple[float, int]]], dict[str, dict[tuple, BucketStats]]]:
+        """``Store.period_figures``: over whole months of the store's zone, one read of the month
+        rows for every field; else a call per field."""
+        for f in (*counters, *hourly):
+            check_query(measurement, [f], "first", group_by, where)
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        if start_ns < end_ns:
+            with self._read_txn() as conn:
+                group_of, _, sid_filter, meta = self._pieces(conn, measurement, start_ns, end_ns, None,
+                                                             tuple(group_by), where)
+                if group_of:
+                    found = self._month_results(conn, measurement, start_ns, end_ns, list(counters), list(hourly),
+                                                group_of, sid_filter, meta, "sum")
+                    if found is not None:
+                        return found
+        return super().period_figures(measurement, start_ns, end_ns, counters=counters, hourly=hourly,
+                                      group_by=group_by, where=where)
+
     # ------------------------------------------------------------------ query
 
     def query(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int, *,
@@ -899,20 +1056,16 @@ class SqliteStore(Store):
             if found is not None:
                 return found
             per_series = combine == "each" or len(groups) == len(group_of)
+            if per_series and every_ns == HOUR_NS:
+                found = self._month_results(conn, m, start_ns, end_ns, [], [field], group_of, sid_filter, meta, combine)
+                if found is not None:
+                    return found[1][field]
             if (per_series or combine == "sum") and every_ns == HOUR_NS and self._table_exists(f"h1d_{m}"):
                 by_day = self._plan_pieces(conn, m, start_ns, end_ns, None, meta)
                 if not any(src == "r1d" and _raw_waits(conn, m, meta, a, z) for src, a, z, _ in by_day):
                     pieces = by_day
             if per_series:
-                parts, days = self._bucket_parts(m, field, pieces, every_ns, start_ns, sid_filter)
-                # Pieces of one row per (series, bucket) each (no raw rows, no finer level: a
-                # quarter's edge hours) hold disjoint buckets: each is grouped on its own, not
-                # merged and re-sorted first.
-                step_of = dict(_LEVELS)
-                if all(src != "raw" and step_of[src] >= every_ns for src, *_ in pieces):
-                    means = [f"SELECT sid, b, (1.0 * s) / n AS v FROM ({part})" for part in parts]
-                else:
-                    means = [_means_sql(parts)] if parts else []
+                means, days = self._series_means(m, field, pieces, every_ns, start_ns, sid_filter)
                 return self._series_stats(conn, means, days, group_of, groups, combine)
             _load_groups(conn, group_of, groups)
             day_pieces = [pc for pc in pieces if pc[0] == "r1d"]
@@ -1082,6 +1235,19 @@ class SqliteStore(Store):
                              f"WHERE {where_sql} AND {_q(field + '_n')} > 0 GROUP BY 1, 2")
         return parts, days
 
+    @classmethod
+    def _series_means(cls, m: str, field: str, pieces: list, every_ns: int, start_ns: int,
+                      sid_filter: str) -> tuple[list[str], list[str]]:
+        """SQL for _series_stats: per piece (sid, b, v) bucket means and (sid, n, total, peak, pts)
+        hourly summaries of whole days (see _bucket_parts)."""
+        parts, days = cls._bucket_parts(m, field, pieces, every_ns, start_ns, sid_filter)
+        # Pieces of one row per (series, bucket) each (no raw rows, no finer level: a quarter's
+        # edge hours) hold disjoint buckets: each is grouped on its own, not merged and re-sorted first.
+        step_of = dict(_LEVELS)
+        if all(src != "raw" and step_of[src] >= every_ns for src, *_ in pieces):
+            return [f"SELECT sid, b, (1.0 * s) / n AS v FROM ({part})" for part in parts], days
+        return ([_means_sql(parts)] if parts else []), days
+
     @staticmethod
     def _series_stats(conn, means: list[str], days: list[str], group_of: dict, groups: list,
                       combine: str) -> dict[tuple, BucketStats]:
@@ -1130,29 +1296,31 @@ class SqliteStore(Store):
             with self._read_txn() as conn:
                 group_of, pieces, sid_filter, meta = self._pieces(conn, measurement, start_ns, end_ns, NS_PER_DAY,
                                                                   tuple(group_by), where)
+                if group_of and len(set(group_of.values())) == len(group_of):
+                    found = self._month_results(conn, measurement, start_ns, end_ns, [field], [], group_of, sid_filter,
+                                                meta, "sum")
+                    if found is not None:
+                        return found[0][field]
                 whole = [(s, e) for src, s, e, tail in pieces if src == "r1d" and tail is None]
                 if len(whole) == 1 and len(set(group_of.values())) == len(group_of) and \
                         not _raw_waits(conn, measurement, meta, *whole[0]):
                     a, b = whole[0]
-                    per_sid = self._counter_days_sql(conn, measurement, field, a, b, sid_filter)
                     # Edges of whole hours (a quarter's in Asia/Seoul) from r1h, a statement each.
                     hours_only = all(src in ("r1d", "r1h") or tail is not None for src, _, _, tail in pieces) and \
                         not _raw_waits(conn, measurement, meta, start_ns, end_ns)
-                    edges = None
                     if hours_only:
-                        edges = {(lo, hi): self._counter_edge_sql(conn, measurement, field, lo, hi, sid_filter)
-                                 for lo, hi in ((start_ns, a), (b, end_ns))}
-                    days = a, b, per_sid, edges
+                        per_sid = self._counter_spans(conn, measurement, field, start_ns, end_ns, a, b, sid_filter)
+                        return {group_of[sid]: counters.chain(spans) for sid, spans in sorted(
+                            per_sid.items(), key=lambda kv: group_of[kv[0]])}
+                    days = a, b, self._counter_days_sql(conn, measurement, field, a, b, sid_filter)
         if days is None:
             return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
-        a, b, per_sid, edges = days
+        # Edges of finer rollups or raw rows: per day, as the default reads them.
+        a, b, per_sid = days
         spans: dict[tuple, list[counters.CounterSpan]] = {}
 
-        def add_edge(lo: int, hi: int) -> None:  # partial days: per day, as the default reads them
-            if edges is not None:
-                for sid, day_spans in edges[(lo, hi)].items():
-                    spans.setdefault(group_of[sid], []).extend(day_spans)
-            elif lo < hi:
+        def add_edge(lo: int, hi: int) -> None:
+            if lo < hi:
                 for g, c in self.counter_days(measurement, field, lo, hi, group_by=group_by, where=where).items():
                     spans.setdefault(g, []).extend(map(counters.bucket_span, c.firsts, c.lasts, c.maxes))
 
@@ -1161,6 +1329,21 @@ class SqliteStore(Store):
             spans.setdefault(group_of[sid], []).append(span)
         add_edge(b, end_ns)
         return {g: counters.chain(spans[g]) for g in sorted(spans)}
+
+    def _counter_spans(self, conn, m: str, field: str, start_ns: int, end_ns: int, a: int, b: int,
+                       sid_filter: str) -> dict[int, list["counters.CounterSpan"]]:
+        """Per series, counter *field* over [start_ns, end_ns) as spans in time order: the UTC
+        days of the edges [start_ns, a) and [b, end_ns) (whole hours, in r1h) a span each, the
+        whole days [a, b) one span (k1d). Nothing may wait for maintain() there."""
+        spans: dict[int, list[counters.CounterSpan]] = {}
+        for sid, day_spans in self._counter_edge_sql(conn, m, field, start_ns, a, sid_filter).items():
+            spans[sid] = list(day_spans)
+        if a < b:
+            for sid, span in self._counter_days_sql(conn, m, field, a, b, sid_filter).items():
+                spans.setdefault(sid, []).append(span)
+        for sid, day_spans in self._counter_edge_sql(conn, m, field, b, end_ns, sid_filter).items():
+            spans.setdefault(sid, []).extend(day_spans)
+        return spans
 
     @staticmethod
     def _counter_edge_sql(conn, m: str, field: str, lo: int, hi: int,

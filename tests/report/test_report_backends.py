@@ -73,7 +73,7 @@ class Tee(Store):
 def stores(influxd, tmp_path_factory):
     cfg = load_config(HERE / "mini_site.toml")
     q = quarter("2026Q3", cfg.site.timezone)
-    sqlite = SqliteStore(tmp_path_factory.mktemp("backends") / "q.sqlite")
+    sqlite = SqliteStore(tmp_path_factory.mktemp("backends") / "q.sqlite", timezone=cfg.site.timezone)
     db = "report_" + uuid.uuid4().hex[:10]
     influx = InfluxStore(influxd.url, db, timezone=cfg.site.timezone)  # as open_store() makes it
     gap_start = q.start_ns + 30 * DAY_NS
@@ -157,6 +157,25 @@ def test_sqlite_and_influx_give_the_same_report(stores, by, read):
         assert rows["R02"]["coverage_pct"] == pytest.approx(100 * (1 - 7 / 92), abs=0.2)
         assert rows["R03"]["coverage_pct"] < 60
         assert rows["mini"]["optimizer_saved_kwh"] > 0
+
+
+@pytest.mark.parametrize("by", ["site", "rack", "gpu"])
+def test_sqlite_month_rows_give_the_report_of_its_days(stores, by):
+    """SQLite's report from its month rows (the quarter is three months of the site's zone)
+    equals the one a reader in another zone builds from the days."""
+    cfg, q, sqlite = stores["cfg"], stores["q"], stores["sqlite"]
+    answered = []
+    real = sqlite._month_results
+    sqlite._month_results = lambda *a, **k: (lambda r: (answered.append(r is not None), r)[1])(real(*a, **k))
+    from_months = build_report(sqlite, cfg, q, by=by)
+    del sqlite._month_results
+    assert True in answered
+    days = SqliteStore(sqlite.path, readonly=True, timezone="UTC")
+    from_days = build_report(days, cfg, q, by=by)
+    days.close()
+    diffs = [(r["entity"], c, r[c], s[c]) for r, s in zip(from_months, from_days) for c in COLUMN_NAMES
+             if not _same(r[c], s[c])]
+    assert len(from_months) == len(from_days) and not diffs, diffs
 
 
 def test_numpy_floats_reach_influx_as_plain_numbers(stores):

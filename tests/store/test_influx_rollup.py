@@ -618,16 +618,22 @@ def test_late_points_rerolled_within_the_window_only(stores):
     late_recent = Point("gpu", TAGS["GPU-2"], {"util_pct": 55.5, "pstate": 2}, D0 + 4 * DAY + 20 * HOUR + 3)
     late_old = Point("gpu", TAGS["GPU-2"], {"util_pct": 66.5, "pstate": 1}, D0 + DAY + 2 * HOUR + 5)
     late_elsewhere = Point("gpu", TAGS["GPU-1"], {"util_pct": 77.5, "pstate": 0}, D0 + 20 * HOUR + 5)
-    store.write([late_recent, late_old])
-    raw.write([late_elsewhere])
-    store.maintain(NOW)
     kw = dict(every_s=86400, agg="count", group_by=("uuid",))
-    got = store.query("gpu", ["util_pct"], D0, D0 + 5 * DAY, **kw)
-    want = raw.query("gpu", ["util_pct"], D0, D0 + 5 * DAY, **kw)
-    assert [s.times_ns for s in got] == [s.times_ns for s in want]
-    diff = {(g.tags["uuid"], t): w - c for g, r in zip(got, want)
-            for t, c, w in zip(g.times_ns, g.values["util_pct"], r.values["util_pct"]) if c != w}
-    assert diff == {("GPU-1", D0): 1}  # the two this store wrote are in, the other one is not
+
+    def missing() -> dict:
+        """{(uuid, day): raw points the rollups lack}"""
+        got = store.query("gpu", ["util_pct"], D0, D0 + 5 * DAY, **kw)
+        want = raw.query("gpu", ["util_pct"], D0, D0 + 5 * DAY, **kw)
+        assert [s.times_ns for s in got] == [s.times_ns for s in want]
+        return {(g.tags["uuid"], t): w - c for g, r in zip(got, want)
+                for t, c, w in zip(g.times_ns, g.values["util_pct"], r.values["util_pct"]) if c != w}
+
+    store.write([late_recent, late_old])
+    store.maintain(NOW)
+    assert missing() == {}  # the two this store wrote are in
+    raw.write([late_elsewhere])
+    store.maintain(NOW + HOUR)
+    assert missing() == {("GPU-1", D0): 1}  # the other process's is not
     # The re-rolled day equals raw in every figure, hourly ones included.
     for agg in ("first", "last", "max", "mean"):
         assert same_series(store.query("gpu", ["util_pct", "pstate"], D0 + 4 * DAY, D0 + 5 * DAY, every_s=86400, agg=agg),
