@@ -171,3 +171,35 @@ def test_zones_whose_months_start_inside_an_hour_get_no_rows(tmp_path):
                                                      group_by=("uuid",)))
     store.close()
 
+
+
+def test_writers_do_not_wait_for_the_months(tmp_path):
+    """The month upkeep reads on a connection of its own, outside the write transaction: a
+    write while it computes goes through (at 32,000 GPUs a month is ~10 s of reading)."""
+    import threading
+    import time
+
+    store = SqliteStore(tmp_path / "w.sqlite", timezone="Asia/Seoul", raw_retention_days=1e4)
+    store.write(POINTS[:3000])
+    computing, release = threading.Event(), threading.Event()
+    real = store._month_rows
+
+    def slow(*a, **k):
+        computing.set()
+        release.wait(30)
+        return real(*a, **k)
+
+    store._month_rows = slow
+    upkeep = threading.Thread(target=store.maintain, args=(NOW,))
+    upkeep.start()
+    try:
+        assert computing.wait(30)
+        t0 = time.monotonic()
+        store.write([Point("gpu", TAGS["GPU-1"], {"power_w": 1.0}, NOW - DAY)])
+        waited = time.monotonic() - t0
+    finally:
+        release.set()
+        upkeep.join(60)
+    assert waited < 5 and not upkeep.is_alive()
+    assert store._conn.execute("SELECT count(*) FROM m1mo_gpu").fetchone()[0] > 0
+    store.close()
