@@ -22,13 +22,14 @@ trailing-twelve-month PUE reads) for the rest of the year before the quarter.
 
 A 32,000-GPU InfluxDB fill takes about 20 minutes and its first maintain() (the whole
 quarter's rollups) longer; ``--keep DIR`` keeps the stores, ``--reuse`` times them again, and
-``--reuse --maintain`` finishes a fill whose maintain() was cut short (``--reroll``: rolls every
-day again, after a change of the rollups' layout). The InfluxStore keeps month rows in the
-site's zone (Asia/Seoul), as ``dcim`` opens it.
+``--reuse --maintain`` finishes a fill whose maintain() was cut short (``--reroll``: InfluxDB
+rolls every day again, after a change of the rollups' layout; SQLite writes the month rows a
+file lacks at any maintain()). Both stores keep month rows in the site's zone (Asia/Seoul),
+as ``dcim`` opens them: the quarter's three months are what a report reads.
 
 Usage: ``.venv/bin/python bench/report.py [--racks 1000] [--gpu-racks 1000]
 [--levels site,room,rack,tenant,gpu] [--backends sqlite,influx] [--history-days 273]
-[--keep DIR [--reuse [--maintain]]] [--profile sqlite:rack] [--micro]``
+[--keep DIR [--reuse [--maintain [--reroll]]]] [--profile sqlite:rack] [--micro]``
 """
 
 from __future__ import annotations
