@@ -540,16 +540,17 @@ class InfluxStore(Store):
                      group_by: Sequence[str] = (), where: Where | None = None,
                      combine: str = "sum") -> dict[tuple, BucketStats]:
         """``Store.bucket_stats``. Hourly buckets of single-series groups (or ``combine="each"``)
-        read the rolled days' hourly summaries and raw hours only at the edges, one row per
-        series coming back; summed power of whole groups (a rack's PDUs) reads the days' group
-        sums (``dcim.store.influx_rollup``); else the default."""
+        read whole local months from the month packs, else the rolled days' hourly summaries and
+        raw hours only at the edges, one row per series coming back; summed power of whole
+        groups (a rack's PDUs) reads the days' group sums (``dcim.store.influx_rollup``); else
+        the default."""
         spec = check_bucket_stats(measurement, field, every_s, combine, group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
         if int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None and self._rolled_months(spec, [field], start_ns, end_ns):
                 found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where,
-                                                          hourly=[field], combine=combine)
+                                                                 hourly=[field], combine=combine)
                 if found is not None:
                     return found[1][field]
             if days is not None:
@@ -574,8 +575,9 @@ class InfluxStore(Store):
 
     def counter_increase(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
                          group_by: Sequence[str] = (), where: Where | None = None) -> dict[tuple, tuple[float, int]]:
-        """``Store.counter_increase``: the rolled days from one aggregate row per series (their
-        increases and junctions kept by maintain()), the rest per day from raw points
+        """``Store.counter_increase``: whole local months from the month packs; else the rolled
+        days from one aggregate row per series (their increases and junctions kept by
+        maintain()), the rest per day from raw points
         (``dcim.store.influx_rollup_reads.counter_increase``); else the default."""
         spec, _ = check_query(measurement, [field], "first", group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
@@ -583,7 +585,7 @@ class InfluxStore(Store):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None and self._rolled_months(spec, [field], start_ns, end_ns):
                 found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where,
-                                                          counters=[field])
+                                                                 counters=[field])
                 if found is not None:
                     return found[0][field]
             if days is not None:
