@@ -539,23 +539,35 @@ class InfluxStore(Store):
     def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
                      group_by: Sequence[str] = (), where: Where | None = None,
                      combine: str = "sum") -> dict[tuple, BucketStats]:
-        """``Store.bucket_stats``. Hourly buckets of single-series groups (or ``combine="each"``)
-        read whole local months from the month packs, else the rolled days' hourly summaries and
-        raw hours only at the edges, one row per series coming back; summed power of whole
-        groups (a rack's PDUs) reads the days' group sums (``dcim.store.influx_rollup``); else
-        the default."""
+        """``Store.bucket_stats`` of hourly buckets from the rollups (``dcim.store.influx_rollup``),
+        the first that serves of: single-series groups over whole local months from the month
+        packs; power or utilisation per tag, summed or each (a rack's PDUs, a rack's GPU-hours:
+        for ``each`` first), from the days' group rows (a row per group and day); single-series
+        groups (or ``each``) from the rolled days' hourly summaries and raw hours only at the
+        edges, one row per series coming back; else the default."""
         spec = check_bucket_stats(measurement, field, every_s, combine, group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
         if int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
-            if days is not None and self._rolled_months(spec, [field], start_ns, end_ns):
-                found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where,
-                                                                 hourly=[field], combine=combine)
-                if found is not None:
-                    return found[1][field]
             if days is not None:
-                stats = influx_rollup_reads.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by), where,
-                                                         combine, days, self._rollup_state[measurement])
+                rolled = self._rollup_state[measurement]
+                stats = None
+
+                def grouped():
+                    return influx_rollup_reads.grouped_bucket_stats(self, spec, field, start_ns, end_ns,
+                                                                    list(group_by), where, combine, days, rolled)
+
+                if combine == "each":  # a rack's GPU-hours: its group rows, not each GPU's months
+                    stats = grouped()
+                if stats is None and self._rolled_months(spec, [field], start_ns, end_ns):
+                    found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where,
+                                                                     hourly=[field], combine=combine)
+                    stats = None if found is None else found[1][field]
+                if stats is None and combine != "each":
+                    stats = grouped()
+                if stats is None:
+                    stats = influx_rollup_reads.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by),
+                                                             where, combine, days)
                 if stats is not None:
                     return stats
         return super().bucket_stats(measurement, field, start_ns, end_ns, every_s, group_by=group_by, where=where,

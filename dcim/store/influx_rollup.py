@@ -50,11 +50,13 @@ per hourly field ``f_hn`` (int), ``f_hsum``, ``f_hmax``, ``f_hmaxts`` (int ns); 
 
 They are packed: one point per rack (tag ``part``: the series' ``rack``, or "" for a
 measurement without racks; ``rack#2``... past PACK_SERIES series) and tag ``tz`` (the zone),
-whose string field ``series`` holds its series' entries as JSON, ``[[[tag, value], ...],
-{figure: value}]`` each, series in key order. Why: InfluxDB 1.6 pays about 75 µs per series
-and field it aggregates, whatever the rows, and about 10 µs per series and field a plain
-SELECT reads (4,096 GPUs' quarter, 12 figures: 0.7 s); one string field per rack costs
-it 1,000 reads at 32,000 GPUs, not 384,000.
+whose string field ``series`` holds its series as JSON, ``{"tags": [tag, ...], "columns":
+[figure, ...], "rows": [[[tag value or null, ...], [figure or null, ...]], ...]}``, series in
+key order. Why: InfluxDB 1.6 pays about 75 µs per series and field it aggregates, whatever
+the rows, and about 10 µs per series and field a plain SELECT reads (4,096 GPUs' quarter, 12
+figures: 0.7 s); one string field per rack costs it 1,000 reads at 32,000 GPUs, not 384,000.
+Names once per pack, not per series: a quarter of 32,000 GPUs' packs with a name per figure
+were ~100 MB of JSON to read and parse (5 s).
 
 Measurement ``dcim_rollup`` (tag ``measurement``) records per measurement the days rolled:
 ``from_ns`` (first day) and ``to_ns`` (end of the last day), both int ns,
@@ -615,7 +617,7 @@ class _Months:
         if day.day_ns >= self.keep_from:
             # An empty month so far still gets its point: it tells a resuming run the day was kept.
             out += self._packs(self.mtd_name, self.chain.figures(), day.day_ns) or [
-                Point(self.mtd_name, {ZONE_TAG: self.zone, PART_TAG: ""}, {PACK_FIELD: "[]"}, day.day_ns)]
+                Point(self.mtd_name, {ZONE_TAG: self.zone, PART_TAG: ""}, {PACK_FIELD: pack_text([], [])}, day.day_ns)]
         return out
 
     def _packs(self, name: str, figures: list[tuple[tuple, dict]], time_ns: int) -> list[Point]:
@@ -625,12 +627,13 @@ class _Months:
         piece it had before."""
         racks: dict[str, list] = {}
         for key, values in figures:
-            racks.setdefault(dict(key).get("rack", ""), []).append([key, values])
+            racks.setdefault(dict(key).get("rack", ""), []).append((key, values))
+        columns = month_columns(*self.fields)
         out = []
         for rack, entries in racks.items():
             for k in range(0, len(entries), PACK_SERIES):
                 part = rack if k == 0 else f"{rack}#{k // PACK_SERIES + 1}"
-                text = json.dumps(entries[k:k + PACK_SERIES], separators=(",", ":"), ensure_ascii=False)
+                text = pack_text(entries[k:k + PACK_SERIES], columns)
                 out.append(Point(name, {ZONE_TAG: self.zone, PART_TAG: part}, {PACK_FIELD: text}, time_ns))
         return out
 
@@ -660,16 +663,29 @@ def read_packs(store: "InfluxStore", name: str, zone: str, start_ns: int, end_ns
             for t, text in series.get("values") or []]
 
 
+def pack_text(entries: list[tuple[tuple, dict]], columns: list[str]) -> str:
+    """A month pack's JSON (see the layout above): *entries* (series key, {column: value})."""
+    tags = sorted({t for key, _ in entries for t, _ in key})
+    rows = []
+    for key, values in entries:
+        have = dict(key)
+        rows.append([[have.get(t) for t in tags], [values.get(c) for c in columns]])
+    return json.dumps({"tags": tags, "columns": columns, "rows": rows}, separators=(",", ":"), ensure_ascii=False)
+
+
 def unpack(packs: list[tuple[int, str]], columns: list[str], where: dict | None = None
            ) -> list[tuple[int, tuple, dict]]:
     """The series' entries in *packs* that *where* selects: (time ns, series key, {column:
     value}), a column absent from an entry None."""
     out = []
     for t, text in packs:
-        for pairs, values in json.loads(text):
-            key = tuple(map(tuple, pairs))
+        pack = json.loads(text)
+        tags, index = pack["tags"], {c: i for i, c in enumerate(pack["columns"])}
+        at = [(c, index.get(c)) for c in columns]
+        for values, figures in pack["rows"]:
+            key = tuple((tag, v) for tag, v in zip(tags, values) if v is not None)
             if where is None or matches(dict(key), where):
-                out.append((t, key, {c: values.get(c) for c in columns}))
+                out.append((t, key, {c: None if i is None else figures[i] for c, i in at}))
     return out
 
 

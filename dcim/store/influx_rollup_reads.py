@@ -346,16 +346,12 @@ def month_period_figures(store: "InfluxStore", spec: Measurement, start_ns: int,
 
 def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
                  group_by: Sequence[str], where: Where | None, combine: str,
-                 days: tuple[int, int], rolled: Rolled) -> dict[tuple, BucketStats] | None:
+                 days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
     """``Store.bucket_stats`` of hourly buckets: *days* [a, b) from the daily rows' hourly
     summaries, the edge hours from raw points' hourly means; each series summarised alone (one
-    row per series comes back, never its days), then per group. Power and utilisation per tag,
-    summed or each, first try the days' group rows (``grouped_bucket_stats``: a group of one series is its series).
-    None where a group holds several series and neither serves: the caller falls back to the
-    default. *rolled*: what the measurement's rollups hold."""
-    found = grouped_bucket_stats(store, spec, field, start_ns, end_ns, group_by, where, combine, days, rolled)
-    if found is not None:
-        return found
+    row per series comes back, never its days), then per group. None where a group holds
+    several series (but for ``combine="each"``): the caller falls back (InfluxStore.bucket_stats
+    tries the group rows, ``grouped_bucket_stats``, first)."""
     a, b = days
     m = spec.name
     cond = where_clause(a, b, where)

@@ -71,10 +71,11 @@ def packed(store, name: str = "gpu_1mo") -> dict:
     for s in answer:
         assert set(s["tags"]) == {"tz", "part"} and s["tags"]["tz"] == store.timezone
         for t, text in s["values"]:
-            for pairs, figures in json.loads(text):
-                key = tuple(map(tuple, pairs))
+            pack = json.loads(text)
+            for values, figures in pack["rows"]:
+                key = tuple((tag, v) for tag, v in zip(pack["tags"], values) if v is not None)
                 assert s["tags"]["part"] == dict(key)["rack"] and (key, t) not in out
-                out[(key, t)] = figures
+                out[(key, t)] = {c: v for c, v in zip(pack["columns"], figures) if v is not None}
     return out
 
 
@@ -120,14 +121,20 @@ def test_counter_increase_of_whole_months_matches_raw(stores, field):
 
 @pytest.mark.parametrize("field", ["power_w", "util_pct"])
 def test_bucket_stats_of_whole_months_match_raw(stores, field):
+    """Groups of one series, or each series added up: from the month packs; each series added
+    up per group where the days' group rows serve (one grouping tag, or none: a row per group
+    and day, not a pack entry per series)."""
     store, raw = stores
     for start, end in periods(store.timezone):
-        for group_by, combine in [(("uuid",), "sum"), (("uuid", "rack"), "mean"), (("rack",), "each"), ((), "each")]:
+        for group_by, combine in [(("uuid", "host"), "sum"), (("uuid", "rack"), "mean"), (("host", "gpu"), "each"),
+                                  (("rack",), "each"), ((), "each"), (("uuid",), "sum")]:
             seen = statements(store)
             got = store.bucket_stats("gpu", field, start, end, 3600, group_by=group_by, combine=combine)
             want = raw.bucket_stats("gpu", field, start, end, 3600, group_by=group_by, combine=combine)
             assert same_stats(got, want), (start, end, group_by, combine, got, want)
-            assert any('"gpu_1mo"' in q for q in seen)
+            months = combine != "each" or len(group_by) > 1
+            assert any('"gpu_1mo"' in q for q in seen) == months
+            assert any('"gpu_1d_by"' in q for q in seen) == (not months)
             del store.execute
     q = quarter("2026Q4", store.timezone)
     st = store.bucket_stats("gpu", "power_w", q.start_ns, q.end_ns, 3600, group_by=("uuid",))[("GPU-1",)]
@@ -291,7 +298,7 @@ def test_month_to_date_is_kept_for_the_days_a_later_run_resumes_from(stores):
     for day in (LAST + 37 * DAY, LAST + 40 * DAY):
         answer = store.execute(f'SELECT "series" FROM {source(store, "gpu_mtd")} WHERE time = {day}')[0]
         texts = [row[-1] for s in answer["series"] for row in s["values"]]
-        assert (texts == ["[]"]) == (day == LAST + 37 * DAY) and len(texts) == 1
+        assert len(texts) == 1 and (json.loads(texts[0])["rows"] == []) == (day == LAST + 37 * DAY)
 
 
 def test_a_replay_far_back_rolls_from_its_months_first_day(stores):
