@@ -1,6 +1,5 @@
 """Shared test fixtures. Fixtures for real servers live in tests/fixtures/ and are loaded here."""
 
-import os
 import sys
 from pathlib import Path
 

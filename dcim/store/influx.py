@@ -559,7 +559,9 @@ class InfluxStore(Store):
 
                 if combine == "each":  # a rack's GPU-hours: its group rows, not each GPU's months
                     stats = grouped()
-                if stats is None and self._rolled_months(spec, [field], start_ns, end_ns):
+                # One group of all the series a where picks (a tenant's PDUs): months serve only one series.
+                single = combine == "each" or bool(group_by)
+                if stats is None and single and self._rolled_months(spec, [field], start_ns, end_ns):
                     found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where,
                                                                      hourly=[field], combine=combine)
                     stats = None if found is None else found[1][field]

@@ -14,11 +14,9 @@
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import logging
 import math
-import os
 import signal
 import socket
 import subprocess
