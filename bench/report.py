@@ -237,6 +237,24 @@ def time_level(store, cfg: Config, period, by: str, repeats: int, profile: bool)
     return best, rows, phases
 
 
+def wait_compactions_idle(store, timeout_s: float = 1800.0, quiet_s: float = 10.0) -> None:
+    """Wait until influxd has compacted no TSM files for *quiet_s* seconds: influxd 1.6 dies
+    with SIGSEGV when DROP MEASUREMENT walks files a compaction is replacing (a restarted
+    server fully compacts its cold shards first, minutes at 32,000 GPUs)."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        active = sum(v or 0 for r in store.execute("SHOW STATS FOR 'tsm1_engine'")
+                     for s in r.get("series", []) for row in s["values"]
+                     for c, v in zip(s["columns"], row) if c.endswith("CompactionsActive"))
+        if active:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+        time.sleep(2)
+    raise RuntimeError(f"influxd still compacting after {timeout_s:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--racks", type=int, default=1000)
@@ -289,8 +307,12 @@ def main(argv: list[str] | None = None) -> int:
                 from dcim.metrics import MEASUREMENTS
                 from dcim.store.influx_rollup import month_rollup_name, mtd_rollup_name
 
+                held = {row[0] for r in stores["influx"].execute("SHOW MEASUREMENTS")
+                        for s in r.get("series", []) for row in s["values"]}
                 for name in [STATE] + [f(m) for m in MEASUREMENTS for f in (month_rollup_name, mtd_rollup_name)]:
-                    stores["influx"].execute(f'DROP MEASUREMENT "{name}"')
+                    if name in held:  # each drop's tombstones start a compaction the next must wait out
+                        wait_compactions_idle(stores["influx"])
+                        stores["influx"].execute(f'DROP MEASUREMENT "{name}"')
         data = Quarter(cfg, gpu_racks, history_days=args.history_days)
         print(f"site: {args.racks} racks, {args.racks * SERVERS_PER_RACK * GPUS_PER_SERVER:,} GPUs in the inventory, "
               f"{len(cfg.pdus)} PDUs, {N_UPS} UPSes, 2 meters; GPU points for {len(data.gpu_tags):,} GPUs "
