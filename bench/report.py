@@ -21,7 +21,7 @@ and 1 h tables), check ``df -h`` first; everything goes to a temp dir removed at
 trailing-twelve-month PUE reads) for the rest of the year before the quarter.
 
 A 32,000-GPU InfluxDB fill takes about 20 minutes and its first maintain() (the whole
-quarter's rollups) longer; ``--keep DIR`` keeps the stores, ``--reuse`` times them again, and
+quarter's rollups) about 45 more on 2 cores; ``--keep DIR`` keeps the stores, ``--reuse`` times them again, and
 ``--reuse --maintain`` finishes a fill whose maintain() was cut short (``--reroll``: InfluxDB
 rolls every day again, after a change of the rollups' layout; SQLite writes the month rows a
 file lacks at any maintain()). Both stores keep month rows in the site's zone (Asia/Seoul),
