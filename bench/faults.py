@@ -30,7 +30,6 @@ import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -435,7 +434,6 @@ def outage_phase(args, rate_pps: float) -> list[dict]:
             th.start()
             time.sleep(10)
             server.stop()
-            t_down = time.monotonic()
             time.sleep(down_s)
             mid = writer.stats()
             server.start()

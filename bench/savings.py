@@ -362,7 +362,7 @@ def main(argv=None) -> int:
             log(f"  {mode:7s} saved: facility {pct(r.facility_j, off.facility_j):5.2f} %, IT {pct(r.it_j, off.it_j):5.2f} %, "
                 f"cooling {pct(r.cooling_j, off.cooling_j):5.2f} %; facility energy per unit work {pct(e_per_work, e_per_work_off):5.2f} %; "
                 f"work done {100 * r.work_gpu_s / off.work_gpu_s:.2f} % of off")
-            log(f"          throughput lost per class: " + ", ".join(f"{c} {v:.2f} % (bound {100 * bounds.get(c, 0):.0f} %)"
+            log("          throughput lost per class: " + ", ".join(f"{c} {v:.2f} % (bound {100 * bounds.get(c, 0):.0f} %)"
                                                                      for c, v in loss.items())
                 + f"; bound violations {viol} {dict((k, v) for k, v in r.violations.items() if v)}"
                 + f"; in a job's first cycle (inherited cap, not yet decided on) "
