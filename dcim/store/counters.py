@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class CounterSpan:
@@ -42,6 +44,19 @@ def junction(previous_last: float, first: float) -> tuple[float, int]:
     if first >= previous_last:
         return first - previous_last, 0
     return first, 1
+
+
+def bucket_increases(first: np.ndarray, last: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``bucket_span`` of many buckets at once (numpy arrays of one length): (increase as
+    float64, resets as bool) per bucket."""
+    dropped = last < top
+    return np.where(dropped, (top - first) + last, top - first).astype(np.float64), dropped
+
+
+def junctions(previous_last: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``junction`` of many pairs at once: (increase as float64, resets as bool) per pair."""
+    reset = first < previous_last
+    return np.where(reset, first, first - previous_last).astype(np.float64), reset
 
 
 def chain(spans: Iterable[CounterSpan]) -> tuple[float, int]:

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from dcim.metrics import Measurement
-from dcim.store import day_figures
+from dcim.store import counters, day_figures
 from dcim.store.base import has_group_rollups
 
 NS_PER_S = 1_000_000_000
@@ -201,13 +201,10 @@ class MonthChain:
                 st["hmaxts"][g] = np.where(better, p.hmaxts, st["hmaxts"][g])
             elif f in self.counters:
                 st = self.counters[f]
-                # counters.bucket_span of the part, then counters.chain's junction from the month so far.
-                dropped = p.last < p.max
-                inc = np.where(dropped, (p.max - p.first) + p.last, p.max - p.first).astype(np.float64)
+                # The part as one bucket, then the junction from the month so far (counters.chain).
+                inc, dropped = counters.bucket_increases(p.first, p.last, p.max)
+                step, reset = counters.junctions(st["last"][g], p.first)
                 new = ~st["has"][g]
-                prev = st["last"][g]
-                reset = p.first < prev
-                step = np.where(reset, p.first, p.first - prev).astype(np.float64)
                 st["inc"][g] = np.where(new, inc, (st["inc"][g] + step) + inc)
                 st["rst"][g] = np.where(new, dropped, st["rst"][g] + reset + dropped)
                 st["first"][g] = np.where(new, p.first, st["first"][g])

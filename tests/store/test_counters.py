@@ -2,9 +2,10 @@
 
 import random
 
+import numpy as np
 import pytest
 
-from dcim.store.counters import CounterSpan, bucket_span, chain, counter_delta
+from dcim.store.counters import CounterSpan, bucket_increases, bucket_span, chain, counter_delta, junction, junctions
 
 
 def summarise(samples, per_bucket):
@@ -63,3 +64,22 @@ def test_spans_chain_like_the_buckets_they_summarise():
         spans += [bucket_span(*x) for x in zip(firsts[b:], lasts[b:], maxes[b:])]
         got = chain(spans)
         assert got[1] == want[1] and got[0] == pytest.approx(want[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float64])
+def test_array_forms_equal_the_scalar_rules(dtype):
+    """bucket_increases and junctions (numpy, for many series at once) give what bucket_span and
+    junction give one by one: drops, ties and rises, int and float counters."""
+    rng = random.Random(5)
+    n = 400
+    first = np.array([rng.choice([0, 5, 10, 10**12 + rng.randint(0, 99)]) for _ in range(n)], dtype)
+    last = np.array([rng.choice([0, 5, 10, 10**12 + rng.randint(0, 99)]) for _ in range(n)], dtype)
+    top = np.maximum(np.maximum(first, last), np.array([rng.choice([0, 7, 10**12 + 200]) for _ in range(n)], dtype))
+    inc, dropped = bucket_increases(first, last, top)
+    spans = [bucket_span(a, b, t) for a, b, t in zip(first.tolist(), last.tolist(), top.tolist())]
+    assert inc.tolist() == [float(s.increase) for s in spans]
+    assert dropped.astype(int).tolist() == [s.resets for s in spans]
+    step, reset = junctions(last, first)
+    pairs = [junction(b, a) for a, b in zip(first.tolist(), last.tolist())]
+    assert step.tolist() == [float(x) for x, _ in pairs] and reset.astype(int).tolist() == [r for _, r in pairs]
+    assert dropped.any() and not dropped.all() and reset.any() and not reset.all()
