@@ -301,7 +301,7 @@ def rolled_months(rolled: Rolled | None, zone: str, start_ns: int, end_ns: int) 
     """True where [start_ns, end_ns) is whole local months of *zone* (one or more) that the
     month rows can hold: rows for this zone, the UTC day holding the last month's end rolled,
     and every month starting on a whole UTC hour. (Whether they hold the first months too, see
-    months_before_held.)"""
+    months_held.)"""
     if rolled is None or rolled.mo_zone != zone or rolled.mo_from_ns is None:
         return False
     starts = month_figures.month_starts(zone, start_ns, end_ns)
@@ -687,12 +687,6 @@ def unpack(packs: list[tuple[int, str]], columns: list[str], where: dict | None 
             if where is None or matches(dict(key), where):
                 out.append((t, key, {c: None if i is None else figures[i] for c, i in at}))
     return out
-
-
-def select_rows(store: "InfluxStore", spec: Measurement, name: str, columns: list[str], start_ns: int, end_ns: int,
-                where: dict | None, zone: str) -> list[tuple[int, tuple, dict]]:
-    """The series' entries (see unpack) in month packs *name* of *spec* in [start_ns, end_ns)."""
-    return unpack(read_packs(store, name, zone, start_ns, end_ns), columns, where)
 
 
 def write_rollups(store: "InfluxStore", points: list[Point]) -> None:

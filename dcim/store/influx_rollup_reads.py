@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Sequence
 from dcim.metrics import Measurement
 from dcim.store.base import (GROUP_ROLLUP_TAGS, BucketStats, CounterDays, Series, Store, Where, add_bucket_stats,
                              has_group_rollups, stats_of_buckets)
+from dcim.store import month_figures
 from dcim.store.counters import CounterSpan, bucket_span, chain
 from dcim.store.influx import _column_cast, quote_ident, quote_string, where_clause  # influx imports this module at its end
 from dcim.store.influx_rollup import (ALL_SERIES, DAY_NS, HOUR_NS, NS_PER_S, Rolled, ceil_ns, floor_ns,
                                       group_rollup_name, hourly_group_rollup_name, month_columns,
-                                      month_rollup_name, rollup_name, rows_of, select_rows, series_key, source)
+                                      month_rollup_name, read_packs, rollup_name, rows_of, series_key, source,
+                                      unpack)
 
 if TYPE_CHECKING:
     from dcim.store.influx import InfluxStore
@@ -311,35 +313,27 @@ def month_period_figures(store: "InfluxStore", spec: Measurement, start_ns: int,
     several series, but for hourly fields with ``combine="each"`` (the caller falls back)."""
     cols = {f: month_columns([], [f]) for f in counters} | {f: month_columns([f], []) for f in hourly}
     per_series: dict[tuple, list[tuple[int, dict]]] = {}
-    for t, key, v in select_rows(store, spec, month_rollup_name(spec.name), [c for f in cols for c in cols[f]],
-                                 start_ns, end_ns, where, store.timezone):
+    packs = read_packs(store, month_rollup_name(spec.name), store.timezone, start_ns, end_ns)
+    for t, key, v in unpack(packs, [c for f in cols for c in cols[f]], where):
         per_series.setdefault(key, []).append((t, v))
-    out_counters: dict[str, dict[tuple, tuple[float, int]]] = {f: {} for f in counters}
-    out_hourly: dict[str, dict[tuple, BucketStats]] = {f: {} for f in hourly}
+    series = []
     for key in sorted(per_series):
-        months = sorted(per_series[key], key=lambda tv: tv[0])
+        months = [v for _, v in sorted(per_series[key], key=lambda tv: tv[0])]
         tags = dict(key)
         group = tuple(tags.get(t, "") for t in group_by)
         for f in counters:
             first, last, inc, rst = cols[f]
             cast = int if spec.fields[f].kind is int else float
             spans = [CounterSpan(cast(v[first]), cast(v[last]), float(v[inc]), int(v[rst]))
-                     for _, v in months if v[first] is not None]
+                     for v in months if v[first] is not None]
             if spans:
-                if group in out_counters[f]:
-                    return None
-                out_counters[f][group] = chain(spans)
+                series.append((f, group, spans))
         for f in hourly:
             hn, hsum, hmax, hmaxts = cols[f]
-            stats = [BucketStats(int(v[hn]), float(v[hsum]), float(v[hmax]), int(v[hmaxts]))
-                     for _, v in months if v[hn]]
+            stats = [BucketStats(int(v[hn]), float(v[hsum]), float(v[hmax]), int(v[hmaxts])) for v in months if v[hn]]
             if stats:
-                st = add_bucket_stats(stats)
-                have = out_hourly[f].get(group)
-                if have is not None and combine != "each":
-                    return None
-                out_hourly[f][group] = st if have is None else add_bucket_stats([have, st])
-    return out_counters, out_hourly
+                series.append((f, group, stats))
+    return month_figures.per_group(series, counters, hourly, combine)
 
 
 # --- bucket_stats() from the rollups -------------------------------------------------------

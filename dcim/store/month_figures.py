@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
+from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from dcim.metrics import Measurement
 from dcim.store import counters, day_figures
-from dcim.store.base import has_group_rollups
+from dcim.store.base import BucketStats, add_bucket_stats, has_group_rollups
 
 NS_PER_S = 1_000_000_000
 HOUR_NS = 3600 * NS_PER_S
@@ -43,6 +43,30 @@ def month_fields(spec: Measurement) -> tuple[list[str], list[str]]:
     numeric = [f for f in spec.fields.values() if f.kind in (int, float)]
     return ([f.name for f in numeric if has_group_rollups(spec, f.name) and not f.counter],
             [f.name for f in numeric if f.counter])
+
+
+def per_group(series_months: Iterable[tuple[str, tuple, list]], counter_fields: Sequence[str],
+              hour_fields: Sequence[str], combine: str = "sum"
+              ) -> tuple[dict[str, dict[tuple, tuple[float, int]]], dict[str, dict[tuple, BucketStats]]] | None:
+    """``Store.period_figures`` from stored month figures: ({counter: {group: (increase,
+    resets)}}, {hourly field: {group: BucketStats}}). *series_months*: per series and field,
+    (field, the series' group, its months in time order: ``counters.CounterSpan`` of a counter,
+    ``BucketStats`` of an hourly field). None where a group holds several series (a month
+    figure cannot be split into hours), but for hourly fields with *combine* ``each``."""
+    out_counters: dict[str, dict[tuple, tuple[float, int]]] = {f: {} for f in counter_fields}
+    out_hourly: dict[str, dict[tuple, BucketStats]] = {f: {} for f in hour_fields}
+    for f, group, months in series_months:
+        if f in out_counters:
+            if group in out_counters[f]:
+                return None
+            out_counters[f][group] = counters.chain(months)
+            continue
+        stats = add_bucket_stats(months)
+        have = out_hourly[f].get(group)
+        if have is not None and combine != "each":
+            return None
+        out_hourly[f][group] = stats if have is None else add_bucket_stats([have, stats])
+    return out_counters, out_hourly
 
 
 # --- the calendar ---------------------------------------------------------------------------

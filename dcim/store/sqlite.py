@@ -79,7 +79,6 @@ from __future__ import annotations
 import bisect
 import functools
 import gc
-import itertools
 import json
 import logging
 import operator
@@ -87,7 +86,7 @@ import os
 import sqlite3
 import threading
 import time
-from itertools import chain
+from itertools import chain, groupby
 from pathlib import Path
 from typing import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -990,22 +989,10 @@ class SqliteStore(Store):
                             f"WHERE zone = ? AND field IN ({', '.join('?' * len(fields))}) AND ts >= ? AND ts < ?"
                             f"{sid_filter.format(p='')} ORDER BY field, series_id, ts",
                             (zone, *fields, start_ns, end_ns))
-        out_counters: dict[str, dict] = {f: {} for f in counter_fields}
-        out_hourly: dict[str, dict] = {f: {} for f in hour_fields}
-        for (f, sid), months in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
-            months = list(months)
-            group = group_of[sid]
-            if f in out_counters:
-                if group in out_counters[f]:
-                    return None
-                out_counters[f][group] = counters.chain(counters.CounterSpan(r[6], r[7], r[8], r[9]) for r in months)
-                continue
-            st = add_bucket_stats([BucketStats(r[2], r[3], r[4], r[5]) for r in months])
-            have = out_hourly[f].get(group)
-            if have is not None and combine != "each":
-                return None
-            out_hourly[f][group] = st if have is None else add_bucket_stats([have, st])
-        return out_counters, out_hourly
+        series = ((f, group_of[sid], [counters.CounterSpan(r[6], r[7], r[8], r[9]) for r in months]
+                   if f in counter_fields else [BucketStats(r[2], r[3], r[4], r[5]) for r in months])
+                  for (f, sid), months in groupby(rows, key=operator.itemgetter(0, 1)))
+        return month_figures.per_group(series, counter_fields, hour_fields, combine)
 
     def period_figures(self, measurement: str, start_ns: int, end_ns: int, *, counters: Sequence[str] = (),
                        hourly: Sequence[str] = (), group_by: Sequence[str] = (), where: Where | None = None
