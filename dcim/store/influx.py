@@ -13,6 +13,7 @@ write whose answer was lost cannot duplicate data.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import http.client
 import json
@@ -540,38 +541,36 @@ class InfluxStore(Store):
                      group_by: Sequence[str] = (), where: Where | None = None,
                      combine: str = "sum") -> dict[tuple, BucketStats]:
         """``Store.bucket_stats`` of hourly buckets from the rollups (``dcim.store.influx_rollup``),
-        the first that serves of: single-series groups over whole local months from the month
-        packs; power or utilisation per tag, summed or each (a rack's PDUs, a rack's GPU-hours:
-        for ``each`` first), from the days' group rows (a row per group and day); single-series
-        groups (or ``each``) from the rolled days' hourly summaries and raw hours only at the
-        edges, one row per series coming back; else the default."""
+        the first that serves, in an order per kind of read (below) of: single-series groups
+        over whole local months from the month packs; power or utilisation per tag, summed or
+        each (a rack's PDUs, a rack's GPU-hours), from the days' group rows (a row per group and
+        day); single-series groups (or ``each``) from the rolled days' hourly summaries and raw
+        hours only at the edges, one row per series coming back; else the default."""
         spec = check_bucket_stats(measurement, field, every_s, combine, group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
         if int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
                 rolled = self._rollup_state[measurement]
-                stats = None
+                args = (self, spec, field, start_ns, end_ns, list(group_by), where, combine, days)
+                grouped = functools.partial(influx_rollup_reads.grouped_bucket_stats, *args, rolled)
+                per_series = functools.partial(influx_rollup_reads.bucket_stats, *args)
 
-                def grouped():
-                    return influx_rollup_reads.grouped_bucket_stats(self, spec, field, start_ns, end_ns,
-                                                                    list(group_by), where, combine, days, rolled)
+                def months():
+                    if self._rolled_months(spec, [field], start_ns, end_ns):
+                        found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by,
+                                                                         where, hourly=[field], combine=combine)
+                        return None if found is None else found[1][field]
 
-                if combine == "each":  # a rack's GPU-hours: its group rows, not each GPU's months
-                    stats = grouped()
-                # One group of all the series a where picks (a tenant's PDUs): months serve only one series.
-                single = combine == "each" or bool(group_by)
-                if stats is None and single and self._rolled_months(spec, [field], start_ns, end_ns):
-                    found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where,
-                                                                     hourly=[field], combine=combine)
-                    stats = None if found is None else found[1][field]
-                if stats is None and combine != "each":
-                    stats = grouped()
-                if stats is None:
-                    stats = influx_rollup_reads.bucket_stats(self, spec, field, start_ns, end_ns, list(group_by),
-                                                             where, combine, days)
-                if stats is not None:
-                    return stats
+                # A rack's GPU-hours (each): its group rows before each GPU's months. Groups by tags
+                # (a PDU's power per pdu): the months (they refuse groups of several series). One
+                # group of all the series a where picks (a tenant's PDUs): never the months.
+                tries = ((grouped, months, per_series) if combine == "each" else
+                         (months, grouped, per_series) if group_by else (grouped, per_series))
+                for read in tries:
+                    stats = read()
+                    if stats is not None:
+                        return stats
         return super().bucket_stats(measurement, field, start_ns, end_ns, every_s, group_by=group_by, where=where,
                                     combine=combine)
 
