@@ -24,7 +24,6 @@ import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dcim.metrics import MEASUREMENTS, Point, PointError
 from dcim.store import lineprotocol, month_figures
@@ -146,11 +145,7 @@ class InfluxStore(Store):
             raise ValueError(f"not an http(s) URL: {url!r}")
         if precision not in lineprotocol.PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(lineprotocol.PRECISIONS)}")
-        try:
-            ZoneInfo(timezone)
-        except (ValueError, ZoneInfoNotFoundError):
-            raise ValueError(f"unknown time zone {timezone!r}") from None
-        self.timezone = timezone
+        self.timezone = month_figures.check_zone(timezone)
         self.url = url.rstrip("/")
         self.database = database
         self.batch_size = batch_size

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Sequence
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
@@ -70,6 +70,15 @@ def per_group(series_months: Iterable[tuple[str, tuple, list]], counter_fields: 
 
 
 # --- the calendar ---------------------------------------------------------------------------
+
+def check_zone(zone: str) -> str:
+    """*zone* if it is an IANA time zone name this machine knows, else ValueError."""
+    try:
+        ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError(f"unknown time zone {zone!r}") from None
+    return zone
+
 
 def month_start(zone: str, t_ns: int) -> int:
     """Start (UTC ns) of the local month of *zone* holding the instant *t_ns*."""

@@ -89,7 +89,6 @@ import time
 from itertools import chain, groupby
 from pathlib import Path
 from typing import Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
 from dcim.store.base import (GROUP_ROLLUP_TAGS, Aggregate, BucketStats, Series, Store, StoreError,
@@ -227,11 +226,7 @@ class SqliteStore(Store):
     def __init__(self, path: str | os.PathLike, *, raw_retention_days: float = 7.0,
                  rollup_1m_retention_days: float = 90.0, readonly: bool = False, strict: bool = True,
                  timezone: str = "UTC"):
-        try:
-            ZoneInfo(timezone)
-        except (ValueError, ZoneInfoNotFoundError):
-            raise ValueError(f"unknown time zone {timezone!r}") from None
-        self.timezone = timezone  # the calendar of the month rows (m1mo): the site's
+        self.timezone = month_figures.check_zone(timezone)  # the calendar of the month rows (m1mo): the site's
         self.path = str(path)
         self.readonly = readonly
         self.strict = strict
