@@ -107,7 +107,8 @@ Known limits:
 
 - A point written for a day older than the re-roll window by another process than the one
   running maintain() (its writes are remembered, a spool replay included) stays out of the
-  rollups, the day's and its month's: reads served from them do not see it. Days before the first rolled day read raw.
+  rollups, the day's and its month's: reads served from them do not see it. Days before the
+  first rolled day read raw.
   Points newer than that are seen after the next maintain(); until then a rolled day answers
   as rolled.
 - A group's hourly sums over the days are whole groups only: a read that leaves out some of
