@@ -9,7 +9,9 @@
 - Writes go through the StoreWriter (batching, spool, replay) in a worker thread so a slow
   store never stalls the event loop that polls the devices.
 - Health: per target, a ``collector`` point (duration_s, ok, error, points, dropped) every
-  cycle, and Prometheus text on ``/metrics`` (stdlib http.server in a thread).
+  cycle, and Prometheus text on ``/metrics`` (a tiny WSGI app on waitress in a thread, with the
+  bounded connections and timeouts of :mod:`dcim.web`, so idle scrapers cannot exhaust the
+  files the writer needs for its store and spool).
 - A collector that raises is not fatal: it is backed off exponentially (interval x 2^k, up to
   ``max_backoff_s``) and logged, like Glances disabling a failing plugin; the others carry on.
 """
@@ -22,10 +24,10 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from collectors.base import Collector, TargetResult
 from dcim.metrics import Point
+from dcim.web import Limits, WsgiServer
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ GRACE_S = 0.5  # beyond the deadline, before the runner cancels a collector itse
 # the whole interval (devices still discovering or timing out run to it) ends the cycle past its
 # slot, and the next slot is skipped as missed.
 WRITE_RESERVE = 0.1
+# /metrics: a few scrapers, GET only.
+METRICS_LIMITS = Limits(connection_limit=200, threads=2, max_body_bytes=64 * 1024)
 
 
 @dataclass
@@ -58,7 +62,7 @@ class Runner:
         self.max_backoff_s = max_backoff_s
         self.rng = rng or random.Random()
         self._lock = threading.Lock()     # /metrics reads what the loop writes
-        self._server: ThreadingHTTPServer | None = None
+        self._server: WsgiServer | None = None
         self._dropped_seen = 0
 
     # --- one cycle ---------------------------------------------------------------------------
@@ -222,32 +226,22 @@ class Runner:
 
     def serve_metrics(self, host: str = "127.0.0.1", port: int = 9108) -> int:
         """Serve /metrics in a daemon thread; returns the bound port (0 picks a free one)."""
-        runner = self
+        self._server = WsgiServer(self.metrics_wsgi, host, port, name="dcim-metrics", limits=METRICS_LIMITS).start()
+        return self._server.port
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server naming
-                if self.path.split("?")[0] != "/metrics":
-                    self.send_error(404)
-                    return
-                body = runner.metrics_text().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):  # scrapes every 15 s would flood the log
-                pass
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="dcim-metrics", daemon=True).start()
-        return self._server.server_address[1]
+    def metrics_wsgi(self, environ, start_response):
+        """GET /metrics: Prometheus text. Scrapes every 15 s would flood the log: nothing logged."""
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found\n"]
+        body = self.metrics_text().encode()
+        start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
 
     def stop_metrics(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
 

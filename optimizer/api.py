@@ -1,4 +1,5 @@
-"""The optimizer's HTTP API (stdlib ``http.server``, one thread per request).
+"""The optimizer's HTTP API: a small WSGI app served by waitress (:class:`dcim.web.WsgiServer`:
+bounded connections, idle timeouts, body limits; idle clients cannot take it down).
 
 Endpoints (JSON in and out):
 
@@ -13,7 +14,8 @@ Endpoints (JSON in and out):
 Everything but ``/health`` requires ``Authorization: Bearer <token>``; the token comes from
 the config's SecretRef (``[optimizer] token``), is compared in constant time
 (``hmac.compare_digest``) and never logged. No token configured → those endpoints refuse every
-request (fail closed). Request bodies are capped at 64 KiB.
+request (fail closed). Request bodies are capped at 64 KiB (waitress refuses larger ones before
+reading them); a body nested too deeply to parse is a 400 like any other bad body.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import json
 import logging
 import math
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from dataclasses import replace
+from http import HTTPStatus
 from typing import Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
+from dcim.web import Limits, WsgiServer
 from optimizer.desired_state import DesiredState
 from optimizer.placement import Job, place, rank_servers
 
@@ -36,44 +40,37 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}\Z")  # \Z: "$" lets a trailing newline in
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# Agents on every GPU node poll /v1/desired-state; placement answers in milliseconds.
+LIMITS = Limits(connection_limit=1000, threads=4, max_body_bytes=MAX_BODY_BYTES + 1)
 
 
 class OptimizerApi:
     def __init__(self, desired: DesiredState, *, token: str | None, host: str = "127.0.0.1", port: int = 0,
                  placement_state: Callable[[], object] | None = None, clock: Callable[[], int] | None = None,
                  health: Callable[[], dict] | None = None):
-        import time
-
         self.desired = desired
         self._token = token.encode("utf-8") if token else None
         self.placement_state = placement_state or (lambda: None)
         self.clock = clock or time.time_ns
         self.health = health or (lambda: {})
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._server = WsgiServer(self.wsgi, host, port, name="dcim-optimizer", limits=LIMITS)
         if self._token is None:
             log.warning("optimizer API has no token configured: /v1/* endpoints refuse every request")
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        return self._server.port
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     def start(self) -> "OptimizerApi":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="optimizer-api", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
+        self._server.stop()
 
     def authorized(self, header: str | None) -> bool:
         if self._token is None or not header:
@@ -85,87 +82,75 @@ class OptimizerApi:
 
     # -- request handling ---------------------------------------------------------------------------
 
-    def _handler_class(self):
-        api = self
+    def wsgi(self, environ, start_response):
+        """The WSGI entry point: route, answer JSON. Request line logged without its query string
+        (a client that puts a token in the URL must not leak it here); headers never."""
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        code, body = self.route(method, path, environ)
+        log.debug("%s %s %s %d", environ.get("REMOTE_ADDR", "-"), method, path, code)
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data))),
+                   ("Cache-Control", "no-store")]
+        if code == 401:
+            headers.append(("WWW-Authenticate", 'Bearer realm="dcim-optimizer"'))
+        start_response(f"{code} {HTTPStatus(code).phrase}", headers)
+        return [data]
 
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "dcim-optimizer"
-            sys_version = ""
+    def route(self, method: str, path: str, environ) -> tuple[int, dict]:
+        if method in ("GET", "HEAD"):
+            if path == "/health":
+                return 200, {"status": "ok", "leases": len(self.desired.leases()), "mode": self.desired.mode,
+                             **self.health()}
+            if path == "/v1/desired-state":
+                return self._desired_state(environ)
+            return 404, {"error": "not found"}
+        if method == "POST":
+            if path != "/v1/placement":
+                return 404, {"error": "not found"}
+            return self._placement(environ)
+        return 405, {"error": "method not allowed"}
 
-            def log_message(self, fmt, *args):  # request line only; headers (the token) never
-                # nor the query string: a client that puts a token in the URL must not leak it here
-                log.debug("%s %s", self.address_string(), re.sub(r"\?[^\s\"]*", "?…", fmt % args))
+    def _unauthorized(self, environ) -> tuple[int, dict] | None:
+        if self.authorized(environ.get("HTTP_AUTHORIZATION")):
+            return None
+        return 401, {"error": "unauthorized"}
 
-            def _send(self, code: int, body: dict) -> None:
-                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                if code == 401:
-                    self.send_header("WWW-Authenticate", 'Bearer realm="dcim-optimizer"')
-                self.end_headers()
-                self.wfile.write(data)
+    def _desired_state(self, environ) -> tuple[int, dict]:
+        refused = self._unauthorized(environ)
+        if refused:
+            return refused
+        hosts = parse_qs(environ.get("QUERY_STRING", "")).get("host", [])
+        if len(hosts) != 1 or not HOST_NAME.match(hosts[0]):
+            return 400, {"error": "give exactly one valid ?host="}
+        return 200, self.desired.document(hosts[0], self.clock())
 
-            def _auth(self) -> bool:
-                if api.authorized(self.headers.get("Authorization")):
-                    return True
-                self._send(401, {"error": "unauthorized"})
-                return False
-
-            def do_GET(self):  # noqa: N802
-                url = urlsplit(self.path)
-                if url.path == "/health":
-                    self._send(200, {"status": "ok", "leases": len(api.desired.leases()), "mode": api.desired.mode,
-                                     **api.health()})
-                    return
-                if url.path == "/v1/desired-state":
-                    if not self._auth():
-                        return
-                    hosts = parse_qs(url.query).get("host", [])
-                    if len(hosts) != 1 or not HOST_NAME.match(hosts[0]):
-                        self._send(400, {"error": "give exactly one valid ?host="})
-                        return
-                    self._send(200, api.desired.document(hosts[0], api.clock()))
-                    return
-                self._send(404, {"error": "not found"})
-
-            def do_POST(self):  # noqa: N802
-                url = urlsplit(self.path)
-                if url.path != "/v1/placement":
-                    self._send(404, {"error": "not found"})
-                    return
-                if not self._auth():
-                    return
-                try:
-                    length = int(self.headers.get("Content-Length", "0"))
-                except ValueError:
-                    length = -1
-                if length < 0 or length > MAX_BODY_BYTES:
-                    self._send(413 if length > MAX_BODY_BYTES else 400, {"error": "bad Content-Length"})
-                    return
-                try:
-                    job = parse_job(json.loads(self.rfile.read(length) or b"{}"))
-                except (ValueError, TypeError) as exc:
-                    self._send(400, {"error": str(exc)})
-                    return
-                state = api.placement_state()
-                if state is None:
-                    self._send(503, {"error": "no telemetry yet"})
-                    return
-                from dataclasses import replace
-
-                state = replace(state, free=[list(f) for f in state.free], busy_gpus=state.busy_gpus.copy(),
-                                rack_headroom_w=state.rack_headroom_w.copy())
-                ranking = [{"host": h, "marginal_facility_w": round(c, 1) if math.isfinite(c) else None}
-                           for h, c in rank_servers(state, job.gpu_w)[:10]]
-                result = place(job, state, commit=False)
-                if result is None:
-                    self._send(409, {"error": f"no placement for {job.gpus} GPU(s)", "ranking": ranking})
-                    return
-                self._send(200, {"placement": result.to_json(), "ranking": ranking})
-
-        return Handler
+    def _placement(self, environ) -> tuple[int, dict]:
+        refused = self._unauthorized(environ)
+        if refused:
+            return refused
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "0")
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY_BYTES:
+            return (413 if length > MAX_BODY_BYTES else 400), {"error": "bad Content-Length"}
+        try:
+            job = parse_job(json.loads(environ["wsgi.input"].read(length) or b"{}"))
+        except RecursionError:  # "[[[[…" 64 KiB deep: the parser's own recursion bound
+            return 400, {"error": "body nested too deeply"}
+        except (ValueError, TypeError) as exc:
+            return 400, {"error": str(exc)}
+        state = self.placement_state()
+        if state is None:
+            return 503, {"error": "no telemetry yet"}
+        state = replace(state, free=[list(f) for f in state.free], busy_gpus=state.busy_gpus.copy(),
+                        rack_headroom_w=state.rack_headroom_w.copy())
+        ranking = [{"host": h, "marginal_facility_w": round(c, 1) if math.isfinite(c) else None}
+                   for h, c in rank_servers(state, job.gpu_w)[:10]]
+        result = place(job, state, commit=False)
+        if result is None:
+            return 409, {"error": f"no placement for {job.gpus} GPU(s)", "ranking": ranking}
+        return 200, {"placement": result.to_json(), "ranking": ranking}
 
 
 def parse_job(body) -> Job:
