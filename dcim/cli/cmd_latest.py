@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from dcim.cli.options import add_config_option, config_from, parse_where
 from dcim.metrics import MEASUREMENTS
-from dcim.store import open_store
+from dcim.store import StoreError, open_store
 
 NAME = "latest"
 HELP = "print the latest value of each series of a measurement"
@@ -35,8 +35,12 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"error: --where: {args.measurement} has no tag {unknown[0]!r} (tags: {', '.join(spec.tags)})", file=sys.stderr)
         return 2
-    with open_store(cfg, readonly=True) as store:
-        points = store.latest(args.measurement, where=where or None)
+    try:
+        with open_store(cfg, readonly=True) as store:
+            points = store.latest(args.measurement, where=where or None)
+    except StoreError as exc:  # the store down or unreadable: say which and why, no traceback
+        print(f"error: cannot read {args.measurement} from the store: {exc}", file=sys.stderr)
+        return 1
     points.sort(key=lambda p: tuple(p.tags.get(t, "") for t in spec.tags))
     if args.format == "json":
         for p in points:

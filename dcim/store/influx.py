@@ -8,6 +8,14 @@ Failures: connection errors, 429 and 5xx are retried with exponential backoff an
 :class:`StoreUnavailable`; any other 4xx raises :class:`StoreError` with the server's message
 at once. Writes are idempotent in InfluxDB (same series and time overwrite), so retrying a
 write whose answer was lost cannot duplicate data.
+
+Writes sort the 4xx answers by whose fault they are. 401, 403 and 404 (database not found)
+are the server's state, not the data's: they raise :class:`StoreRefusing` (a
+StoreUnavailable: the writer spools and retries). 413 raises :class:`WriteTooLarge` (split the
+batch and retry). A 400 ``partial write: ... dropped=N`` raises :class:`PartialWrite` with N,
+the only points refused. A write that gets no answer within *timeout_s* is not retried here:
+it raises StoreUnavailable at once, so a server that accepts connections and never answers
+holds the writer one timeout per batch, not one per retry.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import gzip
 import http.client
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -121,6 +130,55 @@ def _column_cast(measurement: str, field: str, agg: str):
         return [target(v) if type(v) is other else v for v in col]
 
     return cast
+
+
+class InfluxRefused(StoreError):
+    """A 4xx answer; *status* is its HTTP status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class StoreRefusing(StoreUnavailable):
+    """The server is up but takes no writes for a reason of its own (401 authentication,
+    403 permission, 404 no such database): an operator must act; the points wait in the spool."""
+
+    operator_action = True
+
+
+class WriteTooLarge(StoreError):
+    """413: the body is larger than the server takes (``max-body-size``). Split and retry."""
+
+    too_large = True
+
+
+class PartialWrite(StoreError):
+    """400 ``partial write``: the server stored the batch except *rejected_points* of it (None
+    when the server did not say how many)."""
+
+    def __init__(self, message: str, rejected_points: int | None):
+        super().__init__(message)
+        self.rejected_points = rejected_points
+
+
+_DROPPED_RE = re.compile(r"dropped=(\d+)")
+
+
+def write_error(exc: InfluxRefused) -> StoreError:
+    """What a 4xx answer to /write means for the points (see the module docstring)."""
+    text = str(exc)
+    if exc.status in (401, 403, 404):
+        what = {401: "authentication failed (check [store.influxdb] auth, username, password, token)",
+                403: "permission denied (the user or token may not write to this database)",
+                404: "database not found (create it, or set [store.influxdb] create_database = true)"}[exc.status]
+        return StoreRefusing(f"{text}; {what}; points wait in the spool until it accepts them")
+    if exc.status == 413:
+        return WriteTooLarge(text)
+    if "partial write" in text:
+        found = _DROPPED_RE.search(text)
+        return PartialWrite(text, int(found.group(1)) if found else None)
+    return exc
 
 
 class InfluxStore(Store):
@@ -241,9 +299,12 @@ class InfluxStore(Store):
         return resp.status, resp.headers, data
 
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+                headers: dict[str, str] | None = None, *,
+                retry_timeouts: bool = True) -> tuple[int, http.client.HTTPMessage, bytes]:
         """One HTTP exchange with retries. Returns (status, headers, body) for 2xx; raises
-        StoreUnavailable when retries run out, StoreError on other 4xx (with the server's text)."""
+        StoreUnavailable when retries run out, InfluxRefused (a StoreError) on other 4xx (with
+        the server's text). *retry_timeouts* False: no answer within timeout_s raises
+        StoreUnavailable at once (the write path: a hung server would hang every retry too)."""
         headers = headers or {}
         delay_s = self.backoff_s
         wait_s = None  # the server's Retry-After, for the next attempt only
@@ -256,6 +317,8 @@ class InfluxStore(Store):
                 status, resp_headers, data = self._exchange(method, path, body, headers)
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_connection()
+                if isinstance(exc, TimeoutError) and not retry_timeouts:
+                    raise StoreUnavailable(self._no_answer(method, path)) from None
                 last = f"{type(exc).__name__}: {exc}"
                 continue
             if 200 <= status < 300:
@@ -267,9 +330,12 @@ class InfluxStore(Store):
                 if retry_after.isdigit():
                     wait_s = min(float(retry_after), self.max_backoff_s)
                 continue
-            raise StoreError(f"InfluxDB {self.url} refused {method} {path.split('?')[0]}: "
-                             f"HTTP {status}: {message}")
+            raise InfluxRefused(f"InfluxDB {self.url} refused {method} {path.split('?')[0]}: "
+                                f"HTTP {status}: {message}", status)
         raise StoreUnavailable(f"InfluxDB {self.url} unavailable after {self.max_retries + 1} attempt(s): {last}")
+
+    def _no_answer(self, method: str, path: str) -> str:
+        return f"InfluxDB {self.url} gave no answer to {method} {path.split('?')[0]} within {self.timeout_s:g} s (timeout_s)"
 
     @staticmethod
     def _error_text(data: bytes) -> str:
@@ -279,9 +345,9 @@ class InfluxStore(Store):
         except (ValueError, AttributeError):
             return text[:500]
 
-    def ping(self) -> str | None:
+    def ping(self, *, retry_timeouts: bool = True) -> str | None:
         """The server's version (``X-Influxdb-Version``), or None if it sends none."""
-        _, headers, _ = self.request("GET", f"{self._base_path}/ping")
+        _, headers, _ = self.request("GET", f"{self._base_path}/ping", retry_timeouts=retry_timeouts)
         self.version = headers.get("X-Influxdb-Version")
         return self.version
 
@@ -291,7 +357,7 @@ class InfluxStore(Store):
         major = (self.version or "").lstrip("vV").split(".")[0]  # "1.6.7~rc0", "v2.7.1", "3.0.0"
         return int(major) if major.isdigit() else None
 
-    def execute(self, statement: str, *, database: str | None = None) -> list[dict]:
+    def execute(self, statement: str, *, database: str | None = None, retry_timeouts: bool = True) -> list[dict]:
         """Run InfluxQL (one or more statements separated by ';') and return the ``results``.
         Raises StoreError naming the statement's error."""
         params = {"q": statement, "epoch": "ns"}
@@ -300,7 +366,8 @@ class InfluxStore(Store):
             params["db"] = db
         _, _, data = self.request("POST", f"{self._base_path}/query",
                                   urllib.parse.urlencode(params).encode(),
-                                  {"Content-Type": "application/x-www-form-urlencoded"})
+                                  {"Content-Type": "application/x-www-form-urlencoded"},
+                                  retry_timeouts=retry_timeouts)
         try:
             results = json.loads(data)["results"]
         except (ValueError, KeyError) as exc:
@@ -315,12 +382,22 @@ class InfluxStore(Store):
     def ensure_database(self) -> None:
         """Ping, then on 1.x (or an unknown server) CREATE DATABASE (idempotent). 2.x needs the
         bucket to exist already (virtual DBRP mapping); 3.x creates it on first write."""
+        # No retry on a timeout: this runs on the write path, where a hung server must cost one
+        # timeout per batch (the writer spools and retries later).
         with self._lock:
             if self._ready:
                 return
-            self.ping()
+            self.ping(retry_timeouts=False)
             if self.create_database and self.flavour in (1, None):
-                self.execute(f"CREATE DATABASE {quote_ident(self.database)}", database="")
+                try:
+                    self.execute(f"CREATE DATABASE {quote_ident(self.database)}", database="", retry_timeouts=False)
+                except StoreUnavailable:
+                    raise
+                except StoreError as exc:
+                    # A user that may write but not create databases: the database may well
+                    # exist, and the write itself says if it does not (404).
+                    log.warning("InfluxDB %s: could not create database %r (%s); writing anyway",
+                                self.url, self.database, exc)
             log.info("InfluxDB %s (version %s), database %r ready", self.url, self.version, self.database)
             self._ready = True
 
@@ -354,8 +431,8 @@ class InfluxStore(Store):
         return gzip.compress(body, compresslevel=self.gzip_level) if self.gzip else body
 
     def write_encoded(self, body: bytes, *, retention_policy: str | None = None) -> None:
-        """POST a body made by encode() to /write (into *retention_policy*, None: the default)."""
-        self.ensure_database()
+        """POST a body made by encode() to /write (into *retention_policy*, None: the default).
+        A 4xx raises what write_error() makes of it."""
         path = self._write_path
         if retention_policy is not None:
             path += "&" + urllib.parse.urlencode({"rp": retention_policy})
@@ -363,15 +440,19 @@ class InfluxStore(Store):
         if self.gzip:
             headers["Content-Encoding"] = "gzip"
         try:
-            self.request("POST", path, body, headers)
-        except StoreError as exc:
-            if isinstance(exc, StoreUnavailable) or "database not found" not in str(exc):
-                raise
-            # Dropped under us (or never created): create it once more, then retry.
-            with self._lock:
-                self._ready = False
             self.ensure_database()
-            self.request("POST", path, body, headers)
+            try:
+                self.request("POST", path, body, headers, retry_timeouts=False)
+            except InfluxRefused as exc:
+                if "database not found" not in str(exc) or not self.create_database:
+                    raise
+                # Dropped under us (or never created): create it once more, then retry.
+                with self._lock:
+                    self._ready = False
+                self.ensure_database()
+                self.request("POST", path, body, headers, retry_timeouts=False)
+        except InfluxRefused as exc:
+            raise write_error(exc) from None
 
     def begin_write(self, body: bytes):
         """Send a body made by encode() and return ``finish()``, which reads the answer.
@@ -383,7 +464,10 @@ class InfluxStore(Store):
         are idempotent, so a re-send cannot duplicate). Uses its own connection, so queries
         from other threads are never stuck behind a write in flight.
         """
-        self.ensure_database()
+        try:
+            self.ensure_database()
+        except InfluxRefused as exc:
+            raise write_error(exc) from None
         headers = {**self._headers, "Content-Type": "text/plain; charset=utf-8"}
         if self.gzip:
             headers["Content-Encoding"] = "gzip"
@@ -399,12 +483,12 @@ class InfluxStore(Store):
                 # call costs a wait for the GIL when other threads are busy).
                 conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
             conn.request("POST", self._write_path, body=body, headers=headers)
-            sent = True
-        except (OSError, http.client.HTTPException):
-            sent = False
+            sent, timed_out = True, False
+        except (OSError, http.client.HTTPException) as exc:
+            sent, timed_out = False, isinstance(exc, TimeoutError)
 
         def finish() -> None:
-            ok = False
+            ok, no_answer = False, timed_out
             try:
                 if sent:
                     resp = conn.getresponse()
@@ -412,12 +496,14 @@ class InfluxStore(Store):
                     ok = 200 <= resp.status < 300
                     if resp.will_close:
                         conn.close()
-            except (OSError, http.client.HTTPException):
-                pass
+            except (OSError, http.client.HTTPException) as exc:
+                no_answer = isinstance(exc, TimeoutError)
             finally:
                 if not ok:
                     conn.close()  # reconnects on the next request
                 self._pipe_lock.release()
+            if no_answer:  # a re-send would wait as long again: the writer spools instead
+                raise StoreUnavailable(self._no_answer("POST", self._write_path))
             if not ok:
                 self.write_encoded(body)
 

@@ -10,6 +10,11 @@ which InfluxDB absorbs: same series and time overwrite).
 The total size on disk is bounded by *max_bytes*: past it, whole oldest segments are
 deleted and their unreplayed points counted (``dropped_points``). Not thread-safe by itself;
 the writer serialises access. One process per directory (an flock guards it).
+
+An append that the disk refuses (full, read-only, I/O error) raises OSError and leaves the
+segment as it was (a partly written record is cut off), so the caller can count the batch as
+dropped and the spool stays readable. Every file is created 0600 and the directory 0700: they
+hold the site's telemetry.
 """
 
 from __future__ import annotations
@@ -57,11 +62,11 @@ class Spool:
 
     def __init__(self, directory: str | Path, max_bytes: int, segment_bytes: int | None = None):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         # Several segments fit under the bound, so dropping the oldest frees a fraction of it.
         self.segment_bytes = segment_bytes or max(4096, min(16 << 20, max_bytes // 8))
-        self._lock_file = open(self.directory / "lock", "a+")
+        self._lock_file = os.fdopen(os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -91,6 +96,12 @@ class Spool:
     def __bool__(self) -> bool:
         return self.peek_count() > 0
 
+    def head_points(self) -> int:
+        """Points in the oldest batch not yet replayed (0 if none)."""
+        if not self._segments or self._head_done >= len(self._segments[0].records):
+            return 0
+        return self._segments[0].records[self._head_done][2]
+
     def peek_count(self) -> int:
         """Records waiting (not points)."""
         n = sum(len(s.records) for s in self._segments)
@@ -107,20 +118,39 @@ class Spool:
         if tail is None or self._tail_fd is None or (tail.size_bytes and tail.size_bytes + len(record) > self.segment_bytes):
             tail = self._new_segment()
         offset = tail.size_bytes
-        view = memoryview(record)
-        while view:
-            view = view[os.write(self._tail_fd, view):]
-        os.fsync(self._tail_fd)
+        try:
+            view = memoryview(record)
+            while view:
+                view = view[os.write(self._tail_fd, view):]
+            os.fsync(self._tail_fd)
+        except OSError:
+            self._cut_tail(tail)
+            raise
         tail.size_bytes += len(record)
         tail.records.append((offset, len(record), len(points)))
         return self._enforce_bound()
+
+    def _cut_tail(self, tail: _Segment) -> None:
+        """After a failed append: cut what reached the file back to the last whole record (so
+        the next append's offset is right), and start a fresh segment next time."""
+        try:
+            os.ftruncate(self._tail_fd, tail.size_bytes)  # frees space: works on a full disk
+        except OSError as exc:
+            log.error("spool %s: cannot cut a partly written record from %s: %s", self.directory, tail.path.name, exc)
+        self._close_tail()
 
     def _new_segment(self) -> _Segment:
         self._close_tail()
         seq = self._segments[-1].seq + 1 if self._segments else 1
         seg = _Segment(seq, self.directory / f"{seq:012d}{_SUFFIX}")
-        self._tail_fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._fsync_dir()  # the new name itself must survive a crash
+        fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            self._fsync_dir()  # the new name itself must survive a crash
+        except OSError:
+            os.close(fd)
+            seg.path.unlink(missing_ok=True)
+            raise
+        self._tail_fd = fd
         self._segments.append(seg)
         return seg
 
@@ -178,9 +208,18 @@ class Spool:
             (self.directory / "cursor").unlink(missing_ok=True)
 
     def _write_cursor(self, seg: _Segment) -> None:
+        """Remember the replay position for a restart. A failure (full disk) is logged, not
+        raised: the position in memory is right, and a restart would only replay a few
+        records again (idempotent writes)."""
         tmp = self.directory / "cursor.tmp"
-        tmp.write_text(f"{seg.seq} {self._head_done}\n")
-        os.replace(tmp, self.directory / "cursor")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{seg.seq} {self._head_done}\n")
+            os.replace(tmp, self.directory / "cursor")
+        except OSError as exc:
+            log.warning("spool %s: cannot save the replay position (%s); a restart may replay "
+                        "some batches again", self.directory, exc)
 
     # --- opening --------------------------------------------------------------------------
 

@@ -267,7 +267,7 @@ class SqliteStore(Store):
                 conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             else:
                 if not memory:
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                    _create_private(Path(self.path))
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not self.readonly:
@@ -1938,13 +1938,29 @@ def _since(since_ns: int | None) -> int:
     return _INT_MIN if since_ns is None else int(since_ns)
 
 
+def _create_private(path: Path) -> None:
+    """Create the store file 0600 if it is new (an empty file is an empty database): the site's
+    telemetry is not for every local user, and SQLite gives its -wal and -shm files the mode of
+    the database file. OSError (a path that cannot be created) goes to the caller."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def _set_meta(conn: sqlite3.Connection, key: str, value: int) -> None:
     conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                  (key, int(value)))
 
 
+# The file's state, not the data's: a writer spools and retries (and counts a drop where the
+# spool cannot take the points either, e.g. the same full disk).
+_UNAVAILABLE = ("locked", "busy", "unable to open", "disk is full", "readonly", "disk i/o error")
+
+
 def _store_error(e: BaseException) -> StoreError:
     msg = str(e)
-    if isinstance(e, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg or "unable to open" in msg):
-        return StoreUnavailable(f"SQLite store busy or unreachable: {msg}")
+    if isinstance(e, sqlite3.OperationalError) and any(k in msg.lower() for k in _UNAVAILABLE):
+        return StoreUnavailable(f"SQLite store {msg}")
     return StoreError(f"SQLite: {msg}")
