@@ -380,6 +380,9 @@ class AgentSettings(Strict):
     host: str | None = None
     # Each cap's own lease (set by the optimizer's lease_s) bounds how long it outlives contact.
     poll_interval_s: float = Field(15.0, gt=0, le=600)
+    # The caps this agent set and has not yet reverted (written before each set), so that a
+    # restarted agent, or `dcim agent --revert` after a crash, returns them to default.
+    cap_record_path: Path = Path("var/agent-caps.json")
 
     @field_validator("optimizer_url")
     @classmethod

@@ -60,8 +60,11 @@ class GpuCollector(Collector):
     def __init__(self, backend: GpuBackend, slots: list[GpuSlot] | None = None, *,
                  host_tags: dict[str, str] | None = None, interval_s: float = 10.0,
                  name: str = "nvml", backoff_initial_s: float = 1.0, backoff_max_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, owns_backend: bool = True):
         self.backend = backend
+        # The agent shares its backend with the cap reconciler, which must still reach the GPUs
+        # after collection stops (to revert them): then the agent, not this collector, closes it.
+        self.owns_backend = owns_backend
         self.name = name
         self.interval_s = interval_s
         self.backoff_initial_s = backoff_initial_s
@@ -220,4 +223,5 @@ class GpuCollector(Collector):
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.backend.close()
+        if self.owns_backend:
+            self.backend.close()

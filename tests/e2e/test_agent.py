@@ -1,6 +1,6 @@
 """The GPU-node agent as a real process: caps from the optimizer's desired state over HTTP,
 revert after the lease when the optimizer is gone, refused without the token, clamped to the
-GPU's constraints. The GPUs are simulated (no GPU in CI); what the agent did is read back from
+site's floor and the GPU's constraints. The GPUs are simulated (no GPU in CI); what the agent did is read back from
 the telemetry it writes to the store, as an operator would see it."""
 
 from __future__ import annotations
@@ -96,9 +96,10 @@ def test_caps_follow_desired_state_then_revert_when_the_lease_lapses(api, agent)
     assert TOKEN not in agent["log"].read_text()
 
 
-def test_a_cap_outside_the_constraints_is_clamped(api, agent):
-    api.desired.put(lease(1, 50.0, seconds=60))  # H100 minimum is 200 W
-    wait_for(lambda: limits_from_store(agent["db"]).get("1") == 200.0, 30, "GPU 1 clamped to 200 W")
+def test_a_cap_below_the_floor_is_clamped(api, agent):
+    # H100 minimum is 200 W; the site's cap_fraction_floor (default 0.5 of the 700 W max) is higher
+    api.desired.put(lease(1, 50.0, seconds=60))
+    wait_for(lambda: limits_from_store(agent["db"]).get("1") == 350.0, 30, "GPU 1 clamped to the 350 W floor")
 
 
 def test_agent_exit_returns_gpus_to_default(api, agent):
