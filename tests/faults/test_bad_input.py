@@ -1,7 +1,7 @@
 """Bad input never crashes anything and never shows a traceback.
 
 * Configs: a table *generated* from deploy/demo.toml: every numeric field set to a negative, a
-  huge, a string, a boolean, NaN and infinity; an unknown key in every table; every reference
+  huge, a string, a boolean, NaN and infinity, and every period or timeout (``*_s``) to 1e-9; an unknown key in every table; every reference
   (rack, room, tenant, credentials) pointed at a name that does not exist; every device's SNMP
   address duplicated. Each must give a ConfigError naming the key; a sample goes through the
   real ``dcim check`` command (exit 2, the key on stderr, no traceback).
@@ -100,6 +100,9 @@ def generate() -> list[tuple[str, object, str, str]]:
                 bad.append(("negative", -1))
             if shape not in HUGE_OK:
                 bad.append(("huge", 10**12))
+            if str(path[-1]).endswith("_s"):
+                # a period or timeout of a nanosecond spins a loop or switches a rail off
+                bad.append(("tiny", 1e-9))
             for what, v in bad:
                 cases.append((f"{key} {what}", _set(path, v), key, ""))
             continue
@@ -130,7 +133,7 @@ CASES = generate()
 
 def test_the_generated_table_is_broad():
     kinds = {c[0].rsplit(" ", 1)[-1] for c in CASES}
-    assert {"string", "negative", "huge", "boolean", "NaN", "infinity"} <= kinds
+    assert {"string", "negative", "huge", "boolean", "NaN", "infinity", "tiny"} <= kinds
     assert sum("unknown key" in c[0] for c in CASES) >= 20
     assert sum("missing" in c[0] for c in CASES) >= 40
     n_devices = sum(len(DEMO.get(g, [])) for g in ("pdus", "cooling", "ups", "meters"))
