@@ -207,7 +207,9 @@ def stamp_parts(data: DataSource, snap: dict, lang: str) -> tuple[str, str]:
     return text, "stamp stale" if stale else "stamp"
 
 
-PERIOD_RE = re.compile(r"^\d{4}Q[1-4]$")
+# fullmatch, not "$": "$" also matches before a trailing newline, so "2026Q3\n" got through, the whole
+# report was built, and the newline in the Content-Disposition file name then failed the answer (a 500).
+PERIOD_RE = re.compile(r"\d{4}Q[1-4]")
 
 
 def _add_routes(app: dash.Dash, data: DataSource, config) -> None:
@@ -231,7 +233,7 @@ def _add_routes(app: dash.Dash, data: DataSource, config) -> None:
 
         period = request.args.get("period", "")
         by = request.args.get("by", "site")
-        if not PERIOD_RE.match(period) or by not in ("site", "room", "rack", "tenant", "gpu"):
+        if not PERIOD_RE.fullmatch(period) or by not in ("site", "room", "rack", "tenant", "gpu"):
             return server.response_class("bad period or by\n", status=400, mimetype="text/plain")
         try:
             import dcim.report as report

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from dcim.cli.options import add_config_option, config_from
-from dcim.report import LEVELS, build_report, date_range, month, quarter, write_csv
+from dcim.report import (LEVELS, ReportPathError, build_report, check_output_path, date_range, month, quarter,
+                         write_csv, write_csv_file)
 from dcim.store import open_store
 
 NAME = "report"
@@ -46,6 +47,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    path = Path(args.output) if args.output else None
+    if path is not None:
+        # refuse a bad -o before spending minutes on the report
+        try:
+            check_output_path(path)
+        except ReportPathError as exc:
+            print(f"error: -o: {exc}", file=sys.stderr)
+            return 2
     started = time.monotonic()
 
     def progress(step: str) -> None:
@@ -54,14 +63,18 @@ def run(args: argparse.Namespace) -> int:
 
     with open_store(cfg, readonly=True) as store:
         rows = build_report(store, cfg, period, by=args.by, progress=progress)
-    if args.output:
-        path = Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8-sig", newline="") as f:
-            write_csv(rows, f)
-        if not args.quiet:
-            print(f"wrote {len(rows)} rows for {period.label} ({period.start:%Y-%m-%d %H:%M %Z} to "
-                  f"{period.end:%Y-%m-%d %H:%M %Z}) to {path}", file=sys.stderr)
-    else:
+    if path is None:
         write_csv(rows, sys.stdout)
+        return 0
+    try:
+        write_csv_file(rows, path)
+    except ReportPathError as exc:
+        print(f"error: -o: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: -o: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"wrote {len(rows)} rows for {period.label} ({period.start:%Y-%m-%d %H:%M %Z} to "
+              f"{period.end:%Y-%m-%d %H:%M %Z}) to {path}", file=sys.stderr)
     return 0
