@@ -16,8 +16,10 @@ boosting instead of a neural network (tabular, few features, no scaling, NaN-tol
 from __future__ import annotations
 
 import logging
-
 import math
+import os
+import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,11 +85,21 @@ class PueModel:
         return out
 
     def save(self, path: str | Path) -> Path:
+        """Write the model atomically (a reader never sees half a model), mode 0600: loading a
+        pickle runs code, so only its owner may write it (:func:`load_model` checks)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        joblib.dump({"format": FORMAT_VERSION, "model": self}, tmp)
-        tmp.replace(path)  # atomic: a reader never sees half a model
+        # mkstemp creates the file 0600 whatever the umask, under a name no one else can pre-create
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                joblib.dump({"format": FORMAT_VERSION, "model": self}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
         return path
 
     def describe(self) -> list[str]:
@@ -105,17 +117,49 @@ class PueModel:
         ]
 
 
+class UnsafeModelFile(Exception):
+    """A model file that someone other than its owner could have written (loading it runs code)."""
+
+
+def check_model_file(path: Path, st: os.stat_result) -> None:
+    """Refuse a model file not owned by this user, or writable by group/others, or in a directory
+    group/others can write (they could swap the file). Raises UnsafeModelFile naming the fix."""
+    if st.st_uid != os.geteuid():
+        raise UnsafeModelFile(f"{path} is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeModelFile(f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
+                              f"chmod 600 it")
+    folder = path.resolve().parent
+    dst = folder.stat()
+    if dst.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeModelFile(f"{path}: its directory {folder} is writable by group or others "
+                              f"(mode {stat.S_IMODE(dst.st_mode):04o}); use a directory only its owner can write")
+
+
 def load_model(path: str | Path) -> PueModel | None:
-    """The persisted model, or None when there is none (or it is of another format)."""
+    """The persisted model, or None when there is none, it is of another format, it does not load,
+    or the file is not safe to unpickle (:func:`check_model_file`). The optimizer then runs without it."""
     path = Path(path)
-    if not path.exists():
-        return None
+    log = logging.getLogger(__name__)
     try:
-        blob = joblib.load(path)
-    except Exception as exc:  # noqa: BLE001 — truncated, corrupt, or from another version: no model
-        logging.getLogger(__name__).error("cannot load the PUE model %s (%s: %s); running without it",
-                                          path, type(exc).__name__, exc)
+        f = open(path, "rb")
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        log.error("cannot open the PUE model %s (%s); running without it", path, exc.strerror)
+        return None
+    with f:
+        try:
+            # the file we checked is the file we read: fstat of the open descriptor
+            check_model_file(path, os.fstat(f.fileno()))
+        except UnsafeModelFile as exc:
+            log.error("refusing the PUE model: %s; running without it", exc)
+            return None
+        try:
+            blob = joblib.load(f)
+        except Exception as exc:  # noqa: BLE001 — truncated, corrupt, or from another version: no model
+            log.error("cannot load the PUE model %s (%s: %s); running without it", path, type(exc).__name__, exc)
+            return None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT_VERSION:
         return None
     return blob["model"]
