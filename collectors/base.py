@@ -21,6 +21,9 @@ class TargetResult:
     ok: bool = True
     error: str | None = None  # why it failed; never contains a secret
     duration_s: float = 0.0
+    # Extra counts for the target's ``collector`` health point (the SNMP poller's dropped replies
+    # this cycle); names must be fields of the ``collector`` measurement.
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 class Collector(ABC):

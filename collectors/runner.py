@@ -127,6 +127,7 @@ class Runner:
         out = []
         for r in results:
             fields: dict = {"duration_s": round(r.duration_s, 6), "ok": bool(r.ok), "points": len(r.points)}
+            fields.update(r.counters)
             if r.error:
                 fields["error"] = r.error[:500]
             out.append(Point("collector", {"collector": collector, "target": r.target}, fields, now))

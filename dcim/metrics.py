@@ -131,7 +131,10 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
        F("ok", bool, "", "poll succeeded"),
        F("error", str, "", "why it failed"),
        F("points", int, "", "points produced"),
-       F("dropped", int, "", "points dropped by the writer (counted)")),
+       F("dropped", int, "", "points dropped by the writer (counted)"),
+       F("replies_unsolicited", int, "", "SNMP replies dropped unread this cycle: not from a polled "
+         "address, or an unknown request id"),
+       F("replies_garbled", int, "", "SNMP replies that did not decode this cycle")),
 )}
 
 # The optimizer's audit trail: one row per decision (action set, revert, advise, ...) and one per

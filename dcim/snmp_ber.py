@@ -9,6 +9,13 @@ this module knows nothing about MIBs, sockets or pysnmp.
 Robustness: decoding treats its input as untrusted. Any malformed length, unexpected tag or
 truncation raises :class:`BerError` (a ``ValueError``), never ``IndexError`` or anything else.
 Lengths are definite only (BER's indefinite form is not used by SNMP) and at most 4 octets.
+Decoding is linear in the input: an OID's arcs are 32-bit unsigned (RFC 2578 §7.1.3), so a
+sub-identifier is at most 5 octets, and an OID has at most 128 arcs (RFC 2578 §3.5); anything
+longer is refused before any arithmetic on it (one 65 KB sub-identifier used to cost 0.3-0.5 s of
+CPU, quadratic in its length, and a 4,300-digit arc could not even be turned into text).
+
+A client checks a reply's request id and source before it decodes the varbinds:
+:func:`decode_header` reads only the fixed header, :func:`decode_varbinds` the rest.
 """
 
 from __future__ import annotations
@@ -45,6 +52,13 @@ UNSIGNED_TAGS = frozenset((COUNTER32, GAUGE32, TIMETICKS, COUNTER64))
 EXCEPTION_TAGS = frozenset((NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW))
 
 VERSION_V2C = 1  # msgVersion on the wire for SNMPv2c
+
+# OBJECT IDENTIFIER bounds (RFC 2578 §3.5, §7.1.3): arcs are 32-bit unsigned, at most 128 of them.
+MAX_OID_ARC = 2**32 - 1
+MAX_OID_ARCS = 128
+MAX_SUBID_OCTETS = 5  # 7 bits per octet: 5 octets hold 35 bits, enough for any 32-bit arc
+# The first sub-identifier encodes two arcs, so a valid OID body never exceeds this.
+MAX_OID_OCTETS = (MAX_OID_ARCS - 1) * MAX_SUBID_OCTETS
 
 # error-status values (RFC 3416)
 NO_ERROR, TOO_BIG, NO_SUCH_NAME, BAD_VALUE, READ_ONLY, GEN_ERR = 0, 1, 2, 3, 4, 5
@@ -112,6 +126,8 @@ def oid_body(oid: str | tuple[int, ...]) -> bytes:
     parts = oid_parts(oid)
     if len(parts) < 2 or parts[0] > 2 or (parts[0] < 2 and parts[1] > 39) or min(parts) < 0:
         raise ValueError(f"bad OID {oid!r}")
+    if len(parts) > MAX_OID_ARCS or max(parts) > MAX_OID_ARC or parts[0] * 40 + parts[1] > MAX_OID_ARC:
+        raise ValueError(f"bad OID: more than {MAX_OID_ARCS} arcs or an arc above 2^32-1")
     out = bytearray()
     for n in (parts[0] * 40 + parts[1], *parts[2:]):
         if n < 0x80:
@@ -192,16 +208,28 @@ def decode_integer(b: bytes) -> int:
 
 
 def decode_oid_parts(b: bytes) -> tuple[int, ...]:
+    """The arcs of an OID's content octets. Linear in ``len(b)``, and ``len(b)`` is bounded first:
+    a sub-identifier of more than 5 octets, an arc above 2^32-1 or more than 128 arcs is a BerError."""
     if not b:
         raise BerError("empty OID")
+    if len(b) > MAX_OID_OCTETS:
+        raise BerError(f"OID of {len(b)} octets: longer than {MAX_OID_ARCS} arcs can be")
     if b[-1] & 0x80:
         raise BerError("OID ends inside a sub-identifier")
-    parts, n = [], 0
+    parts, n, octets = [], 0, 0
     for byte in b:
         n = (n << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(n)
-            n = 0
+        octets += 1
+        if byte & 0x80:
+            if octets == MAX_SUBID_OCTETS:
+                raise BerError(f"OID sub-identifier longer than {MAX_SUBID_OCTETS} octets (arcs are 32-bit)")
+            continue
+        if n > MAX_OID_ARC:
+            raise BerError("OID arc above 2^32-1 (arcs are 32-bit)")
+        parts.append(n)
+        n, octets = 0, 0
+    if len(parts) >= MAX_OID_ARCS:  # the first sub-identifier is two arcs
+        raise BerError(f"OID of more than {MAX_OID_ARCS} arcs")
     first = parts[0]
     head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
     return head + tuple(parts[1:])
@@ -211,15 +239,11 @@ def decode_oid(b: bytes) -> str:
     return ".".join(map(str, decode_oid_parts(b)))
 
 
-def decode_message(buf: bytes, strict: bool = True
-                   ) -> tuple[int, bytes, int, int, int, int, list[tuple[bytes, int, int, int]]]:
-    """Any v1/v2c message: (version, community, PDU tag, request id, field1, field2, varbinds)
-    with varbinds as ``(encoded OID TLV, value tag, value start, value end)`` (offsets into *buf*).
-
-    *strict* (what an agent wants of requests): the message fills *buf* exactly, the PDU fills the
-    message, header integers are 1-5 octets, every varbind is exactly ``SEQUENCE { OID, one TLV }``
-    with a non-empty OID. Not strict (what a client has always accepted of responses): trailing
-    bytes after those structures are ignored.
+def decode_header(buf: bytes, strict: bool = True) -> tuple[int, bytes, int, int, int, int, int, int]:
+    """The fixed part of a v1/v2c message, without touching the varbinds: (version, community,
+    PDU tag, request id, field1, field2, start, end of the varbind list's content). Cheap and
+    bounded whatever *buf* holds, so a client can drop a reply it did not ask for before decoding
+    anything an attacker chose. *strict* as :func:`decode_message`.
     """
     if not isinstance(buf, (bytes, bytearray, memoryview)):
         raise BerError("not bytes")
@@ -241,15 +265,28 @@ def decode_message(buf: bytes, strict: bool = True
     fields = []
     for _ in range(3):
         tag, s, e = read_tlv(buf, pos, pend)
-        if tag != INTEGER or (strict and (s == e or e - s > 5)):
+        # 1-5 octets hold any 32-bit request id or error field. Not strict still refuses more
+        # than 9: int.from_bytes of a 60 KB "integer" is wasted work on a hostile datagram.
+        if tag != INTEGER or (strict and (s == e or e - s > 5)) or e - s > 9:
             raise BerError("bad PDU header")
         fields.append(int.from_bytes(buf[s:e], "big", signed=True))
         pos = e
     tag, pos, vend = read_tlv(buf, pos, pend)
     if tag != SEQUENCE or (strict and vend != pend):
         raise BerError("no varbind list")
+    return version, community, pdu_tag, fields[0], fields[1], fields[2], pos, vend
+
+
+def decode_varbinds(buf: bytes, pos: int, vend: int, strict: bool = True, max_count: int | None = None
+                    ) -> list[tuple[bytes, int, int, int]]:
+    """The varbind list content ``buf[pos:vend]`` (offsets from :func:`decode_header`) as
+    ``(encoded OID TLV, value tag, value start, value end)``. *max_count*: more varbinds than that
+    (more than were asked for) is a BerError, so a reply costs what the request asked, not what
+    the datagram holds."""
     out = []
     while pos < vend:
+        if max_count is not None and len(out) >= max_count:
+            raise BerError(f"more than the {max_count} varbinds asked for")
         tag, s, e = read_tlv(buf, pos, vend)
         if tag != SEQUENCE:
             raise BerError("bad varbind")
@@ -261,4 +298,19 @@ def decode_message(buf: bytes, strict: bool = True
             raise BerError("trailing bytes in varbind")
         out.append((buf[s:oe], vtag, vs, ve))
         pos = e
-    return version, community, pdu_tag, fields[0], fields[1], fields[2], out
+    return out
+
+
+def decode_message(buf: bytes, strict: bool = True
+                   ) -> tuple[int, bytes, int, int, int, int, list[tuple[bytes, int, int, int]]]:
+    """Any v1/v2c message: (version, community, PDU tag, request id, field1, field2, varbinds)
+    with varbinds as ``(encoded OID TLV, value tag, value start, value end)`` (offsets into *buf*).
+
+    *strict* (what an agent wants of requests): the message fills *buf* exactly, the PDU fills the
+    message, header integers are 1-5 octets, every varbind is exactly ``SEQUENCE { OID, one TLV }``
+    with a non-empty OID. Not strict (what a client has always accepted of responses): trailing
+    bytes after those structures are ignored.
+    """
+    buf = bytes(buf) if isinstance(buf, (bytearray, memoryview)) else buf
+    version, community, pdu_tag, rid, field1, field2, pos, vend = decode_header(buf, strict)
+    return version, community, pdu_tag, rid, field1, field2, decode_varbinds(buf, pos, vend, strict)

@@ -61,6 +61,7 @@ class SnmpCollector(Collector):
     def from_inventory(cls, inventory, settings: CollectorSettings | None = None, poller: SnmpPoller | None = None,
                        shard: tuple[int, int] | None = None) -> "SnmpCollector":
         settings = settings or inventory.config.collectors
+        poller = poller or SnmpPoller(source_address=settings.snmp_source_address)
         creds = inventory.config.snmp.credentials
         auth_cache: dict[str, V2c | V3 | str] = {}
         devices, broken = [], {}
@@ -197,7 +198,22 @@ class SnmpCollector(Collector):
                                     pue_category=self.pue_category, expected=self.expected)
             if point is not None:
                 results.append(TargetResult(FACILITY_TARGET, [point]))
+        if results and hasattr(self.poller, "stats"):  # a poller stand-in in tests may have none
+            results[0].counters.update(self._dropped_replies())
         return results
+
+    def _dropped_replies(self) -> dict[str, int]:
+        """Replies the poller's socket dropped since the previous cycle, where any were: unsolicited
+        ones (not from a polled address, or an unknown request id or community) are dropped before
+        a varbind is decoded; garbled ones did not decode. Like the writer's ``dropped``, they ride
+        on the cycle's first ``collector`` point."""
+        stats = self.poller.stats()
+        totals = {"replies_unsolicited": stats["replies_unsolicited"],
+                  "replies_garbled": stats["replies_garbled"] + stats["replies_bad"]}
+        seen = self.__dict__.get("_dropped_seen", {})
+        self._dropped_seen = totals
+        deltas = {name: total - seen.get(name, 0) for name, total in totals.items()}
+        return {name: n for name, n in deltas.items() if n > 0}
 
     async def close(self) -> None:
         for task in list(self.__dict__.get("_discovering", {}).values()):

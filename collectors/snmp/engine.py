@@ -216,10 +216,14 @@ class SnmpPoller:
     *fast_v2c*: v2c GETs (the steady-state poll) go through :mod:`collectors.snmp.fastv2c`
     and walks instead of pysnmp, ~20x less CPU per OID; SNMPv3 always uses pysnmp. On by
     default; ``DCIM_SNMP_FAST_V2C=0`` turns it off. *max_in_flight* (default ``MAX_IN_FLIGHT``,
-    or ``DCIM_SNMP_MAX_IN_FLIGHT``): requests outstanding at once.
+    or ``DCIM_SNMP_MAX_IN_FLIGHT``): requests outstanding at once. *source_address*: the local
+    IPv4 address every polling socket binds to (``[collectors] snmp_source_address``; None: the
+    OS chooses, and the fast path's socket listens on every address).
     """
 
-    def __init__(self, fast_v2c: bool | None = None, max_in_flight: int | None = None) -> None:
+    def __init__(self, fast_v2c: bool | None = None, max_in_flight: int | None = None,
+                 source_address: str | None = None) -> None:
+        self.source_address = source_address
         if max_in_flight is None:
             max_in_flight = int(os.environ.get("DCIM_SNMP_MAX_IN_FLIGHT", "0") or 0) or MAX_IN_FLIGHT
         self.max_in_flight = max(1, max_in_flight)
@@ -230,7 +234,7 @@ class SnmpPoller:
         if fast_v2c:
             from collectors.snmp.fastv2c import FastV2c
 
-            self._fast = FastV2c()
+            self._fast = FastV2c(source_address)
         self._engine: SnmpEngine | None = None
         self._transports: dict[tuple, UdpTransportTarget] = {}
         self._auth: dict[object, object] = {}
@@ -239,6 +243,22 @@ class SnmpPoller:
         self._varbinds: dict[str, ObjectType] = {}
         self.requests = 0   # PDUs sent (for the benchmark and /metrics)
         self.varbinds = 0
+
+    def stats(self) -> dict[str, int]:
+        """Counters for /metrics and the ``collector`` measurement. ``replies_unsolicited``: v2c
+        datagrams dropped unread (not from the polled address, or an unknown request id or
+        community); ``replies_garbled``: datagrams that are not a v2c response at all;
+        ``replies_bad``: answers to a pending request whose varbinds did not decode."""
+        fast = self._fast
+        return {"requests": self.requests, "varbinds": self.varbinds,
+                "replies_unsolicited": fast.unsolicited if fast else 0,
+                "replies_garbled": fast.garbled if fast else 0,
+                "replies_bad": fast.bad_replies if fast else 0}
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """(address, port) of the fast path's socket, once a v2c request has opened it."""
+        return self._fast.local_address if self._fast is not None else None
 
     def _slot(self) -> asyncio.Semaphore:
         """At most ``max_in_flight`` requests outstanding in this process (per event loop)."""
@@ -276,6 +296,8 @@ class SnmpPoller:
                 tgt = await UdpTransportTarget.create((ep.host, ep.port), timeout=ep.timeout_s, retries=ep.retries)
             except Exception as exc:  # DNS failure and the like
                 raise SnmpError(f"cannot resolve address: {type(exc).__name__}", ep) from None
+            if self.source_address:  # UdpTransportTarget is IPv4, as the configured source is
+                tgt.set_local_address((self.source_address, 0))
             self._transports[key] = tgt
         return tgt
 

@@ -8,9 +8,13 @@ parser: ~20x less CPU per OID. Everything else (SNMPv3 with USM crypto, GETBULK 
 discovery) stays on the pysnmp engine. The BER codec itself is ``dcim/snmp_ber.py`` (shared with
 the facility twin's v2c agents).
 
-Robustness: the response is untrusted input. Any malformed length, tag or truncation raises
-:class:`BerError` and the request counts as a garbled response; a response whose request id or
-OIDs do not match what was asked is ignored (late or spoofed datagrams), as pysnmp does.
+Robustness: the response is untrusted input, and the socket takes datagrams from anyone. Only
+the fixed header of a datagram is read first (bounded work whatever it holds); one that is not
+from the address we polled, with the request id and community we sent, is dropped and counted
+(``unsolicited``) before any varbind is decoded. A reply that passes that check but is malformed
+(bad length, tag, truncation, an OID arc beyond 32 bits, more varbinds than asked) fails its
+request with :class:`BerError` ("garbled response"); one that does not parse at all is counted
+(``garbled``). Replies whose OIDs do not match what was asked are errors as well.
 """
 
 from __future__ import annotations
@@ -71,14 +75,37 @@ def _value(tag: int, b: bytes):
     return Missing(f"unexpected type {names.get(tag, hex(tag))}")
 
 
-def decode_response(buf: bytes) -> tuple[bytes, int, int, int, list[tuple[bytes, object]]]:
-    """(community, request id, error status, error index, [(encoded OID TLV, value)])."""
-    version, community, pdu_tag, rid, status, index, vbs = ber.decode_message(buf, strict=False)
+def decode_response_header(buf: bytes) -> tuple[bytes, int, int, int, int, int]:
+    """(community, request id, error status, error index, start, end of the varbind list) of a
+    v2c Response-PDU, reading nothing of the varbinds."""
+    version, community, pdu_tag, rid, status, index, start, end = ber.decode_header(buf, strict=False)
     if version != ber.VERSION_V2C:
         raise BerError("not SNMPv2c")
     if pdu_tag != ber.GET_RESPONSE:
         raise BerError(f"not a Response-PDU (tag {pdu_tag:#x})")
-    return community, rid, status, index, [(oid, _value(tag, buf[s:e])) for oid, tag, s, e in vbs]
+    return community, rid, status, index, start, end
+
+
+def decode_values(buf: bytes, start: int, end: int, max_count: int | None = None) -> list[tuple[bytes, object]]:
+    """[(encoded OID TLV, value)] of the varbind list ``buf[start:end]``."""
+    vbs = ber.decode_varbinds(buf, start, end, strict=False, max_count=max_count)
+    return [(oid, _value(tag, buf[s:e])) for oid, tag, s, e in vbs]
+
+
+def decode_response(buf: bytes) -> tuple[bytes, int, int, int, list[tuple[bytes, object]]]:
+    """(community, request id, error status, error index, [(encoded OID TLV, value)])."""
+    buf = bytes(buf)
+    community, rid, status, index, start, end = decode_response_header(buf)
+    return community, rid, status, index, decode_values(buf, start, end)
+
+
+def _named(vbs: list[tuple[bytes, object]]) -> list[tuple[str, object]]:
+    """[(dotted OID, value)] from [(encoded OID TLV, value)] (a GETBULK's rows)."""
+    out = []
+    for oid_tlv, value in vbs:
+        _, s, e = _read(oid_tlv, 0, len(oid_tlv))
+        out.append((_decode_oid(oid_tlv[s:e]), value))
+    return out
 
 
 # --- the client ----------------------------------------------------------------------------------
@@ -98,22 +125,49 @@ class _Protocol(asyncio.DatagramProtocol):
         pass
 
 
-class FastV2c:
-    """Shares one UDP socket among every target of the process (bound on first use)."""
+class _Pending:
+    """A request waiting for its answer: who must send it, and how to decode its varbinds."""
 
-    def __init__(self):
+    __slots__ = ("future", "address", "community", "max_varbinds", "named")
+
+    def __init__(self, future: asyncio.Future, address: tuple, community: bytes, max_varbinds: int, named: bool):
+        self.future = future
+        self.address = address
+        self.community = community
+        self.max_varbinds = max_varbinds
+        self.named = named  # a GETBULK: rows as (dotted OID, value)
+
+
+class FastV2c:
+    """Shares one UDP socket among every target of the process (bound on first use).
+
+    *source_address*: the local IPv4 address the socket binds to (None: every address, the OS
+    picks the source per route). Binding to the management interface keeps datagrams sent to the
+    host's other addresses away from the poller."""
+
+    def __init__(self, source_address: str | None = None):
+        self.source_address = source_address
         self._transport: asyncio.DatagramTransport | None = None
         self._loop = None
-        self._pending: dict[int, tuple[asyncio.Future, tuple, bytes]] = {}
+        self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(random.randrange(1, 1 << 30))
         self._oids: dict[str, tuple[bytes, bytes]] = {}  # OID -> (OID TLV, varbind TLV)
-        self.garbled = 0
+        self.garbled = 0       # datagrams whose header does not parse as a v2c Response
+        self.unsolicited = 0   # well-formed headers not from the polled address / request id / community
+        self.bad_replies = 0   # replies to a pending request whose varbinds did not decode
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """(address, port) the socket is bound to, once it is."""
+        if self._transport is None:
+            return None
+        return self._transport.get_extra_info("sockname")[:2]
 
     async def _ensure(self):
         loop = asyncio.get_running_loop()
         if self._transport is None or self._loop is not loop:
             self._transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Protocol(self), local_addr=("0.0.0.0", 0))
+                lambda: _Protocol(self), local_addr=(self.source_address or "0.0.0.0", 0))
             self._loop = loop
             sock = self._transport.get_extra_info("socket")
             if sock is not None:
@@ -134,24 +188,34 @@ class FastV2c:
         return enc
 
     def _received(self, data: bytes, addr) -> None:
+        # Header first: the request id, source and community are checked before a single varbind
+        # is decoded, so a stranger's datagram costs a few microseconds whatever it holds.
         try:
-            community, rid, status, index, vbs = decode_response(data)
-        except (BerError, IndexError, ValueError):
+            community, rid, status, index, start, end = decode_response_header(data)
+        except BerError:
             self.garbled += 1
             return
         entry = self._pending.get(rid)
-        if entry is None:
-            return  # late answer to a request we gave up on
-        fut, want_addr, want_community = entry
-        if addr[:2] != want_addr or community != want_community or fut.done():
-            return  # not from the agent we asked, or not in answer to what we sent
-        fut.set_result((status, index, vbs))
+        if entry is None or addr[:2] != entry.address or community != entry.community:
+            # a late answer to a request we gave up on, or not from the agent we asked
+            self.unsolicited += 1
+            return
+        if entry.future.done():
+            return  # a duplicate (our retry was answered twice)
+        try:
+            vbs = decode_values(data, start, end, entry.max_varbinds)
+            entry.future.set_result((status, index, _named(vbs) if entry.named else vbs))
+        except BerError as exc:
+            self.bad_replies += 1
+            entry.future.set_exception(exc)
 
     async def _exchange(self, host: str, port: int, community_b: bytes, rid: int, packet: bytes,
-                        timeout_s: float, retries: int) -> tuple[int, int, list]:
-        """Send *packet* (request id *rid*) up to retries + 1 times; the decoded answer or TimeoutError."""
+                        timeout_s: float, retries: int, max_varbinds: int, named: bool = False
+                        ) -> tuple[int, int, list]:
+        """Send *packet* (request id *rid*) up to retries + 1 times; the decoded answer, or
+        TimeoutError, or BerError for a reply that does not decode."""
         fut = self._loop.create_future()
-        self._pending[rid] = (fut, (host, port), community_b)
+        self._pending[rid] = _Pending(fut, (host, port), community_b, max_varbinds, named)
         try:
             for _ in range(retries + 1):
                 self._transport.sendto(packet, (host, port))
@@ -172,7 +236,8 @@ class FastV2c:
         rid = next(self._ids) & 0x7FFFFFFF
         community_b = community.encode()
         packet = encode_get(community_b, rid, [vb for _, vb in encoded])
-        status, index, vbs = await self._exchange(host, port, community_b, rid, packet, timeout_s, retries)
+        status, index, vbs = await self._exchange(host, port, community_b, rid, packet, timeout_s, retries,
+                                                  max_varbinds=len(encoded))
         if status:
             return status, index, []
         if len(vbs) != len(encoded) or any(got != want for (got, _), (want, _) in zip(vbs, encoded)):
@@ -187,22 +252,20 @@ class FastV2c:
         _, vb = self._encoded(oid)
         rid = next(self._ids) & 0x7FFFFFFF
         community_b = community.encode()
-        packet = ber.encode_v2c(community_b, ber.GET_BULK_REQUEST, rid, 0, max(1, max_repetitions), [vb])
-        status, index, vbs = await self._exchange(host, port, community_b, rid, packet, timeout_s, retries)
+        repetitions = max(1, max_repetitions)
+        packet = ber.encode_v2c(community_b, ber.GET_BULK_REQUEST, rid, 0, repetitions, [vb])
+        status, index, rows = await self._exchange(host, port, community_b, rid, packet, timeout_s, retries,
+                                                   max_varbinds=repetitions, named=True)
         if status:
             return status, index, []
-        out = []
-        for oid_tlv, value in vbs:
-            tag, s, e = _read(oid_tlv, 0, len(oid_tlv))
-            out.append((_decode_oid(oid_tlv[s:e]), value))
-        return 0, 0, out
+        return 0, 0, rows
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        for fut, _, _ in self._pending.values():
-            if not fut.done():
-                fut.cancel()
+        for entry in self._pending.values():
+            if not entry.future.done():
+                entry.future.cancel()
         self._pending.clear()
 
