@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +24,68 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO_ROOT / "deploy" / "demo.toml"
 
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+
+# Bounds shared by many keys. Every number in the file has finite bounds (and NaN/inf are refused by
+# Strict): a value outside them would switch a safety rail off or make a loop spin.
+MIN_INTERVAL_S = 0.1
+DAY_S = 86400.0
+MAX_TIMEOUT_S = 300.0
+MAX_STALE_AFTER_S = 3600.0
+# Telemetry older than this many polls of its slowest collector is not "fresh" (DESIGN.md: act only on
+# fresh telemetry); with the default 10 s SNMP poll that is 300 s, against a default of 120 s.
+STALE_AFTER_POLLS = 30
+MAX_SERVER_W = 50_000.0  # a single server: an 8-GPU B200 system is ~14 kW
+MAX_SITE_KW = 1_000_000.0  # 1 GW: five times the largest AI campus announced
+
+
+# A host name as RFC 1123 writes it (labels of letters, digits and hyphens, dot-separated), or an IP.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def check_host(value: str) -> str:
+    """An IP address or an RFC 1123 host name; anything else (spaces, '=', '@', newlines) is refused."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    labels = value.split(".")
+    if not value or len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError("not an IP address or host name (RFC 1123: letters, digits, '-', dot-separated)")
+    return value
+
+
+def check_name(value: str, what: str) -> str:
+    """*value* as a Name (letters, digits, '_', '.', '-'; 1-64, starting with a letter or digit), or a
+    ConfigError naming *what*. For names that come from outside the TOML (a command-line --host)."""
+    if not (1 <= len(value) <= 64 and re.fullmatch(NAME_PATTERN[1:-1], value)):
+        raise ConfigError([(what, f"must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or "
+                                  f"digit (got {value!r})")])
+    return value
+
+
+INFLUX_AUTH_HINT = 'use auth = "basic" with username and password = { env = "VAR" }, or auth = "token"'
+AGENT_AUTH_HINT = 'the agent authenticates with [agent] token = { env = "VAR" }'
+
+
+def check_url(value: str, auth_hint: str) -> str:
+    """An http(s) URL without credentials in it: a ``user:password@`` part is not used for auth and
+    would be printed wherever the URL is (``dcim check``, error messages). *auth_hint* says what to
+    use instead."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    parts = urllib.parse.urlsplit(value)
+    if "@" in parts.netloc:
+        raise ValueError(f"must not carry credentials ('user:password@'): {auth_hint}")
+    try:
+        parts.port  # noqa: B018 — raises ValueError for a port outside 0-65535 or not a number
+    except ValueError:
+        raise ValueError("has a bad port") from None
+    if not parts.hostname:
+        raise ValueError("has no host")
+    return value.rstrip("/")
 
 
 class ConfigError(Exception):
@@ -36,7 +99,8 @@ class ConfigError(Exception):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `stale_after_s = inf` passed every `le`-less check and switched a rail off.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -128,9 +192,19 @@ class Server(Strict):
     gpus: int = Field(8, ge=0, le=64)
     gpu_model: str = "NVIDIA H100 80GB HBM3"
     # Host power beyond the GPUs (CPUs, fans, NICs) at idle and at full load, watts.
-    host_idle_w: float = Field(900.0, ge=0)
-    host_max_w: float = Field(2200.0, ge=0)
+    host_idle_w: float = Field(900.0, ge=0, le=MAX_SERVER_W)
+    host_max_w: float = Field(2200.0, ge=0, le=MAX_SERVER_W)
     agent_url: str | None = None
+
+    @field_validator("agent_url")
+    @classmethod
+    def _agent_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value, "give the agent's address only")
+
+    @model_validator(mode="after")
+    def _idle_below_max(self) -> "Server":
+        _check_idle_below_max(self.host_idle_w, self.host_max_w)
+        return self
 
 
 class ServerGroup(Strict):
@@ -139,8 +213,18 @@ class ServerGroup(Strict):
     count: int = Field(ge=1, le=64)
     gpus: int = Field(8, ge=0, le=64)
     gpu_model: str = "NVIDIA H100 80GB HBM3"
-    host_idle_w: float = Field(900.0, ge=0)
-    host_max_w: float = Field(2200.0, ge=0)
+    host_idle_w: float = Field(900.0, ge=0, le=MAX_SERVER_W)
+    host_max_w: float = Field(2200.0, ge=0, le=MAX_SERVER_W)
+
+    @model_validator(mode="after")
+    def _idle_below_max(self) -> "ServerGroup":
+        _check_idle_below_max(self.host_idle_w, self.host_max_w)
+        return self
+
+
+def _check_idle_below_max(idle_w: float, max_w: float) -> None:
+    if idle_w > max_w:
+        raise ValueError(f"host_idle_w ({idle_w:g} W) must not exceed host_max_w ({max_w:g} W)")
 
 
 AshraeClass = Literal["A1", "A2", "A3", "A4", "H1"]
@@ -154,7 +238,7 @@ class Rack(Strict):
     servers: list[Server] = []
     server_group: ServerGroup | None = None
     # Floor position for the heat map, in tiles; defaults to the order in its row.
-    position: int | None = Field(None, ge=0)
+    position: int | None = Field(None, ge=0, le=100_000)
 
     @model_validator(mode="after")
     def _servers_xor_group(self) -> "Rack":
@@ -194,20 +278,15 @@ class SnmpTarget(Strict):
     port: int = Field(161, ge=1, le=65535)
     credentials: Name = "default"
     profile: SnmpProfileName = "auto"
-    interval_s: float | None = Field(None, gt=0, le=3600)
-    timeout_s: float | None = Field(None, gt=0, le=60)
+    interval_s: float | None = Field(None, ge=MIN_INTERVAL_S, le=3600)
+    timeout_s: float | None = Field(None, ge=0.05, le=60)
     retries: int | None = Field(None, ge=0, le=10)
     max_oids_per_request: int | None = Field(None, ge=1, le=200)
 
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            if not value or len(value) > 253 or any(c.isspace() for c in value):
-                raise ValueError(f"not an IP address or host name: {value!r}") from None
-        return value
+        return check_host(value)
 
 
 class Pdu(Strict):
@@ -275,22 +354,20 @@ class InfluxSettings(Strict):
     url: str = "http://127.0.0.1:8086"
     database: Name = "dcim"
     auth: Literal["none", "basic", "token"] = "none"
-    username: str | None = None
+    username: str | None = Field(None, min_length=1, max_length=256)
     password: SecretRef | None = None
     token: SecretRef | None = None
     batch_size: int = Field(5000, ge=1, le=100000)
-    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    flush_interval_s: float = Field(1.0, ge=0.01, le=60)
     gzip: bool = True
-    timeout_s: float = Field(10.0, gt=0, le=300)
+    timeout_s: float = Field(10.0, ge=MIN_INTERVAL_S, le=MAX_TIMEOUT_S)
     max_retries: int = Field(5, ge=0, le=100)
     create_database: bool = True
 
     @field_validator("url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        return check_url(value, INFLUX_AUTH_HINT)
 
     @model_validator(mode="after")
     def _auth_needs(self) -> "InfluxSettings":
@@ -303,7 +380,7 @@ class InfluxSettings(Strict):
 
 class SpoolSettings(Strict):
     path: Path = Path("var/spool")
-    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024, le=1 << 40)  # 1 KiB to 1 TiB
 
 
 class StoreSettings(Strict):
@@ -316,17 +393,22 @@ class StoreSettings(Strict):
 
 
 class CollectorSettings(Strict):
-    snmp_interval_s: float = Field(10.0, gt=0, le=3600)
-    gpu_interval_s: float = Field(5.0, gt=0, le=3600)
-    timeout_s: float = Field(2.0, gt=0, le=60)
+    snmp_interval_s: float = Field(10.0, ge=MIN_INTERVAL_S, le=3600)
+    gpu_interval_s: float = Field(5.0, ge=MIN_INTERVAL_S, le=3600)
+    timeout_s: float = Field(2.0, ge=0.05, le=60)
     retries: int = Field(1, ge=0, le=10)
     max_oids_per_request: int = Field(50, ge=1, le=200)
     jitter_pct: float = Field(10.0, ge=0, le=50)
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(9108, ge=0, le=65535)
+    metrics_port: int = Field(9108, ge=0, le=65535)  # 0: any free port
     # The local IPv4 address SNMP polling sockets bind to (the management interface); None: the OS
     # chooses, and the v2c socket takes datagrams sent to any of the host's addresses.
     snmp_source_address: str | None = None
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _metrics_host(cls, value: str) -> str:
+        return check_host(value)
 
     @field_validator("snmp_source_address")
     @classmethod
@@ -344,19 +426,22 @@ class CollectorSettings(Strict):
 
 class OptimizerSettings(Strict):
     mode: Literal["off", "advise", "enforce"] = "advise"
-    interval_s: float = Field(60.0, gt=0, le=3600)
-    lease_s: float = Field(300.0, gt=0, le=86400)
+    # A cycle reads the store fleet-wide: more than once a second only loads it.
+    interval_s: float = Field(60.0, ge=1, le=3600)
+    # A cap outlives the daemon by at most its lease: an hour bounds how long a dead daemon's caps stay.
+    lease_s: float = Field(300.0, ge=1, le=3600)
     max_step_w: float = Field(50.0, gt=0, le=500)
-    stale_after_s: float = Field(120.0, gt=0)
-    cap_fraction_floor: float = Field(0.5, gt=0, le=1)
+    # Also at most STALE_AFTER_POLLS polls of the slowest collector (checked across sections).
+    stale_after_s: float = Field(120.0, ge=1, le=MAX_STALE_AFTER_S)
+    cap_fraction_floor: float = Field(0.5, ge=0.1, le=1)
     # Largest throughput loss each job class may suffer from capping (0.05 = 5 %).
-    throughput_loss_bound: dict[str, float] = {
+    throughput_loss_bound: dict[Name, float] = {
         "training": 0.05, "fine_tuning": 0.05, "inference": 0.0, "batch": 0.10,
     }
-    breaker_derate: float = Field(0.8, gt=0, le=1)
-    site_power_budget_kw: float | None = Field(None, gt=0)
+    breaker_derate: float = Field(0.8, ge=0.5, le=1)
+    site_power_budget_kw: float | None = Field(None, gt=0, le=MAX_SITE_KW)
     host: str = "127.0.0.1"
-    port: int = Field(8087, ge=0, le=65535)
+    port: int = Field(8087, ge=0, le=65535)  # 0: any free port
     token: SecretRef | None = None
     model_path: Path = Path("var/pue_model.pkl")
     report_dir: Path = Path("var/reports")
@@ -369,15 +454,25 @@ class OptimizerSettings(Strict):
                 raise ValueError(f"bound for {key!r} must be between 0 and 1, got {bound}")
         return value
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_host(value)
+
 
 class DashboardSettings(Strict):
     host: str = "127.0.0.1"
-    port: int = Field(8050, ge=0, le=65535)
+    port: int = Field(8050, ge=0, le=65535)  # 0: any free port
     lang: Literal["en", "ko"] = "en"
     refresh_s: float = Field(10.0, ge=1, le=3600)
     kiosk_rotate_s: float = Field(30.0, ge=5, le=3600)
-    auth_user: str | None = None
+    auth_user: str | None = Field(None, min_length=1, max_length=256)
     auth_password: SecretRef | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_host(value)
 
     @model_validator(mode="after")
     def _auth_pair(self) -> "DashboardSettings":
@@ -392,21 +487,23 @@ class AgentSettings(Strict):
     # Where the optimizer serves desired state; the token is the optimizer's API token.
     optimizer_url: str = "http://127.0.0.1:8087"
     token: SecretRef | None = None
-    # This server's host name in the inventory; default: the machine's host name.
-    host: str | None = None
+    # This server's host name in the inventory (a Name, like [[...servers]] host: it becomes the
+    # store's host tag and a report cell); default: the machine's host name.
+    host: Name | None = None
     # Each cap's own lease (set by the optimizer's lease_s) bounds how long it outlives contact.
-    poll_interval_s: float = Field(15.0, gt=0, le=600)
+    poll_interval_s: float = Field(15.0, ge=MIN_INTERVAL_S, le=600)
+    # The caps this agent set and has not yet reverted (written before each set), so that a
+    # restarted agent, or `dcim agent --revert` after a crash, returns them to default.
+    cap_record_path: Path = Path("var/agent-caps.json")
 
     @field_validator("optimizer_url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        return check_url(value, AGENT_AUTH_HINT)
 
 
 class SimulatorSettings(Strict):
-    seed: int = 42
+    seed: int = Field(42, ge=-(2**63), lt=2**63)  # what TOML's integers hold
     speed: float = Field(1.0, gt=0, le=100000)
     backfill_days: float = Field(14.0, ge=0, le=400)
     weather: Literal["daejeon", "seoul", "constant"] = "daejeon"
@@ -442,6 +539,15 @@ def _path(loc: tuple) -> str:
     return out or "(top level)"
 
 
+def _without_userinfo(value):
+    """A refused URL echoed in an error, with any ``user:password@`` replaced: never print a password."""
+    if isinstance(value, str) and "://" in value and "@" in value:
+        scheme, _, rest = value.partition("://")
+        netloc, slash, path = rest.partition("/")
+        return f"{scheme}://***@{netloc.rpartition('@')[2]}{slash}{path}"
+    return value
+
+
 def _pydantic_errors(exc: ValidationError) -> list[tuple[str, str]]:
     errors = []
     for err in exc.errors(include_url=False):
@@ -453,7 +559,7 @@ def _pydantic_errors(exc: ValidationError) -> list[tuple[str, str]]:
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         if "input" in err and err["type"] not in ("extra_forbidden", "missing") and not isinstance(err["input"], dict | list):
-            msg += f" (got {err['input']!r})"
+            msg += f" (got {_without_userinfo(err['input'])!r})"
         errors.append((_path(loc), msg))
     return errors
 
@@ -523,13 +629,41 @@ def _reference_errors(cfg: Config) -> list[tuple[str, str]]:
     return errors
 
 
+def slowest_poll_s(cfg: Config) -> float:
+    """The longest interval at which any telemetry the optimizer reads arrives (GPU, SNMP, per device)."""
+    intervals = [cfg.collectors.gpu_interval_s, cfg.collectors.snmp_interval_s]
+    for dev in [*cfg.pdus, *cfg.cooling, *cfg.ups, *cfg.meters]:
+        if dev.snmp is not None and dev.snmp.interval_s is not None:
+            intervals.append(dev.snmp.interval_s)
+    return max(intervals)
+
+
+def _rail_errors(cfg: Config) -> list[tuple[str, str]]:
+    """Safety rails that span keys: a freshness window so wide that stale data counts as fresh, a
+    lease so short that caps lapse between cycles."""
+    errors = []
+    opt = cfg.optimizer
+    slowest_s = slowest_poll_s(cfg)
+    limit_s = min(MAX_STALE_AFTER_S, STALE_AFTER_POLLS * slowest_s)
+    if opt.stale_after_s > limit_s:
+        errors.append(("optimizer.stale_after_s",
+                       f"must be at most {limit_s:g} s ({STALE_AFTER_POLLS} polls of the slowest collector, every "
+                       f"{slowest_s:g} s, and never over {MAX_STALE_AFTER_S:g} s): the optimizer acts only on "
+                       f"telemetry fresher than this (got {opt.stale_after_s:g})"))
+    if opt.lease_s < opt.interval_s:
+        errors.append(("optimizer.lease_s",
+                       f"must be at least optimizer.interval_s ({opt.interval_s:g} s): a shorter lease lapses "
+                       f"between cycles and every cap flaps back to default (got {opt.lease_s:g})"))
+    return errors
+
+
 def parse_config(data: dict, source: str = "config") -> Config:
     """Validate a parsed TOML document. Raises ConfigError with every problem found."""
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_pydantic_errors(exc), source) from None
-    errors = _reference_errors(cfg)
+    errors = _reference_errors(cfg) + _rail_errors(cfg)
     if errors:
         raise ConfigError(errors, source)
     return cfg
