@@ -1,5 +1,7 @@
 """The daemon's quarterly report job: the right quarter, in the site's zone, written once."""
 
+import csv
+import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -27,7 +29,8 @@ def test_writes_the_previous_quarter_once(tmp_path):
         paths = report_paths(cfg, "2026Q3")
         assert sorted(written) == sorted(paths.values()) and all(p.exists() for p in written)
         text = paths["rack"].read_text(encoding="utf-8-sig")
-        assert text.splitlines()[1].startswith("2026Q3,2026-07-01T00:00:00+09:00")
+        first = next(csv.reader(io.StringIO(text.splitlines()[1])))  # text cells are quoted
+        assert first[:2] == ["2026Q3", "2026-07-01T00:00:00+09:00"]
         stamp = paths["rack"].stat().st_mtime_ns
         assert write_quarterly_reports(cfg, store, now) == []  # idempotent
         assert paths["rack"].stat().st_mtime_ns == stamp
