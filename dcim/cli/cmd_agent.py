@@ -73,7 +73,7 @@ def _on_stop_signals(handler) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcim.config import read_secret
+    from dcim.config import check_name, read_secret
     from dcim.gpu_backend import GpuError
     from optimizer.cap_record import CapRecord, CapRecordError, revert_all, revert_leftovers
 
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     record = None
     try:
         cfg = config_from(args)
-        host = args.host or cfg.agent.host or socket.gethostname()
+        # A Name like the inventory's hosts: it becomes the store's host tag and a report cell
+        host = check_name(args.host or cfg.agent.host or socket.gethostname(), "--host / [agent] host")
         token = None if args.revert else read_secret(cfg.agent.token, "agent.token")
         if not args.revert and not token:
             print("error: agent.token: the agent needs the optimizer's API token ({ env = \"VAR\" } or "

@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "csv":
         w = csv.writer(sys.stdout)
         w.writerow(header)
-        w.writerows(rows)
+        for p, row in zip(points, rows):
+            w.writerow(row[:1] + [_csv_cell(p.tags.get(t, "")) for t in spec.tags]
+                       + [_csv_cell(p.fields.get(f)) for f in fields])
         return 0
     if not rows:
         print(f"no {args.measurement} data in the store")
@@ -64,6 +66,14 @@ def run(args: argparse.Namespace) -> int:
     for r in [header] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
+
+
+def _csv_cell(value) -> str:
+    """A CSV cell: tags and text fields come from devices and agents, so text that a spreadsheet
+    would read as a formula is neutralised; numbers stay numbers (-3.2 is not a formula)."""
+    from dcim.report import neutralise_cell
+
+    return _fmt(value) if isinstance(value, int | float) else neutralise_cell(_fmt(value))
 
 
 def _fmt(value) -> str:

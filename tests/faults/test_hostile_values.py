@@ -3,8 +3,9 @@
 Each test reproduces the attack through the real entry point (``python -m dcim.cli.main report``,
 ``check``, ``pue``, the dashboard's ``/download/report.csv`` route) and shows what holds:
 
-* Formula injection: host/UUID/rack tags such as ``=HYPERLINK(...)`` or ``@SUM(...)`` reach the
-  energy CSV only as quoted text with a leading ``'``; negative numbers stay bare numbers.
+* Formula injection: host/UUID tags such as ``=HYPERLINK(...)`` or ``@SUM(...)`` reach the energy
+  CSV (and ``dcim latest --format csv``) only as quoted text with a leading ``'``; negative numbers
+  stay bare numbers. ``dcim agent --host`` with such a name is refused before it writes a tag.
 * Config rails: ``stale_after_s = inf`` or ``1e8``, ``interval_s = 1e-9``, a freshness window wider
   than 30 polls of the slowest collector, a lease shorter than a cycle, an InfluxDB URL with
   ``user:password@``, a hostile ``[agent] host``: ``dcim check`` exits 2 naming the key, no secret
@@ -128,6 +129,33 @@ def test_formula_tags_reach_the_report_csv_as_text(hostile_store, tmp_path, no_t
     proc = run_dcim("report", "--config", str(cfg), "--quarter", "2026Q3", "--by", "gpu", "--quiet")
     assert proc.returncode == 0, proc.stderr
     _assert_no_formula(proc.stdout)
+
+
+def test_dcim_latest_csv_neutralises_tags_too(hostile_store, tmp_path, no_traceback):
+    tmp, store_path = hostile_store
+    cfg = _config(tmp_path, store_path)
+    proc = run_dcim("latest", "gpu", "--format", "csv", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    no_traceback(proc.stderr)
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    # (text-mode standard output reads a CR as a newline)
+    assert sorted(r["host"] for r in rows) == sorted(("'" + h).replace("\r", "\n") for h in HOSTILE_HOSTS)
+    for row in rows:
+        assert not any(v.startswith(FORMULA_STARTS) for v in row.values()), row
+    assert {r["power_w"] for r in rows} == {"400"}
+
+
+def test_agent_host_from_the_command_line_is_a_name(tmp_path, no_traceback):
+    """`dcim agent --host` bypasses the config's check: the agent refuses it before it writes a tag."""
+    cfg = _config(tmp_path, tmp_path / "dcim.sqlite", agent={"token": {"env": "DCIM_T_AGENT_TOKEN"}})
+    from tests.faults.conftest import dcim_env
+
+    proc = run_dcim("agent", "--config", str(cfg), "--host", HOSTILE_HOSTS[0], "--simulated-gpus", "1",
+                    env=dcim_env(DCIM_T_AGENT_TOKEN="t"), timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--host / [agent] host" in proc.stderr
+    no_traceback(proc.stdout + proc.stderr)
+    assert not (tmp_path / "dcim.sqlite").exists()
 
 
 def test_negative_numbers_stay_numbers():
