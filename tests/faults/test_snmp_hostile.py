@@ -274,6 +274,27 @@ def test_source_address_keeps_datagrams_to_other_local_addresses_out(snmpsim_age
     assert bound[0] == "127.0.0.1" and lost == 0 and dropped == 0 and sent >= 4
 
 
+def test_source_address_binds_the_v3_path_too(snmpsim_agent):
+    """SNMPv3 goes through pysnmp: its transport binds the same source address and still reads."""
+    from collectors.snmp.engine import V3
+    from tests.fixtures.snmpsim import SNMPSIM_V3_AUTH, SNMPSIM_V3_PRIV, SNMPSIM_V3_USER
+
+    auth = V3(SNMPSIM_V3_USER, SNMPSIM_V3_AUTH, SNMPSIM_V3_PRIV, "SHA", "AES", RECORDING)
+    ep = Endpoint(snmpsim_agent.host, snmpsim_agent.port, auth, timeout_s=2.0, retries=0)
+
+    async def go():
+        poller = SnmpPoller(source_address="127.0.0.1")
+        try:
+            values = await poller.get(ep, [SYS_OBJECT_ID])
+            [transport] = poller._transports.values()
+            return values, transport.iface
+        finally:
+            poller.close()
+
+    values, iface = asyncio.run(go())
+    assert values[SYS_OBJECT_ID].startswith("1.3.6.1.4.1.318.") and iface == ("127.0.0.1", 0)
+
+
 @pytest.mark.parametrize("value,why", [("::1", "IPv4"), ("0.0.0.0", "IPv4 unicast"),
                                        ("pdu-mgmt.example", "not an IP address")])
 def test_source_address_is_validated_naming_the_key(tmp_path, value, why):
