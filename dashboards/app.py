@@ -8,6 +8,10 @@
 
 All data comes from :class:`dashboards.data.DataSource`, whose cache is shared by every screen.
 Read-only: nothing here writes to the store.
+
+Every callback takes its inputs from the browser, so any client can send any JSON value: each
+one checks the type of what it reads and falls back to a safe default (or no update), never a
+500. :func:`make_server` serves the app on waitress with the bounds of :mod:`dcim.web`.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from pathlib import Path
 
 import dash
 from dash import ALL, Input, Output, Patch, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from dashboards import components as c
 from dashboards.data import DataSource
 from dashboards.i18n import fmt_age, fmt_time, t
 from dashboards.pages import make_ctx, page_for, registry
+from dcim.web import SECURITY_HEADERS, Limits, WsgiServer, with_security_headers
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -38,6 +44,17 @@ INDEX = """<!DOCTYPE html>
 <head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}</head>
 <body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body>
 </html>"""
+
+
+def _text(value, default: str = "") -> str:
+    """A callback's string input, or *default* when the client sent another JSON type."""
+    return value if isinstance(value, str) else default
+
+
+def _ids(outputs: list) -> list[dict]:
+    """The ids of pattern-matched outputs, ``{"k": None}`` for any a client made up."""
+    return [o["id"] if isinstance(o, dict) and isinstance(o.get("id"), dict) and isinstance(o["id"].get("k"), str)
+            else {"k": None} for o in outputs]
 
 
 def _nav(ctx, path: str) -> list:
@@ -112,6 +129,7 @@ def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Da
                   Output("kiosk-timer", "disabled"), Output("root", "className"),
                   Input("url", "pathname"), Input("url", "search"))
     def render(pathname, search):
+        pathname, search = _text(pathname, "/"), _text(search)
         ctx = make_ctx(data, search)
         module = page_for(pathname)
         try:
@@ -127,7 +145,7 @@ def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Da
                   Output("stamp", "children"), Output("stamp", "className"),
                   Input("tick", "n_intervals"), Input("url", "search"))
     def banner(_n, search):
-        ctx = make_ctx(data, search)
+        ctx = make_ctx(data, _text(search))
         snap = data.snapshot()
         return (*banner_parts(snap, ctx.lang, ctx.tz), *stamp_parts(data, snap, ctx.lang))
 
@@ -137,9 +155,17 @@ def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Da
                   State({"type": "v", "k": ALL}, "id"), State({"type": "v", "k": ALL}, "className"),
                   State({"type": "fig", "k": ALL}, "id"), State({"type": "tbl", "k": ALL}, "id"),
                   prevent_initial_call=True)
-    def refresh(_n, pathname, search, v_ids, v_classes, fig_ids, tbl_ids):
-        ctx = make_ctx(data, search)
-        update = page_for(pathname).update(ctx)
+    def refresh(_n, pathname, search, _v_ids, v_classes, _fig_ids, _tbl_ids):
+        # The ids come from the outputs Dash will fill, not from the State lists a client sends:
+        # a list of another length than the outputs would fail the answer.
+        outputs = dash.callback_context.outputs_list
+        if not isinstance(outputs, list) or len(outputs) != 4 or not all(isinstance(o, list) for o in outputs):
+            raise PreventUpdate
+        v_ids, fig_ids, tbl_ids = _ids(outputs[0]), _ids(outputs[2]), _ids(outputs[3])
+        v_classes = v_classes if isinstance(v_classes, list) else []
+        v_classes = [_text(x) for x in v_classes[:len(v_ids)]] + [""] * max(0, len(v_ids) - len(v_classes))
+        ctx = make_ctx(data, _text(search))
+        update = page_for(_text(pathname, "/")).update(ctx)
         texts, classes, figs, tbls = refresh_outputs(update, v_ids, fig_ids, tbl_ids)
         # keep structural classes (kpi-value, stat-value, count) and replace only the state part
         merged = []
@@ -154,18 +180,20 @@ def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Da
     @app.callback(Output("url", "pathname"), Input("kiosk-timer", "n_intervals"), State("url", "pathname"),
                   prevent_initial_call=True)
     def kiosk(_n, pathname):
-        return next_kiosk_path(pathname)
+        return next_kiosk_path(_text(pathname, "/"))
 
     @app.callback(Output("url", "search"), Input("rack-pick", "value"), State("url", "search"),
                   prevent_initial_call=True)
     def pick_rack(rack, search):
+        from urllib.parse import urlencode
+
         from dashboards.pages import parse_search
 
-        params = parse_search(search)
-        if not rack or params.get("rack") == rack:
+        params = parse_search(_text(search))
+        if not isinstance(rack, str) or not rack or len(rack) > 200 or params.get("rack") == rack:
             return no_update
         params["rack"] = rack
-        return "?" + "&".join(f"{k}={v}" for k, v in params.items())
+        return "?" + urlencode(params)  # encoded: a name with "&" or "=" stays one parameter
 
     from dashboards.pages import gpus as gpus_page
 
@@ -173,24 +201,46 @@ def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Da
                   Input("gpu-table", "page_current"), Input("gpu-table", "sort_by"), Input("tick", "n_intervals"),
                   prevent_initial_call=True)
     def gpu_table(page, sort_by, _n):
+        page = page if isinstance(page, int) and not isinstance(page, bool) and page >= 0 else 0
         rows = gpus_page.gpu_rows(data.gpus())
-        return gpus_page.sort_page(rows, sort_by, page or 0, gpus_page.PAGE_SIZE)
+        return gpus_page.sort_page(rows, gpus_page.clean_sort_by(sort_by), page, gpus_page.PAGE_SIZE)
 
     @app.callback(Output("gpu-history", "figure"), Input("gpu-table", "active_cell"), State("gpu-table", "data"),
                   State("url", "search"), prevent_initial_call=True)
     def gpu_history(cell, rows, search):
-        if not cell or not rows or cell.get("row") is None or cell["row"] >= len(rows):
+        row = cell.get("row") if isinstance(cell, dict) else None
+        if not isinstance(rows, list) or not isinstance(row, int) or isinstance(row, bool) or not 0 <= row < len(rows):
             return no_update
-        ctx = make_ctx(data, search)
-        return gpus_page.history_figure(data, rows[cell["row"]]["uuid"], ctx.lang)
+        uuid = rows[row].get("uuid") if isinstance(rows[row], dict) else None
+        if not isinstance(uuid, str) or not uuid:
+            return no_update
+        ctx = make_ctx(data, _text(search))
+        return gpus_page.history_figure(data, uuid, ctx.lang)
 
     if warm:
         from dashboards.pages import overview
 
         data.start_warmer(lambda: overview.update(make_ctx(data, f"?lang={settings.lang}")))
     _add_routes(app, data, config)
+    app.server.wsgi_app = with_security_headers(app.server.wsgi_app)  # BasicAuth's 401 adds them itself
     _add_auth(app, config)
     return app
+
+
+# A wall screen keeps a handful of connections; a few hundred screens fit. Dash callback bodies are
+# a few KiB (ids, classes, one page of table rows).
+DASHBOARD_LIMITS = Limits(connection_limit=1000, max_body_bytes=1024 * 1024)
+
+
+def make_server(app: dash.Dash, host: str, port: int, threads: int = 8) -> WsgiServer:
+    """The dashboard on waitress with bounded connections; with basic auth configured, a request
+    body is read only once its credentials are right (401 before reading it otherwise)."""
+    from dataclasses import replace
+
+    auth = getattr(app, "auth", None)
+    return WsgiServer(app.server, host, port, name="dcim-dashboard", limits=replace(DASHBOARD_LIMITS, threads=threads),
+                      admit_body=auth.challenge_for if auth else None)
+
 
 
 def banner_parts(snap: dict, lang: str, tz: str) -> tuple[list, str]:
@@ -254,12 +304,14 @@ def _add_routes(app: dash.Dash, data: DataSource, config) -> None:
 
 def _add_auth(app: dash.Dash, config) -> None:
     settings = config.dashboard
+    app.auth = None  # type: ignore[attr-defined]
     if not settings.auth_user:
         return
     from dcim.config import read_secret
 
     password = read_secret(settings.auth_password, "dashboard.auth_password")
-    app.server.wsgi_app = BasicAuth(app.server.wsgi_app, settings.auth_user, password)
+    app.auth = BasicAuth(app.server.wsgi_app, settings.auth_user, password)  # type: ignore[attr-defined]
+    app.server.wsgi_app = app.auth
 
 
 class BasicAuth:
@@ -270,13 +322,21 @@ class BasicAuth:
         self.expected = base64.b64encode(f"{user}:{password}".encode()).decode()
         self.open_paths = open_paths
 
-    def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO", "") in self.open_paths:
-            return self.app(environ, start_response)
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        scheme, _, value = header.partition(" ")
+    CHALLENGE = 'Basic realm="dcim", charset="UTF-8"'
+
+    def challenge_for(self, path: str, header: str) -> str | None:
+        """None when *path* is open or *header* carries the right credentials, else the challenge."""
+        if path in self.open_paths:
+            return None
+        scheme, _, value = (header or "").partition(" ")
         if scheme.lower() == "basic" and hmac.compare_digest(value.strip().encode(), self.expected.encode()):
+            return None
+        return self.CHALLENGE
+
+    def __call__(self, environ, start_response):
+        challenge = self.challenge_for(environ.get("PATH_INFO", ""), environ.get("HTTP_AUTHORIZATION", ""))
+        if challenge is None:
             return self.app(environ, start_response)
-        start_response("401 Unauthorized", [("Content-Type", "text/plain"),
-                                            ("WWW-Authenticate", 'Basic realm="dcim", charset="UTF-8"')])
+        start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", challenge),
+                                            *SECURITY_HEADERS])
         return [b"authentication required\n"]

@@ -37,6 +37,17 @@ def _r(v):
     return None if v is None else round(float(v), 0)
 
 
+def clean_sort_by(sort_by) -> list[dict]:
+    """The table's sort_by as the browser sends it, keeping only well-formed entries on known columns
+    (a client can send any JSON here)."""
+    if not isinstance(sort_by, list):
+        return []
+    known = {k for k, _, _ in COLUMNS}
+    return [{"column_id": s["column_id"], "direction": s["direction"]} for s in sort_by
+            if isinstance(s, dict) and isinstance(s.get("column_id"), str) and s["column_id"] in known
+            and s.get("direction") in ("asc", "desc")]
+
+
 def sort_page(rows: list[dict], sort_by: list[dict] | None, page: int, size: int) -> tuple[list[dict], int]:
     """Sort (absent values last, whatever the direction) and cut one page; returns (rows, page_count)."""
     if sort_by:

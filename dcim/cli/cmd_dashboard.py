@@ -26,9 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import waitress
-
-    from dashboards.app import create_app
+    from dashboards.app import create_app, make_server
     from dashboards.data import freeze_heap
 
     cfg = config_from(args)
@@ -36,11 +34,15 @@ def run(args: argparse.Namespace) -> int:
     port = cfg.dashboard.port if args.port is None else args.port
     store = open_store(cfg, readonly=True)
     app = create_app(cfg, store, warm=True)
+    # bounded connections, idle timeouts, body limits, 401 before an unauthenticated body is read
+    server = make_server(app, host, port, threads=args.threads)
     freeze_heap()  # the app, inventory and modules stay out of every later GC pass
-    log.info("dashboard on http://%s:%d/ (refresh %gs, kiosk rotate %gs)", host, port,
-             cfg.dashboard.refresh_s, cfg.dashboard.kiosk_rotate_s)
+    log.info("dashboard on %s/ (refresh %gs, kiosk rotate %gs, at most %d connections)", server.url,
+             cfg.dashboard.refresh_s, cfg.dashboard.kiosk_rotate_s, server.connection_limit)
     try:
-        waitress.serve(app.server, host=host, port=port, threads=args.threads, ident="dcim-dashboard")
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         app.data.stop_warmer()
         store.close()
