@@ -275,14 +275,12 @@ def _start_collectors(cfg, args, inventory, twin, store, twin_loop=None):
 
 
 def _start_dashboard(cfg, args, store):
-    import waitress
-
-    from dashboards.app import create_app
+    from dashboards.app import create_app, make_server
 
     host = args.host or cfg.dashboard.host
     port = cfg.dashboard.port if args.port is None else args.port
     app = create_app(cfg, store, warm=True)
-    server = waitress.create_server(app.server, host=host, port=port, threads=8, ident="dcim-dashboard")
+    server = make_server(app, host, port, threads=8).server  # bounded connections, as `dcim dashboard`
     thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
     thread.start()
     bound = server.effective_port
