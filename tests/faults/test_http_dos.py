@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import PY, REPO, dcim_env, wait_for
+from tests.faults.conftest import PY, dcim_env, wait_for
 from tests.faults.test_security import SECRETS, write_config
 
 SERVICE_FD_LIMIT = 1024   # the service runs under the usual soft = hard limit
@@ -306,9 +306,9 @@ def test_dashboard_refuses_big_bodies_before_reading_them(service):
                        "inputs": [{"id": "kiosk-timer", "property": "n_intervals", "value": 1}],
                        "state": [{"id": "url", "property": "pathname", "value": "/"}],
                        "changedPropIds": ["kiosk-timer.n_intervals"]}).encode()
-    code, headers, answer = http(service.host, service.port,
-                                 b"POST /_dash-update-component HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                 + DASH_AUTH.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    request = (b"POST /_dash-update-component HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
+               + DASH_AUTH.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    code, headers, answer = http(service.host, service.port, request)
     assert code == 200 and json.loads(answer)["response"]["url"]["pathname"] == "/alarms", (code, answer[:300])
     print(f"dashboard: unauthenticated 100 MiB POST -> 401 in {took_s * 1000:.0f} ms, client got {sent >> 10} KiB "
           f"into socket buffers; authenticated -> 413 in {took_auth_s * 1000:.0f} ms; RSS +{growth >> 10} KiB")
