@@ -6,7 +6,9 @@ loading, ~2x cheaper); up to ``max_oids`` varbinds per GET PDU; GETBULK for tabl
 UdpTransportTarget per agent, created once. A request that times out aborts the rest of that
 target's requests, so a dead device costs its own timeout x (retries + 1) and nobody else's.
 SNMPv2c GETs and GETBULK walks take a lean path (fastv2c.py, same socket semantics, ~20x less
-CPU per OID than pyasn1); SNMPv3 always uses the pysnmp engine.
+CPU per OID than pyasn1); SNMPv3 always uses the pysnmp engine. pysnmp decodes a whole message
+before it matches it to a request, so its socket sits behind a filter (udp_filter.py): a datagram
+that does not answer a request this poller sent is dropped, counted, after a few header bytes.
 
 Values come back as plain Python: ``int`` for every integer type, ``str`` for strings,
 :class:`Oid` for object identifiers, :class:`Missing` for noSuchObject / noSuchInstance /
@@ -31,6 +33,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
     usmHMAC384SHA512AuthProtocol, usmHMACMD5AuthProtocol, usmHMACSHAAuthProtocol,
 )
 from pysnmp.proto import rfc1902, rfc1905
+
+from collectors.snmp.udp_filter import FilteredUdpTransportTarget, ReplyFilter
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +241,8 @@ class SnmpPoller:
             self._fast = FastV2c(source_address)
         self._engine: SnmpEngine | None = None
         self._transports: dict[tuple, UdpTransportTarget] = {}
+        # Between pysnmp's socket and pysnmp: drops what does not answer a request we sent.
+        self._reply_filter = ReplyFilter()
         self._auth: dict[object, object] = {}
         # ObjectType objects reused across cycles: pysnmp resolves a fresh one against its MIB
         # view on every request (the dominant client cost); a resolved one is returned as is.
@@ -245,20 +251,29 @@ class SnmpPoller:
         self.varbinds = 0
 
     def stats(self) -> dict[str, int]:
-        """Counters for /metrics and the ``collector`` measurement. ``replies_unsolicited``: v2c
-        datagrams dropped unread (not from the polled address, or an unknown request id or
-        community); ``replies_garbled``: datagrams that are not a v2c response at all;
-        ``replies_bad``: answers to a pending request whose varbinds did not decode."""
-        fast = self._fast
+        """Counters for /metrics and the ``collector`` measurement, both sockets (the v2c fast
+        path's and pysnmp's) together. ``replies_unsolicited``: datagrams dropped unread (not from
+        a polled address, or an unknown request id / msgID or community); ``replies_garbled``:
+        datagrams that are not an SNMP response of the version asked; ``replies_bad``: answers to
+        a pending v2c request whose varbinds did not decode."""
+        fast, door = self._fast, self._reply_filter
         return {"requests": self.requests, "varbinds": self.varbinds,
-                "replies_unsolicited": fast.unsolicited if fast else 0,
-                "replies_garbled": fast.garbled if fast else 0,
+                "replies_unsolicited": door.unsolicited + (fast.unsolicited if fast else 0),
+                "replies_garbled": door.garbled + (fast.garbled if fast else 0),
                 "replies_bad": fast.bad_replies if fast else 0}
 
     @property
     def local_address(self) -> tuple[str, int] | None:
         """(address, port) of the fast path's socket, once a v2c request has opened it."""
         return self._fast.local_address if self._fast is not None else None
+
+    @property
+    def pysnmp_local_address(self) -> tuple[str, int] | None:
+        """(address, port) of pysnmp's socket (SNMPv3, and v2c to host names), once it has sent."""
+        for tgt in self._transports.values():
+            if tgt.transport is not None:  # the target through which pysnmp opened it
+                return tgt.transport.local_address
+        return None
 
     def _slot(self) -> asyncio.Semaphore:
         """At most ``max_in_flight`` requests outstanding in this process (per event loop)."""
@@ -293,9 +308,12 @@ class SnmpPoller:
         tgt = self._transports.get(key)
         if tgt is None:
             try:
-                tgt = await UdpTransportTarget.create((ep.host, ep.port), timeout=ep.timeout_s, retries=ep.retries)
+                tgt = await FilteredUdpTransportTarget.create((ep.host, ep.port), timeout=ep.timeout_s,
+                                                              retries=ep.retries, reply_filter=self._reply_filter)
             except Exception as exc:  # DNS failure and the like
                 raise SnmpError(f"cannot resolve address: {type(exc).__name__}", ep) from None
+            # answers are accepted from the resolved address for as long as a request waits
+            self._reply_filter.expect(tgt.transport_address, ep.worst_case_s)
             if self.source_address:  # UdpTransportTarget is IPv4, as the configured source is
                 tgt.set_local_address((self.source_address, 0))
             self._transports[key] = tgt
