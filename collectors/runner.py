@@ -38,6 +38,11 @@ GRACE_S = 0.5  # beyond the deadline, before the runner cancels a collector itse
 WRITE_RESERVE = 0.1
 # /metrics: a few scrapers, GET only.
 METRICS_LIMITS = Limits(connection_limit=200, threads=2, max_body_bytes=64 * 1024)
+# Counters a collector reports on its results (TargetResult.counters), summed on /metrics.
+REPLY_COUNTERS = (("replies_unsolicited", "Replies dropped unread: not from a polled address, or an unknown "
+                                          "request id / msgID or community."),
+                  ("replies_garbled", "Replies dropped because they are not an SNMP response of the version "
+                                      "asked, or did not decode."))
 
 
 @dataclass
@@ -51,6 +56,7 @@ class CollectorState:
     last_duration_s: float = 0.0
     points_total: int = 0
     targets: dict[str, TargetResult] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)  # TargetResult.counters summed since start
 
 
 class Runner:
@@ -96,6 +102,9 @@ class Runner:
             state.last_duration_s = duration
             state.points_total += written
             state.targets = {r.target: r for r in results}
+            for r in results:
+                for key, n in r.counters.items():
+                    state.counters[key] = state.counters.get(key, 0) + n
         return results
 
     async def _write(self, points: list[Point]) -> int:
@@ -214,6 +223,10 @@ class Runner:
             metric("dcim_collector_target_duration_seconds", "gauge", "Poll time of the target in the last cycle.",
                    [({"collector": s.collector.name, "target": t}, round(r.duration_s, 6))
                     for s in states for t, r in sorted(s.targets.items())])
+            # per cycle on the ``collector`` points, as totals here
+            for key, help_ in REPLY_COUNTERS:
+                metric(f"dcim_collector_{key}_total", "counter", help_,
+                       [({"collector": s.collector.name}, s.counters.get(key, 0)) for s in states])
         stats = self._writer_stats()
         for key, help_ in (("written", "Points written to the store."), ("spooled", "Points spooled to disk."),
                            ("dropped", "Points dropped past the spool bound."),

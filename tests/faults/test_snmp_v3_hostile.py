@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 
+from collectors.runner import Runner
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.device import SnmpDevice
 from collectors.snmp.engine import SYS_OBJECT_ID, Endpoint, SnmpError, SnmpPoller, V3
@@ -80,7 +81,7 @@ def _pysnmp_port(poller: SnmpPoller) -> int:
 # --- healthy v3 polls under a hostile stream ---------------------------------------------------------
 
 
-async def _poll_for(col: SnmpCollector, duration_s: float, every_s: float) -> tuple[int, int, list]:
+async def _poll_for(runner: Runner, duration_s: float, every_s: float) -> tuple[int, int, list]:
     """(polls due, polls lost, results) polling every *every_s* for *duration_s*. A poll that
     was due but not made (the event loop was busy decoding) is lost as well."""
     polls = lost = 0
@@ -88,7 +89,7 @@ async def _poll_for(col: SnmpCollector, duration_s: float, every_s: float) -> tu
     end = time.monotonic() + duration_s
     while time.monotonic() < end:
         t0 = time.monotonic()
-        results = await col.poll(every_s * 2)
+        results = await runner.run_cycle("snmp")
         polls += 1
         every += results
         lost += not {r.target: r for r in results}["ups-1"].ok
@@ -100,7 +101,8 @@ async def _poll_for(col: SnmpCollector, duration_s: float, every_s: float) -> tu
 def test_v3_polls_lose_nothing_under_5_hostile_datagrams_a_second(snmpsim_agent):
     """Issue 20: 65 KB v2c replies of 1,968 varbinds sprayed at pysnmp's socket cost ~0.19 s CPU
     each and lost SNMPv3 polls; now each is dropped after its header, counted as unsolicited."""
-    col = SnmpCollector([_v3_device(snmpsim_agent.host, snmpsim_agent.port)], SnmpPoller(), interval_s=0.5)
+    col = SnmpCollector([_v3_device(snmpsim_agent.host, snmpsim_agent.port)], SnmpPoller(), interval_s=1.0)
+    runner = Runner([col], writer=None)  # the daemon's cycle and its /metrics text, no store
     hostile = [many_varbinds_response(random.Random(i).randrange(1, 1 << 31)) for i in range(3)]
     assert all(len(d) > 64_000 for d in hostile)
 
@@ -109,15 +111,15 @@ def test_v3_polls_lose_nothing_under_5_hostile_datagrams_a_second(snmpsim_agent)
             first = await col.poll(5.0)  # discovery over v3; pysnmp's socket is open
             assert first[0].ok, first[0].error
             cpu0 = time.thread_time()
-            clean_polls, clean_lost, _ = await _poll_for(col, 3.0, 0.5)
+            clean_polls, clean_lost, _ = await _poll_for(runner, 3.0, 0.5)
             clean_cpu_s = time.thread_time() - cpu0
             with Sprayer(("127.0.0.1", _pysnmp_port(col.poller)), per_s=HOSTILE_PER_S, kinds=hostile) as sprayer:
                 cpu0 = time.thread_time()
-                polls, lost, results = await _poll_for(col, 3.0, 0.5)
+                polls, lost, results = await _poll_for(runner, 3.0, 0.5)
                 await asyncio.sleep(0.3)  # the last datagrams in flight reach the socket
                 spray_cpu_s = time.thread_time() - cpu0
                 sent = sprayer.sent
-            results += await col.poll(1.0)  # reports the drops since the last poll
+            results += await runner.run_cycle("snmp")  # reports the drops since the last poll
             return (clean_polls, clean_lost, clean_cpu_s, polls, lost, spray_cpu_s, sent, results,
                     col.poller.stats())
         finally:
@@ -133,9 +135,12 @@ def test_v3_polls_lose_nothing_under_5_hostile_datagrams_a_second(snmpsim_agent)
     assert per_datagram_s < 0.01, per_datagram_s  # was ~0.19 s: pysnmp decoded every one
     # Every one counted as unsolicited (the sprayer's address was never polled) ...
     assert sent - 2 <= stats["replies_unsolicited"] <= sent and stats["replies_garbled"] == 0, (stats, sent)
-    # ... and reported once on the collector's health points.
+    # ... reported once on the collector's health points, and as a total on /metrics.
     reported = sum(r.counters.get("replies_unsolicited", 0) for r in results)
     assert reported == stats["replies_unsolicited"], (reported, stats)
+    text = runner.metrics_text()
+    assert f'dcim_collector_replies_unsolicited_total{{collector="snmp"}} {reported}\n' in text, text
+    assert 'dcim_collector_replies_garbled_total{collector="snmp"} 0\n' in text, text
 
 
 # --- hostile answers from the address that was polled ------------------------------------------------
