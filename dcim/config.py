@@ -509,6 +509,77 @@ class SimulatorSettings(Strict):
     weather: Literal["daejeon", "seoul", "constant"] = "daejeon"
 
 
+# --- workload: which job holds which GPU, from the site's scheduler ------------------------------
+
+JOB_CLASSES = ("training", "fine_tuning", "inference", "batch", "unknown")
+JobClass = Literal["training", "fine_tuning", "inference", "batch", "unknown"]
+
+
+class SlurmSource(Strict):
+    """Slurm 22.05+: ``squeue --json`` on a host that is a Slurm client, or slurmrestd."""
+
+    mode: Literal["cli", "rest"] = "cli"
+    squeue: str = "squeue"  # the command (a path, or a name on PATH); run as an argv list, no shell
+    slurm_conf: Path | None = None  # SLURM_CONF for the command; default: Slurm's own
+    rest_url: str | None = None  # slurmrestd, e.g. http://slurm-ctl:6820
+    rest_user: Name | None = None  # X-SLURM-USER-NAME
+    rest_token: SecretRef | None = None  # X-SLURM-USER-TOKEN (a JWT from `scontrol token`)
+    timeout_s: float = Field(10.0, gt=0, le=MAX_TIMEOUT_S)
+
+    @field_validator("rest_url")
+    @classmethod
+    def _rest_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value, "slurmrestd authenticates with rest_user and rest_token")
+
+    @model_validator(mode="after")
+    def _rest_needs_url(self) -> "SlurmSource":
+        if self.mode == "rest" and self.rest_url is None:
+            raise ValueError("mode = 'rest' needs 'rest_url'")
+        return self
+
+
+class KubernetesSource(Strict):
+    """Kubernetes: the kubelet's PodResources API on each GPU node (read by ``dcim agent``)."""
+
+    pod_resources_socket: Path = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
+    # The pod label whose value names the job class (mapped through [workload] job_classes).
+    class_label: str = Field("dcim.io/job-class", min_length=1, max_length=253)
+    # The pod label (or annotation) naming the job; default: the pod's namespace/name.
+    job_label: str | None = Field(None, min_length=1, max_length=253)
+    timeout_s: float = Field(5.0, gt=0, le=MAX_TIMEOUT_S)
+
+
+class DcgmExporterSettings(Strict):
+    """An existing dcgm-exporter on each GPU node: GPU telemetry and (on Kubernetes) pod labels."""
+
+    urls: list[str] = []  # each node's /metrics, e.g. http://gpu-node-1:9400/metrics
+    timeout_s: float = Field(5.0, gt=0, le=MAX_TIMEOUT_S)
+    # The pod label dcgm-exporter exports (with --kubernetes-enable-pod-labels) naming the job class.
+    class_label: str = Field("dcim.io/job-class", min_length=1, max_length=253)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        return [check_url(u, "dcgm-exporter takes no credentials") for u in value]
+
+
+class WorkloadSettings(Strict):
+    """Which job holds which GPU, polled by the collector from the site's scheduler."""
+
+    source: Literal["none", "slurm", "kubernetes", "dcgm"] = "none"
+    interval_s: float = Field(30.0, ge=1, le=3600)
+    # Scheduler identity → tenant: a Slurm account, or a Kubernetes namespace. Unlisted ones are
+    # recorded as tenant "unmapped:<account>": visible in reports, never dropped.
+    tenants: dict[str, Name] = {}
+    # Job class by Slurm partition, QoS, or the Kubernetes class label's value (first match in
+    # that order); unlisted: "unknown", which the optimizer never caps.
+    job_classes: dict[str, JobClass] = {}
+    # User names are personal data: recorded only when billing needs them.
+    record_users: bool = False
+    slurm: SlurmSource = SlurmSource()
+    kubernetes: KubernetesSource = KubernetesSource()
+
+
 # --- the whole file ----------------------------------------------------------------------------
 
 
@@ -527,6 +598,8 @@ class Config(Strict):
     dashboard: DashboardSettings = DashboardSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     agent: AgentSettings = AgentSettings()
+    workload: WorkloadSettings = WorkloadSettings()
+    dcgm_exporter: DcgmExporterSettings = DcgmExporterSettings()
 
 
 def _path(loc: tuple) -> str:
@@ -626,6 +699,12 @@ def _reference_errors(cfg: Config) -> list[tuple[str, str]]:
         for j, room in enumerate(ups.rooms):
             if room not in rooms:
                 errors.append((f"ups[{i}].rooms[{j}]", f"no room named {room!r}"))
+    for account, tenant in cfg.workload.tenants.items():
+        if tenant not in tenants:
+            errors.append((f"workload.tenants.{account}", f"no tenant named {tenant!r} in [[tenants]]"))
+    if cfg.workload.source == "dcgm" and not cfg.dcgm_exporter.urls:
+        errors.append(("workload.source", "'dcgm' reads pods from dcgm-exporter: list its endpoints in "
+                                          "[dcgm_exporter] urls"))
     return errors
 
 

@@ -74,8 +74,13 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
        F("pstate", int, "", "performance state P0..P15")),
     _m("workload", ("site", "host", "uuid"), "what runs on a GPU, from the scheduler (or the twin)",
        F("job", str, "", "job id, empty when idle"),
-       F("tenant", str, "", "tenant of the job"),
-       F("job_class", str, "", "training, fine_tuning, inference or batch"),
+       F("tenant", str, "", "tenant of the job ('unmapped:<account>' when the config does not map it)"),
+       F("job_class", str, "", "training, fine_tuning, inference, batch or unknown"),
+       F("account", str, "", "the scheduler's identity the tenant comes from: Slurm account or Kubernetes "
+         "namespace"),
+       F("start_ns", int, "ns", "when the job started (UTC, ns since the epoch)"),
+       F("user", str, "", "the job's user; only where [workload] record_users is set"),
+       F("source", str, "", "slurm, kubernetes or dcgm"),
        F("work_rate", float, "1/s", "GPU-work done per second relative to an uncapped GPU (0..1)")),
     _m("pdu", ("site", "room", "rack", "pdu", "feed"), "a rack PDU as a whole (its input)", *_PDU_FIELDS),
     _m("pdu_phase", ("site", "room", "rack", "pdu", "feed", "phase"), "one input phase/line of a PDU", *_PDU_FIELDS),
@@ -126,6 +131,10 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
        F("predicted_pue", float, "", "PUE the model predicted for the decision"),
        F("est_saving_w", float, "W", "estimated facility power saved"),
        F("lease_s", float, "s", "how long the cap holds without renewal")),
+    _m("progress", ("site", "job", "tenant"), "work a job reports having done (by itself or its inference server)",
+       F("work_done", float, "", "work done so far, in the job's own unit (a counter)", counter=True),
+       F("unit", str, "", "what work_done counts: steps, samples, tokens, requests"),
+       F("source", str, "", "post (POST /v1/progress) or scrape (an inference server's metrics)")),
     _m("collector", ("collector", "target"), "the collectors' own health",
        F("duration_s", float, "s", "time the poll took"),
        F("ok", bool, "", "poll succeeded"),
@@ -134,7 +143,10 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
        F("dropped", int, "", "points dropped by the writer (counted)"),
        F("replies_unsolicited", int, "", "SNMP replies dropped unread this cycle: not from a polled "
          "address, or an unknown request id"),
-       F("replies_garbled", int, "", "SNMP replies that did not decode this cycle")),
+       F("replies_garbled", int, "", "SNMP replies that did not decode this cycle"),
+       F("jobs", int, "", "jobs on GPUs the workload source reported this cycle"),
+       F("jobs_unplaced", int, "", "of those, GPU holds on a host or GPU index not in the inventory or "
+         "telemetry (recorded under host/index, never dropped)")),
 )}
 
 # The optimizer's audit trail: one row per decision (action set, revert, advise, ...) and one per
