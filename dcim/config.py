@@ -553,6 +553,9 @@ class DcgmExporterSettings(Strict):
     """An existing dcgm-exporter on each GPU node: GPU telemetry and (on Kubernetes) pod labels."""
 
     urls: list[str] = []  # each node's /metrics, e.g. http://gpu-node-1:9400/metrics
+    # `dcim collect` scrapes GPU telemetry from these instead of a dcim agent on every node.
+    telemetry: bool = False
+    interval_s: float = Field(10.0, ge=1, le=3600)
     timeout_s: float = Field(5.0, gt=0, le=MAX_TIMEOUT_S)
     # The pod label dcgm-exporter exports (with --kubernetes-enable-pod-labels) naming the job class.
     class_label: str = Field("dcim.io/job-class", min_length=1, max_length=253)
@@ -702,9 +705,9 @@ def _reference_errors(cfg: Config) -> list[tuple[str, str]]:
     for account, tenant in cfg.workload.tenants.items():
         if tenant not in tenants:
             errors.append((f"workload.tenants.{account}", f"no tenant named {tenant!r} in [[tenants]]"))
-    if cfg.workload.source == "dcgm" and not cfg.dcgm_exporter.urls:
-        errors.append(("workload.source", "'dcgm' reads pods from dcgm-exporter: list its endpoints in "
-                                          "[dcgm_exporter] urls"))
+    if (cfg.workload.source == "dcgm" or cfg.dcgm_exporter.telemetry) and not cfg.dcgm_exporter.urls:
+        errors.append(("dcgm_exporter.urls", "workload.source = 'dcgm' and dcgm_exporter.telemetry read "
+                                             "dcgm-exporter: list its endpoints"))
     return errors
 
 

@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args, cfg, host: str, token: str, backend, record) -> int:
     from collectors.gpu.gpu_collector import GpuCollector
     from collectors.runner import Runner
+    from dcim.cli.workload import node_workload_collector
     from dcim.inventory import build_inventory
     from dcim.store import open_store
     from dcim.store.writer import writer_for
@@ -143,6 +144,9 @@ def _serve(args, cfg, host: str, token: str, backend, record) -> int:
             collectors.append(GpuCollector(backend, slots or None, interval_s=cfg.collectors.gpu_interval_s,
                                            host_tags=None if slots else {"site": cfg.site.name, "host": host},
                                            owns_backend=False))
+            workload = node_workload_collector(cfg, host, backend)  # Kubernetes: this node's pods
+            if workload is not None:
+                collectors.append(workload)
         runner = Runner(collectors, writer, jitter_pct=cfg.collectors.jitter_pct)
         log.info("agent for %s: %d GPUs, desired state from %s every %g s", host, len(backend.devices()),
                  cfg.agent.optimizer_url, cfg.agent.poll_interval_s)

@@ -10,6 +10,7 @@ import socket
 import sys
 
 from dcim.cli.options import add_config_option, config_from
+from dcim.cli.workload import CENTRAL_SOURCES, central_workload_collector
 
 NAME = "collect"
 HELP = "poll the SNMP devices (and local GPUs) and write to the store"
@@ -105,8 +106,10 @@ def run(args: argparse.Namespace) -> int:
         gpu = _gpu_collector(inventory, settings)
         if gpu is not None:
             collectors.append(gpu)
-    if not collectors:
-        print("nothing to collect: no SNMP devices in the config and no local GPUs", file=sys.stderr)
+    central = shard is None or shard[0] == 0  # one process reads the scheduler and rolls up
+    if not collectors and not (central and cfg.workload.source in CENTRAL_SOURCES):
+        print("nothing to collect: no SNMP devices in the config, no local GPUs and no workload source",
+              file=sys.stderr)
         return 1
 
     from dcim.store.spool import SpoolLocked
@@ -116,9 +119,12 @@ def run(args: argparse.Namespace) -> int:
     except SpoolLocked as exc:  # a second collector on the same spool: say so, no traceback
         print(f"error: {exc}; give each collector process its own [store.spool] path", file=sys.stderr)
         return 2
+    workload = central_workload_collector(cfg, store) if central else None
+    if workload is not None:
+        collectors.append(workload)
     runner = Runner(collectors, writer, jitter_pct=settings.jitter_pct)
     maintainer = None
-    if cfg.store.backend == "influxdb" and not args.once and (shard is None or shard[0] == 0):
+    if cfg.store.backend == "influxdb" and not args.once and central:
         from dcim.store.maintainer import Maintainer
 
         maintainer = Maintainer(store).start()  # InfluxDB's daily rollups (SQLite keeps its own)

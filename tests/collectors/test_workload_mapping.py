@@ -88,7 +88,7 @@ def _demo_with(workload: dict) -> dict:
     ({"tenants": {"acct": "no-such-tenant"}}, "workload.tenants.acct"),
     ({"job_classes": {"gpu": "fast"}}, "workload.job_classes.gpu"),
     ({"source": "slurm", "slurm": {"mode": "rest"}}, "workload.slurm"),
-    ({"source": "dcgm"}, "workload.source"),
+    ({"source": "dcgm"}, "dcgm_exporter.urls"),
     ({"source": "lsf"}, "workload.source"),
     ({"interval_s": 0.01}, "workload.interval_s"),
     ({"slurm": {"rest_url": "http://u:p@ctl:6820"}}, "workload.slurm.rest_url"),
