@@ -149,6 +149,9 @@ class QueryCache:
             self._entries.clear()
 
 
+NO_JOB = {"job": "", "tenant": "", "job_class": ""}
+
+
 def _fields(p: Point) -> dict:
     return p.fields
 
@@ -173,7 +176,9 @@ class DataSource:
         self.derate = float(config.optimizer.breaker_derate)
         c = config.collectors
         self.intervals = {
-            "gpu": c.gpu_interval_s, "workload": c.gpu_interval_s,
+            # the twin writes workload with its GPU samples; a real site's source every [workload] interval_s
+            "gpu": c.gpu_interval_s,
+            "workload": config.workload.interval_s if config.workload.source != "none" else c.gpu_interval_s,
             "pdu": c.snmp_interval_s, "pdu_phase": c.snmp_interval_s, "pdu_outlet": c.snmp_interval_s,
             "pdu_breaker": c.snmp_interval_s, "cooling": c.snmp_interval_s, "ups": c.snmp_interval_s,
             "meter": c.snmp_interval_s, "env": c.snmp_interval_s, "facility": c.snmp_interval_s,
@@ -459,12 +464,53 @@ class DataSource:
                 "t": p.time_ns, "stale": (now_ns - p.time_ns) > 2 * self.intervals["gpu"] * NS}
 
     def gpus(self) -> list[dict]:
-        """Every GPU's latest values as rows (built once per tick, for the GPU and rack pages)."""
+        """Every GPU's latest values as rows, with the job that holds it (built once per tick, for
+        the GPU, rack and tenant pages)."""
         def build():
             now_ns = int(self.now() * NS)
+            jobs = self.jobs_by_gpu(now_ns)
             with gc_paused():
-                return [self._gpu_row(p, now_ns) for p in self.latest("gpu")]
+                rows = [self._gpu_row(p, now_ns) for p in self.latest("gpu")]
+            for row in rows:
+                row.update(jobs.get(row["uuid"], NO_JOB))
+            return rows
         return self.cache.get(("gpus",), self.tick(), build)
+
+    def jobs_by_gpu(self, now_ns: int) -> dict[str, dict]:
+        """UUID → the job holding the GPU (job, tenant, job_class), from the workload source's
+        latest point; a point older than twice the source's interval says nothing any more."""
+        out = {}
+        for p in self.latest("workload"):
+            if self.stale("workload", p.time_ns, now_ns):
+                continue
+            f = p.fields
+            job = f.get("job") or ""
+            if not job:
+                out[p.tags.get("uuid", "")] = NO_JOB
+                continue
+            out[p.tags.get("uuid", "")] = {"job": job, "tenant": f.get("tenant") or "",
+                                           "job_class": f.get("job_class") or ""}
+        return out
+
+    def tenants_month(self) -> list[dict]:
+        """This month's energy per tenant so far, as the energy report bills it (its tenant rows,
+        from the start of the month in the site's zone to the last whole hour); rebuilt hourly."""
+        from dcim.report import build_report
+        from dcim.report.periods import Period
+
+        tz = ZoneInfo(self.tz)
+        now = datetime.fromtimestamp(self.now(), tz)
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = now.replace(minute=0, second=0, microsecond=0)
+        if end <= start:
+            return []
+        key = ("tenants_month", start.isoformat())
+
+        def build():
+            period = Period(f"{start:%Y-%m} to {end:%d %H:00}", start, end)
+            return [r for r in build_report(self.store.inner, self.config, period, "tenant") if r["level"] == "tenant"]
+
+        return self.cache.get(key, int(self.now() // 3600), build, stale_ok=True)
 
     def _optimizer_state(self, capped: int, now_ns: int) -> dict:
         points = self.latest("optimizer")

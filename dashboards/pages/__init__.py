@@ -62,9 +62,9 @@ def make_ctx(data: DataSource, search: str | None) -> Ctx:
 
 
 def registry():
-    from dashboards.pages import alarms, cooling, energy, gpus, optimizer, overview, power, racks
+    from dashboards.pages import alarms, cooling, energy, gpus, optimizer, overview, power, racks, tenants
 
-    return [overview, alarms, racks, gpus, cooling, power, energy, optimizer]
+    return [overview, alarms, racks, gpus, tenants, cooling, power, energy, optimizer]
 
 
 def page_for(path: str | None):

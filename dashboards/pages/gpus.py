@@ -16,7 +16,7 @@ PATH = "/gpus"
 TITLE = "nav.gpus"
 PAGE_SIZE = 25
 COLUMNS = (("host", "col.host", "text"), ("gpu", "col.gpu", "text"), ("rack", "col.rack", "text"),
-           ("power_w", "col.power_w", "numeric"), ("power_limit_w", "col.cap_w", "numeric"),
+           ("job", "col.job", "text"), ("tenant", "col.tenant", "text"), ("power_w", "col.power_w", "numeric"), ("power_limit_w", "col.cap_w", "numeric"),
            ("power_limit_default_w", "col.default_w", "numeric"), ("temp_c", "col.temp_c", "numeric"),
            ("util_pct", "col.util_pct", "numeric"), ("uuid", "col.uuid", "text"))
 
@@ -26,6 +26,7 @@ def gpu_rows(gpus: list[dict]) -> list[dict]:
     for g in gpus:
         throttled = bool(g.get("throttle_reasons") and rules.throttle_names(int(g["throttle_reasons"])))
         rows.append({"host": g["host"], "gpu": str(g["gpu"]), "rack": g["rack"], "uuid": g["uuid"],
+                     "job": g.get("job") or "", "tenant": g.get("tenant") or "",
                      "power_w": _r(g["power_w"]), "power_limit_w": _r(g["power_limit_w"]),
                      "power_limit_default_w": _r(g["power_limit_default_w"]), "temp_c": _r(g["temp_c"]),
                      "util_pct": _r(g["util_pct"]),

@@ -1,0 +1,77 @@
+"""Job and tenant per GPU, and the Tenants page: what the workload source wrote, joined to the
+GPUs' latest power, and the month's bill from the energy report."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dashboards.app import create_app
+from dashboards.pages import gpus, make_ctx, tenants
+from dcim.metrics import Point
+from tests.dashboards import sitedata as S
+
+NS = 1_000_000_000
+
+
+@pytest.fixture
+def app_and_store(tmp_path):
+    store = S.open_test_store(tmp_path / "s.sqlite")
+    now_ns = time.time_ns()
+    S.populate(store, now_ns)
+    gpu_points = [p for p in store.latest("gpu")]
+    assert len(gpu_points) >= 4
+    jobs = {gpu_points[0].tags["uuid"]: ("101", "kaist", "training"),
+            gpu_points[1].tags["uuid"]: ("101", "kaist", "training"),
+            gpu_points[2].tags["uuid"]: ("202", "unmapped:startup-x", "unknown")}
+    workload = []
+    for p in gpu_points:
+        job, tenant, cls = jobs.get(p.tags["uuid"], ("", "", ""))
+        fields = {"job": job, "source": "slurm"}
+        if job:
+            fields.update(tenant=tenant, job_class=cls, account=tenant)
+        workload.append(Point("workload", {"site": S.SITE, "host": p.tags["host"], "uuid": p.tags["uuid"]}, fields,
+                              now_ns - 5 * NS))
+    store.write(workload)
+    app = create_app(S.make_config(), store)
+    yield app, store, gpu_points, jobs
+    store.close()
+
+
+def test_the_gpu_table_shows_each_gpus_job_and_tenant(app_and_store):
+    app, _store, gpu_points, jobs = app_and_store
+    rows = {r["uuid"]: r for r in gpus.gpu_rows(app.data.gpus())}
+    for uuid, (job, tenant, _cls) in jobs.items():
+        assert (rows[uuid]["job"], rows[uuid]["tenant"]) == (job, tenant)
+    idle = [p.tags["uuid"] for p in gpu_points if p.tags["uuid"] not in jobs]
+    assert all(rows[u]["job"] == "" and rows[u]["tenant"] == "" for u in idle)
+
+
+def test_the_tenants_page_adds_up_gpus_and_power_now(app_and_store):
+    app, _store, gpu_points, jobs = app_and_store
+    u = tenants.update.uncached(make_ctx(app.data, ""))
+    rows = {r["tenant"]: r for r in u["tbl"]["tenants"]}
+    power = {p.tags["uuid"]: p.fields["power_w"] for p in gpu_points}
+    kaist = [uuid for uuid, (_, t, _) in jobs.items() if t == "kaist"]
+    assert rows["kaist"]["jobs"] == 1 and rows["kaist"]["gpus"] == 2
+    assert rows["kaist"]["gpu_kw"] == pytest.approx(sum(power[x] for x in kaist) / 1000, abs=0.05)
+    assert rows["unmapped:startup-x"]["gpus"] == 1
+    assert rows["(idle GPUs)"]["gpus"] == len(gpu_points) - 3
+    assert u["v"]["tn_count"][0] == "2"
+
+
+def test_a_stale_workload_point_says_nothing(app_and_store):
+    app, store, gpu_points, jobs = app_and_store
+    old = time.time_ns() - 3600 * NS
+    uuid = next(iter(jobs))
+    host = next(p.tags["host"] for p in gpu_points if p.tags["uuid"] == uuid)
+    store.close()
+    fresh = S.open_test_store(app.data.store.inner.path)
+    try:
+        app2 = create_app(S.make_config(), fresh)
+        app2.data.clock = lambda: (old + 7200 * NS) / NS  # two hours after every workload point
+        rows = {r["uuid"]: r for r in gpus.gpu_rows(app2.data.gpus())}
+        assert uuid in rows and rows[uuid]["job"] == "" and host  # the GPU row is there, its job unknown
+    finally:
+        fresh.close()
