@@ -10,6 +10,13 @@ Endpoints (JSON in and out):
   "gpu_w": 500}`` → ``{"placement": {"slots": [{"host", "gpu"}], "cost_w", "strategy",
   "reasons": […]}, "ranking": [{"host", "marginal_facility_w"}, … top 10]}``; 409 when it
   fits nowhere, 503 before the first cycle.
+- ``POST /v1/progress`` — a job's work done: one report ``{"job", "work_done", "unit",
+  "tenant"?, "time_ns"?}`` or ``{"reports": [...]}``, checked by :mod:`optimizer.progress` and
+  written as ``progress`` points. Answers ``{"accepted": n, "refused": n, "results": [{"job",
+  "status", "reason"?, "error"?}]}``: 200 for a batch, and for one report 200 when accepted,
+  else 400 (bad report), 409 (unknown job, out of order, absurd rate), 422 (time outside the
+  window) or 503 (workload unreadable). ``GET /v1/progress/stats``: the counters, also in
+  ``/health`` under ``progress``.
 
 Everything but ``/health`` requires ``Authorization: Bearer <token>``; the token comes from
 the config's SecretRef (``[optimizer] token``), is compared in constant time
@@ -31,8 +38,10 @@ from http import HTTPStatus
 from typing import Callable
 from urllib.parse import parse_qs
 
+from dcim.metrics import Point
 from dcim.web import Limits, WsgiServer
 from optimizer.desired_state import DesiredState
+from optimizer.progress import ProgressBook, parse_body
 from optimizer.placement import Job, place, rank_servers
 
 log = logging.getLogger(__name__)
@@ -42,13 +51,20 @@ HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}\Z")  # \Z: "$" lets a
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 # Agents on every GPU node poll /v1/desired-state; placement answers in milliseconds.
 LIMITS = Limits(connection_limit=1000, threads=4, max_body_bytes=MAX_BODY_BYTES + 1)
+PROGRESS_STATUS = {"bad_report": 400, "unknown_job": 409, "out_of_order": 409, "absurd_rate": 409, "too_old": 422,
+                   "in_future": 422, "workload_unavailable": 503}
 
 
 class OptimizerApi:
     def __init__(self, desired: DesiredState, *, token: str | None, host: str = "127.0.0.1", port: int = 0,
                  placement_state: Callable[[], object] | None = None, clock: Callable[[], int] | None = None,
-                 health: Callable[[], dict] | None = None):
+                 health: Callable[[], dict] | None = None, progress: ProgressBook | None = None,
+                 write_points: Callable[[list[Point]], None] | None = None):
+        """*progress* and *write_points* (the process's store writer) take ``POST /v1/progress``;
+        without them it answers 503."""
         self.desired = desired
+        self.progress = progress if write_points is not None else None
+        self.write_points = write_points
         self._token = token.encode("utf-8") if token else None
         self.placement_state = placement_state or (lambda: None)
         self.clock = clock or time.time_ns
@@ -99,12 +115,17 @@ class OptimizerApi:
     def route(self, method: str, path: str, environ) -> tuple[int, dict]:
         if method in ("GET", "HEAD"):
             if path == "/health":
+                progress = {"progress": self.progress.stats()} if self.progress else {}
                 return 200, {"status": "ok", "leases": len(self.desired.leases()), "mode": self.desired.mode,
-                             **self.health()}
+                             **self.health(), **progress}
             if path == "/v1/desired-state":
                 return self._desired_state(environ)
+            if path == "/v1/progress/stats":
+                return self._unauthorized(environ) or (200, self.progress.stats() if self.progress else {})
             return 404, {"error": "not found"}
         if method == "POST":
+            if path == "/v1/progress":
+                return self._post_progress(environ)
             if path != "/v1/placement":
                 return 404, {"error": "not found"}
             return self._placement(environ)
@@ -151,6 +172,52 @@ class OptimizerApi:
         if result is None:
             return 409, {"error": f"no placement for {job.gpus} GPU(s)", "ranking": ranking}
         return 200, {"placement": result.to_json(), "ranking": ranking}
+
+    def _post_progress(self, environ) -> tuple[int, dict]:
+        book = self.progress
+        if book is not None:
+            book.count("requests")
+        refused = self._unauthorized(environ)
+        if refused:
+            if book is not None:
+                book.count("unauthorized")
+            return refused
+        if book is None:
+            return 503, {"error": "progress intake is not configured in this process"}
+        try:
+            reports, batch = parse_body(read_json(environ))
+        except ValueError as exc:
+            book.count("bad_body")
+            return 400, {"error": str(exc)}
+        points, results = book.accept(reports)
+        if points:
+            try:
+                self.write_points(points)
+            except Exception as exc:  # noqa: BLE001 — the writer closed or broken: say so, never a 500
+                book.count("write_failed")
+                log.error("could not hand %d progress points to the store writer: %s", len(points), exc)
+                return 503, {"error": "the store writer is not available; retry later"}
+        accepted = len(points)
+        body = {"accepted": accepted, "refused": len(results) - accepted, "results": results}
+        if not batch and not accepted:  # one report: its fate in the status code too
+            return PROGRESS_STATUS.get(results[0]["reason"], 400), body
+        return 200, body
+
+
+def read_json(environ):
+    """The request's JSON body (at most MAX_BODY_BYTES); ValueError for anything else."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "0")
+    except ValueError:
+        raise ValueError("bad Content-Length") from None
+    if not 0 < length <= MAX_BODY_BYTES:
+        raise ValueError("a JSON body of 1 byte to 64 KiB is needed")
+    try:
+        return json.loads(environ["wsgi.input"].read(length))
+    except RecursionError:  # "[[[[…" 64 KiB deep: the parser's own recursion bound
+        raise ValueError("body nested too deeply") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"body is not JSON: {exc}") from None
 
 
 def parse_job(body) -> Job:

@@ -68,15 +68,17 @@ def run(args: argparse.Namespace) -> int:
             store.close()
         return 0
 
-    api = None
+    api = writer = None
     if not args.no_api:
         from optimizer.api import OptimizerApi
 
         token = read_secret(opt.token, "optimizer.token")
+        book, writer = _progress_intake(cfg, store)
         api = OptimizerApi(desired, token=token, host=opt.host, port=opt.port,
                            placement_state=daemon.placement_state,
                            health=lambda: {"mode": daemon.mode,
-                                           "last_cycle_ns": daemon.last_report.time_ns if daemon.last_report else None})
+                                           "last_cycle_ns": daemon.last_report.time_ns if daemon.last_report else None},
+                           progress=book, write_points=writer.write)
         api.start()
         print(f"optimizer API on {api.url} (token {'set' if token else 'NOT set: /v1 refuses all'})", flush=True)
     stop = threading.Event()
@@ -94,9 +96,26 @@ def run(args: argparse.Namespace) -> int:
         reverted = daemon.stop(revert=True)
         if api:
             api.stop()
+        if writer:
+            writer.close()
         store.close()
         print(f"stopped; reverted {len(reverted)} cap(s)", file=sys.stderr, flush=True)
     return 0
+
+
+def _progress_intake(cfg, store):
+    """POST /v1/progress: the book that checks reports, and a store writer of this process's own.
+    Its spool is a sibling of [store.spool] path (``<path>-optimizer``): one process per spool
+    directory, and `dcim collect` holds that one."""
+    from dcim.store.writer import writer_for
+    from optimizer.progress import ProgressBook, jobs_from_store
+
+    spool = cfg.store.spool
+    own = spool.model_copy(update={"path": spool.path.with_name(spool.path.name + "-optimizer")})
+    writer = writer_for(cfg.model_copy(update={"store": cfg.store.model_copy(update={"spool": own})}), store)
+    book = ProgressBook(cfg.site.name, workload=jobs_from_store(store, cfg.site.name),
+                        require_known_job=cfg.workload.source != "none")
+    return book, writer
 
 
 def _publish(daemon, target: str, dry_run: bool) -> None:
