@@ -49,8 +49,9 @@ case "$cmd" in
     exec "$VENV/bin/dcim" up "$@" ;;
   test)
     # Real servers for the tests: influxd, Net-SNMP tools and snmpd, Chromium and its driver,
-    # CJK fonts so Korean renders in the browser tests.
-    apt_install influxdb snmp snmpd chromium chromium-driver fonts-noto-cjk procps
+    # CJK fonts so Korean renders in the browser tests; Slurm (munge, slurmctld, slurmd, slurmrestd
+    # with its JWT plugin) for the workload tests.
+    apt_install influxdb snmp snmpd chromium chromium-driver fonts-noto-cjk procps slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin
     setup_venv "[test]"
     set +e
     "$VENV/bin/python" -m pytest "$@"
