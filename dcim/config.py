@@ -583,6 +583,32 @@ class WorkloadSettings(Strict):
     kubernetes: KubernetesSource = KubernetesSource()
 
 
+class ProgressScrape(Strict):
+    """[[progress_scrape]]: an inference server whose Prometheus /metrics counts a job's work."""
+
+    name: Name
+    url: str  # its /metrics, e.g. http://vllm-1:8000/metrics
+    kind: Literal["vllm", "triton", "tgi", "custom"]
+    metric: str | None = Field(None, pattern=r"^[A-Za-z_:][A-Za-z0-9_:]{0,199}$")  # custom: the counter
+    labels: dict[str, str] = {}  # only series with these label values (e.g. Triton's model)
+    job: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/+@-]{0,252}$")  # as the workload source names it
+    tenant: Name | None = None
+    unit: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,31}$")  # default: tokens (vllm, tgi), samples
+    interval_s: float = Field(15.0, ge=1, le=3600)
+    timeout_s: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_url(value, "inference servers' /metrics take no credentials here")
+
+    @model_validator(mode="after")
+    def _custom_needs_metric(self) -> "ProgressScrape":
+        if self.kind == "custom" and self.metric is None:
+            raise ValueError("kind = 'custom' needs 'metric'")
+        return self
+
+
 # --- the whole file ----------------------------------------------------------------------------
 
 
@@ -603,6 +629,7 @@ class Config(Strict):
     agent: AgentSettings = AgentSettings()
     workload: WorkloadSettings = WorkloadSettings()
     dcgm_exporter: DcgmExporterSettings = DcgmExporterSettings()
+    progress_scrape: list[ProgressScrape] = []
 
 
 def _path(loc: tuple) -> str:
