@@ -43,5 +43,14 @@ class WorkloadSource(ABC):
     def poll(self) -> list[GpuHold]:
         """Every GPU hold of every running job, now."""
 
+    def unreachable_hosts(self) -> set[str]:
+        """Hosts the last poll could not read although it succeeded (one of several endpoints
+        down): the collector writes no idle point for their GPUs, so an unread GPU never looks idle."""
+        return set()
+
+    def partial_error(self) -> str | None:
+        """Why part of the last poll failed, for the ``collector`` point (ok stays True)."""
+        return None
+
     def close(self) -> None:
         """Release connections."""

@@ -49,10 +49,13 @@ class WorkloadCollector(Collector):
         mapped = workload_points(holds, gpus, self.mapping, site=self.site, source=self.source.name,
                                  now_ns=self.clock_ns())
         return [TargetResult(self.source.target, mapped.points, duration_s=time.monotonic() - started,
+                             error=self.source.partial_error(),
                              counters={"jobs": mapped.jobs, "jobs_unplaced": mapped.unplaced})]
 
     def _read(self):
-        return self.source.poll(), self.gpus()
+        holds, gpus = self.source.poll(), self.gpus()
+        unread = self.source.unreachable_hosts()
+        return holds, ({k: v for k, v in gpus.items() if k[0] not in unread} if unread else gpus)
 
     def _failed(self, error: str, started: float) -> TargetResult:
         return TargetResult(self.source.target, [], ok=False, error=error[:500],
