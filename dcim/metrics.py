@@ -63,6 +63,8 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
        F("mem_temp_c", float, "°C", "HBM temperature"),
        F("util_pct", float, "%", "SM utilisation"),
        F("mem_util_pct", float, "%", "memory controller utilisation"),
+       F("sm_active_pct", float, "%", "time SMs had a warp resident, averaged over all SMs (DCGM profiling "
+         "DCGM_FI_PROF_SM_ACTIVE x 100; dcgm-exporter only)"),
        F("mem_used_bytes", int, "B", "memory used"),
        F("mem_total_bytes", int, "B", "memory installed"),
        F("sm_clock_mhz", float, "MHz", "SM clock"),
