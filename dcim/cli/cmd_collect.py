@@ -106,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
         gpu = _gpu_collector(inventory, settings)
         if gpu is not None:
             collectors.append(gpu)
+    if cfg.dcgm_exporter.telemetry:  # GPU telemetry scraped from the nodes' dcgm-exporters
+        from collectors.gpu.dcgm_exporter import DcgmExporterCollector
+
+        collectors.append(DcgmExporterCollector.from_config(cfg, inventory, shard=shard))
     central = shard is None or shard[0] == 0  # one process reads the scheduler and rolls up
     if not collectors and not (central and cfg.workload.source in CENTRAL_SOURCES):
         print("nothing to collect: no SNMP devices in the config, no local GPUs and no workload source",
