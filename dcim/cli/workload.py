@@ -61,3 +61,13 @@ def gpus_from_store(store, site: str) -> Callable[[], dict[tuple[str, int], str]
         return out
 
     return gpus
+
+
+def progress_collector(cfg):
+    """The collector `dcim collect` runs for [[progress_scrape]] (inference servers' /metrics as
+    job progress), or None when none is configured."""
+    if not cfg.progress_scrape:
+        return None
+    from collectors.progress.collector import ProgressScrapeCollector, Service
+
+    return ProgressScrapeCollector([Service.from_settings(s) for s in cfg.progress_scrape], site=cfg.site.name)

@@ -1,0 +1,1 @@
+"""Job progress scraped from inference servers' Prometheus metrics (vLLM, Triton, TGI)."""
