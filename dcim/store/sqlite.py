@@ -800,7 +800,10 @@ class SqliteStore(Store):
             qf = _q(f)
             c = {p: _q(f"{f}_{p}") for p in _PARTS}
             a = {p: f"a{i}_{p}" for p in _PARTS}  # aliases in the grouped subquery
-            inner += [f"count({qf}) AS {a['n']}", f"sum({qf}) AS {a['sum']}", f"min({qf}) AS {a['min']}",
+            # An int field's sum in REAL: SQLite's sum() raises "integer overflow" past 2**63, which six
+            # workload points of one hour reach (start_ns ~1.8e18), and maintain() then failed for good.
+            total = f"sum({qf} * 1.0)" if MEASUREMENTS[m].fields[f].kind is int else f"sum({qf})"
+            inner += [f"count({qf}) AS {a['n']}", f"{total} AS {a['sum']}", f"min({qf}) AS {a['min']}",
                       f"max({qf}) AS {a['max']}", f"min(CASE WHEN {qf} IS NOT NULL THEN ts END) AS {a['fts']}",
                       f"max(CASE WHEN {qf} IS NOT NULL THEN ts END) AS {a['lts']}"]
 
