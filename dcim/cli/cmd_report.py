@@ -14,7 +14,7 @@ from dcim.store import open_store
 
 NAME = "report"
 HELP = "write the energy report (kWh, PUE, peak demand, CO2e, chargeback) as CSV"
-DESCRIPTION = ("Energy by site/room/rack/tenant/GPU for a quarter, month or date range, in the site's time zone, "
+DESCRIPTION = ("Energy by site/room/rack/tenant/GPU/job for a quarter, month or date range, in the site's time zone, "
                "from the store: counters where devices have them (reset-aware), else integrated power, with "
                "the method and data coverage stated. Columns are documented in the README.")
 
@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     when.add_argument("--month", metavar="YYYY-MM", help="calendar month, e.g. 2026-07")
     when.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (with --to)")
     parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="day after the last day (with --from)")
-    parser.add_argument("--by", choices=LEVELS, default="rack", help="one row per this entity (default rack)")
+    parser.add_argument("--by", choices=LEVELS, default="rack",
+                        help="one row per this entity (default rack); job: HPC accounting rows, and the tenant "
+                             "level bills by job where a workload source ran")
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 

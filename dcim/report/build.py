@@ -34,6 +34,7 @@ from dcim.config import Config
 from dcim.inventory import build_inventory
 from dcim.metrics import OPTIMIZER_CYCLE_ACTION
 from dcim.report import energy
+from dcim.report.job_level import read_billing
 from dcim.report.periods import Period, trailing_twelve_months
 from dcim.store.base import BucketStats, Store
 
@@ -44,13 +45,16 @@ COLUMNS: list[tuple[str, str]] = [
     ("period", "period label (2026Q3, 2026-07, or from..to)"),
     ("period_start", "start of the period, local time (ISO 8601 with offset)"),
     ("period_end", "end of the period (exclusive), local time"),
-    ("level", "site, room, rack, tenant or gpu"),
-    ("entity", "name of the site, room, rack, tenant, or the GPU's UUID"),
+    ("level", "site, room, rack, tenant, gpu or job"),
+    ("entity", "name of the site, room, rack, tenant, the GPU's UUID, or the job id ('(no job)': a rack owner's "
+               "energy no job held)"),
     ("site", "site name"),
     ("room", "room (room, rack and gpu rows)"),
     ("rack", "rack (rack and gpu rows)"),
     ("host", "server (gpu rows)"),
-    ("tenant", "tenant owning the rack (rack, tenant and gpu rows)"),
+    ("tenant", "tenant owning the rack (rack, tenant and gpu rows); the job's tenant (job rows)"),
+    ("job", "scheduler job id (job rows)"),
+    ("account", "the job's scheduler account or namespace (job rows)"),
     ("it_kwh", "IT energy, kWh"),
     ("it_method", "counter, integrated_power or none"),
     ("coverage_pct", "share of the period's hours with data, %"),
@@ -71,9 +75,14 @@ COLUMNS: list[tuple[str, str]] = [
     ("gpu_hours", "GPU-hours with telemetry"),
     ("gpu_busy_hours", "GPU-hours weighted by utilisation"),
     ("share_of_it_pct", "share of the site's IT energy, %"),
+    ("gpus", "distinct GPUs the job held (job rows)"),
+    ("start", "first time the job was seen holding a GPU in the period, local time (job rows)"),
+    ("end", "last time the job was seen holding a GPU in the period, local time (job rows)"),
+    ("gpu_kwh", "GPU energy while the job (tenant rows: the tenant's jobs) held the GPUs, kWh"),
+    ("chargeback_method", "job (billed by the jobs' GPU energy), rack_owner (by rack tenancy) or mixed"),
 ]
 COLUMN_NAMES = [c for c, _ in COLUMNS]
-LEVELS = ("site", "room", "rack", "tenant", "gpu")
+LEVELS = ("site", "room", "rack", "tenant", "gpu", "job")
 
 
 @dataclass
@@ -285,6 +294,13 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
         names = [p.name for p in inv.pdus_by_rack.get(rack.rack, [])]
         rack_energy[rack.rack] = _sum_energy([pdus.energy((n,)) for n in names]) if names else _Energy(None, "none", 0.0, 0)
 
+    billing = None
+    if by in ("job", "tenant"):
+        say("job holds")
+        billing = read_billing(store, config, inv, period, rack_energy)
+        if by == "job":
+            return [_complete(r) for r in rows + billing.job_rows(base, site, tz, grid)]
+
     groups: dict[str, list[str]] = defaultdict(list)
     for rack in inv.racks:
         key = {"room": rack.room, "rack": rack.rack, "tenant": rack.tenant or "(none)"}[by]
@@ -317,6 +333,11 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
             gpu_hours=_round(hours, 1), gpu_busy_hours=_round(busy, 1),
             share_of_it_pct=_round(None if not total_it or e.kwh is None else 100 * e.kwh / total_it, 2),
         ))
+        if billing is not None:
+            rows[-1] = billing.tenant_row(rows[-1], name, site, total_it, grid)
+    if billing is not None:
+        rows += [billing.tenant_row(dict(base, level="tenant", entity=t), t, site, total_it, grid)
+                 for t in billing.tenants_without_racks(set(groups))]
     return [_complete(r) for r in rows]
 
 
