@@ -283,7 +283,7 @@ def _add_routes(app: dash.Dash, data: DataSource, config) -> None:
 
         period = request.args.get("period", "")
         by = request.args.get("by", "site")
-        if not PERIOD_RE.fullmatch(period) or by not in ("site", "room", "rack", "tenant", "gpu"):
+        if not PERIOD_RE.fullmatch(period) or by not in ("site", "room", "rack", "tenant", "gpu", "job"):
             return server.response_class("bad period or by\n", status=400, mimetype="text/plain")
         try:
             import dcim.report as report

@@ -17,7 +17,7 @@ from dashboards.i18n import fmt_num, t
 
 PATH = "/energy"
 TITLE = "nav.energy"
-REPORT_BY = ("site", "room", "rack", "tenant", "gpu")
+REPORT_BY = ("site", "room", "rack", "tenant", "gpu", "job")
 
 
 def report_available() -> bool:
