@@ -65,6 +65,7 @@ FIELDS: dict[str, tuple[str, float, bool]] = {
     "DCGM_FI_DEV_PSTATE": ("pstate", 1.0, True),
     "DCGM_FI_PROF_SM_ACTIVE": ("sm_active_pct", 100.0, False),  # ratio 0..1
 }
+MAPPED = frozenset(FIELDS)
 # Where two metrics feed one field, the later one here wins.
 _PRIORITY = {"DCGM_FI_DEV_ENFORCED_POWER_LIMIT": 1, "DCGM_FI_DEV_CLOCKS_EVENT_REASONS": 1}
 
@@ -113,19 +114,55 @@ def fetch(url: str, timeout_s: float, max_bytes: int = MAX_BODY_BYTES) -> str:
         raise ScrapeError("page is not UTF-8 text") from None
 
 
-def parse(text: str) -> list[Sample]:
-    """Every sample of a Prometheus text page, by prometheus_client's parser."""
+def parse(text: str, names: frozenset[str]) -> list[Sample]:
+    """The samples of the metric families in *names* on a Prometheus text page.
+
+    Each distinct label block (``{...}``) is parsed once, by prometheus_client's parser: its
+    label parsing costs ~0.12 ms a sample (27 ms for an 8-GPU node's page of 224 samples), and on
+    a dcgm-exporter page every family repeats the same block per GPU, so parsing 8 blocks instead
+    of ~100 samples cuts the cost ~10x. Values are Prometheus floats (``float``: NaN, +Inf too);
+    HELP/TYPE lines and other families are skipped."""
+    samples: list[Sample] = []
+    labels_of: dict[str, dict[str, str]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, brace, rest = line.partition("{")
+        if brace:
+            close = rest.rfind("}")  # a value and timestamp hold no brace; a quoted label value may
+            block, tail = (rest[:close], rest[close + 1:]) if close >= 0 else (None, "")
+        else:
+            name, _, tail = line.strip().partition(" ")
+            block = ""
+        if name.strip() not in names:
+            continue
+        if block is None:
+            raise ScrapeError(f"not Prometheus text format: line {number}: unclosed label set")
+        labels = labels_of.get(block)
+        if labels is None:
+            labels = labels_of[block] = _labels(block, number)
+        try:
+            value = float(tail.split()[0])
+        except (IndexError, ValueError):
+            raise ScrapeError(f"not Prometheus text format: line {number}: no numeric value") from None
+        samples.append(Sample(name.strip(), labels, value))
+    return samples
+
+
+def _labels(block: str, number: int) -> dict[str, str]:
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
-        return [Sample(s.name, s.labels, s.value)
-                for family in text_string_to_metric_families(text) for s in family.samples]
+        [family] = text_string_to_metric_families(f"m{{{block}}} 0\n")
+        return dict(family.samples[0].labels)
     except Exception as exc:  # noqa: BLE001 — the parser raises ValueError and others on garbage
-        raise ScrapeError(f"not Prometheus text format: {type(exc).__name__}: {str(exc)[:120]}") from None
+        raise ScrapeError(f"not Prometheus text format: line {number}: {type(exc).__name__}: "
+                          f"{str(exc)[:120]}") from None
 
 
 def scrape(url: str, timeout_s: float, max_bytes: int = MAX_BODY_BYTES) -> list[Sample]:
-    return parse(fetch(url, timeout_s, max_bytes))
+    """The samples of the families dcim maps (``FIELDS``); they carry the pod labels too."""
+    return parse(fetch(url, timeout_s, max_bytes), MAPPED)
 
 
 def dcgm_value(name: str, value: float) -> float | None:
@@ -216,7 +253,7 @@ class DcgmExporterCollector(Collector):
                   for uuid, (labels, fields) in sorted(gpu_fields(samples).items()) if fields]
         duration_s = time.monotonic() - started
         if not points:
-            return TargetResult(url, [], ok=False, error=f"no GPU readings among {len(samples)} samples "
+            return TargetResult(url, [], ok=False, error=f"no GPU readings among {len(samples)} DCGM samples "
                                 "(not a dcgm-exporter page, or no GPU visible to it)", duration_s=duration_s)
         return TargetResult(url, points, duration_s=duration_s)
 

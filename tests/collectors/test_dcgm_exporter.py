@@ -122,7 +122,7 @@ class Exporters:
                     return
                 body = exporters.pages.get(path)
                 if path == "/garbage/metrics":
-                    body = "<html><body>this is not { a metrics page</body></html>\n"
+                    body = '<html><body>not a metrics page</body></html>\nDCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-x\n'
                 if body is None:
                     self.send_error(404, "no such page")
                     return
@@ -228,7 +228,7 @@ def test_bad_endpoints_fail_alone(exporters, dead_url):
 def test_a_page_with_no_gpu_readings_is_not_ok(exporters):
     exporters.pages["/empty/metrics"] = "# HELP go_goroutines Number of goroutines.\ngo_goroutines 12\n"
     [result] = asyncio.run(DcgmExporterCollector([exporters.url("empty")], site="s").poll(5))
-    assert not result.ok and "no GPU readings among 1 samples" in result.error
+    assert not result.ok and "no GPU readings among 0 DCGM samples" in result.error
 
 
 def test_scrape_refuses_a_declared_oversize_body(exporters):
@@ -359,3 +359,17 @@ path = "{tmp_path / 'spool'}"
         assert health[("workload-dcgm", "dcgm-exporter")]["ok"] is True
     finally:
         store.close()
+
+
+def test_parse_label_blocks_with_braces_escapes_and_timestamps():
+    from collectors.gpu.dcgm_exporter import MAPPED, dcgm_value, parse
+
+    page = ('# TYPE DCGM_FI_DEV_GPU_TEMP gauge\n'
+            'DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-1",pod="a}b \\"q\\""} 50 1700000000000\n'
+            'DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-1",pod="a}b \\"q\\""} NaN\n'
+            'go_goroutines 12\n')
+    temp, power = parse(page, MAPPED)
+    assert temp.labels == {"gpu": "0", "UUID": "GPU-1", "pod": 'a}b "q"'} and temp.value == 50
+    assert power.name == "DCGM_FI_DEV_POWER_USAGE" and dcgm_value(power.name, power.value) is None
+    with pytest.raises(ScrapeError, match="line 1: no numeric value"):
+        parse('DCGM_FI_DEV_GPU_TEMP{gpu="0"} fifty\n', MAPPED)
