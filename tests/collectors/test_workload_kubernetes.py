@@ -184,7 +184,8 @@ def test_collector_reports_a_down_kubelet_and_recovers(sockdir):
 def test_from_config_reads_the_kubernetes_section(tmp_path):
     from dcim.config import parse_config
 
-    cfg = parse_config({"site": {"name": "s"}, "rooms": [{"name": "hall", "rows": [{"name": "A", "racks": [{"name": "R1"}]}]}],
+    rooms = [{"name": "hall", "rows": [{"name": "A", "racks": [{"name": "R1"}]}]}]
+    cfg = parse_config({"site": {"name": "s"}, "rooms": rooms,
                         "workload": {"source": "kubernetes",
                                      "kubernetes": {"pod_resources_socket": str(tmp_path / "k.sock"),
                                                     "timeout_s": 2.5}}})
