@@ -128,7 +128,7 @@ def _read_bounded(resp, deadline: float, timeout_s: float) -> bytes:
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise WorkloadError(f"slurmrestd: answer larger than {MAX_BODY_BYTES // 2**20} MiB")
+            raise WorkloadError(f"slurmrestd: answer larger than {MAX_BODY_BYTES:,} bytes")
         chunks.append(chunk)
 
 
@@ -160,11 +160,16 @@ def parse_jobs(body: bytes | str, what: str = "squeue --json") -> list[GpuHold]:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WorkloadError(f"{what}: not JSON ({exc})") from None
-    jobs = doc.get("jobs") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        raise WorkloadError(f"{what}: no 'jobs' list in the answer")
+    # With slurmctld down, squeue --json exits 0 with an empty job list and an error entry
+    # (checked on 22.05): without this check a dead controller would read as an idle site.
+    errors = doc.get("errors")
+    if isinstance(errors, list) and errors:
+        raise WorkloadError(f"{what}: {_slurm_error(errors[0])}")
+    jobs = doc.get("jobs")
     if not isinstance(jobs, list):
-        errors = doc.get("errors") if isinstance(doc, dict) else None
-        detail = f": {errors[0]}" if isinstance(errors, list) and errors else ""
-        raise WorkloadError(f"{what}: no 'jobs' list in the answer{detail}")
+        raise WorkloadError(f"{what}: no 'jobs' list in the answer")
     holds: list[GpuHold] = []
     for n, job in enumerate(jobs):
         if not isinstance(job, dict):
@@ -172,6 +177,19 @@ def parse_jobs(body: bytes | str, what: str = "squeue --json") -> list[GpuHold]:
         if _states(job, what, n) & HOLDING_STATES:
             holds.extend(_job_holds(job, what, n))
     return holds
+
+
+def _slurm_error(error) -> str:
+    """``{"source": "slurm_load_jobs", "description": "Failed while looking for jobs", "error":
+    "Unspecified error"}`` → ``slurm_load_jobs: Failed while looking for jobs (Unspecified error)``."""
+    if not isinstance(error, dict):
+        return str(error)[:300]
+    text = str(error.get("description") or error.get("error") or "error")
+    if error.get("source"):
+        text = f"{error['source']}: {text}"
+    if error.get("error") and error.get("error") != error.get("description"):
+        text += f" ({error['error']})"
+    return text[:300]
 
 
 def _states(job: dict, what: str, n: int) -> set[str]:
