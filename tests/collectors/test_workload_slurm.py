@@ -329,3 +329,65 @@ def test_job_ids_and_states(extra, job_id, held):
 def test_garbage_is_a_workload_error_naming_the_problem(body, reason):
     with pytest.raises(WorkloadError, match=reason.replace("[", r"\[")):
         parse_jobs(body)
+
+
+# --- `dcim collect --once` with [workload] source = "slurm" ------------------------------------
+
+
+def test_dcim_collect_once_records_slurms_jobs_on_the_gpus_in_the_store(cluster, tmp_path, capsys):
+    from dcim.cli.main import main
+    from dcim.metrics import Point
+    from dcim.store.sqlite import SqliteStore
+
+    job = cluster.sbatch("--gres=gpu:2", "-A", "hanbit", "-p", "gpu", "--wrap", "sleep 60")
+    cluster.wait_state(job, {"RUNNING"})
+    db = tmp_path / "collect.sqlite"
+    store = SqliteStore(db)  # the GPU telemetry an agent wrote: index → UUID on this host
+    try:
+        store.write([Point("gpu", {"site": "slurm-site", "room": "hall", "rack": "R1", "host": cluster.host,
+                                   "gpu": str(i), "uuid": f"GPU-{i:04d}", "model": "NVIDIA H100 80GB HBM3"},
+                           {"power_w": 100.0}) for i in range(8)])
+    finally:
+        store.close()
+    cfg = tmp_path / "slurm.toml"
+    cfg.write_text(f"""
+[site]
+name = "slurm-site"
+[[tenants]]
+name = "hanbit-univ"
+[[rooms]]
+name = "hall"
+[[rooms.rows]]
+name = "A"
+[[rooms.rows.racks]]
+name = "R1"
+[workload]
+source = "slurm"
+tenants = {{ hanbit = "hanbit-univ" }}
+job_classes = {{ gpu = "training" }}
+[workload.slurm]
+slurm_conf = "{cluster.conf}"
+[store]
+backend = "sqlite"
+path = "{db}"
+[store.spool]
+path = "{tmp_path / 'spool'}"
+""")
+    rc = main(["collect", "--config", str(cfg), "--once", "--no-gpu"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    [line] = [line for line in out.splitlines() if "slurmctld" in line]
+    assert line.split()[:3] == ["workload-slurm", "slurmctld", "ok"] and "8 points" in line
+    held = cluster.gres_by_node(job)[cluster.host]
+    store = SqliteStore(db)
+    try:
+        fields = {p.tags["uuid"]: p.fields for p in store.latest("workload", where={"site": "slurm-site"})}
+        health = {p.tags["target"]: p.fields for p in store.latest("collector")}
+    finally:
+        store.close()
+    assert len(fields) == 8 and len(held) == 2
+    for i in range(8):
+        expected = ({"job": job, "tenant": "hanbit-univ", "job_class": "training", "account": "hanbit",
+                     "start_ns": _start_ns(cluster, job)} if i in held else {"job": ""})
+        assert {k: v for k, v in fields[f"GPU-{i:04d}"].items() if k != "source"} == expected, i
+    assert health["slurmctld"]["ok"] is True and health["slurmctld"]["jobs"] == 1
