@@ -267,3 +267,38 @@ def test_job_csv_has_the_documented_columns(site):
     for col in ("job", "account", "gpus", "start", "end", "gpu_kwh", "chargeback_method"):
         assert col in parsed[0]
     assert {r["level"] for r in parsed} == {"site", "job"}
+
+
+def test_twin_month_tenants_add_up_to_the_site_within_half_a_percent(tmp_path):
+    """The chargeback check on the twin: a month of hourly steps, jobs of several tenants
+    sharing racks; the tenants' facility kWh (billed by job) against the site's metered kWh."""
+    from pathlib import Path
+
+    from dcim.config import load_config
+    from dcim.report import month
+    from simulator.backfill import backfill
+    from simulator.facility import FacilityTwin
+
+    cfg = load_config(Path(__file__).parent / "mini_site.toml")
+    # The backfill writes a workload point per GPU per hourly step: each stands for the hour.
+    cfg = cfg.model_copy(update={"workload": cfg.workload.model_copy(update={"interval_s": 3600.0})})
+    period = month("2026-07", cfg.site.timezone)
+    store = SqliteStore(tmp_path / "twin.sqlite", timezone=cfg.site.timezone)
+    try:
+        twin = FacilityTwin(cfg, seed=cfg.simulator.seed, start_ns=period.start_ns - H_NS)
+        backfill(twin, store, days=(period.end_ns - period.start_ns + 2 * H_NS) / 86400e9, step_s=3600,
+                 end_ns=period.end_ns + H_NS)
+        store.flush()
+        store.maintain()
+        rows = build_report(store, cfg, period, by="tenant")
+        site_fac = float(rows[0]["facility_kwh"])
+        billed = sum(float(r["facility_kwh"]) for r in rows[1:] if r["facility_kwh"] != "")
+        methods = {r["chargeback_method"] for r in rows[1:]}
+        assert methods & {"job", "mixed"}, methods  # the twin's jobs were billed
+        print(f"twin month: tenants {billed:.3f} kWh vs site {site_fac:.3f} kWh, "
+              f"{100 * (billed - site_fac) / site_fac:+.4f} %, methods {sorted(methods)}")
+        assert abs(billed - site_fac) / site_fac <= 0.005, (billed, site_fac)
+        jobs = build_report(store, cfg, period, by="job")
+        assert sum(1 for r in jobs if r["chargeback_method"] == "job") > 3
+    finally:
+        store.close()
