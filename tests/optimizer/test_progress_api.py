@@ -237,3 +237,58 @@ def test_store_down_for_the_workload_map_is_503_and_counted(tmp_path):
         api.stop()
         writer.close()
         writer_store.close()
+
+
+# -- the book alone (no server) ----------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self):
+        self.mono, self.ns = 0.0, 10**18
+
+    def monotonic(self):
+        return self.mono
+
+
+def test_workload_map_is_cached_and_a_failing_store_reads_as_unavailable():
+    clock = Clock()
+    calls = []
+
+    def workload():
+        calls.append(clock.mono)
+        if len(calls) == 2:
+            raise OSError("store down")
+        return {"1": "t1"}
+
+    book = ProgressBook(SITE, workload=workload, require_known_job=True, cache_s=5.0,
+                        clock_ns=lambda: clock.ns, monotonic=clock.monotonic)
+    for _ in range(100):
+        clock.ns += 10**9
+        assert book.accept([{"job": "1", "work_done": clock.ns / 1e9}])[1][0]["status"] == "accepted"
+    assert calls == [0.0]  # one store read for 100 reports within cache_s
+    clock.mono = 6.0
+    clock.ns += 10**9
+    assert book.accept([{"job": "1", "work_done": 2e9}])[1][0]["reason"] == "workload_unavailable"
+    clock.mono = 12.0
+    clock.ns += 10**9
+    assert book.accept([{"job": "1", "work_done": 2e9}])[1][0]["status"] == "accepted"
+    assert len(calls) == 3
+
+
+def test_jobs_beyond_the_bound_are_forgotten_oldest_first():
+    clock = Clock()
+    book = ProgressBook(SITE, max_jobs=3, clock_ns=lambda: clock.ns)
+    for job in ("a", "b", "c", "a", "d"):  # "a" reported again: "b" is the oldest now
+        clock.ns += 10**9
+        book.accept([{"job": job, "work_done": 10}])
+    assert list(book._last) == ["c", "a", "d"] and book.stats()["jobs_forgotten"] == 1
+    clock.ns += 10**9
+    # "b" forgotten: a lower value is a first report again, not a reset
+    assert book.accept([{"job": "b", "work_done": 1}])[1][0]["status"] == "accepted"
+
+
+def test_points_carry_the_report_time_and_the_site():
+    book = ProgressBook(SITE, clock_ns=lambda: 5 * 10**18)
+    points, results = book.accept([{"job": "j", "work_done": 3, "unit": "images", "time_ns": 5 * 10**18 - 7}])
+    assert results == [{"job": "j", "status": "accepted"}]
+    assert points[0].time_ns == 5 * 10**18 - 7 and points[0].tags == {"site": SITE, "job": "j", "tenant": ""}
