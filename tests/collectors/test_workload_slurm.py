@@ -73,7 +73,7 @@ def test_running_jobs_hold_what_scontrol_says(cluster):
 
 
 def test_finished_and_cancelled_jobs_are_gone(cluster):
-    short = cluster.sbatch("--gres=gpu:2", "-A", "hanbit", "--wrap", "sleep 3")
+    short = cluster.sbatch("--gres=gpu:2", "-A", "hanbit", "--wrap", "sleep 8")
     long = cluster.sbatch("--gres=gpu:2", "-A", "hanbit", "--wrap", "sleep 60")
     cluster.wait_state(short, {"RUNNING"})
     cluster.wait_state(long, {"RUNNING"})
