@@ -12,7 +12,8 @@ than its 10 s default, so that posting, failing and backing off all happen insid
 
 Printed per condition: the loop's time per step without and with add(), the difference (what the
 client adds per step; target <= 50 us, ratio = target / added), the slowest single step with
-add() (over a tenth as many steps, each timed), and the reporter's posts and failures meanwhile. Best of --repeat runs each.
+add() (over a tenth as many steps, each timed), and the reporter's posts and failures meanwhile.
+Best of --repeat runs each.
 Usage: .venv/bin/python bench/progress_client.py [--steps 1000000] [--repeat 3]
 """
 
