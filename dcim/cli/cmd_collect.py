@@ -10,7 +10,7 @@ import socket
 import sys
 
 from dcim.cli.options import add_config_option, config_from
-from dcim.cli.workload import CENTRAL_SOURCES, central_workload_collector
+from dcim.cli.workload import CENTRAL_SOURCES, central_workload_collector, progress_collector
 
 NAME = "collect"
 HELP = "poll the SNMP devices (and local GPUs) and write to the store"
@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
         collectors.append(DcgmExporterCollector.from_config(cfg, inventory, shard=shard))
     central = shard is None or shard[0] == 0  # one process reads the scheduler and rolls up
+    progress = progress_collector(cfg) if central else None  # inference servers' metrics as job progress
+    if progress is not None:
+        collectors.append(progress)
     if not collectors and not (central and cfg.workload.source in CENTRAL_SOURCES):
         print("nothing to collect: no SNMP devices in the config, no local GPUs and no workload source",
               file=sys.stderr)

@@ -210,3 +210,42 @@ def test_bad_config_names_the_key(entry, key):
     with pytest.raises(ConfigError) as err:
         _config([entry])
     assert key in str(err.value)
+
+
+def test_dcim_collect_once_stores_progress_from_an_inference_server(server, tmp_path, capsys):
+    """The shipped path: `dcim collect --once` with [[progress_scrape]] writes `progress` points."""
+    from dcim.cli.main import main
+    from dcim.store.sqlite import SqliteStore
+
+    db = tmp_path / "p.sqlite"
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f"""
+[site]
+name = "hub"
+[[rooms]]
+name = "hall"
+[[rooms.rows]]
+name = "A"
+[[rooms.rows.racks]]
+name = "R1"
+
+[[progress_scrape]]
+name = "llama"
+url = "{server}/vllm"
+kind = "vllm"
+job = "inference-llama"
+
+[store]
+path = "{db}"
+[store.spool]
+path = "{tmp_path / 'spool'}"
+""")
+    rc = main(["collect", "--config", str(cfg), "--once", "--no-gpu", "--no-metrics"])
+    assert rc == 0, capsys.readouterr()
+    store = SqliteStore(db)
+    try:
+        [p] = store.latest("progress")
+        assert p.tags["job"] == "inference-llama"
+        assert p.fields["work_done"] == 15360.0 + 640.0 and p.fields["unit"] == "tokens"
+    finally:
+        store.close()
