@@ -79,6 +79,7 @@ class Billing:
         fac, it = site["facility"], site["it"]
         fac_kwh = energy.allocate_overhead(it_kwh, it.kwh, fac.kwh) if it_kwh is not None else None
         row = dict(row, tenant=tenant, it_kwh=_r(it_kwh), facility_kwh=_r(fac_kwh),
+                   pue=_r(energy.pue(fac.kwh, it.kwh), 4),
                    co2e_kg=_r(None if fac_kwh is None else fac_kwh * grid),
                    avg_kw=_r(None if it_kwh is None else it_kwh / self.period.hours),
                    gpu_kwh=_r(b.job_gpu_kwh), chargeback_method=b.method,

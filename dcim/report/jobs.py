@@ -13,10 +13,10 @@ so the attribution works hour by hour, per GPU, from:
 Each point stands for ``interval_s`` (until the next one, the collector's cadence), so an
 hour's known share is min(1, points × interval_s / 3600) and the jobs' share of it is the held
 points' share. With one job in the hour it gets all of that; with two (first ≠ last), the last
-one holds from its ``start_ns`` to the hour's end and the first one the rest. (A third job that
-starts and ends between them inside one hour is not in the hourly rollups: its time goes to
-the hour's first job; a job seen in no hour's last point is not seen at all.) What no job held (idle, or no workload point: unknown) stays with the
-rack's owner.
+one holds from its ``start_ns`` to the hour's end and the first one the rest. What no job held
+(idle, or no workload point: unknown) stays with the rack's owner. Limit: a job that starts and
+ends inside one hour, between two others, is in no hour's last point: the hourly rollups do not
+show it, and its time goes to the hour's first job (the rack's owner where that is idle).
 
 GPU energy per hour: the GPU's counter increase over the period (``energy_j``, reset-aware,
 ``Store.counter_increase``) spread over its hours by its hourly mean power, so the hours add up

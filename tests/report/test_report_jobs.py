@@ -41,7 +41,8 @@ RESET_SLOT = 20 * 6 + 3  # a2's counter restarts from zero after the sample befo
 
 
 def make_config() -> Config:
-    racks = [{"name": r, "tenant": t, "server_group": {"count": 1, "gpus": 2}} for r, t in (("R01", "univ"), ("R02", "lab"))]
+    racks = [{"name": r, "tenant": t, "server_group": {"count": 1, "gpus": 2}}
+             for r, t in (("R01", "univ"), ("R02", "lab"))]
     return Config.model_validate({
         "site": {"name": "jobsite", "timezone": TZ, "grid_kgco2e_per_kwh": 0.5, "pue_category": 2},
         "tenants": [{"name": "univ"}, {"name": "lab"}],
