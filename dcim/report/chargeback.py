@@ -98,8 +98,8 @@ def job_totals(holds: Holds, gpu_factor: np.ndarray, period_start_ns: int, perio
         changed[:, 1:] = codes[:, 1:] != codes[:, :-1]
         keep = on & changed
         pairs.append(codes[keep].astype(np.int64) * n_gpus + np.nonzero(keep)[0])
-    uniq = np.unique(np.concatenate(pairs)) if pairs else np.zeros(0, dtype=np.int64)
-    gpus = np.bincount((uniq // n_gpus).astype(np.int64), minlength=n_jobs)
+    uniq = np.unique(np.concatenate(pairs)) if n_gpus else np.zeros(0, dtype=np.int64)
+    gpus = np.bincount((uniq // max(n_gpus, 1)).astype(np.int64), minlength=n_jobs)
     start = np.clip(start, period_start_ns, period_end_ns)
     end = np.clip(end, period_start_ns, period_end_ns)
     return JobTotals(gpu_kwh, it_kwh, hours, gpus, start, end)

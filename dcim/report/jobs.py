@@ -176,9 +176,19 @@ def _workload(store: Store, period: Period, h0: int, n_hours: int, row: dict[str
     return codes, first, last, share_first, share_last, last_start
 
 
+def _any_job(store: Store, period: Period) -> bool:
+    """True if some workload point in *period* has a job (a tenant): one count over the period,
+    so a site without a workload source reads no GPU-hours for its tenant level."""
+    return any(v for s in store.query("workload", ["tenant"], period.start_ns, period.end_ns, agg="count")
+               for v in s.values.get("tenant", []) if v)
+
+
 def read_holds(store: Store, period: Period, interval_s: float) -> Holds:
     """The period's GPU energy per GPU-hour and which jobs held each GPU-hour (see the module)."""
     h0, n_hours = _grid(period)
+    if not _any_job(store, period):
+        none = np.zeros((0, n_hours))
+        return Holds(h0, [], [], none, [], [], [], none.astype(np.int32), none.astype(np.int32), none, none, none, {})
     uuids, racks, energy_kwh, unplaced = _gpu_energy(store, period, h0, n_hours)
     row = {u: g for g, u in enumerate(uuids)}
     codes, first, last, share_first, share_last, last_start = _workload(store, period, h0, n_hours, row, interval_s)
