@@ -27,7 +27,7 @@ from dcim.config import Config
 from dcim.gpu_backend import PowerConstraints
 from dcim.inventory import GpuSlot, build_inventory
 from dcim.metrics import Point
-from simulator import physics
+from simulator import physics, slurm_api
 from simulator.gpus import SimulatedGpus, fake_uuid
 from simulator.readings import (CoolingReading, FacilitySnapshot, MeterReading, OutletReading, PduReading,
                                 PhaseReading, UpsReading)
@@ -98,6 +98,9 @@ class FacilityTwin:
                                  on_job_start=self._job_prolog if (reset_caps_on_job_start or on_job_start) else None)
         self._backends: dict[str, SimulatedGpus] = {}
         self._snapshot: FacilitySnapshot | None = None
+        # The twin's scheduler is a Slurm: tenant → account, job class → partition.
+        self.slurm_names = slurm_api.SlurmNames.from_config(config, self.workload.tenants)
+        self.workload_mapping = self.slurm_names.mapping(config)
         self._compute_state(0.0)
 
     def _job_prolog(self, job: Job) -> None:
@@ -631,12 +634,17 @@ class FacilityTwin:
         clock = g.sm_clock_mhz.round().tolist()
         throttle = g.throttle.tolist()
         ecc_c = g.ecc_corrected.tolist()
+        # work_rate is twin-only (the optimizer's learning signal until job progress replaces
+        # it): the one workload field the twin writes itself. Job, tenant and class come from
+        # the twin's Slurm through the Slurm source's own code (simulator/slurm_api.py).
         rate = g.throughput.round(4).tolist()
+        scheduled = {p.tags["uuid"]: p.fields for p in slurm_api.workload_points(self, self.slurm_names,
+                                                                                  self.workload_mapping)}
         min_w, max_w, default_w = cons.min_w, cons.max_w, cons.default_w
         mem_total, mem_clock = physics.GPU_MEM_TOTAL_BYTES, physics.GPU_MEM_CLOCK_MHZ
         out = []
         append = out.append
-        for i, job in enumerate(wl.gpu_job):
+        for i, uuid in enumerate(self.uuids):
             append(Point("gpu", dict(self._gpu_tags[i]), {
                 "power_w": power[i], "power_avg_w": power[i], "energy_j": energy_j[i], "power_limit_w": cap[i],
                 "power_limit_default_w": default_w, "power_limit_min_w": min_w, "power_limit_max_w": max_w,
@@ -644,11 +652,8 @@ class FacilityTwin:
                 "mem_used_bytes": mem_used[i], "mem_total_bytes": mem_total, "sm_clock_mhz": clock[i],
                 "mem_clock_mhz": mem_clock, "throttle_reasons": throttle[i], "ecc_uncorrected": 0,
                 "ecc_corrected": ecc_c[i], "pstate": 0}, t))
-            if job is None:
-                append(Point("workload", dict(self._workload_tags[i]), {"job": "", "work_rate": 0.0}, t))
-            else:
-                append(Point("workload", dict(self._workload_tags[i]), {
-                    "job": job.id, "tenant": job.tenant, "job_class": job.job_class, "work_rate": rate[i]}, t))
+            fields = {**scheduled[uuid], "work_rate": rate[i] if wl.busy[i] else 0.0}
+            append(Point("workload", dict(self._workload_tags[i]), fields, t))
         return out
 
     # --- convenience -----------------------------------------------------------------------------

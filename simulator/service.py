@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, MutableMapping
 
-from dcim.config import Config, SecretRef, SnmpV2c
+from dcim.config import Config, SecretRef, SnmpV2c, read_secret
 from dcim.inventory import Inventory, build_inventory
 from simulator.readings import (CoolingReading, FacilitySnapshot, MeterReading, OutletReading, PduReading,
                                 PhaseReading, UpsReading)
@@ -59,6 +59,43 @@ def write_secrets_file(path: str | Path, config: Config, environ: MutableMapping
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.writelines(f"{name}={environ[name]}\n" for name in names)
     return names
+
+
+# --- the twin's slurmrestd -----------------------------------------------------------------------
+
+TWIN_SLURM_TOKEN_ENV = "DCIM_SLURM_JWT"  # where the token lives when the config names none
+TWIN_SLURM_USER = "dcim"
+
+
+def twin_slurm_token(config: Config, environ: MutableMapping[str, str] | None = None) -> tuple[str, SecretRef, bool]:
+    """The token the twin's slurmrestd accepts: the config's ``[workload.slurm] rest_token``, or
+    a generated one in its environment variable (``DCIM_SLURM_JWT`` where the config names
+    none). Returns (token, where it lives, whether it was generated); callers print only the
+    variable's name."""
+    environ = os.environ if environ is None else environ
+    ref = config.workload.slurm.rest_token or SecretRef(env=TWIN_SLURM_TOKEN_ENV)
+    if ref.file is not None:
+        return read_secret(ref, "workload.slurm.rest_token"), ref, False
+    if environ.get(ref.env):
+        return environ[ref.env], ref, False
+    environ[ref.env] = secrets.token_urlsafe(32)
+    return environ[ref.env], ref, True
+
+
+def twin_slurm_config(config: Config, rest_url: str, token_ref: SecretRef, names) -> Config:
+    """*config* with its ``[workload]`` pointed at the twin's slurmrestd (mode "rest" at
+    *rest_url*): the collector then reads the twin's jobs as it reads a real site's. The
+    account → tenant and partition → class maps are the config's, completed with the twin's
+    own *names* (``twin.slurm_names``), so every twin job maps to its tenant and class."""
+    wl = config.workload
+    if wl.source not in ("none", "slurm"):
+        log.warning("[workload] source = %r: the twin's scheduler is a Slurm; reading it instead", wl.source)
+    mapping = names.mapping(config)
+    slurm = wl.slurm.model_copy(update={"mode": "rest", "rest_url": rest_url, "rest_token": token_ref,
+                                        "rest_user": wl.slurm.rest_user or TWIN_SLURM_USER})
+    workload = wl.model_copy(update={"source": "slurm", "slurm": slurm, "tenants": dict(mapping.tenants),
+                                     "job_classes": dict(mapping.job_classes)})
+    return config.model_copy(update={"workload": workload})
 
 
 # --- the physics -------------------------------------------------------------------------------
@@ -209,6 +246,7 @@ class TwinService:
         self.agents = AgentSet(config, self.snapshot_provider, inventory=self.inventory, devices=devices) \
             if serve_snmp else None
         self.listeners: list[Callable[[FacilitySnapshot], None]] = []  # called after every step
+        self.slurm = None  # the twin's slurmrestd, once serve_slurm() started it
         self._task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -235,6 +273,24 @@ class TwinService:
         for listener in self.listeners:
             listener(snap)
         return snap
+
+    def serve_slurm(self, token: str, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve the twin's jobs as slurmrestd's ``GET /slurm/v0.0.38/jobs`` (simulator/slurm_api.py)
+        on *host*:*port* (0: any free port), accepting *token*. Returns its URL. Each answer is
+        rendered on the service's loop (``call``), between two steps of the twin."""
+        from simulator.slurm_api import SlurmRestServer, jobs_body
+
+        twin = self.twin
+        if not hasattr(twin, "workload"):
+            raise ValueError(f"{type(twin).__name__} runs no jobs: no Slurm to serve")
+        self.slurm = SlurmRestServer(lambda: self.call(lambda: jobs_body(twin, twin.slurm_names)), token,
+                                     host=host, port=port).start()
+        return self.slurm.url
+
+    def stop_slurm(self) -> None:
+        slurm, self.slurm = self.slurm, None
+        if slurm is not None:
+            slurm.stop()
 
     async def start(self) -> None:
         if self.agents is not None:

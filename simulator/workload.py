@@ -194,7 +194,8 @@ class Workload:
         if util is None:
             util = float(rng.uniform(*prof.util_range))
         self._next_id += 1
-        return Job(id=f"job-{self._next_id:06d}", tenant=tenant, job_class=job_class, gpus=gpus,
+        # Ids as Slurm numbers them (the twin's scheduler is a Slurm: simulator/slurm_api.py).
+        return Job(id=str(self._next_id), tenant=tenant, job_class=job_class, gpus=gpus,
                    work_gpu_s=float(work_gpu_s), util=float(util), submit_ns=time_ns)
 
     def _fill(self, now_ns: int, target_util: float) -> None:

@@ -20,7 +20,8 @@ HELP = "run everything: the demo facility (or your devices), collectors, optimiz
 DESCRIPTION = (
     "With no config: the demo facility — a simulated 512-GPU hub (the twin: real SNMP agents on loopback "
     "addresses, simulated H100s, physics, weather and jobs) — with history backfilled into the embedded "
-    "SQLite store first, the collectors polling the twin over SNMP and its GPUs through the GPU backend, "
+    "SQLite store first, the collectors polling the twin over SNMP, its GPUs through the GPU backend and its "
+    "jobs from the twin's slurmrestd (the Slurm workload source, as on a real site), "
     "the optimizer in enforce mode on the simulated GPUs (its placement steering the twin's jobs), and the "
     "dashboard. With a config (--config or $DCIM_CONFIG): the collectors, the optimizer (publishing leased "
     "caps for the GPU-node agents) and the dashboard against the real devices and the configured store. "
@@ -91,6 +92,7 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
         service = TwinService(cfg, twin=twin, speed=speed, inventory=inventory, tick_s=5.0)
         service.start_background()
         cleanup.callback(service.stop_background)
+        cfg = _serve_twin_slurm(cfg, service, cleanup)
 
     # Each part gets its own store handle: SQLite connections are not shared across threads.
     writer_store = open_store(cfg)
@@ -122,6 +124,20 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
     url, dash_stop = _start_dashboard(cfg, args, dash_store)
     cleanup.callback(dash_stop)
     return {"url": url, "collectors": collectors_desc, "mode": mode, "api": api.url, "metrics": metrics_url}
+
+
+def _serve_twin_slurm(cfg, service, cleanup: ExitStack):
+    """The twin's jobs reach dcim as a real site's do: the twin serves slurmrestd's jobs API on a
+    free loopback port, and the returned config points [workload] (source "slurm", mode "rest")
+    at it, so the workload collector polls it through the Slurm source."""
+    from simulator.service import twin_slurm_config, twin_slurm_token
+
+    token, ref, generated = twin_slurm_token(cfg)
+    if generated:
+        log.info("generated the twin's Slurm token in %s", ref.env)  # the name only, never the value
+    url = service.serve_slurm(token)
+    cleanup.callback(service.stop_slurm)
+    return twin_slurm_config(cfg, url, ref, service.twin.slurm_names)
 
 
 def _twin_with_history(cfg, args, stop: threading.Event):
@@ -225,6 +241,9 @@ def _start_collectors(cfg, args, inventory, twin, store, twin_loop=None):
             slots = [g for g in inventory.gpus if g.host == server.host]
             collectors.append(GpuCollector(twin.gpu_backend(server.host), slots, interval_s=settings.gpu_interval_s,
                                            name=f"gpu-{server.host}"))
+    workload, workload_store = _workload_collector(cfg)
+    if workload is not None:
+        collectors.append(workload)
     runner = Runner(collectors, writer, jitter_pct=settings.jitter_pct)
     metrics_url = None
     if not args.no_metrics:
@@ -265,13 +284,33 @@ def _start_collectors(cfg, args, inventory, twin, store, twin_loop=None):
             log.warning("collectors did not stop cleanly: %s", exc)
         runner.stop_metrics()
         writer.close()
+        if workload_store is not None:
+            workload_store.close()
 
     n_gpu = sum(1 for c in collectors if c.name.startswith("gpu-"))
-    desc = ", ".join(f"{c.name} ({len(c.targets())} devices every {c.interval_s:g} s)" for c in collectors
+    desc = ", ".join(f"{c.name} ({_targets(c)} every {c.interval_s:g} s)" for c in collectors
                      if not c.name.startswith("gpu-"))
     if n_gpu:
         desc += f"{', ' if desc else ''}GPUs on {n_gpu} hosts every {settings.gpu_interval_s:g} s"
     return desc, metrics_url, stop
+
+
+def _workload_collector(cfg):
+    """[workload]'s central collector (Slurm, dcgm-exporter), as `dcim collect` runs it, or None.
+    It reads the GPUs' index → UUID from the store through a handle of its own (SQLite
+    connections are not shared across threads), returned beside it for closing."""
+    from dcim.cli.workload import CENTRAL_SOURCES, central_workload_collector
+    from dcim.store import open_store
+
+    if cfg.workload.source not in CENTRAL_SOURCES:
+        return None, None
+    reader = open_store(cfg, readonly=True)
+    return central_workload_collector(cfg, reader), reader
+
+
+def _targets(collector) -> str:
+    targets = collector.targets()
+    return targets[0] if collector.name.startswith("workload-") else f"{len(targets)} devices"
 
 
 def _start_dashboard(cfg, args, store):
