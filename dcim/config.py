@@ -442,6 +442,8 @@ class OptimizerSettings(Strict):
     site_power_budget_kw: float | None = Field(None, gt=0, le=MAX_SITE_KW)
     host: str = "127.0.0.1"
     port: int = Field(8087, ge=0, le=65535)  # 0: any free port
+    # POST /v1/progress on its own listener (uvicorn; see optimizer/progress_server.py); 0: any free port
+    progress_port: int = Field(8088, ge=0, le=65535)
     token: SecretRef | None = None
     model_path: Path = Path("var/pue_model.pkl")
     report_dir: Path = Path("var/reports")

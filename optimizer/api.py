@@ -81,6 +81,10 @@ class OptimizerApi:
     def url(self) -> str:
         return self._server.url
 
+    @property
+    def connection_limit(self) -> int:
+        return self._server.connection_limit
+
     def start(self) -> "OptimizerApi":
         self._server.start()
         return self
@@ -89,12 +93,7 @@ class OptimizerApi:
         self._server.stop()
 
     def authorized(self, header: str | None) -> bool:
-        if self._token is None or not header:
-            return False
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(value.strip().encode("utf-8"), self._token)
+        return bearer_ok(self._token, header)
 
     # -- request handling ---------------------------------------------------------------------------
 
@@ -185,39 +184,57 @@ class OptimizerApi:
         if book is None:
             return 503, {"error": "progress intake is not configured in this process"}
         try:
-            reports, batch = parse_body(read_json(environ))
-        except ValueError as exc:
+            length = int(environ.get("CONTENT_LENGTH") or "0")
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_BODY_BYTES:
             book.count("bad_body")
-            return 400, {"error": str(exc)}
-        points, results = book.accept(reports)
-        if points:
-            try:
-                self.write_points(points)
-            except Exception as exc:  # noqa: BLE001 — the writer closed or broken: say so, never a 500
-                book.count("write_failed")
-                log.error("could not hand %d progress points to the store writer: %s", len(points), exc)
-                return 503, {"error": "the store writer is not available; retry later"}
-        accepted = len(points)
-        body = {"accepted": accepted, "refused": len(results) - accepted, "results": results}
-        if not batch and not accepted:  # one report: its fate in the status code too
-            return PROGRESS_STATUS.get(results[0]["reason"], 400), body
-        return 200, body
+            return 400, {"error": "a JSON body of 1 byte to 64 KiB is needed"}
+        return handle_progress(book, self.write_points, environ["wsgi.input"].read(length))
 
 
-def read_json(environ):
-    """The request's JSON body (at most MAX_BODY_BYTES); ValueError for anything else."""
+def bearer_ok(token: bytes | None, header: str | None) -> bool:
+    """Whether *header* is ``Bearer <token>``; constant-time, and False when no token is set."""
+    if token is None or not header:
+        return False
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode("utf-8"), token)
+
+
+def decode_json(body: bytes):
+    """A request body's JSON value; ValueError (with a message for the client) for anything else."""
     try:
-        length = int(environ.get("CONTENT_LENGTH") or "0")
-    except ValueError:
-        raise ValueError("bad Content-Length") from None
-    if not 0 < length <= MAX_BODY_BYTES:
-        raise ValueError("a JSON body of 1 byte to 64 KiB is needed")
-    try:
-        return json.loads(environ["wsgi.input"].read(length))
+        return json.loads(body)
     except RecursionError:  # "[[[[…" 64 KiB deep: the parser's own recursion bound
         raise ValueError("body nested too deeply") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
+
+
+def handle_progress(book: ProgressBook, write_points: Callable[[list[Point]], None], body: bytes) -> tuple[int, dict]:
+    """``POST /v1/progress`` once the caller has checked the token and read *body* (1 byte to
+    MAX_BODY_BYTES): (HTTP status, JSON answer). Shared by this WSGI app and the ASGI listener
+    (:mod:`optimizer.progress_server`), so both answer alike."""
+    try:
+        reports, batch = parse_body(decode_json(body))
+    except ValueError as exc:
+        book.count("bad_body")
+        return 400, {"error": str(exc)}
+    points, results = book.accept(reports)
+    if points:
+        try:
+            write_points(points)
+        except Exception as exc:  # noqa: BLE001 — the writer closed or broken: say so, never a 500
+            book.count("write_failed")
+            log.error("could not hand %d progress points to the store writer: %s", len(points), exc)
+            return 503, {"error": "the store writer is not available; retry later"}
+    accepted = len(points)
+    answer = {"accepted": accepted, "refused": len(results) - accepted, "results": results}
+    if not batch and not accepted:  # one report: its fate in the status code too
+        return PROGRESS_STATUS.get(results[0]["reason"], 400), answer
+    return 200, answer
 
 
 def parse_job(body) -> Job:

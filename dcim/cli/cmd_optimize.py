@@ -40,7 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dcim.config import read_secret
     from dcim.store import open_store
     from optimizer.actuator import DesiredStatePublisher
     from optimizer.daemon import OptimizerDaemon
@@ -68,19 +67,16 @@ def run(args: argparse.Namespace) -> int:
             store.close()
         return 0
 
-    api = writer = None
+    closers = []  # the HTTP side, stopped in this order before the store closes
     if not args.no_api:
-        from optimizer.api import OptimizerApi
-
-        token = read_secret(opt.token, "optimizer.token")
-        book, writer = _progress_intake(cfg, store)
-        api = OptimizerApi(desired, token=token, host=opt.host, port=opt.port,
-                           placement_state=daemon.placement_state,
-                           health=lambda: {"mode": daemon.mode,
-                                           "last_cycle_ns": daemon.last_report.time_ns if daemon.last_report else None},
-                           progress=book, write_points=writer.write)
-        api.start()
-        print(f"optimizer API on {api.url} (token {'set' if token else 'NOT set: /v1 refuses all'})", flush=True)
+        try:
+            _serve_http(cfg, store, desired, daemon, closers)
+        except OSError as exc:  # a port taken: say which, no traceback
+            for close in closers:
+                close()
+            store.close()
+            print(f"error: cannot serve the optimizer's HTTP API: {exc}", file=sys.stderr)
+            return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -94,28 +90,57 @@ def run(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         reverted = daemon.stop(revert=True)
-        if api:
-            api.stop()
-        if writer:
-            writer.close()
+        for close in closers:
+            close()
         store.close()
         print(f"stopped; reverted {len(reverted)} cap(s)", file=sys.stderr, flush=True)
     return 0
 
 
+def _serve_http(cfg, store, desired, daemon, closers: list) -> None:
+    """The optimizer API (waitress, [optimizer] port) and the progress intake's own listener
+    (uvicorn, [optimizer] progress_port), sharing one book and store writer. Appends to *closers*
+    what to stop, in order, as each part starts."""
+    from dcim.config import read_secret
+    from optimizer.api import OptimizerApi
+    from optimizer.progress_server import ProgressServer
+
+    opt = cfg.optimizer
+    token = read_secret(opt.token, "optimizer.token")
+    book, writer, workload = _progress_intake(cfg, store)
+    closers += [workload.close, writer.close]
+    api = OptimizerApi(desired, token=token, host=opt.host, port=opt.port, placement_state=daemon.placement_state,
+                       health=lambda: {"mode": daemon.mode,
+                                       "last_cycle_ns": daemon.last_report.time_ns if daemon.last_report else None},
+                       progress=book, write_points=writer.write)
+    api.start()
+    closers.insert(0, api.stop)
+    print(f"optimizer API on {api.url} (token {'set' if token else 'NOT set: /v1 refuses all'})", flush=True)
+    try:
+        progress = ProgressServer(book, writer.write, token=token, host=opt.host, port=opt.progress_port,
+                                  fds_elsewhere=api.connection_limit).start()
+    except OSError as exc:
+        raise OSError(f"progress intake on {opt.host}:{opt.progress_port} ([optimizer] progress_port): {exc}") \
+            from None
+    closers.insert(0, progress.stop)
+    print(f"progress intake on {progress.url}/v1/progress", flush=True)
+
+
 def _progress_intake(cfg, store):
-    """POST /v1/progress: the book that checks reports, and a store writer of this process's own.
-    Its spool is a sibling of [store.spool] path (``<path>-optimizer``): one process per spool
-    directory, and `dcim collect` holds that one."""
+    """POST /v1/progress: the book that checks reports, a store writer of this process's own, and
+    the workload map the book reads (refreshed by a thread: the listener's event loop must not
+    wait on the store). The writer's spool is a sibling of [store.spool] path
+    (``<path>-optimizer``): one process per spool directory, and `dcim collect` holds that one."""
     from dcim.store.writer import writer_for
     from optimizer.progress import ProgressBook, jobs_from_store
+    from optimizer.progress_server import PrefetchedWorkload
 
     spool = cfg.store.spool
     own = spool.model_copy(update={"path": spool.path.with_name(spool.path.name + "-optimizer")})
     writer = writer_for(cfg.model_copy(update={"store": cfg.store.model_copy(update={"spool": own})}), store)
-    book = ProgressBook(cfg.site.name, workload=jobs_from_store(store, cfg.site.name),
-                        require_known_job=cfg.workload.source != "none")
-    return book, writer
+    workload = PrefetchedWorkload(jobs_from_store(store, cfg.site.name))
+    book = ProgressBook(cfg.site.name, workload=workload, require_known_job=cfg.workload.source != "none")
+    return book, writer, workload
 
 
 def _publish(daemon, target: str, dry_run: bool) -> None:

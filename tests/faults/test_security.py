@@ -77,7 +77,8 @@ def write_config(tmp: Path, *, backend: str = "sqlite") -> Path:
     data["store"] = {"backend": backend, "path": str(tmp / "dcim.sqlite"), "spool": {"path": str(tmp / "spool")},
                      "influxdb": {"url": "http://127.0.0.1:9", "database": "dcim", "auth": "token",
                                   "token": {"env": "DCIM_T_INFLUX_TOKEN"}, "timeout_s": 1.0, "max_retries": 0}}
-    data["optimizer"].update(token={"env": "DCIM_T_OPT_TOKEN"}, port=0, model_path=str(tmp / "model.pkl"))
+    data["optimizer"].update(token={"env": "DCIM_T_OPT_TOKEN"}, port=0, progress_port=0,
+                             model_path=str(tmp / "model.pkl"))
     data["dashboard"].update(auth_user="ops", auth_password={"env": "DCIM_T_DASH_PW"}, port=0)
     data["agent"] = {"token": {"env": "DCIM_T_OPT_TOKEN"}}
     path = tmp / f"dcim-{backend}.toml"

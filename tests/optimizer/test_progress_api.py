@@ -1,5 +1,6 @@
-"""POST /v1/progress on the real optimizer API (waitress on loopback), writing through a real
-StoreWriter into a real SQLite store; the job → tenant map read from that store's workload points."""
+"""POST /v1/progress on the real optimizer API (waitress on loopback) and on the intake's own
+listener (uvicorn on loopback), writing through a real StoreWriter into a real SQLite store; the
+job → tenant map read from that store's workload points."""
 
 import http.client
 import json
@@ -15,6 +16,7 @@ from dcim.store.writer import StoreWriter
 from optimizer.api import OptimizerApi
 from optimizer.desired_state import DesiredState
 from optimizer.progress import ProgressBook, jobs_from_store
+from optimizer.progress_server import ProgressServer
 
 TOKEN = "progress-token-value-1"
 SITE = "site1"
@@ -25,14 +27,19 @@ def workload(store, job, tenant, uuid="GPU-0", host="n01"):
                        {"job": job, "tenant": tenant, "job_class": "training", "account": "acct", "source": "slurm"})])
 
 
-@pytest.fixture
-def env(tmp_path):
+@pytest.fixture(params=["waitress", "uvicorn"])
+def env(tmp_path, request):
+    """The intake on the optimizer API's waitress route, or on its own uvicorn listener
+    (optimizer.progress_server): every test below runs against both, so they answer alike."""
     store = SqliteStore(tmp_path / "dcim.sqlite")
     workload(store, "1234", "uni-a")
     workload(store, "ns1/pod-7", "startup-b", uuid="GPU-1")
     writer = StoreWriter(store, tmp_path / "spool", flush_interval_s=0.05)
     book = ProgressBook(SITE, workload=jobs_from_store(store, SITE), require_known_job=True, cache_s=0.2)
-    api = OptimizerApi(DesiredState(), token=TOKEN, progress=book, write_points=writer.write).start()
+    if request.param == "uvicorn":
+        api = ProgressServer(book, writer.write, token=TOKEN).start()
+    else:
+        api = OptimizerApi(DesiredState(), token=TOKEN, progress=book, write_points=writer.write).start()
     yield api, store, writer, book
     api.stop()
     writer.close()

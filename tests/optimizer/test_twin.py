@@ -170,7 +170,7 @@ def test_kill_minus_9_of_a_real_daemon_process(cfg, tmp_path):
     text = text.replace('path = "var/dcim.sqlite"', f'path = "{db}"')
     text = text.replace('[optimizer]\nmode = "enforce"\nlease_s = 300\nmax_step_w = 50',
                         '[optimizer]\nmode = "enforce"\nlease_s = 4\nmax_step_w = 100\ninterval_s = 1\n'
-                        'stale_after_s = 300\nport = 0\ntoken = { env = "DCIM_TEST_OPT_TOKEN" }\n'
+                        'stale_after_s = 300\nport = 0\nprogress_port = 0\ntoken = { env = "DCIM_TEST_OPT_TOKEN" }\n'
                         f'model_path = "{tmp_path / "model.pkl"}"')
     conf = tmp_path / "dcim.toml"
     conf.write_text(text)
