@@ -99,5 +99,6 @@ def test_bad_workload_config_names_the_key(workload, key):
     assert key in [path for path, _ in info.value.errors], info.value
 
 
-def test_the_demo_config_still_loads_with_no_workload_source():
-    assert load_config().workload.source == "none"
+def test_the_demo_config_reads_the_twins_slurm():
+    workload = load_config().workload  # `dcim up` points rest_url at the twin's slurmrestd
+    assert (workload.source, workload.slurm.mode) == ("slurm", "rest")

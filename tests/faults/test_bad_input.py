@@ -65,7 +65,7 @@ def _set(path, value):
 # Numbers for which a negative value is meaningful (a simulator seed is any integer).
 NEGATIVE_OK = {("simulator", "seed")}
 HUGE_OK = {("simulator", "seed")}
-MAP_TABLES = {("snmp", "credentials")}
+MAP_TABLES = {("snmp", "credentials"), ("workload", "tenants"), ("workload", "job_classes")}  # keys are names
 REFERENCE_KEYS = {"rack": "rack", "room": "room", "tenant": "tenant", "credentials": "[snmp.credentials."}
 REFERENCE_LISTS = {"racks": "rack", "rooms": "room"}
 
