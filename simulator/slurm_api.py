@@ -267,7 +267,6 @@ class SlurmRestServer:
             raise ValueError("the twin's slurmrestd needs a token")
         self._render = render
         self._token = token.encode()
-        self.requests = 0
         self._server = WsgiServer(self.wsgi, host, port, name="twin-slurmrestd",
                                   limits=Limits(connection_limit=64, max_body_bytes=64 * 1024, threads=2))
 
@@ -283,7 +282,6 @@ class SlurmRestServer:
         self._server.stop()
 
     def wsgi(self, environ, start_response):
-        self.requests += 1
         if environ.get("PATH_INFO") != JOBS_PATH or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return _answer(start_response, "404 Not Found", "text/plain", NOT_FOUND_BODY)
         token = environ.get("HTTP_X_SLURM_USER_TOKEN", "").encode()
