@@ -526,7 +526,7 @@ class SlurmSource(Strict):
     rest_url: str | None = None  # slurmrestd, e.g. http://slurm-ctl:6820
     rest_user: Name | None = None  # X-SLURM-USER-NAME
     rest_token: SecretRef | None = None  # X-SLURM-USER-TOKEN (a JWT from `scontrol token`)
-    timeout_s: float = Field(10.0, gt=0, le=MAX_TIMEOUT_S)
+    timeout_s: float = Field(10.0, ge=0.05, le=MAX_TIMEOUT_S)
 
     @field_validator("rest_url")
     @classmethod
@@ -548,7 +548,7 @@ class KubernetesSource(Strict):
     class_label: str = Field("dcim.io/job-class", min_length=1, max_length=253)
     # The pod label (or annotation) naming the job; default: the pod's namespace/name.
     job_label: str | None = Field(None, min_length=1, max_length=253)
-    timeout_s: float = Field(5.0, gt=0, le=MAX_TIMEOUT_S)
+    timeout_s: float = Field(5.0, ge=0.05, le=MAX_TIMEOUT_S)
 
 
 class DcgmExporterSettings(Strict):
@@ -558,7 +558,7 @@ class DcgmExporterSettings(Strict):
     # `dcim collect` scrapes GPU telemetry from these instead of a dcim agent on every node.
     telemetry: bool = False
     interval_s: float = Field(10.0, ge=1, le=3600)
-    timeout_s: float = Field(5.0, gt=0, le=MAX_TIMEOUT_S)
+    timeout_s: float = Field(5.0, ge=0.05, le=MAX_TIMEOUT_S)
     # The pod label dcgm-exporter exports (with --kubernetes-enable-pod-labels) naming the job class.
     class_label: str = Field("dcim.io/job-class", min_length=1, max_length=253)
 
@@ -597,7 +597,7 @@ class ProgressScrape(Strict):
     tenant: Name | None = None
     unit: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,31}$")  # default: tokens (vllm, tgi), samples
     interval_s: float = Field(15.0, ge=1, le=3600)
-    timeout_s: float = Field(5.0, gt=0, le=60)
+    timeout_s: float = Field(5.0, ge=0.05, le=60)
 
     @field_validator("url")
     @classmethod

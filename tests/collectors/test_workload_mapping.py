@@ -92,6 +92,8 @@ def _demo_with(workload: dict) -> dict:
     ({"source": "lsf"}, "workload.source"),
     ({"interval_s": 0.01}, "workload.interval_s"),
     ({"slurm": {"rest_url": "http://u:p@ctl:6820"}}, "workload.slurm.rest_url"),
+    ({"slurm": {"timeout_s": 1e-9}}, "workload.slurm.timeout_s"),
+    ({"kubernetes": {"timeout_s": 0.0}}, "workload.kubernetes.timeout_s"),
 ])
 def test_bad_workload_config_names_the_key(workload, key):
     with pytest.raises(ConfigError) as info:
