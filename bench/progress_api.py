@@ -3,21 +3,24 @@
 
 The server is the real thing: `dcim optimize --mode advise` on a demo config with a SQLite store
 whose `workload` points name the jobs ([workload] source = "slurm", so every report is checked
-against them), its API on waitress, accepted reports written through its store writer into SQLite.
-Load generators are separate processes, each posting over one kept-alive connection (what
-dcim.progress.Reporter does), for three shapes:
+against them), accepted reports written through its store writer into SQLite. It serves the
+intake twice: on its own listener ([optimizer] progress_port: uvicorn + httptools + uvloop, the
+main shape) and on the optimizer API's waitress route (for comparison). Load generators are
+separate processes, each posting over one kept-alive connection (what dcim.progress.Reporter
+does), for these shapes:
 
-1. one report per request (a training job's Reporter);
-2. one report per request, a new TCP connection each time (a client that does not keep alive);
-3. batches of 100 reports per request ({"reports": [...]}, e.g. a gateway for many jobs).
-
-4. for reference, shape 1 against a bare dcim.web.WsgiServer (the same waitress, limits and
-   threads) whose app only reads the body and answers 200: the ceiling waitress itself sets here.
+1. progress listener, one report per request (a training job's Reporter): the target's shape;
+2. progress listener, one report per request, a new TCP connection each time;
+3. progress listener, batches of 100 reports per request ({"reports": [...]}, e.g. a gateway);
+4. the waitress route on the API port, one report per request (what the listener replaced);
+5. a bare dcim.web.WsgiServer (the same waitress, limits and threads) whose app only reads the
+   body and answers 200: the ceiling waitress itself sets here.
 
 Printed per shape: reports/s by wall clock, reports per server CPU-second (the server process's
-user+sys time from /proc, all its threads: waitress, the checks, the writer, SQLite, and the
-optimizer's own cycles), and the ratio to the target of 5,000 posts/s on one core; then the
-server's own counters (every report accepted, none refused) and the points in the store.
+user+sys time from /proc, all its threads: the listener, waitress, the checks, the writer,
+SQLite, and the optimizer's own cycles), and the ratio to the target of 5,000 posts/s on one
+core; then the server's own counters (every report accepted, none refused) and the points in the
+store.
 Usage: .venv/bin/python bench/progress_api.py [--seconds 5] [--clients 4] [--jobs 512]
 """
 
@@ -64,7 +67,8 @@ def write_config(tmp: Path) -> Path:
 
     data = tomllib.loads((REPO / "deploy" / "demo.toml").read_text(encoding="utf-8"))
     data["store"] = {"backend": "sqlite", "path": str(tmp / "dcim.sqlite"), "spool": {"path": str(tmp / "spool")}}
-    data["optimizer"].update(token={"env": "DCIM_BENCH_TOKEN"}, port=0, model_path=str(tmp / "model.pkl"))
+    data["optimizer"].update(token={"env": "DCIM_BENCH_TOKEN"}, port=0, progress_port=0,
+                             model_path=str(tmp / "model.pkl"))
     data.setdefault("workload", {})["source"] = "slurm"
     path = tmp / "dcim.toml"
     path.write_text(tomli_w.dumps(data))
@@ -137,6 +141,21 @@ def phase(pid: int, port: int, jobs: list[str], clients: int, seconds: float, ba
     return sent, refused, errors, wall, cpu
 
 
+def listening_ports(server) -> dict[str, int] | None:
+    """The API's and the progress listener's ports, from what `dcim optimize` prints at start."""
+    ports: dict[str, int] = {}
+    while len(ports) < 2:
+        line = server.stdout.readline()
+        if not line:
+            return None
+        for name, pattern in (("api", r"optimizer API on http://[\d.]+:(\d+)"),
+                              ("progress", r"progress intake on http://[\d.]+:(\d+)/v1/progress")):
+            found = re.search(pattern, line)
+            if found:
+                ports[name] = int(found.group(1))
+    return ports
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -152,32 +171,34 @@ def main() -> int:
                                "--config", str(config), "--mode", "advise"], cwd=tmp, env=env,
                               stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        line = server.stdout.readline()
-        found = re.search(r"optimizer API on http://[\d.]+:(\d+)", line)
-        if not found:
-            print(f"server did not start: {line!r}; see {tmp / 'server.log'}")
+        ports = listening_ports(server)
+        if ports is None:
+            print(f"server did not start; see {tmp / 'server.log'}")
             return 1
-        port = int(found.group(1))
         time.sleep(1.0)  # the first optimizer cycle
         jobs = [str(100000 + j) for j in range(args.jobs)]
-        print(f"dcim optimize pid {server.pid} on 127.0.0.1:{port}; {args.jobs} jobs in the workload, "
-              f"{args.clients} client processes, {args.seconds:g} s per shape, {os.cpu_count()} CPUs here")
-        shapes = (("1 report/request, keep-alive", 1, True), ("1 report/request, new connection", 1, False),
-                  ("100 reports/request, keep-alive", 100, True))
-        for n, (name, batch, keep) in enumerate(shapes):
-            sent, refused, errors, wall, cpu = phase(server.pid, port, jobs, args.clients, args.seconds, batch, keep,
-                                                     base=n * 1e6)
+        print(f"dcim optimize pid {server.pid}: progress listener 127.0.0.1:{ports['progress']}, API (waitress) "
+              f"127.0.0.1:{ports['api']}; {args.jobs} jobs in the workload, {args.clients} client processes, "
+              f"{args.seconds:g} s per shape, {os.cpu_count()} CPUs here")
+        shapes = (("listener: 1 report/request, keep-alive", "progress", 1, True),
+                  ("listener: 1 report/request, new conn.", "progress", 1, False),
+                  ("listener: 100 reports/request", "progress", 100, True),
+                  ("waitress: 1 report/request, keep-alive", "api", 1, True))
+        for n, (name, where, batch, keep) in enumerate(shapes):
+            sent, refused, errors, wall, cpu = phase(server.pid, ports[where], jobs, args.clients, args.seconds,
+                                                     batch, keep, base=n * 1e6)
             per_cpu = sent / cpu if cpu else float("inf")
-            print(f"{name:34s} {sent:8d} reports  {sent / wall:8.0f}/s wall  {per_cpu:8.0f}/server CPU-s  "
+            print(f"{name:40s} {sent:8d} reports  {sent / wall:8.0f}/s wall  {per_cpu:8.0f}/server CPU-s  "
                   f"ratio {per_cpu / TARGET_PER_CPU_S:5.2f}  (server CPU {cpu:.2f} s of {wall:.1f} s; "
                   f"refused {refused}, errors {errors})")
+        port = ports["progress"]
         bare = subprocess.Popen([sys.executable, "-c", BARE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
         try:
             bare_port = int(bare.stdout.readline())
             sent, _, errors, wall, cpu = phase(bare.pid, bare_port, jobs, args.clients, args.seconds, 1, True, 0.0)
-            print(f"{'bare waitress, 1/request, keep-alive':34s} {sent:8d} requests {sent / wall:8.0f}/s wall  "
-                  f"{sent / cpu:8.0f}/server CPU-s  ratio {sent / cpu / TARGET_PER_CPU_S:5.2f}  (the ceiling)")
+            print(f"{'bare waitress, 1/request, keep-alive':40s} {sent:8d} requests {sent / wall:8.0f}/s wall  "
+                  f"{sent / cpu:8.0f}/server CPU-s  ratio {sent / cpu / TARGET_PER_CPU_S:5.2f}  (waitress's ceiling)")
         finally:
             bare.stdin.close()
             bare.wait(10)

@@ -12,11 +12,17 @@ connection), backs off exponentially while dcim is down or refuses, and never ra
 job. Memory stays flat: only the latest total is kept, never a queue. At exit the last total is
 sent once, within *exit_deadline_s*.
 
-Defaults come from the environment: ``DCIM_URL`` (the optimizer API, e.g.
-``http://dcim-opt:8090``), ``DCIM_TOKEN``, and the job id from ``DCIM_JOB``, else Slurm's
+Defaults come from the environment: ``DCIM_URL``, ``DCIM_TOKEN``, and the job id from ``DCIM_JOB``,
+else Slurm's
 ``SLURM_JOB_ID`` (``<array job>_<task>`` for array tasks), else Kubernetes'
 ``<POD_NAMESPACE>/<POD_NAME>`` (set them from the downward API; ``HOSTNAME`` is the pod name).
 Without a URL or a job id the reporter stays silent (add() still works and costs nothing more).
+
+``DCIM_URL`` is the base URL of dcim's progress intake: the ``dcim optimize`` host on
+``[optimizer] progress_port`` (default 8088), e.g. ``http://dcim-opt:8088``; the reporter posts
+to ``<DCIM_URL>/v1/progress``. That listener is built for many jobs posting often; the optimizer
+API's own port (``[optimizer] port``, 8087) answers ``/v1/progress`` the same way, for clients
+that only know that one. A bare host (``http://dcim-opt``) means the progress port, not port 80.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import time
 import urllib.parse
 
 log = logging.getLogger("dcim.progress")
+
+PROGRESS_PORT = 8088  # [optimizer] progress_port's default: a DCIM_URL without a port means it
 
 
 def job_from_env(env=os.environ) -> str | None:
@@ -71,7 +79,8 @@ class Reporter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         parts = urllib.parse.urlsplit(self.url)
-        self._target = (parts.scheme, parts.hostname, parts.port, parts.path)
+        port = parts.port or (PROGRESS_PORT if parts.scheme == "http" else None)
+        self._target = (parts.scheme, parts.hostname, port, parts.path)
         self.enabled = bool(parts.scheme in ("http", "https") and parts.hostname and self.job)
         if not self.enabled:
             log.warning("dcim progress reporting off: %s", "no job id" if self.url else "no DCIM_URL")

@@ -16,7 +16,9 @@ Endpoints (JSON in and out):
   "status", "reason"?, "error"?}]}``: 200 for a batch, and for one report 200 when accepted,
   else 400 (bad report), 409 (unknown job, out of order, absurd rate), 422 (time outside the
   window) or 503 (workload unreadable). ``GET /v1/progress/stats``: the counters, also in
-  ``/health`` under ``progress``.
+  ``/health`` under ``progress``. The same routes, answering alike (:func:`handle_progress`),
+  are served for many jobs on their own faster listener, :mod:`optimizer.progress_server`
+  (``[optimizer] progress_port``).
 
 Everything but ``/health`` requires ``Authorization: Bearer <token>``; the token comes from
 the config's SecretRef (``[optimizer] token``), is compared in constant time

@@ -89,6 +89,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._in_request = False    # a byte of a request seen, the request not yet answered
         self._reading_body = False  # headers in, body not yet complete
         self._head_bytes = 0
+        self._tail = b""  # the last 3 bytes of the head so far
         self.last_active_s = 0.0
 
     def connection_made(self, transport) -> None:
@@ -122,14 +123,19 @@ class GuardedProtocol(HttpToolsProtocol):
             self._in_request = True
             self._arm(self.limits.request_timeout_s)
         if not self._reading_body:
-            self._head_bytes += len(data)
+            # the head's bytes, up to its blank line (which may straddle two reads); checked before
+            # the parser sees them, since httptools gathers a header's value whole, without a limit
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = seen[-3:]
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(431, "request headers too large")
+                return
         super().data_received(data)
-        if self._head_bytes > self.limits.max_header_bytes and not self._reading_body \
-                and not self.transport.is_closing():
-            self._refuse(431, "request headers too large")
 
     def on_headers_complete(self) -> None:
-        self._head_bytes = 0
+        self._head_bytes, self._tail = 0, b""
         self._reading_body = True
         super().on_headers_complete()
 
@@ -349,7 +355,7 @@ class ProgressServer:
             # a backstop (503): the cap above acts first; connections it closed count here until
             # the loop has run their close, so leave room for one accept burst
             limit_concurrency=cap + limits.backlog, backlog=limits.backlog,
-            timeout_keep_alive=int(limits.idle_timeout_s), timeout_graceful_shutdown=5)
+            timeout_keep_alive=limits.idle_timeout_s, timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
