@@ -82,6 +82,25 @@ def twin_slurm_token(config: Config, environ: MutableMapping[str, str] | None = 
     return environ[ref.env], ref, True
 
 
+TWIN_OPTIMIZER_TOKEN_ENV = "DCIM_OPTIMIZER_TOKEN"  # the optimizer's token when the config names none
+
+
+def twin_optimizer_token(config: Config, environ: MutableMapping[str, str] | None = None
+                         ) -> tuple[str, SecretRef, bool]:
+    """The optimizer API's token under the twin, which its jobs post progress with: the
+    config's ``[optimizer] token``, or a generated one in ``DCIM_OPTIMIZER_TOKEN`` where the
+    config names none (the demo). Returns (token, where it lives, whether it was generated);
+    callers print only the variable's name."""
+    environ = os.environ if environ is None else environ
+    ref = config.optimizer.token or SecretRef(env=TWIN_OPTIMIZER_TOKEN_ENV)
+    if ref.file is not None:
+        return read_secret(ref, "optimizer.token"), ref, False
+    if environ.get(ref.env):
+        return environ[ref.env], ref, False
+    environ[ref.env] = secrets.token_urlsafe(32)
+    return environ[ref.env], ref, True
+
+
 def twin_slurm_config(config: Config, rest_url: str, token_ref: SecretRef, names) -> Config:
     """*config* with its ``[workload]`` pointed at the twin's slurmrestd (mode "rest" at
     *rest_url*): the collector then reads the twin's jobs as it reads a real site's. The
@@ -247,9 +266,11 @@ class TwinService:
             if serve_snmp else None
         self.listeners: list[Callable[[FacilitySnapshot], None]] = []  # called after every step
         self.slurm = None  # the twin's slurmrestd, once serve_slurm() started it
+        self.progress = None  # the twin's jobs' progress poster, once post_progress() started it
         self._task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._adopted_loop: asyncio.AbstractEventLoop | None = None  # the caller's, while start() runs in it
 
     @property
     def snapshot(self) -> FacilitySnapshot:
@@ -292,7 +313,29 @@ class TwinService:
         if slurm is not None:
             slurm.stop()
 
+    def post_progress(self, url: str, token: str, *, every_s: float = 10.0, first_report_after_s: float = 0.0):
+        """The twin's running jobs post their work done to *url*'s ``POST /v1/progress`` with
+        *token*, every *every_s* of twin time (simulator/progress_poster.py). Returns the poster."""
+        from simulator.progress_poster import ProgressPoster
+
+        if not hasattr(self.twin, "workload"):
+            raise ValueError(f"{type(self.twin).__name__} runs no jobs: no progress to post")
+        self.stop_progress()
+        self.progress = ProgressPoster(self.twin, url, token, every_s=every_s,
+                                       first_report_after_s=first_report_after_s).start()
+        self.listeners.append(self.progress.on_step)
+        return self.progress
+
+    def stop_progress(self) -> None:
+        poster, self.progress = self.progress, None
+        if poster is not None:
+            if poster.on_step in self.listeners:
+                self.listeners.remove(poster.on_step)
+            poster.close()
+
     async def start(self) -> None:
+        if self._loop is None:  # in the caller's loop (dcim simulate): call() runs there too
+            self._loop = self._adopted_loop = asyncio.get_running_loop()
         if self.agents is not None:
             await self.agents.start()
         if self.speed > 0:
@@ -308,6 +351,8 @@ class TwinService:
                 pass
         if self.agents is not None:
             await self.agents.stop()
+        if self._adopted_loop is not None:
+            self._loop = self._adopted_loop = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -379,11 +424,19 @@ class TwinService:
 
     def call(self, fn: Callable[[], Any], timeout_s: float = 10.0) -> Any:
         """Run *fn* on the service's loop thread (e.g. ``svc.call(lambda: svc.advance(60))``)."""
-        if self._loop is None:
+        loop = self._loop
+        if loop is None or _running_loop() is loop:  # no loop, or already on it: waiting would deadlock
             return fn()
-        fut = asyncio.run_coroutine_threadsafe(_call(fn), self._loop)
+        fut = asyncio.run_coroutine_threadsafe(_call(fn), loop)
         return fut.result(timeout_s)
 
 
 async def _call(fn: Callable[[], Any]) -> Any:
     return fn()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
