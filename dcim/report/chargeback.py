@@ -1,5 +1,10 @@
 """Chargeback by job: each job's GPU energy, its share of the rest of IT, and what stays with the
-rack owners (pure arithmetic over ``jobs.Holds``; no I/O).
+rack owners (arithmetic over ``jobs.Pairs`` and the GPUs' period figures).
+
+A GPU's energy over the period is its counter's increase (``energy_j``, reset-aware); the
+(job, GPU) pairs hold the GPU's hourly power integrated over the job's hours, so each pair's
+GPU energy is that × the GPU's counter ÷ its power integrated over the whole period (``scale``):
+a GPU's hours add up to its counter exactly. A GPU without a counter keeps its integrated power.
 
 A rack's IT energy (its PDUs) is its GPUs' energy plus the rest (CPUs, memory, fans, NICs): the
 rest is shared like the GPU energy, so every GPU-kWh of a rack carries IT = rack IT ÷ rack GPU
@@ -17,20 +22,65 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dcim.report.jobs import NO_JOB, NS_H, Holds
+from dcim.report.jobs import HOUR_S, Pairs
+from dcim.store.base import Store
 
 NO_OWNER = "(none)"
 
 
 @dataclass
-class JobTotals:
-    """Per job code: arrays over the jobs of ``Holds.jobs``."""
+class Gpus:
+    """The period's GPUs: each one's rack and scale (counter ÷ integrated power), and each
+    rack's GPU energy (kWh; "" holds counter energy of GPUs without hourly power or rack)."""
 
+    rack: dict[str, str]
+    scale: dict[str, float]
+    rack_gpu_kwh: dict[str, float]
+
+    @classmethod
+    def read(cls, store: Store, start_ns: int, end_ns: int) -> "Gpus":
+        counters = store.counter_increase("gpu", "energy_j", start_ns, end_ns, group_by=("uuid",))
+        stats = store.bucket_stats("gpu", "power_w", start_ns, end_ns, HOUR_S, group_by=("uuid", "rack"),
+                                   combine="each")
+        rack: dict[str, str] = {}
+        integrated: dict[str, float] = defaultdict(float)
+        for (uuid, r), st in sorted(stats.items()):
+            rack.setdefault(uuid, r)
+            integrated[uuid] += st.total / 1000.0  # an hour at each hourly mean power
+        scale = {u: 1.0 for u in rack}
+        energy = dict(integrated)
+        rack_gpu: dict[str, float] = defaultdict(float)
+        for (uuid,), (increase_j, _resets) in counters.items():
+            counter_kwh = increase_j / 3.6e6
+            if uuid not in rack:
+                rack_gpu[""] += counter_kwh
+            elif integrated[uuid] > 0:  # the counter's energy, spread over the hours as the power was
+                scale[uuid], energy[uuid] = counter_kwh / integrated[uuid], counter_kwh
+            else:
+                energy[uuid] = 0.0
+                rack_gpu[rack[uuid]] += counter_kwh
+        for uuid, kwh in energy.items():
+            rack_gpu[rack[uuid]] += kwh
+        return cls(rack, scale, dict(rack_gpu))
+
+    def factors(self, rack_it_kwh: dict[str, float | None]) -> dict[str, float]:
+        """IT kWh per GPU kWh of each rack."""
+        return {r: (rack_it_kwh[r] / g if rack_it_kwh.get(r) is not None and g > 0 else 1.0)
+                for r, g in self.rack_gpu_kwh.items()}
+
+
+@dataclass
+class JobTotals:
+    """Per job (arrays over ``jobs``)."""
+
+    jobs: list[str]
+    tenant: list[str]
+    account: list[str]
     gpu_kwh: np.ndarray
     it_kwh: np.ndarray
     gpu_hours: np.ndarray
     gpus: np.ndarray  # distinct GPUs held
-    start_ns: np.ndarray  # first time seen holding a GPU (float ns; inf: never)
+    start_ns: np.ndarray  # first time seen holding a GPU (float ns)
     end_ns: np.ndarray
 
 
@@ -58,66 +108,55 @@ class Bill:
         return "job" if self.job_it_kwh > 0 else "rack_owner"
 
 
-def rack_factors(holds: Holds, rack_it_kwh: dict[str, float | None]) -> tuple[np.ndarray, dict[str, float]]:
-    """(IT kWh per GPU kWh for each GPU row, each rack's GPU energy)."""
-    rack_gpu: dict[str, float] = defaultdict(float)
-    for rack, kwh in zip(holds.racks, holds.energy_kwh.sum(axis=1).tolist()):
-        rack_gpu[rack] += kwh
-    for rack, kwh in holds.unplaced_kwh.items():
-        rack_gpu[rack] += kwh
-    factor = {r: (rack_it_kwh[r] / g if rack_it_kwh.get(r) is not None and g > 0 else 1.0) for r, g in rack_gpu.items()}
-    return np.array([factor[r] for r in holds.racks]), dict(rack_gpu)
+def held(pairs: Pairs, gpus: Gpus, factor: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per pair: (GPU kWh, IT kWh, rack); pairs on GPUs without hourly power in the period hold none."""
+    known = [u in gpus.rack for u in pairs.uuid]
+    scale = np.array([gpus.scale.get(u, 0.0) for u in pairs.uuid])
+    racks = [gpus.rack.get(u, r) for u, r in zip(pairs.uuid, pairs.rack)]
+    gpu_kwh = pairs.power_kwh * scale
+    it_kwh = gpu_kwh * np.array([factor.get(r, 1.0) for r in racks])
+    return np.where(known, gpu_kwh, 0.0), np.where(known, it_kwh, 0.0), racks
 
 
-def job_totals(holds: Holds, gpu_factor: np.ndarray, period_start_ns: int, period_end_ns: int) -> JobTotals:
-    n_jobs, (n_gpus, n_hours) = len(holds.jobs), holds.energy_kwh.shape
-    gpu_kwh, it_kwh, hours = np.zeros(n_jobs), np.zeros(n_jobs), np.zeros(n_jobs)
-    start, end = np.full(n_jobs, np.inf), np.full(n_jobs, -np.inf)
-    hour_start = (holds.h0_ns + np.arange(n_hours, dtype=np.int64) * NS_H).astype(float)
-    pairs = []
-    for role, share in (("first", holds.share_first), ("last", holds.share_last)):
-        codes = holds.first if role == "first" else holds.last
-        on = (codes != NO_JOB) & (share > 0)
-        g_idx, h_idx = np.nonzero(on)
-        c = codes[on]
-        s = share[on]
-        kwh = s * holds.energy_kwh[on]
-        gpu_kwh += np.bincount(c, weights=kwh, minlength=n_jobs)
-        it_kwh += np.bincount(c, weights=kwh * gpu_factor[g_idx], minlength=n_jobs)
-        hours += np.bincount(c, weights=s, minlength=n_jobs)
-        t0 = hour_start[h_idx]
-        if role == "first":  # the hour's first job holds from the hour's start, for its share
-            cell_start, cell_end = t0, t0 + s * NS_H
-        else:  # the last one from its start (or the hour's) to the hour's end
-            cell_start = np.fmax(np.nan_to_num(holds.last_start_ns[on], nan=-np.inf), t0)
-            cell_end = t0 + NS_H
-        np.minimum.at(start, c, cell_start)
-        np.maximum.at(end, c, cell_end)
-        # distinct (job, GPU) pairs: only where a row's job changes, not every hour of a hold
-        changed = np.ones_like(on)
-        changed[:, 1:] = codes[:, 1:] != codes[:, :-1]
-        keep = on & changed
-        pairs.append(codes[keep].astype(np.int64) * n_gpus + np.nonzero(keep)[0])
-    uniq = np.unique(np.concatenate(pairs)) if n_gpus else np.zeros(0, dtype=np.int64)
-    gpus = np.bincount((uniq // max(n_gpus, 1)).astype(np.int64), minlength=n_jobs)
-    start = np.clip(start, period_start_ns, period_end_ns)
-    end = np.clip(end, period_start_ns, period_end_ns)
-    return JobTotals(gpu_kwh, it_kwh, hours, gpus, start, end)
+def job_totals(pairs: Pairs, gpus: Gpus, factor: dict[str, float], period_start_ns: int,
+               period_end_ns: int) -> JobTotals:
+    gpu_kwh, it_kwh, _ = held(pairs, gpus, factor)
+    known = np.array([u in gpus.rack for u in pairs.uuid], dtype=bool)
+    hours = np.where(known, pairs.gpu_hours, 0.0)
+    code: dict[str, int] = {}
+    for j in pairs.job:
+        code.setdefault(j, len(code))
+    c = np.fromiter(map(code.__getitem__, pairs.job), dtype=np.int64, count=len(pairs))
+    n = len(code)
+    first_at = np.zeros(n, dtype=np.int64)
+    first_at[c[::-1]] = np.arange(len(c) - 1, -1, -1)
+    start, end = np.full(n, np.inf), np.full(n, -np.inf)
+    on = known & (hours > 0)
+    np.minimum.at(start, c[on], pairs.first_ns[on])
+    np.maximum.at(end, c[on], pairs.last_ns[on])
+    at = first_at.tolist()
+    return JobTotals(list(code), [pairs.tenant[i] for i in at], [pairs.account[i] for i in at],
+                     np.bincount(c, weights=gpu_kwh, minlength=n), np.bincount(c, weights=it_kwh, minlength=n),
+                     np.bincount(c, weights=hours, minlength=n), np.bincount(c[on], minlength=n),
+                     np.clip(start, period_start_ns, period_end_ns), np.clip(end, period_start_ns, period_end_ns))
 
 
-def bills(holds: Holds, totals: JobTotals, gpu_factor: np.ndarray, rack_it_kwh: dict[str, float | None],
-          owner_of: dict[str, str]) -> dict[str, Bill]:
+def bills(pairs: Pairs, totals: JobTotals, gpus: Gpus, factor: dict[str, float],
+          rack_it_kwh: dict[str, float | None], owner_of: dict[str, str]) -> dict[str, Bill]:
     """Per tenant: the IT energy of its jobs, and the remainder of the racks it owns."""
     out: dict[str, Bill] = defaultdict(Bill)
-    for c, tenant in enumerate(holds.job_tenant):
+    for c, tenant in enumerate(totals.tenant):
         b = out[tenant or NO_OWNER]
         b.job_it_kwh += float(totals.it_kwh[c])
         b.job_gpu_hours += float(totals.gpu_hours[c])
         b.job_gpu_kwh += float(totals.gpu_kwh[c])
     held_it: dict[str, float] = defaultdict(float)  # per rack, IT energy its GPUs' jobs carry away
-    held_gpu = holds.share_first * holds.energy_kwh + holds.share_last * holds.energy_kwh
-    for rack, kwh in zip(holds.racks, (held_gpu.sum(axis=1) * gpu_factor).tolist()):
+    _, it_kwh, racks = held(pairs, gpus, factor)
+    for rack, kwh in zip(racks, it_kwh.tolist()):
         held_it[rack] += kwh
+    if len(pairs):  # every rack with GPU telemetry is some owner's, held or not
+        for rack in gpus.rack.values():
+            held_it.setdefault(rack, 0.0)
     for rack in set(rack_it_kwh) | set(held_it):
         b = out[owner_of.get(rack) or NO_OWNER]
         b.racks.append(rack)

@@ -14,8 +14,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from dcim.report import chargeback, energy
-from dcim.report.chargeback import NO_OWNER, Bill, JobTotals
-from dcim.report.jobs import Holds, read_holds
+from dcim.report.chargeback import NO_OWNER, Bill, Gpus, JobTotals
+from dcim.report.job_days import read_pairs
 from dcim.report.periods import Period
 from dcim.store.base import Store
 
@@ -32,21 +32,24 @@ def _r(value: float | None, digits: int = 3):
 
 @dataclass
 class Billing:
-    holds: Holds
     totals: JobTotals
     bills: dict[str, Bill]
     period: Period
 
     @classmethod
-    def read(cls, store: Store, period: Period, interval_s: float, rack_it_kwh: dict[str, float | None],
-             owner_of: dict[str, str]) -> "Billing":
-        holds = read_holds(store, period, interval_s)
-        factor, _ = chargeback.rack_factors(holds, rack_it_kwh)
-        totals = chargeback.job_totals(holds, factor, period.start_ns, period.end_ns)
-        return cls(holds, totals, chargeback.bills(holds, totals, factor, rack_it_kwh, owner_of), period)
+    def read(cls, store: Store, site_name: str, period: Period, interval_s: float,
+             rack_it_kwh: dict[str, float | None], owner_of: dict[str, str]) -> "Billing":
+        pairs = read_pairs(store, site_name, period.start_ns, period.end_ns, interval_s)
+        if not len(pairs):  # no job held a GPU: no GPU figures to read
+            gpus = Gpus({}, {}, {})
+        else:
+            gpus = Gpus.read(store, period.start_ns, period.end_ns)
+        factor = gpus.factors(rack_it_kwh)
+        totals = chargeback.job_totals(pairs, gpus, factor, period.start_ns, period.end_ns)
+        return cls(totals, chargeback.bills(pairs, totals, gpus, factor, rack_it_kwh, owner_of), period)
 
     def job_rows(self, base: dict, site: dict, tz: ZoneInfo, grid: float) -> list[dict]:
-        h, t = self.holds, self.totals
+        t = self.totals
         fac, it = site["facility"], site["it"]
         pue = energy.pue(fac.kwh, it.kwh)
         rows = []
@@ -58,12 +61,12 @@ class Billing:
                         share_of_it_pct=_r(None if not it.kwh or it_kwh is None else 100 * it_kwh / it.kwh, 4),
                         chargeback_method=method, **extra)
 
-        order = sorted(range(len(h.jobs)), key=lambda c: (t.start_ns[c], h.jobs[c]))
+        order = sorted(range(len(t.jobs)), key=lambda c: (t.start_ns[c], t.jobs[c]))
         for c in order:
             if t.gpu_hours[c] <= 0:
                 continue
-            rows.append(row(h.jobs[c], h.job_tenant[c], float(t.it_kwh[c]), "job", job=h.jobs[c],
-                            account=h.job_account[c], gpus=int(t.gpus[c]), start=_local(t.start_ns[c], tz),
+            rows.append(row(t.jobs[c], t.tenant[c], float(t.it_kwh[c]), "job", job=t.jobs[c],
+                            account=t.account[c], gpus=int(t.gpus[c]), start=_local(t.start_ns[c], tz),
                             end=_local(t.end_ns[c], tz), gpu_hours=_r(float(t.gpu_hours[c]), 3),
                             gpu_kwh=_r(float(t.gpu_kwh[c]))))
         for tenant in sorted(self.bills):
@@ -97,5 +100,5 @@ class Billing:
 
 def read_billing(store: Store, config, inv, period: Period, rack_energy: dict) -> Billing:
     owner_of = {r.rack: r.tenant or NO_OWNER for r in inv.racks}
-    return Billing.read(store, period, config.workload.interval_s, {r: e.kwh for r, e in rack_energy.items()},
+    return Billing.read(store, config.site.name, period, config.workload.interval_s, {r: e.kwh for r, e in rack_energy.items()},
                         owner_of)

@@ -1,12 +1,11 @@
-"""Which job held which GPU in each hour of a period, and the GPU energy that follows (numpy).
+"""Which job held which GPU in each hour, summed per (job, GPU) over a stretch of time (numpy).
 
 The ``workload`` measurement says which job holds each GPU (``job = ""``: idle), a point per
 GPU every ``[workload] interval_s``. A past quarter is read from the store's hourly rollups,
 so the attribution works hour by hour, per GPU, from:
 
 - the hour's last job (``last`` of ``job``), its ``start_ns``, tenant and account; the hour's
-  first job is the previous hour's last (one read of the hours fewer: a quarter of 4,096 GPUs
-  is 9 M GPU-hours a field);
+  first job is the previous hour's last (one read of the hours fewer);
 - the hour's points (``count`` of ``job``) and of those, the ones a job held (``count`` of
   ``tenant``: an idle point has none).
 
@@ -18,9 +17,12 @@ one holds from its ``start_ns`` to the hour's end and the first one the rest. Wh
 ends inside one hour, between two others, is in no hour's last point: the hourly rollups do not
 show it, and its time goes to the hour's first job (the rack's owner where that is idle).
 
-GPU energy per hour: the GPU's counter increase over the period (``energy_j``, reset-aware,
-``Store.counter_increase``) spread over its hours by its hourly mean power, so the hours add up
-to the counter exactly; the integrated hourly power where the GPU has no counter.
+Each hour depends only on itself and the hour before, so any stretch of hours (a UTC day, a
+period's partial first day) is attributed alone and stretches add up (``Pairs.combine``): that
+is what lets ``job_days`` compute a closed day once. The GPU energy kept per (job, GPU) is the
+GPU's hourly mean power integrated over the job's shares (``power_kwh``); the report scales it
+per GPU to the GPU's energy counter over the whole period (``chargeback``), so the hours of a
+GPU add up to its counter exactly.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dcim.report.periods import Period
 from dcim.store.base import Store
 
 HOUR_S = 3600
@@ -38,67 +39,62 @@ NO_JOB = -1
 
 
 @dataclass
-class Holds:
-    """A period's GPU-hours on one grid: GPUs (rows) × epoch hours from *h0_ns* (columns)."""
+class Pairs:
+    """Per (job, GPU) pair over a stretch of time: the job's tenant and account, the GPU's rack
+    (its ``gpu`` series'; "" where none), GPU-hours held, the GPU's power integrated over them
+    (kWh), and the first and last time held (float ns)."""
 
-    h0_ns: int
-    uuids: list[str]
-    racks: list[str]  # each GPU's rack ("" where no telemetry names one)
-    energy_kwh: np.ndarray  # [G, H] the GPU's energy in the hour
-    jobs: list[str]  # job ids; codes index this
-    job_tenant: list[str]
-    job_account: list[str]
-    first: np.ndarray  # [G, H] int32 job code of the hour's first point (NO_JOB: idle or none)
-    last: np.ndarray  # [G, H] the last point's
-    share_first: np.ndarray  # [G, H] share of the hour the first job held the GPU (0..1)
-    share_last: np.ndarray  # [G, H] the last job's (0 where first == last: all is in share_first)
-    last_start_ns: np.ndarray  # [G, H] float: the last job's start_ns (NaN: none)
-    unplaced_kwh: dict[str, float]  # per rack: counter energy of GPUs without hourly power
+    job: list[str]
+    tenant: list[str]
+    account: list[str]
+    uuid: list[str]
+    rack: list[str]
+    power_kwh: np.ndarray
+    gpu_hours: np.ndarray
+    first_ns: np.ndarray
+    last_ns: np.ndarray
 
-    @property
-    def has_workload(self) -> bool:
-        return bool(self.jobs)
+    @classmethod
+    def empty(cls) -> "Pairs":
+        return cls([], [], [], [], [], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.job)
+
+    @classmethod
+    def combine(cls, parts: list["Pairs"]) -> "Pairs":
+        """Several stretches' pairs as one: sums of kWh and hours, the earliest first and the
+        latest last per (job, GPU); tenant, account and rack from the pair's first occurrence."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        jobs = [j for p in parts for j in p.job]
+        uuids = [u for p in parts for u in p.uuid]
+        keys = list(zip(jobs, uuids))
+        code: dict[tuple[str, str], int] = {}
+        for k in keys:
+            code.setdefault(k, len(code))
+        inv = np.fromiter(map(code.__getitem__, keys), dtype=np.int64, count=len(keys))
+        n = len(code)
+        first_at = np.full(n, -1, dtype=np.int64)
+        first_at[inv[::-1]] = np.arange(len(keys) - 1, -1, -1)  # the first occurrence wins
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        first, last = np.full(n, np.inf), np.full(n, -np.inf)
+        np.minimum.at(first, inv, cat("first_ns"))
+        np.maximum.at(last, inv, cat("last_ns"))
+        tenants = [t for p in parts for t in p.tenant]
+        accounts = [a for p in parts for a in p.account]
+        racks = [r for p in parts for r in p.rack]
+        at = first_at.tolist()
+        return cls([jobs[i] for i in at], [tenants[i] for i in at], [accounts[i] for i in at],
+                   [uuids[i] for i in at], [racks[i] for i in at],
+                   np.bincount(inv, weights=cat("power_kwh"), minlength=n),
+                   np.bincount(inv, weights=cat("gpu_hours"), minlength=n), first, last)
 
 
-def _grid(period: Period) -> tuple[int, int]:
-    h0 = period.start_ns - period.start_ns % NS_H
-    return h0, -(-(period.end_ns - h0) // NS_H)
-
-
-def _hourly(store: Store, measurement: str, fields: list[str], agg: str, period: Period,
+def _hourly(store: Store, measurement: str, fields: list[str], agg: str, start_ns: int, end_ns: int,
             group_by: tuple[str, ...]):
-    return store.query(measurement, fields, period.start_ns, period.end_ns, every_s=HOUR_S, agg=agg,
-                       group_by=group_by)
-
-
-def _gpu_energy(store: Store, period: Period, h0: int, n_hours: int):
-    """(uuids, racks, energy [G, H] kWh, unplaced kWh per rack)."""
-    counters = store.counter_increase("gpu", "energy_j", period.start_ns, period.end_ns, group_by=("uuid",))
-    power = _hourly(store, "gpu", ["power_w"], "mean", period, ("uuid", "rack"))
-    row: dict[str, int] = {}
-    racks: list[str] = []
-    for s in power:
-        if s.tags.get("uuid", "") not in row:
-            row[s.tags.get("uuid", "")] = len(racks)
-            racks.append(s.tags.get("rack", ""))
-    watts = np.zeros((len(racks), n_hours))
-    for s in power:
-        cols = (np.asarray(s.times_ns, dtype=np.int64) - h0) // NS_H
-        watts[row[s.tags.get("uuid", "")], cols] += np.asarray(s.values["power_w"], dtype=float)
-    energy_kwh = watts / 1000.0  # an hour at the mean power
-    unplaced: dict[str, float] = {}
-    for (uuid,), (increase_j, _resets) in counters.items():
-        g = row.get(uuid)
-        counter_kwh = increase_j / 3.6e6
-        if g is None:
-            unplaced[""] = unplaced.get("", 0.0) + counter_kwh
-            continue
-        integrated = energy_kwh[g].sum()
-        if integrated > 0:  # the counter's energy, spread over the hours as the power was
-            energy_kwh[g] *= counter_kwh / integrated
-        else:
-            unplaced[racks[g]] = unplaced.get(racks[g], 0.0) + counter_kwh
-    return list(row), racks, energy_kwh, unplaced
+    return store.query(measurement, fields, start_ns, end_ns, every_s=HOUR_S, agg=agg, group_by=group_by)
 
 
 class _Codes:
@@ -124,7 +120,7 @@ class _Codes:
         if "tenant" not in values:
             return
         at = np.flatnonzero(np.diff(job_codes, prepend=NO_JOB - 1)).tolist()
-        tenants, accounts = values["tenant"], values.get("account") or [None] * len(tenants)
+        tenants, accounts = values["tenant"], values.get("account") or [None] * len(values["tenant"])
         for i in at:
             c = job_codes[i]
             if c != NO_JOB and not self.tenant[c] and tenants[i]:
@@ -135,31 +131,60 @@ def _floats(values: list) -> np.ndarray:
     return np.array(values, dtype=float)  # None → NaN
 
 
-def _workload(store: Store, period: Period, h0: int, n_hours: int, row: dict[str, int], interval_s: float):
-    """Dense [G, H] arrays: first and last job code, last start, held shares; and the job codes."""
-    shape = (len(row), n_hours)
+class _Grid:
+    """GPU rows × hours from *h0* (the hour before the stretch: its last job opens the first)."""
+
+    def __init__(self, start_ns: int, end_ns: int):
+        self.h0 = start_ns - start_ns % NS_H - NS_H
+        self.n_hours = -(-(end_ns - self.h0) // NS_H)
+        self.row: dict[str, int] = {}
+        self.racks: list[str] = []
+
+    def add(self, uuid: str, rack: str) -> int:
+        g = self.row.get(uuid)
+        if g is None:
+            g = self.row[uuid] = len(self.racks)
+            self.racks.append(rack)
+        return g
+
+    def cols(self, times_ns: list[int]) -> np.ndarray:
+        return (np.asarray(times_ns, dtype=np.int64) - self.h0) // NS_H
+
+
+def _power(store: Store, start_ns: int, end_ns: int, grid: _Grid) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per GPU row: (hour columns, kWh of an hour at the hour's mean power)."""
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for s in _hourly(store, "gpu", ["power_w"], "mean", start_ns, end_ns, ("uuid", "rack")):
+        g = grid.add(s.tags.get("uuid", ""), s.tags.get("rack", ""))
+        kwh = np.nan_to_num(_floats(s.values["power_w"])) / 1000.0
+        cols = grid.cols(s.times_ns)
+        if g in out:  # a GPU in two racks' series: its hours add up, as one row
+            cols, kwh = np.concatenate([out[g][0], cols]), np.concatenate([out[g][1], kwh])
+        out[g] = (cols, kwh)
+    return out
+
+
+def _workload(store: Store, start_ns: int, end_ns: int, grid: _Grid, interval_s: float):
+    """Dense [G, H] arrays over the grid: first and last job code, last start, held shares."""
+    reads = {}
+    for name, fields, agg in (("last", ["job", "start_ns", "tenant", "account"], "last"),
+                              ("count", ["job", "tenant"], "count")):
+        reads[name] = [(grid.add(s.tags.get("uuid", ""), ""), s) for s in
+                       _hourly(store, "workload", fields, agg, grid.h0, end_ns, ("uuid", "host")) if s.times_ns]
+    shape = (len(grid.racks), grid.n_hours)
     first, last = np.full(shape, NO_JOB, dtype=np.int32), np.full(shape, NO_JOB, dtype=np.int32)
     points, held = np.zeros(shape), np.zeros(shape)
     last_start = np.full(shape, np.nan)
     codes = _Codes()
-
-    def read(fields: list[str], agg: str, fill) -> None:
-        for s in _hourly(store, "workload", fields, agg, period, ("uuid", "host")):
-            g = row.get(s.tags.get("uuid", ""))
-            if g is not None and s.times_ns:
-                fill(g, (np.asarray(s.times_ns, dtype=np.int64) - h0) // NS_H, s.values)
-
-    def put_last(g, cols, v):
-        last[g, cols] = c = codes.of(v["job"])
-        codes.learn(c, v)
-        last_start[g, cols] = _floats(v["start_ns"])
-
-    def put_counts(g, cols, v):
-        points[g, cols] = np.nan_to_num(_floats(v["job"]))
-        held[g, cols] = np.nan_to_num(_floats(v["tenant"]))
-
-    read(["job", "start_ns", "tenant", "account"], "last", put_last)
-    read(["job", "tenant"], "count", put_counts)
+    for g, s in reads["last"]:
+        cols = grid.cols(s.times_ns)
+        last[g, cols] = c = codes.of(s.values["job"])
+        codes.learn(c, s.values)
+        last_start[g, cols] = _floats(s.values["start_ns"])
+    for g, s in reads["count"]:
+        cols = grid.cols(s.times_ns)
+        points[g, cols] = np.nan_to_num(_floats(s.values["job"]))
+        held[g, cols] = np.nan_to_num(_floats(s.values["tenant"]))
     # The hour's first job is the previous hour's last (where that hour has points): a job
     # that ended at the boundary gets no share below, since the last job's start and the held
     # points leave it none.
@@ -167,30 +192,58 @@ def _workload(store: Store, period: Period, h0: int, n_hours: int, row: dict[str
     known = np.minimum(1.0, points * (interval_s / HOUR_S))
     busy = known * np.divide(held, points, out=np.zeros(shape), where=points > 0)
     # The last job holds from its start (or the hour's start) to the hour's end.
-    hour_start = (h0 + np.arange(n_hours, dtype=np.int64) * NS_H).astype(float)
+    hour_start = (grid.h0 + np.arange(grid.n_hours, dtype=np.int64) * NS_H).astype(float)
     since = np.fmax(np.nan_to_num(last_start, nan=-np.inf), hour_start[None, :])
     last_frac = np.clip((hour_start[None, :] + NS_H - since) / NS_H, 0.0, 1.0)
     two = (first != NO_JOB) & (last != NO_JOB) & (first != last)
     share_last = np.where(two, np.minimum(busy, last_frac), np.where((last != NO_JOB) & (first == NO_JOB), busy, 0.0))
     share_first = np.where(first != NO_JOB, busy - share_last, 0.0)
-    return codes, first, last, share_first, share_last, last_start
+    share_first[:, 0] = share_last[:, 0] = 0.0  # the hour before the stretch only opens it
+    return codes, first, last, share_first, share_last, last_start, hour_start
 
 
-def _any_job(store: Store, period: Period) -> bool:
-    """True if some workload point in *period* has a job (a tenant): one count over the period,
-    so a site without a workload source reads no GPU-hours for its tenant level."""
-    return any(v for s in store.query("workload", ["tenant"], period.start_ns, period.end_ns, agg="count")
+def _any_job(store: Store, start_ns: int, end_ns: int) -> bool:
+    """True if some workload point in [start, end) has a job (a tenant): one count, so a site
+    without a workload source reads no GPU-hours for its tenant level."""
+    return any(v for s in store.query("workload", ["tenant"], start_ns, end_ns, agg="count")
                for v in s.values.get("tenant", []) if v)
 
 
-def read_holds(store: Store, period: Period, interval_s: float) -> Holds:
-    """The period's GPU energy per GPU-hour and which jobs held each GPU-hour (see the module)."""
-    h0, n_hours = _grid(period)
-    if not _any_job(store, period):
-        none = np.zeros((0, n_hours))
-        return Holds(h0, [], [], none, [], [], [], none.astype(np.int32), none.astype(np.int32), none, none, none, {})
-    uuids, racks, energy_kwh, unplaced = _gpu_energy(store, period, h0, n_hours)
-    row = {u: g for g, u in enumerate(uuids)}
-    codes, first, last, share_first, share_last, last_start = _workload(store, period, h0, n_hours, row, interval_s)
-    return Holds(h0, uuids, racks, energy_kwh, codes.jobs, codes.tenant, codes.account, first, last,
-                 share_first, share_last, last_start, unplaced)
+def stretch_pairs(store: Store, start_ns: int, end_ns: int, interval_s: float) -> Pairs:
+    """The (job, GPU) pairs of [start_ns, end_ns) from the hourly reads (see the module)."""
+    if end_ns <= start_ns or not _any_job(store, start_ns, end_ns):
+        return Pairs.empty()
+    grid = _Grid(start_ns, end_ns)
+    power = _power(store, start_ns, end_ns, grid)
+    codes, first, last, share_first, share_last, last_start, hour_start = _workload(
+        store, start_ns, end_ns, grid, interval_s)
+    energy_kwh = np.zeros(first.shape)
+    for g, (cols, kwh) in power.items():
+        np.add.at(energy_kwh[g], cols, kwh)
+    keys, kwh_all, hours_all, starts, ends = [], [], [], [], []
+    n_gpus = len(grid.racks)
+    for role, share, job_codes in (("first", share_first, first), ("last", share_last, last)):
+        on = (job_codes != NO_JOB) & (share > 0)
+        g_idx, h_idx = np.nonzero(on)
+        s = share[on]
+        t0 = hour_start[h_idx]
+        if role == "first":  # the hour's first job holds from the hour's start, for its share
+            cell_start, cell_end = t0, t0 + s * NS_H
+        else:  # the last one from its start (or the hour's) to the hour's end
+            cell_start, cell_end = np.fmax(np.nan_to_num(last_start[on], nan=-np.inf), t0), t0 + NS_H
+        keys.append(job_codes[on].astype(np.int64) * n_gpus + g_idx)
+        kwh_all.append(s * energy_kwh[on])
+        hours_all.append(s)
+        starts.append(cell_start)
+        ends.append(cell_end)
+    key = np.concatenate(keys)
+    uniq, inv = np.unique(key, return_inverse=True)
+    first_ns, last_ns = np.full(len(uniq), np.inf), np.full(len(uniq), -np.inf)
+    np.minimum.at(first_ns, inv, np.concatenate(starts))
+    np.maximum.at(last_ns, inv, np.concatenate(ends))
+    c_of, g_of = (uniq // max(n_gpus, 1)).tolist(), (uniq % max(n_gpus, 1)).tolist()
+    uuids = list(grid.row)
+    return Pairs([codes.jobs[c] for c in c_of], [codes.tenant[c] for c in c_of], [codes.account[c] for c in c_of],
+                 [uuids[g] for g in g_of], [grid.racks[g] for g in g_of],
+                 np.bincount(inv, weights=np.concatenate(kwh_all), minlength=len(uniq)),
+                 np.bincount(inv, weights=np.concatenate(hours_all), minlength=len(uniq)), first_ns, last_ns)
