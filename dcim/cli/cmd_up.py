@@ -57,12 +57,17 @@ def run(args: argparse.Namespace) -> int:
             parts = _start(cfg, args, twin_mode, cleanup, stop)
         except KeyboardInterrupt:
             return 130
+        except OSError as exc:  # a port taken: say which, no traceback (cleanup stops what started)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if parts is None:
             return 130
         print(f"\ndcim is up: dashboard on {parts['url']}", flush=True)
         print(f"  store      {cfg.store.backend} ({cfg.store.path if cfg.store.backend == 'sqlite' else cfg.store.influxdb.url})")
         print(f"  collectors {parts['collectors']}")
         print(f"  optimizer  mode {parts['mode']}, every {cfg.optimizer.interval_s:g} s, API {parts['api']}")
+        print(f"  progress   {parts['progress']}/v1/progress (jobs post their work done; "
+              f"{'the twin' + chr(39) + 's jobs post there' if twin_mode else 'token from [optimizer] token'})")
         if parts.get("metrics"):
             print(f"  metrics    {parts['metrics']}")
         print("Ctrl-C stops everything and returns every capped GPU to its default limit.", flush=True)
@@ -73,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event) -> dict | None:
-    from dcim.config import read_secret
     from dcim.inventory import build_inventory
     from dcim.store import open_store
 
@@ -93,6 +97,7 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
         service.start_background()
         cleanup.callback(service.stop_background)
         cfg = _serve_twin_slurm(cfg, service, cleanup)
+        cfg = _twin_optimizer_token(cfg)
 
     # Each part gets its own store handle: SQLite connections are not shared across threads.
     writer_store = open_store(cfg)
@@ -106,8 +111,10 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
     optimizer_store = open_store(cfg)
     cleanup.callback(optimizer_store.close)
     mode = args.mode or ("enforce" if twin_mode else cfg.optimizer.mode)
-    daemon, api = _start_optimizer(cfg, inventory, optimizer_store, twin, mode, read_secret)
-    cleanup.callback(api.stop)
+    daemon = _start_optimizer(cfg, inventory, optimizer_store, twin, mode)
+    api, progress_url = _serve_optimizer_http(cfg, daemon, twin_mode, cleanup)
+    if service is not None:
+        _post_twin_progress(cfg, service, progress_url, cleanup)
 
     collectors_desc, metrics_url, runner_stop = _start_collectors(cfg, args, inventory, twin, writer_store,
                                                                   service._loop if service else None)
@@ -123,7 +130,8 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
     cleanup.callback(dash_store.close)
     url, dash_stop = _start_dashboard(cfg, args, dash_store)
     cleanup.callback(dash_stop)
-    return {"url": url, "collectors": collectors_desc, "mode": mode, "api": api.url, "metrics": metrics_url}
+    return {"url": url, "collectors": collectors_desc, "mode": mode, "api": api.url, "metrics": metrics_url,
+            "progress": progress_url}
 
 
 def _serve_twin_slurm(cfg, service, cleanup: ExitStack):
@@ -138,6 +146,28 @@ def _serve_twin_slurm(cfg, service, cleanup: ExitStack):
     url = service.serve_slurm(token)
     cleanup.callback(service.stop_slurm)
     return twin_slurm_config(cfg, url, ref, service.twin.slurm_names)
+
+
+def _twin_optimizer_token(cfg):
+    """The demo names no [optimizer] token, and without one the API refuses every job's progress:
+    the twin's optimizer takes the config's, or one generated in DCIM_OPTIMIZER_TOKEN."""
+    from simulator.service import twin_optimizer_token
+
+    _, ref, generated = twin_optimizer_token(cfg)
+    if generated:
+        log.info("generated the optimizer's token in %s", ref.env)  # the name only, never the value
+    return cfg.model_copy(update={"optimizer": cfg.optimizer.model_copy(update={"token": ref})})
+
+
+def _post_twin_progress(cfg, service, progress_url: str, cleanup: ExitStack) -> None:
+    """The twin's running jobs post their work done to the progress intake, as a real site's
+    jobs do (simulator/progress_poster.py), every 10 s of twin time. A job's first report waits
+    two workload polls, so that the intake knows the job from the Slurm source by then."""
+    from dcim.config import read_secret
+
+    token = read_secret(cfg.optimizer.token, "optimizer.token")
+    service.post_progress(progress_url, token, every_s=10.0, first_report_after_s=2 * cfg.workload.interval_s + 15)
+    cleanup.callback(service.stop_progress)
 
 
 def _twin_with_history(cfg, args, stop: threading.Event):
@@ -191,9 +221,8 @@ def _train_pue_model(cfg, store) -> None:
         log.warning("could not train the PUE model: %s", exc)
 
 
-def _start_optimizer(cfg, inventory, store, twin, mode: str, read_secret):
+def _start_optimizer(cfg, inventory, store, twin, mode: str):
     from optimizer.actuator import BackendActuator, DesiredStatePublisher
-    from optimizer.api import OptimizerApi
     from optimizer.daemon import OptimizerDaemon
     from optimizer.desired_state import DesiredState
     from optimizer.placement import slot_adapter
@@ -217,11 +246,39 @@ def _start_optimizer(cfg, inventory, store, twin, mode: str, read_secret):
             return hook(free, job) if daemon.placement_state() is not None else first_fit(free, job)
 
         twin.workload.placement = place
+    return daemon
+
+
+def _serve_optimizer_http(cfg, daemon, twin_mode: bool, cleanup: ExitStack):
+    """The optimizer API (waitress) and the progress intake (uvicorn), as `dcim optimize` serves
+    them: one progress book and a store writer of their own (spool ``<path>-optimizer``). The
+    demo takes any free ports (nothing else calls them); a site its configured ones. Returns the
+    API and the intake's URL; everything is stopped through *cleanup*."""
+    from dcim.cli.cmd_optimize import _progress_intake
+    from dcim.config import read_secret
+    from dcim.store import open_store
+    from optimizer.api import OptimizerApi
+    from optimizer.progress_server import ProgressServer
+
+    opt = cfg.optimizer
     token = read_secret(opt.token, "optimizer.token")
-    port = opt.port if twin is None else 0  # the demo takes any free port: nothing else calls it
-    api = OptimizerApi(desired, token=token, host=opt.host, port=port, placement_state=daemon.placement_state,
-                       health=lambda: {"mode": daemon.mode}).start()
-    return daemon, api
+    intake_store = open_store(cfg)  # its own handle: the book's workload reads and the writer's drains
+    cleanup.callback(intake_store.close)
+    book, writer, workload = _progress_intake(cfg, intake_store)
+    cleanup.callback(writer.close)
+    cleanup.callback(workload.close)
+    port, progress_port = (0, 0) if twin_mode else (opt.port, opt.progress_port)
+    api = OptimizerApi(daemon.actuator.desired, token=token, host=opt.host, port=port,
+                       placement_state=daemon.placement_state, health=lambda: {"mode": daemon.mode},
+                       progress=book, write_points=writer.write).start()
+    cleanup.callback(api.stop)
+    try:
+        progress = ProgressServer(book, writer.write, token=token, host=opt.host, port=progress_port,
+                                  fds_elsewhere=api.connection_limit).start()
+    except OSError as exc:
+        raise OSError(f"progress intake on {opt.host}:{progress_port} ([optimizer] progress_port): {exc}") from None
+    cleanup.callback(progress.stop)
+    return api, progress.url
 
 
 def _start_collectors(cfg, args, inventory, twin, store, twin_loop=None):
@@ -244,6 +301,11 @@ def _start_collectors(cfg, args, inventory, twin, store, twin_loop=None):
     workload, workload_store = _workload_collector(cfg)
     if workload is not None:
         collectors.append(workload)
+    from dcim.cli.workload import progress_collector
+
+    scrape = progress_collector(cfg)  # [[progress_scrape]]: inference servers' /metrics as job progress
+    if scrape is not None:
+        collectors.append(scrape)
     runner = Runner(collectors, writer, jitter_pct=settings.jitter_pct)
     metrics_url = None
     if not args.no_metrics:
@@ -310,7 +372,9 @@ def _workload_collector(cfg):
 
 def _targets(collector) -> str:
     targets = collector.targets()
-    return targets[0] if collector.name.startswith("workload-") else f"{len(targets)} devices"
+    if collector.name.startswith("workload-"):
+        return targets[0]
+    return f"{len(targets)} {'services' if collector.name == 'progress-scrape' else 'devices'}"
 
 
 def _start_dashboard(cfg, args, store):
