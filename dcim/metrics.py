@@ -140,14 +140,16 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     # Derived (dcim.report.job_days), never collected: one UTC day's job attribution, computed
     # once from the hourly gpu and workload data so a quarter's report by job reads ~3 points
     # per job and GPU instead of 2,208 hours. Each recomputation of a day (late points) is
-    # written at day start + a later version (ms), so a day's ``last`` is its newest answer.
+    # written at day start + a later version (ms), never over the old points.
     _m("job_energy", ("site", "job", "tenant", "account", "rack", "uuid"),
        "derived: one job's hold on one GPU in one UTC day (time: the day's start + its version)",
        F("power_kwh", float, "kWh", "the GPU's hourly mean power integrated over the job's share of each hour "
          "(the report scales it to the GPU's energy counter over the period)"),
-       F("gpu_hours", float, "h", "GPU-hours the job held the GPU that day (0: withdrawn by a recomputation)"),
+       F("gpu_hours", float, "h", "GPU-hours the job held the GPU that day"),
        F("first_ns", int, "ns", "first time the job was seen holding the GPU that day (UTC, ns since the epoch)"),
-       F("last_ns", int, "ns", "last time the job was seen holding the GPU that day")),
+       F("last_ns", int, "ns", "last time the job was seen holding the GPU that day"),
+       F("version", int, "", "the computation of the day it belongs to (job_day's version); readers take only the "
+         "day's current one")),
     _m("job_day", ("site",), "derived: which UTC days job_energy holds, and the input counts they were computed from",
        F("version", int, "", "the day's job_energy version (ms, added to the day's start)"),
        F("workload_points", int, "", "workload points in the day when computed"),

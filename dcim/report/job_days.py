@@ -11,8 +11,9 @@ Late points (a spool replayed after an outage) change a day's input counts (work
 the day and the day before, gpu power points in the day): the next upkeep, and any report,
 sees the counts differ and recomputes the day. A recomputation is written at the day's start +
 a later version (ms since 2024), never over the old points (the stores' rollups do not take
-back a rewritten point): a day's ``last`` is its newest answer, and the pairs the new answer
-no longer has get a 0-hour point so their ``last`` says so too.
+back a rewritten point), and each point carries its version: a reader takes a pair's newest
+point in the day, and only where its version is the day's (``job_day``), so a pair an older
+computation had and the newer one does not (or a computation cut short) is not read.
 
 A report (``read_pairs``) takes the days whose counts still match from the store, computes the
 others from the hours on the fly (so it is right even if upkeep never ran), and the partial
@@ -40,6 +41,7 @@ CLOSED_AFTER_NS = 3600 * 1_000_000_000  # a day is closed an hour after its end 
 LOOKBACK_DAYS = 400  # upkeep's horizon: a trailing year's reports read materialised days
 STATE_FIELDS = ["version", "workload_points", "workload_points_before", "gpu_points"]
 PAIR_FIELDS = ["power_kwh", "gpu_hours", "first_ns", "last_ns"]
+READ_FIELDS = PAIR_FIELDS + ["version"]
 PAIR_TAGS = ("job", "tenant", "account", "rack", "uuid")
 
 
@@ -93,16 +95,17 @@ def _runs(days: list[int]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in runs]
 
 
-def read_days(store: Store, site: str, days: set[int]) -> Pairs:
-    """The stored pairs of *days* (day starts): each series' newest point per day."""
+def read_days(store: Store, site: str, days: dict[int, int]) -> Pairs:
+    """The stored pairs of *days* ({day start: its current version}): each series' newest
+    point per day, where it belongs to the day's current version."""
     if not days:
         return Pairs.empty()
     cols: dict[str, list] = {k: [] for k in PAIR_TAGS + tuple(PAIR_FIELDS)}
-    for s in store.query("job_energy", PAIR_FIELDS, min(days), max(days) + DAY_NS, every_s=DAY_S, agg="last",
+    for s in store.query("job_energy", READ_FIELDS, min(days), max(days) + DAY_NS, every_s=DAY_S, agg="last",
                          group_by=PAIR_TAGS, where={"site": site}):
         v = s.values
         for i, t in enumerate(s.times_ns):
-            if t in days and v["gpu_hours"][i]:
+            if v["version"][i] == days.get(t) and v["gpu_hours"][i]:
                 for k in PAIR_TAGS:
                     cols[k].append(s.tags.get(k, ""))
                 for f in PAIR_FIELDS:
@@ -123,7 +126,7 @@ def read_pairs(store: Store, site: str, start_ns: int, end_ns: int, interval_s: 
     p = plan(store, site, d0, d1)
     parts = [stretch_pairs(store, start_ns, d0, interval_s), stretch_pairs(store, d1, end_ns, interval_s)]
     parts += [stretch_pairs(store, a, b, interval_s) for a, b in _runs(list(p.due))]
-    parts.append(read_days(store, site, set(p.done)))
+    parts.append(read_days(store, site, p.done))
     return Pairs.combine(parts)
 
 
@@ -135,11 +138,6 @@ def _version(previous: int | None) -> int:
 def write_day(store: Store, site: str, day_ns: int, counts: tuple[int, int, int], interval_s: float) -> int:
     """Compute one UTC day and write it as a new version; returns the pairs written."""
     pairs = stretch_pairs(store, day_ns, day_ns + DAY_NS, interval_s)
-    old = {}
-    for s in store.query("job_energy", ["gpu_hours"], day_ns, day_ns + DAY_NS, agg="last", group_by=PAIR_TAGS,
-                         where={"site": site}):
-        if s.values["gpu_hours"] and s.values["gpu_hours"][0]:
-            old[tuple(s.tags.get(k, "") for k in PAIR_TAGS)] = True
     previous = None
     for s in store.query("job_day", ["version"], day_ns, day_ns + DAY_NS, agg="max", where={"site": site}):
         previous = int(s.values["version"][0]) if s.values["version"] and s.values["version"][0] else None
@@ -149,13 +147,9 @@ def write_day(store: Store, site: str, day_ns: int, counts: tuple[int, int, int]
     for i in range(len(pairs)):
         tags = {"site": site, "job": pairs.job[i], "tenant": pairs.tenant[i], "account": pairs.account[i],
                 "rack": pairs.rack[i], "uuid": pairs.uuid[i]}
-        old.pop(tuple(tags[k] for k in PAIR_TAGS), None)
         points.append(Point("job_energy", tags, {
             "power_kwh": float(pairs.power_kwh[i]), "gpu_hours": float(pairs.gpu_hours[i]),
-            "first_ns": int(round(pairs.first_ns[i])), "last_ns": int(round(pairs.last_ns[i]))}, t))
-    for key in old:  # held in the previous version, not in this one: withdrawn
-        points.append(Point("job_energy", {"site": site, **dict(zip(PAIR_TAGS, key))},
-                            {"power_kwh": 0.0, "gpu_hours": 0.0}, t))
+            "first_ns": int(round(pairs.first_ns[i])), "last_ns": int(round(pairs.last_ns[i])), "version": version}, t))
     for i in range(0, len(points), 50_000):
         store.write(points[i:i + 50_000])
     # The state last: a day whose points were not all written is not marked done.

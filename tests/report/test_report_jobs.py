@@ -72,10 +72,8 @@ def holder(gpu: str, t_h: float) -> str:
     return ""
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, influxd):
-    cfg = make_config()
-    period = date_range("2026-07-01", "2026-07-03", TZ)
+def make_points(cfg: Config, period) -> list[Point]:
+    """The GPU, workload, PDU and meter points of the module docstring's two days."""
     inv = build_inventory(cfg)
     gpus = {}
     for g, name in zip(inv.gpus, ("a1", "a2", "b1", "b2")):
@@ -112,6 +110,14 @@ def site(tmp_path_factory, influxd):
         points.append(Point("meter", {"site": cfg.site.name, "meter": "main", "role": "facility_total"},
                             {"power_w": total_w, "energy_kwh": fac_kwh}, t))
         fac_kwh += total_w * SLOT_S / 3.6e6
+    return points
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, influxd):
+    cfg = make_config()
+    period = date_range("2026-07-01", "2026-07-03", TZ)
+    points = make_points(cfg, period)
     sqlite = SqliteStore(tmp_path_factory.mktemp("jobs") / "j.sqlite", timezone=TZ)
     db = "jobs_" + uuidlib.uuid4().hex[:10]
     influx = InfluxStore(influxd.url, db, timezone=TZ)

@@ -1,0 +1,165 @@
+"""Materialised job days (``dcim.report.job_days``): a report after upkeep equals the report
+computed from the hours, on SQLite and on the real influxd; late points for a materialised day
+are taken in by the next upkeep (and by a report before it); periods that start inside a UTC
+day; a report with no day materialised. Same site as test_report_jobs (two days in
+Asia/Seoul: 15:00 UTC to 15:00 UTC, one whole UTC day in the middle)."""
+
+from __future__ import annotations
+
+import math
+import uuid as uuidlib
+from datetime import datetime, timezone
+
+import pytest
+
+from dcim.metrics import Point
+from dcim.report import build_report
+from dcim.report.job_days import DAY_NS, materialise, plan, read_pairs
+from dcim.report.jobs import stretch_pairs
+from dcim.report.periods import Period
+from dcim.store.influx import InfluxStore
+from dcim.store.sqlite import SqliteStore
+from tests.report.test_report_jobs import SLOT_S, TZ, make_config, make_points
+
+SITE = "jobsite"
+WHOLE_DAY = datetime(2026, 7, 1, tzinfo=timezone.utc)  # the period's one whole UTC day
+
+
+def _fresh(kind: str, tmp_path, influxd):
+    """A store holding the site's points, rolled up (the raw rows of July have expired)."""
+    cfg = make_config()
+    from dcim.report import date_range
+    period = date_range("2026-07-01", "2026-07-03", TZ)
+    if kind == "sqlite":
+        store = SqliteStore(tmp_path / "jd.sqlite", timezone=TZ)
+        drop = None
+    else:
+        db = "jobdays_" + uuidlib.uuid4().hex[:10]
+        store = InfluxStore(influxd.url, db, timezone=TZ)
+        drop = db
+    store.write(make_points(cfg, period))
+    store.flush()
+    store.maintain()
+    return cfg, period, store, drop
+
+
+@pytest.fixture(params=["sqlite", "influx"])
+def fresh(request, tmp_path, influxd):
+    cfg, period, store, drop = _fresh(request.param, tmp_path, influxd)
+    yield cfg, period, store
+    try:
+        if drop:
+            store.execute(f'DROP DATABASE "{drop}"')
+    finally:
+        store.close()
+
+
+def _by_pair(pairs) -> dict:
+    return {(j, u): (k, h, a, b) for j, u, k, h, a, b in zip(pairs.job, pairs.uuid, pairs.power_kwh.tolist(),
+                                                             pairs.gpu_hours.tolist(), pairs.first_ns.tolist(),
+                                                             pairs.last_ns.tolist())}
+
+
+def _same_pairs(got, want) -> None:
+    g, w = _by_pair(got), _by_pair(want)
+    assert set(g) == set(w)
+    for key in w:
+        for x, y in zip(g[key], w[key]):
+            assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6), (key, g[key], w[key])
+
+
+def _same_rows(a: list[dict], b: list[dict]) -> None:
+    assert [r["entity"] for r in a] == [r["entity"] for r in b]
+    for x, y in zip(a, b):
+        for col in x:
+            if isinstance(x[col], float) and isinstance(y[col], float):
+                assert math.isclose(x[col], y[col], rel_tol=1e-9, abs_tol=1e-3), (x["entity"], col, x[col], y[col])
+            else:
+                assert x[col] == y[col], (x["entity"], col, x[col], y[col])
+
+
+def test_report_after_materialising_equals_the_report_from_hours(fresh):
+    cfg, period, store = fresh
+    interval = cfg.workload.interval_s
+    before = {by: build_report(store, cfg, period, by=by) for by in ("job", "tenant")}
+    assert plan(store, SITE, period.start_ns // DAY_NS * DAY_NS, period.end_ns).done == {}  # none yet
+    # Three UTC days hold workload points (06-30, 07-01, 07-02): all closed now.
+    assert materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS) == 3
+    store.maintain()
+    p = plan(store, SITE, period.start_ns // DAY_NS * DAY_NS, period.end_ns)
+    assert len(p.done) == 3 and not p.due
+    assert materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS) == 0  # nothing new: no work
+    # The stored whole day equals the day computed from the hours, pair by pair.
+    _same_pairs(read_pairs(store, SITE, period.start_ns, period.end_ns, interval),
+                stretch_pairs(store, period.start_ns, period.end_ns, interval))
+    for by, rows in before.items():
+        _same_rows(build_report(store, cfg, period, by=by), rows)
+
+
+def test_a_late_point_for_a_materialised_day_is_taken_in(fresh):
+    """A point replayed late (a spool) gives idle GPU b1 job J3 for the last 10 minutes of
+    07-01 10:00 UTC: a report sees it at once, upkeep rewrites that day (and the next)."""
+    cfg, period, store = fresh
+    interval = cfg.workload.interval_s
+    materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS)
+    store.maintain()
+    jobs = {r["entity"]: r for r in build_report(store, cfg, period, by="job")}
+    b1 = next(p.tags for p in make_points(cfg, period) if p.measurement == "workload" and p.tags["uuid"] == "GPU-b1")
+    late_ns = int(WHOLE_DAY.timestamp()) * 10**9 + 10 * 3600 * 10**9 + (3600 - SLOT_S // 2) * 10**9
+    store.write([Point("workload", b1, {"job": "J3", "tenant": "unmapped:acctx", "account": "acctx",
+                                        "start_ns": late_ns, "source": "slurm"}, late_ns)])
+    store.flush()
+    store.maintain()
+    day = int(WHOLE_DAY.timestamp()) * 10**9
+    assert list(plan(store, SITE, day, day + DAY_NS).due) == [day]  # the counts moved
+    fresh_list = build_report(store, cfg, period, by="job")
+    fresh_rows = {r["entity"]: r for r in fresh_list}
+    assert fresh_rows["J3"]["gpus"] == 2 and jobs["J3"]["gpus"] == 1
+    assert float(fresh_rows["J3"]["gpu_hours"]) > float(jobs["J3"]["gpu_hours"])
+    # The day, and the day after (its first hour opens with the day's last job).
+    assert materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS) == 2
+    store.maintain()
+    assert not plan(store, SITE, day, day + DAY_NS).due
+    _same_pairs(read_pairs(store, SITE, period.start_ns, period.end_ns, interval),
+                stretch_pairs(store, period.start_ns, period.end_ns, interval))
+    _same_rows(build_report(store, cfg, period, by="job"), fresh_list)
+
+
+@pytest.mark.parametrize("hours", [(6, 36), (20, 30), (3, 47)])
+def test_periods_starting_inside_a_utc_day(fresh, hours):
+    """Periods that start and end inside UTC days (hours from 06-30 15:00 UTC): the stored day,
+    where whole, plus the edges from the hours, equal the hours alone."""
+    cfg, _, store = fresh
+    interval = cfg.workload.interval_s
+    materialise(store, SITE, interval, since_ns=0)
+    store.maintain()
+    t0 = datetime(2026, 6, 30, 15, tzinfo=timezone.utc).timestamp()
+    start = datetime.fromtimestamp(t0 + hours[0] * 3600, tz=timezone.utc)
+    end = datetime.fromtimestamp(t0 + hours[1] * 3600, tz=timezone.utc)
+    period = Period("part", start, end)
+    _same_pairs(read_pairs(store, SITE, period.start_ns, period.end_ns, interval),
+                stretch_pairs(store, period.start_ns, period.end_ns, interval))
+
+
+def test_only_the_days_current_version_is_read(fresh):
+    """A pair stored for the day under an older version (a computation the day has since
+    replaced, or one cut short before its job_day point) is not read; under the current
+    version it would be."""
+    cfg, period, store = fresh
+    interval = cfg.workload.interval_s
+    materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS)
+    store.maintain()
+    day = int(WHOLE_DAY.timestamp()) * 10**9
+    version = plan(store, SITE, day, day + DAY_NS).done[day]
+
+    def stray(v: int, job: str) -> Point:
+        return Point("job_energy", {"site": SITE, "job": job, "tenant": "lab", "account": "acct-l", "rack": "R02",
+                                    "uuid": "GPU-b1"},
+                     {"power_kwh": 5.0, "gpu_hours": 3.0, "first_ns": day, "last_ns": day + 3 * 3600 * 10**9,
+                      "version": v}, day + v)
+
+    store.write([stray(version - 1, "J8"), stray(version, "J9")])
+    store.flush()
+    store.maintain()
+    jobs = {r["entity"] for r in build_report(store, cfg, period, by="job")}
+    assert "J8" not in jobs and "J9" in jobs
