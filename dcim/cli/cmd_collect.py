@@ -131,10 +131,14 @@ def run(args: argparse.Namespace) -> int:
         collectors.append(workload)
     runner = Runner(collectors, writer, jitter_pct=settings.jitter_pct)
     maintainer = None
-    if cfg.store.backend == "influxdb" and not args.once and central:
+    jobs_kept = cfg.workload.source != "none"
+    if (cfg.store.backend == "influxdb" or jobs_kept) and not args.once and central:
+        from dcim.report.job_days import upkeep
         from dcim.store.maintainer import Maintainer
 
-        maintainer = Maintainer(store).start()  # InfluxDB's daily rollups (SQLite keeps its own)
+        # InfluxDB's daily rollups (SQLite keeps its own), then the report's job days once closed
+        after = upkeep(store, cfg.site.name, cfg.workload.interval_s) if jobs_kept else None
+        maintainer = Maintainer(store, after=after).start()
     try:
         if args.once:
             results = asyncio.run(_once(runner))

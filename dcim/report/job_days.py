@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -161,19 +162,29 @@ def write_day(store: Store, site: str, day_ns: int, counts: tuple[int, int, int]
 
 
 def materialise(store: Store, site: str, interval_s: float, *, now_ns: int | None = None,
-                since_ns: int | None = None) -> int:
+                since_ns: int | None = None, stopping: Callable[[], bool] | None = None) -> int:
     """The upkeep step: compute and write every closed UTC day since *since_ns* (default: the
     last LOOKBACK_DAYS) that has workload points and is not materialised from the inputs the
-    store holds now (new days, and days late points reached). Returns the days written."""
+    store holds now (new days, and days late points reached), newest first (the ones reports
+    ask for most), until *stopping* says so. Returns the days written."""
     now_ns = time.time_ns() if now_ns is None else int(now_ns)
     end = (now_ns - CLOSED_AFTER_NS) // DAY_NS * DAY_NS
     start = end - LOOKBACK_DAYS * DAY_NS if since_ns is None else -(-int(since_ns) // DAY_NS) * DAY_NS
     if end <= start:
         return 0
     due = plan(store, site, start, end).due
-    for day, counts in sorted(due.items()):
+    written = 0
+    for day, counts in sorted(due.items(), reverse=True):
+        if stopping is not None and stopping():
+            break
         t0 = time.perf_counter()
         n = write_day(store, site, day, counts, interval_s)
         log.debug("job days: %s UTC: %d job-GPU pairs in %.1f s", time.strftime("%Y-%m-%d", time.gmtime(day / 1e9)),
                   n, time.perf_counter() - t0)
-    return len(due)
+        written += 1
+    return written
+
+
+def upkeep(store: Store, site: str, interval_s: float) -> Callable[[Callable[[], bool]], int]:
+    """The job-days step for ``dcim.store.maintainer.Maintainer``'s *after*."""
+    return lambda stopping: materialise(store, site, interval_s, stopping=stopping)

@@ -163,3 +163,25 @@ def test_only_the_days_current_version_is_read(fresh):
     store.maintain()
     jobs = {r["entity"] for r in build_report(store, cfg, period, by="job")}
     assert "J8" not in jobs and "J9" in jobs
+
+
+def test_the_upkeep_thread_materialises_closed_days(tmp_path, influxd):
+    """``dcim collect``'s upkeep: Maintainer runs the job days after the rollups."""
+    import time
+
+    from dcim.report.job_days import upkeep
+    from dcim.store.maintainer import Maintainer
+
+    cfg, period, store, _ = _fresh("sqlite", tmp_path, influxd)
+    try:
+        whole = period.start_ns // DAY_NS * DAY_NS
+        m = Maintainer(store, every_s=3600, after=upkeep(store, SITE, cfg.workload.interval_s)).start()
+        try:
+            deadline = time.monotonic() + 60
+            while len(plan(store, SITE, whole, period.end_ns).done) < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            m.stop()
+        assert len(plan(store, SITE, whole, period.end_ns).done) == 3
+    finally:
+        store.close()
