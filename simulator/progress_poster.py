@@ -41,6 +41,18 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
+# A job's first report waits this many polls of the site's workload source, plus the intake's
+# refresh of its job map (5 s) and the store writer's flush, with room to spare.
+FIRST_REPORT_POLLS = 2
+FIRST_REPORT_MARGIN_S = 15.0
+
+
+def first_report_after_s(workload_interval_s: float) -> float:
+    """How long (wall clock) a job runs before its first report, for a workload source polled
+    every *workload_interval_s*: by then the intake knows the job (see the module docstring)."""
+    return FIRST_REPORT_POLLS * workload_interval_s + FIRST_REPORT_MARGIN_S
+
+
 # Bodies are capped at 64 KiB by the API; a report is ~95 bytes of JSON, so 400 fit with room.
 BATCH_REPORTS = 400
 

@@ -50,10 +50,13 @@ def ensure_snmp_secrets(config: Config, environ: MutableMapping[str, str] | None
     return generated
 
 
-def write_secrets_file(path: str | Path, config: Config, environ: MutableMapping[str, str] | None = None) -> list[str]:
-    """Write ``NAME=value`` lines for the config's SNMP secret variables, mode 0600 (for ``set -a; . FILE``)."""
+def write_secrets_file(path: str | Path, config: Config, environ: MutableMapping[str, str] | None = None,
+                       extra: tuple[str, ...] = ()) -> list[str]:
+    """Write ``NAME=value`` lines for the config's SNMP secret variables and the *extra* ones
+    (e.g. the twin's Slurm token), mode 0600 (for ``set -a; . FILE``)."""
     environ = os.environ if environ is None else environ
-    names = sorted({ref.env for ref in _secret_refs(config) if ref.env and environ.get(ref.env)})
+    wanted = [ref.env for ref in _secret_refs(config)] + list(extra)
+    names = sorted({name for name in wanted if name and environ.get(name)})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # also when the file already existed with a wider mode
     with os.fdopen(fd, "w", encoding="utf-8") as out:

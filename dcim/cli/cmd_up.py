@@ -164,9 +164,11 @@ def _post_twin_progress(cfg, service, progress_url: str, cleanup: ExitStack) -> 
     jobs do (simulator/progress_poster.py), every 10 s of twin time. A job's first report waits
     two workload polls, so that the intake knows the job from the Slurm source by then."""
     from dcim.config import read_secret
+    from simulator.progress_poster import first_report_after_s
 
     token = read_secret(cfg.optimizer.token, "optimizer.token")
-    service.post_progress(progress_url, token, every_s=10.0, first_report_after_s=2 * cfg.workload.interval_s + 15)
+    service.post_progress(progress_url, token, every_s=10.0,
+                          first_report_after_s=first_report_after_s(cfg.workload.interval_s))
     cleanup.callback(service.stop_progress)
 
 

@@ -7,7 +7,16 @@ twin; a dcim that is down costs the twin nothing."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +28,9 @@ from optimizer.progress_server import ProgressServer
 from simulator import progress_poster
 from simulator.facility import FacilityTwin
 from simulator.progress_poster import ProgressPoster
+from tests.simulator.snmp_helpers import free_udp_port
+
+REPO = Path(__file__).resolve().parents[2]
 
 TOKEN = "twin-progress-token-1"
 # The documented units (simulator/progress_poster.py), written out again: a change there must
@@ -137,7 +149,6 @@ def test_first_report_waits_and_every_round_is_batched(site, monkeypatch):
 
 def test_dcim_down_costs_the_twin_nothing(demo_config):
     twin = FacilityTwin(demo_config, seed=7, start_ns=time.time_ns())
-    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,3 +171,54 @@ def test_wrong_token_is_refused_and_counted(site):
 def test_bad_url_is_a_clear_error(twin):
     with pytest.raises(ValueError, match="progress URL"):
         ProgressPoster(twin, "ftp://x", TOKEN)
+
+
+def test_dcim_simulate_serves_the_twins_slurm(tmp_path):
+    """`dcim simulate` serves the twin's slurmrestd and prints its URL and the token's variable
+    (never the token), so `dcim collect` can read the twin's jobs outside `dcim up`."""
+
+    # The demo's agents moved off 127.42.x.x:1161, where a running `dcim simulate` may be.
+    port = free_udp_port("127.81.0.1")
+    config = tmp_path / "site.toml"
+    config.write_text((REPO / "deploy" / "demo.toml").read_text().replace("127.42.", "127.81.")
+                      .replace("port = 1161", f"port = {port}"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DCIM_SNMP", "DCIM_SLURM"))}
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", DCIM_SLURM_JWT="twin-jwt-for-the-test-1")
+    cmd = [sys.executable, "-m", "dcim.cli.main", "simulate", "--config", str(config), "--slurm-port", "0",
+           "--duration", "60"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            m = re.match(r"slurmrestd (http://127\.0\.0\.1:\d+) .*token in \$DCIM_SLURM_JWT", line)
+            if m:
+                break
+        assert m, "".join(seen)[-2000:]
+        req = urllib.request.Request(m[1] + "/slurm/v0.0.38/jobs",
+                                     headers={"X-SLURM-USER-NAME": "dcim",
+                                              "X-SLURM-USER-TOKEN": "twin-jwt-for-the-test-1"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            jobs = json.loads(resp.read())["jobs"]
+        assert any(j["job_state"] == "RUNNING" for j in jobs)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    text = "".join(seen) + out
+    assert proc.returncode == 0 and "stopped" in out, text[-2000:]
+    assert "twin-jwt-for-the-test-1" not in text and "Traceback" not in text
+
+
+def test_dcim_simulate_progress_needs_the_optimizer_token(tmp_path):
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "dcim.cli.main", "simulate", "--config",
+                           str(REPO / "deploy" / "demo.toml"), "--progress-url", "http://127.0.0.1:8088"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode != 0
+    assert "[optimizer] token" in done.stderr and "Traceback" not in done.stderr
