@@ -154,3 +154,51 @@ def test_up_on_influxdb(tmp_path, influxd, browser):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_up_twin_jobs_post_progress(tmp_path):
+    """The twin's jobs report their work done through POST /v1/progress, as real jobs do: the
+    store holds their `progress` points (source "post") under the tenants the Slurm source
+    recorded for them, and the intake accepted every report."""
+    import json
+    import urllib.request
+
+    config = write_config(tmp_path, {"path": str(tmp_path / "dcim.sqlite"), "spool": {"path": str(tmp_path / "spool")}})
+    data = tomllib.loads(config.read_text())
+    data["workload"]["interval_s"] = 10.0  # the twin's first reports wait two polls
+    config.write_bytes(tomli_w.dumps(data).encode())
+    token = "optimizer-token-for-the-test-1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DCIM_SNMP", "DCIM_SLURM"))}
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", DCIM_OPTIMIZER_TOKEN=token)
+    log = (tmp_path / "up.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "dcim.cli.main", "up", "--config", str(config), "--simulate",
+                             "--backfill-days", "0.05", "--port", "0", "--no-metrics"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                            start_new_session=True)
+    try:
+        url = wait_for(lambda: re.search(r"progress +(http://\S+)/v1/progress", proc.stdout.readline() or ""), 240,
+                       "the progress intake's URL", proc)[1]
+        cfg = load_config(config)
+        with open_store(cfg, readonly=True) as store:
+            def posted():
+                points = [p for p in store.latest("progress", where={"site": cfg.site.name})
+                          if p.fields.get("source") == "post"]
+                return len(points) >= 10 and points
+            points = wait_for(posted, 150, "the twin's jobs' progress posts", proc)
+            tenants = {p.fields["job"]: p.fields["tenant"] for p in store.latest("workload")
+                       if p.fields.get("job")}
+        assert all(p.tags["tenant"] == tenants[p.tags["job"]] for p in points)
+        assert {p.fields["unit"] for p in points} <= {"steps", "tokens", "samples"}
+        assert all(p.fields["work_done"] > 0 for p in points)
+        req = urllib.request.Request(url + "/v1/progress/stats", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            stats = json.loads(resp.read())
+        assert stats["accepted"] >= len(points) and stats["refused"] == 0, stats
+        assert stats["require_known_job"] is True
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = (tmp_path / "up.log").read_text()
+    assert "Traceback" not in text and token not in text, text[-3000:]
