@@ -97,7 +97,7 @@ def test_dcim_simulate_serves_and_keeps_secrets_quiet(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in TEST_SECRETS}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dcim.cli.main", "simulate", "--config", str(cfg_path), "--speed", "60",
-         "--duration", "30", "--secrets-file", str(secrets_path)],
+         "--duration", "30", "--secrets-file", str(secrets_path), "--slurm-port", "0"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
@@ -109,7 +109,7 @@ def test_dcim_simulate_serves_and_keeps_secrets_quiet(tmp_path):
         assert f"127.80.1.17:{port}" in out and "raritan_pdu2" in out and "v2c" in out, out
         assert "DCIM_SNMP_AUTH_KEY" in out
         secrets = dict(line.split("=", 1) for line in secrets_path.read_text().split())
-        assert set(secrets) == set(TEST_SECRETS)
+        assert set(secrets) == set(TEST_SECRETS) | {"DCIM_SLURM_JWT"}  # the twin's slurmrestd token too
         assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
         assert not any(value in out for value in secrets.values())
         snmp = NetSnmp(auth_key=secrets["DCIM_SNMP_AUTH_KEY"], priv_key=secrets["DCIM_SNMP_PRIV_KEY"],
