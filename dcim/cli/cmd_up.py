@@ -21,10 +21,13 @@ DESCRIPTION = (
     "With no config: the demo facility — a simulated 512-GPU hub (the twin: real SNMP agents on loopback "
     "addresses, simulated H100s, physics, weather and jobs) — with history backfilled into the embedded "
     "SQLite store first, the collectors polling the twin over SNMP, its GPUs through the GPU backend and its "
-    "jobs from the twin's slurmrestd (the Slurm workload source, as on a real site), "
+    "jobs from the twin's slurmrestd (the Slurm workload source, as on a real site), its jobs' progress "
+    "posted to the optimizer's POST /v1/progress (token from [optimizer] token, else DCIM_OPTIMIZER_TOKEN, "
+    "generated when unset), "
     "the optimizer in enforce mode on the simulated GPUs (its placement steering the twin's jobs), and the "
     "dashboard. With a config (--config or $DCIM_CONFIG): the collectors, the optimizer (publishing leased "
-    "caps for the GPU-node agents) and the dashboard against the real devices and the configured store. "
+    "caps for the GPU-node agents, and taking job progress on [optimizer] progress_port) and the dashboard "
+    "against the real devices and the configured store. "
     "Prints the dashboard URL and stays up; Ctrl-C (or SIGTERM) stops every part and returns every GPU it "
     "capped to its default limit.")
 
