@@ -11,7 +11,7 @@ real site's jobs use. Nothing reaches the store but what the optimizer API accep
 :data:`BATCH_REPORTS` per request), every *every_s* seconds of twin time. On a real site each
 job posts its own total from its own process; here the twin's jobs share one process, and one
 ``Reporter`` (a thread and a connection) per job would cost hundreds of threads for the demo's
-~150 jobs and tens of thousands at a national-centre scale. What dcim receives is the same:
+~75 running jobs and tens of thousands at a national-centre scale. What dcim receives is the same:
 per job a counter, its unit, and the wall-clock time the total was read (as every collector
 stamps its readings; under ``--speed`` the twin's time runs ahead of the wall clock, and the
 API refuses reports more than 60 s in its future).
