@@ -26,6 +26,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "tenants.idle": {"en": "(idle GPUs)", "ko": "(유휴 GPU)"},
     "tenants.active": {"en": "Tenants with jobs", "ko": "작업 중인 기관"},
     "tenants.busy": {"en": "GPUs in jobs", "ko": "작업 중 GPU"},
+    "tenants.unplaced": {"en": "Job GPUs not in telemetry", "ko": "원격 측정에 없는 작업 GPU"},
     "col.job": {"en": "Job", "ko": "작업"},
     "col.tenant": {"en": "Tenant", "ko": "기관"},
     "col.jobs": {"en": "Jobs", "ko": "작업 수"},

@@ -56,6 +56,13 @@ def _month(ctx) -> list[dict]:
         return []
 
 
+def unplaced_holds(points, stale) -> int:
+    """Jobs' holds on GPUs the workload source could not match to a known GPU (a node or GPU
+    index not in the telemetry): recorded as ``unresolved:<host>:<index>``, shown here."""
+    return sum(1 for p in points if p.tags.get("uuid", "").startswith("unresolved:") and p.fields.get("job")
+               and not stale(p.time_ns))
+
+
 @cached
 def update(ctx) -> dict:
     names = {x.name: x.display_name or x.name for x in ctx.config.tenants}
@@ -63,7 +70,10 @@ def update(ctx) -> dict:
     rows = tenant_rows(now, _month(ctx), names, ctx.lang)
     busy = sum(r["gpus"] for k, r in now.items() if k != IDLE)
     total = sum(r["gpus"] for r in now.values())
+    now_ns = int(ctx.data.now() * 1e9)
+    unplaced = unplaced_holds(ctx.data.latest("workload"), lambda t_ns: ctx.data.stale("workload", t_ns, now_ns))
     return {"v": {"tn_count": (str(sum(1 for k in now if k != IDLE)), ""),
+                  "tn_unplaced": (str(unplaced), "warning" if unplaced else "zero"),
                   "tn_busy": (f"{busy:,} / {total:,}", ""),
                   "tn_kw": (fmt_num(sum(r["gpu_kw"] for k, r in now.items() if k != IDLE), 1, "kW"), "")},
             "fig": {}, "tbl": {"tenants": rows}}
@@ -82,6 +92,7 @@ def layout(ctx):
         html.H1(t("tenants.title", L), className="page-title"),
         html.Div([c.kpi("tn_count", t("tenants.active", L), u["v"]["tn_count"][0]),
                   c.kpi("tn_busy", t("tenants.busy", L), u["v"]["tn_busy"][0]),
-                  c.kpi("tn_kw", t("col.gpu_kw", L), u["v"]["tn_kw"][0])], className="kpis three"),
+                  c.kpi("tn_kw", t("col.gpu_kw", L), u["v"]["tn_kw"][0]),
+                  c.kpi("tn_unplaced", t("tenants.unplaced", L), *u["v"]["tn_unplaced"])], className="kpis four"),
         c.panel(t("tenants.title", L), c.table("tenants", cols, u["tbl"]["tenants"], page_size=50)),
     ])

@@ -81,6 +81,8 @@ def _summary(results: dict, out=None) -> bool:
             all_ok &= r.ok
             status = "ok" if r.ok else "ERROR"
             detail = f"{len(r.points)} points" if r.ok else (r.error or "failed")
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(r.counters.items()) if v)
+            detail += f" ({counts})" if counts else ""  # e.g. jobs 12, jobs_unplaced 2
             print(f"{collector:6} {r.target:24} {status:5} {r.duration_s * 1000:7.0f} ms  {detail}", file=out)
     return all_ok
 

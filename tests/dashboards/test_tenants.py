@@ -25,7 +25,9 @@ def app_and_store(tmp_path):
     jobs = {gpu_points[0].tags["uuid"]: ("101", "kaist", "training"),
             gpu_points[1].tags["uuid"]: ("101", "kaist", "training"),
             gpu_points[2].tags["uuid"]: ("202", "unmapped:startup-x", "unknown")}
-    workload = []
+    workload = [Point("workload", {"site": S.SITE, "host": "ghost-node", "uuid": "unresolved:ghost-node:3"},
+                      {"job": "303", "tenant": "kaist", "job_class": "training", "account": "kaist", "source": "slurm"},
+                      now_ns - 5 * NS)]
     for p in gpu_points:
         job, tenant, cls = jobs.get(p.tags["uuid"], ("", "", ""))
         fields = {"job": job, "source": "slurm"}
@@ -59,6 +61,7 @@ def test_the_tenants_page_adds_up_gpus_and_power_now(app_and_store):
     assert rows["unmapped:startup-x"]["gpus"] == 1
     assert rows["(idle GPUs)"]["gpus"] == len(gpu_points) - 3
     assert u["v"]["tn_count"][0] == "2"
+    assert u["v"]["tn_unplaced"] == ("1", "warning")  # the hold on a node the telemetry does not know
 
 
 def test_a_stale_workload_point_says_nothing(app_and_store):
