@@ -23,7 +23,7 @@ class HostlistError(ValueError):
 def expand(hostlist: str) -> list[str]:
     """Every host name in *hostlist*, in the order written."""
     hosts: list[str] = []
-    for item in _split_top(hostlist.strip()):
+    for item in split_outside(hostlist.strip()):
         if not item:
             continue
         hosts.extend(_expand_item(item, hostlist))
@@ -32,13 +32,14 @@ def expand(hostlist: str) -> list[str]:
     return hosts
 
 
-def _split_top(text: str) -> list[str]:
-    """Split at the commas outside brackets."""
+def split_outside(text: str, opening: str = "[", closing: str = "]") -> list[str]:
+    """Split at the commas outside *opening*…*closing* (Slurm nests lists: ``n[1,3],m1``,
+    ``gpu:h100:2(IDX:0,3)``)."""
     items, depth, start = [], 0, 0
     for i, ch in enumerate(text):
-        if ch == "[":
+        if ch == opening:
             depth += 1
-        elif ch == "]":
+        elif ch == closing:
             depth -= 1
         elif ch == "," and depth == 0:
             items.append(text[start:i])

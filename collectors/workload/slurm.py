@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from collectors.workload.base import GpuHold, WorkloadError, WorkloadSource
-from collectors.workload.hostlist import HostlistError, expand
+from collectors.workload.hostlist import HostlistError, expand, split_outside
 
 REST_API = "v0.0.38"
 HOLDING_STATES = frozenset({"RUNNING", "COMPLETING"})
@@ -288,17 +288,7 @@ def gpu_indices(entry) -> list[int] | None:
 
 def _split_gres(entry: str) -> list[str]:
     """Split at commas outside parentheses (``IDX:0,3`` has its own commas)."""
-    items, depth, start = [], 0, 0
-    for i, ch in enumerate(entry):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            items.append(entry[start:i])
-            start = i + 1
-    items.append(entry[start:])
-    return [item.strip() for item in items if item.strip()]
+    return [item.strip() for item in split_outside(entry, "(", ")") if item.strip()]
 
 
 def _index_ranges(spec: str) -> list[int] | None:
