@@ -138,16 +138,16 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
        F("unit", str, "", "what work_done counts: steps, samples, tokens, requests"),
        F("source", str, "", "post (POST /v1/progress) or scrape (an inference server's metrics)")),
     # Derived (dcim.report.job_days), never collected: one UTC day's job attribution, computed
-    # once from the hourly gpu and workload data so a quarter's report by job reads ~3 points
-    # per job and GPU instead of 2,208 hours. Each recomputation of a day (late points) is
-    # written at day start + a later version (ms), never over the old points.
-    _m("job_energy", ("site", "job", "tenant", "account", "rack", "uuid"),
-       "derived: one job's hold on one GPU in one UTC day (time: the day's start + its version)",
-       F("power_kwh", float, "kWh", "the GPU's hourly mean power integrated over the job's share of each hour "
-         "(the report scales it to the GPU's energy counter over the period)"),
-       F("gpu_hours", float, "h", "GPU-hours the job held the GPU that day"),
-       F("first_ns", int, "ns", "first time the job was seen holding the GPU that day (UTC, ns since the epoch)"),
-       F("last_ns", int, "ns", "last time the job was seen holding the GPU that day"),
+    # once from the hourly gpu and workload data, so a quarter's report by job reads ~100 points
+    # per day instead of 98,000 GPU-hours. The (job, GPU) pairs travel as one JSON table per rack
+    # (and part: at most PAIRS_PER_POINT rows, under InfluxDB's 64 KB string limit): as points
+    # per (job, GPU) a quarter was 520,000 series-days, 4 s per read through either store.
+    _m("job_energy", ("site", "rack", "part"),
+       "derived: the (job, GPU) pairs of one rack in one UTC day (time: the day's start + its version)",
+       F("pairs", str, "", "JSON list of [job, tenant, account, uuid, power_kwh, gpu_hours, first_ns, last_ns]: the "
+         "GPU's hourly mean power integrated over the job's share of each hour (kWh; the report scales it to the "
+         "GPU's energy counter over the period), the GPU-hours held, the first and last time held (UTC ns)"),
+       F("pair_count", int, "", "rows in pairs"),
        F("version", int, "", "the computation of the day it belongs to (job_day's version); readers take only the "
          "day's current one")),
     _m("job_day", ("site",), "derived: which UTC days job_energy holds, and the input counts they were computed from",

@@ -3,17 +3,18 @@
 A quarter's report by job from the hourly reads costs ~2.5 µs per GPU-hour per field: 9 M
 GPU-hours × 7 fields is minutes. But a closed day's attribution (``jobs.stretch_pairs``: each
 hour needs only itself and the hour before) never changes unless late points arrive, so the
-store's upkeep computes each day once and writes its (job, GPU) pairs as ``job_energy`` points
-through the ordinary write path (SQLite and InfluxDB alike), and a ``job_day`` point saying
-which version is the day's and from how many input points it was computed.
+store's upkeep computes each day once and writes its (job, GPU) pairs through the ordinary
+write path (SQLite and InfluxDB alike): a ``job_energy`` point per rack (and part) holding its
+pairs as a JSON table, and a ``job_day`` point saying which version is the day's and from how
+many input points it was computed.
 
 Late points (a spool replayed after an outage) change a day's input counts (workload points in
 the day and the day before, gpu power points in the day): the next upkeep, and any report,
 sees the counts differ and recomputes the day. A recomputation is written at the day's start +
 a later version (ms since 2024), never over the old points (the stores' rollups do not take
-back a rewritten point), and each point carries its version: a reader takes a pair's newest
-point in the day, and only where its version is the day's (``job_day``), so a pair an older
-computation had and the newer one does not (or a computation cut short) is not read.
+back a rewritten point), and each point carries its version: a reader takes a rack's newest
+point in the day, and only where its version is the day's (``job_day``), so a rack (or part)
+an older computation had and the newer one does not, or a computation cut short, is not read.
 
 A report (``read_pairs``) takes the days whose counts still match from the store, computes the
 others from the hours on the fly (so it is right even if upkeep never ran), and the partial
@@ -22,8 +23,10 @@ days at the period's edges too (a quarter in Asia/Seoul starts at 15:00 UTC).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -41,9 +44,7 @@ VERSION_EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00Z: versions stay far ins
 CLOSED_AFTER_NS = 3600 * 1_000_000_000  # a day is closed an hour after its end (points in flight)
 LOOKBACK_DAYS = 400  # upkeep's horizon: a trailing year's reports read materialised days
 STATE_FIELDS = ["version", "workload_points", "workload_points_before", "gpu_points"]
-PAIR_FIELDS = ["power_kwh", "gpu_hours", "first_ns", "last_ns"]
-READ_FIELDS = PAIR_FIELDS + ["version"]
-PAIR_TAGS = ("job", "tenant", "account", "rack", "uuid")
+PAIRS_PER_POINT = 200  # ~25 KB of JSON: InfluxDB takes strings up to 64 KB
 
 
 @dataclass
@@ -97,23 +98,25 @@ def _runs(days: list[int]) -> list[tuple[int, int]]:
 
 
 def read_days(store: Store, site: str, days: dict[int, int]) -> Pairs:
-    """The stored pairs of *days* ({day start: its current version}): each series' newest
-    point per day, where it belongs to the day's current version."""
+    """The stored pairs of *days* ({day start: its current version}): each rack's (and part's)
+    newest point per day, where it belongs to the day's current version."""
     if not days:
         return Pairs.empty()
-    cols: dict[str, list] = {k: [] for k in PAIR_TAGS + tuple(PAIR_FIELDS)}
-    for s in store.query("job_energy", READ_FIELDS, min(days), max(days) + DAY_NS, every_s=DAY_S, agg="last",
-                         group_by=PAIR_TAGS, where={"site": site}):
-        v = s.values
-        for i, t in enumerate(s.times_ns):
-            if v["version"][i] == days.get(t) and v["gpu_hours"][i]:
-                for k in PAIR_TAGS:
-                    cols[k].append(s.tags.get(k, ""))
-                for f in PAIR_FIELDS:
-                    cols[f].append(v[f][i])
-    arr = {f: np.array(cols[f], dtype=float) for f in PAIR_FIELDS}
-    return Pairs(cols["job"], cols["tenant"], cols["account"], cols["uuid"], cols["rack"], arr["power_kwh"],
-                 arr["gpu_hours"], arr["first_ns"], arr["last_ns"])
+    rows: list[list] = []
+    racks: list[str] = []
+    for s in store.query("job_energy", ["pairs", "version"], min(days), max(days) + DAY_NS, every_s=DAY_S,
+                         agg="last", group_by=("rack", "part"), where={"site": site}):
+        rack = s.tags.get("rack", "")
+        for t, table, version in zip(s.times_ns, s.values["pairs"], s.values["version"]):
+            if version is not None and version == days.get(t) and table:
+                got = json.loads(table)
+                rows += got
+                racks += [rack] * len(got)
+    if not rows:
+        return Pairs.empty()
+    job, tenant, account, uuid, kwh, hours, first, last = zip(*rows)
+    return Pairs(list(job), list(tenant), list(account), list(uuid), racks, np.array(kwh, dtype=float),
+                 np.array(hours, dtype=float), np.array(first, dtype=float), np.array(last, dtype=float))
 
 
 def read_pairs(store: Store, site: str, start_ns: int, end_ns: int, interval_s: float) -> Pairs:
@@ -144,15 +147,19 @@ def write_day(store: Store, site: str, day_ns: int, counts: tuple[int, int, int]
         previous = int(s.values["version"][0]) if s.values["version"] and s.values["version"][0] else None
     version = _version(previous)
     t = day_ns + version
-    points = []
+    by_rack: dict[str, list] = defaultdict(list)
     for i in range(len(pairs)):
-        tags = {"site": site, "job": pairs.job[i], "tenant": pairs.tenant[i], "account": pairs.account[i],
-                "rack": pairs.rack[i], "uuid": pairs.uuid[i]}
-        points.append(Point("job_energy", tags, {
-            "power_kwh": float(pairs.power_kwh[i]), "gpu_hours": float(pairs.gpu_hours[i]),
-            "first_ns": int(round(pairs.first_ns[i])), "last_ns": int(round(pairs.last_ns[i])), "version": version}, t))
-    for i in range(0, len(points), 50_000):
-        store.write(points[i:i + 50_000])
+        by_rack[pairs.rack[i]].append([pairs.job[i], pairs.tenant[i], pairs.account[i], pairs.uuid[i],
+                                       float(pairs.power_kwh[i]), float(pairs.gpu_hours[i]),
+                                       int(round(pairs.first_ns[i])), int(round(pairs.last_ns[i]))])
+    points = []
+    for rack, table in sorted(by_rack.items()):
+        for part, k in enumerate(range(0, len(table), PAIRS_PER_POINT)):
+            chunk = table[k:k + PAIRS_PER_POINT]
+            points.append(Point("job_energy", {"site": site, "rack": rack, "part": str(part)},
+                                {"pairs": json.dumps(chunk, separators=(",", ":")), "pair_count": len(chunk),
+                                 "version": version}, t))
+    store.write(points)
     # The state last: a day whose points were not all written is not marked done.
     store.write([Point("job_day", {"site": site}, {
         "version": version, "workload_points": counts[0], "workload_points_before": counts[1],

@@ -6,6 +6,7 @@ Asia/Seoul: 15:00 UTC to 15:00 UTC, one whole UTC day in the middle)."""
 
 from __future__ import annotations
 
+import json
 import math
 import uuid as uuidlib
 from datetime import datetime, timezone
@@ -152,13 +153,12 @@ def test_only_the_days_current_version_is_read(fresh):
     day = int(WHOLE_DAY.timestamp()) * 10**9
     version = plan(store, SITE, day, day + DAY_NS).done[day]
 
-    def stray(v: int, job: str) -> Point:
-        return Point("job_energy", {"site": SITE, "job": job, "tenant": "lab", "account": "acct-l", "rack": "R02",
-                                    "uuid": "GPU-b1"},
-                     {"power_kwh": 5.0, "gpu_hours": 3.0, "first_ns": day, "last_ns": day + 3 * 3600 * 10**9,
-                      "version": v}, day + v)
+    def stray(v: int, job: str, part: str) -> Point:
+        row = [job, "lab", "acct-l", "GPU-b1", 5.0, 3.0, day, day + 3 * 3600 * 10**9]
+        return Point("job_energy", {"site": SITE, "rack": "R02", "part": part},
+                     {"pairs": json.dumps([row]), "pair_count": 1, "version": v}, day + v)
 
-    store.write([stray(version - 1, "J8"), stray(version, "J9")])
+    store.write([stray(version - 1, "J8", "7"), stray(version, "J9", "8")])
     store.flush()
     store.maintain()
     jobs = {r["entity"] for r in build_report(store, cfg, period, by="job")}
