@@ -144,9 +144,10 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     # per (job, GPU) a quarter was 520,000 series-days, 4 s per read through either store.
     _m("job_energy", ("site", "rack", "part"),
        "derived: the (job, GPU) pairs of one rack in one UTC day (time: the day's start + its version)",
-       F("pairs", str, "", "JSON list of [job, tenant, account, uuid, power_kwh, gpu_hours, first_ns, last_ns]: the "
-         "GPU's hourly mean power integrated over the job's share of each hour (kWh; the report scales it to the "
-         "GPU's energy counter over the period), the GPU-hours held, the first and last time held (UTC ns)"),
+       F("pairs", str, "", "JSON table: jobs ([job, tenant, account]) and uuids named once, then per pair columns "
+         "job and gpu (indices), power_kwh (the GPU's hourly mean power integrated over the job's share of each "
+         "hour; the report scales it to the GPU's energy counter over the period), gpu_hours, first_ns and "
+         "last_ns (first and last time held, UTC ns)"),
        F("pair_count", int, "", "rows in pairs"),
        F("version", int, "", "the computation of the day it belongs to (job_day's version); readers take only the "
          "day's current one")),

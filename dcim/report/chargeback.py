@@ -108,34 +108,26 @@ class Bill:
         return "job" if self.job_it_kwh > 0 else "rack_owner"
 
 
-def held(pairs: Pairs, gpus: Gpus, factor: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Per pair: (GPU kWh, IT kWh, rack); pairs on GPUs without hourly power in the period hold none."""
-    known = [u in gpus.rack for u in pairs.uuid]
-    scale = np.array([gpus.scale.get(u, 0.0) for u in pairs.uuid])
-    racks = [gpus.rack.get(u, r) for u, r in zip(pairs.uuid, pairs.rack)]
-    gpu_kwh = pairs.power_kwh * scale
-    it_kwh = gpu_kwh * np.array([factor.get(r, 1.0) for r in racks])
-    return np.where(known, gpu_kwh, 0.0), np.where(known, it_kwh, 0.0), racks
+def held(pairs: Pairs, gpus: Gpus, factor: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Per pair: (GPU kWh, IT kWh, GPU-hours, and the GPU's rack code into the returned racks);
+    pairs on GPUs without hourly power in the period hold none."""
+    known = np.array([u in gpus.rack for u in pairs.uuids], dtype=bool)[pairs.gpu]
+    scale = np.array([gpus.scale.get(u, 0.0) for u in pairs.uuids])[pairs.gpu]
+    racks = [gpus.rack.get(u, r) for u, r in zip(pairs.uuids, pairs.racks)]
+    gpu_kwh = np.where(known, pairs.power_kwh * scale, 0.0)
+    it_kwh = gpu_kwh * np.array([factor.get(r, 1.0) for r in racks])[pairs.gpu]
+    return gpu_kwh, it_kwh, np.where(known, pairs.gpu_hours, 0.0), racks
 
 
 def job_totals(pairs: Pairs, gpus: Gpus, factor: dict[str, float], period_start_ns: int,
                period_end_ns: int) -> JobTotals:
-    gpu_kwh, it_kwh, _ = held(pairs, gpus, factor)
-    known = np.array([u in gpus.rack for u in pairs.uuid], dtype=bool)
-    hours = np.where(known, pairs.gpu_hours, 0.0)
-    code: dict[str, int] = {}
-    for j in pairs.job:
-        code.setdefault(j, len(code))
-    c = np.fromiter(map(code.__getitem__, pairs.job), dtype=np.int64, count=len(pairs))
-    n = len(code)
-    first_at = np.zeros(n, dtype=np.int64)
-    first_at[c[::-1]] = np.arange(len(c) - 1, -1, -1)
+    gpu_kwh, it_kwh, hours, _ = held(pairs, gpus, factor)
+    c, n = pairs.job, len(pairs.jobs)
     start, end = np.full(n, np.inf), np.full(n, -np.inf)
-    on = known & (hours > 0)
+    on = hours > 0
     np.minimum.at(start, c[on], pairs.first_ns[on])
     np.maximum.at(end, c[on], pairs.last_ns[on])
-    at = first_at.tolist()
-    return JobTotals(list(code), [pairs.tenant[i] for i in at], [pairs.account[i] for i in at],
+    return JobTotals(pairs.jobs, pairs.tenant, pairs.account,
                      np.bincount(c, weights=gpu_kwh, minlength=n), np.bincount(c, weights=it_kwh, minlength=n),
                      np.bincount(c, weights=hours, minlength=n), np.bincount(c[on], minlength=n),
                      np.clip(start, period_start_ns, period_end_ns), np.clip(end, period_start_ns, period_end_ns))
@@ -151,8 +143,8 @@ def bills(pairs: Pairs, totals: JobTotals, gpus: Gpus, factor: dict[str, float],
         b.job_gpu_hours += float(totals.gpu_hours[c])
         b.job_gpu_kwh += float(totals.gpu_kwh[c])
     held_it: dict[str, float] = defaultdict(float)  # per rack, IT energy its GPUs' jobs carry away
-    _, it_kwh, racks = held(pairs, gpus, factor)
-    for rack, kwh in zip(racks, it_kwh.tolist()):
+    _, it_kwh, _, racks = held(pairs, gpus, factor)
+    for rack, kwh in zip(racks, np.bincount(pairs.gpu, weights=it_kwh, minlength=len(racks)).tolist()):
         held_it[rack] += kwh
     if len(pairs):  # every rack with GPU telemetry is some owner's, held or not
         for rack in gpus.rack.values():

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,7 +43,7 @@ VERSION_EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00Z: versions stay far ins
 CLOSED_AFTER_NS = 3600 * 1_000_000_000  # a day is closed an hour after its end (points in flight)
 LOOKBACK_DAYS = 400  # upkeep's horizon: a trailing year's reports read materialised days
 STATE_FIELDS = ["version", "workload_points", "workload_points_before", "gpu_points"]
-PAIRS_PER_POINT = 200  # ~25 KB of JSON: InfluxDB takes strings up to 64 KB
+PAIRS_PER_POINT = 250  # < 30 KB of JSON: InfluxDB takes strings up to 64 KB
 
 
 @dataclass
@@ -97,26 +96,41 @@ def _runs(days: list[int]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in runs]
 
 
+def _table(pairs: Pairs, rows: np.ndarray) -> str:
+    """Pairs *rows* (all of one rack) as the JSON table of a ``job_energy`` point: the jobs
+    ([job, tenant, account]) and GPUs it names once, then per pair column by column."""
+    jobs, job_of = np.unique(pairs.job[rows], return_inverse=True)
+    gpus, gpu_of = np.unique(pairs.gpu[rows], return_inverse=True)
+    return json.dumps({
+        "jobs": [[pairs.jobs[c], pairs.tenant[c], pairs.account[c]] for c in jobs.tolist()],
+        "uuids": [pairs.uuids[g] for g in gpus.tolist()], "job": job_of.tolist(), "gpu": gpu_of.tolist(),
+        "power_kwh": pairs.power_kwh[rows].tolist(), "gpu_hours": pairs.gpu_hours[rows].tolist(),
+        "first_ns": np.round(pairs.first_ns[rows]).astype(np.int64).tolist(),
+        "last_ns": np.round(pairs.last_ns[rows]).astype(np.int64).tolist()}, separators=(",", ":"))
+
+
+def _untable(text: str, rack: str) -> Pairs:
+    t = json.loads(text)
+    jobs = t["jobs"]
+    return Pairs([j[0] for j in jobs], [j[1] for j in jobs], [j[2] for j in jobs], t["uuids"], [rack] * len(t["uuids"]),
+                 np.array(t["job"], dtype=np.int64), np.array(t["gpu"], dtype=np.int64),
+                 np.array(t["power_kwh"], dtype=float), np.array(t["gpu_hours"], dtype=float),
+                 np.array(t["first_ns"], dtype=float), np.array(t["last_ns"], dtype=float))
+
+
 def read_days(store: Store, site: str, days: dict[int, int]) -> Pairs:
     """The stored pairs of *days* ({day start: its current version}): each rack's (and part's)
     newest point per day, where it belongs to the day's current version."""
     if not days:
         return Pairs.empty()
-    rows: list[list] = []
-    racks: list[str] = []
+    parts = []
     for s in store.query("job_energy", ["pairs", "version"], min(days), max(days) + DAY_NS, every_s=DAY_S,
                          agg="last", group_by=("rack", "part"), where={"site": site}):
         rack = s.tags.get("rack", "")
         for t, table, version in zip(s.times_ns, s.values["pairs"], s.values["version"]):
             if version is not None and version == days.get(t) and table:
-                got = json.loads(table)
-                rows += got
-                racks += [rack] * len(got)
-    if not rows:
-        return Pairs.empty()
-    job, tenant, account, uuid, kwh, hours, first, last = zip(*rows)
-    return Pairs(list(job), list(tenant), list(account), list(uuid), racks, np.array(kwh, dtype=float),
-                 np.array(hours, dtype=float), np.array(first, dtype=float), np.array(last, dtype=float))
+                parts.append(_untable(table, rack))
+    return Pairs.combine(parts)
 
 
 def read_pairs(store: Store, site: str, start_ns: int, end_ns: int, interval_s: float) -> Pairs:
@@ -147,18 +161,14 @@ def write_day(store: Store, site: str, day_ns: int, counts: tuple[int, int, int]
         previous = int(s.values["version"][0]) if s.values["version"] and s.values["version"][0] else None
     version = _version(previous)
     t = day_ns + version
-    by_rack: dict[str, list] = defaultdict(list)
-    for i in range(len(pairs)):
-        by_rack[pairs.rack[i]].append([pairs.job[i], pairs.tenant[i], pairs.account[i], pairs.uuid[i],
-                                       float(pairs.power_kwh[i]), float(pairs.gpu_hours[i]),
-                                       int(round(pairs.first_ns[i])), int(round(pairs.last_ns[i]))])
+    rack_of = np.array([pairs.racks[g] for g in pairs.gpu.tolist()], dtype=object)
     points = []
-    for rack, table in sorted(by_rack.items()):
-        for part, k in enumerate(range(0, len(table), PAIRS_PER_POINT)):
-            chunk = table[k:k + PAIRS_PER_POINT]
+    for rack in sorted(set(pairs.racks)):
+        rows = np.flatnonzero(rack_of == rack)
+        for part, k in enumerate(range(0, len(rows), PAIRS_PER_POINT)):
+            chunk = rows[k:k + PAIRS_PER_POINT]
             points.append(Point("job_energy", {"site": site, "rack": rack, "part": str(part)},
-                                {"pairs": json.dumps(chunk, separators=(",", ":")), "pair_count": len(chunk),
-                                 "version": version}, t))
+                                {"pairs": _table(pairs, chunk), "pair_count": len(chunk), "version": version}, t))
     store.write(points)
     # The state last: a day whose points were not all written is not marked done.
     store.write([Point("job_day", {"site": site}, {

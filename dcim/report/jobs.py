@@ -40,15 +40,18 @@ NO_JOB = -1
 
 @dataclass
 class Pairs:
-    """Per (job, GPU) pair over a stretch of time: the job's tenant and account, the GPU's rack
-    (its ``gpu`` series'; "" where none), GPU-hours held, the GPU's power integrated over them
-    (kWh), and the first and last time held (float ns)."""
+    """(job, GPU) pairs over a stretch of time. Jobs and GPUs are coded: ``jobs[c]`` with its
+    ``tenant[c]`` and ``account[c]``; ``uuids[g]`` with its ``racks[g]`` (its ``gpu`` series'; ""
+    where none). Per pair (arrays of one length): job and GPU code, GPU-hours held, the GPU's
+    power integrated over them (kWh), and the first and last time held (float ns)."""
 
-    job: list[str]
+    jobs: list[str]
     tenant: list[str]
     account: list[str]
-    uuid: list[str]
-    rack: list[str]
+    uuids: list[str]
+    racks: list[str]
+    job: np.ndarray
+    gpu: np.ndarray
     power_kwh: np.ndarray
     gpu_hours: np.ndarray
     first_ns: np.ndarray
@@ -56,7 +59,8 @@ class Pairs:
 
     @classmethod
     def empty(cls) -> "Pairs":
-        return cls([], [], [], [], [], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+        none, codes = np.zeros(0), np.zeros(0, dtype=np.int64)
+        return cls([], [], [], [], [], codes, codes, none, none, none, none)
 
     def __len__(self) -> int:
         return len(self.job)
@@ -64,32 +68,45 @@ class Pairs:
     @classmethod
     def combine(cls, parts: list["Pairs"]) -> "Pairs":
         """Several stretches' pairs as one: sums of kWh and hours, the earliest first and the
-        latest last per (job, GPU); tenant, account and rack from the pair's first occurrence."""
+        latest last per (job, GPU); a job's tenant and account, a GPU's rack, as first seen."""
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
-        jobs = [j for p in parts for j in p.job]
-        uuids = [u for p in parts for u in p.uuid]
-        keys = list(zip(jobs, uuids))
-        code: dict[tuple[str, str], int] = {}
-        for k in keys:
-            code.setdefault(k, len(code))
-        inv = np.fromiter(map(code.__getitem__, keys), dtype=np.int64, count=len(keys))
-        n = len(code)
-        first_at = np.full(n, -1, dtype=np.int64)
-        first_at[inv[::-1]] = np.arange(len(keys) - 1, -1, -1)  # the first occurrence wins
+        jobs: dict[str, int] = {}
+        uuids: dict[str, int] = {}
+        out = cls.empty()
+        job_codes, gpu_codes = [], []
+        for p in parts:
+            jmap = np.empty(len(p.jobs), dtype=np.int64)
+            for i, j in enumerate(p.jobs):
+                c = jobs.get(j)
+                if c is None:
+                    c = jobs[j] = len(out.jobs)
+                    out.jobs.append(j)
+                    out.tenant.append(p.tenant[i])
+                    out.account.append(p.account[i])
+                jmap[i] = c
+            gmap = np.empty(len(p.uuids), dtype=np.int64)
+            for i, u in enumerate(p.uuids):
+                c = uuids.get(u)
+                if c is None:
+                    c = uuids[u] = len(out.uuids)
+                    out.uuids.append(u)
+                    out.racks.append(p.racks[i])
+                gmap[i] = c
+            job_codes.append(jmap[p.job])
+            gpu_codes.append(gmap[p.gpu])
+        n_gpus = len(out.uuids)
+        uniq, inv = np.unique(np.concatenate(job_codes) * n_gpus + np.concatenate(gpu_codes), return_inverse=True)
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-        first, last = np.full(n, np.inf), np.full(n, -np.inf)
-        np.minimum.at(first, inv, cat("first_ns"))
-        np.maximum.at(last, inv, cat("last_ns"))
-        tenants = [t for p in parts for t in p.tenant]
-        accounts = [a for p in parts for a in p.account]
-        racks = [r for p in parts for r in p.rack]
-        at = first_at.tolist()
-        return cls([jobs[i] for i in at], [tenants[i] for i in at], [accounts[i] for i in at],
-                   [uuids[i] for i in at], [racks[i] for i in at],
-                   np.bincount(inv, weights=cat("power_kwh"), minlength=n),
-                   np.bincount(inv, weights=cat("gpu_hours"), minlength=n), first, last)
+        n = len(uniq)
+        out.first_ns, out.last_ns = np.full(n, np.inf), np.full(n, -np.inf)
+        np.minimum.at(out.first_ns, inv, cat("first_ns"))
+        np.maximum.at(out.last_ns, inv, cat("last_ns"))
+        out.job, out.gpu = uniq // n_gpus, uniq % n_gpus
+        out.power_kwh = np.bincount(inv, weights=cat("power_kwh"), minlength=n)
+        out.gpu_hours = np.bincount(inv, weights=cat("gpu_hours"), minlength=n)
+        return out
 
 
 def _hourly(store: Store, measurement: str, fields: list[str], agg: str, start_ns: int, end_ns: int,
@@ -241,9 +258,7 @@ def stretch_pairs(store: Store, start_ns: int, end_ns: int, interval_s: float) -
     first_ns, last_ns = np.full(len(uniq), np.inf), np.full(len(uniq), -np.inf)
     np.minimum.at(first_ns, inv, np.concatenate(starts))
     np.maximum.at(last_ns, inv, np.concatenate(ends))
-    c_of, g_of = (uniq // max(n_gpus, 1)).tolist(), (uniq % max(n_gpus, 1)).tolist()
-    uuids = list(grid.row)
-    return Pairs([codes.jobs[c] for c in c_of], [codes.tenant[c] for c in c_of], [codes.account[c] for c in c_of],
-                 [uuids[g] for g in g_of], [grid.racks[g] for g in g_of],
+    return Pairs(codes.jobs, codes.tenant, codes.account, list(grid.row), grid.racks,
+                 uniq // max(n_gpus, 1), uniq % max(n_gpus, 1),
                  np.bincount(inv, weights=np.concatenate(kwh_all), minlength=len(uniq)),
                  np.bincount(inv, weights=np.concatenate(hours_all), minlength=len(uniq)), first_ns, last_ns)

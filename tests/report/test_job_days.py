@@ -56,9 +56,9 @@ def fresh(request, tmp_path, influxd):
 
 
 def _by_pair(pairs) -> dict:
-    return {(j, u): (k, h, a, b) for j, u, k, h, a, b in zip(pairs.job, pairs.uuid, pairs.power_kwh.tolist(),
-                                                             pairs.gpu_hours.tolist(), pairs.first_ns.tolist(),
-                                                             pairs.last_ns.tolist())}
+    return {(pairs.jobs[j], pairs.tenant[j], pairs.account[j], pairs.uuids[g], pairs.racks[g]): (k, h, a, b)
+            for j, g, k, h, a, b in zip(pairs.job.tolist(), pairs.gpu.tolist(), pairs.power_kwh.tolist(),
+                                        pairs.gpu_hours.tolist(), pairs.first_ns.tolist(), pairs.last_ns.tolist())}
 
 
 def _same_pairs(got, want) -> None:
@@ -154,9 +154,10 @@ def test_only_the_days_current_version_is_read(fresh):
     version = plan(store, SITE, day, day + DAY_NS).done[day]
 
     def stray(v: int, job: str, part: str) -> Point:
-        row = [job, "lab", "acct-l", "GPU-b1", 5.0, 3.0, day, day + 3 * 3600 * 10**9]
+        table = {"jobs": [[job, "lab", "acct-l"]], "uuids": ["GPU-b1"], "job": [0], "gpu": [0], "power_kwh": [5.0],
+                 "gpu_hours": [3.0], "first_ns": [day], "last_ns": [day + 3 * 3600 * 10**9]}
         return Point("job_energy", {"site": SITE, "rack": "R02", "part": part},
-                     {"pairs": json.dumps([row]), "pair_count": 1, "version": v}, day + v)
+                     {"pairs": json.dumps(table), "pair_count": 1, "version": v}, day + v)
 
     store.write([stray(version - 1, "J8", "7"), stray(version, "J9", "8")])
     store.flush()
