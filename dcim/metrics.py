@@ -137,13 +137,13 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
        F("work_done", float, "", "work done so far, in the job's own unit (a counter)", counter=True),
        F("unit", str, "", "what work_done counts: steps, samples, tokens, requests"),
        F("source", str, "", "post (POST /v1/progress) or scrape (an inference server's metrics)")),
-    # Derived (dcim.report.job_days), never collected: one UTC day's job attribution, computed
+    # Derived (dcim.report.job_days), never collected: one local day's job attribution, computed
     # once from the hourly gpu and workload data, so a quarter's report by job reads ~100 points
     # per day instead of 98,000 GPU-hours. The (job, GPU) pairs travel as one JSON table per rack
     # (and part: at most PAIRS_PER_POINT rows, under InfluxDB's 64 KB string limit): as points
     # per (job, GPU) a quarter was 520,000 series-days, 4 s per read through either store.
     _m("job_energy", ("site", "rack", "part"),
-       "derived: the (job, GPU) pairs of one rack in one UTC day (time: the day's start + its version)",
+       "derived: the (job, GPU) pairs of one rack in one local day (time: the day's start + its version)",
        F("pairs", str, "", "JSON table: jobs ([job, tenant, account]) and uuids named once, then per pair columns "
          "job and gpu (indices), power_kwh (the GPU's hourly mean power integrated over the job's share of each "
          "hour; the report scales it to the GPU's energy counter over the period), gpu_hours, first_ns and "
@@ -151,11 +151,14 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
        F("pair_count", int, "", "rows in pairs"),
        F("version", int, "", "the computation of the day it belongs to (job_day's version); readers take only the "
          "day's current one")),
-    _m("job_day", ("site",), "derived: which UTC days job_energy holds, and the input counts they were computed from",
+    _m("job_day", ("site",), "derived: which local days job_energy holds, and the input counts they were computed "
+       "from (time: the day's start + its version)",
        F("version", int, "", "the day's job_energy version (ms, added to the day's start)"),
-       F("workload_points", int, "", "workload points in the day when computed"),
-       F("workload_points_before", int, "", "workload points in the day before (its last hour opens the day)"),
-       F("gpu_points", int, "", "gpu power_w points in the day when computed"),
+       F("start_ns", int, "ns", "the day's start: local midnight (UTC, ns since the epoch)"),
+       F("end_ns", int, "ns", "the day's end: the next local midnight"),
+       F("workload_points", int, "", "workload points in the UTC days the day (and the hour before it) overlaps, "
+         "when computed"),
+       F("gpu_points", int, "", "gpu power_w points in the UTC days the day overlaps, when computed"),
        F("pairs", int, "", "job-GPU pairs written")),
     _m("collector", ("collector", "target"), "the collectors' own health",
        F("duration_s", float, "s", "time the poll took"),

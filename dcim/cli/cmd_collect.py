@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         from dcim.store.maintainer import Maintainer
 
         # InfluxDB's daily rollups (SQLite keeps its own), then the report's job days once closed
-        after = upkeep(store, cfg.site.name, cfg.workload.interval_s) if jobs_kept else None
+        after = upkeep(store, cfg.site.name, cfg.site.timezone, cfg.workload.interval_s) if jobs_kept else None
         maintainer = Maintainer(store, after=after).start()
     try:
         if args.once:

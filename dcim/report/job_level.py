@@ -37,9 +37,9 @@ class Billing:
     period: Period
 
     @classmethod
-    def read(cls, store: Store, site_name: str, period: Period, interval_s: float,
+    def read(cls, store: Store, site_name: str, tz: str, period: Period, interval_s: float,
              rack_it_kwh: dict[str, float | None], owner_of: dict[str, str]) -> "Billing":
-        pairs = read_pairs(store, site_name, period.start_ns, period.end_ns, interval_s)
+        pairs = read_pairs(store, site_name, tz, period.start_ns, period.end_ns, interval_s)
         if not len(pairs):  # no job held a GPU: no GPU figures to read
             gpus = Gpus({}, {}, {})
         else:
@@ -100,5 +100,6 @@ class Billing:
 
 def read_billing(store: Store, config, inv, period: Period, rack_energy: dict) -> Billing:
     owner_of = {r.rack: r.tenant or NO_OWNER for r in inv.racks}
-    return Billing.read(store, config.site.name, period, config.workload.interval_s, {r: e.kwh for r, e in rack_energy.items()},
+    return Billing.read(store, config.site.name, config.site.timezone, period, config.workload.interval_s,
+                        {r: e.kwh for r, e in rack_energy.items()},
                         owner_of)

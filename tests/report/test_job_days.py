@@ -1,8 +1,8 @@
 """Materialised job days (``dcim.report.job_days``): a report after upkeep equals the report
 computed from the hours, on SQLite and on the real influxd; late points for a materialised day
-are taken in by the next upkeep (and by a report before it); periods that start inside a UTC
-day; a report with no day materialised. Same site as test_report_jobs (two days in
-Asia/Seoul: 15:00 UTC to 15:00 UTC, one whole UTC day in the middle)."""
+are taken in by the next upkeep (and by a report before it); periods that start inside a day;
+a report with no day materialised. Same site as test_report_jobs (two local days in
+Asia/Seoul: 15:00 UTC to 15:00 UTC)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from dcim.metrics import Point
 from dcim.report import build_report
-from dcim.report.job_days import DAY_NS, materialise, plan, read_pairs
+from dcim.report.job_days import DAY_NS, local_days, materialise, plan, read_pairs
 from dcim.report.jobs import stretch_pairs
 from dcim.report.periods import Period
 from dcim.store.influx import InfluxStore
@@ -23,7 +23,7 @@ from dcim.store.sqlite import SqliteStore
 from tests.report.test_report_jobs import SLOT_S, TZ, make_config, make_points
 
 SITE = "jobsite"
-WHOLE_DAY = datetime(2026, 7, 1, tzinfo=timezone.utc)  # the period's one whole UTC day
+UTC_DAY = datetime(2026, 7, 1, tzinfo=timezone.utc)  # the period's one whole UTC day
 
 
 def _fresh(kind: str, tmp_path, influxd):
@@ -79,19 +79,23 @@ def _same_rows(a: list[dict], b: list[dict]) -> None:
                 assert x[col] == y[col], (x["entity"], col, x[col], y[col])
 
 
+def _days(period, tz: str = TZ):
+    return local_days(period.start_ns, period.end_ns, tz)
+
+
 def test_report_after_materialising_equals_the_report_from_hours(fresh):
     cfg, period, store = fresh
     interval = cfg.workload.interval_s
     before = {by: build_report(store, cfg, period, by=by) for by in ("job", "tenant")}
-    assert plan(store, SITE, period.start_ns // DAY_NS * DAY_NS, period.end_ns).done == {}  # none yet
-    # Three UTC days hold workload points (06-30, 07-01, 07-02): all closed now.
-    assert materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS) == 3
+    assert len(_days(period)) == 2 and plan(store, SITE, _days(period)).done == {}  # none yet
+    # Local days (Asia/Seoul) from 06-30 whose UTC days hold workload points: all closed now.
+    assert materialise(store, SITE, TZ, interval, since_ns=period.start_ns - DAY_NS) >= 2
     store.maintain()
-    p = plan(store, SITE, period.start_ns // DAY_NS * DAY_NS, period.end_ns)
-    assert len(p.done) == 3 and not p.due
-    assert materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS) == 0  # nothing new: no work
-    # The stored whole day equals the day computed from the hours, pair by pair.
-    _same_pairs(read_pairs(store, SITE, period.start_ns, period.end_ns, interval),
+    p = plan(store, SITE, _days(period))
+    assert len(p.done) == 2 and not p.due
+    assert materialise(store, SITE, TZ, interval, since_ns=period.start_ns - DAY_NS) == 0  # nothing new: no work
+    # The stored days equal the days computed from the hours, pair by pair.
+    _same_pairs(read_pairs(store, SITE, TZ, period.start_ns, period.end_ns, interval),
                 stretch_pairs(store, period.start_ns, period.end_ns, interval))
     for by, rows in before.items():
         _same_rows(build_report(store, cfg, period, by=by), rows)
@@ -99,47 +103,48 @@ def test_report_after_materialising_equals_the_report_from_hours(fresh):
 
 def test_a_late_point_for_a_materialised_day_is_taken_in(fresh):
     """A point replayed late (a spool) gives idle GPU b1 job J3 for the last 10 minutes of
-    07-01 10:00 UTC: a report sees it at once, upkeep rewrites that day (and the next)."""
+    07-01 10:00 UTC: a report sees it at once, upkeep rewrites the days it reaches."""
     cfg, period, store = fresh
     interval = cfg.workload.interval_s
-    materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS)
+    materialise(store, SITE, TZ, interval, since_ns=period.start_ns - DAY_NS)
     store.maintain()
     jobs = {r["entity"]: r for r in build_report(store, cfg, period, by="job")}
     b1 = next(p.tags for p in make_points(cfg, period) if p.measurement == "workload" and p.tags["uuid"] == "GPU-b1")
-    late_ns = int(WHOLE_DAY.timestamp()) * 10**9 + 10 * 3600 * 10**9 + (3600 - SLOT_S // 2) * 10**9
+    late_ns = int(UTC_DAY.timestamp()) * 10**9 + 10 * 3600 * 10**9 + (3600 - SLOT_S // 2) * 10**9
     store.write([Point("workload", b1, {"job": "J3", "tenant": "unmapped:acctx", "account": "acctx",
                                         "start_ns": late_ns, "source": "slurm"}, late_ns)])
     store.flush()
     store.maintain()
-    day = int(WHOLE_DAY.timestamp()) * 10**9
-    assert list(plan(store, SITE, day, day + DAY_NS).due) == [day]  # the counts moved
+    # Both local days overlap UTC 07-01 (the second's hour before it too): their counts moved.
+    assert sorted(plan(store, SITE, _days(period)).due) == _days(period)
     fresh_list = build_report(store, cfg, period, by="job")
     fresh_rows = {r["entity"]: r for r in fresh_list}
     assert fresh_rows["J3"]["gpus"] == 2 and jobs["J3"]["gpus"] == 1
     assert float(fresh_rows["J3"]["gpu_hours"]) > float(jobs["J3"]["gpu_hours"])
-    # The day, and the day after (its first hour opens with the day's last job).
-    assert materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS) == 2
+    assert materialise(store, SITE, TZ, interval, since_ns=period.start_ns - DAY_NS) == 2
     store.maintain()
-    assert not plan(store, SITE, day, day + DAY_NS).due
-    _same_pairs(read_pairs(store, SITE, period.start_ns, period.end_ns, interval),
+    assert not plan(store, SITE, _days(period)).due
+    _same_pairs(read_pairs(store, SITE, TZ, period.start_ns, period.end_ns, interval),
                 stretch_pairs(store, period.start_ns, period.end_ns, interval))
     _same_rows(build_report(store, cfg, period, by="job"), fresh_list)
 
 
-@pytest.mark.parametrize("hours", [(6, 36), (20, 30), (3, 47)])
-def test_periods_starting_inside_a_utc_day(fresh, hours):
-    """Periods that start and end inside UTC days (hours from 06-30 15:00 UTC): the stored day,
-    where whole, plus the edges from the hours, equal the hours alone."""
+@pytest.mark.parametrize("hours", [(6, 36), (20, 30), (3, 47), (0, 48)])
+def test_periods_starting_inside_a_day(fresh, hours):
+    """Periods that start and end inside UTC and local days (hours from 06-30 15:00 UTC, the
+    local midnight): the stored days, where whole, plus the edges from the hours, equal the
+    hours alone; read as UTC days too (none of them stored: all from the hours)."""
     cfg, _, store = fresh
     interval = cfg.workload.interval_s
-    materialise(store, SITE, interval, since_ns=0)
+    materialise(store, SITE, TZ, interval, since_ns=0)
     store.maintain()
     t0 = datetime(2026, 6, 30, 15, tzinfo=timezone.utc).timestamp()
     start = datetime.fromtimestamp(t0 + hours[0] * 3600, tz=timezone.utc)
     end = datetime.fromtimestamp(t0 + hours[1] * 3600, tz=timezone.utc)
     period = Period("part", start, end)
-    _same_pairs(read_pairs(store, SITE, period.start_ns, period.end_ns, interval),
-                stretch_pairs(store, period.start_ns, period.end_ns, interval))
+    hourly = stretch_pairs(store, period.start_ns, period.end_ns, interval)
+    for tz in (TZ, "UTC"):
+        _same_pairs(read_pairs(store, SITE, tz, period.start_ns, period.end_ns, interval), hourly)
 
 
 def test_only_the_days_current_version_is_read(fresh):
@@ -148,10 +153,10 @@ def test_only_the_days_current_version_is_read(fresh):
     version it would be."""
     cfg, period, store = fresh
     interval = cfg.workload.interval_s
-    materialise(store, SITE, interval, since_ns=period.start_ns - DAY_NS)
+    materialise(store, SITE, TZ, interval, since_ns=period.start_ns - DAY_NS)
     store.maintain()
-    day = int(WHOLE_DAY.timestamp()) * 10**9
-    version = plan(store, SITE, day, day + DAY_NS).done[day]
+    day = period.start_ns  # the first local day's start, 06-30 15:00 UTC
+    version = plan(store, SITE, _days(period)).done[day // DAY_NS * DAY_NS]
 
     def stray(v: int, job: str, part: str) -> Point:
         table = {"jobs": [[job, "lab", "acct-l"]], "uuids": ["GPU-b1"], "job": [0], "gpu": [0], "power_kwh": [5.0],
@@ -175,14 +180,13 @@ def test_the_upkeep_thread_materialises_closed_days(tmp_path, influxd):
 
     cfg, period, store, _ = _fresh("sqlite", tmp_path, influxd)
     try:
-        whole = period.start_ns // DAY_NS * DAY_NS
-        m = Maintainer(store, every_s=3600, after=upkeep(store, SITE, cfg.workload.interval_s)).start()
+        m = Maintainer(store, every_s=3600, after=upkeep(store, SITE, TZ, cfg.workload.interval_s)).start()
         try:
             deadline = time.monotonic() + 60
-            while len(plan(store, SITE, whole, period.end_ns).done) < 3 and time.monotonic() < deadline:
+            while len(plan(store, SITE, _days(period)).done) < 2 and time.monotonic() < deadline:
                 time.sleep(0.1)
         finally:
             m.stop()
-        assert len(plan(store, SITE, whole, period.end_ns).done) == 3
+        assert len(plan(store, SITE, _days(period)).done) == 2
     finally:
         store.close()
