@@ -17,11 +17,13 @@ plus one account the config leaves unmapped.
 SQLite only (the store a report of this size is run from is the rollups of a past quarter:
 maintain() runs after the fill). Before the report, the quarter's closed local days are
 materialised (``dcim.report.job_days.materialise``, what ``dcim collect``'s upkeep does a day at
-a time; timed as a one-off); ``--no-materialise`` times a report that computes them itself. The fill is 9.6 M GPU points and 9.5 M workload points, a
-9.4 GB file: 1,097 s on the shared 2-core box (GPU points 591 s, workload 432 s + maintain 47 s),
-so ``--keep DIR`` keeps the store and ``--reuse`` times it again.
+a time; timed as a one-off); ``--no-materialise`` times a report that computes them itself.
+The fill is 9.6 M GPU points and 9.5 M workload points, a 9.4 GB file: 1,097 s on the shared
+2-core box (GPU points 591 s, workload 432 s + maintain 47 s), so ``--keep DIR`` keeps the store
+and ``--reuse`` times it again.
 
-Usage: ``.venv/bin/python bench/report_jobs.py [--jobs 100000] [--racks 128] [--keep DIR [--reuse]]``
+Usage: ``.venv/bin/python bench/report_jobs.py [--jobs 100000] [--racks 128] [--keep DIR [--reuse]]
+[--no-materialise]``
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ MAINTAIN_EVERY_S = 600.0
 class Maintainer:
     """Calls ``store.maintain()`` at start and then every *every_s* seconds on a daemon thread."""
 
-    def __init__(self, store: Store, every_s: float = MAINTAIN_EVERY_S, after: Callable[[Callable[[], bool]], object] | None = None):
+    def __init__(self, store: Store, every_s: float = MAINTAIN_EVERY_S,
+                 after: Callable[[Callable[[], bool]], object] | None = None):
         self.store = store
         self.every_s = every_s
         self.after = after
