@@ -78,3 +78,34 @@ def test_a_stale_workload_point_says_nothing(app_and_store):
         assert uuid in rows and rows[uuid]["job"] == "" and host  # the GPU row is there, its job unknown
     finally:
         fresh.close()
+
+
+def test_a_scheduler_that_cannot_be_read_is_on_the_alarm_list(app_and_store):
+    """What the workload collector reports when slurmctld is down reaches the operator's alarms."""
+    import asyncio
+
+    from collectors.runner import Runner
+    from collectors.workload.base import WorkloadError, WorkloadSource
+    from collectors.workload.collector import WorkloadCollector
+    from collectors.workload.mapping import WorkloadMapping
+
+    class DownSlurm(WorkloadSource):
+        name, target = "slurm", "slurmctld"
+
+        def poll(self):
+            raise WorkloadError("squeue --json: slurm_load_jobs: Unable to contact slurm controller")
+
+    app, store, _gpus, _jobs = app_and_store
+    collector = WorkloadCollector(DownSlurm(), WorkloadMapping({}, {}), site=S.SITE, gpus=dict)
+
+    class Sink:
+        def write(self, points):
+            store.write(points)
+
+        def stats(self):
+            return {}
+
+    asyncio.run(Runner([collector], Sink()).run_once())
+    alarms = app.data.snapshot()["alarms"]
+    [alarm] = [a for a in alarms if a["subject"] == "workload-slurm:slurmctld"]
+    assert alarm["kind"] == "collector" and "Unable to contact" in alarm["params"]["error"]
