@@ -56,6 +56,9 @@ def schedule(scheduler, config: Config, open_store) -> None:
         except Exception:  # the daemon's control loop must not suffer from a report failure
             log.exception("quarterly energy report failed")
 
+    # One job whose first run is now (the catch-up at start), then the cron: a separate one-off
+    # "date" job raced with the scheduler's removal of it when the daemon stopped right after
+    # starting (JobLookupError tracebacks in the log).
     scheduler.add_job(job, "cron", month="1,4,7,10", day=1, hour=1, timezone=config.site.timezone,
-                      id="quarterly-report", coalesce=True, max_instances=1, misfire_grace_time=86400)
-    scheduler.add_job(job, "date", id="quarterly-report-catch-up")
+                      id="quarterly-report", coalesce=True, max_instances=1, misfire_grace_time=86400,
+                      next_run_time=datetime.now(timezone.utc))

@@ -243,11 +243,11 @@ def test_deeply_nested_placement_body_is_a_400(service):
     assert "RecursionError" not in log and "Traceback" not in log, log[-3000:]
 
 
-def _post_big(service: Service, headers: str, size_bytes: int) -> tuple[int, float, int]:
-    """POST *size_bytes* of body while reading the answer; (status, seconds to it, bytes the client
-    managed to send before the server answered and hung up)."""
+def post_big(service, headers: str, size_bytes: int, path: str = "/_dash-update-component") -> tuple[int, float, int]:
+    """POST *size_bytes* of body to *path* while reading the answer; (status, seconds to it, bytes
+    the client managed to send before the server answered and hung up)."""
     sock = socket.create_connection((service.host, service.port), timeout=10)
-    sock.sendall(f"POST /_dash-update-component HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  f"{headers}Content-Length: {size_bytes}\r\n\r\n".encode())
     sent = [0]
 
@@ -292,10 +292,10 @@ def _spooled_files(service: Service) -> list[str]:
 def test_dashboard_refuses_big_bodies_before_reading_them(service):
     size = 100 * 1024 * 1024
     rss_before = service.rss_bytes()
-    code, took_s, sent = _post_big(service, "", size)
+    code, took_s, sent = post_big(service, "", size)
     assert code == 401 and took_s < ANSWER_WITHIN_S, (code, took_s)
     assert sent < size // 4, f"the server read {sent} bytes of an unauthenticated body"
-    code_auth, took_auth_s, sent_auth = _post_big(service, DASH_AUTH, size)
+    code_auth, took_auth_s, sent_auth = post_big(service, DASH_AUTH, size)
     assert code_auth == 413 and took_auth_s < ANSWER_WITHIN_S, (code_auth, took_auth_s)
     assert sent_auth < size // 4
     growth = service.rss_bytes() - rss_before

@@ -24,7 +24,7 @@ import time
 import pytest
 
 from tests.faults.test_http_dos import (ANSWER_WITHIN_S, FRAMING, IDLE_CONNECTIONS, OPT_AUTH, SERVICE_FD_LIMIT,
-                                        Service, _raise_own_fd_limit, _settle, http, open_idle)
+                                        Service, _raise_own_fd_limit, _settle, http, open_idle, post_big)
 from tests.faults.test_security import write_config
 
 QUIET = ("Traceback", "Too many open files", "out of system resource", "BrokenPipe", "ConnectionReset",
@@ -82,45 +82,13 @@ def test_idle_connections_do_not_take_the_listener_down(optimizer):
     assert_quiet(optimizer.stop())
 
 
-def _post_big(svc, headers: str, size_bytes: int) -> tuple[int, float, int]:
-    """POST *size_bytes* to /v1/progress while reading the answer; (status, seconds to it, bytes
-    the client got into the socket before the server answered and hung up)."""
-    sock = socket.create_connection((svc.host, svc.port), timeout=10)
-    sock.sendall(f"POST /v1/progress HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 f"{headers}Content-Length: {size_bytes}\r\n\r\n".encode())
-    sent = [0]
-
-    def pump():
-        chunk = b"0" * (1 << 20)
-        try:
-            while sent[0] < size_bytes:
-                sent[0] += sock.send(chunk[:size_bytes - sent[0]])
-        except OSError:
-            pass
-
-    t0 = time.monotonic()
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        status = sock.recv(64)
-        took = time.monotonic() - t0
-    finally:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:  # already reset by the server
-            pass
-        sock.close()
-        thread.join(10)
-    return int(status.split()[1]), took, sent[0]
-
-
 def test_big_and_hostile_bodies_are_refused_unread(optimizer):
     size = 100 * 1024 * 1024
     rss_before = optimizer.rss_bytes()
-    code, took_s, sent = _post_big(optimizer, "", size)
+    code, took_s, sent = post_big(optimizer, "", size, "/v1/progress")
     assert code == 401 and took_s < ANSWER_WITHIN_S, (code, took_s)
     assert sent < size // 4, f"the server read {sent} bytes of an unauthenticated body"
-    code_auth, took_auth_s, sent_auth = _post_big(optimizer, OPT_AUTH, size)
+    code_auth, took_auth_s, sent_auth = post_big(optimizer, OPT_AUTH, size, "/v1/progress")
     assert code_auth == 413 and took_auth_s < ANSWER_WITHIN_S, (code_auth, took_auth_s)
     assert sent_auth < size // 4
     growth = optimizer.rss_bytes() - rss_before

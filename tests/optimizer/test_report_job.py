@@ -44,3 +44,14 @@ def test_job_is_scheduled_on_the_first_day_of_each_quarter_in_site_time(tmp_path
     after = datetime(2026, 11, 23, tzinfo=ZoneInfo("UTC"))
     fire = trigger.get_next_fire_time(None, after)
     assert fire.astimezone(ZoneInfo("Asia/Seoul")).replace(tzinfo=None) == datetime(2027, 1, 1, 1, 0)
+
+
+def test_the_catch_up_at_start_is_the_same_job_run_now(tmp_path):
+    """One job, first run now, then the quarterly cron: a separate one-off job raced with its own
+    removal when the daemon stopped right after starting (JobLookupError in the log)."""
+    cfg = load_config(HERE / "mini_site.toml")
+    scheduler = BackgroundScheduler(timezone="UTC")
+    schedule(scheduler, cfg, open_store=None)
+    [job] = scheduler.get_jobs()
+    assert job.id == "quarterly-report"
+    assert job.next_run_time <= datetime.now(ZoneInfo("UTC"))
