@@ -132,7 +132,9 @@ def test_v3_polls_lose_nothing_under_5_hostile_datagrams_a_second(snmpsim_agent)
           f"{clean_cpu_s:.2f} s = {per_datagram_s * 1e3:.2f} ms CPU per hostile datagram; stats {stats}")
     assert sent >= 12 and clean_lost == 0
     assert lost == 0, f"{lost} of {polls} healthy v3 polls lost"
-    assert per_datagram_s < 0.01, per_datagram_s  # was ~0.19 s: pysnmp decoded every one
+    # was ~0.19 s (pysnmp decoded every one); the filter itself costs 1-10 µs, the rest is the
+    # polling thread's own work, ~5 ms here idle and 13 ms once on a loaded 2-core CI run
+    assert per_datagram_s < 0.05, per_datagram_s
     # Every one counted as unsolicited (the sprayer's address was never polled) ...
     assert sent - 2 <= stats["replies_unsolicited"] <= sent and stats["replies_garbled"] == 0, (stats, sent)
     # ... reported once on the collector's health points, and as a total on /metrics.
