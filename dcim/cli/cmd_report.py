@@ -10,7 +10,7 @@ from pathlib import Path
 from dcim.cli.options import add_config_option, config_from
 from dcim.report import (LEVELS, ReportPathError, build_report, check_output_path, date_range, month, quarter,
                          write_csv, write_csv_file)
-from dcim.store import open_store
+from dcim.store import StoreError, open_store
 
 NAME = "report"
 HELP = "write the energy report (kWh, PUE, peak demand, CO2e, chargeback) as CSV"
@@ -63,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[{time.monotonic() - started:6.1f} s] {step}…", file=sys.stderr)
 
-    with open_store(cfg, readonly=True) as store:
-        rows = build_report(store, cfg, period, by=args.by, progress=progress)
+    try:
+        with open_store(cfg, readonly=True) as store:
+            rows = build_report(store, cfg, period, by=args.by, progress=progress)
+    except StoreError as exc:  # no store yet, or it is down: say which, no traceback
+        print(f"error: cannot read the store: {exc}", file=sys.stderr)
+        return 1
     if path is None:
         write_csv(rows, sys.stdout)
         return 0

@@ -396,3 +396,24 @@ def test_a_saved_model_is_0600_and_loads_again(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["pue.pkl"]
     again = load_model(path)
     assert again is not None and again.features == ["it_power_kw"]
+
+
+def test_report_with_no_store_yet_is_a_clear_error(tmp_path):
+    from tests.faults.conftest import run_dcim
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+[site]
+name = "s"
+[[rooms]]
+name = "r"
+[[rooms.rows]]
+name = "a"
+[[rooms.rows.racks]]
+name = "k"
+[store]
+path = "{tmp_path / 'none.sqlite'}"
+""")
+    out = run_dcim("report", "--config", str(cfg), "--quarter", "2026Q3", "--by", "job")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "cannot read the store" in out.stderr and "none.sqlite" in out.stderr
