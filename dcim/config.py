@@ -234,6 +234,8 @@ class Rack(Strict):
     name: Name
     ashrae_class: AshraeClass = "A1"
     power_budget_kw: float = Field(40.0, gt=0, le=500)
+    # How its A/B feeds carry the load; None: [optimizer] feed_redundancy (see there).
+    feed_redundancy: Literal["2N", "shared"] | None = None
     tenant: Name | None = None
     servers: list[Server] = []
     server_group: ServerGroup | None = None
@@ -306,6 +308,8 @@ class CoolingUnit(Strict):
     kind: Literal["crah", "inrow", "chiller"]
     capacity_kw: float = Field(gt=0, le=20000)
     racks: list[Name] = []  # the zone it serves; empty for a chiller (serves the room's units)
+    # A chiller: the rooms whose air units its chilled water cools (empty: every room of the site).
+    rooms: list[Name] = []
     supply_setpoint_c: float = Field(20.0, ge=5, le=35)
     snmp: SnmpTarget | None = None
 
@@ -438,7 +442,16 @@ class OptimizerSettings(Strict):
     throughput_loss_bound: dict[Name, float] = {
         "training": 0.05, "fine_tuning": 0.05, "inference": 0.0, "batch": 0.10,
     }
+    # Demand response: the largest throughput loss per job class while a DR budget holds
+    # (separate from the efficiency bound above; a class not listed keeps its efficiency bound).
+    dr_loss_bound: dict[Name, float] = {"training": 0.20, "fine_tuning": 0.20, "inference": 0.0, "batch": 0.40}
+    # Step bound while a DR budget holds and on the cycle it ends: a grid signal is met in one
+    # cycle and its caps are released in one (an H100's whole 200–700 W range is 500 W).
+    dr_max_step_w: float = Field(500.0, gt=0, le=2000)
     breaker_derate: float = Field(0.8, ge=0.5, le=1)
+    # "2N": each of a rack's A/B feeds must carry the whole rack on failover, so its budget is the
+    # weakest single feed; "shared": the feeds share the load, budget = their sum. Per rack too.
+    feed_redundancy: Literal["2N", "shared"] = "2N"
     site_power_budget_kw: float | None = Field(None, gt=0, le=MAX_SITE_KW)
     host: str = "127.0.0.1"
     port: int = Field(8087, ge=0, le=65535)  # 0: any free port
@@ -448,7 +461,7 @@ class OptimizerSettings(Strict):
     model_path: Path = Path("var/pue_model.pkl")
     report_dir: Path = Path("var/reports")
 
-    @field_validator("throughput_loss_bound")
+    @field_validator("throughput_loss_bound", "dr_loss_bound")
     @classmethod
     def _bounds(cls, value: dict[str, float]) -> dict[str, float]:
         for key, bound in value.items():
@@ -727,6 +740,11 @@ def _reference_errors(cfg: Config) -> list[tuple[str, str]]:
         for j, rack in enumerate(unit.racks):
             if rack not in racks:
                 errors.append((f"cooling[{i}].racks[{j}]", f"no rack named {rack!r}"))
+        if unit.rooms and unit.kind != "chiller":
+            errors.append((f"cooling[{i}].rooms", "only a chiller serves rooms; an air unit serves 'racks'"))
+        for j, room in enumerate(unit.rooms):
+            if room not in rooms:
+                errors.append((f"cooling[{i}].rooms[{j}]", f"no room named {room!r}"))
     for i, ups in enumerate(cfg.ups):
         for j, room in enumerate(ups.rooms):
             if room not in rooms:
