@@ -448,6 +448,15 @@ class OptimizerSettings(Strict):
     # Step bound while a DR budget holds and on the cycle it ends: a grid signal is met in one
     # cycle and its caps are released in one (an H100's whole 200–700 W range is 500 W).
     dr_max_step_w: float = Field(500.0, gt=0, le=2000)
+    # Jobs that report no progress get only this static cap per class, as a fraction of the GPU's
+    # max limit (the MIT Lincoln Lab approach, 0.6-0.8 of TDP), never deeper than the pessimistic
+    # end of the published curves allows for the class's loss bound (optimizer/static_policy.py).
+    # A class not listed (or unknown) is not capped.
+    static_cap_fraction: dict[Name, float] = {"training": 0.75, "fine_tuning": 0.75, "batch": 0.7}
+    # M&V: this share of jobs (drawn per job by a hash of its id and control_seed) stays at default
+    # limits as a control group for the measured saving; 0 turns the control group off.
+    control_share: float = Field(0.1, ge=0, le=0.5)
+    control_seed: int = Field(0, ge=0)
     breaker_derate: float = Field(0.8, ge=0.5, le=1)
     # "2N": each of a rack's A/B feeds must carry the whole rack on failover, so its budget is the
     # weakest single feed; "shared": the feeds share the load, budget = their sum. Per rack too.
@@ -460,6 +469,14 @@ class OptimizerSettings(Strict):
     token: SecretRef | None = None
     model_path: Path = Path("var/pue_model.pkl")
     report_dir: Path = Path("var/reports")
+
+    @field_validator("static_cap_fraction")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, frac in value.items():
+            if not 0.1 <= frac <= 1:
+                raise ValueError(f"static_cap_fraction for {key!r} must be between 0.1 and 1, got {frac}")
+        return value
 
     @field_validator("throughput_loss_bound", "dr_loss_bound")
     @classmethod
