@@ -50,8 +50,8 @@ case "$cmd" in
   test)
     # Real servers for the tests: influxd, Net-SNMP tools and snmpd, Chromium and its driver,
     # CJK fonts so Korean renders in the browser tests; Slurm (munge, slurmctld, slurmd, slurmrestd
-    # with its JWT plugin) for the workload tests.
-    apt_install influxdb snmp snmpd chromium chromium-driver fonts-noto-cjk procps slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin
+    # with its JWT plugin) for the workload tests; Prometheus and Alertmanager for /metrics and alarms.
+    apt_install influxdb snmp snmpd chromium chromium-driver fonts-noto-cjk procps slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin prometheus prometheus-alertmanager
     setup_venv "[test]"
     set +e
     "$VENV/bin/python" -m pytest "$@"
