@@ -213,8 +213,11 @@ def budgets(fleet: FleetState, inventory: Inventory, cfg: Config, groups: dict[s
             site_budget_w: float | None = None, pue: float = 1.3) -> Budgets:
     """Budgets (W) per group and the non-GPU base power of each group.
 
-    - rack: min(rack power budget, Σ derated PDU feed capacity); base = measured rack power
-      (PDUs) − its GPUs' draw, else the hosts' modelled power;
+    - rack: min(rack power budget, derated PDU feed capacity); the capacity is the weakest single
+      feed under 2N (the default: on failover one feed carries the whole rack) and the sum of the
+      feeds where the config says they share the load (``feed_redundancy = "shared"``, per rack
+      or under ``[optimizer]``); base = measured rack power (PDUs) − its GPUs' draw, else the
+      hosts' modelled power;
     - zone: 90 % of the cooling unit's capacity (heat ≈ electrical IT power), tightened to 97 %
       of its present load while its rack inlet is above 27 °C (ASHRAE recommended);
     - room: 90 % of the capacity of the chiller(s) of the room;
@@ -233,10 +236,12 @@ def budgets(fleet: FleetState, inventory: Inventory, cfg: Config, groups: dict[s
         host_model[s.rack] = host_model.get(s.rack, 0.0) + s.host_idle_w + (s.host_max_w - s.host_idle_w) * u
     rack_budget = np.zeros(len(racks))
     rack_base = np.zeros(len(racks))
+    redundancy = feed_redundancy(cfg)
     for i, rname in enumerate(racks):
         info = inventory.rack_by_name[rname]
         feeds = [(p.breaker_a, p.voltage_v, p.phases) for p in inventory.pdus_by_rack.get(rname, [])]
-        rack_budget[i] = min(info.power_budget_kw * 1000.0, rack_power_capacity_w(feeds, derate))
+        rack_budget[i] = min(info.power_budget_kw * 1000.0,
+                             rack_power_capacity_w(feeds, derate, redundant=redundancy.get(rname, "2N") == "2N"))
         measured = (rack_power_w or {}).get(rname)
         rack_base[i] = max(measured - gpu_draw_rack[i], 0.0) if measured is not None else host_model.get(rname, 0.0)
     out = Budgets(names=names)
@@ -273,6 +278,13 @@ def budgets(fleet: FleetState, inventory: Inventory, cfg: Config, groups: dict[s
         out.budget_w["site"] = np.array([site_budget_w / max(pue, 1.0)])
         out.base_w["site"] = np.array([base])
     return out
+
+
+def feed_redundancy(cfg: Config) -> dict[str, str]:
+    """Per rack, "2N" or "shared": the rack's own key, else ``[optimizer] feed_redundancy``."""
+    site_wide = cfg.optimizer.feed_redundancy
+    return {rack.name: rack.feed_redundancy or site_wide
+            for room in cfg.rooms for row in room.rows for rack in row.racks}
 
 
 NEW_JOB_UTIL = 0.9  # utilisation assumed for a new GPU of work when pricing placement

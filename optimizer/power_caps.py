@@ -335,9 +335,10 @@ def pdu_feed_capacity_w(breaker_a: float, voltage_v: float, phases: int, derate:
 def rack_power_capacity_w(feeds: list[tuple[float, float, int]], derate: float, redundant: bool = False) -> float:
     """Capacity of a rack's power chain from its feeds ``[(breaker_a, voltage_v, phases), …]``.
 
-    ``redundant=False`` (default): A and B feeds share the load, capacity is their sum — the
-    demo facility is built this way (rack budget ≈ Σ derated feeds). ``redundant=True`` (2N):
-    the whole rack must survive on its weakest single feed."""
+    ``redundant=True`` (2N, what :func:`optimizer.fleet.budgets` uses unless the config says
+    ``feed_redundancy = "shared"``): the whole rack must survive on its weakest single feed — a
+    rack held at the sum of both trips the surviving feed's breaker on failover.
+    ``redundant=False``: A and B feeds share the load, capacity is their sum."""
     caps = [pdu_feed_capacity_w(a, v, p, derate) for a, v, p in feeds]
     if not caps:
         return float("inf")
