@@ -13,6 +13,7 @@ field *absent* and are counted in :class:`DecodeStats`; counters are stored raw.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +22,8 @@ from dcim.metrics import MEASUREMENTS, Point
 from collectors.snmp import profiles as registry
 from collectors.snmp.engine import SYS_OBJECT_ID, Endpoint, Missing, Oid, SnmpError, SnmpPoller
 from collectors.snmp.profiles.spec import Profile, Reading
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,6 +91,7 @@ class SnmpDevice:
         self.stats = DecodeStats()
         self.redetections = 0
         self._tag_cache: dict[int, tuple[dict[str, str], tuple]] = {}  # id(Instance) -> tags: static per plan
+        self._logged: set[tuple] = set()   # faults already logged for this device (logged once each)
 
     # --- discovery -----------------------------------------------------------------------------
 
@@ -102,16 +106,24 @@ class SnmpDevice:
             return ep
         return Endpoint(**{**ep.__dict__, **changes})
 
+    async def _answers(self, poller: SnmpPoller, root: str) -> bool:
+        """Whether the device has anything under *root* (a table, or a scalar object)."""
+        try:
+            return bool(await poller.walk(self.endpoint, root, max_rows=1))
+        except SnmpError:
+            return False
+
     async def _choose(self, poller: SnmpPoller, sys_oid: str) -> Profile:
         if self.profile_name and self.profile_name != "auto":
             return registry.get_profile(self.profile_name, self.kind)
-        profile = registry.by_sys_object_id(sys_oid, self.kind) if sys_oid else None
-        if profile is not None:
-            return profile
+        found = registry.candidates(sys_oid, self.kind) if sys_oid else []
+        if len(found) == 1:
+            return found[0]
+        if found:
+            return await self._choose_among(poller, sys_oid, found)
         for candidate in registry.probe_candidates(self.kind):
             if candidate.probe_is_table:
-                rows = await poller.walk(self.endpoint, candidate.probe_oid, max_rows=1)
-                if rows:
+                if await self._answers(poller, candidate.probe_oid):
                     return candidate
             else:
                 got = await poller.get(self.endpoint, [candidate.probe_oid])
@@ -119,6 +131,30 @@ class SnmpDevice:
                     return candidate
         raise DetectError(f"no profile matches sysObjectID {sys_oid or '(none)'}; "
                           "set snmp.profile in the config")
+
+    async def _choose_among(self, poller: SnmpPoller, sys_oid: str, found: list[Profile]) -> Profile:
+        """Several profiles share the sysObjectID: the first whose identity subtree answers; none
+        answers: the first without an identity (the family's default), else the first. Logged once."""
+        chosen, why = None, ""
+        for profile in found:
+            for root in profile.identity:
+                if await self._answers(poller, root):
+                    chosen, why = profile, f"{root} answered"
+                    break
+            if chosen:
+                break
+        if chosen is None:
+            chosen = next((p for p in found if not p.identity), found[0])
+            why = "no identity object answered"
+        self._log_once(("choose", sys_oid, chosen.name), logging.INFO,
+                       "%s: sysObjectID %s matches %s; chose %s (%s)", self.name, sys_oid,
+                       ", ".join(p.name for p in found), chosen.name, why)
+        return chosen
+
+    def _log_once(self, key: tuple, level: int, msg: str, *args) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            log.log(level, msg, *args)
 
     async def discover(self, poller: SnmpPoller, sys_oid: str | None = None) -> Plan:
         if sys_oid is None:
@@ -131,8 +167,7 @@ class SnmpDevice:
 
         async def column(oid: str) -> dict[tuple[int, ...], object]:
             if oid not in walked:
-                rows = await poller.walk(ep, oid)
-                walked[oid] = {_index_of(o, oid): v for o, v in rows}
+                walked[oid] = self._rows(oid, await poller.walk(ep, oid))
             return walked[oid]
 
         instances: list[Instance] = []
@@ -173,9 +208,37 @@ class SnmpDevice:
                     if isinstance(precision, int) and -8 <= precision <= 9:
                         factor *= 10.0 ** -precision
                 instances.append(Instance(f"{reading.oid}.{'.'.join(map(str, index))}", reading, index, factor))
+        silent = sorted({r.oid for r in profile.readings if r.table and not walked.get(r.oid)})
+        if silent:
+            # A device answering some tables and not others (a model without outlet metering, a
+            # card without the probe): the rest decodes; say once which tables were empty.
+            self._log_once(("silent", profile.name, tuple(silent)), logging.INFO,
+                           "%s: profile %s: %d of %d table columns answered nothing: %s", self.name,
+                           profile.name, len(silent), len({r.oid for r in profile.readings if r.table}),
+                           ", ".join(silent))
         self.plan = Plan(profile, sys_oid, instances, time.monotonic())
         self._tag_cache = {}
         return self.plan
+
+    def _rows(self, column_oid: str, rows: list) -> dict[tuple[int, ...], object]:
+        """Walked rows by index. A walk must come back in increasing OID order; an agent that
+        loops (an OID not after the previous one) or strays out of the column is cut there, the
+        rows before it kept, and the fault logged once."""
+        out: dict[tuple[int, ...], object] = {}
+        prev: tuple[int, ...] | None = None
+        for oid, value in rows:
+            try:
+                index = _index_of(oid, column_oid) if oid.startswith(column_oid + ".") else None
+            except ValueError:
+                index = None
+            if not index or (prev is not None and index <= prev):
+                self._log_once(("walk", column_oid), logging.WARNING,
+                               "%s: walk of %s went back or out of the table at %s (after %d rows); "
+                               "the rows before it are kept", self.name, column_oid, oid, len(out))
+                break
+            out[index] = value
+            prev = index
+        return out
 
     # --- polling -------------------------------------------------------------------------------
 
@@ -209,10 +272,11 @@ class SnmpDevice:
         allowed = MEASUREMENTS[reading.measurement].tags
         tags = {k: v for k, v in self.tags.items() if k in allowed}
         for tag, pos in reading.index_tags.items():
+            name = _row_name(reading, index, pos) if index else ""
             if tag == "sensor":
-                tags["sensor"] = f"{self.name}-{index[pos]}" if index else self.name
+                tags["sensor"] = f"{self.name}-{name}" if index else self.name
             else:
-                tags[tag] = str(index[pos])
+                tags[tag] = name
         if reading.measurement == "env" and "sensor" not in tags:
             tags["sensor"] = self.name
         tags.update(reading.tags)
@@ -289,6 +353,16 @@ class SnmpDevice:
                 points.append(Point(key[0], dict(tags_of[key]), flds, now))
         self.stats = stats
         return points
+
+
+def _row_name(reading: Reading, index: tuple[int, ...], pos: int) -> str:
+    """The row's tag: its own index part, prefixed by the unit parts (tower, cord) unless they all
+    name the first unit (see Reading.unit_index)."""
+    leaf = str(index[pos])
+    units = reading.unit_index
+    if not units or all(index[p] == first for p, first in units.items() if p < len(index)):
+        return leaf
+    return ".".join([str(index[p]) for p in sorted(units, key=lambda p: p % len(index))] + [leaf])
 
 
 def _reduce(values: list, agg: str | None):

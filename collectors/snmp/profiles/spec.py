@@ -25,6 +25,11 @@ class Reading:
     table: bool = False
     # Table index component -> tag. ``{"outlet": -1}`` tags each row with its last index part.
     index_tags: dict[str, int] = field(default_factory=dict)
+    # Index parts that name the unit the row belongs to (tower, daisy-chained unit, input cord),
+    # as {position: the first unit's value}. The tag is then the whole index: rows of the first
+    # unit keep the short name ("3"), any other unit's rows carry the unit parts too ("2.1.3"),
+    # so a link tower's phase 1 never collides with the master's and adding a tower renames nothing.
+    unit_index: dict[int, int] = field(default_factory=dict)
     # Roll a table up into one value per point: "sum", "max", "mean" or "first" (None: one point per row).
     agg: str | None = None
     # Only rows whose index has these components: {position: value or tuple of values}.
@@ -65,6 +70,11 @@ class Profile:
     # (generic MIBs implemented by many vendors, e.g. UPS-MIB, ENTITY-SENSOR-MIB).
     probe_oid: str | None = None
     probe_is_table: bool = False
+    # Subtrees (a table, or a scalar's object OID without ".0") of which at least one answers on
+    # the devices this profile is for: decides between profiles sharing a sysObjectID prefix
+    # (every Liebert IntelliSlot card reports the same one, UPS or cooling unit).
+    identity: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()        # other names configs and the twin use for this profile
 
 
 def scalar(oid: str, measurement: str, field_: str, scale: float = 1.0, **kw) -> Reading:

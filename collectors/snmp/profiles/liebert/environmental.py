@@ -1,34 +1,12 @@
-"""Cooling unit profiles (reference §2.1, §2.2)."""
+"""Liebert/Vertiv cooling (LIEBERT-GP-ENVIRONMENTAL-MIB)."""
 
 from __future__ import annotations
 
 from collectors.snmp.profiles.spec import Profile, column, scalar
 
-# --- APC InRow (PowerNet-MIB airIR) --------------------------------------------------------------
-_RC = "1.3.6.1.4.1.318.1.1.13.3.2.2.2"   # airIRRCUnitStatus.N.0 (chilled-water InRow RC)
-_RP = "1.3.6.1.4.1.318.1.1.13.3.3.1.2.2"  # airIRRP100UnitStatus.N.0 (DX InRow RP)
-_T = {"allow_negative": True}
-APC_INROW = Profile(
-    name="apc_inrow", kind="cooling", description="APC InRow RC/RP (PowerNet-MIB airIRRC / airIRRP)",
-    sys_object_ids=("1.3.6.1.4.1.318.1.3.14",),
-    readings=(
-        scalar(f"{_RC}.2.0", "cooling", "cooling_kw", 0.1),               # tenths kW
-        scalar(f"{_RC}.5.0", "cooling", "airflow_m3s", 1e-5),             # hundredths L/s -> m³/s
-        scalar(f"{_RC}.7.0", "cooling", "rack_inlet_temp_c", 0.1, **_T),
-        scalar(f"{_RC}.9.0", "cooling", "supply_temp_c", 0.1, **_T),
-        scalar(f"{_RC}.11.0", "cooling", "return_temp_c", 0.1, **_T),
-        scalar(f"{_RC}.16.0", "cooling", "fan_pct", 0.1),                 # tenths %
-        # RP (DX) units report the same things elsewhere, plus compressor drive power.
-        scalar(f"{_RP}.5.0", "cooling", "supply_temp_c", 0.1, fallback=True, **_T),
-        scalar(f"{_RP}.7.0", "cooling", "return_temp_c", 0.1, fallback=True, **_T),
-        scalar(f"{_RP}.12.0", "cooling", "fan_pct", 0.1, fallback=True),
-        scalar(f"{_RP}.14.0", "cooling", "cooling_kw", 0.1, fallback=True),
-        scalar(f"{_RP}.36.0", "cooling", "power_w", 100.0),              # tenths kW -> W
-    ),
-)
-
 # --- Liebert / Vertiv LIEBERT-GP-ENVIRONMENTAL-MIB -----------------------------------------------
 _L = "1.3.6.1.4.1.476.1.42.3.4"
+_T = {"allow_negative": True}
 _TEMP = f"{_L}.1.3.3.1"             # lgpEnvTemperatureTableDegC entry
 _DESCR = f"{_TEMP}.2"               # an OID naming the measurement point
 # lgpEnvTemperatureWellKnown descr OIDs: air for a CRAH, fluid for a chiller.
@@ -36,7 +14,7 @@ _RETURN = ("1.3.6.1.4.1.476.1.42.3.4.1.1.2", "1.3.6.1.4.1.476.1.42.3.4.1.1.24")
 _SUPPLY = ("1.3.6.1.4.1.476.1.42.3.4.1.1.3", "1.3.6.1.4.1.476.1.42.3.4.1.1.20")
 _HUM = f"{_L}.2.2.3.1"
 LIEBERT_ENV = Profile(
-    name="liebert_env", kind="cooling", description="Liebert/Vertiv CRAC/CRAH (LIEBERT-GP-ENVIRONMENTAL-MIB)",
+    name="liebert_env", aliases=('liebert', 'liebert_gp'), kind="cooling", description="Liebert/Vertiv CRAC/CRAH (LIEBERT-GP-ENVIRONMENTAL-MIB)",
     sys_object_ids=("1.3.6.1.4.1.476.1.42",),
     readings=(
         # Tenths first (more precise), whole degrees as the fallback (older cards lack .50).
@@ -62,4 +40,4 @@ LIEBERT_ENV = Profile(
     ),
 )
 
-PROFILES = (APC_INROW, LIEBERT_ENV)
+PROFILES = (LIEBERT_ENV,)

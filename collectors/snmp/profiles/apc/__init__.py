@@ -1,0 +1,1 @@
+"""apc device profiles: every module here with a PROFILES tuple is registered (see ../README.md)."""

@@ -1,0 +1,43 @@
+"""Raritan PX2/PX3 (PDU2-MIB)."""
+
+from __future__ import annotations
+
+from collectors.snmp.profiles.spec import Profile, column
+
+# --- Raritan PDU2-MIB (.13742.6): generic sensor tables, decimal digits per sensor -------------
+_X = "1.3.6.1.4.1.13742.6"
+# sensorType enum -> (field, scale to SI before decimal digits). activeEnergy is in Wh.
+_RARITAN_TYPES = {1: ("current_a", 1.0), 4: ("voltage_v", 1.0), 5: ("power_w", 1.0),
+                  6: ("apparent_power_va", 1.0), 7: ("power_factor", 1.0), 8: ("energy_kwh", 0.001)}
+
+
+def _raritan(table: str, digits: str, measurement: str, tag: str | None, tag_pos: int, type_pos: int,
+             digits_index: tuple[int, ...] | None = None, agg: str | None = None) -> list:
+    out = []
+    for sensor_type, (field_, scale) in _RARITAN_TYPES.items():
+        out.append(column(
+            f"{table}.4", measurement, field_, scale,
+            index_tags={tag: tag_pos} if tag else {}, match_index={type_pos: sensor_type},
+            # isAvailable (.2) is a TruthValue: 1 true.
+            match_column=(f"{table}.2", (1,)), digits_oid=digits, digits_index=digits_index,
+            agg=("sum" if field_ in ("power_w", "apparent_power_va", "energy_kwh", "current_a") else "mean")
+            if agg else None))
+    return out
+
+
+RARITAN_PDU2 = Profile(
+    name="raritan_pdu2", aliases=('raritan',), kind="pdu", description="Raritan PX2/PX3 (PDU2-MIB), also Legrand, ServerTech PRO3X",
+    sys_object_ids=("1.3.6.1.4.1.13742.6",),
+    readings=tuple(
+        # Inlet sensors: index pduId.inletId.sensorType -> the PDU as a whole (inlets summed).
+        _raritan(f"{_X}.5.2.3.1", f"{_X}.3.3.4.1.7", "pdu", None, 0, 2, agg="whole")
+        # Inlet poles (lines): pduId.inletId.pole.sensorType; digits as the inlet's (same type).
+        + _raritan(f"{_X}.5.2.4.1", f"{_X}.3.3.4.1.7", "pdu_phase", "phase", 2, 3, digits_index=(0, 1, 3))
+        # Over-current protectors: pduId.ocpId.sensorType.
+        + _raritan(f"{_X}.5.3.3.1", f"{_X}.3.4.4.1.7", "pdu_breaker", "breaker", 1, 2)
+        # Outlets: pduId.outletId.sensorType.
+        + _raritan(f"{_X}.5.4.3.1", f"{_X}.3.5.4.1.7", "pdu_outlet", "outlet", 1, 2)
+    ),
+)
+
+PROFILES = (RARITAN_PDU2,)

@@ -1,0 +1,1 @@
+"""standard device profiles: every module here with a PROFILES tuple is registered (see ../README.md)."""
