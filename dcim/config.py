@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dcim.alerts_config import AlertsSettings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO_ROOT / "deploy" / "demo.toml"
 
@@ -662,6 +664,7 @@ class Config(Strict):
     workload: WorkloadSettings = WorkloadSettings()
     dcgm_exporter: DcgmExporterSettings = DcgmExporterSettings()
     progress_scrape: list[ProgressScrape] = []
+    alerts: AlertsSettings = AlertsSettings()  # the alarm engine (dcim/alerts_config.py)
 
 
 def _path(loc: tuple) -> str:
