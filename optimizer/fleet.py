@@ -292,22 +292,46 @@ DEFAULT_COOL_W_PER_W = 0.3
 
 
 def zone_cooling_ratio(store, cfg: Config, site: str, since_ns: int) -> dict[str, float]:
-    """Cooling W per W of heat per cooling unit (air units add their room's chiller plant)."""
+    """Cooling W per W of heat per air unit: the unit's own power per heat it removes, plus the
+    plant ratio (chiller power per heat) of the chillers that cool its room — a chiller's
+    ``rooms``, every room when it names none (one chilled-water loop serves the halls; the twin's
+    plant takes every air unit's heat). Without the plant, a hall whose chiller stands in the
+    other hall looked nearly free to cool and drew new work it should not."""
     ratio: dict[str, float] = {}
-    plant: dict[str, float] = {}
+    chiller_w: dict[str, float] = {}
+    chiller_heat_w: dict[str, float] = {}
     for p in store.latest("cooling", where={"site": site}, since_ns=since_ns):
         power, heat_kw = p.fields.get("power_w"), p.fields.get("cooling_kw")
         if power is None or not heat_kw or heat_kw <= 0:
             continue
-        r = float(power) / (float(heat_kw) * 1000.0)
+        unit = p.tags.get("unit", "")
         if p.tags.get("kind") == "chiller":
-            plant[p.tags.get("room", "")] = r
+            chiller_w[unit], chiller_heat_w[unit] = float(power), float(heat_kw) * 1000.0
         else:
-            ratio[p.tags.get("unit", "")] = r
+            ratio[unit] = float(power) / (float(heat_kw) * 1000.0)
+    plant = plant_ratio_by_room(cfg, chiller_w, chiller_heat_w)
     for u in cfg.cooling:
         if u.kind != "chiller" and u.name in ratio:
             ratio[u.name] += plant.get(u.room, 0.0)
     return ratio
+
+
+def chiller_rooms(cfg: Config) -> dict[str, list[str]]:
+    """The rooms each chiller cools: its ``rooms``, else every room of the site."""
+    every = [r.name for r in cfg.rooms]
+    return {u.name: list(u.rooms) or every for u in cfg.cooling if u.kind == "chiller"}
+
+
+def plant_ratio_by_room(cfg: Config, chiller_w: dict[str, float], chiller_heat_w: dict[str, float]) -> dict[str, float]:
+    """Per room, the power per heat of the chillers that cool it (measured ones only)."""
+    served = chiller_rooms(cfg)
+    out: dict[str, float] = {}
+    for room in (r.name for r in cfg.rooms):
+        names = [c for c, rooms in served.items() if room in rooms and chiller_heat_w.get(c, 0.0) > 0]
+        heat_w = sum(chiller_heat_w[c] for c in names)
+        if heat_w > 0:
+            out[room] = sum(chiller_w[c] for c in names) / heat_w
+    return out
 
 
 def placement_state(fleet: FleetState, inventory: Inventory, cfg: Config, store, now_ns: int,

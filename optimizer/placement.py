@@ -5,7 +5,8 @@ The cost of one GPU of new work on server *s* is its **marginal facility power**
     cost_gpu[s] = (gpu_w + host_dyn_w[s]) × (1 + cool_w_per_w[s]) + thermal_penalty_w[s]
 
 - ``cool_w_per_w``: cooling watts per watt of heat in the server's cooling zone (measured
-  cooling power ÷ heat removed, e.g. an in-row zone with economiser vs a CRAH zone);
+  cooling power ÷ heat removed, e.g. an in-row zone with economiser vs a CRAH zone), plus the
+  plant ratio of every chiller that cools the server's room (``fleet.zone_cooling_ratio``);
 - ``thermal_penalty_w``: a soft penalty as the rack inlet nears its limit (27 °C ASHRAE
   recommended): 20 W per kelvin of headroom below 3 K; a rack at or above its limit is not
   eligible (new heat would make it worse; reference §4: lowest inlet / most headroom first);

@@ -1,7 +1,6 @@
 """Placement and scheduler publishing: pure functions over data."""
 
 import itertools
-import time
 
 import numpy as np
 
@@ -82,16 +81,16 @@ def test_greedy_within_documented_gap_of_brute_force():
         assert p.cost_w <= best + greedy_gap_bound_w(st) + 1e-6, (trial, p.cost_w, best)
 
 
-def test_thousand_jobs_on_ten_thousand_gpus_fast():
+def test_thousand_jobs_on_ten_thousand_gpus_all_placed_without_overbooking():
+    # the speed of this (target 2 s) and its gap to the exact answer: bench/placement.py
     servers = 1250
     rng = np.random.default_rng(1)
     st = state(servers=servers, rows=25, cool=rng.uniform(0.1, 0.5, servers), inlet=rng.uniform(18, 26, servers))
     sizes = rng.choice([1, 2, 4, 8, 16, 32], 1000, p=[0.35, 0.2, 0.2, 0.15, 0.07, 0.03])
-    t = time.perf_counter()
-    placed = sum(place(Job(gpus=int(g)), st) is not None for g in sizes)
-    elapsed = time.perf_counter() - t
-    assert placed >= 900
-    assert elapsed < 6.0, f"{elapsed:.2f} s"  # target 2 s (bench/savings.py); 3× for a busy shared host
+    placements = [place(Job(gpus=int(g)), st) for g in sizes]
+    assert all(p is not None for p in placements)  # 4,900 GPUs asked of 10,000
+    slots = [s for p in placements for s in p.slots]
+    assert len(slots) == len(set(slots)) == int(sizes.sum())  # no GPU handed out twice
 
 
 def test_ranking_best_first_and_ineligible_last():
