@@ -41,10 +41,11 @@ from dcim.metrics import OPTIMIZER_CYCLE_ACTION, Point
 from dcim.store.base import StoreError
 from optimizer import fleet as fleet_mod
 from optimizer.actuator import Actuator, ApplyResult
+from optimizer.demand_response import DemandResponse
 from optimizer.desired_state import Lease
 from optimizer.features import current_row
 from optimizer.placement import PlacementState
-from optimizer.power_caps import CapPolicy, decide_caps, predicted_draw_w
+from optimizer.power_caps import CapPolicy, predicted_draw_w
 from optimizer.pue_model import PueModel
 from optimizer.throughput_curve import Curve, CurveLearner
 
@@ -125,7 +126,7 @@ class OptimizerDaemon:
         self._last_job: dict[tuple[str, int], str] = {}  # job seen on each GPU at the last cycle
         self._lock = threading.Lock()
         self._scheduler = None
-        self.demand_response: tuple[float, int] | None = None  # (facility kW, until UTC ns)
+        self.dr = DemandResponse()  # demand response set at run time (optimizer/demand_response.py)
         self.last_report: CycleReport | None = None
         self._audit_backlog: list[Point] = []  # audit points the store refused; written with the next
         self.last_fleet: fleet_mod.FleetState | None = None
@@ -149,16 +150,26 @@ class OptimizerDaemon:
                 return decisions
         return []
 
-    def set_demand_response(self, facility_kw: float | None, until_ns: int | None = None) -> None:
-        """Stay under *facility_kw* until *until_ns* (None clears)."""
-        self.demand_response = None if facility_kw is None else (float(facility_kw), int(until_ns or 2**62))
+    def set_demand_response(self, budget_w: float | None, until_ns: int | None, actor: str, reason: str = "") -> None:
+        """Hold the facility under *budget_w* (W) until *until_ns* (UTC ns); None ends it. Audited
+        at once; DemandResponseError names a bad part. The next cycle runs now, not an interval on."""
+        with self._lock:
+            now = self.clock()
+            if self.dr.set(budget_w, until_ns, actor, reason, now):
+                self._audit([], now, None)
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.modify_job("optimizer-cycle", next_run_time=_utcnow())
+
+    def demand_response_state(self) -> dict | None:
+        """The window in force (budget_w, until_ns, actor, reason, met …), None when none."""
+        return self.dr.state(self.clock())
 
     def site_budget_w(self, now_ns: int) -> float | None:
         budgets = []
         if self.settings.site_power_budget_kw is not None:
             budgets.append(self.settings.site_power_budget_kw * 1000.0)
-        if self.demand_response and now_ns < self.demand_response[1]:
-            budgets.append(self.demand_response[0] * 1000.0)
+        if self.dr.budget_w(now_ns) is not None:
+            budgets.append(self.dr.budget_w(now_ns))
         return min(budgets) if budgets else None
 
     # -- the cycle --------------------------------------------------------------------------------
@@ -175,6 +186,7 @@ class OptimizerDaemon:
         opt = self.settings
         report = CycleReport(now, self.mode)
         report.decisions += [self._from_result(r) for r in self.actuator.expire(now)]
+        self.dr.expire(now)  # a window that ran out: audited below, its caps released this cycle
         if self.mode == "off":
             report.decisions += [self._from_result(r) for r in self.actuator.revert_all("mode off")]
             self._audit(report.decisions, now, None)
@@ -210,9 +222,10 @@ class OptimizerDaemon:
         bud = fleet_mod.budgets(fleet, self.inventory, self.config, inp.groups, names, rack_power_w=rack_w,
                                 zone_inlet_c=inlet, it_power_w=it_w if math.isfinite(it_w) else None,
                                 site_budget_w=self.site_budget_w(now), pue=pue or 1.3)
-        policy = CapPolicy(max_step_w=opt.max_step_w, floor_fraction=opt.cap_fraction_floor,
-                           conservative=conservative, pue=pue or 1.3, loss_margin=LOSS_MARGIN)
-        plan = decide_caps(inp, bud, policy, throughput_fn=fleet_mod.curve_throughput_fn(fleet, inp, self.curves))
+        policy = CapPolicy(max_step_w=self.dr.step_w(opt.max_step_w, opt.dr_max_step_w),
+                           floor_fraction=opt.cap_fraction_floor, conservative=conservative, pue=pue or 1.3, loss_margin=LOSS_MARGIN)
+        plan = self.dr.decide(now, inp, bud, policy, job_class=fleet.job_class, dr_bound=opt.dr_loss_bound,
+                              throughput_fn=fleet_mod.curve_throughput_fn(fleet, inp, self.curves))
         self._placement_state = None
         report.est_saving_w = self._facility_saving(row, it_w, plan, inp)
         pue_pt = pue if pue is not None else None
@@ -418,7 +431,7 @@ class OptimizerDaemon:
                 fields["predicted_pue"] = float(pue)
             pts.append(Point("optimizer", {"site": site, "host": "", "uuid": "", "action": OPTIMIZER_CYCLE_ACTION},
                              fields, now))
-        pts = self._audit_backlog + pts
+        pts = self._audit_backlog + self.dr.drain_audit_points(site, self.mode) + pts
         if not pts:
             return
         try:
