@@ -1,0 +1,1 @@
+"""CyberPower (CPS-MIB): see README.md."""

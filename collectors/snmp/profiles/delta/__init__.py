@@ -1,0 +1,1 @@
+"""Delta Electronics UPS (DeltaUPS-MIB agents): see README.md."""

@@ -1,0 +1,1 @@
+"""Janitza UMG power analysers (JANITZA-MIB): see README.md."""

@@ -1,0 +1,1 @@
+"""Phoenixtec Power (PPC-MIB) UPSes: see README.md."""
