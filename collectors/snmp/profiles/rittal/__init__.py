@@ -1,0 +1,1 @@
+"""Rittal CMC-TC (RITTAL-CMC-TC-MIB) cooling: see README.md."""
