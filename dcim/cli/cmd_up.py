@@ -275,7 +275,7 @@ def _serve_optimizer_http(cfg, daemon, twin_mode: bool, cleanup: ExitStack):
     port, progress_port = (0, 0) if twin_mode else (opt.port, opt.progress_port)
     api = OptimizerApi(daemon.actuator.desired, token=token, host=opt.host, port=port,
                        placement_state=daemon.placement_state, health=lambda: {"mode": daemon.mode},
-                       progress=book, write_points=writer.write).start()
+                       progress=book, write_points=writer.write, demand_response=daemon).start()
     cleanup.callback(api.stop)
     try:
         progress = ProgressServer(book, writer.write, token=token, host=opt.host, port=progress_port,
