@@ -10,6 +10,12 @@ Endpoints (JSON in and out):
   "gpu_w": 500}`` → ``{"placement": {"slots": [{"host", "gpu"}], "cost_w", "strategy",
   "reasons": […]}, "ranking": [{"host", "marginal_facility_w"}, … top 10]}``; 409 when it
   fits nowhere, 503 before the first cycle.
+- ``GET /v1/demand-response`` → ``{"demand_response": {budget_w, until_ns, until, actor, reason,
+  started_ns, met} | null}``; ``POST /v1/demand-response`` with ``{"budget_w": W, "until_ns": UTC ns
+  (or "until": ISO 8601 with its offset), "actor"?, "reason"?}`` starts or replaces the window and
+  answers the same document; ``DELETE /v1/demand-response`` (body ``{"actor"?, "reason"?}`` optional)
+  ends it: ``{"ended": true|false}``. 400 names a bad part; 503 where no daemon runs in this
+  process. Semantics and audit: :mod:`optimizer.demand_response`.
 - ``POST /v1/progress`` — a job's work done: one report ``{"job", "work_done", "unit",
   "tenant"?, "time_ns"?}`` or ``{"reports": [...]}``, checked by :mod:`optimizer.progress` and
   written as ``progress`` points. Answers ``{"accepted": n, "refused": n, "results": [{"job",
@@ -53,6 +59,7 @@ HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}\Z")  # \Z: "$" lets a
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 # Agents on every GPU node poll /v1/desired-state; placement answers in milliseconds.
 LIMITS = Limits(connection_limit=1000, threads=4, max_body_bytes=MAX_BODY_BYTES + 1)
+DR_PATH = "/v1/demand-response"
 PROGRESS_STATUS = {"bad_report": 400, "unknown_job": 409, "out_of_order": 409, "absurd_rate": 409, "too_old": 422,
                    "in_future": 422, "workload_unavailable": 503}
 
@@ -61,9 +68,11 @@ class OptimizerApi:
     def __init__(self, desired: DesiredState, *, token: str | None, host: str = "127.0.0.1", port: int = 0,
                  placement_state: Callable[[], object] | None = None, clock: Callable[[], int] | None = None,
                  health: Callable[[], dict] | None = None, progress: ProgressBook | None = None,
-                 write_points: Callable[[list[Point]], None] | None = None):
+                 write_points: Callable[[list[Point]], None] | None = None, demand_response=None):
         """*progress* and *write_points* (the process's store writer) take ``POST /v1/progress``;
-        without them it answers 503."""
+        without them it answers 503. *demand_response* (the daemon: ``set_demand_response``,
+        ``demand_response_state``) takes ``/v1/demand-response``; without it, 503."""
+        self.demand_response = demand_response
         self.desired = desired
         self.progress = progress if write_points is not None else None
         self.write_points = write_points
@@ -123,7 +132,11 @@ class OptimizerApi:
                 return self._desired_state(environ)
             if path == "/v1/progress/stats":
                 return self._unauthorized(environ) or (200, self.progress.stats() if self.progress else {})
+            if path == DR_PATH:
+                return self._unauthorized(environ) or self._dr_state()
             return 404, {"error": "not found"}
+        if path == DR_PATH and method in ("POST", "DELETE"):
+            return self._unauthorized(environ) or self._dr_change(method, environ)
         if method == "POST":
             if path == "/v1/progress":
                 return self._post_progress(environ)
@@ -173,6 +186,32 @@ class OptimizerApi:
         if result is None:
             return 409, {"error": f"no placement for {job.gpus} GPU(s)", "ranking": ranking}
         return 200, {"placement": result.to_json(), "ranking": ranking}
+
+    def _dr_state(self) -> tuple[int, dict]:
+        if self.demand_response is None:
+            return 503, {"error": "demand response needs the optimizer daemon in this process"}
+        return 200, {"demand_response": self.demand_response.demand_response_state()}
+
+    def _dr_change(self, method: str, environ) -> tuple[int, dict]:
+        """POST starts or replaces the window, DELETE ends it; the token is already checked."""
+        if self.demand_response is None:
+            return 503, {"error": "demand response needs the optimizer daemon in this process"}
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "0")
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            return 400, {"error": "bad Content-Length"}
+        try:
+            body = decode_json(environ["wsgi.input"].read(length)) if length else {}
+            budget_w, until_ns, actor, reason = parse_dr(body, self.clock(), delete=method == "DELETE")
+            before = self.demand_response.demand_response_state()
+            self.demand_response.set_demand_response(budget_w, until_ns, actor, reason)
+        except ValueError as exc:  # DemandResponseError is one
+            return 400, {"error": str(exc)}
+        if method == "DELETE":
+            return 200, {"ended": before is not None}
+        return 200, {"demand_response": self.demand_response.demand_response_state()}
 
     def _post_progress(self, environ) -> tuple[int, dict]:
         book = self.progress
@@ -237,6 +276,42 @@ def handle_progress(book: ProgressBook, write_points: Callable[[list[Point]], No
     if not batch and not accepted:  # one report: its fate in the status code too
         return PROGRESS_STATUS.get(results[0]["reason"], 400), answer
     return 200, answer
+
+
+def parse_dr(body, now_ns: int, *, delete: bool) -> tuple[float | None, int | None, str, str]:
+    """A ``/v1/demand-response`` body as (budget_w, until_ns, actor, reason); ValueError naming the
+    bad key. Range checks: :func:`optimizer.demand_response.check_request` (the daemon's)."""
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    allowed = {"actor", "reason"} if delete else {"budget_w", "until_ns", "until", "actor", "reason"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}; expected {sorted(allowed)}")
+    actor, reason = body.get("actor", "api"), body.get("reason", "")
+    if delete:
+        return None, None, actor, reason
+    if "budget_w" not in body:
+        raise ValueError("'budget_w' (facility watts) is required; DELETE ends a window")
+    if ("until_ns" in body) == ("until" in body):
+        raise ValueError("give exactly one of 'until_ns' (UTC nanoseconds) or 'until' (ISO 8601 with its offset)")
+    until_ns = body.get("until_ns")
+    if "until" in body:
+        until_ns = _iso_ns(body["until"])
+    return body["budget_w"], until_ns, actor, reason
+
+
+def _iso_ns(value) -> int:
+    from datetime import datetime
+
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("'until' must be an ISO 8601 time with its offset, e.g. 2026-07-01T18:00:00+09:00")
+    try:
+        t = datetime.fromisoformat(value)  # 3.11: "Z" and offsets too
+    except ValueError:
+        raise ValueError(f"'until' is not an ISO 8601 time: {value!r}") from None
+    if t.tzinfo is None:
+        raise ValueError(f"'until' needs its UTC offset (e.g. +09:00 or Z): {value!r}")
+    return round(t.timestamp() * 1e9)
 
 
 def parse_job(body) -> Job:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
@@ -19,7 +20,12 @@ DESCRIPTION = (
     "them as leases that GPU-node agents fetch from GET /v1/desired-state?host=H (bearer token from "
     "[optimizer] token). Caps lapse back to default when not renewed. Every decision is written to "
     "the store's 'optimizer' measurement. --once runs a single cycle and prints the decisions. "
-    "Ctrl-C stops the daemon and reverts every cap it set.")
+    "Ctrl-C stops the daemon and reverts every cap it set. "
+    "Demand response: 'dcim optimize --budget 300kW --until 18:00' asks the running daemon (its API at "
+    "[optimizer] host:port, or --url) to hold the facility under 300 kW until 18:00 site time, within each "
+    "job class's [optimizer] dr_loss_bound (inference untouched by default); '--budget off' ends it early, "
+    "'--budget status' shows it. Every start, end and expiry is audited in the 'optimizer' measurement "
+    "(action demand_response); the caps set only for it are released on the cycle after it ends.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --once: publish the placement ranking as Slurm node weights "
                              "(scontrol update NodeName=… Weight=…) or Kubernetes node labels")
     parser.add_argument("--dry-run", action="store_true", help="with --publish: print the commands, run nothing")
+    dr = parser.add_argument_group("demand response (talks to the running daemon's API)")
+    dr.add_argument("--budget", metavar="POWER|off|status", default=None,
+                    help="facility power budget with its unit (300kW, 1.2MW, 250000W); 'off' ends the window "
+                         "in force; 'status' shows it")
+    dr.add_argument("--until", metavar="TIME", default=None,
+                    help="when the budget ends (required with a budget): HH:MM site time (the next one), "
+                         "an ISO date-time (site time unless it has an offset), or a duration (+3h, 90m)")
+    dr.add_argument("--reason", default="", help="why (a grid event id, a ticket): goes to the audit")
+    dr.add_argument("--url", default=None, help="the daemon's API (default http://[optimizer] host:port)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from optimizer.pue_model import load_model
 
     cfg = config_from(args)
+    if args.budget is not None or args.until is not None:
+        return demand_response(args, cfg)
     opt = cfg.optimizer
     mode = args.mode or opt.mode
     state_file = Path(args.state_file) if args.state_file else Path(opt.model_path).parent / "desired_state.json"
@@ -112,7 +129,7 @@ def _serve_http(cfg, store, desired, daemon, closers: list) -> None:
     api = OptimizerApi(desired, token=token, host=opt.host, port=opt.port, placement_state=daemon.placement_state,
                        health=lambda: {"mode": daemon.mode,
                                        "last_cycle_ns": daemon.last_report.time_ns if daemon.last_report else None},
-                       progress=book, write_points=writer.write)
+                       progress=book, write_points=writer.write, demand_response=daemon)
     api.start()
     closers.insert(0, api.stop)
     print(f"optimizer API on {api.url} (token {'set' if token else 'NOT set: /v1 refuses all'})", flush=True)
@@ -157,3 +174,148 @@ def _publish(daemon, target: str, dry_run: bool) -> None:
         print(f"skipped node name not valid for {target}: {name!r}")
     for argv, rc, err in run_commands(cmds, dry_run=dry_run):
         print(("DRY " if dry_run else "") + " ".join(argv) + ("" if rc == 0 else f"  -> exit {rc}: {err}"))
+
+
+# -- demand response: the client side of /v1/demand-response ----------------------------------------
+
+POWER = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(W|kW|MW)\s*$", re.IGNORECASE)
+UNIT_W = {"w": 1.0, "kw": 1e3, "mw": 1e6}
+DURATION = re.compile(r"^\+?\s*([0-9]+(?:\.[0-9]+)?)\s*(s|m|min|h)\s*$", re.IGNORECASE)
+UNIT_S = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def parse_power_w(text: str) -> float:
+    """'300kW' → 300000.0. ValueError naming --budget for anything else (a unit is required)."""
+    m = POWER.match(text)
+    if not m:
+        raise ValueError(f"--budget: {text!r} is not a power with its unit (e.g. 300kW, 1.2MW, 250000W), "
+                         "'off' or 'status'")
+    watts = float(m.group(1)) * UNIT_W[m.group(2).lower()]
+    if watts <= 0:
+        raise ValueError(f"--budget: {text!r} must be above zero")
+    return watts
+
+
+def parse_until_ns(text: str, now_ns: int, tz: str) -> int:
+    """--until as UTC ns: HH:MM site time (the next such time), an ISO date-time (site time unless
+    it has an offset) or a duration from now (+3h, 90m, 45min, 600s). ValueError naming --until."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    now = datetime.fromtimestamp(now_ns / 1e9, tz=zone)
+    text = text.strip()
+    if m := DURATION.match(text):
+        return now_ns + int(float(m.group(1)) * UNIT_S[m.group(2).lower()] * 1e9)
+    if m := CLOCK.match(text):
+        at = now.replace(hour=int(m.group(1)), minute=int(m.group(2)), second=0, microsecond=0)
+        if at <= now:
+            at = (at.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
+        return int(at.timestamp()) * 10**9
+    try:
+        at = datetime.fromisoformat(text)  # 3.11: "Z" and offsets too
+    except ValueError:
+        raise ValueError(f"--until: {text!r} is not HH:MM, an ISO date-time or a duration (+3h, 90m)") from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=zone)
+    return round(at.timestamp() * 1e9)
+
+
+def _actor() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = "cli"
+    clean = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{user}")[:30] or "cli"
+    host = re.sub(r"[^A-Za-z0-9_.\-]", "_", socket.gethostname())[:30]
+    return f"{clean}@{host}" if host else clean
+
+
+def demand_response(args, cfg) -> int:
+    """--budget/--until: ask the running daemon's API; the answer (or a clear error) printed."""
+    import time
+
+    from dcim.config import read_secret
+
+    if args.once or args.publish:
+        return _fail("--budget talks to the running daemon; it does not go with --once or --publish")
+    if args.budget is None:
+        return _fail("--until needs --budget (a power such as 300kW)")
+    tz = cfg.site.timezone
+    what = args.budget.strip().lower()
+    try:
+        if what in ("off", "status"):
+            if args.until is not None:
+                return _fail(f"--until does not go with --budget {what}")
+            method, body = ("DELETE", {"actor": _actor(), "reason": args.reason}) if what == "off" else ("GET", None)
+        else:
+            budget_w = parse_power_w(args.budget)
+            if args.until is None:
+                return _fail("--until is required with a budget: HH:MM site time, an ISO date-time or a "
+                             "duration (+3h)")
+            until_ns = parse_until_ns(args.until, time.time_ns(), tz)
+            method, body = "POST", {"budget_w": budget_w, "until_ns": until_ns, "actor": _actor(),
+                                    "reason": args.reason}
+    except ValueError as exc:
+        return _fail(str(exc))
+    token = read_secret(cfg.optimizer.token, "optimizer.token")
+    if not token:
+        return _fail("the optimizer API needs a token: set [optimizer] token (the daemon's own)")
+    url = (args.url or f"http://{_url_host(cfg.optimizer.host)}:{cfg.optimizer.port}").rstrip("/")
+    try:
+        code, answer = _call(url + "/v1/demand-response", method, token, body)
+    except OSError as exc:
+        return _fail(f"no optimizer API answers at {url} ({exc}); is 'dcim optimize' running?")
+    if code != 200:
+        return _fail(f"the optimizer refused (HTTP {code}): {answer.get('error', answer)}")
+    if method == "DELETE":
+        print("demand response ended; its caps are released on the next cycle" if answer.get("ended")
+              else "no demand response was in force")
+        return 0
+    print(_describe(answer.get("demand_response"), tz))
+    return 0
+
+
+def _describe(state: dict | None, tz: str) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if not state:
+        return "no demand response in force"
+    until = datetime.fromtimestamp(state["until_ns"] / 1e9, tz=ZoneInfo(tz))
+    met = {True: "met at the last cycle", False: "NOT met at the last cycle (DR loss bounds hold first)",
+           None: "no cycle yet"}[state.get("met")]
+    return (f"demand response: facility budget {state['budget_w'] / 1000:g} kW until "
+            f"{until:%Y-%m-%d %H:%M %Z} ({state['until']}), set by {state['actor']}"
+            + (f" ({state['reason']})" if state.get("reason") else "") + f"; {met}")
+
+
+def _url_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+def _call(url: str, method: str, token: str, body: dict | None) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read(1 << 20) or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read(1 << 16) or b"{}")
+        except ValueError:
+            return exc.code, {"error": exc.reason}
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
