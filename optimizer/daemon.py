@@ -43,16 +43,18 @@ from optimizer import fleet as fleet_mod
 from optimizer.actuator import Actuator, ApplyResult
 from optimizer.demand_response import DemandResponse
 from optimizer.desired_state import Lease
-from optimizer.features import current_row
+from optimizer.features import MEASURED_PUE, current_row
+from optimizer.job_curves import JobCurves
+from optimizer.job_targets import JobTargets, decide_jobs, latest_progress
+from optimizer.measured_savings import SavingsLedger, measured_point
 from optimizer.placement import PlacementState
 from optimizer.power_caps import CapPolicy, predicted_draw_w
 from optimizer.pue_model import PueModel
-from optimizer.throughput_curve import Curve, CurveLearner
 
 log = logging.getLogger(__name__)
 
 MODES = ("off", "advise", "enforce")
-CURVE_REFIT_CYCLES = 1  # refit the learned curves every cycle (ms for 20k samples a key; exploration waits on it)
+MEASURED_EVERY_S = 600.0  # the measured saving (M&V) is recomputed and written at most this often
 AUDIT_BACKLOG_POINTS = 200_000  # audit points kept in memory while the store is down
 LOSS_MARGIN = 0.002  # aim 0.2 pt inside each loss bound (curve error); the learned table is already a low quantile (demand jitter)
 
@@ -104,24 +106,26 @@ def _fmt(v) -> str:
 
 
 class OptimizerDaemon:
-    """Owns the control loop. Inject *clock* (UTC ns) for simulated time; *model* and *curves*
-    are optional (no model → conservative; no curves → priors, refreshed from the store)."""
+    """Owns the control loop. Inject *clock* (UTC ns) for simulated time; *model* is optional
+    (no model → conservative). *learn_curves*: learn each progress-reporting job's own curve
+    (``job_curves``); False treats every job as reporting no progress (static policy only)."""
 
     def __init__(self, config: Config, store, actuator: Actuator, *, inventory: Inventory | None = None,
-                 model: PueModel | None = None, curves: dict[tuple[str, str], Curve] | None = None,
-                 clock: Callable[[], int] = time.time_ns, mode: str | None = None, learn_curves: bool = True):
+                 model: PueModel | None = None, clock: Callable[[], int] = time.time_ns, mode: str | None = None,
+                 learn_curves: bool = True):
         self.config = config
         self.settings = config.optimizer
         self.store = store
         self.actuator = actuator
         self.inventory = inventory or build_inventory(config)
         self.model = model
-        self.curves = dict(curves or {})
         self.clock = clock
         self.mode = mode or self.settings.mode
         self.learn_curves = learn_curves
-        self._learner = CurveLearner()
-        self._cycles = 0
+        self.job_curves = JobCurves(probe_step_w=self.settings.max_step_w)
+        self.savings = SavingsLedger()  # M&V: control group vs capped jobs, per unit of work
+        self.last_jobs: JobTargets | None = None
+        self._measured_at_ns = 0
         self._demand_memory: dict = {}
         self._last_job: dict[tuple[str, int], str] = {}  # job seen on each GPU at the last cycle
         self._lock = threading.Lock()
@@ -215,9 +219,10 @@ class OptimizerDaemon:
         it_w = row.get("it_power_kw", float("nan")) * 1000.0
         pue, conservative, oor = self._price(row)
         report.predicted_pue, report.conservative, report.out_of_range = pue, conservative, oor
-        inp, names = fleet_mod.cap_inputs(fleet, self.inventory, self.config, self.curves, self._demand_memory,
+        inp, names = fleet_mod.cap_inputs(fleet, self.inventory, self.config, {}, self._demand_memory,
                                           stale_after_s=opt.stale_after_s)
-        self._learn_curves(fleet, inp)
+        jobs = self._job_targets(fleet, inp, row, now)
+        inp.target_w, inp.label = jobs.target_w, jobs.label
         rack_w, inlet = self._rack_readings(now)
         bud = fleet_mod.budgets(fleet, self.inventory, self.config, inp.groups, names, rack_power_w=rack_w,
                                 zone_inlet_c=inlet, it_power_w=it_w if math.isfinite(it_w) else None,
@@ -225,7 +230,7 @@ class OptimizerDaemon:
         policy = CapPolicy(max_step_w=self.dr.step_w(opt.max_step_w, opt.dr_max_step_w),
                            floor_fraction=opt.cap_fraction_floor, conservative=conservative, pue=pue or 1.3, loss_margin=LOSS_MARGIN)
         plan = self.dr.decide(now, inp, bud, policy, job_class=fleet.job_class, dr_bound=opt.dr_loss_bound,
-                              throughput_fn=fleet_mod.curve_throughput_fn(fleet, inp, self.curves))
+                              throughput_fn=fleet_mod.job_throughput_fn(fleet, inp, jobs.tables))
         self._placement_state = None
         report.est_saving_w = self._facility_saving(row, it_w, plan, inp)
         pue_pt = pue if pue is not None else None
@@ -233,7 +238,7 @@ class OptimizerDaemon:
         if plan.groups_over_budget:
             report.decisions.append(Decision("", "", -1, "hold", None, None,
                                              "over budget, converging by max_step_w: " + ", ".join(plan.groups_over_budget[:10])))
-        self._audit(report.decisions, now, pue_pt, summary=report)
+        self._audit(report.decisions, now, pue_pt, summary=report, extra=self._measured(now))
         return report
 
     def _drop_leases_of_changed_jobs(self, fleet, fresh) -> list[Decision]:
@@ -372,27 +377,25 @@ class OptimizerDaemon:
                 inlet[p.tags.get("unit", "")] = float(v)
         return rack_w, inlet
 
-    def _learn_curves(self, fleet, inp) -> None:
-        """Online curve learning from this cycle's telemetry: for busy GPUs held back by their
-        cap whose job was seen uncapped before, x = cap / the demand the decisions use for it
-        (``inp.saturation``: the job's largest remembered draw, one cap per job) and the reported
-        ``workload.work_rate`` is the throughput there (relative to uncapped). Measured against
-        the same demand estimate the decisions divide by, the table answers exactly what a
-        decision asks (its scatter includes the estimate's error), with no second pessimism."""
-        if not self.learn_curves:
-            return
-        for i in np.flatnonzero(fleet.busy & inp.fresh).tolist():
-            key = (fleet.uuid[i], fleet.job[i])
-            seen = self._demand_memory.get(key)
-            rate = fleet.work_rate[i]
-            capped = fleet.power_capped[i] if fleet.power_capped is not None else True
-            if seen is None or not capped or not np.isfinite(rate) or not fleet.job_class[i]:
-                continue
-            demand = max(float(inp.saturation[i]), seen) * fleet.max_w[i]
-            self._learner.add(fleet.model[i], fleet.job_class[i], fleet.limit_w[i] / demand, rate)
-        self._cycles += 1
-        if self._cycles % CURVE_REFIT_CYCLES == 0:
-            self.curves.update(self._learner.curves())
+    def _job_targets(self, fleet, inp, row: dict, now: int) -> JobTargets:
+        """Each job's justified cap and its reason (``job_targets``): learned from its progress,
+        a static policy without progress, default for the control group. M&V energy is each
+        job's GPU draw times the metered facility-to-GPU power ratio now (1 where unmetered)."""
+        progress = latest_progress(self.store, self.inventory.site, now)
+        gpu_w = float(fleet.power_w[inp.fresh].sum())
+        facility_w = row.get("it_power_kw", float("nan")) * 1000.0 * row.get(MEASURED_PUE, float("nan"))
+        ratio = facility_w / gpu_w if math.isfinite(facility_w) and gpu_w > 0 and facility_w > gpu_w else 1.0
+        self.last_jobs = decide_jobs(fleet, inp, self.settings, progress, self.job_curves if self.learn_curves else None,
+                                     self.savings, now, facility_per_gpu_w=ratio)
+        return self.last_jobs
+
+    def _measured(self, now: int) -> list[Point]:
+        """The M&V figure, recomputed every MEASURED_EVERY_S (bootstrap over jobs)."""
+        if self.settings.control_share <= 0 or now - self._measured_at_ns < MEASURED_EVERY_S * 1e9:
+            return []
+        self._measured_at_ns = now
+        m = self.savings.estimate()
+        return [] if m is None else [measured_point(self.inventory.site, m, now, self.mode)]
 
     # -- placement ---------------------------------------------------------------------------------
 
@@ -409,9 +412,10 @@ class OptimizerDaemon:
         return Decision(r.host, r.uuid, r.index, r.action, r.applied_w if r.applied_w is not None else r.requested_w,
                         r.previous_w, r.reason)
 
-    def _audit(self, decisions: list[Decision], now: int, pue: float | None, summary: CycleReport | None = None) -> None:
+    def _audit(self, decisions: list[Decision], now: int, pue: float | None, summary: CycleReport | None = None,
+               extra: list[Point] | None = None) -> None:
         site = self.inventory.site
-        pts = []
+        pts = list(extra or [])
         for d in decisions:
             fields: dict = {"reason": d.reason[:500], "mode": self.mode, "lease_s": float(self.settings.lease_s)}
             if d.power_limit_w is not None:

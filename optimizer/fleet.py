@@ -15,6 +15,7 @@ import numpy as np
 from dcim.config import Config
 from dcim.inventory import Inventory
 from optimizer.power_caps import Budgets, CapInputs, rack_power_capacity_w
+from optimizer.static_policy import pessimistic_throughput
 from optimizer.throughput_curve import Curve, curve_for
 
 # ASHRAE recommended inlet upper bound (°C); above it a cooling zone's budget is tightened.
@@ -43,8 +44,8 @@ class FleetState:
     job: np.ndarray  # object, "" when idle
     job_class: np.ndarray  # object, "" when idle or unknown
     tenant: np.ndarray  # object
-    work_rate: np.ndarray  # NaN when unknown
-    power_capped: np.ndarray | None = None  # bool: NVML reports the SW power cap throttling (None: unknown)
+    sm_clock_mhz: np.ndarray  # NaN when not reported
+    power_capped: np.ndarray | None = None  # bool: held back by its limit (:func:`_power_capped`; None: unknown)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -82,7 +83,7 @@ def read_fleet(store, inventory: Inventory, now_ns: int, *, lookback_s: float = 
                      float(f.get("power_limit_min_w", min(limit, mx))), float(mx),
                      float(f.get("power_limit_default_w", mx)), float(limit), float(f.get("power_w", 0.0)), util,
                      (now_ns - p.time_ns) / 1e9, busy, job, str(wf.get("job_class", "") or ""),
-                     str(wf.get("tenant", "") or ""), float(wf.get("work_rate", np.nan)),
+                     str(wf.get("tenant", "") or ""), float(f.get("sm_clock_mhz", np.nan)),
                      _power_capped(f.get("throttle_reasons"), f.get("power_w"), limit)))
     cols = list(zip(*rows)) if rows else [[] for _ in range(19)]
     obj = lambda c: np.array(c, dtype=object)  # noqa: E731
@@ -96,12 +97,20 @@ def read_fleet(store, inventory: Inventory, now_ns: int, *, lookback_s: float = 
 THROTTLE_SW_POWER_CAP = 0x4  # NVML clocks-event reason: software power cap
 
 
+# A GPU drawing more than this share of its limit may be held back by it; below, it is not,
+# whatever NVML's reason bits say.
+LIMITED_SHARE = 0.95
+
+
 def _power_capped(throttle, power_w, limit_w) -> bool:
-    """Is the GPU held back by its power limit? NVML's SW-power-cap reason bit when reported,
-    else a draw within 2 % of the limit."""
-    if throttle is not None:
-        return bool(int(throttle) & THROTTLE_SW_POWER_CAP)
-    return power_w is not None and float(power_w) >= 0.98 * float(limit_w)
+    """Is the GPU held back by its power limit? Only if it draws close to the limit (within
+    :data:`LIMITED_SHARE`), and, where NVML reports clock-event reasons, the SW-power-cap bit is
+    set too. The bit alone says nothing: a real H100 sets it nearly all the time, e.g. in bursts
+    at 330 W average under a 700 W limit (reference: measured H100 power vs load), because the
+    limit bites within each burst while the average stays far below it."""
+    if power_w is None or float(power_w) < LIMITED_SHARE * float(limit_w):
+        return False
+    return throttle is None or bool(int(throttle) & THROTTLE_SW_POWER_CAP)
 
 
 def host_share_w(fleet: FleetState, inventory: Inventory) -> np.ndarray:
@@ -129,16 +138,24 @@ def estimate_saturation(fleet: FleetState, curves: dict, memory: dict[tuple[str,
     its limit wants at least the limit: the remembered demand if its job was seen uncapped,
     else the full maximum (pessimistic: underestimating demand underestimates the loss).
     Synchronous jobs run at the pace of their slowest GPU, so every GPU of a job takes the
-    job's largest estimate — one cap per job."""
+    job's largest estimate — one cap per job.
+
+    "Limited" never rests on NVML's throttle bit alone (:func:`_power_capped`: a draw near the
+    limit too), and a GPU near its limit whose SM clock is still at the top clock seen for its
+    model is not being slowed by it (power-capping lowers clocks first)."""
     n = fleet.n
     s = np.zeros(n)
+    top = _top_clocks(fleet, memory)
     for i in range(n):
         if not fleet.busy[i]:
             continue
         key = (fleet.uuid[i], fleet.job[i])
         mx = fleet.max_w[i]
         limited = (bool(fleet.power_capped[i]) if fleet.power_capped is not None
-                   else fleet.power_w[i] >= 0.98 * fleet.limit_w[i])
+                   else fleet.power_w[i] >= LIMITED_SHARE * fleet.limit_w[i])
+        clock = fleet.sm_clock_mhz[i]
+        if limited and clock == clock and clock >= TOP_CLOCK_SHARE * top.get(fleet.model[i], np.inf):
+            limited = False
         if not limited:
             observed = fleet.power_w[i] / mx
             # a demand seen under a higher cap is still valid; keep the larger (noise-safe),
@@ -157,7 +174,7 @@ def estimate_saturation(fleet: FleetState, curves: dict, memory: dict[tuple[str,
             s[i] = 1.0
     # forget finished jobs (bounded memory over months of cycles)
     current = {(fleet.uuid[i], fleet.job[i]) for i in np.flatnonzero(fleet.busy).tolist()}
-    for key in [k for k in memory if k not in current]:
+    for key in [k for k in memory if k not in current and k[0] != CLOCK_KEY]:
         del memory[key]
     jobs = fleet.job
     busy_idx = np.flatnonzero(fleet.busy)
@@ -168,6 +185,22 @@ def estimate_saturation(fleet: FleetState, curves: dict, memory: dict[tuple[str,
         for i in busy_idx.tolist():
             s[i] = by_job[jobs[i]]
     return np.clip(s, 0.05, 1.0)
+
+
+TOP_CLOCK_SHARE = 0.98  # within 2 % of the model's top SM clock: not slowed by the power limit
+CLOCK_KEY = "__top_clock__"
+
+
+def _top_clocks(fleet: FleetState, memory: dict) -> dict[str, float]:
+    """The highest SM clock seen per GPU model on a busy GPU with headroom under its limit (so
+    not power-limited: its clock is the model's free-running clock), kept in *memory* under
+    (CLOCK_KEY, model). Clocks of GPUs at their limit never count: a fleet capped alike would
+    otherwise make its throttled clock the top."""
+    ok = np.isfinite(fleet.sm_clock_mhz) & fleet.busy & (fleet.power_w < LIMITED_SHARE * fleet.limit_w)
+    for model in set(fleet.model[ok].tolist()):
+        seen = float(fleet.sm_clock_mhz[ok & (fleet.model == model)].max())
+        memory[(CLOCK_KEY, model)] = max(memory.get((CLOCK_KEY, model), 0.0), seen)
+    return {k[1]: v for k, v in memory.items() if k[0] == CLOCK_KEY}
 
 
 def cap_inputs(fleet: FleetState, inventory: Inventory, cfg: Config, curves: dict[tuple[str, str], Curve],
@@ -401,19 +434,36 @@ def placement_state(fleet: FleetState, inventory: Inventory, cfg: Config, store,
     ) if S else None
 
 
-def curve_throughput_fn(fleet: FleetState, inp, curves: dict[tuple[str, str], Curve]):
-    """``throughput_fn(cap_w) -> relative throughput`` for :func:`power_caps.decide_caps`: each
-    busy GPU on its class curve at ``x = cap / its job's demand`` (idle GPUs: 1)."""
-    demand = np.maximum(inp.saturation * inp.max_w, 1.0)
-    keys: dict[tuple[str, str], list[int]] = {}
+def job_throughput_fn(fleet: FleetState, inp, tables: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """``throughput_fn(cap_w) -> relative throughput`` for :func:`power_caps.decide_caps`, on what
+    can be justified: a job with its own measured table (``job_curves``: caps in W, throughput at
+    its lower confidence bound) on that table, continued below its lowest point along the
+    pessimistic published curve of its class; every other busy GPU on the pessimistic published
+    curve of its class (cap as a fraction of max; the steepest of all for an unknown class).
+    Idle GPUs: 1. Budgets price caps with it; efficiency uses each job's own target."""
+    max_w = inp.max_w.astype(float)
+    by_class: dict[str, list[int]] = {}
+    by_job: dict[str, list[int]] = {}
     for i in np.flatnonzero(inp.busy).tolist():
-        keys.setdefault((fleet.model[i], fleet.job_class[i]), []).append(i)
-    groups = [(np.array(rows), curve_for(curves, *key)) for key, rows in keys.items()]
+        job = fleet.job[i]
+        if job in tables:
+            by_job.setdefault(job, []).append(i)
+        else:
+            by_class.setdefault(fleet.job_class[i], []).append(i)
+    classes = [(np.array(rows), cls) for cls, rows in by_class.items()]
+    jobs = [(np.array(rows), fleet.job_class[rows[0]], *tables[job]) for job, rows in by_job.items()]
 
     def fn(cap_w: np.ndarray) -> np.ndarray:
         out = np.ones_like(cap_w, dtype=float)
-        for rows, curve in groups:
-            out[rows] = curve.throughput_x(cap_w[rows] / demand[rows, None])
+        col = (slice(None), None) if cap_w.ndim == 2 else (slice(None),)
+        for rows, cls in classes:
+            out[rows] = pessimistic_throughput(cls, cap_w[rows] / max_w[rows][col])
+        for rows, cls, xs, rs in jobs:
+            c = cap_w[rows]
+            pess = pessimistic_throughput(cls, c / max_w[rows][col])
+            at_low = pessimistic_throughput(cls, xs[0] / max_w[rows][col])
+            below = rs[0] * pess / np.maximum(at_low, 1e-6)
+            out[rows] = np.where(c < xs[0], below, np.interp(c, xs, rs))
         return out
 
     return fn

@@ -69,6 +69,11 @@ class CapInputs:
     loss_bound: np.ndarray  # allowed throughput loss of its job class (0..1)
     host_share_w: np.ndarray  # non-GPU node power attributed to this GPU while it works
     groups: dict[str, np.ndarray] = field(default_factory=dict)  # group kind → int id per GPU (−1 = none)
+    # The cap each GPU's job justified itself (its own measured curve, a probe, a static policy;
+    # NaN: choose on the throughput curve as before). Efficiency then takes exactly this cap (never
+    # a grid point below it); budgets and rails still apply on top.
+    target_w: np.ndarray | None = None
+    label: np.ndarray | None = None  # object: why that target (for the audit), "" where none
 
 
 @dataclass
@@ -104,11 +109,14 @@ class CapPlan:
     budget_group: np.ndarray  # object array: "rack:A01" etc. where a budget bound the cap, else ""
     groups_over_budget: list[str]  # groups still over budget after the step bound (will converge)
     est_saving_w: float  # facility watts saved vs. the current caps (× pue)
+    label: np.ndarray | None = None  # object: the target's reason per GPU (CapInputs.label)
 
     def reason_text(self, i: int) -> str:
         text = REASONS[int(self.reason[i])]
         if self.budget_group[i]:
             text += f" ({self.budget_group[i]})"
+        if self.label is not None and self.label[i]:
+            text += f": {self.label[i]}"
         return text
 
 
@@ -162,6 +170,13 @@ def decide_caps(inp: CapInputs, budgets: Budgets | None = None, policy: CapPolic
     energy_per_work = np.where(ok, energy_per_work, np.inf)
     rev = energy_per_work[:, ::-1]
     k_eff = (N_CANDIDATES - 1) - np.argmin(rev + 1e-9 * np.arange(N_CANDIDATES)[None, :], axis=1)
+    has_target = np.zeros(n, dtype=bool)
+    if inp.target_w is not None:
+        # a justified target: the lowest candidate at or above it (budgets lower from there); the
+        # exact target replaces that candidate below unless a budget cut deeper
+        want = np.clip(np.maximum(inp.target_w, lo), None, max_w)
+        has_target = np.isfinite(inp.target_w)
+        k_eff = np.where(has_target, _k_at_or_above(caps, np.where(has_target, want, max_w)), k_eff)
     # 2. idle GPUs → toward default (the highest candidate at or below default).
     k_default = _k_at_or_below(caps, inp.default_w)
     k = np.where(inp.busy, k_eff, k_default)
@@ -185,6 +200,9 @@ def decide_caps(inp: CapInputs, budgets: Budgets | None = None, policy: CapPolic
     reason = np.where(bound, BUDGET, reason)
 
     target = caps[np.arange(n), k]
+    if has_target.any():
+        exact = has_target & inp.busy & ~bound
+        target = np.where(exact, np.minimum(want, target), target)
     # 4. rails: step bound from the current limit, then the hardware range (always last).
     cur = inp.current_w.astype(float)
     stepped = np.clip(target, cur - policy.max_step_w, cur + policy.max_step_w)
@@ -205,7 +223,7 @@ def decide_caps(inp: CapInputs, budgets: Budgets | None = None, policy: CapPolic
     ploss = np.where(inp.busy, 1.0 - r_final, 0.0)
     saving_w = float((predicted_draw_w(inp, cur) - pdraw).sum()) * policy.pue
     over = _over_budget(inp, budgets, pdraw, policy)
-    return CapPlan(final, reason.astype(int), pdraw, ploss, budget_group, over, saving_w)
+    return CapPlan(final, reason.astype(int), pdraw, ploss, budget_group, over, saving_w, inp.label)
 
 
 def _release_idle(inp: CapInputs, budgets: Budgets, target: np.ndarray, stepped: np.ndarray,
@@ -232,6 +250,11 @@ def _release_idle(inp: CapInputs, budgets: Budgets, target: np.ndarray, stepped:
     bad_rack = worst > allowed
     blocked = up & (ids >= 0) & bad_rack[np.clip(ids, 0, None)]
     return np.where(blocked, stepped, out)
+
+
+def _k_at_or_above(caps: np.ndarray, value_w: np.ndarray) -> np.ndarray:
+    """Per row, index of the lowest candidate ≥ value (the last if none)."""
+    return np.minimum((caps < value_w[:, None] - 1e-6).sum(axis=1), N_CANDIDATES - 1)
 
 
 def _k_at_or_below(caps: np.ndarray, value_w: np.ndarray) -> np.ndarray:

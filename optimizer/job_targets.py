@@ -1,0 +1,114 @@
+"""Per job, the cap it can justify this cycle, and why: the bridge between the fleet's arrays
+and the per-job policies.
+
+Every busy GPU with fresh telemetry belongs to a job; per job, in this order:
+
+1. **control group** (M&V, ``measured_savings.in_control_group``): held at its default limit;
+2. **reports progress** (a ``progress`` report within :data:`PROGRESS_FRESH_S`, or it did and
+   learning is on): its own curve (``job_curves``: baseline, probes, the learned choice);
+3. **no progress**: the static per-class policy (``static_policy``), or no cap for an unknown
+   class.
+
+Jobs of both groups feed the M&V ledger from the same rate samples. The result is a target cap
+and a label per GPU (the audit's reason) and, per learned job, its measured table for budgets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimizer.job_curves import JobCurves, JobView
+from optimizer.measured_savings import SavingsLedger, in_control_group
+from optimizer.static_policy import pessimistic_min_fraction, static_cap
+
+PROGRESS_FRESH_S = 600.0  # a job whose newest progress report is older is treated as not reporting
+
+
+@dataclass
+class JobTargets:
+    target_w: np.ndarray  # per GPU; NaN where the GPU runs no job
+    label: np.ndarray  # object, per GPU
+    tables: dict[str, tuple[np.ndarray, np.ndarray]]  # learned jobs: (cap_w, relative throughput)
+    jobs: dict[str, str]  # job → "control", "learned", "probing", "static", "none"
+
+
+def latest_progress(store, site: str, now_ns: int) -> dict[str, tuple[int, float]]:
+    """The newest ``work_done`` of every job that reported within :data:`PROGRESS_FRESH_S`:
+    ``{job: (time_ns, work_done)}`` (raw counter values; resets are the sampler's business)."""
+    out: dict[str, tuple[int, float]] = {}
+    since = now_ns - int(PROGRESS_FRESH_S * 1e9)
+    for p in store.latest("progress", where={"site": site}, since_ns=since):
+        work = p.fields.get("work_done")
+        job = p.tags.get("job", "")
+        if work is None or not job:
+            continue
+        if job not in out or p.time_ns > out[job][0]:  # a job may have series under two tenants
+            out[job] = (p.time_ns, float(work))
+    return out
+
+
+def job_rows(fleet, fresh: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows (GPU indices) of every job running on fresh GPUs."""
+    idx = np.flatnonzero(fleet.busy & fresh & (fleet.job != ""))
+    if idx.size == 0:
+        return {}
+    jobs = fleet.job[idx].astype(str)
+    order = np.argsort(jobs, kind="stable")
+    uniq, starts = np.unique(jobs[order], return_index=True)
+    return {str(j): idx[order][a:b] for j, a, b in zip(uniq, starts, list(starts[1:]) + [order.size])}
+
+
+def decide_jobs(fleet, inp, settings, progress: dict[str, tuple[int, float]], curves: JobCurves | None,
+                ledger: SavingsLedger, now_ns: int, *, facility_per_gpu_w: float = 1.0) -> JobTargets:
+    """Targets and labels for every job's GPUs (see the module docstring). *curves* None: no
+    learning (every job is treated as reporting no progress). *facility_per_gpu_w*: metered
+    facility W per GPU W now (M&V shares the facility's energy by draw)."""
+    n = fleet.n
+    target = np.full(n, np.nan)
+    label = np.full(n, "", dtype=object)
+    tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    kinds: dict[str, str] = {}
+    bounds = settings.throughput_loss_bound
+    unknown_bound = min(bounds.values()) if bounds else 0.0
+    for job, rows in job_rows(fleet, inp.fresh).items():
+        cls = str(fleet.job_class[rows[0]] or "")
+        bound = bounds.get(cls) if cls else None
+        view = _view(fleet, inp, rows, job, cls, unknown_bound if bound is None else bound, settings)
+        control = in_control_group(job, settings.control_share, settings.control_seed)
+        report = progress.get(job)
+        sample = curves.sample(now_ns, view, report) if curves is not None else None
+        if sample is not None:
+            ledger.add(job, control, energy_j=sample.power_w * view.n_gpus * sample.dt_s * facility_per_gpu_w,
+                       work=sample.work, at_default=abs(sample.level_w - view.default_w) < 1.0)
+        if control:
+            target[rows], label[rows], kinds[job] = view.default_w, "control group (M&V): held at default", "control"
+            continue
+        learning = curves is not None and (report is not None or job in curves.curves)
+        if learning:
+            d = curves.decide(view, sample)
+            target[rows], label[rows] = d.target_w, d.label
+            kinds[job] = "learned" if d.learned else "probing"
+            if d.learned:
+                tables[job] = curves.curves[job].throughput_table()
+            continue
+        policy = static_cap(cls, bound, settings.static_cap_fraction)
+        target[rows] = np.maximum(policy.fraction * fleet.max_w[rows], inp.min_w[rows])
+        label[rows] = policy.label
+        kinds[job] = "static" if policy.fraction < 1.0 else "none"
+    if curves is not None:
+        curves.forget_except(set(kinds))
+    return JobTargets(target, label, tables, kinds)
+
+
+def _view(fleet, inp, rows: np.ndarray, job: str, cls: str, bound: float, settings) -> JobView:
+    limits = fleet.limit_w[rows]
+    max_w = float(fleet.max_w[rows].min())
+    floor_frac = max(settings.cap_fraction_floor, pessimistic_min_fraction(cls or "unknown", bound))
+    floor_w = max(floor_frac * max_w, float(inp.min_w[rows].max()))
+    level = float(limits.mean()) if float(limits.max() - limits.min()) < 1.0 else None
+    return JobView(job=job, job_class=cls, loss_bound=bound, n_gpus=int(rows.size), level_w=level,
+                   power_w=float(fleet.power_w[rows].mean()), host_share_w=float(inp.host_share_w[rows].mean()),
+                   default_w=float(fleet.default_w[rows].min()), max_w=max_w, floor_w=math.ceil(floor_w))
