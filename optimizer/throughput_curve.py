@@ -1,4 +1,4 @@
-"""Power → throughput curves per GPU model and job class, learned from telemetry.
+"""Power → throughput curves per GPU model and job class: published priors and offline fits.
 
 Shape (relative throughput of a job under a power cap, 1.0 = uncapped)::
 
@@ -12,17 +12,20 @@ until the cap bites, then a concave fall (Zeus NSDI'23 traces, reference §3.6: 
 power training runs ~5 % slower, at ~0.6 ~9–11 % slower; memory-bound LLM decode barely
 changes until the cap reaches its ~0.6 × max draw).
 
-The priors below encode those published figures and are used only while telemetry is thin;
-they are a starting point, never truth. Learning:
+The priors below encode those published figures. They are a starting point, never truth, and
+the daemon does **not** decide on them: it caps a job only on that job's own measured curve
+(``optimizer.job_curves``, from its ``progress``) or, without progress, on a static policy
+bounded by the pessimistic end of the published curves (``optimizer.static_policy``). What
+stays here serves the offline fits and :func:`power_caps.decide_caps`' curve path (a caller
+that passes no per-job target, e.g. a what-if on a known curve):
 
-- :class:`CurveLearner` / :func:`fit_beta` (what the daemon uses, online): each cycle, for busy
-  GPUs held back by their cap, ``x = power_limit_w / the job's own uncapped draw`` (seen on that
-  GPU before the cap bit) against the reported ``workload.work_rate``; ``beta`` is fitted in
-  log–log space and shrunk toward the prior with the amount of evidence. Per GPU the
-  saturation is the observed demand, so jobs of different intensity do not blur the slope.
-- :func:`fit_curve` (offline, e.g. a Zeus-style sweep of one job): ``s`` and ``beta`` from
-  ``work_rate`` against ``power_limit_w / power_limit_max_w`` when per-job demand is unknown.
-  Pooling jobs of different demand this way flattens the slope; the daemon does not use it.
+- :class:`CurveLearner` / :func:`fit_beta`: samples ``x = cap / the job's own uncapped draw``
+  against the measured relative throughput there (a job's rate under the cap over its own rate
+  at its default limit, e.g. from a Zeus-style sweep); ``beta`` is fitted in log–log space and
+  shrunk toward the prior with the amount of evidence.
+- :func:`fit_curve` (e.g. a sweep of one job): ``s`` and ``beta`` from relative throughput
+  against ``power_limit_w / power_limit_max_w`` when per-job demand is unknown. Pooling jobs of
+  different demand this way flattens the slope.
 """
 
 from __future__ import annotations
@@ -137,17 +140,17 @@ def prior_for(job_class: str) -> Curve:
     return PRIORS.get(job_class, DEFAULT_PRIOR)
 
 
-def fit_curve(cap_fraction: np.ndarray, work_rate: np.ndarray, job_class: str) -> Curve:
-    """Fit (saturation, beta) to samples of (cap fraction, work rate) of busy GPUs.
+def fit_curve(cap_fraction: np.ndarray, rel_throughput: np.ndarray, job_class: str) -> Curve:
+    """Fit (saturation, beta) to samples of (cap fraction, relative throughput) of busy GPUs.
 
-    ``work_rate`` may carry a per-job scale (a job that uses 80 % of the GPU reads 0.8
+    ``rel_throughput`` may carry a per-job scale (a job that uses 80 % of the GPU reads 0.8
     uncapped), so a free amplitude is fitted alongside the shape and dropped. With few
     samples or caps that never varied the prior is returned; in between, the parameters are
     a weighted blend (pseudo-count :data:`PRIOR_WEIGHT_SAMPLES`).
     """
     prior = prior_for(job_class)
     f = np.asarray(cap_fraction, dtype=float)
-    r = np.asarray(work_rate, dtype=float)
+    r = np.asarray(rel_throughput, dtype=float)
     ok = np.isfinite(f) & np.isfinite(r) & (f > 0) & (r > 0)
     f, r = f[ok], r[ok]
     n = int(f.size)
@@ -166,7 +169,7 @@ def fit_curve(cap_fraction: np.ndarray, work_rate: np.ndarray, job_class: str) -
 
 
 def fit_curves(samples: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]) -> dict[tuple[str, str], Curve]:
-    """Fit one curve per (gpu model, job class) from ``{key: (cap_fraction, work_rate)}``."""
+    """Fit one curve per (gpu model, job class) from ``{key: (cap_fraction, rel_throughput)}``."""
     return {key: fit_curve(f, r, key[1]) for key, (f, r) in samples.items()}
 
 
@@ -174,9 +177,9 @@ def curve_for(curves: dict[tuple[str, str], Curve], model: str, job_class: str) 
     return curves.get((model, job_class)) or prior_for(job_class)
 
 
-def fit_beta(x: np.ndarray, work_rate: np.ndarray, job_class: str) -> Curve:
+def fit_beta(x: np.ndarray, rel_throughput: np.ndarray, job_class: str) -> Curve:
     """Learn the elasticity ``beta`` from samples where the cap bites: ``x = cap / the job's
-    own uncapped demand`` (< 1) and ``work_rate`` = relative throughput there.
+    own uncapped demand`` (< 1) and ``rel_throughput`` = relative throughput there.
 
     Least squares through the origin in log–log space (``ln r = beta · ln x``), shrunk toward
     the prior with pseudo-count :data:`PRIOR_WEIGHT_SAMPLES`. Samples where the cap does not
@@ -184,7 +187,7 @@ def fit_beta(x: np.ndarray, work_rate: np.ndarray, job_class: str) -> Curve:
     class prior: per GPU it is replaced by the demand observed on that GPU."""
     prior = prior_for(job_class)
     x = np.asarray(x, dtype=float)
-    r = np.asarray(work_rate, dtype=float)
+    r = np.asarray(rel_throughput, dtype=float)
     ok = np.isfinite(x) & np.isfinite(r) & (x > 0.2) & (x < 0.995) & (r > 0.05) & (r <= 1.0)
     x, r = x[ok], r[ok]
     n = int(x.size)
@@ -230,7 +233,7 @@ def fit_beta(x: np.ndarray, work_rate: np.ndarray, job_class: str) -> Curve:
 
 
 class CurveLearner:
-    """Collects (x, work rate) samples per (GPU model, job class) from each cycle's telemetry
+    """Collects (x, relative throughput) samples per (GPU model, job class) from each cycle's telemetry
     and refits the curves. Bounded memory: the newest *max_samples* per key."""
 
     def __init__(self, max_samples: int = 20000):
@@ -240,11 +243,11 @@ class CurveLearner:
         self._samples: dict[tuple[str, str], "deque"] = {}
         self._deque = deque
 
-    def add(self, model: str, job_class: str, x: float, work_rate: float) -> None:
+    def add(self, model: str, job_class: str, x: float, rel_throughput: float) -> None:
         buf = self._samples.get((model, job_class))
         if buf is None:
             buf = self._samples[(model, job_class)] = self._deque(maxlen=self.max_samples)
-        buf.append((x, work_rate))
+        buf.append((x, rel_throughput))
 
     def curves(self) -> dict[tuple[str, str], Curve]:
         out = {}
