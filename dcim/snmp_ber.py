@@ -1,6 +1,6 @@
-"""BER codec for SNMPv2c messages: the small, fixed subset of ASN.1 that v2c GET / GETNEXT /
-GETBULK requests and their responses use. Shared by the collectors' lean v2c client
-(``collectors/snmp/fastv2c.py``) and the facility twin's v2c agents (``simulator/snmp_agents.py``),
+"""BER codec for SNMP messages: the small, fixed subset of ASN.1 that v2c GET / GETNEXT /
+GETBULK requests and their responses use (and the PDUs inside SNMPv3's scopedPDU). Shared by the
+collectors' SNMP client (``collectors/snmp/client.py``, ``usm.py``) and the facility twin's v2c agents (``simulator/snmp_agents.py``),
 both of which found pyasn1 to be most of their CPU.
 
 Values on the wire are handled as ``(tag, content bytes)`` or as ready-made TLV byte strings;
@@ -259,7 +259,14 @@ def decode_header(buf: bytes, strict: bool = True) -> tuple[int, bytes, int, int
     if tag != OCTET_STRING:
         raise BerError("no community")
     community = buf[s:e]
-    pdu_tag, pos, pend = read_tlv(buf, e, end)
+    pdu_tag, rid, field1, field2, pos, vend = decode_pdu(buf, e, end, strict)
+    return version, community, pdu_tag, rid, field1, field2, pos, vend
+
+
+def decode_pdu(buf: bytes, pos: int, end: int, strict: bool = True) -> tuple[int, int, int, int, int, int]:
+    """The PDU at *pos* (inside a v1/v2c message or an SNMPv3 scopedPDU), which must end by
+    *end*: (PDU tag, request id, field1, field2, start, end of the varbind list's content)."""
+    pdu_tag, pos, pend = read_tlv(buf, pos, end)
     if pdu_tag & 0xE0 != 0xA0 or (strict and pend != end):
         raise BerError(f"not a PDU (tag {pdu_tag:#x})")
     fields = []
@@ -274,7 +281,7 @@ def decode_header(buf: bytes, strict: bool = True) -> tuple[int, bytes, int, int
     tag, pos, vend = read_tlv(buf, pos, pend)
     if tag != SEQUENCE or (strict and vend != pend):
         raise BerError("no varbind list")
-    return version, community, pdu_tag, fields[0], fields[1], fields[2], pos, vend
+    return pdu_tag, fields[0], fields[1], fields[2], pos, vend
 
 
 def decode_varbinds(buf: bytes, pos: int, vend: int, strict: bool = True, max_count: int | None = None

@@ -1,10 +1,10 @@
-"""SNMPv3 polls (pysnmp's socket) under hostile datagrams: a stranger spraying 65 KB SNMPv2c replies
-of 1,968 varbinds at it, and an "agent" that answers from the polled address with things that are
-not the answer.
+"""SNMPv3 polls under hostile datagrams: a stranger spraying 65 KB SNMPv2c replies of 1,968
+varbinds at the poller's socket, and an "agent" that answers from the polled address with things
+that are not the answer.
 
-pysnmp decodes a whole message before it matches it to a request; one such datagram cost ~0.2 s
-CPU, so five a second lost SNMPv3 polls of healthy agents. collectors/snmp/udp_filter.py drops
-them after a few header bytes, counted. Everything is real UDP on loopback: snmpsim is the healthy
+pysnmp (the v3 path until issue 23) decoded a whole message before it matched it to a request; one
+such datagram cost ~0.2 s CPU, so five a second lost SNMPv3 polls of healthy agents. The client
+(collectors/snmp/client.py) drops them after a few header bytes, counted. Everything is real UDP on loopback: snmpsim is the healthy
 v3 authPriv agent (SHA/AES), plain sockets in threads are the attackers. The polls-lost test prints
 the CPU per hostile datagram (run with -s to see it): CPU of the event loop's thread, where the
 poller decodes, so the attackers' threads in this process do not count.
@@ -74,8 +74,8 @@ def _v3_device(host: str, port: int, timeout_s: float = 1.0) -> SnmpDevice:
                       {"site": "s", "ups": "ups-1"})
 
 
-def _pysnmp_port(poller: SnmpPoller) -> int:
-    return poller.pysnmp_local_address[1]
+def _poller_port(poller: SnmpPoller) -> int:
+    return poller.local_address[1]
 
 
 # --- healthy v3 polls under a hostile stream ---------------------------------------------------------
@@ -99,7 +99,7 @@ async def _poll_for(runner: Runner, duration_s: float, every_s: float) -> tuple[
 
 
 def test_v3_polls_lose_nothing_under_5_hostile_datagrams_a_second(snmpsim_agent):
-    """Issue 20: 65 KB v2c replies of 1,968 varbinds sprayed at pysnmp's socket cost ~0.19 s CPU
+    """Issue 20: 65 KB v2c replies of 1,968 varbinds sprayed at pysnmp's socket (the v3 path then) cost ~0.19 s CPU
     each and lost SNMPv3 polls; now each is dropped after its header, counted as unsolicited."""
     col = SnmpCollector([_v3_device(snmpsim_agent.host, snmpsim_agent.port)], SnmpPoller(), interval_s=1.0)
     runner = Runner([col], writer=None)  # the daemon's cycle and its /metrics text, no store
@@ -108,12 +108,12 @@ def test_v3_polls_lose_nothing_under_5_hostile_datagrams_a_second(snmpsim_agent)
 
     async def go():
         try:
-            first = await col.poll(5.0)  # discovery over v3; pysnmp's socket is open
+            first = await col.poll(5.0)  # discovery over v3; the socket is open
             assert first[0].ok, first[0].error
             cpu0 = time.thread_time()
             clean_polls, clean_lost, _ = await _poll_for(runner, 3.0, 0.5)
             clean_cpu_s = time.thread_time() - cpu0
-            with Sprayer(("127.0.0.1", _pysnmp_port(col.poller)), per_s=HOSTILE_PER_S, kinds=hostile) as sprayer:
+            with Sprayer(("127.0.0.1", _poller_port(col.poller)), per_s=HOSTILE_PER_S, kinds=hostile) as sprayer:
                 cpu0 = time.thread_time()
                 polls, lost, results = await _poll_for(runner, 3.0, 0.5)
                 await asyncio.sleep(0.3)  # the last datagrams in flight reach the socket
@@ -193,7 +193,6 @@ def test_hostile_answers_from_the_polled_address_are_dropped_unread():
         poller = SnmpPoller()
         errors = []
         try:
-            poller.engine  # pysnmp's engine set up (MIBs loaded) before the CPU is counted
             cpu0 = time.thread_time()
             for _ in range(3):
                 try:
@@ -210,7 +209,7 @@ def test_hostile_answers_from_the_polled_address_are_dropped_unread():
         agent.close()
     print(f"\n{agent.answers} hostile answers from the polled address: {cpu_s:.2f} s CPU, stats {stats}")
     assert agent.requests == 3 and agent.answers == 9
-    assert errors == ["timeout: no response (device down, wrong address, or wrong v2c community)"] * 3
-    # the v2c reply and the unknown msgID: unsolicited; the noise: garbled. None reached pysnmp.
+    assert len(errors) == 3 and all(e.startswith("timeout: no response") for e in errors), errors
+    # the v2c reply and the unknown msgID: unsolicited; the noise: garbled. None was decoded.
     assert stats["replies_unsolicited"] == 6 and stats["replies_garbled"] == 3, stats
     assert cpu_s < 0.5, cpu_s  # pysnmp decoding them cost ~3 s
