@@ -30,7 +30,8 @@ PROFILE = Profile(
         _unit(2, lambda d, r: r.cooling_kw, 10),  # CoolOutput, tenths kW
         # CoolDemand: what the zone asks for; the twin meets it, so output == demand
         _unit(3, lambda d, r: r.cooling_kw, 10),
-        _unit(5, lambda d, r: None if r.airflow_m3s is None else r.airflow_m3s * 1000.0, 100),  # hundredths L/s
+        # AirFlowMetric: whole L/s, as real units publish it (the MIB text says hundredths)
+        _unit(5, lambda d, r: None if r.airflow_m3s is None else r.airflow_m3s * 1000.0, 1),
         _unit(7, lambda d, r: r.rack_inlet_temp_c, 10),  # RackInletTempMetric, tenths °C
         _unit(9, lambda d, r: r.supply_temp_c, 10),  # SupplyAirTempMetric
         _unit(11, lambda d, r: r.return_temp_c, 10),  # ReturnAirTempMetric

@@ -186,9 +186,12 @@ class SnmpDevice:
                 if not _match_index(reading, index):
                     continue
                 if reading.match_column is not None:
-                    other_oid, accepted = reading.match_column
-                    other = (await column(other_oid)).get(index)
-                    if other not in accepted:
+                    pairs = (reading.match_column,) if isinstance(reading.match_column[0], str) \
+                        else reading.match_column
+                    # the first of the columns that has this row decides
+                    have = [(v, ok) for other_oid, ok in pairs
+                            if (v := (await column(other_oid)).get(index)) is not None]
+                    if not have or have[0][0] not in have[0][1]:
                         continue
                 factor = base_factor
                 if reading.digits_oid:

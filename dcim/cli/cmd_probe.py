@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 
 NAME = "probe"
 HELP = "read one SNMP device (or local GPUs with --nvml) and print decoded readings"
@@ -38,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=2.0, metavar="S", help="per-request timeout (default 2)")
     parser.add_argument("--retries", type=int, default=1)
     parser.add_argument("--list-profiles", action="store_true", help="list the device profiles and exit")
+    parser.add_argument("--walk", metavar="FILE",
+                        help="decode a saved walk (snmprec: OID|TYPE|VALUE a line) offline instead of a device")
+    parser.add_argument("--save-walk", metavar="FILE",
+                        help="also record the device's walk to FILE in snmprec form (send it when a device "
+                             "is not decoded; `dcim probe --walk FILE` decodes it offline)")
     parser.add_argument("--nvml", action="store_true", help="probe this host's GPUs over NVML instead")
 
 
@@ -72,22 +78,54 @@ def _split(hostport: str) -> tuple[str, int]:
     return hostport, 161
 
 
-async def _probe(args, out) -> int:
-    from collectors.snmp.device import DetectError, SnmpDevice
-    from collectors.snmp.engine import SYS_DESCR, SYS_NAME, SYS_OBJECT_ID, Endpoint, SnmpError, SnmpPoller
-    from dcim.metrics import field_unit
+def _poller_and_endpoint(args):
+    """A live device, or a saved walk answered offline (--walk)."""
+    from collectors.snmp.engine import Endpoint, SnmpPoller, V2c
+    from collectors.snmp.walkfile import WalkPoller
 
+    if args.walk:
+        return WalkPoller(args.walk), Endpoint("walk", 0, V2c("public")), args.walk
     host, port = _split(args.host)
     endpoint = Endpoint(host, port, _auth(args), timeout_s=args.timeout, retries=args.retries)
-    poller = SnmpPoller()
+    return SnmpPoller(), endpoint, args.host
+
+
+async def _save_walk(poller, endpoint, sys_oid, path: str, err) -> None:
+    from collectors.snmp.walkfile import record
+
+    lines = await record(poller, endpoint, sys_oid)
+    # a few hundred kB at most, written once at the end of a one-off command
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"saved {len(lines)} OIDs to {path}", file=err)
+
+
+async def _probe(args, out) -> int:
+    from collectors.snmp.device import DetectError, SnmpDevice
+    from collectors.snmp.engine import SYS_DESCR, SYS_NAME, SYS_OBJECT_ID, SnmpError
+    from collectors.snmp.walkfile import WalkFileError
+    from dcim.metrics import field_unit
+
+    try:
+        poller, endpoint, label = _poller_and_endpoint(args)
+    except WalkFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    host, port = endpoint.host, endpoint.port
     try:
         ident = await poller.get(endpoint, [SYS_NAME, SYS_DESCR, SYS_OBJECT_ID])
         name = ident.get(SYS_NAME)
         name = name if isinstance(name, str) and name else host
+        if args.save_walk:
+            sys_oid = ident.get(SYS_OBJECT_ID)
+            await _save_walk(poller, endpoint, str(sys_oid) if isinstance(sys_oid, str) else "", args.save_walk,
+                             sys.stderr)
         device = SnmpDevice(name, args.kind, endpoint, profile=args.profile)
         points = await device.poll(poller)
     except (SnmpError, DetectError, KeyError) as exc:
-        print(f"{args.host}: {getattr(exc, 'reason', None) or str(exc).strip(chr(39))}", file=sys.stderr)
+        print(f"{label}: {getattr(exc, 'reason', None) or str(exc).strip(chr(39))}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # --save-walk to a path that cannot be written
+        print(f"error: cannot write {args.save_walk}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:
         poller.close()
@@ -97,7 +135,8 @@ async def _probe(args, out) -> int:
             out.write(json.dumps({"measurement": p.measurement, "tags": p.tags, "fields": p.fields}) + "\n")
         return 0
     descr = ident.get(SYS_DESCR)
-    out.write(f"device    {name} at {host}:{port} ({endpoint.auth.describe()})\n")
+    where = f"walk {args.walk}" if args.walk else f"{host}:{port} ({endpoint.auth.describe()})"
+    out.write(f"device    {name} at {where}\n")
     out.write(f"sysDescr  {descr if isinstance(descr, str) else '?'}\n")
     out.write(f"sysObjectID {plan.sys_object_id or '?'}  profile {plan.profile.name}: {plan.profile.description}\n")
     stats = device.stats
@@ -115,17 +154,20 @@ async def _probe(args, out) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.list_profiles:
-        from collectors.snmp.profiles import ALL
+        from collectors.snmp.profiles import ALL, FOLDER_OF
 
         for p in ALL:
-            print(f"{p.name:22} {p.kind:8} {p.description}")
+            print(f"{p.name:22} {p.kind:8} {FOLDER_OF.get(p.name, ''):12} {p.description}")
         return 0
     if args.nvml:
         from collectors.gpu.probe import probe_nvml
 
         return int(probe_nvml(args.format) or 0)
-    if not args.host:
-        print("error: give HOST[:PORT] (or --nvml, or --list-profiles)", file=sys.stderr)
+    if not args.host and not args.walk:
+        print("error: give HOST[:PORT] (or --walk FILE, --nvml, or --list-profiles)", file=sys.stderr)
+        return 2
+    if args.walk and (args.host or args.save_walk):
+        print("error: --walk decodes a saved walk offline: give no HOST and no --save-walk", file=sys.stderr)
         return 2
     try:
         return asyncio.run(_probe(args, sys.stdout))

@@ -35,7 +35,8 @@ class Reading:
     # Only rows whose index has these components: {position: value or tuple of values}.
     match_index: dict[int, int | tuple[int, ...]] = field(default_factory=dict)
     # Only rows where another column (same index) equals one of the values; read at discovery.
-    match_column: tuple[str, tuple] | None = None
+    # Several (column, values) pairs: the first column that has the row decides.
+    match_column: tuple[str, tuple] | tuple[tuple[str, tuple], ...] | None = None
     # Raritan: number of decimal digits in another column, read at discovery and cached.
     digits_oid: str | None = None
     digits_index: tuple[int, ...] | None = None     # which index parts address the digits column

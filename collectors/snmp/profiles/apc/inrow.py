@@ -13,7 +13,9 @@ APC_INROW = Profile(
     sys_object_ids=("1.3.6.1.4.1.318.1.3.14",),
     readings=(
         scalar(f"{_RC}.2.0", "cooling", "cooling_kw", 0.1),               # tenths kW
-        scalar(f"{_RC}.5.0", "cooling", "airflow_m3s", 1e-5),             # hundredths L/s -> m³/s
+        # airIRRCUnitStatusAirFlowMetric: the MIB text says hundredths of L/s, but real units
+        # carry whole L/s (their own CFM object, .4, agrees): L/s -> m³/s.
+        scalar(f"{_RC}.5.0", "cooling", "airflow_m3s", 1e-3),
         scalar(f"{_RC}.7.0", "cooling", "rack_inlet_temp_c", 0.1, **_T),
         scalar(f"{_RC}.9.0", "cooling", "supply_temp_c", 0.1, **_T),
         scalar(f"{_RC}.11.0", "cooling", "return_temp_c", 0.1, **_T),

@@ -8,7 +8,9 @@ from collectors.snmp.profiles.spec import Profile, column
 _G = "1.3.6.1.4.1.21239.5.2.3"
 GEIST = Profile(
     name="geist", aliases=('vertiv_pdu', 'geist_pdu'), kind="pdu", description="Vertiv/Geist rack PDU (VERTIV-V5-MIB)",
-    sys_object_ids=("1.3.6.1.4.1.21239.5.2", "1.3.6.1.4.1.21239.2"),
+    # .21239.5.2: V5 firmware; .21239.2: older Geist; .21239.42: the newer Vertiv/Geist rPDU IDs,
+    # which publish the same V5 tables.
+    sys_object_ids=("1.3.6.1.4.1.21239.5.2", "1.3.6.1.4.1.21239.2", "1.3.6.1.4.1.21239.42"),
     readings=(
         column(f"{_G}.1.1.9", "pdu", "power_w", 1.0, agg="sum"),
         column(f"{_G}.1.1.10", "pdu", "apparent_power_va", 1.0, agg="sum"),

@@ -11,15 +11,20 @@ _RARITAN_TYPES = {1: ("current_a", 1.0), 4: ("voltage_v", 1.0), 5: ("power_w", 1
                   6: ("apparent_power_va", 1.0), 7: ("power_factor", 1.0), 8: ("energy_kwh", 0.001)}
 
 
+_AVAILABLE = tuple(range(0, 32))   # sensorStateEnumeration values other than unavailable(-1)
+
+
 def _raritan(table: str, digits: str, measurement: str, tag: str | None, tag_pos: int, type_pos: int,
              digits_index: tuple[int, ...] | None = None, agg: str | None = None) -> list:
     out = []
     for sensor_type, (field_, scale) in _RARITAN_TYPES.items():
         out.append(column(
             f"{table}.4", measurement, field_, scale,
-            index_tags={tag: tag_pos} if tag else {}, match_index={type_pos: sensor_type},
-            # isAvailable (.2) is a TruthValue: 1 true.
-            match_column=(f"{table}.2", (1,)), digits_oid=digits, digits_index=digits_index,
+            index_tags={tag: tag_pos} if tag else {}, unit_index={0: 1}, match_index={type_pos: sensor_type},
+            # isAvailable (.2, TruthValue 1) or, where a card leaves that column out (a real PX2
+            # walk has none), the sensor's state (.3) other than unavailable(-1).
+            match_column=((f"{table}.2", (1,)), (f"{table}.3", _AVAILABLE)), digits_oid=digits,
+            digits_index=digits_index,
             agg=("sum" if field_ in ("power_w", "apparent_power_va", "energy_kwh", "current_a") else "mean")
             if agg else None))
     return out
