@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  optimizer  mode {parts['mode']}, every {cfg.optimizer.interval_s:g} s, API {parts['api']}")
         print(f"  progress   {parts['progress']}/v1/progress (jobs post their work done; "
               f"{'the twin' + chr(39) + 's jobs post there' if twin_mode else 'token from [optimizer] token'})")
+        print(f"  alarms     {parts['alarms']}")
         if parts.get("metrics"):
             print(f"  metrics    {parts['metrics']}")
         print("Ctrl-C stops everything and returns every capped GPU to its default limit.", flush=True)
@@ -129,12 +130,21 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
     report_job.schedule(daemon.scheduler, cfg, lambda: open_store(cfg, readonly=True))
     cleanup.callback(lambda: log.info("optimizer stopped, %d cap(s) reverted", len(daemon.stop(revert=True))))
 
+    alarms = "off ([alerts] enabled = false)"
+    if cfg.alerts.enabled:  # the alarm engine, on a store handle of its own (stopped before it closes)
+        from dcim.cli.cmd_alerts import start_engine
+
+        alerts_store = open_store(cfg)
+        cleanup.callback(alerts_store.close)
+        engine = start_engine(cfg, alerts_store)
+        cleanup.callback(engine.stop)
+        alarms = f"{len(engine.rules)} rules every {cfg.alerts.interval_s:g} s"
     dash_store = open_store(cfg, readonly=True)
     cleanup.callback(dash_store.close)
     url, dash_stop = _start_dashboard(cfg, args, dash_store)
     cleanup.callback(dash_stop)
     return {"url": url, "collectors": collectors_desc, "mode": mode, "api": api.url, "metrics": metrics_url,
-            "progress": progress_url}
+            "progress": progress_url, "alarms": alarms}
 
 
 def _serve_twin_slurm(cfg, service, cleanup: ExitStack):
