@@ -16,7 +16,8 @@ default (uncapped) limit: units and job sizes never mix.
 - **probing**: down a ladder of caps one bounded step (``probe_step_w``) at a time, never below
   the job's floor — the deeper of the policy floor and what the pessimistic end of the published
   curves allows for its class's loss bound (``static_policy.pessimistic_min_fraction``) — taking
-  :data:`LEVEL_SAMPLES` samples at each level. A level is admissible only if the **upper
+  :data:`LEVEL_SAMPLES` samples at each level (up to :data:`LEVEL_MAX_SAMPLES` while the
+  evidence is undecided). A level is admissible only if the **upper
   confidence bound** of its loss (one-sided, :data:`Z`, noise estimated from the job's own
   samples, never below :data:`SIGMA_FLOOR`) is within the bound; the first level that is not
   ends the probe (deeper ones would be worse);
@@ -38,8 +39,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-BASE_SAMPLES = 4  # rate samples at the default limit before the first probe
-LEVEL_SAMPLES = 3  # rate samples per probed level
+BASE_SAMPLES = 6  # rate samples at the default limit before the first probe
+LEVEL_SAMPLES = 3  # rate samples per probed level, at least
+# ... and up to this many while the loss's point estimate is within the bound but its upper
+# confidence bound is not yet (a sequential test: more evidence before giving up a level)
+LEVEL_MAX_SAMPLES = 8
 DRIFT_SAMPLES = 4  # the settled level's recent window checked for drift
 Z = 2.0  # one-sided confidence multiplier on the loss (≈ 97.7 %)
 # Relative noise of one rate sample assumed at least (the progress a job reports is jittery, ±3 %
@@ -144,7 +148,6 @@ class JobCurve:
         self.levels: dict[float, Level] = {}
         self.step_w = float(probe_step_w)
         self.chosen_w: float | None = None
-        self.settled_mean = float("nan")
         self.recent: list[float] = []
         self.reprobes = 0
         self.probe_w: float | None = None
@@ -231,7 +234,10 @@ class JobCurve:
                 return self._settle()
         if n < LEVEL_SAMPLES:
             return CurveDecision(self.probe_w, f"probing: {self.probe_w:.0f} W {n}/{LEVEL_SAMPLES} samples")
-        _, ucb = self.loss_bounds(self.probe_w)
+        loss, ucb = self.loss_bounds(self.probe_w)
+        if loss <= self.loss_bound < ucb and n < LEVEL_MAX_SAMPLES:
+            return CurveDecision(self.probe_w, f"probing: {self.probe_w:.0f} W {n}/{LEVEL_MAX_SAMPLES} samples "
+                                               f"(loss {loss:.1%}, not yet sure it is within {self.loss_bound:.0%})")
         nxt = self.next_level(self.probe_w)
         if ucb > self.loss_bound or nxt is None:
             return self._settle()
@@ -257,7 +263,6 @@ class JobCurve:
             low = min(e.values())
             best = max(w for w in ok if e[w] <= low * (1.0 + TIE))  # ties → the higher cap
         self.chosen_w = best
-        self.settled_mean = self.levels[best].mean() if best in self.levels else float("nan")
         self.recent = []
         return self._settled_decision()
 
@@ -269,11 +274,18 @@ class JobCurve:
                                 f" within {self.loss_bound:.0%}", learned=True)
 
     def _check_drift(self) -> None:
-        if len(self.recent) < DRIFT_SAMPLES or not math.isfinite(self.settled_mean) or self.settled_mean <= 0:
+        """Re-profile when the rate at the settled level leaves what it was: the mean of the last
+        DRIFT_SAMPLES against the mean of every earlier sample there, outside the noise band."""
+        lv = self.levels.get(self.chosen_w) if self.chosen_w is not None else None
+        if lv is None or len(self.recent) < DRIFT_SAMPLES or lv.n < DRIFT_SAMPLES + LEVEL_SAMPLES:
             return
-        now = float(np.mean(self.recent))
-        band = max(DRIFT_MIN, Z * self.sigma_rel() * math.sqrt(2.0 / DRIFT_SAMPLES))
-        if abs(now / self.settled_mean - 1.0) > band:
+        ref = float(np.mean(lv.rates[:-DRIFT_SAMPLES]))
+        if ref <= 0:
+            return
+        now = float(np.mean(lv.rates[-DRIFT_SAMPLES:]))
+        n_ref = lv.n - DRIFT_SAMPLES
+        band = max(DRIFT_MIN, Z * self.sigma_rel() * math.sqrt(1.0 / DRIFT_SAMPLES + 1.0 / n_ref))
+        if abs(now / ref - 1.0) > band:
             self.reprobes += 1
             self.levels.clear()
             self.phase, self.chosen_w, self.probe_w, self.recent = "baseline", None, None, []
