@@ -83,6 +83,16 @@ def _version(buf: bytes) -> int:
     return buf[s]
 
 
+def _report_oid(buf: bytes, start: int, end: int) -> str:
+    """The first varbind's OID of a Report (which counter the agent bumped), '' if none."""
+    vbs = ber.decode_varbinds(buf, start, end, strict=False, max_count=4)
+    if not vbs:
+        return ""
+    oid_tlv = vbs[0][0]
+    _, s, e = ber.read_tlv(oid_tlv, 0, len(oid_tlv))
+    return ber.decode_oid(oid_tlv[s:e])
+
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, client: "SnmpClient"):
         self.client = client
@@ -243,15 +253,21 @@ class SnmpClient:
                 return self._reject("bad discovery report")
             entry.future.set_result(reply)
             return
+        if not reply.flags & usm.FLAG_AUTH and reply.data_tag == ber.SEQUENCE:
+            # An agent reports what it cannot authenticate (unknown user or engine ID, wrong
+            # digest) in the clear, from its current engine (a replaced device has a new one).
+            # It can only fail the request or start a rediscovery, and it had to echo our msgID.
+            pdu_tag, rid, _, _, start, end = usm.open_scoped_pdu(data, reply.data_start, reply.data_end)
+            if pdu_tag == usm.REPORT:
+                entry.future.set_result(("report", _report_oid(data, start, end), False))
+                return
         try:
             buf, s, e = usm.verify(data, reply, entry.keys, entry.clock, time.monotonic())
         except usm.Rejected as exc:
             return self._reject(exc.reason)
         pdu_tag, rid, status, index, start, end = usm.open_scoped_pdu(buf, s, e)
         if pdu_tag == usm.REPORT:
-            vbs = ber.decode_varbinds(buf, start, end, strict=False, max_count=4)
-            oid = ber.decode_oid(vbs[0][0][2:]) if vbs and vbs[0][0][1] < 0x80 else ""
-            entry.future.set_result(("report", oid, bool(reply.flags & usm.FLAG_AUTH)))
+            entry.future.set_result(("report", _report_oid(buf, start, end), True))
             return
         if reply.flags & 0x03 != entry.keys.flags:
             return self._reject("security level lower than asked")
