@@ -8,9 +8,20 @@ boosting instead of a neural network (tabular, few features, no scaling, NaN-tol
 - Scores: MAE and MAPE on PUE, plus MAE on the overhead ``PUE − 1`` (at PUE 1.1 an MAE of
   0.004 is 4 % of the overhead, reference §1.1).
 - Persisted with joblib together with its feature list, training window, scores and the
-  range of every feature seen in training; :meth:`PueModel.out_of_range` names features
-  outside it (with a 5 % margin), and the optimizer then falls back to conservative caps.
-- Pricing a candidate action: facility W = IT W × predicted PUE (:meth:`facility_power_w`).
+  range of every feature seen in training. :meth:`PueModel.out_of_range` is the detector of
+  data the model was not trained on (the optimizer then falls back to conservative caps):
+  1. a feature outside its training range (± 5 % of the span), or missing where training always
+     had it — names that feature (time features are cyclic and never out of range);
+  2. the row as a whole far from the training data: the Mahalanobis distance of its plant and
+     weather features (time features left out: a new hour is not a new plant) above the
+     99.9th percentile of the training rows' distances × 1.5 — ``joint:<feature>`` names the
+     feature that contributes most. A plant whose fans or free cooling answer the same load
+     and weather differently is caught here though each value alone is in range;
+  3. the metered PUE of the row (``measured_pue``, from :func:`~optimizer.features.current_row`)
+     off the prediction by more than 3 × the hold-out's 99th-percentile relative error (at
+     least 2 %): ``residual``. Meter noise stays well inside that; a different plant does not.
+- Pricing a candidate action: facility W = IT W × predicted PUE (:meth:`facility_power_w`),
+  the load-driven plant features (fan speeds) scaled with the IT load.
 """
 
 from __future__ import annotations
@@ -29,10 +40,13 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from optimizer.features import FEATURES, TARGET
+from optimizer.features import FEATURES, LOAD_DRIVEN, MEASURED_PUE, PLANT_FEATURES, TARGET
 
 MONTH_NS = int(30 * 86400 * 1e9)
 RANGE_MARGIN = 0.05
+JOINT_QUANTILE, JOINT_FACTOR = 0.999, 1.5  # Mahalanobis threshold: training quantile × factor
+RESIDUAL_FACTOR, RESIDUAL_MIN = 3.0, 0.02  # residual threshold: × hold-out q99 relative error, floor
+TIME_FEATURES = ("hour_sin", "hour_cos", "doy_sin", "doy_cos")
 FORMAT_VERSION = 1
 
 
@@ -47,6 +61,10 @@ class PueModel:
     n_train: int = 0
     n_holdout: int = 0
     meta: dict = field(default_factory=dict)
+    # the joint detector (features, mean, inverse covariance, threshold) and the residual
+    # threshold; None in a model saved before they existed (then only the range check runs)
+    joint: dict | None = None
+    residual_max: float | None = None
 
     def predict(self, rows: pd.DataFrame | list[dict] | dict) -> np.ndarray:
         """Predicted PUE per row (rows carry :data:`FEATURES`)."""
@@ -60,17 +78,47 @@ class PueModel:
             return np.maximum(self.estimator.predict(X[self.features].astype(float)), 1.0)
 
     def facility_power_w(self, row: dict, it_power_w: float) -> tuple[float, float]:
-        """(facility W, PUE) predicted for *row* with its IT load replaced by *it_power_w*."""
+        """(facility W, PUE) predicted for *row* with its IT load replaced by *it_power_w*; fan
+        speeds, which follow the heat, scale with the IT load (capped at 100 %)."""
         cand = dict(row)
+        now_kw = row.get("it_power_kw")
         cand["it_power_kw"] = it_power_w / 1000.0
+        if now_kw is not None and np.isfinite(now_kw) and now_kw > 0:
+            for f in LOAD_DRIVEN:
+                v = cand.get(f)
+                if v is not None and np.isfinite(v):
+                    cand[f] = min(100.0, v * cand["it_power_kw"] / now_kw)
         pue = float(self.predict(cand)[0])
         return it_power_w * pue, pue
 
     def out_of_range(self, row: dict) -> list[str]:
-        """Features of *row* outside the training range (± 5 % of its span), or missing
-        where training always had them."""
+        """Why *row* is not data this model knows (empty: it is): features outside the training
+        range (± 5 % of its span) or missing where training always had them; else
+        ``joint:<feature>`` (far from the training rows as a whole); else ``residual`` (the
+        metered PUE in the row is far from the prediction). See the module docstring."""
+        out = self._range_check(row)
+        if out:
+            return out
+        joint = getattr(self, "joint", None)
+        if joint:
+            x = np.array([row.get(f, np.nan) for f in joint["features"]], dtype=float)
+            if np.all(np.isfinite(x)):
+                z = (x - joint["mean"]) / joint["scale"]
+                contrib = z * (joint["inv_cov"] @ z)
+                if float(contrib.sum()) > joint["threshold"]:
+                    return [f"joint:{joint['features'][int(np.argmax(contrib))]}"]
+        limit = getattr(self, "residual_max", None)
+        measured = row.get(MEASURED_PUE)
+        if limit is not None and measured is not None and np.isfinite(measured) and measured > 0:
+            if abs(float(self.predict(row)[0]) - measured) / measured > limit:
+                return ["residual"]
+        return []
+
+    def _range_check(self, row: dict) -> list[str]:
         out = []
         for f in self.features:
+            if f in TIME_FEATURES:  # cyclic: a new hour or season is not a new plant (the weather is checked)
+                continue
             lo, hi = self.ranges.get(f, (-math.inf, math.inf))
             v = row.get(f)
             if v is None or not np.isfinite(v):
@@ -193,8 +241,10 @@ def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 def train(frame: pd.DataFrame, *, holdout_fraction: float = 0.2, seed: int = 0,
           features: list[str] | None = None) -> PueModel:
     """Fit on the time-ordered training part, score on the hold-out, then refit on all data
-    (the scores describe the procedure; the shipped model has seen the newest data)."""
-    features = list(features or FEATURES)
+    (the scores describe the procedure; the shipped model has seen the newest data).
+
+    Features: :data:`FEATURES` plus the :data:`PLANT_FEATURES` the frame has data for."""
+    features = list(features or FEATURES + [f for f in PLANT_FEATURES if f in frame and frame[f].notna().any()])
     frame = frame.dropna(subset=[TARGET])
     if len(frame) < 50:
         raise ValueError(f"need at least 50 rows of facility data to train, have {len(frame)}")
@@ -211,7 +261,10 @@ def train(frame: pd.DataFrame, *, holdout_fraction: float = 0.2, seed: int = 0,
 
     est = fit(tr)
     with threadpool_limits(limits=1):
-        scores = score(te[TARGET].to_numpy(), np.maximum(est.predict(te[features].astype(float)), 1.0))
+        pred = np.maximum(est.predict(te[features].astype(float)), 1.0)
+    scores = score(te[TARGET].to_numpy(), pred)
+    rel = np.abs(pred - te[TARGET].to_numpy()) / te[TARGET].to_numpy()
+    residual_max = max(RESIDUAL_FACTOR * float(np.quantile(rel, 0.99)), RESIDUAL_MIN) if rel.size else None
     final = fit(frame)
     ranges = {}
     for f in features:
@@ -220,7 +273,24 @@ def train(frame: pd.DataFrame, *, holdout_fraction: float = 0.2, seed: int = 0,
     idx = frame.index.to_numpy()
     step = int(np.median(np.diff(idx))) if len(idx) > 1 else 0
     return PueModel(final, features, (int(idx[0]), int(idx[-1]) + step),
-                    (int(te.index[0]), int(te.index[-1]) + step), scores, ranges, len(tr), len(te))
+                    (int(te.index[0]), int(te.index[-1]) + step), scores, ranges, len(tr), len(te),
+                    joint=fit_joint(frame, features), residual_max=residual_max)
+
+
+def fit_joint(frame: pd.DataFrame, features: list[str]) -> dict | None:
+    """The joint detector: Mahalanobis distance over the features that vary in training,
+    time features left out, on standardised values (ridge-regularised covariance)."""
+    cols = [f for f in features if f not in TIME_FEATURES and f in frame and frame[f].notna().all()
+            and float(frame[f].std()) > 1e-9]
+    if len(cols) < 2 or len(frame) < 10 * len(cols):
+        return None
+    X = frame[cols].to_numpy(float)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    Z = (X - mean) / scale
+    inv = np.linalg.inv(np.cov(Z, rowvar=False) + 1e-3 * np.eye(len(cols)))
+    d2 = np.einsum("ij,jk,ik->i", Z, inv, Z)
+    return {"features": cols, "mean": mean, "scale": scale, "inv_cov": inv,
+            "threshold": JOINT_FACTOR * float(np.quantile(d2, JOINT_QUANTILE))}
 
 
 def evaluate(model: PueModel, frame: pd.DataFrame) -> dict[str, float]:
