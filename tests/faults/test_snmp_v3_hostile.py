@@ -18,6 +18,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from collectors.runner import Runner
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.device import SnmpDevice
@@ -213,3 +215,160 @@ def test_hostile_answers_from_the_polled_address_are_dropped_unread():
     # the v2c reply and the unknown msgID: unsolicited; the noise: garbled. None was decoded.
     assert stats["replies_unsolicited"] == 6 and stats["replies_garbled"] == 3, stats
     assert cpu_s < 0.5, cpu_s  # pysnmp decoding them cost ~3 s
+
+
+# --- hostile v3 replies in front of the genuine one (a proxy before Net-SNMP's snmpd) ----------------
+
+
+def _usm_offsets(msg: bytes) -> dict[str, tuple[int, int]]:
+    """(start, end) of msgID, msgFlags, engine ID, boots, time and auth parameters' contents,
+    read with the plain BER reader (not the USM code under test)."""
+    _, pos, end = ber.read_tlv(msg, 0, len(msg))
+    _, _, pos = ber.read_tlv(msg, pos, end)                 # version
+    _, g, pos = ber.read_tlv(msg, pos, end)                 # msgGlobalData
+    _, ids, ide = ber.read_tlv(msg, g, pos)
+    _, _, g = ber.read_tlv(msg, ide, pos)                   # msgMaxSize
+    _, fs, fe = ber.read_tlv(msg, g, pos)
+    _, ps, pe = ber.read_tlv(msg, pos, end)                 # msgSecurityParameters
+    _, q, qe = ber.read_tlv(msg, ps, pe)
+    out = {"msg_id": (ids, ide), "flags": (fs, fe)}
+    for name in ("engine_id", "boots", "time", "user", "auth"):
+        _, s, q = ber.read_tlv(msg, q, qe)
+        out[name] = (s, q)
+    return out
+
+
+def _sha1_96(password: str, engine_id: bytes, message: bytes) -> bytes:
+    """HMAC-SHA-96 with the RFC 3414 A.2.2 localised key (computed here, independently)."""
+    import hashlib
+    import hmac
+
+    pw = password.encode()
+    ku = hashlib.sha1((pw * (1048576 // len(pw) + 1))[:1048576]).digest()
+    return hmac.new(hashlib.sha1(ku + engine_id + ku).digest(), message, "sha1").digest()[:12]
+
+
+def _resigned(msg: bytes, at: tuple[int, int], new: bytes) -> bytes:
+    """*msg* with the field at *at* replaced by *new* (same length) and signed again."""
+    b = bytearray(msg)
+    b[at[0]:at[1]] = new
+    f = _usm_offsets(bytes(b))
+    s, e = f["auth"]
+    b[s:e] = bytes(e - s)
+    b[s:e] = _sha1_96(V3_AUTH_KEY, bytes(b[slice(*f["engine_id"])]), bytes(b))
+    return bytes(b)
+
+
+def hostile_variants(kind: str, reply: bytes) -> list[bytes]:
+    f = _usm_offsets(reply)
+    if kind == "truncated":
+        return [reply[:len(reply) // 2]]
+    if kind == "oversized":  # 65 KB from the polled address with our msgID, not from its engine
+        return [v3_message(int.from_bytes(reply[slice(*f["msg_id"])], "big"))]
+    if kind == "wrong engine ID":
+        s, e = f["engine_id"]
+        return [_resigned(reply, (e - 1, e), bytes([reply[e - 1] ^ 0x55]))]
+    if kind == "bad digest":
+        b = bytearray(reply)
+        b[f["auth"][0]] ^= 0x01
+        return [bytes(b)]
+    if kind == "replay outside the time window":  # genuinely signed, but from an earlier boot
+        s, e = f["boots"]
+        boots = int.from_bytes(reply[s:e], "big")
+        return [_resigned(reply, (s, e), (boots - 1).to_bytes(e - s, "big"))]
+    if kind == "wrong msgID":
+        s, e = f["msg_id"]
+        return [_resigned(reply, (e - 1, e), bytes([reply[e - 1] ^ 0x01]))]
+    raise ValueError(kind)
+
+
+class HostileProxy:
+    """Between the poller and snmpd: forwards each request, and before the genuine answer to an
+    authenticated request sends the hostile variants of ``mode``."""
+
+    def __init__(self, agent_port: int):
+        self.agent = ("127.0.0.1", agent_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.upstream.settimeout(2)
+        self.mode: str | None = None
+        self.injected = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, client = self.sock.recvfrom(65535)
+                self.upstream.sendto(data, self.agent)
+                reply = self.upstream.recv(65535)
+            except OSError:
+                continue
+            if self.mode and reply[slice(*_usm_offsets(reply)["flags"])][0] & 0x01:
+                for bad in hostile_variants(self.mode, reply):
+                    self.sock.sendto(bad, client)
+                    self.injected += 1
+            self.sock.sendto(reply, client)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        self.upstream.close()
+
+
+V3_AUTH_KEY = "authpass-v3fast-1"
+
+
+@pytest.fixture(scope="module")
+def snmpd_agent(tmp_path_factory):
+    from tests.collectors.test_snmp_v3_fast import Snmpd
+
+    agent = Snmpd(tmp_path_factory.mktemp("snmpd-hostile"))
+    yield agent
+    agent.close()
+
+
+HOSTILE_KINDS = {"truncated": "replies_garbled", "oversized": "wrong engine ID",
+                 "wrong engine ID": "wrong engine ID", "bad digest": "bad digest",
+                 "replay outside the time window": "not in time window", "wrong msgID": "unsolicited"}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_KINDS))
+def test_hostile_v3_reply_is_dropped_counted_and_the_genuine_one_read(snmpd_agent, kind):
+    from tests.collectors.test_snmp_v3_fast import NET_SNMP_SYS_OBJECT_ID, PRIV_KEY
+
+    proxy = HostileProxy(snmpd_agent.port)
+    auth = V3("u-sha-aes", V3_AUTH_KEY, PRIV_KEY, "SHA", "AES")
+    ep = Endpoint("127.0.0.1", proxy.port, auth, timeout_s=2.0, retries=0)
+
+    async def go():
+        poller = SnmpPoller()
+        try:
+            await poller.get(ep, [SYS_OBJECT_ID])  # discovery and a clean read
+            before = poller.stats(), poller.rejected
+            proxy.mode = kind
+            got = await poller.get(ep, [SYS_OBJECT_ID])
+            return got, before, (poller.stats(), poller.rejected)
+        finally:
+            poller.close()
+
+    try:
+        got, (stats0, rejected0), (stats1, rejected1) = asyncio.run(go())
+    finally:
+        proxy.close()
+    assert got == {SYS_OBJECT_ID: NET_SNMP_SYS_OBJECT_ID}
+    assert proxy.injected == 1
+    counter = HOSTILE_KINDS[kind]
+    if counter == "replies_garbled":
+        assert stats1["replies_garbled"] - stats0["replies_garbled"] == 1, stats1
+    elif counter == "unsolicited":
+        assert stats1["replies_unsolicited"] - stats0["replies_unsolicited"] == 1 and not rejected1, stats1
+    else:
+        assert rejected1.get(counter, 0) - rejected0.get(counter, 0) == 1, rejected1
+        assert stats1["replies_unsolicited"] - stats0["replies_unsolicited"] == 1  # reported as dropped
+    assert stats1["replies_bad"] == 0
