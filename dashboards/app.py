@@ -103,9 +103,11 @@ def refresh_outputs(update: dict, v_ids: list, fig_ids: list, tbl_ids: list) -> 
     return texts, classes, figs, tbls
 
 
-def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Dash:
-    """The app. *warm* starts a thread that precomputes every tick's data and overview (serve)."""
-    data = DataSource(config, store, clock=clock)
+def create_app(config, store, *, clock=time.time, warm: bool = False, alarms=None) -> dash.Dash:
+    """The app. *warm* starts a thread that precomputes every tick's data and overview (serve).
+    *alarms* is the alarm engine's :class:`dashboards.alarms.AlarmBackend` (the command line wires
+    it); without one the alarm list is empty and acknowledging is refused."""
+    data = DataSource(config, store, clock=clock, alarms=alarms)
     settings = config.dashboard
     app = dash.Dash(__name__, assets_folder=str(ASSETS), suppress_callback_exceptions=True,
                     title=f"dcim · {config.site.name}", update_title=None, index_string=INDEX,
@@ -217,6 +219,8 @@ def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Da
         ctx = make_ctx(data, _text(search))
         return gpus_page.history_figure(data, uuid, ctx.lang)
 
+    _add_alarm_actions(app, data)
+
     if warm:
         from dashboards.pages import overview
 
@@ -225,6 +229,57 @@ def create_app(config, store, *, clock=time.time, warm: bool = False) -> dash.Da
     app.server.wsgi_app = with_security_headers(app.server.wsgi_app)  # BasicAuth's 401 adds them itself
     _add_auth(app, config)
     return app
+
+
+def _operator(app) -> str | None:
+    """The signed-in operator (basic auth's user name), or None when the dashboard has no auth:
+    an acknowledgement names who made it, so an anonymous screen cannot make one."""
+    if getattr(app, "auth", None) is None:
+        return None
+    from flask import request
+
+    auth = request.authorization
+    return auth.username if auth is not None and auth.username else None
+
+
+def _add_alarm_actions(app: dash.Dash, data: DataSource) -> None:
+    from dashboards.pages import alarms as alarms_page
+
+    @app.callback(Output("alarm-result", "children"), Output("alarm-result", "className"),
+                  Output("alarm-pick", "options"),
+                  Input("alarm-ack", "n_clicks"), Input("alarm-shelve", "n_clicks"),
+                  State("alarm-pick", "value"), State("alarm-note", "value"), State("alarm-shelve-h", "value"),
+                  State("url", "search"), prevent_initial_call=True)
+    def act(_ack, _shelve, alarm_id, note, hours, search):
+        ctx = make_ctx(data, _text(search))
+        lang = ctx.lang
+        which = dash.callback_context.triggered_id
+        alarm_id, note = _text(alarm_id), _text(note)[:500]
+        if which not in ("alarm-ack", "alarm-shelve") or not alarm_id:
+            raise PreventUpdate
+        by = _operator(app)
+        if by is None:
+            return t("alarms.need_auth", lang), "alarm-result failed", no_update
+        try:
+            if which == "alarm-ack":
+                data.alarm_backend.acknowledge(alarm_id, by, note)
+                msg = t("alarms.done_ack", lang, id=alarm_id, by=by)
+            else:
+                h = hours if isinstance(hours, (int, float)) and not isinstance(hours, bool) else 0
+                if h not in alarms_page.SHELVE_HOURS:
+                    raise ValueError(f"shelve hours must be one of {alarms_page.SHELVE_HOURS}")
+                until_ns = int((data.now() + h * 3600) * 1e9)
+                data.alarm_backend.shelve(alarm_id, by, until_ns, note)
+                msg = t("alarms.done_shelve", lang, id=alarm_id, by=by,
+                        until=fmt_time(until_ns, data.tz, lang, with_date=True))
+        except (ValueError, KeyError) as exc:
+            return t("alarms.failed", lang, why=str(exc)[:300]), "alarm-result failed", no_update
+        except Exception as exc:  # the store refused the write: say so, do not 500
+            log.warning("alarm action %s on %s failed: %s", which, alarm_id, exc)
+            return t("alarms.failed", lang, why=type(exc).__name__), "alarm-result failed", no_update
+        data.cache.forget(("alarms",), ("alarm_history", 7 * 86400), ("page", alarms_page.update.__module__))
+        log.info("alarm %s %s by %s", alarm_id, which.removeprefix("alarm-"), by)
+        return msg, "alarm-result ok", alarms_page.options(data.alarms(), lang)
 
 
 # A wall screen keeps a handful of connections; a few hundred screens fit. Dash callback bodies are
@@ -248,12 +303,16 @@ def banner_parts(snap: dict, lang: str, tz: str) -> tuple[list, str]:
 
 
 def stamp_parts(data: DataSource, snap: dict, lang: str) -> tuple[str, str]:
+    """The data-age stamp: the oldest of the sources on the wall (facility meters, rack sensors,
+    PDUs, UPS, cooling, GPUs), naming those that are stale; "no data yet" while the store is
+    missing or empty."""
     if not snap.get("data_t"):
-        return t("stamp.nodata", lang), "stamp stale"
-    age = snap["now_ns"] / 1e9 - snap["data_t"] / 1e9
-    age = max(age, data.now() - snap["data_t"] / 1e9)
+        return t("stamp.nodata_yet", lang), "stamp stale nodata"
+    age = max(snap["now_ns"] / 1e9, data.now()) - snap["data_t"] / 1e9
     text = t("stamp.data", lang, time=fmt_time(snap["data_t"], data.tz, lang, with_date=True), age=fmt_age(age, lang))
-    stale = data.stale("facility", snap["data_t"], int(data.now() * 1e9))
+    stale = snap.get("stale_sources") or []
+    if stale:
+        text += " · " + t("stamp.stale_sources", lang, what=", ".join(t(f"src.{k}", lang) for k in stale))
     return text, "stamp stale" if stale else "stamp"
 
 

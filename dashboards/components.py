@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dash import dash_table, dcc, html
 
+from dashboards import alarms as rules
 from dashboards.i18n import fmt_time, t
 
 BG = "#0b0d12"
@@ -113,26 +114,59 @@ def table(key: str, columns: list[dict], data: list[dict], *, page_size: int = 2
 
 
 def alarm_message(a: dict, lang: str) -> str:
-    return t(a["message"], lang, **(a.get("params") or {}))
+    """One line for one alarm (one device, its parts listed). English: the engine's summary as
+    it wrote it; Korean: the rule's name, the value against its threshold and the parts."""
+    if lang == "en" and a.get("summary"):
+        return a["summary"]
+    rule = a.get("rule", "?")
+    text = f"{t('rule.' + rule, lang)}: {a.get('entity', '?')}"
+    if a.get("value") is not None:
+        text += f" {fmt_value(a['value'], a.get('unit'))}"
+        if a.get("threshold") is not None:
+            text += f" ({t('alarm.col.threshold', lang)} {fmt_value(a['threshold'], a.get('unit'))})"
+    if a.get("parts"):
+        text += f" · {', '.join(a['parts'])}"
+    return text
 
 
-def banner(alarms: list[dict], lang: str, tz: str, limit: int = 3) -> list:
-    crit = sum(1 for a in alarms if a["severity"] == "critical")
-    warn = sum(1 for a in alarms if a["severity"] == "warning")
-    if not alarms:
-        return [html.Span(t("banner.ok", lang), className="banner-ok")]
-    items = [html.Span(t("banner.count", lang, crit=crit, warn=warn), className="banner-count")]
-    for a in alarms[:limit]:
+def fmt_value(v, unit: str | None) -> str:
+    digits = 0 if abs(float(v)) >= 100 else 1
+    return f"{float(v):,.{digits}f} {unit}".strip() if unit else f"{float(v):,.{digits}f}"
+
+
+BANNER_LINES = 3
+
+
+def banner(alarms: list[dict], lang: str, tz: str, limit: int = BANNER_LINES) -> list:
+    """Counts per severity, then one line per device (most severe, oldest first); what does not
+    fit is summarised by rule ("12 × PDU phase load"), never a bare "+59 more"."""
+    shown = rules.annunciated(alarms)
+    shelved = len(alarms) - len(shown)
+    n = rules.counts(shown)
+    if not shown:
+        items = [html.Span(t("banner.ok", lang), className="banner-ok")]
+        if shelved:
+            items.append(html.Span(t("banner.shelved", lang, n=shelved), className="banner-more"))
+        return items
+    count = t("banner.count", lang, crit=n["critical"], warn=n["warning"])
+    if shelved:
+        count += " · " + t("banner.shelved", lang, n=shelved)
+    items = [html.Span(count, className="banner-count")]
+    for a in shown[:limit]:
+        acked = f" · {t('state.acked', lang)} {a.get('by', '')}".rstrip() if a.get("state") == "acked" else ""
         items.append(html.Span([
-            html.B(a["subject"]), " ", alarm_message(a, lang),
-            html.Span(f" · {fmt_time(a['first_seen_ns'], tz, lang)}", className="banner-time"),
+            alarm_message(a, lang),
+            html.Span(f" · {fmt_time(a.get('raised_ns'), tz, lang)}{acked}", className="banner-time"),
         ], className=f"banner-item {a['severity']}"))
-    if len(alarms) > limit:
-        items.append(html.Span(t("banner.more", lang, n=len(alarms) - limit), className="banner-more"))
+    rest = shown[limit:]
+    if rest:
+        groups = ", ".join(f"{k} × {t('rule.' + r, lang)}" for r, k in rules.by_rule(rest)[:4])
+        items.append(html.Span(t("banner.rest", lang, n=len(rest), groups=groups), className="banner-more"))
     return items
 
 
 def banner_class(alarms: list[dict]) -> str:
+    alarms = rules.annunciated(alarms)
     if any(a["severity"] == "critical" for a in alarms):
         return "banner critical"
     if alarms:

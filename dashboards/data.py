@@ -24,6 +24,7 @@ from dcim.store.base import Store, StoreError
 from dcim.store.gpu_summary import GpuSummary
 
 from dashboards import alarms as alarm_rules
+from dashboards.alarms import AlarmBackend, NoAlarms
 
 NS = 1_000_000_000
 
@@ -148,6 +149,14 @@ class QueryCache:
         with self._lock:
             self._entries.clear()
 
+    def forget(self, *prefixes: tuple) -> None:
+        """Drop every entry whose key starts with one of *prefixes* (after a change the screen made
+        itself, e.g. an acknowledgement, so the next read shows it)."""
+        with self._lock:
+            for key in list(self._entries):
+                if any(isinstance(key, tuple) and key[:len(p)] == p for p in prefixes):
+                    del self._entries[key]
+
 
 NO_JOB = {"job": "", "tenant": "", "job_class": ""}
 
@@ -159,12 +168,15 @@ def _fields(p: Point) -> dict:
 class DataSource:
     """Everything the pages read, as cached plain data."""
 
-    def __init__(self, config: Config, store: Store, *, clock=time.time):
+    def __init__(self, config: Config, store: Store, *, clock=time.time, alarms: AlarmBackend | None = None):
         self.config = config
+        self.alarm_backend: AlarmBackend = alarms if alarms is not None else NoAlarms()
+        # why the store could not be read on the last try (None: it answered): the screens then
+        # say "no data yet" and keep polling; nothing here raises for a store that is not there
+        self.store_error: str | None = None
         self.inventory: Inventory = build_inventory(config)
         self.store = CountingStore(store)
         self.cache = QueryCache()
-        self.tracker = alarm_rules.AlarmTracker()
         self.clock = clock
         self.refresh_s = float(config.dashboard.refresh_s)
         # Screens poll and the snapshot is rebuilt every half refresh: a reading that lands just
@@ -203,13 +215,39 @@ class DataSource:
 
     # -- cached raw queries -------------------------------------------------------------------
 
+    def _guarded(self, read, empty):
+        """*read*'s answer, or *empty* when the store is missing or down (recorded in
+        ``store_error`` for the stamp); the next tick tries again."""
+        try:
+            value = read()
+        except (StoreError, OSError) as exc:
+            self.store_error = f"{type(exc).__name__}: {exc}"[:300]
+            return empty
+        self.store_error = None
+        return value
+
     def latest(self, measurement: str) -> list[Point]:
         return self.cache.get(("latest", measurement), self.tick(),
-                              lambda: self.store.latest(measurement))
+                              lambda: self._guarded(lambda: self.store.latest(measurement), []))
 
     def gpu_summary(self) -> GpuSummary:
         return self.cache.get(("gpu_summary",), self.tick(),
-                              lambda: self.store.gpu_summary(alarm_rules.THROTTLE_MASK))
+                              lambda: self._guarded(lambda: self.store.gpu_summary(alarm_rules.THROTTLE_MASK),
+                                                    GpuSummary()))
+
+    def alarms(self) -> list[dict]:
+        """The engine's active alarms (shelved ones included, marked), most severe first."""
+        def build():
+            return alarm_rules.active_only(self._guarded(self.alarm_backend.active, []), int(self.now() * NS))
+        return self.cache.get(("alarms",), self.tick(), build)
+
+    def alarm_history(self, seconds: float = 7 * 86400) -> list[dict]:
+        """Every alarm transition of the last *seconds*, newest first (refreshed each minute)."""
+        def build():
+            end = int(self.now() * NS) + NS
+            rows = self._guarded(lambda: self.alarm_backend.history(end - int(seconds * NS), end), [])
+            return sorted(rows, key=lambda a: (a.get("time_ns") or 0, a.get("id") or ""), reverse=True)
+        return self.cache.get(("alarm_history", seconds), self.tick(max(60.0, self.refresh_s)), build)
 
     def _window(self, seconds: float, period_s: float) -> tuple[int, int, int]:
         """(start_ns, end_ns, tick) for a window of *seconds* ending at the current tick's end."""
@@ -224,9 +262,9 @@ class DataSource:
         start, end, tick = self._window(seconds, period)
         key = ("query", measurement, fields, seconds, every_s, agg, group_by,
                tuple(sorted((where or {}).items())))
-        return self.cache.get(key, tick, lambda: self.store.query(
+        return self.cache.get(key, tick, lambda: self._guarded(lambda: self.store.query(
             measurement, list(fields), start, end, every_s=every_s, agg=agg, group_by=list(group_by),
-            where=where))
+            where=where), []))
 
     # -- derived ------------------------------------------------------------------------------
 
@@ -391,6 +429,7 @@ class DataSource:
                 "inlet_c": inlet[0] if inlet else None, "inlet_t": inlet[1] if inlet else None,
                 "inlet_stale": self.stale("env", inlet[1] if inlet else None, now_ns),
                 "outlet_c": outlet[0] if outlet else None, "outlet_t": outlet[1] if outlet else None,
+                "outlet_stale": self.stale("env", outlet[1] if outlet else None, now_ns),
                 "power_w": rack_power.get(r.rack), "power_t": rack_power_t.get(r.rack),
                 "power_stale": self.stale("pdu", rack_power_t.get(r.rack), now_ns),
             })
@@ -442,16 +481,17 @@ class DataSource:
         # optimizer
         snap["optimizer"] = self._optimizer_state(capped, now_ns)
 
-        # alarms (first-seen tracked once per tick, whatever the number of screens)
-        found = alarm_rules.evaluate(snap, self.derate)
-        snap["alarms"] = [a.as_dict() for a in self.tracker.update(found, now_ns)]
+        # alarms: the engine's state, as stored (the dashboard computes none)
+        snap["alarms"] = self.alarms()
 
-        # data age: the facility totals, else the newest reading of anything
-        newest = snap["facility_t"] or max(
-            [r["inlet_t"] or 0 for r in racks] + [d.get("t") or 0 for d in snap["pdus"]]
-            + [newest_gpu, 0]) or None
-        snap["data_t"] = newest
-        snap["data_age_s"] = (now_ns - newest) / NS if newest else None
+        # data age: per source, the newest reading of each; the stamp shows the oldest of them
+        # (a frozen rack-sensor feed must not hide behind fresh facility totals)
+        snap["sources"] = source_times(snap, newest_gpu)
+        oldest = min(snap["sources"].values(), default=None)
+        snap["data_t"] = oldest
+        snap["data_age_s"] = (now_ns - oldest) / NS if oldest else None
+        snap["stale_sources"] = sorted(k for k, t_ns in snap["sources"].items()
+                                       if self.stale(SOURCE_MEASUREMENT[k], t_ns, now_ns))
         return snap
 
     def _gpu_row(self, p: Point, now_ns: int) -> dict:
@@ -538,6 +578,26 @@ class DataSource:
                 "saving_now_w": saving_now if live_decisions else (0.0 if points else None),
                 "saved_today_kwh": self.saved_today_kwh(), "t": newest,
                 "stale": self.stale("optimizer", newest, now_ns)}
+
+
+# The sources the wall shows, each aged on its own; the measurement whose interval says "stale".
+SOURCE_MEASUREMENT = {"facility": "facility", "racks": "env", "pdus": "pdu", "ups": "ups", "cooling": "cooling",
+                      "gpus": "gpu"}
+
+
+def source_times(snap: dict, newest_gpu_ns: int | None) -> dict[str, int]:
+    """{source: its newest reading} for each source that has any reading (absent ones are left
+    out: 'no data' is said by the page, not by the age)."""
+    newest = {
+        "facility": snap.get("facility_t") or 0,
+        "racks": max([r.get("inlet_t") or 0 for r in snap["racks"]] + [r.get("outlet_t") or 0 for r in snap["racks"]]
+                     + [0]),
+        "pdus": max([d.get("t") or 0 for d in snap["pdus"]] + [0]),
+        "ups": max([u.get("t") or 0 for u in snap["ups"]] + [0]),
+        "cooling": max([u.get("t") or 0 for u in snap["cooling"]] + [0]),
+        "gpus": newest_gpu_ns or 0,
+    }
+    return {k: v for k, v in newest.items() if v}
 
 
 def energy_ratio(series, start_ns: int, end_ns: int, every_s: float) -> float | None:

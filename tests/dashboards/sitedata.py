@@ -100,7 +100,7 @@ def current_points(now_ns: int, inlet: dict[str, float] | None = None) -> list[P
             pdu = f"pdu-{rack}-{feed.lower()}"
             ptags = {**tags, "pdu": pdu, "feed": feed}
             amps = 8.0 + i
-            pts.append(Point("pdu", ptags, {"power_w": 3 * amps * 230.0 * 0.95, "current_a": 3 * amps,
+            pts.append(Point("pdu", ptags, {"power_w": 3 * amps * 230.0 * 0.95, "current_a": amps,
                                             "breaker_a": 32.0}, now_ns))
             for ph in ("L1", "L2", "L3"):
                 pts.append(Point("pdu_phase", {**ptags, "phase": ph},
@@ -150,3 +150,25 @@ def populate(store, now_ns: int | None = None) -> int:
     store.write(current_points(now_ns))
     store.flush()
     return now_ns
+
+
+def engine_alarms(config, store):
+    """The dashboard's alarm backend on the real alarm engine's functions (as `dcim dashboard`
+    wires it), writing acknowledgements to the same store."""
+    from dcim.cli.cmd_dashboard import EngineAlarms
+
+    return EngineAlarms(config, store, open_writer=lambda: store)
+
+
+def run_engine(config, store, now_ns: int | None = None, settle_s: float = 120.0) -> None:
+    """Run the real alarm engine over the store: one cycle now, one after every rule's delay (for_s)
+    has passed, so every condition in the store is raised (or cleared)."""
+    from alerts.engine import AlarmEngine
+
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    engine = AlarmEngine(config, store)
+    for t_ns in (now_ns, now_ns + int(settle_s * NS)):
+        report = engine.run_once(t_ns)
+        assert not report.error, report.error
+    if hasattr(store, "flush"):
+        store.flush()

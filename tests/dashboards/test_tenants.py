@@ -36,7 +36,8 @@ def app_and_store(tmp_path):
         workload.append(Point("workload", {"site": S.SITE, "host": p.tags["host"], "uuid": p.tags["uuid"]}, fields,
                               now_ns - 5 * NS))
     store.write(workload)
-    app = create_app(S.make_config(), store)
+    cfg = S.make_config()
+    app = create_app(cfg, store, alarms=S.engine_alarms(cfg, store))
     yield app, store, gpu_points, jobs
     store.close()
 
@@ -106,6 +107,8 @@ def test_a_scheduler_that_cannot_be_read_is_on_the_alarm_list(app_and_store):
             return {}
 
     asyncio.run(Runner([collector], Sink()).run_once())
+    # the alarm engine (not the dashboard) turns the failure into an alarm; the dashboard lists it
+    S.run_engine(app.data.config, store, now_ns=time.time_ns() - 120 * NS, settle_s=119.0)
     alarms = app.data.snapshot()["alarms"]
-    [alarm] = [a for a in alarms if a["subject"] == "workload-slurm:slurmctld"]
-    assert alarm["kind"] == "collector" and "Unable to contact" in alarm["params"]["error"]
+    [alarm] = [a for a in alarms if a["entity"] == "workload-slurm:slurmctld"]
+    assert alarm["rule"] == "collector_failed" and "Unable to contact" in alarm["summary"]
