@@ -211,6 +211,9 @@ class JobCurve:
 
     def decide(self, view: JobView) -> CurveDecision:
         self._set_view(view)
+        if self.floor_w >= self.default_w:  # nothing to learn: no cap is allowed at all
+            return CurveDecision(self.default_w, f"not capped: a {self.loss_bound:.0%} loss bound allows no cap on "
+                                                 f"the pessimistic published curve ({view.job_class or 'unknown'} class)")
         if self.phase == "settled":
             self._check_drift()
         if self.phase == "baseline":

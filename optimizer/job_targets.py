@@ -90,7 +90,7 @@ def decide_jobs(fleet, inp, settings, progress: dict[str, tuple[int, float]], cu
         if learning:
             d = curves.decide(view, sample)
             target[rows], label[rows] = d.target_w, d.label
-            kinds[job] = "learned" if d.learned else "probing"
+            kinds[job] = "learned" if d.learned else "probing" if d.label.startswith("probing") else "none"
             if d.learned:
                 tables[job] = curves.curves[job].throughput_table()
             continue

@@ -66,7 +66,7 @@ def drive(job, cycles, *, curves=None, cap=MAX_W, apply=True, trace=None):
     return curves, d, cap
 
 
-def gentle(f):  # loses 1.2 % at 600 W and 3.2 % at 553 W (the floor): every probe is within 5 %
+def gentle(f):  # loses 1.2 % at 600 W, 1.5 % at 593 W (the floor): every probe is within 5 %
     return min(1.0, (f / 0.9) ** 0.25)
 
 
@@ -160,4 +160,4 @@ def test_bound_zero_is_never_capped():
         d = curves.decide(view, curves.sample(job.t_ns, view, report))
         cap = d.target_w
         assert cap == MAX_W
-    assert d.learned and "default" in d.label
+    assert not d.learned and d.label.startswith("not capped")
