@@ -280,6 +280,31 @@ def test_daemon_expiry_is_audited_and_dr_caps_are_released_next_cycle(cfg):
     store.close()
 
 
+def test_setting_dr_runs_the_next_cycle_now_not_an_interval_later(cfg):
+    import time
+
+    twin, store, _act, daemon = warm(cfg, cycles=1)
+    assert daemon.settings.interval_s >= 60
+    warm_report = daemon.last_report
+    daemon.start()  # its first cycle runs at once
+    try:
+        deadline = time.monotonic() + 20
+        while daemon.last_report is warm_report:
+            assert time.monotonic() < deadline, "the scheduler's first cycle did not run"
+            time.sleep(0.05)
+        first = daemon.last_report
+        step(twin, store)
+        daemon.set_demand_response(0.9 * twin.facility_power_w, twin.now_ns + H, "ops", "")
+        deadline = time.monotonic() + 20  # far less than the 60 s interval
+        while daemon.last_report is first:
+            assert time.monotonic() < deadline, "no cycle after the DR was set"
+            time.sleep(0.05)
+        assert daemon.demand_response_state()["met"] is not None  # that cycle decided under the DR
+    finally:
+        daemon.stop(revert=False)
+        store.close()
+
+
 # -- the API over real HTTP, the daemon behind it ----------------------------------------------------
 
 TOKEN = "dr-test-token-value"
