@@ -12,6 +12,27 @@ holds exactly, and PUE emerges from the parts.
 Power chain per rack: servers (GPUs + host) → rack PDUs (A/B, load shared) → UPS of the room →
 site transformer → facility meter. Cooling (unit fans, chiller plant) and "other" (lighting,
 security) are fed from the mechanical/house panels, not through the UPS.
+
+**What the twin emits vs what it hides.** Emitted (``points()``, the simulated NVML GPUs, the
+SNMP agents, the twin's Slurm, progress posts): only what real hardware and software emit.
+GPU power follows each job's published-spread curve (simulator/capping_curves.py); the NVML
+SW-power-cap bit is set whenever a job's bursts reach the limit, as a real H100 does at 330 W
+average under 700 W, so it is no "cap binds" signal; meters read within class 0.5, PDUs within
+±1 % (a fixed calibration error per device plus a per-reading error); the ``workload``
+measurement carries only the scheduler's fields; progress comes from
+simulator/progress_model.py (±3 % rate noise, 20 % of jobs never report).
+
+Hidden, for grading only (Python, never emitted, never read by the optimizer):
+``twin.truth`` → :class:`Truth`, built from the current state:
+
+- ``gpu_throughput`` (array per GPU, twin slot order = ``twin.uuids``): true relative
+  throughput this step, 1 = as fast as at the default limit, 0 when idle;
+- ``gpu_power_w`` / ``gpu_demand_w``: true board power and the uncapped demand;
+- ``jobs``: job id → :class:`JobTruth` for every running job: ``curve`` (a
+  :class:`~simulator.capping_curves.JobCurve`), ``demand_w`` (mean uncapped demand of its GPUs
+  now), ``job_class``, ``reports_progress``, ``slots`` (GPU positions); and
+  ``throughput_at(cap_w)``, ``power_at(cap_w)`` (W per GPU), ``energy_per_work_at(cap_w)``
+  (relative to uncapped) at the job's present demand.
 """
 
 from __future__ import annotations
@@ -27,8 +48,9 @@ from dcim.config import Config
 from dcim.gpu_backend import PowerConstraints
 from dcim.inventory import GpuSlot, build_inventory
 from dcim.metrics import Point
-from simulator import physics, slurm_api
+from simulator import capping_curves, physics, slurm_api
 from simulator.gpus import SimulatedGpus, fake_uuid
+from simulator.progress_model import RATE_NOISE, REPORTING_SHARE, ProgressModel
 from simulator.readings import (CoolingReading, FacilitySnapshot, MeterReading, OutletReading, PduReading,
                                 PhaseReading, UpsReading)
 from simulator.weather import Weather
@@ -38,6 +60,12 @@ _J_PER_KWH = 3.6e6
 GRID_VOLTAGE_V = 380.0  # 3-phase line-to-line at UPS/meter level (Korea LV distribution)
 ROOM_RH_PCT = 45.0  # room humidity held by the units [assumption]
 UNSERVED_SUPPLY_C = 24.0  # racks no cooling unit serves breathe room air [assumption]
+# Metering accuracy (fraction of reading): revenue meters are IEC 62053-22 class 0.5S (±0.5 %);
+# metered rack PDUs state ±1 % (IEC 62053-21 class 1, as APC/Raritan/ServerTech data sheets
+# say [mem]). Each device carries a fixed calibration error within ±half its class and each
+# reading a random error within the other half: every reading stays inside its class.
+METER_ACCURACY = 0.005
+PDU_ACCURACY = 0.01
 
 
 @dataclass
@@ -60,6 +88,41 @@ class GpuState:
     ecc_corrected: np.ndarray
 
 
+@dataclass(frozen=True)
+class JobTruth:
+    """A running job's hidden truth (see the module docstring)."""
+
+    job_id: str
+    job_class: str
+    curve: capping_curves.JobCurve
+    demand_w: float
+    reports_progress: bool
+    slots: tuple[int, ...]
+
+    def throughput_at(self, cap_w):
+        """Relative throughput of the job's GPUs under *cap_w* (W) at the present demand."""
+        return self.curve.throughput(cap_w, self.demand_w)
+
+    def power_at(self, cap_w):
+        """Average board power (W) per GPU under *cap_w* at the present demand."""
+        return self.curve.power_w(cap_w, self.demand_w)
+
+    def energy_per_work_at(self, cap_w):
+        """GPU energy per unit of work under *cap_w*, relative to uncapped."""
+        return self.curve.energy_per_work(cap_w, self.demand_w)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The twin's hidden state this step, for grading (see the module docstring)."""
+
+    time_ns: int
+    gpu_throughput: np.ndarray
+    gpu_power_w: np.ndarray
+    gpu_demand_w: np.ndarray
+    jobs: dict[str, JobTruth]
+
+
 class FacilityTwin:
     """A deterministic (under *seed*) simulation of the whole facility in *config*.
 
@@ -74,13 +137,23 @@ class FacilityTwin:
     inherits the cap set for the previous job on that GPU). Off by default (no prolog).
     *on_job_start(job)*: an extra prolog hook, called after that reset (e.g. to set a cap the
     optimizer pre-approved for the job's class).
+
+    *curve_end*: where the jobs' power → throughput curves sit in the published spread
+    (simulator/capping_curves.py): ``"spread"`` (default, each job draws its own),
+    ``"optimistic"`` or ``"pessimistic"`` (every job at that end). *progress_share*: share of
+    jobs that report progress (default 0.8); *progress_noise*: sd of the relative noise on each
+    reported increment (default 0.03); see simulator/progress_model.py.
     """
 
     def __init__(self, config: Config, *, seed: int = 42, start_ns: int | None = None,
                  placement: Placement | None = None, target_util: float = 0.7, arrivals: bool = True,
                  weather: str | None = None, reset_caps_on_job_start: bool = False,
-                 on_job_start: Callable[[Job], None] | None = None):
+                 on_job_start: Callable[[Job], None] | None = None,
+                 curve_end: capping_curves.CurveEnd = "spread", progress_share: float = REPORTING_SHARE,
+                 progress_noise: float = RATE_NOISE):
         self.config = config
+        self.curve_end = curve_end
+        self.progress_model = ProgressModel(seed, share=progress_share, noise=progress_noise)
         self.reset_caps_on_job_start = reset_caps_on_job_start
         self._user_job_start = on_job_start
         self.inventory = inv = build_inventory(config)
@@ -95,7 +168,8 @@ class FacilityTwin:
         tenants = [t.name for t in config.tenants]
         self.workload = Workload(self.slots, tenants, seed=seed, start_ns=self.now_ns, placement=placement,
                                  target_util=target_util, arrivals=arrivals, tz=inv.timezone,
-                                 on_job_start=self._job_prolog if (reset_caps_on_job_start or on_job_start) else None)
+                                 on_job_start=self._job_prolog if (reset_caps_on_job_start or on_job_start) else None,
+                                 curve_end=curve_end)
         self._backends: dict[str, SimulatedGpus] = {}
         self._snapshot: FacilitySnapshot | None = None
         # The twin's scheduler is a Slurm: tenant → account, job class → partition.
@@ -162,10 +236,12 @@ class FacilityTwin:
         self._m_outlet = np.zeros((ol_off, n_servers))
         self._m_phase = np.zeros((ph_off, n_servers))
         self._phase_pdu = np.zeros(ph_off, dtype=np.int64)
+        self._outlet_pdu = np.zeros(ol_off, dtype=np.int64)
         for i, (p, rk) in enumerate(zip(self.pdus, self._pdu_rack)):
             share = 1.0 / per_rack[rk]
             ps, os_ = self._phase_slices[i], self._outlet_slices[i]
             self._phase_pdu[ps] = i
+            self._outlet_pdu[os_] = i
             for j, k in enumerate(servers_of_rack[rk]):
                 w = np.clip(1.0 + rng.normal(0.0, 0.04, 3), 0.8, 1.2)
                 w = w / w.sum()
@@ -244,6 +320,12 @@ class FacilityTwin:
         self._ups_kwh = [float(rng.uniform(1e5, 5e5)) for _ in self.upses]
         self._meter_kwh = [float(rng.uniform(1e6, 5e6)) for _ in self.meters]
         self.rack_inlet_c = np.full(n_racks, 22.0)
+        # Metering errors (see METER_ACCURACY): fixed per device, and a stream of their own for
+        # the per-reading part, so the physics' random streams are the same with or without.
+        mrng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0x4E01])
+        self._pdu_gain = 1.0 + mrng.uniform(-0.5, 0.5, len(self.pdus)) * PDU_ACCURACY
+        self._meter_gain = 1.0 + mrng.uniform(-0.5, 0.5, len(self.meters)) * METER_ACCURACY
+        self._reading_rng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0x4E02])
 
     def gpu_positions(self, host: str) -> list[int]:
         """Global GPU positions of *host*'s GPUs in index order."""
@@ -258,6 +340,16 @@ class FacilityTwin:
         if self._snapshot is None:
             self._snapshot = self._build_snapshot()
         return self._snapshot
+
+    @property
+    def truth(self) -> Truth:
+        """The hidden truth of this step, for grading only (copies; see the module docstring)."""
+        g = self.gpu_state
+        jobs = {}
+        for job_id, job in self.workload.jobs.items():
+            jobs[job_id] = JobTruth(job_id, job.job_class, job.curve, float(g.demand_w[job.slots].mean()),
+                                    self.progress_model.reports_progress(job_id), tuple(job.slots))
+        return Truth(self.now_ns, g.throughput.copy(), g.power_w.copy(), g.demand_w.copy(), jobs)
 
     def step(self, dt_s: float) -> FacilitySnapshot:
         """Advance time by *dt_s* seconds and return the new snapshot."""
@@ -327,13 +419,21 @@ class FacilityTwin:
         g.energy_frac_mj = mj - whole
         kwh = dt_s / _J_PER_KWH  # W held for dt_s → kWh
         if self.pdus:
-            self._pdu_kwh += self._pdu_power_flat * kwh
-            self._phase_kwh_flat += self._phase_power_flat * kwh
-            self._outlet_kwh_flat += self._outlet_power_flat * kwh
+            # A meter's register integrates the power it senses: its calibration error included.
+            gain = self._pdu_gain * kwh
+            self._pdu_kwh += self._pdu_power_flat * gain
+            self._phase_kwh_flat += self._phase_power_flat * gain[self._phase_pdu]
+            self._outlet_kwh_flat += self._outlet_power_flat * gain[self._outlet_pdu]
         for i in range(len(self.upses)):
             self._ups_kwh[i] += self._ups_out_w[i] * kwh
         for i in range(len(self.meters)):
-            self._meter_kwh[i] += self._meter_power_w[i] * kwh
+            self._meter_kwh[i] += self._meter_true_w[i] * self._meter_gain[i] * kwh
+
+    def _reading_factor(self, gain: np.ndarray, accuracy: float) -> np.ndarray:
+        """Reading / true value for devices with calibration *gain*: the gain times a random
+        error within ±half the class (sd a quarter of it)."""
+        noise = np.clip(self._reading_rng.normal(0.0, accuracy / 4.0, len(gain)), -accuracy / 2.0, accuracy / 2.0)
+        return gain * (1.0 + noise)
 
     def _compute_state(self, dt_s: float) -> None:
         """Recompute every power, temperature and reading for time ``now_ns``.
@@ -344,24 +444,19 @@ class FacilityTwin:
         outdoor_c, outdoor_rh = self.weather.at(self.now_ns)
         self.outdoor_c, self.outdoor_rh = outdoor_c, outdoor_rh
 
-        # GPUs: demand from utilisation, held to the cap; throughput from the class curve.
+        # GPUs: demand from utilisation; power and throughput under the cap from each job's own
+        # published-spread curve (simulator/capping_curves.py).
         util = wl.current_util(self.now_ns)
         busy = wl.busy
         demand = physics.gpu_demand_w(util, wl.memory_bound, busy)
-        power = np.minimum(demand, g.cap_w)
-        frac = g.cap_w / np.maximum(demand, 1.0)
-        thr = np.zeros(len(power))
-        for name, code in (("training", 0), ("fine_tuning", 1), ("inference", 2), ("batch", 3)):
-            mask = wl.class_code == code
-            if mask.any():
-                thr[mask] = physics.relative_throughput(name, frac[mask])
+        x = capping_curves.power_ratio(g.cap_w, demand, wl.burst, self.constraints.default_w)
+        power = np.where(busy, x * demand, np.minimum(demand, g.cap_w))
+        thr = np.where(busy, capping_curves.throughput_at_ratio(x, wl.curve_u), 0.0)
         g.util, g.demand_w, g.power_w, g.throughput = util, demand, power, thr
         g.mem_util = np.where(wl.memory_bound, 0.9 * util, 0.4 * util)
         g.mem_used_bytes = (wl.mem_frac * physics.GPU_MEM_TOTAL_BYTES).astype(np.int64)
         g.sm_clock_mhz = physics.sm_clock_mhz(util, wl.memory_bound, busy, np.where(busy, thr, 1.0))
-        capped = busy & (demand >= 0.98 * g.cap_w)
-        g.throttle = np.where(busy, np.where(capped, physics.THROTTLE_SW_POWER_CAP, 0),
-                              physics.THROTTLE_GPU_IDLE).astype(np.int64)
+        g.throttle = physics.throttle_reasons(physics.gpu_peak_w(util, wl.memory_bound, busy), g.cap_w, busy)
         inlet_gpu = self.rack_inlet_c[self.server_rack[self.gpu_server]]
         core_t, mem_t = physics.gpu_temp_target_c(inlet_gpu, power)
         if dt_s > 0:
@@ -392,11 +487,14 @@ class FacilityTwin:
             self._pdu_power_flat = out_w + loss
             self._outlet_power_flat = self._m_outlet @ server_w
             self._phase_power_flat = self._m_phase @ server_w + (loss / self._pdu_phases)[self._phase_pdu]
-            phase_current = self._phase_power_flat / (volt[self._phase_pdu] * pf)
-            self._pdu_power_w = self._pdu_power_flat.tolist()
+            read = self._reading_factor(self._pdu_gain, PDU_ACCURACY)  # what each PDU reads
+            phase_read = self._phase_power_flat * read[self._phase_pdu]
+            phase_current = phase_read / (volt[self._phase_pdu] * pf)
+            self._pdu_power_w = (self._pdu_power_flat * read).tolist()
             self._pdu_voltage_v = volt.tolist()
-            self._phase_power_w = [self._phase_power_flat[sl] for sl in self._phase_slices]
-            self._outlet_power_w = [self._outlet_power_flat[sl] for sl in self._outlet_slices]
+            self._phase_power_w = [phase_read[sl] for sl in self._phase_slices]
+            outlet_read = self._outlet_power_flat * read[self._outlet_pdu]
+            self._outlet_power_w = [outlet_read[sl] for sl in self._outlet_slices]
             self._phase_current_a = [phase_current[sl] for sl in self._phase_slices]
             rack_pdu_loss = np.bincount(self._pdu_rack_arr, loss, minlength=n_racks)
             rack_pdu_in = np.where(self._rack_pdu_count > 0, rack_w + rack_pdu_loss, rack_w)
@@ -471,7 +569,9 @@ class FacilityTwin:
         self.other_power_w, self.facility_power_w = other_w, facility_w
         self.server_it_power_w = float(rack_w.sum())
         role_power = {"facility_total": facility_w, "it": it_w, "cooling": cooling_w, "other": other_w}
-        self._meter_power_w = [role_power[m.role] for m in self.meters]
+        self._meter_true_w = [role_power[m.role] for m in self.meters]
+        read = self._reading_factor(self._meter_gain, METER_ACCURACY)
+        self._meter_power_w = [w * f for w, f in zip(self._meter_true_w, read.tolist())]
         self._snapshot = None
 
     # --- snapshot --------------------------------------------------------------------------------
@@ -610,18 +710,31 @@ class FacilityTwin:
                              {"temp_c": inlet[k], "humidity_pct": ROOM_RH_PCT}, t))
             out.append(Point("env", {**base, "sensor": f"{rack.rack}-outlet", "position": "outlet"},
                              {"temp_c": outlet[k]}, t))
-        fac = {"total_power_w": self.facility_power_w, "it_power_w": self.it_power_w,
-               "cooling_power_w": self.cooling_power_w, "loss_power_w": self.loss_power_w,
+        total_w, it_w, cooling_w = self._metered_totals_w()
+        fac = {"total_power_w": total_w, "it_power_w": it_w, "cooling_power_w": cooling_w,
+               "loss_power_w": total_w - it_w - cooling_w,
                "outdoor_temp_c": self.outdoor_c, "outdoor_rh_pct": self.outdoor_rh}
-        if self.it_power_w > 0:  # PUE is undefined without IT load: absent, not 0
-            fac["pue"] = self.facility_power_w / self.it_power_w
+        if it_w > 0:  # PUE is undefined without IT load: absent, not 0
+            fac["pue"] = total_w / it_w
         out.append(Point("facility", {"site": site}, fac, t))
         return out
+
+    def _metered_totals_w(self) -> tuple[float, float, float]:
+        """(total, IT, cooling) power as the site's meters read them (with their errors), as a
+        real site derives its ``facility`` point (collectors/facility.py); a role without a
+        meter falls back to the twin's own value (UPS output for PUE category 1 is as exact as
+        the UPS readings the twin emits)."""
+        def role(name: str, fallback: float) -> float:
+            values = [w for m, w in zip(self.meters, self._meter_power_w) if m.role == name]
+            return float(sum(values)) if values else fallback
+        total = role("facility_total", self.facility_power_w)
+        cooling = role("cooling", self.cooling_power_w)
+        it = role("it", self.it_power_w) if self.config.site.pue_category == 3 else self.it_power_w
+        return total, it, cooling
 
     def _gpu_points(self, t: int) -> list[Point]:
         g = self.gpu_state
         cons = self.constraints
-        wl = self.workload
         # Convert arrays to Python scalars in bulk (much faster than per-element numpy access).
         power = g.power_w.round(3).tolist()
         energy_j = (g.energy_mj / 1000.0).tolist()
@@ -634,10 +747,8 @@ class FacilityTwin:
         clock = g.sm_clock_mhz.round().tolist()
         throttle = g.throttle.tolist()
         ecc_c = g.ecc_corrected.tolist()
-        # work_rate is twin-only (the optimizer's learning signal until job progress replaces
-        # it): the one workload field the twin writes itself. Job, tenant and class come from
-        # the twin's Slurm through the Slurm source's own code (simulator/slurm_api.py).
-        rate = g.throughput.round(4).tolist()
+        # The workload fields come from the twin's Slurm through the Slurm source's own code
+        # (simulator/slurm_api.py): job, tenant, class. Nothing twin-only (no true throughput).
         scheduled = {p.tags["uuid"]: p.fields for p in slurm_api.workload_points(self, self.slurm_names,
                                                                                   self.workload_mapping)}
         min_w, max_w, default_w = cons.min_w, cons.max_w, cons.default_w
@@ -652,8 +763,7 @@ class FacilityTwin:
                 "mem_used_bytes": mem_used[i], "mem_total_bytes": mem_total, "sm_clock_mhz": clock[i],
                 "mem_clock_mhz": mem_clock, "throttle_reasons": throttle[i], "ecc_uncorrected": 0,
                 "ecc_corrected": ecc_c[i], "pstate": 0}, t))
-            fields = {**scheduled[uuid], "work_rate": rate[i] if wl.busy[i] else 0.0}
-            append(Point("workload", dict(self._workload_tags[i]), fields, t))
+            append(Point("workload", dict(self._workload_tags[i]), dict(scheduled[uuid]), t))
         return out
 
     # --- convenience -----------------------------------------------------------------------------

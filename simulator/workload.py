@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from dcim.inventory import GpuSlot
-from simulator import physics
+from simulator import capping_curves, physics
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,9 @@ class Job:
     end_ns: int | None = None
     done_gpu_s: float = 0.0
     slots: list[int] = field(default_factory=list)  # global GPU indices (twin order)
+    # Hidden truth: the job's power → throughput curve (simulator/capping_curves.py), drawn
+    # from (seed, job id). Never emitted; read by the twin's physics and by grading only.
+    curve: capping_curves.JobCurve | None = None
 
     @property
     def remaining_gpu_s(self) -> float:
@@ -120,7 +123,12 @@ class Workload:
 
     def __init__(self, slots: Sequence[GpuSlot], tenants: Sequence[str], *, seed: int, start_ns: int,
                  placement: Placement | None = None, target_util: float = 0.7, arrivals: bool = True,
-                 tz: str = "UTC", on_job_start: Callable[[Job], None] | None = None):
+                 tz: str = "UTC", on_job_start: Callable[[Job], None] | None = None,
+                 curve_end: capping_curves.CurveEnd = "spread"):
+        if curve_end not in capping_curves.CURVE_ENDS:
+            raise ValueError(f"curve_end must be one of {', '.join(capping_curves.CURVE_ENDS)}, got {curve_end!r}")
+        self.seed = seed
+        self.curve_end = curve_end
         self.slots = list(slots)
         self.on_job_start = on_job_start
         self.n = len(self.slots)
@@ -145,6 +153,8 @@ class Workload:
         self.memory_bound = np.zeros(self.n, dtype=bool)
         self.mem_frac = np.zeros(self.n)
         self.busy = np.zeros(self.n, dtype=bool)
+        self.curve_u = np.zeros(self.n)  # the running job's place in the published spread
+        self.burst = np.full(self.n, 0.05)  # the running job's burst width (cap → power)
         # Separate streams: arrivals (independent of dt), per-step jitter.
         self._arrival_rng = np.random.default_rng([seed & 0xFFFFFFFF, 0xA881])
         self._noise_rng = np.random.default_rng([seed & 0xFFFFFFFF, 0x0015E])
@@ -195,8 +205,10 @@ class Workload:
             util = float(rng.uniform(*prof.util_range))
         self._next_id += 1
         # Ids as Slurm numbers them (the twin's scheduler is a Slurm: simulator/slurm_api.py).
-        return Job(id=str(self._next_id), tenant=tenant, job_class=job_class, gpus=gpus,
-                   work_gpu_s=float(work_gpu_s), util=float(util), submit_ns=time_ns)
+        job_id = str(self._next_id)
+        curve = capping_curves.draw_curve(self.seed, job_id, job_class, self.curve_end)
+        return Job(id=job_id, tenant=tenant, job_class=job_class, gpus=gpus,
+                   work_gpu_s=float(work_gpu_s), util=float(util), submit_ns=time_ns, curve=curve)
 
     def _fill(self, now_ns: int, target_util: float) -> None:
         """Start in a steady state: place drawn jobs, part-way done, until ~target_util is in use."""
@@ -240,6 +252,8 @@ class Workload:
         job.start_ns = now_ns
         self.jobs[job.id] = job
         prof = PROFILES[job.job_class]
+        if job.curve is None:  # a Job built by hand: draw its curve as new_job would
+            job.curve = capping_curves.draw_curve(self.seed, job.id, job.job_class, self.curve_end)
         for i in job.slots:
             self.gpu_job[i] = job
             self.busy[i] = True
@@ -247,6 +261,8 @@ class Workload:
             self.class_code[i] = CLASS_CODES[job.job_class]
             self.memory_bound[i] = job.job_class in physics.MEMORY_BOUND_CLASSES
             self.mem_frac[i] = prof.mem_frac
+            self.curve_u[i] = job.curve.u
+            self.burst[i] = job.curve.burst
         if self.on_job_start is not None:
             self.on_job_start(job)  # the prolog: runs before the job's first step
         return True

@@ -120,7 +120,8 @@ def test_points_follow_the_metric_contract(twin):
     tenants = {t.name for t in twin.config.tenants}
     busy = [p for p in by_m["workload"] if p.fields["job"]]
     assert busy and all(p.fields["tenant"] in tenants for p in busy)
-    assert all(0 < p.fields["work_rate"] <= 1 for p in busy)
+    # Nothing twin-only: the workload fields are the scheduler's (no true throughput).
+    assert not any("work_rate" in p.fields for p in by_m["workload"])
     # Without outlets by default.
     assert not any(p.measurement == "pdu_outlet" for p in twin.points())
 

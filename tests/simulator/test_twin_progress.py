@@ -49,8 +49,10 @@ def expected(job_class: str, done_gpu_s: float, gpus: int) -> tuple[float, str]:
 @pytest.fixture
 def site(tmp_path, demo_config):
     """A twin at the wall clock (the intake refuses reports older than a day), its workload
-    points in a real store, and the real intake reading them."""
-    twin = FacilityTwin(demo_config, seed=7, start_ns=time.time_ns())
+    points in a real store, and the real intake reading them. Every job reports its exact
+    work (progress_share=1, progress_noise=0): the HTTP path is under test here; the realistic
+    noise and silent jobs are tests/simulator/test_progress_model.py's."""
+    twin = FacilityTwin(demo_config, seed=7, start_ns=time.time_ns(), progress_share=1.0, progress_noise=0.0)
     store = SqliteStore(tmp_path / "dcim.sqlite")
     store.write(twin.points())
     writer = StoreWriter(store, tmp_path / "spool", flush_interval_s=0.05)
@@ -104,7 +106,7 @@ def test_reported_work_is_the_twins_work_done_at_the_post_times(site):
 
 def test_posting_changes_nothing_in_the_twin(site, demo_config):
     twin, store, writer, book, server = site
-    quiet = FacilityTwin(demo_config, seed=7, start_ns=twin.now_ns)
+    quiet = FacilityTwin(demo_config, seed=7, start_ns=twin.now_ns, progress_share=1.0, progress_noise=0.0)
     poster = ProgressPoster(twin, server.url, TOKEN, every_s=5.0).start()
     try:
         for _ in range(12):

@@ -161,10 +161,9 @@ def test_the_collector_maps_the_twins_jobs_to_their_tenants_and_classes(served, 
         else:
             assert (fields["job"], fields["tenant"], fields["job_class"]) == (job.id, job.tenant, job.job_class)
     # In-process (backfill, tests) the twin's workload points are the same reading of the same
-    # JSON, plus work_rate: the one field the twin still writes itself.
+    # JSON, and nothing else: the twin writes no field of its own (no true throughput).
     inproc = {p.tags["uuid"]: p.fields for p in twin.points() if p.measurement == "workload"}
-    assert {u: {k: v for k, v in f.items() if k != "work_rate"} for u, f in inproc.items()} == by_uuid
-    assert all("work_rate" in f for f in inproc.values())
+    assert inproc == by_uuid
 
 
 def test_reading_the_scheduler_leaves_the_twin_deterministic(demo_config, token_env):

@@ -1,9 +1,12 @@
-"""Power caps slow jobs down as the published curves say; placement is pluggable.
+"""Power caps slow whole jobs down as the published sweeps say; placement is pluggable.
 
-Expected slowdowns are the published figures themselves (reference §3.6), not the code's
-outputs: Zeus NSDI'23 A40 medians (training: 200/300 W → 1.05× time), Zeus V100 medians
-(batch: 0.6 of max → 1.11× time), Samsi et al. 2023 (inference: 0.7 of the draw → 1.065×
-latency), and H100 copy kernels draw ~402 W, so memory-bound work is untouched above that.
+Expected slowdowns are the published rows themselves (docs/published-capping.md), not the
+code's outputs. A sweep row gives a job's average power and time per limit; the power ratio
+(capped ÷ default-limit power) is the job's own axis, so the test caps a twin job at that ratio
+of its own draw and expects the row's slowdown: Zeus NSDI'23 A40 ResNet-50 b128 at 200 W
+(179.23 of 244.26 W, 1.0676× time) at the optimistic end, Sentiment140 BERT b128 at 200 W
+(196.07 of 274.61 W, 1.1121×) at the pessimistic end. H100 copy kernels draw ~402 W, so
+memory-bound work is untouched above that (Ma et al.: no cap above the decode draw binds).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ H100_FULL_DUTY_W = 700.0  # measured: GEMM at duty 1.0 sits on the 700 W limit
 H100_COPY_FULL_W = 402.0  # measured: memory-bound copy at duty 1.0
 
 
-def _run_job(config, job_class, cap_w, util=1.0, gpus=8, hours=1.0, dt=10.0, start_ns=JAN_NS):
+def _run_job(config, job_class, cap_w, util=1.0, gpus=8, hours=1.0, dt=10.0, start_ns=JAN_NS,
+             curve_end="spread"):
     """Duration (s) and mean GPU power (W) of one job alone in the facility under *cap_w*."""
-    twin = FacilityTwin(config, seed=3, start_ns=start_ns, arrivals=False)
+    twin = FacilityTwin(config, seed=3, start_ns=start_ns, arrivals=False, curve_end=curve_end)
     job = twin.submit_job(job_class=job_class, tenant="hanbit-univ", gpus=gpus, work_gpu_s=gpus * hours * 3600,
                           util=util)
     assert job.start_ns is not None
@@ -35,17 +39,29 @@ def _run_job(config, job_class, cap_w, util=1.0, gpus=8, hours=1.0, dt=10.0, sta
     return (job.end_ns - job.start_ns) / 1e9, sum(power) / len(power)
 
 
-@pytest.mark.parametrize("job_class, cap_fraction, published_slowdown", [
-    ("training", 200 / 300, 1.05),  # Zeus A40 median at 200 of 300 W
-    ("batch", 0.6, 1.11),  # Zeus V100 median at 0.6 of max
+@pytest.mark.parametrize("job_class, curve_end, capped_w, default_w, published_slowdown", [
+    ("training", "optimistic", 179.23, 244.26, 1.0676),  # Zeus A40 ResNet-50 b128, 200 W row
+    ("batch", "optimistic", 179.23, 244.26, 1.0676),
+    ("training", "pessimistic", 196.07, 274.61, 1.1121),  # Zeus A40 Sentiment140 BERT b128, 200 W row
+    ("fine_tuning", "pessimistic", 196.07, 274.61, 1.1121),
 ])
-def test_caps_lengthen_compute_bound_jobs_as_published(demo_config, job_class, cap_fraction, published_slowdown):
-    base_s, base_w = _run_job(demo_config, job_class, 700.0)
-    cap_w = cap_fraction * H100_FULL_DUTY_W
-    capped_s, capped_w = _run_job(demo_config, job_class, cap_w)
-    assert capped_w <= cap_w + 0.001 < base_w  # limits are set in whole mW
+def test_caps_lengthen_compute_bound_jobs_as_published(demo_config, job_class, curve_end, capped_w, default_w,
+                                                       published_slowdown):
+    base_s, base_w = _run_job(demo_config, job_class, 700.0, curve_end=curve_end)
     assert base_w > 650  # a full-duty compute job sits near the 700 W limit
-    assert capped_s / base_s == pytest.approx(published_slowdown, rel=0.006)
+    cap_w = round(capped_w / default_w * base_w)  # the row's power ratio, of this job's own draw
+    capped_s, mean_w = _run_job(demo_config, job_class, cap_w, curve_end=curve_end)
+    assert mean_w <= cap_w + 0.001 < base_w
+    assert capped_s / base_s == pytest.approx(published_slowdown, rel=0.01)
+
+
+def test_the_cap_as_a_fraction_of_max_is_not_a_fraction_of_the_draw(demo_config):
+    """The axis the old twin got wrong: Zeus's A40 median is 1.05× time at 200 of 300 W. Applied
+    as 2/3 of an H100 job's own ~700 W draw it is a much deeper cut than the sweep made (its jobs
+    drew ~80 % of their 300 W limit), and the twin must say so: far more than 5 % slower."""
+    base_s, _ = _run_job(demo_config, "training", 700.0, curve_end="optimistic")
+    capped_s, _ = _run_job(demo_config, "training", 700.0 * 200 / 300, curve_end="optimistic")
+    assert capped_s / base_s > 1.10
 
 
 def test_memory_bound_inference_loses_nothing_above_its_draw_and_as_published_below(demo_config):
@@ -55,11 +71,16 @@ def test_memory_bound_inference_loses_nothing_above_its_draw_and_as_published_be
     base_s, base_w = _run_job(demo_config, "inference", 700.0, hours=0.5, start_ns=peak_ns)
     assert H100_COPY_FULL_W - 10 < base_w < H100_COPY_FULL_W + 1
     above_s, _ = _run_job(demo_config, "inference", 450.0, hours=0.5, start_ns=peak_ns)
-    assert above_s == base_s
-    # Samsi et al.: a cap at 0.7 of the draw → 6–7 % longer (jitter in the draw widens it a little).
-    low_s, low_w = _run_job(demo_config, "inference", 0.7 * H100_COPY_FULL_W, hours=0.5, start_ns=peak_ns)
-    assert low_w <= 0.7 * H100_COPY_FULL_W + 0.001
-    assert 1.055 < low_s / base_s < 1.08
+    assert above_s - base_s <= 10.0  # one 10 s step at most: only the clipped bursts
+    # Samsi et al. (words to watts): 175 of 250 W → 1.065× latency at −23 % energy, i.e. a power
+    # ratio of 0.77 / 1.065 = 0.723 of the job's draw. At that ratio on the optimistic end the
+    # twin is within the table's tolerance for that row (docs/published-capping.md: 0.03 in
+    # energy, which is 0.035 in slowdown here).
+    ratio = 0.77 / 1.065
+    low_s, low_w = _run_job(demo_config, "inference", ratio * base_w, hours=0.5, start_ns=peak_ns,
+                            curve_end="optimistic")
+    assert low_w <= ratio * base_w + 0.001
+    assert low_s / base_s == pytest.approx(1.065, abs=0.035)
 
 
 def test_placement_hook_is_used_and_checked(demo_config):

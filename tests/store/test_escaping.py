@@ -56,7 +56,7 @@ def test_tag_and_string_values_round_trip(store):
     for i, tag in enumerate(TAG_VALUES):
         for j, text in enumerate(STRING_VALUES):
             points.append(Point("workload", {"site": "s", "host": tag, "uuid": f"u{j}"},
-                                {"job": text, "tenant": tag, "work_rate": 0.5}, T0 + i * 1000 + j))
+                                {"job": text, "tenant": tag, "start_ns": 5}, T0 + i * 1000 + j))
     store.write(points)
     got = {(p.tags["host"], p.tags["uuid"]): p for p in store.latest("workload")}
     assert len(got) == len(points)
@@ -67,10 +67,10 @@ def test_tag_and_string_values_round_trip(store):
         assert back.time_ns == p.time_ns
     # the same values as filters and group keys
     for tag in TAG_VALUES:
-        [series] = store.query("workload", ["work_rate"], T0, T0 + 10**9, agg="count", group_by=["host"],
+        [series] = store.query("workload", ["start_ns"], T0, T0 + 10**9, agg="count", group_by=["host"],
                                where={"host": tag})
         assert series.tags == {"host": tag}
-        assert series.values["work_rate"] == [len(STRING_VALUES)]
+        assert series.values["start_ns"] == [len(STRING_VALUES)]
 
 
 def test_int_stays_int_and_float_stays_float(store):
