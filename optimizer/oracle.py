@@ -233,74 +233,77 @@ def _milp(step: Step, obj: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, floa
     return choice, min(low, float(res.fun))
 
 
-def solve(steps: Sequence[Step] | Callable[[], Iterable[Step]], *, tol: float = 1e-9,
+def solve(steps: Sequence[Step] | Callable[[], Iterable[Step]], *, lam0: float = 0.0, tol: float = 1e-9,
           max_iter: int = 50) -> OracleResult:
     """The exact oracle over *steps* (a sequence, or a callable returning a fresh iterable, so a
-    long run can be streamed once per iteration). See the module docstring."""
+    long run is streamed once per iteration). *lam0*: the first λ (any value; the uncapped run's
+    facility J per unit of work saves a pass). See the module docstring."""
     again = steps if callable(steps) else (lambda: steps)
-    off = _totals(again(), None)
-    if off["work"] <= 0:
-        raise ValueError("the run has no work (no busy unit in any step)")
-    r_off = off["facility_j"] / off["work"]
-    lam, best, history, lower = r_off, None, [r_off], -np.inf
+    lam, best, history, lower = float(lam0), None, [], -np.inf
     for it in range(1, max_iter + 1):
         cur = _totals(again(), lam)
+        off = cur["off"]
+        if off["work"] <= 0:
+            raise ValueError("the run has no work (no busy unit in any step)")
         ratio = cur["facility_j"] / cur["work"]
         if best is None or ratio < best["facility_j"] / best["work"]:
             best = cur
+        history.append(lam)
         # any policy x: E(x) − λ·W(x) ≥ G_low, hence R(x) ≥ λ + G_low / W(x)
         g = cur["g_low"]
         w_bound = cur["work_min"] if g < 0 else cur["work_max"]
-        lower = max(lower, lam + g / w_bound if w_bound > 0 else -np.inf)
-        if g >= -tol * cur["facility_j"] or ratio >= lam:
+        if w_bound > 0:
+            lower = max(lower, lam + g / w_bound)
+        if abs(g) <= tol * cur["facility_j"]:
             break
         lam = ratio
-        history.append(lam)
+    r_off = off["facility_j"] / off["work"]
     ratio = best["facility_j"] / best["work"]
     lower = min(lower, ratio)
 
-    def per_work(a, b):
-        return 100.0 * (1.0 - (a / best["work"]) / (b / off["work"])) if b else float("nan")
+    def per_work(key):
+        return 100.0 * (1.0 - (best[key] / best["work"]) / (off[key] / off["work"])) if off[key] else float("nan")
 
     return OracleResult(
         ratio=ratio, ratio_off=r_off, ratio_lower=lower, saving_pct=100.0 * (1 - ratio / r_off),
-        saving_bound_pct=100.0 * (1 - lower / r_off),
-        it_saving_pct=per_work(best["it_j"], off["it_j"]),
-        cooling_saving_pct=per_work(best["cooling_j"], off["cooling_j"]),
-        facility_j=best["facility_j"], it_j=best["it_j"], cooling_j=best["cooling_j"], work=best["work"],
-        work_off=off["work"], loss_pct={c: 100.0 * (1.0 - best["cls_work"][c] / best["cls_full"][c])
-                                        for c in best["cls_full"] if best["cls_full"][c] > 0},
+        saving_bound_pct=100.0 * (1 - lower / r_off), it_saving_pct=per_work("it_j"),
+        cooling_saving_pct=per_work("cooling_j"), facility_j=best["facility_j"], it_j=best["it_j"],
+        cooling_j=best["cooling_j"], work=best["work"], work_off=off["work"],
+        loss_pct={c: 100.0 * (1.0 - best["cls_work"][c] / best["cls_full"][c])
+                  for c in best["cls_full"] if best["cls_full"][c] > 0},
         iterations=it, milp_steps=best["milp_steps"], history=history)
 
 
-def _totals(steps: Iterable[Step], lam: float | None) -> dict:
-    """Energy, work and the Lagrangian lower bound of the choice at *lam* (None: all uncapped)."""
-    t = dict(facility_j=0.0, it_j=0.0, cooling_j=0.0, work=0.0, work_min=0.0, work_max=0.0, g_low=0.0,
-             milp_steps=0)
+def _totals(steps: Iterable[Step], lam: float) -> dict:
+    """Energy and work of the choice at *lam*, the Lagrangian lower bound of E − λ·W, and the
+    same totals with every unit uncapped (``off``)."""
+    keys = ("facility_j", "it_j", "cooling_j", "work")
+    t = dict.fromkeys(keys + ("work_min", "work_max", "g_low"), 0.0)
+    t["milp_steps"] = 0
+    off = dict.fromkeys(keys, 0.0)
     cls_work: dict[str, float] = {}
     cls_full: dict[str, float] = {}
     for s in steps:
         U = s.power_w.shape[0]
         ok = _allowed(s) if U else np.zeros((0, 1), bool)
-        if lam is None:
-            k = np.zeros(U, int)
-        else:
-            k, low, used = _choose(s, lam, ok)
-            t["g_low"] += s.dt_s * (low + s.facility_fixed_w)
-            t["milp_steps"] += int(used)
+        k, low, used = _choose(s, lam, ok) if U else (np.zeros(0, int), 0.0, False)
+        t["g_low"] += s.dt_s * (low + s.facility_fixed_w)
+        t["milp_steps"] += int(used)
         rows = np.arange(U)
-        gpu_w = float(s.power_w[rows, k].sum())
-        w = s.work[rows, k]
-        t["facility_j"] += s.dt_s * (s.facility_fixed_w + s.facility_w_per_gpu_w * gpu_w)
-        t["it_j"] += s.dt_s * (s.it_fixed_w + s.it_w_per_gpu_w * gpu_w)
-        t["cooling_j"] += s.dt_s * (s.cooling_fixed_w + s.cooling_w_per_gpu_w * gpu_w)
-        t["work"] += s.dt_s * float(w.sum())
+        for acc, kk in ((t, k), (off, np.zeros(U, int))):
+            gpu_w = float(s.power_w[rows, kk].sum())
+            acc["facility_j"] += s.dt_s * (s.facility_fixed_w + s.facility_w_per_gpu_w * gpu_w)
+            acc["it_j"] += s.dt_s * (s.it_fixed_w + s.it_w_per_gpu_w * gpu_w)
+            acc["cooling_j"] += s.dt_s * (s.cooling_fixed_w + s.cooling_w_per_gpu_w * gpu_w)
+            acc["work"] += s.dt_s * float(s.work[rows, kk].sum())
         if U:
             t["work_min"] += s.dt_s * float(np.where(ok, s.work, np.inf).min(axis=1).sum())
             t["work_max"] += s.dt_s * float(np.where(ok, s.work, -np.inf).max(axis=1).sum())
-        for c in set(np.asarray(s.unit_class).tolist()):
-            m = np.asarray(s.unit_class) == c
+        w = s.work[rows, k]
+        cls = np.asarray(s.unit_class)
+        for c in set(cls.tolist()):
+            m = cls == c
             cls_work[c] = cls_work.get(c, 0.0) + s.dt_s * float(w[m].sum())
             cls_full[c] = cls_full.get(c, 0.0) + s.dt_s * float(s.work[m, 0].sum())
-    t["cls_work"], t["cls_full"] = cls_work, cls_full
+    t["cls_work"], t["cls_full"], t["off"] = cls_work, cls_full, off
     return t

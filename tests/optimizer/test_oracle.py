@@ -165,3 +165,10 @@ def test_a_binding_budget_goes_to_the_exact_program():
     assert res.milp_steps == 1
     assert res.ratio == pytest.approx((10_000 + 1100) / 1.9)
     assert res.loss_pct == {"training": pytest.approx(0.0), "batch": pytest.approx(10.0)}
+
+
+@pytest.mark.parametrize("lam0", [0.0, 1.0, 1e9])
+def test_any_starting_lambda_reaches_the_same_optimum(lam0):
+    rng = np.random.default_rng(11)
+    run = random_run(rng, steps=2, units=3, k=4)
+    assert solve(run, lam0=lam0).ratio == pytest.approx(brute_force(run), rel=1e-9)
