@@ -295,7 +295,12 @@ def _describe(state: dict | None, tz: str) -> str:
 
 
 def _url_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+    """Where a client reaches a server bound to *host*: a wildcard bind through loopback."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _call(url: str, method: str, token: str, body: dict | None) -> tuple[int, dict]:
