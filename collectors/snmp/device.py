@@ -191,7 +191,10 @@ class SnmpDevice:
                     # the first of the columns that has this row decides
                     have = [(v, ok) for other_oid, ok in pairs
                             if (v := (await column(other_oid)).get(index)) is not None]
-                    if not have or have[0][0] not in have[0][1]:
+                    if not have:
+                        if not any(None in ok for _, ok in pairs):
+                            continue
+                    elif have[0][0] not in have[0][1]:
                         continue
                 factor = base_factor
                 if reading.digits_oid:
@@ -310,7 +313,7 @@ class SnmpDevice:
         if r.enum is not None:
             return r.enum.get(raw, r.enum_default)
         kind = MEASUREMENTS[r.measurement].fields[r.field].kind
-        value = raw * inst.factor
+        value = raw * inst.factor + r.offset      # offset: a unit whose zero is not SI's (°F)
         return int(round(value)) if kind is int else float(round(value, 9))
 
     def decode(self, plan: Plan, values: dict[str, object], time_ns: int | None = None) -> list[Point]:

@@ -25,11 +25,11 @@ def test_sentry3_towers_feeds_and_probes(snmpsim_agent, capsys):
     # Both cords' current: 3.62 + 5.02 A. This CDU meters no power or energy: those are absent.
     assert points[("pdu", None)] == {"current_a": pytest.approx(8.64)}
     # Probes A1/A2 on tower A read 52 / 43 %RH; B1/B2 are not fitted (-1): absent, no point.
-    assert points[("env", "dev-1")] == {"humidity_pct": 52.0}
-    assert points[("env", "dev-2")] == {"humidity_pct": 43.0}
-    # Temperatures: this unit's scale is Fahrenheit (tempHumidSensorTempScale = 1), which the
-    # profile does not convert yet: absent rather than wrong.
-    assert not any("temp_c" in f for f in points.values())
+    # Temperatures are in tenths of the unit's scale, here Fahrenheit (tempHumidSensorTempScale
+    # = 1): A1 680 -> 68.0 °F = (68.0 - 32) x 5/9 = 20.0 °C; A2 745 -> 74.5 °F = 42.5 x 5/9 =
+    # 23.611 °C. B1/B2 read -1 (not measured): absent.
+    assert points[("env", "dev-1")] == {"humidity_pct": 52.0, "temp_c": pytest.approx(20.0)}
+    assert points[("env", "dev-2")] == {"humidity_pct": 43.0, "temp_c": pytest.approx(23.6111, abs=1e-4)}
     assert set(points) == {("pdu_phase", "1"), ("pdu_phase", "2.1"), ("pdu", None), ("env", "dev-1"),
                            ("env", "dev-2")}
-    assert count_fields(points) == 9
+    assert count_fields(points) == 11

@@ -21,7 +21,9 @@ class Reading:
     oid: str                            # scalar instance OID, or the column OID when table=True
     measurement: str
     field: str
-    scale: float = 1.0                  # SI value = raw * scale (* 10^-digits when digits_oid is set)
+    scale: float = 1.0                  # SI value = raw * scale (* 10^-digits when digits_oid is set) + offset
+    # Added after scaling: a unit whose zero is not SI's (Fahrenheit: see fahrenheit()).
+    offset: float = 0.0
     table: bool = False
     # Table index component -> tag. ``{"outlet": -1}`` tags each row with its last index part.
     index_tags: dict[str, int] = field(default_factory=dict)
@@ -35,7 +37,8 @@ class Reading:
     # Only rows whose index has these components: {position: value or tuple of values}.
     match_index: dict[int, int | tuple[int, ...]] = field(default_factory=dict)
     # Only rows where another column (same index) equals one of the values; read at discovery.
-    # Several (column, values) pairs: the first column that has the row decides.
+    # Several (column, values) pairs: the first column that has the row decides. None among the
+    # values accepts a row that none of the columns has (a scale object the firmware leaves out).
     match_column: tuple[str, tuple] | tuple[tuple[str, tuple], ...] | None = None
     # Raritan: number of decimal digits in another column, read at discovery and cached.
     digits_oid: str | None = None
@@ -76,6 +79,15 @@ class Profile:
     # (every Liebert IntelliSlot card reports the same one, UPS or cooling unit).
     identity: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()        # other names configs and the twin use for this profile
+
+
+# °F -> °C is (F - 32) * 5/9: a raw value in 1/n °F has scale 5/(9n) and offset -160/9.
+F_TO_C_OFFSET = -32.0 * 5.0 / 9.0
+
+
+def fahrenheit(raw_per_degree: float = 1.0) -> dict:
+    """Reading keywords turning a raw value in 1/raw_per_degree °F into °C (10: tenths of °F)."""
+    return {"scale": 5.0 / 9.0 / raw_per_degree, "offset": F_TO_C_OFFSET}
 
 
 def scalar(oid: str, measurement: str, field_: str, scale: float = 1.0, **kw) -> Reading:

@@ -4,7 +4,7 @@ the UPS is recognised by its upsBaseOutputStatus object answering (identity)."""
 
 from __future__ import annotations
 
-from collectors.snmp.profiles.spec import Profile, scalar
+from collectors.snmp.profiles.spec import Profile, fahrenheit, scalar
 
 _U = "1.3.6.1.4.1.3808.1.1.1"
 # upsBaseOutputStatus: 1 unknown, 2 onLine, 3 onBattery, 4 onBoost, 5 onSleep, 6 off,
@@ -24,8 +24,10 @@ CYBERPOWER_UPS = Profile(
         scalar(f"{_U}.4.2.1.0", "ups", "output_voltage_v", 0.1),       # upsAdvanceOutputVoltage, 1/10 V
         scalar(f"{_U}.4.2.3.0", "ups", "load_pct", 1.0),               # upsAdvanceOutputLoad, %
         scalar(f"{_U}.4.2.5.0", "ups", "output_power_w", 1.0),         # upsAdvanceOutputPower, W
-        # The card's environment probe (ENVIROSENSOR): humidity in %RH. Its temperature
-        # (envirTemperature) is in tenths of degrees Fahrenheit, which the schema cannot offset.
+        # The card's environment probe (ENVIROSENSOR): envirTemperature in 1/10 °F (converted),
+        # envirHumidity in %RH.
+        scalar("1.3.6.1.4.1.3808.1.1.4.2.1.0", "env", "temp_c", allow_negative=True, tags={"position": "inlet"},
+               **fahrenheit(10)),
         scalar("1.3.6.1.4.1.3808.1.1.4.3.1.0", "env", "humidity_pct", 1.0, tags={"position": "inlet"}),
     ),
 )

@@ -5,7 +5,7 @@ MIB's UNITS clauses; -1 means "not measured" throughout the MIB."""
 
 from __future__ import annotations
 
-from collectors.snmp.profiles.spec import Profile, column
+from collectors.snmp.profiles.spec import Profile, column, fahrenheit
 
 _S = "1.3.6.1.4.1.1718.3.2"
 _INFEED = f"{_S}.2.1"        # infeedEntry: towerIndex.infeedIndex
@@ -36,10 +36,11 @@ SENTRY3 = Profile(
         column(f"{_OUTLET}.7", "pdu_outlet", "current_a", 0.01, index_tags={"outlet": -1}, unit_index={0: 1, 1: 1}),
         column(f"{_OUTLET}.14", "pdu_outlet", "power_w", 1.0, index_tags={"outlet": -1}, unit_index={0: 1, 1: 1}),
         # tempHumidSensorTempValue is in tenths of the scale tempHumidSensorTempScale (.13) names:
-        # only Celsius rows (0, or no scale object: Celsius by the MIB) are read. Fahrenheit rows
-        # would need an offset the profile schema does not have yet; they are left absent.
+        # celsius(0) (or no scale object: Celsius by the MIB) and fahrenheit(1), converted.
         column(f"{_SENSOR}.6", "env", "temp_c", 0.1, match_column=(f"{_SENSOR}.13", (0, None)),
                allow_negative=True, **_ENV),
+        column(f"{_SENSOR}.6", "env", "temp_c", match_column=(f"{_SENSOR}.13", (1,)),
+               allow_negative=True, **fahrenheit(10), **_ENV),
         column(f"{_SENSOR}.10", "env", "humidity_pct", 1.0, **_ENV),            # tempHumidSensorHumidValue, %RH
     ),
 )
