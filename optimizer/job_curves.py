@@ -119,18 +119,31 @@ class ProgressSampler:
 
 @dataclass
 class Level:
-    rates: list[float] = field(default_factory=list)
-    powers: list[float] = field(default_factory=list)
+    """Rate samples at one cap, with running sums (plain floats: a cycle reads thousands)."""
 
-    @property
-    def n(self) -> int:
-        return len(self.rates)
+    rates: list[float] = field(default_factory=list)
+    n: int = 0
+    rate_sum: float = 0.0
+    rate_sq: float = 0.0
+    power_sum: float = 0.0
+
+    def add(self, rate: float, power_w: float) -> None:
+        self.rates.append(rate)
+        self.n += 1
+        self.rate_sum += rate
+        self.rate_sq += rate * rate
+        self.power_sum += power_w
 
     def mean(self) -> float:
-        return float(np.mean(self.rates)) if self.rates else float("nan")
+        return self.rate_sum / self.n if self.n else float("nan")
 
     def power(self) -> float:
-        return float(np.mean(self.powers)) if self.powers else float("nan")
+        return self.power_sum / self.n if self.n else float("nan")
+
+    def sq_dev_rel(self) -> float:
+        """Σ (rate / mean − 1)² over the samples."""
+        m = self.mean()
+        return max(self.rate_sq - self.n * m * m, 0.0) / (m * m) if self.n and m > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,8 @@ class JobCurve:
         self.recent: list[float] = []
         self.reprobes = 0
         self.probe_w: float | None = None
+        self._version = 0  # bumped with every sample: cached summaries are valid while it holds
+        self._cache: dict[str, tuple[int, object]] = {}
         self._set_view(view)
 
     def _set_view(self, view: JobView) -> None:
@@ -169,19 +184,21 @@ class JobCurve:
 
     def add(self, s: RateSample) -> None:
         key = float(round(s.level_w))
+        self._version += 1
         lv = self.levels.setdefault(key, Level())
-        lv.rates.append(s.rate)
-        lv.powers.append(s.power_w)
+        lv.add(s.rate, s.power_w)
         if self.phase == "settled" and self.chosen_w is not None and abs(key - self.chosen_w) < LEVEL_TOLERANCE_W:
             self.recent = (self.recent + [s.rate])[-DRIFT_SAMPLES:]
 
     def sigma_rel(self) -> float:
         """Relative standard deviation of one rate sample, pooled over the job's levels."""
+        return self._cached("sigma", self._sigma_rel_now)
+
+    def _sigma_rel_now(self) -> float:
         ss, dof = 0.0, 0
         for lv in self.levels.values():
             if lv.n >= 2:
-                r = np.asarray(lv.rates) / max(lv.mean(), 1e-12)
-                ss += float(((r - r.mean()) ** 2).sum())
+                ss += lv.sq_dev_rel()
                 dof += lv.n - 1
         est = math.sqrt(ss / dof) if dof else 0.0
         return max(est, SIGMA_FLOOR)
@@ -269,7 +286,18 @@ class JobCurve:
         self.recent = []
         return self._settled_decision()
 
+    def _cached(self, name: str, compute):
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] == self._version:
+            return hit[1]
+        value = compute()
+        self._cache[name] = (self._version, value)
+        return value
+
     def _settled_decision(self) -> CurveDecision:
+        return self._cached(f"settled:{self.chosen_w}", self._settled_decision_now)
+
+    def _settled_decision_now(self) -> CurveDecision:
         w = self.chosen_w if self.chosen_w is not None else self.default_w
         loss, ucb = self.loss_bounds(w) if w != self.default_w else (0.0, 0.0)
         where = "default" if w >= self.default_w else f"{w:.0f} W"
@@ -282,29 +310,35 @@ class JobCurve:
         lv = self.levels.get(self.chosen_w) if self.chosen_w is not None else None
         if lv is None or len(self.recent) < DRIFT_SAMPLES or lv.n < DRIFT_SAMPLES + LEVEL_SAMPLES:
             return
-        ref = float(np.mean(lv.rates[:-DRIFT_SAMPLES]))
+        n_ref = lv.n - DRIFT_SAMPLES
+        recent_sum = sum(lv.rates[-DRIFT_SAMPLES:])
+        ref = (lv.rate_sum - recent_sum) / n_ref
         if ref <= 0:
             return
-        now = float(np.mean(lv.rates[-DRIFT_SAMPLES:]))
-        n_ref = lv.n - DRIFT_SAMPLES
+        now = recent_sum / DRIFT_SAMPLES
         band = max(DRIFT_MIN, Z * self.sigma_rel() * math.sqrt(1.0 / DRIFT_SAMPLES + 1.0 / n_ref))
         if abs(now / ref - 1.0) > band:
             self.reprobes += 1
+            self._version += 1
             self.levels.clear()
             self.phase, self.chosen_w, self.probe_w, self.recent = "baseline", None, None, []
 
     def throughput_table(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._cached("table", self._throughput_table_now)
+
+    def _throughput_table_now(self) -> tuple[np.ndarray, np.ndarray]:
         """Measured (cap_w ascending, relative throughput at its lower confidence bound), closed
         by (default, 1): what budgets may price this job's caps with."""
         xs, rs = [], []
         for w in sorted(self.levels):
             if w < self.default_w and self.levels[w].n >= 2:
                 xs.append(w)
-                rs.append(1.0 - self.loss_bounds(w)[1])
+                rs.append(min(max(1.0 - self.loss_bounds(w)[1], 0.0), 1.0))
         xs.append(self.default_w)
         rs.append(1.0)
-        r = np.minimum.accumulate(np.clip(rs, 0.0, 1.0)[::-1])[::-1]  # monotone, pessimistically
-        return np.asarray(xs, float), r
+        for k in range(len(rs) - 2, -1, -1):  # monotone, pessimistically: no higher cap is slower
+            rs[k] = min(rs[k], rs[k + 1])
+        return np.asarray(xs, float), np.asarray(rs, float)
 
 
 class JobCurves:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,12 +35,13 @@ from dcim.metrics import Point
 
 BASE_SAMPLES = 4  # the job's first rate samples at default: its baseline (as job_curves' baseline)
 MIN_JOBS = 3  # per group, with both periods measured, before a figure is given
-BOOTSTRAP = 2000
+BOOTSTRAP = 1000  # resamples: the 2.5 and 97.5 percentiles to ~0.2 pt; ~20 ms for 1,000 jobs
 SEED = 20260522
 MAX_JOBS = 50_000  # accounts kept (finished jobs included: they are most of the evidence)
 MEASURED_ACTION = "measured"  # the optimizer point's action tag that carries the figure
 
 
+@lru_cache(maxsize=200_000)
 def in_control_group(job: str, share: float, seed: int = 0) -> bool:
     """Is *job* in the control group? A hash of (seed, job id) mapped to [0, 1) below *share*."""
     if share <= 0:

@@ -20,6 +20,7 @@ throughput relative to the job's own at the max limit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -56,6 +57,7 @@ def pessimistic_throughput(job_class: str, cap_fraction) -> np.ndarray:
     return np.interp(f, xs, rs)
 
 
+@lru_cache(maxsize=256)
 def pessimistic_min_fraction(job_class: str, loss_bound: float) -> float:
     """The lowest cap (fraction of max) at which even the pessimistic curve of *job_class* loses
     no more than *loss_bound*; 1.0 where no cap that bites is allowed (e.g. bound 0)."""
