@@ -1,0 +1,1 @@
+"""Huawei UPS5000 (HUAWEI-UPS-MIB): see README.md."""
