@@ -12,7 +12,9 @@ standing ``[optimizer] site_power_budget_kw``), and :func:`decide_with_dr` decid
 - every job class keeps its **demand-response loss bound** (``[optimizer] dr_loss_bound``,
   separate from the efficiency bound; a class it does not list keeps its efficiency bound; the
   default leaves inference at 0, untouched): the site budget may take a GPU no lower than the
-  lowest cap whose predicted loss stays within that bound. Rack, PDU and cooling budgets still
+  lowest cap whose loss stays within that bound both on the daemon's curve for the job and on
+  the pessimistic end of the published curves (a job's curve is learned only within its
+  efficiency bound). Rack, PDU and cooling budgets still
   may (safety outranks a DR commitment): the DR floor never rises above the cap those alone ask.
 - the step bound is ``[optimizer] dr_max_step_w`` during the window and on the cycle after it
   ends, so a grid signal is met in one cycle and the caps set only for it are released in one.
@@ -33,6 +35,7 @@ import numpy as np
 from dcim.config import MAX_SITE_KW
 from dcim.metrics import Point
 from optimizer.power_caps import Budgets, CapInputs, CapPlan, CapPolicy, decide_caps
+from optimizer.static_policy import pessimistic_min_fraction
 from optimizer.throughput_curve import relative_throughput
 
 ACTION = "demand_response"
@@ -160,7 +163,7 @@ class DemandResponse:
         if w is not None and now_ns < w.until_ns:
             bound = dr_loss_bounds(job_class, inp.loss_bound, dr_bound)
             plan = decide_with_dr(inp, budgets, policy, dr_bound=bound, throughput_fn=throughput_fn,
-                                  label=f"demand response by {w.actor}")
+                                  job_class=job_class, label=f"demand response by {w.actor}")
         else:
             plan = decide_caps(inp, budgets, policy, throughput_fn=throughput_fn)
         self.cycle_done(plan)
@@ -194,18 +197,37 @@ def dr_floor_w(inp: CapInputs, bound: np.ndarray, throughput_fn=None, margin: fl
     return np.where(inp.busy, floor, lo)
 
 
+def pessimistic_floor_w(inp: CapInputs, job_class: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """Per busy GPU, the cap at which even the pessimistic end of the published curves of its
+    class (:mod:`optimizer.static_policy`) loses no more than *bound*; the hardware minimum when idle.
+
+    Why: a job's own curve is learned only within its efficiency bound (its probes stay there),
+    so a DR bound several times deeper is extrapolation; the published worst case is not."""
+    frac = np.ones(inp.max_w.size)
+    keys = {}
+    for i in np.flatnonzero(inp.busy).tolist():
+        key = (str(job_class[i]), round(float(bound[i]), 6))
+        if key not in keys:
+            keys[key] = pessimistic_min_fraction(*key)
+        frac[i] = keys[key]
+    return np.where(inp.busy, np.maximum(frac * inp.max_w, inp.min_w), inp.min_w)
+
+
 def decide_with_dr(inp: CapInputs, budgets: Budgets, policy: CapPolicy, *, dr_bound: np.ndarray,
-                   throughput_fn=None, label: str = "") -> CapPlan:
+                   throughput_fn=None, job_class: np.ndarray | None = None, label: str = "") -> CapPlan:
     """:func:`decide_caps` under a DR site budget with every busy GPU held within *dr_bound*.
 
     Two solves: the first without the site budget gives the caps safety alone asks (racks,
     PDUs, cooling); each GPU's lower limit becomes the lower of its DR floor and that cap, and the
-    second solve fits the site budget above those limits. *label* names the window in the
-    reason of every cap the site budget set."""
+    second solve fits the site budget above those limits. With *job_class* the DR floor is also
+    never below the pessimistic published curve's (:func:`pessimistic_floor_w`). *label* names
+    the window in the reason of every cap the site budget set."""
     no_site = Budgets(budget_w={k: v for k, v in budgets.budget_w.items() if k != "site"},
                       base_w={k: v for k, v in budgets.base_w.items() if k != "site"}, names=budgets.names)
     safety = decide_caps(inp, no_site, policy, throughput_fn=throughput_fn)
     floor = dr_floor_w(inp, dr_bound, throughput_fn, policy.loss_margin)
+    if job_class is not None:
+        floor = np.maximum(floor, pessimistic_floor_w(inp, job_class, dr_bound))
     lower = np.where(inp.busy & inp.fresh, np.minimum(floor, safety.cap_w), inp.min_w)
     lower = np.clip(lower, inp.min_w, inp.max_w)
     plan = decide_caps(replace(inp, min_w=lower), budgets, policy, throughput_fn=throughput_fn)

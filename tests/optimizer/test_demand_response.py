@@ -153,6 +153,21 @@ def test_a_budget_out_of_reach_within_the_bounds_is_not_forced():
     assert dr.state(T0)["met"] is False
 
 
+def test_the_dr_floor_is_never_below_the_pessimistic_published_curve():
+    inp, classes, fn = fleet_inputs()  # the sqrt curve: a 20 % loss at 0.64 x 650 W = 416 W
+    bound = dr_loss_bounds(classes, inp.loss_bound, {"training": 0.2, "inference": 0.0})
+    plan = decide_with_dr(inp, budgets_for(1.0), POLICY, dr_bound=bound, throughput_fn=fn, job_class=classes)
+    # Zeus NSDI'23 A40 BERT sweep (the published worst case): 89.9 % of the throughput at 200 W of
+    # a 300 W limit (196.07 W drawn of 274.61 W at the max), 60.0 % at 150 W (150.30 W drawn):
+    # a 20 % loss falls, interpolated, at this fraction of max (0.659: 461 W of 700 W)
+    hi, lo = 196.07 / 274.61, 150.30 / 274.61
+    frac = hi - (hi - lo) * (0.899 - 0.8) / (0.899 - 0.600)
+    assert np.all(plan.cap_w[:20] >= frac * 700.0 - 1.0), (plan.cap_w[:20].min(), frac * 700.0)
+    assert np.all(plan.cap_w[:20] <= frac * 700.0 + 10.0)  # and down to it: the budget asks for everything
+    curve_only = decide_with_dr(inp, budgets_for(1.0), POLICY, dr_bound=bound, throughput_fn=fn)
+    assert np.all(curve_only.cap_w[:20] < 0.64 * 650.0 + 10.0)  # the job's curve alone would go deeper
+
+
 def test_a_rack_budget_still_goes_below_the_dr_floor():
     inp, classes, fn = fleet_inputs()
     bound = dr_loss_bounds(classes, inp.loss_bound, {"training": 0.2, "inference": 0.0})
