@@ -75,6 +75,56 @@ def _match_index(reading: Reading, index: tuple[int, ...]) -> bool:
     return True
 
 
+def _same(have: object, wanted: tuple) -> bool:
+    """A walked value against a profile's wanted values (strings compared without padding)."""
+    return (have.strip() if isinstance(have, str) else have) in wanted
+
+
+async def _row_selected(reading: Reading, index: tuple[int, ...], column) -> bool:
+    """Whether the row at *index* is one the reading reads (match_index, match_column, match_all)."""
+    if not _match_index(reading, index):
+        return False
+    if reading.match_column is not None:
+        pairs = (reading.match_column,) if isinstance(reading.match_column[0], str) else reading.match_column
+        # the first of the columns that has this row decides
+        have = [(v, ok) for other_oid, ok in pairs if (v := (await column(other_oid)).get(index)) is not None]
+        if not have:
+            if not any(None in ok for _, ok in pairs):
+                return False
+        elif not _same(have[0][0], have[0][1]):
+            return False
+    for other_oid, wanted in reading.match_all:
+        if not _same((await column(other_oid)).get(index), wanted):
+            return False
+    return True
+
+
+async def _row_factor(reading: Reading, index: tuple[int, ...], column, factor: float) -> float | None:
+    """raw -> SI for one row: Raritan decimal digits, a per-row divisor column, ENTITY-SENSOR
+    scale/precision. None: the row is not operational (ENTITY-SENSOR operStatus)."""
+    if reading.digits_oid:
+        key = tuple(index[p] for p in reading.digits_index) if reading.digits_index else index
+        digits = (await column(reading.digits_oid)).get(key)
+        if isinstance(digits, int) and 0 <= digits <= 9:
+            factor *= 10.0 ** -digits
+    if reading.divisor_oid:
+        divisor = (await column(reading.divisor_oid)).get(index)
+        if isinstance(divisor, int) and divisor > 0:
+            factor /= divisor
+    if reading.entity_scale:
+        base = reading.oid.rsplit(".", 1)[0]
+        status = (await column(base + ".5")).get(index)
+        if status not in (None, 1):      # operStatus unavailable / nonoperational
+            return None
+        scale = (await column(base + ".2")).get(index)
+        precision = (await column(base + ".3")).get(index)
+        if isinstance(scale, int) and 1 <= scale <= 17:
+            factor *= 10.0 ** (3 * (scale - 9))
+        if isinstance(precision, int) and -8 <= precision <= 9:
+            factor *= 10.0 ** -precision
+    return factor
+
+
 class SnmpDevice:
     """A device the collector polls: where it answers, its kind, tags and (after discovery) plan."""
 
@@ -183,36 +233,11 @@ class SnmpDevice:
                 continue
             rows = await column(reading.oid)
             for index in rows:
-                if not _match_index(reading, index):
+                if not await _row_selected(reading, index, column):
                     continue
-                if reading.match_column is not None:
-                    pairs = (reading.match_column,) if isinstance(reading.match_column[0], str) \
-                        else reading.match_column
-                    # the first of the columns that has this row decides
-                    have = [(v, ok) for other_oid, ok in pairs
-                            if (v := (await column(other_oid)).get(index)) is not None]
-                    if not have:
-                        if not any(None in ok for _, ok in pairs):
-                            continue
-                    elif have[0][0] not in have[0][1]:
-                        continue
-                factor = base_factor
-                if reading.digits_oid:
-                    key = tuple(index[p] for p in reading.digits_index) if reading.digits_index else index
-                    digits = (await column(reading.digits_oid)).get(key)
-                    if isinstance(digits, int) and 0 <= digits <= 9:
-                        factor *= 10.0 ** -digits
-                if reading.entity_scale:
-                    base = reading.oid.rsplit(".", 1)[0]
-                    status = (await column(base + ".5")).get(index)
-                    if status not in (None, 1):      # operStatus unavailable / nonoperational
-                        continue
-                    scale = (await column(base + ".2")).get(index)
-                    precision = (await column(base + ".3")).get(index)
-                    if isinstance(scale, int) and 1 <= scale <= 17:
-                        factor *= 10.0 ** (3 * (scale - 9))
-                    if isinstance(precision, int) and -8 <= precision <= 9:
-                        factor *= 10.0 ** -precision
+                factor = await _row_factor(reading, index, column, base_factor)
+                if factor is None:
+                    continue
                 instances.append(Instance(f"{reading.oid}.{'.'.join(map(str, index))}", reading, index, factor))
         silent = sorted({r.oid for r in profile.readings if r.table and not walked.get(r.oid)})
         if silent:

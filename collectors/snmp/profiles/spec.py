@@ -40,6 +40,11 @@ class Reading:
     # Several (column, values) pairs: the first column that has the row decides. None among the
     # values accepts a row that none of the columns has (a scale object the firmware leaves out).
     match_column: tuple[str, tuple] | tuple[tuple[str, tuple], ...] | None = None
+    # Only rows where EVERY listed column (same index) holds one of its values, read at discovery:
+    # description/unit tables (APC coolingUnit: description "Supply Air Temperature" and units "C").
+    match_all: tuple[tuple[str, tuple], ...] = ()
+    # A column (same index) holding each row's divisor, read at discovery: SI = raw / divisor * scale.
+    divisor_oid: str | None = None
     # Raritan: number of decimal digits in another column, read at discovery and cached.
     digits_oid: str | None = None
     digits_index: tuple[int, ...] | None = None     # which index parts address the digits column

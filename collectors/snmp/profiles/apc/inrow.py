@@ -1,8 +1,10 @@
-"""APC InRow cooling (PowerNet-MIB airIR)."""
+"""APC InRow cooling: the airIRRC/airIRRP objects (PowerNet-MIB airIR) and the generic
+``coolingUnit`` tables newer InRow RC/RD/DX firmware publishes instead. Both share the InRow
+sysObjectIDs (.318.1.3.14.N); which tables answer decides (identity), airIR first."""
 
 from __future__ import annotations
 
-from collectors.snmp.profiles.spec import Profile, scalar
+from collectors.snmp.profiles.spec import Profile, column, fahrenheit, scalar
 
 # --- APC InRow (PowerNet-MIB airIR) --------------------------------------------------------------
 _RC = "1.3.6.1.4.1.318.1.1.13.3.2.2.2"   # airIRRCUnitStatus.N.0 (chilled-water InRow RC)
@@ -11,6 +13,7 @@ _T = {"allow_negative": True}
 APC_INROW = Profile(
     name="apc_inrow", aliases=('inrow', 'apc_airir'), kind="cooling", description="APC InRow RC/RP (PowerNet-MIB airIRRC / airIRRP)",
     sys_object_ids=("1.3.6.1.4.1.318.1.3.14",),
+    identity=("1.3.6.1.4.1.318.1.1.13.3.2.2.2", "1.3.6.1.4.1.318.1.1.13.3.3.1.2.2"),  # airIRRC / airIRRP status
     readings=(
         scalar(f"{_RC}.2.0", "cooling", "cooling_kw", 0.1),               # tenths kW
         # airIRRCUnitStatusAirFlowMetric: the MIB text says hundredths of L/s, but real units
@@ -29,4 +32,42 @@ APC_INROW = Profile(
     ),
 )
 
-PROFILES = (APC_INROW,)
+# --- PowerNet coolingUnit (.318.1.1.27.1): generic analog status rows ---------------------------
+# coolingUnitStatusAnalogEntry, index unit.row: description (.2), value (.3), units (.4) and the
+# divisor to the real value (.5). Every reading picks its rows by description AND units: the
+# unit publishes each temperature twice (F and C rows) and group totals beside its own.
+_CU = "1.3.6.1.4.1.318.1.1.27.1.4.1.2.1"
+
+
+def _cu(field_: str, description: str, units: str, scale: float = 1.0, **kw):
+    return column(f"{_CU}.3", "cooling", field_, scale, agg="first", divisor_oid=f"{_CU}.5",
+                  match_all=((f"{_CU}.2", (description,)), (f"{_CU}.4", (units,))), **kw)
+
+
+def _cu_temp(field_: str, description: str, fallback: bool = False):
+    # Celsius rows; the Fahrenheit twin only where a unit publishes no Celsius row.
+    return (_cu(field_, description, "C", allow_negative=True, fallback=fallback),
+            _cu(field_, description, "F", allow_negative=True, fallback=True, **fahrenheit()))
+
+
+APC_COOLING_UNIT = Profile(
+    name="apc_cooling_unit", aliases=("apc_coolingunit", "apc_inrow_dx"), kind="cooling",
+    description="APC InRow RC/RD/DX on the generic PowerNet coolingUnit tables",
+    sys_object_ids=("1.3.6.1.4.1.318.1.3.14",),
+    identity=(_CU,),
+    readings=(
+        *_cu_temp("supply_temp_c", "Supply Air Temperature"),
+        *_cu_temp("return_temp_c", "Return Air Temperature"),
+        *_cu_temp("rack_inlet_temp_c", "Unit Maximum Rack Inlet Temperature"),
+        *_cu_temp("rack_inlet_temp_c", "Maximum Rack Inlet Temperature", fallback=True),
+        _cu("cooling_kw", "Cool Output", "kW"),
+        _cu("airflow_m3s", "Airflow", "L/s", 1e-3),                      # L/s -> m³/s
+        _cu("airflow_m3s", "Airflow", "CFM", 0.00047194745, fallback=True),  # ft³/min -> m³/s
+        _cu("fan_pct", "Fan Speed", "%"),
+        _cu("power_w", "Unit Power", "W"),
+        _cu("power_w", "Unit Power", "kW", 1000.0, fallback=True),
+    ),
+)
+
+# airIR first: a unit answering both keeps the objects it was first read with.
+PROFILES = (APC_INROW, APC_COOLING_UNIT)
