@@ -1,0 +1,1 @@
+"""Schleifenbauer hybrid/databus PDUs (SCHLEIFENBAUER-DATABUS-MIB): see README.md."""
