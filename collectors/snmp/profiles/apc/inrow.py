@@ -39,33 +39,35 @@ APC_INROW = Profile(
 _CU = "1.3.6.1.4.1.318.1.1.27.1.4.1.2.1"
 
 
-def _cu(field_: str, description: str, units: str, scale: float = 1.0, **kw):
+def _cu(field_: str, descriptions: tuple[str, ...], units: str, scale: float = 1.0, **kw):
     return column(f"{_CU}.3", "cooling", field_, scale, agg="first", divisor_oid=f"{_CU}.5",
-                  match_all=((f"{_CU}.2", (description,)), (f"{_CU}.4", (units,))), **kw)
+                  match_all=((f"{_CU}.2", descriptions), (f"{_CU}.4", (units,))), **kw)
 
 
-def _cu_temp(field_: str, description: str, fallback: bool = False):
+def _cu_temp(field_: str, descriptions: tuple[str, ...]):
     # Celsius rows; the Fahrenheit twin only where a unit publishes no Celsius row.
-    return (_cu(field_, description, "C", allow_negative=True, fallback=fallback),
-            _cu(field_, description, "F", allow_negative=True, fallback=True, **fahrenheit()))
+    return (_cu(field_, descriptions, "C", allow_negative=True),
+            _cu(field_, descriptions, "F", allow_negative=True, fallback=True, **fahrenheit()))
 
 
+# Descriptions differ by product line: InRow RC ("Supply Air Temperature") and DX ("Supply
+# Temperature"); group and "Total" rows (the whole InRow group) are never the unit's own.
 APC_COOLING_UNIT = Profile(
     name="apc_cooling_unit", aliases=("apc_coolingunit", "apc_inrow_dx"), kind="cooling",
     description="APC InRow RC/RD/DX on the generic PowerNet coolingUnit tables",
     sys_object_ids=("1.3.6.1.4.1.318.1.3.14",),
     identity=(_CU,),
     readings=(
-        *_cu_temp("supply_temp_c", "Supply Air Temperature"),
-        *_cu_temp("return_temp_c", "Return Air Temperature"),
-        *_cu_temp("rack_inlet_temp_c", "Unit Maximum Rack Inlet Temperature"),
-        *_cu_temp("rack_inlet_temp_c", "Maximum Rack Inlet Temperature", fallback=True),
-        _cu("cooling_kw", "Cool Output", "kW"),
-        _cu("airflow_m3s", "Airflow", "L/s", 1e-3),                      # L/s -> m³/s
-        _cu("airflow_m3s", "Airflow", "CFM", 0.00047194745, fallback=True),  # ft³/min -> m³/s
-        _cu("fan_pct", "Fan Speed", "%"),
-        _cu("power_w", "Unit Power", "W"),
-        _cu("power_w", "Unit Power", "kW", 1000.0, fallback=True),
+        *_cu_temp("supply_temp_c", ("Supply Air Temperature", "Supply Temperature")),
+        *_cu_temp("return_temp_c", ("Return Air Temperature", "Return Temperature")),
+        *_cu_temp("rack_inlet_temp_c", ("Unit Maximum Rack Inlet Temperature", "Maximum Rack Inlet Temperature")),
+        _cu("cooling_kw", ("Cool Output",), "kW"),
+        _cu("airflow_m3s", ("Airflow",), "L/s", 1e-3),                        # L/s -> m³/s
+        _cu("airflow_m3s", ("Airflow",), "CFM", 0.00047194745, fallback=True),  # ft³/min -> m³/s
+        _cu("fan_pct", ("Fan Speed",), "%"),
+        _cu("power_w", ("Unit Power",), "W"),
+        _cu("power_w", ("Unit Power",), "kW", 1000.0, fallback=True),
+        _cu("humidity_pct", ("Humidity",), "%RH"),
     ),
 )
 
