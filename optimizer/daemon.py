@@ -12,11 +12,16 @@ Each cycle (:meth:`OptimizerDaemon.run_once`):
    until this cycle notices);
 4. price the present state with the PUE model; telemetry outside the model's training range
    (or no model) → **conservative**: no new cap deeper than the fleet starting point;
-5. decide caps (``power_caps.decide_caps``: efficiency under loss bounds, budgets, bounded
-   step, hardware range);
+5. per job, the cap it can justify (``job_targets``): a job that reports ``progress`` its own
+   curve, probed Zeus-style within the pessimistic floor of its class bound (``job_curves``);
+   a job without progress only its class's static policy (``static_policy``); an unknown class
+   nothing; the M&V control group (``measured_savings``) its default. Then decide caps
+   (``power_caps.decide_caps``: those targets, budgets priced on the measured or pessimistic
+   curves, bounded step, hardware range);
 6. ``advise``: write the advice; ``enforce``: apply changes through the actuator (read back,
    rollback on failure), renew leases of caps that stay, revert GPUs back at default;
-7. audit every decision in the store's ``optimizer`` measurement, with its reason.
+7. audit every decision in the store's ``optimizer`` measurement, with its reason; every
+   ``MEASURED_EVERY_S`` the measured saving with its 95 % interval (action ``measured``).
 
 Scheduling: ``BackgroundScheduler`` with ``coalesce=True`` (a backlog of missed runs
 collapses into one — acting on old telemetry twice is pointless), ``max_instances=1`` (cycles

@@ -93,8 +93,11 @@ class ProgressSampler:
     def observe(self, now_ns: int, view: JobView, report: tuple[int, float] | None) -> RateSample | None:
         level = view.level_w
         if level is None or self.level_w is None or abs(level - self.level_w) >= LEVEL_TOLERANCE_W:
-            # a new cap (or GPUs at different caps): reports from now on start a clean interval
-            self.level_w, self.level_since_ns, self.anchor = level, now_ns, None
+            # a new cap (or GPUs at different caps): reports from now on start a clean interval.
+            # The cap was in force before this telemetry showed it, so a report stamped now or
+            # later already starts one.
+            self.level_w, self.level_since_ns = level, now_ns
+            self.anchor = report if report is not None and report[0] >= now_ns and level is not None else None
             return None
         if report is None:
             return None
