@@ -46,6 +46,7 @@ class Instance:
     reading: Reading
     index: tuple[int, ...]
     factor: float           # raw -> SI, including per-row decimal digits / entity scale
+    labels: tuple[tuple[str, str], ...] = ()   # tags named by another column (Reading.tag_from)
 
 
 @dataclass
@@ -238,7 +239,12 @@ class SnmpDevice:
                 factor = await _row_factor(reading, index, column, base_factor)
                 if factor is None:
                     continue
-                instances.append(Instance(f"{reading.oid}.{'.'.join(map(str, index))}", reading, index, factor))
+                labels = []
+                for tag, other_oid in reading.tag_from.items():
+                    if (name := (await column(other_oid)).get(index)) is not None:
+                        labels.append((tag, str(name)))
+                instances.append(Instance(f"{reading.oid}.{'.'.join(map(str, index))}", reading, index, factor,
+                                          tuple(labels)))
         silent = sorted({r.oid for r in profile.readings if r.table and not walked.get(r.oid)})
         if silent:
             # A device answering some tables and not others (a model without outlet metering, a
@@ -354,6 +360,8 @@ class SnmpDevice:
             cached = self._tag_cache.get(id(inst))
             if cached is None:
                 tags = self._tags(r, () if r.agg else inst.index)
+                if not r.agg:
+                    tags.update(inst.labels)
                 cached = self._tag_cache[id(inst)] = (tags, (r.measurement, tuple(sorted(tags.items()))))
             tags, key = cached
             tags_of.setdefault(key, tags)

@@ -44,3 +44,26 @@ def test_inrow_dx_on_the_generic_cooling_unit_tables(snmpsim_agent, capsys):
     # unit's input, and its evaporator fans in rpm: power_w and fan_pct stay absent.
     assert set(points) == {("cooling", None)}
     assert count_fields(points) == 6
+
+
+def test_first_generation_rpdu_tables(snmpsim_agent, capsys):
+    # snmpsim-data UPS/apc-8641.snmprec (an AP8641, AOS 6.7.2) with only its rPDU branch, as a
+    # first-generation unit answers: picked by rPDULoadStatusTable answering, not rPDU2's.
+    profile, points = probe(snmpsim_agent, "walks/apc/ap8641-rpdu-legacy", capsys)
+    assert profile == "apc_rpdu"
+    assert points[("pdu", None)] == {
+        "power_w": 1230.0,                       # rPDUIdentDevicePowerWatts 1230 W
+        "apparent_power_va": 1310.0,             # rPDUIdentDevicePowerVA 1310 VA
+        "power_factor": pytest.approx(0.94),     # rPDUIdentDevicePowerFactor 940 thousandths
+        "current_a": pytest.approx(6.6),         # the one phase row (bank 0): 66 tenths of A
+    }                                            # rPDUIdentDeviceLinetoLineVoltage -1: absent
+    # rPDULoadStatus row 1 is phase 1 (bank 0); rows 2/3 are banks 1/2, tagged by their bank number.
+    assert points[("pdu_phase", "1")] == {"current_a": pytest.approx(6.6), "breaker_a": 24.0}
+    assert points[("pdu_breaker", "1")] == {"current_a": pytest.approx(4.0), "breaker_a": 20.0}
+    assert points[("pdu_breaker", "2")] == {"current_a": pytest.approx(2.5), "breaker_a": 20.0}
+    # rPDUOutletStatusLoad, tenths of A, outlets 1..24.
+    tenths = [8, 7, 4, 7, 4, 6, 4, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 5, 5, 6, 0, 4, 5, 0]
+    for outlet, load in enumerate(tenths, start=1):
+        assert points[("pdu_outlet", str(outlet))] == {"current_a": pytest.approx(load / 10)}
+    assert len(points) == 4 + 24
+    assert count_fields(points) == 4 + 2 + 4 + 24

@@ -26,12 +26,15 @@ class Reading:
     offset: float = 0.0
     table: bool = False
     # Table index component -> tag. ``{"outlet": -1}`` tags each row with its last index part.
+    # tag_from: tag -> a column (same index) whose value names the row instead, read at discovery
+    # (APC's legacy rPDULoadStatusTable: row 3 is bank 2, named by rPDULoadStatusBankNumber).
     index_tags: dict[str, int] = field(default_factory=dict)
     # Index parts that name the unit the row belongs to (tower, daisy-chained unit, input cord),
     # as {position: the first unit's value}. The tag is then the whole index: rows of the first
     # unit keep the short name ("3"), any other unit's rows carry the unit parts too ("2.1.3"),
     # so a link tower's phase 1 never collides with the master's and adding a tower renames nothing.
     unit_index: dict[int, int] = field(default_factory=dict)
+    tag_from: dict[str, str] = field(default_factory=dict)
     # Roll a table up into one value per point: "sum", "max", "mean" or "first" (None: one point per row).
     agg: str | None = None
     # Only rows whose index has these components: {position: value or tuple of values}.
