@@ -67,3 +67,23 @@ def test_first_generation_rpdu_tables(snmpsim_agent, capsys):
         assert points[("pdu_outlet", str(outlet))] == {"current_a": pytest.approx(load / 10)}
     assert len(points) == 4 + 24
     assert count_fields(points) == 4 + 2 + 4 + 24
+
+
+def test_galaxy_vs_three_phase_ups_over_powernet(snmpsim_agent, capsys):
+    # centreon-plugins ups-apc-galaxy.snmpwalk: a Galaxy VS 40 kW (sysObjectID .318.1.3.28.75).
+    profile, points = probe(snmpsim_agent, "walks/apc/galaxy-vs-40kw", capsys)
+    assert profile == "apc_ups"
+    assert points[("ups", None)] == {
+        # upsPhaseInputPower of input 1 (mains), W: 2318 + 2383 + 2341; the bypass input's 23 W
+        # (input 2) is not the UPS's draw.
+        "input_power_w": 7042.0,
+        "output_power_w": 6632.0,           # upsAdvOutputActivePower, W
+        "load_pct": 21.0,                   # upsAdvOutputLoad, %
+        "battery_charge_pct": 100.0,        # upsAdvBatteryCapacity, %
+        "runtime_s": pytest.approx(6108.0),  # upsAdvBatteryRunTimeRemaining 610800 ticks of 10 ms
+        "on_battery": False,                # upsBasicOutputStatus 2 = onLine
+    }
+    # No upsAdv/upsHighPrec line voltage and no UPS-MIB: voltages stay absent (the phase table's
+    # 389-399 V are line-to-line on a 230/400 V system; the contract's voltage is not read from it).
+    assert set(points) == {("ups", None)}
+    assert count_fields(points) == 6

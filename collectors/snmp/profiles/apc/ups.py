@@ -14,7 +14,9 @@ from collectors.snmp.profiles.standard.ups_mib import UPS_MIB_READINGS as _UPS_M
 _A = "1.3.6.1.4.1.318.1.1.1"
 _IEM = "1.3.6.1.4.1.318.1.1.10.2.3.2.1"   # iemStatusProbesEntry: probes plugged into the card
 _VENDOR = (
-    column(f"{_A}.9.2.3.1.9", "ups", "input_power_w", 1.0, agg="sum"),    # upsPhaseInputPower (3-phase)
+    # upsPhaseInputPower (3-phase), index input.phase: input 1 is the mains input; input 2, where
+    # present, is the bypass (a Galaxy VS's reads 23 W on standby) and is not the UPS's draw.
+    column(f"{_A}.9.2.3.1.9", "ups", "input_power_w", 1.0, agg="sum", match_index={0: 1}),
     scalar(f"{_A}.4.2.8.0", "ups", "output_power_w", 1.0),               # upsAdvOutputActivePower
     scalar(f"{_A}.4.3.6.0", "ups", "energy_kwh", 0.01),                  # upsHighPrecOutputEnergyUsage
     scalar(f"{_A}.4.3.3.0", "ups", "load_pct", 0.1),                     # upsHighPrecOutputLoad, tenths %
@@ -37,9 +39,10 @@ _VENDOR = (
 _VENDOR_FIELDS = {r.field for r in _VENDOR if r.measurement == "ups"}
 
 APC_UPS = Profile(
-    name="apc_ups", kind="ups", aliases=("apc_smartups", "apc_symmetra"),
-    description="APC Smart-UPS / Symmetra (PowerNet-MIB upsAdv/upsHighPrec + UPS-MIB)",
-    sys_object_ids=("1.3.6.1.4.1.318.1.3.2", "1.3.6.1.4.1.318.1.3.27"),
+    name="apc_ups", kind="ups", aliases=("apc_smartups", "apc_symmetra", "apc_galaxy"),
+    description="APC Smart-UPS / Symmetra / Galaxy (PowerNet-MIB upsAdv/upsHighPrec/upsPhase + UPS-MIB)",
+    # .3.2 Smart-UPS/Symmetra, .3.27 Symmetra/Smart-UPS 3-phase, .3.28 Galaxy (VS 40 kW: .3.28.75).
+    sys_object_ids=("1.3.6.1.4.1.318.1.3.2", "1.3.6.1.4.1.318.1.3.27", "1.3.6.1.4.1.318.1.3.28"),
     readings=_VENDOR + tuple(replace(r, fallback=True) if r.field in _VENDOR_FIELDS else r for r in _UPS_MIB),
     post=("ups_input_below_output",),
     identity=(f"{_A}.1.1.1",),   # upsBasicIdentModel
