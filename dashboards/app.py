@@ -70,11 +70,57 @@ def _nav(ctx, path: str) -> list:
     return links
 
 
-def next_kiosk_path(path: str | None) -> str:
+def next_kiosk_path(path: str | None, has_content=None) -> str:
+    """The next page of the kiosk rotation after *path*, skipping pages *has_content* says are
+    empty (the overview always shows)."""
     path = (path or "/").rstrip("/") or "/"
     if path not in KIOSK_PAGES:
         return KIOSK_PAGES[0]
-    return KIOSK_PAGES[(KIOSK_PAGES.index(path) + 1) % len(KIOSK_PAGES)]
+    i = KIOSK_PAGES.index(path)
+    for step in range(1, len(KIOSK_PAGES)):
+        nxt = KIOSK_PAGES[(i + step) % len(KIOSK_PAGES)]
+        if nxt == KIOSK_PAGES[0] or has_content is None or has_content(nxt):
+            return nxt
+    return KIOSK_PAGES[0]
+
+
+def page_has_content(module, ctx) -> bool:
+    """A page's own ``has_rows(ctx)`` when it has one (the alarm list without alarms is empty);
+    a page that cannot tell, or fails to, counts as having content."""
+    check = getattr(module, "has_rows", None)
+    if check is None:
+        return True
+    try:
+        return bool(check(ctx))
+    except Exception:  # noqa: BLE001 — a broken check must not stop the rotation
+        return True
+
+
+def _table_pages(datas, sizes, currents) -> list[tuple[int, int]]:
+    """(current page, page count) of each table on screen, from what the browser sent (any JSON:
+    anything malformed counts as a single page)."""
+    out = []
+    if not (isinstance(datas, list) and isinstance(sizes, list) and isinstance(currents, list)):
+        return out
+    for rows, size, cur in zip(datas, sizes, currents):
+        ok = isinstance(rows, list) and isinstance(size, int) and not isinstance(size, bool) and size > 0
+        pages = -(-len(rows) // size) if ok else 1
+        cur = cur if isinstance(cur, int) and not isinstance(cur, bool) and 0 <= cur < max(1, pages) else 0
+        out.append((cur, max(1, pages)))
+    return out
+
+
+def table_pages_left(datas, sizes, currents) -> bool:
+    return any(cur + 1 < pages for cur, pages in _table_pages(datas, sizes, currents))
+
+
+def next_table_pages(datas, sizes, currents, n: int) -> list:
+    """Each table's next page while any has pages left (the longest sets the pace; shorter ones
+    stay on their last page), else no change: the kiosk then moves to the next screen."""
+    pages = _table_pages(datas, sizes, currents)
+    if len(pages) != n or not any(cur + 1 < count for cur, count in pages):
+        return [no_update] * n
+    return [min(cur + 1, count - 1) for cur, count in pages]
 
 
 def refresh_outputs(update: dict, v_ids: list, fig_ids: list, tbl_ids: list) -> tuple[list, list, list, list]:
@@ -179,10 +225,24 @@ def create_app(config, store, *, clock=time.time, warm: bool = False, alarms=Non
             merged.append(" ".join(keep + ([new] if new else [])))
         return texts, merged, figs, tbls
 
+    tbl_state = (State({"type": "tbl", "k": ALL}, "data"), State({"type": "tbl", "k": ALL}, "page_size"),
+                 State({"type": "tbl", "k": ALL}, "page_current"))
+
+    # States past the pathname have defaults: a client that sends only the pathname still rotates.
     @app.callback(Output("url", "pathname"), Input("kiosk-timer", "n_intervals"), State("url", "pathname"),
-                  prevent_initial_call=True)
-    def kiosk(_n, pathname):
-        return next_kiosk_path(_text(pathname, "/"))
+                  State("url", "search"), *tbl_state, prevent_initial_call=True)
+    def kiosk(_n, pathname, search=None, datas=None, sizes=None, currents=None):
+        if table_pages_left(datas, sizes, currents):
+            return no_update  # the tables page on first (see kiosk_pages); the page stays
+        ctx = make_ctx(data, _text(search))
+        return next_kiosk_path(_text(pathname, "/"), lambda path: page_has_content(page_for(path), ctx))
+
+    @app.callback(Output({"type": "tbl", "k": ALL}, "page_current"), Input("kiosk-timer", "n_intervals"),
+                  *tbl_state, prevent_initial_call=True)
+    def kiosk_pages(_n, datas, sizes, currents):
+        outputs = dash.callback_context.outputs_list
+        n = len(outputs) if isinstance(outputs, list) else 0
+        return next_table_pages(datas, sizes, currents, n)
 
     @app.callback(Output("url", "search"), Input("rack-pick", "value"), State("url", "search"),
                   prevent_initial_call=True)

@@ -8,6 +8,9 @@ dimmed text for stale values. Values that refresh in place carry pattern ids
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
 from dash import dash_table, dcc, html
 
 from dashboards import alarms as rules
@@ -22,7 +25,9 @@ NORMAL = "#3a4050"
 WARN = "#f0a020"
 CRIT = "#e5383b"
 NODATA = "#1b1f27"
-STALE = "#262a33"
+# Stale must not read as "normal": a muted violet, apart from the grey of normal and from the
+# amber/red of alarms, with its value in brackets in the cell and its own legend entry.
+STALE = "#4a3f6b"
 
 STATE_LEVEL = {"nodata": -1.0, "stale": -0.5, "ok": 0.0, "warning": 1.0, "critical": 2.0}
 # Discrete scale over zmin=-1 .. zmax=2.
@@ -87,6 +92,26 @@ def dark_layout(**extra) -> dict:
     }
     layout.update(extra)
     return layout
+
+
+def local_x(times_ns, tz: str) -> list[str]:
+    """Plotly x values in the site's zone: wall-clock strings without an offset, which Plotly draws
+    as they are (epoch milliseconds would be drawn in the browser's zone)."""
+    zone = ZoneInfo(tz)
+    return [datetime.fromtimestamp(t_ns / 1e9, timezone.utc).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+            for t_ns in times_ns]
+
+
+def zone_label(tz: str) -> str:
+    """The zone's short name now (KST), or its key when it has none."""
+    name = datetime.now(ZoneInfo(tz)).strftime("%Z")
+    return name if name and not name.startswith(("+", "-")) else tz
+
+
+def time_axis(tz: str, lang: str, **extra) -> dict:
+    """A date x axis labelled with the site's zone (the values come from :func:`local_x`)."""
+    return {"type": "date", "gridcolor": GRID, "title": {"text": t("axis.time", lang, zone=zone_label(tz)),
+                                                        "font": {"size": 13, "color": MUTED}}, **extra}
 
 
 def graph(key: str, figure: dict, height: str = "300px", cls: str = "") -> dcc.Graph:
@@ -163,6 +188,15 @@ def banner(alarms: list[dict], lang: str, tz: str, limit: int = BANNER_LINES) ->
         groups = ", ".join(f"{k} × {t('rule.' + r, lang)}" for r, k in rules.by_rule(rest)[:4])
         items.append(html.Span(t("banner.rest", lang, n=len(rest), groups=groups), className="banner-more"))
     return items
+
+
+def floor_legend(lang: str) -> html.Div:
+    """What the floor map's colours mean (the same swatches as its cells)."""
+    items = [("normal", NORMAL, ""), ("warning", WARN, ""), ("critical", CRIT, ""), ("stale", STALE, "(21.4)"),
+             ("nodata", NODATA, "—")]
+    return html.Div([html.Span([html.Span(sample, className=f"swatch swatch-{k}", style={"background": color}),
+                                html.Span(t(f"legend.{k}", lang), className="legend-label")], className="legend-item")
+                     for k, color, sample in items], className="floor-legend", **{"data-testid": "floor-legend"})
 
 
 def banner_class(alarms: list[dict]) -> str:

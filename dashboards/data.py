@@ -278,6 +278,23 @@ class DataSource:
         start_ns = now_ns - int(seconds * NS)
         return energy_ratio(series, start_ns, now_ns, 3600)
 
+    def hours_with_data(self, start_ns: int, end_ns: int) -> tuple[int, int]:
+        """(hours of [start_ns, min(end_ns, now)) that hold facility readings, hours elapsed), from
+        the hourly rollup; refreshed hourly. What the energy page's coverage says."""
+        end_ns = min(end_ns, int(self.now() * NS))
+        hours = max(0, -(-(end_ns - start_ns) // (3600 * NS)))
+        if hours == 0:
+            return 0, 0
+
+        def build():
+            series = self._guarded(lambda: self.store.query("facility", ["total_power_w"], start_ns, end_ns,
+                                                            every_s=3600.0, agg="count"), [])
+            seen = {t for s in series for t, v in zip(s.times_ns, s.values.get("total_power_w", [])) if v}
+            return len(seen)
+
+        # one entry per window start; the window's end moves with the hour, so the key holds the start only
+        return self.cache.get(("hours_with_data", start_ns), int(self.now() // 3600), build), hours
+
     def saved_today_kwh(self) -> float | None:
         """Energy the optimizer estimates it saved since local midnight: per decision interval,
         the summed est_saving_w of the decisions in force × the interval."""

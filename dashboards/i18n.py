@@ -10,6 +10,9 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 LANGS = ("en", "ko")
+# Keys that translate a value written by another part (an optimizer action, a job class, an alarm
+# rule, state or severity): an unknown one shows the value itself.
+VALUE_PREFIXES = ("action.", "class.", "rule.", "state.", "sev.", "mode.", "src.")
 
 MESSAGES: dict[str, dict[str, str]] = {
     # navigation
@@ -58,8 +61,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "mode.off": {"en": "off", "ko": "꺼짐"},
     "mode.advise": {"en": "advise", "ko": "권고"},
     "mode.enforce": {"en": "enforce", "ko": "적용"},
-    "chain.ups": {"en": "UPS load", "ko": "UPS 부하"},
-    "chain.ups_headroom": {"en": "UPS headroom", "ko": "UPS 여유"},
+    "chain.ups": {"en": "Highest UPS load", "ko": "최대 UPS 부하"},
+    "chain.ups_headroom": {"en": "Tightest UPS headroom", "ko": "최소 UPS 여유"},
     "chain.worst_pdu": {"en": "Worst PDU phase vs derate", "ko": "최대 PDU 상 부하 (감액 기준)"},
     "chain.failover": {"en": "Racks without A/B failover headroom", "ko": "A/B 절체 여유 없는 랙"},
     "chain.feed_a": {"en": "Feed A", "ko": "A 계통"},
@@ -124,6 +127,51 @@ MESSAGES: dict[str, dict[str, str]] = {
     "src.ups": {"en": "UPS", "ko": "UPS"},
     "src.cooling": {"en": "cooling", "ko": "냉각"},
     "src.gpus": {"en": "GPUs", "ko": "GPU"},
+    "axis.time": {"en": "time ({zone})", "ko": "시각 ({zone})"},
+    "cooling.output": {"en": "Heat removed (hall units)", "ko": "제거 열량 (전산실 장치)"},
+    "cooling.input": {"en": "Electrical input (fresh units)", "ko": "전기 입력 (최신 값)"},
+    "cooling.cop": {"en": "Plant COP", "ko": "설비 COP"},
+    "axis.day": {"en": "day ({zone})", "ko": "날짜 ({zone})"},
+    "energy.coverage": {"en": "{pct} % of hours with data ({have} of {total} h)",
+                        "ko": "데이터 있는 시간 {pct} % ({total}시간 중 {have}시간)"},
+    "energy.coverage_7d": {"en": "Data coverage, 7 d", "ko": "데이터 범위 (7일)"},
+    "energy.empty_quarter": {"en": "no data in this quarter: nothing to report", "ko": "이 분기에 데이터 없음: 보고할 내용 없음"},
+    "legend.normal": {"en": "normal", "ko": "정상"},
+    "legend.warning": {"en": "warning", "ko": "주의"},
+    "legend.critical": {"en": "critical", "ko": "심각"},
+    "legend.stale": {"en": "stale (last value)", "ko": "지연 (마지막 값)"},
+    "legend.nodata": {"en": "no data", "ko": "데이터 없음"},
+    "panel.trend": {"en": "Last 24 h: PUE, IT and facility power", "ko": "최근 24시간: PUE, IT 및 시설 전력"},
+    "col.rooms": {"en": "Halls fed", "ko": "공급 전산실"},
+    "col.headroom_kw": {"en": "Headroom kW", "ko": "여유 kW"},
+    "col.ups_load": {"en": "Load %", "ko": "부하 %"},
+    "power.halls": {"en": "Headroom per hall (only the UPSes that feed it)", "ko": "전산실별 여유 (해당 전산실 UPS만)"},
+    "optimizer.measured": {"en": "Measured saving (M&V)", "ko": "실측 절감 (M&V)"},
+    "optimizer.estimated_now": {"en": "Estimated saving now", "ko": "현재 예상 절감"},
+    "optimizer.no_measured": {"en": "not measured yet", "ko": "아직 측정 없음"},
+    "optimizer.ci": {"en": "(95 % CI {lo}–{hi} %)", "ko": "(95 % 신뢰구간 {lo}–{hi} %)"},
+    "optimizer.groups": {"en": "{treated} capped-eligible jobs vs {control} control jobs",
+                         "ko": "제한 대상 작업 {treated}개 대 대조군 {control}개"},
+    "optimizer.classes": {"en": "Throughput cost per job class", "ko": "작업 유형별 처리량 비용"},
+    "optimizer.cycle": {"en": "Last optimizer cycle (whole facility)", "ko": "최근 최적화 주기 (시설 전체)"},
+    "optimizer.per_gpu": {"en": "Per-GPU decisions", "ko": "GPU별 결정"},
+    "col.job_class": {"en": "Job class", "ko": "작업 유형"},
+    "col.cap_pct": {"en": "Mean cap % of default", "ko": "평균 제한 (기본 대비 %)"},
+    "col.loss_bound_pct": {"en": "Allowed throughput loss %", "ko": "허용 처리량 손실 %"},
+    "col.saving_kw": {"en": "Est. saving kW", "ko": "예상 절감 kW"},
+    "col.predicted_pue": {"en": "Predicted PUE", "ko": "예측 PUE"},
+    "class.training": {"en": "training", "ko": "학습"},
+    "class.fine_tuning": {"en": "fine-tuning", "ko": "미세 조정"},
+    "class.inference": {"en": "inference", "ko": "추론"},
+    "class.batch": {"en": "batch", "ko": "배치"},
+    "class.unknown": {"en": "unknown", "ko": "미분류"},
+    "class.idle": {"en": "(no job)", "ko": "(작업 없음)"},
+    "action.cap": {"en": "cap", "ko": "제한"},
+    "action.advise": {"en": "advise", "ko": "권고"},
+    "action.release": {"en": "release", "ko": "해제"},
+    "action.restore": {"en": "restore", "ko": "복원"},
+    "action.hold": {"en": "hold", "ko": "보류"},
+    "action.rollback": {"en": "rollback", "ko": "롤백"},
     # alarms
     "alarm.inlet_allowable": {"en": "Inlet {value} outside {cls} allowable {lo}–{hi} °C",
                               "ko": "흡기 {value}, {cls} 허용 범위 {lo}–{hi} °C 벗어남"},
@@ -218,6 +266,8 @@ def lang_or_default(lang: str | None, default: str = "en") -> str:
 
 def t(key: str, lang: str = "en", **kwargs) -> str:
     entry = MESSAGES.get(key)
+    if entry is None and key.startswith(VALUE_PREFIXES):
+        return key.partition(".")[2]  # a value the catalogue does not know (a new action, rule): as written
     text = key if entry is None else entry.get(lang) or entry.get("en") or key
     return text.format(**kwargs) if kwargs else text
 

@@ -24,16 +24,36 @@ def unit_rows(snap: dict) -> list[dict]:
     return rows
 
 
-def trend_figure(series, lang: str) -> dict:
+def trend_figure(series, lang: str, tz: str) -> dict:
     traces = []
     for s in series:
         unit = s.tags.get("unit", "?")
-        x = [ts // 1_000_000 for ts in s.times_ns]
+        x = c.local_x(s.times_ns, tz)
         for field, dash in (("supply_temp_c", "solid"), ("return_temp_c", "dot")):
             traces.append({"type": "scatter", "mode": "lines", "name": f"{unit} {t('col.' + field.split('_')[0], lang)}",
                            "x": x, "y": s.values.get(field, []), "line": {"dash": dash, "width": 2}})
-    return {"data": traces, "layout": c.dark_layout(xaxis={"type": "date", "gridcolor": c.GRID},
+    return {"data": traces, "layout": c.dark_layout(xaxis=c.time_axis(tz, lang),
                                                   yaxis={"title": {"text": "°C"}, "gridcolor": c.GRID})}
+
+
+HALL_KINDS = ("crah", "crac", "inrow", "rdhx", "lcp")  # units that move the room's heat; a chiller moves it again
+
+
+def plant_totals(units: list[dict]) -> dict:
+    """Heat moved and electricity used by the cooling plant, each counted once:
+    - output: the heat the hall units took out of the rooms (a chiller's cooling_kw is the same heat
+      again, handed on from the hall units' water loop: adding it double-counts);
+    - input: the electrical power of every unit, chillers included, from fresh readings only;
+    - COP: output / input, only when every unit's reading is fresh (a stale unit would make it a
+      ratio of two different moments)."""
+    fresh = [u for u in units if not u["stale"]]
+    hall = [u for u in fresh if u["kind"] in HALL_KINDS and u.get("cooling_kw") is not None]
+    powered = [u for u in fresh if u.get("power_w") is not None]
+    out_kw = sum(float(u["cooling_kw"]) for u in hall) if hall else None
+    in_kw = sum(float(u["power_w"]) for u in powered) / 1000 if powered else None
+    all_fresh = bool(units) and len(fresh) == len(units)
+    cop = out_kw / in_kw if all_fresh and out_kw is not None and in_kw else None
+    return {"output_kw": out_kw, "input_kw": in_kw, "cop": cop, "stale_units": len(units) - len(fresh)}
 
 
 @cached
@@ -41,11 +61,12 @@ def update(ctx) -> dict:
     snap = ctx.snap
     series = ctx.data.series("cooling", ("supply_temp_c", "return_temp_c"), 86400, 900, "mean",
                              group_by=("unit",), period_s=60)
-    total_out = sum(u["cooling_kw"] or 0 for u in snap["cooling"])
-    total_in = sum((u["power_w"] or 0) / 1000 for u in snap["cooling"])
-    return {"v": {"cool_out": (fmt_num(total_out, 0, "kW"), ""), "cool_in": (fmt_num(total_in, 0, "kW"), ""),
-                  "cool_cop": (fmt_num(total_out / total_in if total_in else None, 2), "")},
-            "fig": {"cool_trend": trend_figure(series, ctx.lang)}, "tbl": {"units": unit_rows(snap)}}
+    tot = plant_totals(snap["cooling"])
+    partial = "stale" if tot["stale_units"] else ""
+    return {"v": {"cool_out": (fmt_num(tot["output_kw"], 0, "kW"), partial),
+                  "cool_in": (fmt_num(tot["input_kw"], 0, "kW"), partial),
+                  "cool_cop": (fmt_num(tot["cop"], 2), partial)},
+            "fig": {"cool_trend": trend_figure(series, ctx.lang, ctx.tz)}, "tbl": {"units": unit_rows(snap)}}
 
 
 def layout(ctx):

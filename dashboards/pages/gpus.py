@@ -66,7 +66,7 @@ def sort_page(rows: list[dict], sort_by: list[dict] | None, page: int, size: int
 
 
 def history_figure(data, uuid: str | None, lang: str) -> dict:
-    layout = c.dark_layout(xaxis={"type": "date", "gridcolor": c.GRID}, yaxis={"title": {"text": "W"},
+    layout = c.dark_layout(xaxis=c.time_axis(data.tz, lang), yaxis={"title": {"text": "W"},
                                                                              "gridcolor": c.GRID},
                            yaxis2={"title": {"text": "°C"}, "overlaying": "y", "side": "right", "showgrid": False})
     if not uuid:
@@ -79,7 +79,7 @@ def history_figure(data, uuid: str | None, lang: str) -> dict:
                          "mean", where={"uuid": uuid}, period_s=60)
     traces = []
     for s in series:
-        x = [ts // 1_000_000 for ts in s.times_ns]
+        x = c.local_x(s.times_ns, data.tz)
         traces += [
             {"type": "scatter", "mode": "lines", "name": t("col.power_w", lang), "x": x, "y": s.values["power_w"]},
             {"type": "scatter", "mode": "lines", "name": t("col.cap_w", lang), "x": x,

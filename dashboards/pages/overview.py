@@ -36,7 +36,7 @@ def rack_state(rack: dict, metric: str) -> tuple[str, float | None]:
     return ("stale" if rack.get("inlet_stale") else "ok"), v
 
 
-def floor_figure(racks: list[dict], metric: str, room_order: list[str]) -> dict:
+def floor_figure(racks: list[dict], metric: str, room_order: list[str], stale_word: str = "stale") -> dict:
     """One heatmap: a line per room·row, a column per position; z is the state level."""
     order = {r: i for i, r in enumerate(room_order)}
     lines = sorted({(r["room"], r["row_index"], r["row"]) for r in racks},
@@ -53,11 +53,13 @@ def floor_figure(racks: list[dict], metric: str, room_order: list[str]) -> dict:
         state, v = rack_state(r, metric)
         z[i][j] = c.STATE_LEVEL[state]
         if metric == "power":
-            val = "—" if v is None else f"{v / 1000:.1f}"
+            val = "—" if v is None else f"{v / 1000:.1f} kW"
             detail = f"{val} / {r['budget_kw']:g} kW"
         else:
-            val = "—" if v is None else f"{v:.1f}"
-            detail = f"{val} °C ({r['ashrae_class']})"
+            val = "—" if v is None else f"{v:.1f} °C"
+            detail = f"{val} ({r['ashrae_class']})"
+        if state == "stale":  # the last value, in brackets: old, not current
+            val, detail = f"({val})", f"{detail} · {stale_word}"
         text[i][j] = f"{r['rack']}<br>{val}" if show_text else ""
         hover[i][j] = f"{r['rack']}: {detail}"
     ylabels = [f"{room} · {row}" for room, _, row in lines]
@@ -66,11 +68,39 @@ def floor_figure(racks: list[dict], metric: str, room_order: list[str]) -> dict:
              "xgap": 4, "ygap": 4, "texttemplate": "%{text}", "hovertemplate": "%{customdata}<extra></extra>",
              "textfont": {"size": 26 if len(racks) <= 64 else 16 if len(racks) <= MAX_TEXT_CELLS else 10,
                           "color": c.TEXT}}
+    # the cell text and row labels are sized by the stylesheet (rem, which follows the viewport);
+    # the px sizes here are only what Plotly lays out with
     layout = c.dark_layout(margin={"l": 110, "r": 10, "t": 10, "b": 10},
                            xaxis={"visible": False, "fixedrange": True},
                            yaxis={"autorange": "reversed", "fixedrange": True, "tickfont": {"size": 18},
                                   "gridcolor": "rgba(0,0,0,0)"})
     return {"data": [trace], "layout": layout}
+
+
+def trend_figure(data, lang: str) -> dict:
+    """The last 24 h of PUE (right axis) and IT and facility power (kW, left axis), 10-minute means,
+    in the site's zone; hours without readings stay gaps."""
+    series = data.series("facility", ("total_power_w", "it_power_w", "pue"), 86400, 600, "mean", period_s=60)
+    traces = []
+    for s in series:
+        x = c.local_x(s.times_ns, data.tz)
+        kw = lambda f: [None if v is None else v / 1000 for v in s.values.get(f, [])]  # noqa: E731
+        pue = s.values.get("pue") or []
+        if not any(v is not None for v in pue):  # a store without the pue field: the ratio of the powers
+            pue = [a / b if a is not None and b else None
+                   for a, b in zip(s.values.get("total_power_w", []), s.values.get("it_power_w", []))]
+        traces += [
+            {"type": "scatter", "mode": "lines", "name": t("kpi.facility_kw", lang), "x": x, "y": kw("total_power_w"),
+             "line": {"color": "#9aa3b5", "width": 2}},
+            {"type": "scatter", "mode": "lines", "name": t("kpi.it_kw", lang), "x": x, "y": kw("it_power_w"),
+             "line": {"color": "#5d6a82", "width": 2}},
+            {"type": "scatter", "mode": "lines", "name": "PUE", "x": x, "y": pue, "yaxis": "y2",
+             "line": {"color": "#d8dce4", "width": 2, "dash": "dot"}},
+        ]
+    layout = c.dark_layout(margin={"l": 60, "r": 60, "t": 30, "b": 40}, xaxis=c.time_axis(data.tz, lang),
+                           yaxis={"title": {"text": "kW"}, "gridcolor": c.GRID, "rangemode": "tozero"},
+                           yaxis2={"title": {"text": "PUE"}, "overlaying": "y", "side": "right", "showgrid": False})
+    return {"data": traces, "layout": layout}
 
 
 @cached
@@ -114,7 +144,8 @@ def update(ctx) -> dict:
         "alarms_crit": (str(counts["critical"]), "critical" if counts["critical"] else "zero"),
         "alarms_warn": (str(counts["warning"]), "warning" if counts["warning"] else "zero"),
         "ups_load": (fmt_num(s["ups_load_pct"], 0, "%"), c.state_class(ups_state, s["ups_stale"])),
-        "ups_headroom": (fmt_num(s["ups_headroom_kw"], 0, "kW"), "stale" if s["ups_stale"] else ""),
+        "ups_headroom": (fmt_num(s["ups_headroom_kw"], 0, "kW") + (f" · {s['ups_tightest']}" if s["ups_tightest"] else ""),
+                         "stale" if s["ups_stale"] else ""),
         "worst_pdu": (fmt_num(s["worst_pdu_pct"], 0, "%") + (f" · {s['worst_pdu']}" if s["worst_pdu"] else ""),
                       c.state_class(pdu_state, pdus_stale)),
         "failover": (f"{s['no_failover']} / {s['racks_with_feeds']}",
@@ -127,7 +158,8 @@ def update(ctx) -> dict:
                                    1, "kW"), ostale),
         "opt_saved_today": (fmt_num(opt["saved_today_kwh"], 0, "kWh"), ostale),
     }
-    return {"v": v, "fig": {"floor": floor_figure(snap["racks"], metric, room_order)}, "tbl": {}}
+    return {"v": v, "fig": {"floor": floor_figure(snap["racks"], metric, room_order, t("stale", L)),
+                    "trend": trend_figure(data, L)}, "tbl": {}}
 
 
 def layout(ctx):
@@ -151,8 +183,13 @@ def layout(ctx):
             c.kpi("cooling_kw", t("kpi.cooling_kw", L), v["cooling_kw"][0], v["cooling_kw"][1]),
         ], className="kpis"),
         html.Div([
-            c.panel(t("panel.floor_power" if metric == "power" else "panel.floor_inlet", L),
-                    c.graph("floor", u["fig"]["floor"], height="100%", cls="floor"), cls="floor-panel"),
+            html.Div([
+                c.panel(t("panel.floor_power" if metric == "power" else "panel.floor_inlet", L),
+                        c.graph("floor", u["fig"]["floor"], height="100%", cls="floor"), c.floor_legend(L),
+                        cls="floor-panel"),
+                c.panel(t("panel.trend", L), c.graph("trend", u["fig"]["trend"], height="100%", cls="trend"),
+                        cls="trend-panel"),
+            ], className="left"),
             html.Div([
                 c.panel(t("panel.alarms", L), html.Div([
                     html.Div([html.Div(v["alarms_crit"][0], id=c.vid("alarms_crit"),

@@ -48,11 +48,41 @@ def rack_feed_rows(snap: dict, derate: float) -> list[dict]:
     return out
 
 
+def ups_headroom(u: dict) -> tuple[float | None, float | None]:
+    """(load %, headroom kW) of one UPS from its own output and capacity (None when unread)."""
+    if u.get("output_power_w") is None or not u.get("capacity_kw"):
+        return None, None
+    out_kw = float(u["output_power_w"]) / 1000
+    return 100 * out_kw / u["capacity_kw"], u["capacity_kw"] - out_kw
+
+
+def hall_rows(snap: dict, ups_cfg: list, rooms: list[str]) -> list[dict]:
+    """Per hall, the UPSes that feed it and their headroom. A UPS serves only the halls it is wired
+    to: hall-1's load cannot use ups-2's spare capacity, so UPSes of different halls are never
+    added; a hall fed by several UPSes (in parallel) has their headroom together."""
+    by_name = {u["ups"]: u for u in snap["ups"]}
+    out = []
+    for room in rooms:
+        feeding = [cfg.name for cfg in ups_cfg if room in cfg.rooms]
+        units = [by_name[n] for n in feeding if n in by_name]
+        read = [ups_headroom(u) for u in units]
+        stale = any(u["stale"] for u in units)
+        head = [h for _, h in read if h is not None]
+        cap = sum(u["capacity_kw"] for u in units)
+        load_kw = cap - sum(head) if units and len(head) == len(units) else None
+        out.append({"room": room, "ups": ", ".join(feeding) or "—", "capacity": round(cap, 0) if units else None,
+                    "load_pct": _r(100 * load_kw / cap, 0) if load_kw is not None and cap else None,
+                    "headroom_kw": _r(sum(head), 0) if units and len(head) == len(units) else None,
+                    "_state": "stale" if stale else "ok"})
+    return out
+
+
 def chain_summary(snap: dict, derate: float) -> dict:
     ups = [u for u in snap["ups"] if u.get("output_power_w") is not None]
-    cap = sum(u["capacity_kw"] for u in ups)
-    out_kw = sum(u["output_power_w"] for u in ups) / 1000 if ups else None
-    ups_load = 100 * out_kw / cap if ups and cap else None
+    per = [(u, *ups_headroom(u)) for u in ups]
+    # the tightest UPS, not the sum: UPSes of different halls cannot lend each other capacity
+    tightest = min(per, key=lambda x: x[2], default=None)
+    ups_load = max((x[1] for x in per), default=None)
     pdus = pdu_rows(snap, derate)
     worst = max((r["load_pct"] for r in pdus if r["load_pct"] is not None), default=None)
     worst_pdu = next((r["pdu"] for r in pdus if r["load_pct"] == worst), None) if worst is not None else None
@@ -60,7 +90,8 @@ def chain_summary(snap: dict, derate: float) -> dict:
     no_failover = sum(1 for r in racks if r["failover_pct"] is not None and r["failover_pct"] > 100)
     a = sum(r["a_kw"] or 0 for r in racks)
     b = sum(r["b_kw"] or 0 for r in racks)
-    return {"ups_load_pct": ups_load, "ups_headroom_kw": cap - out_kw if out_kw is not None else None,
+    return {"ups_load_pct": ups_load, "ups_headroom_kw": tightest[2] if tightest else None,
+            "ups_tightest": tightest[0]["ups"] if tightest else None,
             "ups_stale": any(u["stale"] for u in ups) if ups else True,
             "on_battery": any(u.get("on_battery") for u in snap["ups"]),
             "worst_pdu_pct": worst, "worst_pdu": worst_pdu, "no_failover": no_failover,
@@ -81,24 +112,32 @@ def update(ctx) -> dict:
     snap = ctx.snap
     d = ctx.data.derate
     ups_rows = []
+    rooms_of = {cfg.name: cfg.rooms for cfg in ctx.config.ups}
     for u in snap["ups"]:
         state = "critical" if u.get("on_battery") else ("stale" if u["stale"] else "ok")
         if state == "ok" and u.get("load_pct") is not None and u["load_pct"] >= rules.UPS_WARN_PCT:
             state = "warning"
-        ups_rows.append({"ups": u["ups"], "output_kw": _kw(u.get("output_power_w")), "capacity": u["capacity_kw"],
-                         "load_pct": _r(u.get("load_pct"), 0),
+        _load, head = ups_headroom(u)
+        ups_rows.append({"ups": u["ups"], "rooms": ", ".join(rooms_of.get(u["ups"], [])) or "—",
+                         "output_kw": _kw(u.get("output_power_w")), "capacity": u["capacity_kw"],
+                         "load_pct": _r(u.get("load_pct"), 0), "headroom_kw": _r(head, 0),
                          "battery": t("yes" if u.get("on_battery") else "no", ctx.lang)
                          if u.get("on_battery") is not None else "—", "_state": state})
     s = chain_summary(snap, d)
     return {"v": {"pw_a": (fmt_num(s["a_kw"], 1, "kW"), ""), "pw_b": (fmt_num(s["b_kw"], 1, "kW"), ""),
                   "pw_bal": (fmt_num(s["a_share"], 0, "%"), "")},
             "fig": {},
-            "tbl": {"ups": ups_rows, "pdus": pdu_rows(snap, d), "feeds": rack_feed_rows(snap, d)}}
+            "tbl": {"ups": ups_rows, "halls": hall_rows(snap, ctx.config.ups, [r.name for r in ctx.config.rooms]),
+                    "pdus": pdu_rows(snap, d), "feeds": rack_feed_rows(snap, d)}}
+
+
+KIOSK_ROWS = 8  # rows per table page on the wall: the page fits the screen, the kiosk pages through the rest
 
 
 def layout(ctx):
     u = update(ctx)
     L = ctx.lang
+    rows = KIOSK_ROWS if ctx.kiosk else 40
 
     def col(key, name, typ="numeric"):
         return {"id": key, "name": t(name, L), "type": typ}
@@ -110,16 +149,25 @@ def layout(ctx):
             c.kpi("pw_b", t("chain.feed_b", L), u["v"]["pw_b"][0]),
             c.kpi("pw_bal", t("chain.balance", L), u["v"]["pw_bal"][0]),
         ], className="kpis three"),
-        c.panel("UPS", c.table("ups", [col("ups", "col.ups", "text"), col("output_kw", "col.output_w"),
-                                       col("capacity", "col.capacity"), col("load_pct", "chain.ups"),
-                                       col("battery", "col.battery", "text")], u["tbl"]["ups"])),
+        html.Div([
+            c.panel("UPS", c.table("ups", [col("ups", "col.ups", "text"), col("rooms", "col.rooms", "text"),
+                                           col("output_kw", "col.output_w"), col("capacity", "col.capacity"),
+                                           col("load_pct", "col.ups_load"), col("headroom_kw", "col.headroom_kw"),
+                                           col("battery", "col.battery", "text")], u["tbl"]["ups"],
+                                   page_size=4 if ctx.kiosk else 20)),
+            c.panel(t("power.halls", L), c.table("halls", [
+                col("room", "col.room", "text"), col("ups", "col.ups", "text"), col("capacity", "col.capacity"),
+                col("load_pct", "col.ups_load"), col("headroom_kw", "col.headroom_kw")], u["tbl"]["halls"],
+                page_size=4 if ctx.kiosk else 20)),
+        ], className="two-col"),
         html.Div([
             c.panel(t("col.pdu", L), c.table("pdus", [
                 col("pdu", "col.pdu", "text"), col("rack", "col.rack", "text"), col("feed", "col.feed", "text"),
                 col("power_kw", "col.rack_kw"), col("current_a", "col.current_a"), col("limit_a", "col.limit_a"),
-                col("load_pct", "col.load_pct")], u["tbl"]["pdus"])),
+                col("load_pct", "col.load_pct")], u["tbl"]["pdus"], page_size=rows)),
             c.panel(t("chain.balance", L), c.table("feeds", [
                 col("rack", "col.rack", "text"), col("a_kw", "col.a_kw"), col("b_kw", "col.b_kw"),
-                col("balance", "col.balance"), col("failover_pct", "col.failover_pct")], u["tbl"]["feeds"])),
+                col("balance", "col.balance"), col("failover_pct", "col.failover_pct")], u["tbl"]["feeds"],
+                page_size=rows)),
         ], className="two-col"),
     ])

@@ -46,7 +46,8 @@ def update(ctx) -> dict:
     istate, _ = rack_state(rack, "inlet")
     pstate, _ = rack_state(rack, "power")
     v["rk_inlet"] = (fmt_num(rack["inlet_c"], 1, "°C"), c.state_class(istate, rack["inlet_stale"]))
-    v["rk_outlet"] = (fmt_num(rack["outlet_c"], 1, "°C"), "")
+    # each reading greyed on its own age: a frozen outlet sensor next to a live inlet is stale too
+    v["rk_outlet"] = (fmt_num(rack["outlet_c"], 1, "°C"), c.state_class(None, rack["outlet_stale"]))
     v["rk_power"] = (f"{fmt_num(rack['power_w'] / 1000 if rack['power_w'] is not None else None, 1)} / "
                      f"{rack['budget_kw']:g} kW", c.state_class(pstate, rack["power_stale"]))
     (rlo, rhi), (alo, ahi) = rules.inlet_limits(rack["ashrae_class"])
