@@ -1,0 +1,1 @@
+"""Sinetica / Netcom UPSController cards, also in Mitsubishi UPSes (NETCOM-UPS-MIB): see README.md."""
