@@ -22,7 +22,6 @@ per series; the tests hold the two outputs equal.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -136,15 +135,6 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _number(value: float) -> str:
-    # Go's float formatting, as Prometheus and prometheus_client write it
-    if math.isnan(value):
-        return "NaN"
-    if value in (math.inf, -math.inf):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
 @dataclass
 class _Series:
     labels: tuple[str, ...]       # the measurement's tag values, in its tag order
@@ -177,6 +167,7 @@ class StoreCollector(Collector):
             raise ValueError(f"not exposed measurement(s): {', '.join(unknown)} (exposed: {', '.join(NUMERIC)})")
         self.measurements = names
         self.clock = clock
+        self._labels: dict[str, dict[tuple, str]] = {}
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -240,24 +231,21 @@ class StoreCollector(Collector):
     # --- the fast text path ----------------------------------------------------------------
 
     def render(self) -> bytes:
-        """The text format (0.0.4) of :meth:`collect`, one label string per series."""
+        """The text format (0.0.4) of :meth:`collect`: one label string per series (kept between
+        scrapes), then each field's samples written as one column."""
         snap = self.read()
         out: list[str] = []
         add = out.append
         for m, series in snap.series.items():
-            tags = MEASUREMENTS[m].tags
-            label_strs = ["{" + ",".join(f'{t}="{_escape(v)}"' for t, v in zip(tags, s.labels)) + "}"
-                          for s in series]
+            label_strs = self._label_strings(m, series)
             for spec in NUMERIC[m]:
-                field, scale, head = spec.field, spec.scale, True
-                for s, labels in zip(series, label_strs):
-                    value = s.fields.get(field)
-                    if value is None:
-                        continue
-                    if head:
-                        add(f"# HELP {spec.name} {_escape_help(spec.help)}\n# TYPE {spec.name} {spec.kind}\n")
-                        head = False
-                    add(f"{spec.name}{labels} {_number(float(value) * scale) if scale != 1.0 else _number(value)}\n")
+                column = _column(spec, series)
+                if column is None:
+                    continue
+                add(f"# HELP {spec.name} {_escape_help(spec.help)}\n# TYPE {spec.name} {spec.kind}\n")
+                name = spec.name
+                add("".join([f"{name}{labels} {value!r}\n" for labels, value in zip(label_strs, column)
+                             if value is not None]))
             if INFO_LABELS[m] and series:
                 name = info_name(m)
                 add(f"# HELP {name} {_escape_help(MEASUREMENTS[m].description + ': identity (value 1)')}\n"
@@ -269,6 +257,38 @@ class StoreCollector(Collector):
 
         own = generate_latest(_Families(list(self._own_families(snap))))
         return "".join(out).encode() + own
+
+    def _label_strings(self, measurement: str, series: list[_Series]) -> list[str]:
+        """'{tag="value",...}' per series, from a cache kept across scrapes (the same GPUs every
+        time), rebuilt when it grows past twice the series it serves (GPUs replaced)."""
+        cache = self._labels.setdefault(measurement, {})
+        if len(cache) > 2 * len(series) + 1024:
+            cache.clear()
+        tags = MEASUREMENTS[measurement].tags
+        out = []
+        for s in series:
+            text = cache.get(s.labels)
+            if text is None:
+                text = cache[s.labels] = "{" + ",".join(f'{t}="{_escape(v)}"' for t, v in zip(tags, s.labels)) + "}"
+            out.append(text)
+        return out
+
+
+def _column(spec: MetricSpec, series: list[_Series]) -> list | None:
+    """One field's exposed values per series (None where absent), or None when no series has it.
+    Values are written with repr(): a float as Python writes it (which Prometheus parses, inf
+    included), an int as digits; bools become 1/0."""
+    field = spec.field
+    values = [s.fields.get(field) for s in series]
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    if spec.scale != 1.0:
+        scale = spec.scale
+        return [None if v is None else float(v) * scale for v in values]
+    if isinstance(present[0], bool):
+        return [None if v is None else int(v) for v in values]
+    return values
 
 
 class _Families:
