@@ -9,7 +9,8 @@
 - Writes go through the StoreWriter (batching, spool, replay) in a worker thread so a slow
   store never stalls the event loop that polls the devices.
 - Health: per target, a ``collector`` point (duration_s, ok, error, points, dropped) every
-  cycle, and Prometheus text on ``/metrics`` (a tiny WSGI app on waitress in a thread, with the
+  cycle, and Prometheus text on ``/metrics`` (prometheus_client families on a registry passed in,
+  rendered by its generate_latest; a tiny WSGI app on waitress in a thread, with the
   bounded connections and timeouts of :mod:`dcim.web`, so idle scrapers cannot exhaust the
   files the writer needs for its store and spool).
 - A collector that raises is not fatal: it is backed off exponentially (interval x 2^k, up to
@@ -25,6 +26,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector as Collector_
+
 from collectors.base import Collector, TargetResult
 from dcim.metrics import Point
 from dcim.web import Limits, WsgiServer
@@ -39,10 +44,10 @@ WRITE_RESERVE = 0.1
 # /metrics: a few scrapers, GET only.
 METRICS_LIMITS = Limits(connection_limit=200, threads=2, max_body_bytes=64 * 1024)
 # Counters a collector reports on its results (TargetResult.counters), summed on /metrics.
-REPLY_COUNTERS = (("replies_unsolicited", "Replies dropped unread: not from a polled address, or an unknown "
-                                          "request id / msgID or community."),
-                  ("replies_garbled", "Replies dropped because they are not an SNMP response of the version "
-                                      "asked, or did not decode."))
+REPLY_COUNTERS = (("replies_unsolicited", ("Replies dropped unread: not from a polled address, or an unknown "
+                                           "request id / msgID or community.")),
+                  ("replies_garbled", ("Replies dropped because they are not an SNMP response of the version "
+                                       "asked, or did not decode.")))
 
 
 @dataclass
@@ -61,7 +66,8 @@ class CollectorState:
 
 class Runner:
     def __init__(self, collectors: list[Collector], writer, *, jitter_pct: float = 10.0,
-                 max_backoff_s: float = 600.0, rng: random.Random | None = None):
+                 max_backoff_s: float = 600.0, rng: random.Random | None = None,
+                 registry: CollectorRegistry | None = None):
         self.states = {c.name: CollectorState(c) for c in collectors}
         self.writer = writer
         self.jitter_pct = jitter_pct
@@ -70,6 +76,9 @@ class Runner:
         self._lock = threading.Lock()     # /metrics reads what the loop writes
         self._server: WsgiServer | None = None
         self._dropped_seen = 0
+        # /metrics: the runner's health on this registry (a private one unless the caller passes its own)
+        self.registry = CollectorRegistry() if registry is None else registry
+        self.registry.register(RunnerMetrics(self))
 
     # --- one cycle ---------------------------------------------------------------------------
 
@@ -82,7 +91,7 @@ class Runner:
         try:
             results = await asyncio.wait_for(collector.poll(deadline), timeout=deadline + GRACE_S)
             state.failures = 0
-        except Exception as exc:  # includes the runner's own timeout: never fatal
+        except Exception as exc:  # noqa: BLE001 - includes the runner's own timeout: never fatal
             state.failures += 1
             state.errors_total += 1
             backoff = min(self.max_backoff_s, collector.interval_s * 2 ** state.failures)
@@ -127,7 +136,7 @@ class Runner:
     def _writer_stats(self) -> dict:
         try:
             return dict(self.writer.stats()) if self.writer is not None else {}
-        except Exception:
+        except Exception:  # noqa: BLE001 - a writer without stats must not fail a scrape or a cycle
             return {}
 
     @staticmethod
@@ -164,7 +173,7 @@ class Runner:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=due - now)
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             if time.monotonic() < state.backoff_until:
                 slot += 1
@@ -194,49 +203,8 @@ class Runner:
     # --- Prometheus ----------------------------------------------------------------------------
 
     def metrics_text(self) -> str:
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_: str, samples: list[tuple[dict, float]]) -> None:
-            lines.append(f"# HELP {name} {help_}")
-            lines.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                lab = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-                lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
-
-        with self._lock:
-            states = list(self.states.values())
-            metric("dcim_collector_cycles_total", "counter", "Cycles run.",
-                   [({"collector": s.collector.name}, s.cycles) for s in states])
-            metric("dcim_collector_missed_cycles_total", "counter", "Cycles skipped because a cycle overran.",
-                   [({"collector": s.collector.name}, s.missed) for s in states])
-            metric("dcim_collector_errors_total", "counter", "Cycles in which the collector itself failed.",
-                   [({"collector": s.collector.name}, s.errors_total) for s in states])
-            metric("dcim_collector_backoff", "gauge", "1 while the collector is backed off after failures.",
-                   [({"collector": s.collector.name}, int(time.monotonic() < s.backoff_until)) for s in states])
-            metric("dcim_collector_cycle_duration_seconds", "gauge", "Duration of the last cycle.",
-                   [({"collector": s.collector.name}, round(s.last_duration_s, 6)) for s in states])
-            metric("dcim_collector_points_total", "counter", "Points handed to the writer.",
-                   [({"collector": s.collector.name}, s.points_total) for s in states])
-            metric("dcim_collector_target_ok", "gauge", "1 if the target answered in the last cycle.",
-                   [({"collector": s.collector.name, "target": t}, int(r.ok))
-                    for s in states for t, r in sorted(s.targets.items())])
-            metric("dcim_collector_target_duration_seconds", "gauge", "Poll time of the target in the last cycle.",
-                   [({"collector": s.collector.name, "target": t}, round(r.duration_s, 6))
-                    for s in states for t, r in sorted(s.targets.items())])
-            # per cycle on the ``collector`` points, as totals here
-            for key, help_ in REPLY_COUNTERS:
-                metric(f"dcim_collector_{key}_total", "counter", help_,
-                       [({"collector": s.collector.name}, s.counters.get(key, 0)) for s in states])
-        stats = self._writer_stats()
-        for key, help_ in (("written", "Points written to the store."), ("spooled", "Points spooled to disk."),
-                           ("dropped", "Points dropped past the spool bound."),
-                           ("rejected", "Points rejected as invalid."), ("replayed", "Points replayed from the spool.")):
-            if key in stats:
-                metric(f"dcim_writer_points_{key}_total", "counter", help_, [({}, stats[key])])
-        for key in ("buffered", "spool_points", "spool_bytes"):
-            if key in stats:
-                metric(f"dcim_writer_{key}", "gauge", f"Writer {key.replace('_', ' ')}.", [({}, stats[key])])
-        return "\n".join(lines) + "\n"
+        """The runner's self-metrics in Prometheus' text format (its registry, generate_latest)."""
+        return generate_latest(self.registry).decode()
 
     def serve_metrics(self, host: str = "127.0.0.1", port: int = 9108) -> int:
         """Serve /metrics in a daemon thread; returns the bound port (0 picks a free one)."""
@@ -259,8 +227,65 @@ class Runner:
             self._server = None
 
 
-def _escape(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class RunnerMetrics(Collector_):
+    """The runner's health as prometheus_client families, read from its states at each scrape."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+
+    def describe(self) -> list:
+        return []  # the collectors and targets are known only at scrape time
+
+    def collect(self):
+        runner = self.runner
+        with runner._lock:
+            states = list(runner.states.values())
+            per_collector = (
+                ("dcim_collector_cycles", CounterMetricFamily, "Cycles run.", lambda s: s.cycles),
+                ("dcim_collector_missed_cycles", CounterMetricFamily, "Cycles skipped because a cycle overran.",
+                 lambda s: s.missed),
+                ("dcim_collector_errors", CounterMetricFamily, "Cycles in which the collector itself failed.",
+                 lambda s: s.errors_total),
+                ("dcim_collector_backoff", GaugeMetricFamily, "1 while the collector is backed off after failures.",
+                 lambda s: int(time.monotonic() < s.backoff_until)),
+                ("dcim_collector_cycle_duration_seconds", GaugeMetricFamily, "Duration of the last cycle.",
+                 lambda s: round(s.last_duration_s, 6)),
+                ("dcim_collector_points", CounterMetricFamily, "Points handed to the writer.",
+                 lambda s: s.points_total),
+            )
+            for name, kind, help_, value in per_collector:
+                family = kind(name, help_, labels=["collector"])
+                for s in states:
+                    family.add_metric([s.collector.name], value(s))
+                yield family
+            ok = GaugeMetricFamily("dcim_collector_target_ok", "1 if the target answered in the last cycle.",
+                                   labels=["collector", "target"])
+            took = GaugeMetricFamily("dcim_collector_target_duration_seconds",
+                                     "Poll time of the target in the last cycle.", labels=["collector", "target"])
+            for s in states:
+                for t, r in sorted(s.targets.items()):
+                    ok.add_metric([s.collector.name, t], int(r.ok))
+                    took.add_metric([s.collector.name, t], round(r.duration_s, 6))
+            yield ok
+            yield took
+            # per cycle on the ``collector`` points, as totals here
+            for key, help_ in REPLY_COUNTERS:
+                family = CounterMetricFamily(f"dcim_collector_{key}", help_, labels=["collector"])
+                for s in states:
+                    family.add_metric([s.collector.name], s.counters.get(key, 0))
+                yield family
+        yield from self._writer(runner._writer_stats())
+
+    @staticmethod
+    def _writer(stats: dict):
+        for key, help_ in (("written", "Points written to the store."), ("spooled", "Points spooled to disk."),
+                           ("dropped", "Points dropped past the spool bound."),
+                           ("rejected", "Points rejected as invalid."), ("replayed", "Points replayed from the spool.")):
+            if key in stats:
+                yield CounterMetricFamily(f"dcim_writer_points_{key}", help_, value=stats[key])
+        for key in ("buffered", "spool_points", "spool_bytes"):
+            if key in stats:
+                yield GaugeMetricFamily(f"dcim_writer_{key}", f"Writer {key.replace('_', ' ')}.", value=stats[key])
 
 
 def parse_shard(text: str) -> tuple[int, int]:

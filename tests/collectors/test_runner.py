@@ -182,3 +182,27 @@ def test_the_poll_deadline_leaves_room_for_the_writes(store_writer):
     asyncio.run(go())
     assert seen and all(d < 1.0 for d in seen)
     assert runner.states["greedy"].missed == 0
+
+
+def test_self_metrics_are_prometheus_client_families_on_the_registry_passed_in(store_writer):
+    """The runner registers its health on the registry it is given (private here), so a process
+    can expose it beside its own; prometheus_client's parser reads it back typed."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, writer = store_writer
+    registry = CollectorRegistry()
+    runner = Runner([Scripted("c1", points=3), Scripted("c2", ok=False, points=0)], writer, registry=registry)
+    asyncio.run(runner.run_once())
+    writer.flush()
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert families["dcim_collector_cycles"].type == "counter"
+    assert families["dcim_collector_target_ok"].type == "gauge"
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert values[("dcim_collector_points_total", (("collector", "c1"),))] == 6   # 2 targets x 3 points
+    assert values[("dcim_collector_target_ok", (("collector", "c2"), ("target", "c2-t1")))] == 0
+    assert values[("dcim_collector_target_ok", (("collector", "c1"), ("target", "c1-t2")))] == 1
+    assert values[("dcim_writer_points_written_total", ())] >= 6
+    # two runners, two registries: nothing registered globally, no duplicate-name clash
+    Runner([Scripted("c1")], writer)
+    Runner([Scripted("c1")], writer)

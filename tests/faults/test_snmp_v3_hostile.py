@@ -143,8 +143,9 @@ def test_v3_polls_lose_nothing_under_5_hostile_datagrams_a_second(snmpsim_agent)
     reported = sum(r.counters.get("replies_unsolicited", 0) for r in results)
     assert reported == stats["replies_unsolicited"], (reported, stats)
     text = runner.metrics_text()
-    assert f'dcim_collector_replies_unsolicited_total{{collector="snmp"}} {reported}\n' in text, text
-    assert 'dcim_collector_replies_garbled_total{collector="snmp"} 0\n' in text, text
+    # (prometheus_client writes every value as a float)
+    assert f'dcim_collector_replies_unsolicited_total{{collector="snmp"}} {float(reported)}\n' in text, text
+    assert 'dcim_collector_replies_garbled_total{collector="snmp"} 0.0\n' in text, text
 
 
 # --- hostile answers from the address that was polled ------------------------------------------------
