@@ -11,6 +11,7 @@ import sys
 import dcim
 import dcim.cli
 from dcim.config import ConfigError
+from dcim.store.base import StoreError
 
 
 def _commands():
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # no store yet, or it is down: one line, never a traceback
+        print(f"error: the store: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
