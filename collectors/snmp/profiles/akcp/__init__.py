@@ -1,0 +1,1 @@
+"""AKCP sensorProbe / securityProbe environment monitors (SPAGENT-MIB): see README.md."""
