@@ -106,9 +106,11 @@ def dr_figures(cfg, *, start_ns, model, warmup_s, window_s, step_s, log) -> dict
         twin.advance(step_s)
     present_w = twin.facility_power_w
     budget_w = 0.75 * present_w
+    floor_w = dr_floor_w(twin, dr_bound)
     set_ns = twin.now_ns
     daemon.set_demand_response(budget_w, set_ns + int(window_s * 1e9), "bench", "grid event: 25 % under present draw")
     cycle()  # the daemon runs the next cycle at once when a window is set
+    state_first = _plain(daemon.demand_response_state())
     met_s, over_steps, steps, worst_over = None, 0, 0, 0.0
     loss_max = {c: 0.0 for c in dr_bound}
     viol = {c: 0 for c in dr_bound}
@@ -134,12 +136,32 @@ def dr_figures(cfg, *, start_ns, model, warmup_s, window_s, step_s, log) -> dict
         j += 1
     state = daemon.demand_response_state()
     return {"present_facility_kw": present_w / 1000, "budget_kw": budget_w / 1000, "met_after_s": met_s,
+            "lowest_reachable_kw": floor_w / 1000, "daemon_state_after_first_cycle": state_first,
             "target_met_s": 60, "window_h": window_s / 3600, "steps_over_budget_after_met": over_steps,
             "steps_after_met": steps, "worst_overshoot_pct": worst_over,
             "max_true_loss_pct": {c: 100 * v for c, v in loss_max.items()},
             "dr_loss_bound_pct": {c: 100 * v for c, v in dr_bound.items()},
             "gpu_steps_over_dr_bound": viol, "daemon_state_at_end": _plain(state), "step_s": step_s,
             "cycle_s": interval}
+
+
+def dr_floor_w(twin, dr_bound) -> float:
+    """The lowest facility power any caps could reach now with every class within its DR bound,
+    from the jobs' true curves (the oracle's candidates, each unit at its least-power allowed
+    one). Facility power is extrapolated with the slope of a 3 % cut: convex cooling makes this
+    a floor that leans low (a cut that looks reachable here may not be)."""
+    from savings_oracle import step_from
+    from savings_twin import marginals
+
+    truth = twin.truth
+    jobs = {jid: (jt.job_class, jt.curve, np.asarray(jt.slots)) for jid, jt in truth.jobs.items()}
+    rec = dict(dt=1.0, jobs=list(jobs), demand=truth.gpu_demand_w, k=marginals(twin), facility_w=twin.facility_power_w,
+               it_w=twin.it_power_w, cooling_w=twin.cooling_power_w, rack_w=np.zeros(len(twin.rack_power_w)))
+    c = twin.constraints
+    st = step_from(rec, jobs, dr_bound, min_w=c.min_w, max_w=c.max_w, rack_of_gpu=twin.server_rack[twin.gpu_server],
+                   rack_limit_w=np.full(len(twin.rack_power_w), np.inf))
+    ok = st.work >= (1.0 - st.loss_bound)[:, None] * st.work[:, :1] - 1e-9
+    return st.facility_fixed_w + st.facility_w_per_gpu_w * float(np.where(ok, st.power_w, np.inf).min(axis=1).sum())
 
 
 def _plain(d):
