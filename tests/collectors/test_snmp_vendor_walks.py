@@ -92,5 +92,6 @@ def test_apc_smart_ups_powernet_only(snmpsim_agent):
 def test_eaton_xups_input_watts_per_phase(snmpsim_agent):
     dev, points = poll(snmpsim_agent, serve(snmpsim_agent, "eaton/powerware-xups-3ph-input.snmprec"), "ups")
     assert dev.plan.profile.name == "eaton_xups"
-    # xupsInputWatts per phase 1 + 1155 + 912 W (no xupsInputTotalWatts, no UPS-MIB tables).
-    assert by(points, "ups") == {"input_power_w": 2068}
+    # xupsInputWatts per phase 1 + 1155 + 912 W (no xupsInputTotalWatts, no UPS-MIB tables);
+    # xupsInputVoltage 231 and 228 V averaged, phase 1's 0 V is not a measurement.
+    assert by(points, "ups") == {"input_power_w": 2068, "input_voltage_v": pytest.approx(229.5)}

@@ -16,7 +16,21 @@ EATON_XUPS = Profile(
         scalar(f"{_X}.3.8.3.0", "ups", "input_power_w", 1.0),               # xupsInputTotalWatts
         column(f"{_X}.3.4.1.4", "ups", "input_power_w", 1.0, agg="sum", fallback=True),  # xupsInputWatts
         scalar(f"{_X}.4.9.3.0", "ups", "output_power_w", 1.0),              # xupsOutputTotalWatts
-    ) + tuple(replace(r, fallback=True) if r.field == "output_power_w" else r for r in _UPS_MIB),
+    ) + tuple(replace(r, fallback=True) if r.field == "output_power_w" else r for r in _UPS_MIB) + (
+        # Cards that answer XUPS only (a 9PX on a card reporting .705.1 has no UPS-MIB): the
+        # vendor objects fill what UPS-MIB did not. Units from XUPS-MIB.
+        column(f"{_X}.4.4.1.4", "ups", "output_power_w", 1.0, agg="sum", fallback=True),  # xupsOutputWatts, W
+        scalar(f"{_X}.4.1.0", "ups", "load_pct", 1.0, fallback=True),                      # xupsOutputLoad, %
+        scalar(f"{_X}.2.4.0", "ups", "battery_charge_pct", 1.0, fallback=True),            # xupsBatCapacity, %
+        scalar(f"{_X}.2.1.0", "ups", "runtime_s", 1.0, fallback=True),                     # xupsBatTimeRemaining, s
+        # xupsInputVoltage / xupsOutputVoltage, V. A phase at 0 V (a real Powerware reports phase 1
+        # at 0 V beside 231/228 V) is not measured: absent, so it does not drag the mean down.
+        column(f"{_X}.3.4.1.2", "ups", "input_voltage_v", 1.0, agg="mean", fallback=True, sentinels=(-1, 0)),
+        column(f"{_X}.4.4.1.2", "ups", "output_voltage_v", 1.0, agg="mean", fallback=True, sentinels=(-1, 0)),
+        # xupsOutputSource: normal(3), bypass(4), battery(5), booster(6), reducer(7); other/none: absent.
+        scalar(f"{_X}.4.5.0", "ups", "on_battery", enum={3: False, 4: False, 5: True, 6: False, 7: False},
+               fallback=True),
+    ),
     post=("ups_input_below_output",),
 )
 
