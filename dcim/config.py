@@ -541,6 +541,9 @@ class SimulatorSettings(Strict):
     speed: float = Field(1.0, gt=0, le=100000)
     backfill_days: float = Field(14.0, ge=0, le=400)
     weather: Literal["daejeon", "seoul", "constant"] = "daejeon"
+    # Scheduled twin faults (simulator/twin_faults.py): "cooling:UNIT:HH:MM-HH:MM" daily in the
+    # site's time zone, or "cooling:UNIT:+2m-+12m" once after the twin starts.
+    faults: list[str] = Field(default_factory=list, max_length=100)
 
 
 # --- workload: which job holds which GPU, from the site's scheduler ------------------------------
