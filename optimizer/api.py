@@ -46,9 +46,9 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from http import HTTPStatus
-from typing import Callable
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -56,8 +56,8 @@ from werkzeug.exceptions import HTTPException
 from dcim.metrics import Point
 from dcim.web import Limits, WsgiServer
 from optimizer.desired_state import DesiredState
-from optimizer.progress import ProgressBook, parse_body
 from optimizer.placement import Job, place, rank_servers
+from optimizer.progress import ProgressBook, parse_body
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _token_required(view: Callable[..., Answer]) -> Callable[..., Answer]:
     """A view that answers only with the bearer token: 401 before the view runs otherwise."""
 
     @functools.wraps(view)
-    def checked(api: "OptimizerApi") -> Answer:
+    def checked(api: OptimizerApi) -> Answer:
         if not api.authorized(request.environ.get("HTTP_AUTHORIZATION")):
             return UNAUTHORIZED
         return view(api)
@@ -118,7 +118,7 @@ class OptimizerApi:
         self._token = token.encode("utf-8") if token else None
         self.placement_state = placement_state or (lambda: None)
         self.clock = clock or time.time_ns
-        self.health = health or (lambda: {})
+        self.health = health or dict
         self.app = create_app(self)
         self._server = WsgiServer(self.wsgi, host, port, name="dcim-optimizer", limits=LIMITS)
         if self._token is None:
@@ -136,7 +136,7 @@ class OptimizerApi:
     def connection_limit(self) -> int:
         return self._server.connection_limit
 
-    def start(self) -> "OptimizerApi":
+    def start(self) -> OptimizerApi:
         self._server.start()
         return self
 
