@@ -1,0 +1,1 @@
+"""HW group Poseidon environment monitors (POSEIDON-MIB): see README.md."""
