@@ -14,13 +14,21 @@ import math
 import os
 import secrets
 import threading
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import Any, Callable, MutableMapping
+from typing import Any
 
 from dcim.config import Config, SecretRef, SnmpV2c, read_secret
 from dcim.inventory import Inventory, build_inventory
-from simulator.readings import (CoolingReading, FacilitySnapshot, MeterReading, OutletReading, PduReading,
-                                PhaseReading, UpsReading)
+from simulator.readings import (
+    CoolingReading,
+    FacilitySnapshot,
+    MeterReading,
+    OutletReading,
+    PduReading,
+    PhaseReading,
+    UpsReading,
+)
 from simulator.snmp_agents import AgentSet
 
 log = logging.getLogger(__name__)
@@ -258,10 +266,13 @@ class TwinService:
 
     def __init__(self, config: Config, *, twin: Any = None, seed: int | None = None, speed: float | None = None,
                  tick_s: float = 1.0, max_step_s: float = 60.0, devices: list[str] | None = None,
-                 inventory: Inventory | None = None, serve_snmp: bool = True):
+                 inventory: Inventory | None = None, serve_snmp: bool = True, faults: list[str] | None = None):
         self.config = config
         self.inventory = inventory or build_inventory(config)
         self.twin = twin if twin is not None else make_twin(config, seed)
+        # Scheduled faults (simulator/twin_faults.py). Only the commands pass [simulator] faults:
+        # a test stepping the demo's twin gets none unless it asks.
+        self.faults = _fault_schedule(self.twin, faults or [])
         self.speed = config.simulator.speed if speed is None else speed
         self.tick_s = tick_s
         self.max_step_s = max_step_s
@@ -291,12 +302,18 @@ class TwinService:
         left = sim_s
         while left > 1e-9:
             dt = min(left, self.max_step_s)
+            self._apply_faults()
             step(dt)
             left -= dt
         snap = self.twin.snapshot
         for listener in self.listeners:
             listener(snap)
         return snap
+
+    def _apply_faults(self) -> None:
+        # before each step, so the step's physics runs with the units the schedule asks for
+        if self.faults is not None:
+            self.faults.apply(self.twin)
 
     def serve_slurm(self, token: str, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve the twin's jobs as slurmrestd's ``GET /slurm/v0.0.38/jobs`` (simulator/slurm_api.py)
@@ -376,6 +393,7 @@ class TwinService:
         left = sim_s
         while left > 1e-9:
             dt = min(left, self.max_step_s)
+            self._apply_faults()
             step(dt)
             left -= dt
             await asyncio.sleep(0)
@@ -432,6 +450,22 @@ class TwinService:
             return fn()
         fut = asyncio.run_coroutine_threadsafe(_call(fn), loop)
         return fut.result(timeout_s)
+
+
+def _fault_schedule(twin: Any, specs: list[str]):
+    """The twin's fault schedule, or None without faults. A spec the twin cannot honour is a
+    ConfigError naming ``simulator.faults`` (printed as one line by the command line)."""
+    if not specs:
+        return None
+    from dcim.config import ConfigError
+    from simulator.twin_faults import FaultError, FaultSchedule
+
+    if not hasattr(twin, "air_units"):
+        raise ConfigError([("simulator.faults", f"{type(twin).__name__} has no cooling units to fail")])
+    try:
+        return FaultSchedule.from_specs(list(specs), twin)
+    except FaultError as exc:
+        raise ConfigError([("simulator.faults", str(exc))]) from None
 
 
 async def _call(fn: Callable[[], Any]) -> Any:

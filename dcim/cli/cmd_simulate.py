@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slurm-port", type=int, default=SLURM_PORT, metavar="PORT",
                         help=f"serve the twin's slurmrestd on 127.0.0.1:PORT (default {SLURM_PORT}, slurmrestd's; "
                              "0 = any free port)")
+    parser.add_argument("--fault", action="append", default=None, metavar="SPEC",
+                        help="schedule a fault in the twin (repeatable; adds to [simulator] faults): "
+                             "cooling:UNIT:HH:MM-HH:MM fails an air cooling unit daily in the site's time zone, "
+                             "cooling:UNIT:+2m-+12m once after the start (it keeps half its capacity)")
     parser.add_argument("--progress-url", metavar="URL", default=None,
                         help="the twin's jobs post their work done to URL/v1/progress (a 'dcim optimize' "
                              "progress intake, e.g. http://127.0.0.1:8088) with [optimizer] token")
@@ -46,7 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: the simulator is only needed by this command (DESIGN: only the CLI wires it in).
     from dcim.config import read_secret
-    from simulator.service import TwinService, ensure_snmp_secrets, twin_slurm_token, write_secrets_file
+    from simulator.service import (
+        TwinService,
+        ensure_snmp_secrets,
+        twin_slurm_token,
+        write_secrets_file,
+    )
 
     cfg = config_from(args)
     if args.speed is not None and args.speed <= 0:
@@ -67,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if args.secrets_file:
         names = write_secrets_file(args.secrets_file, cfg, extra=(slurm_ref.env,) if slurm_ref.env else ())
         print(f"wrote {', '.join(names) or 'no secrets'} to {args.secrets_file} (mode 0600)")
-    svc = TwinService(cfg, seed=args.seed, speed=args.speed)
+    faults = list(cfg.simulator.faults) + list(args.fault or [])
+    svc = TwinService(cfg, seed=args.seed, speed=args.speed, faults=faults)  # a bad spec: ConfigError, one line
+    if faults:
+        print(f"faults     {', '.join(faults)}", flush=True)
     try:
         asyncio.run(_serve(svc, args, slurm_token, slurm_ref, progress_token))
     except (OSError, ValueError) as exc:  # a port taken, a bad --progress-url: no traceback
@@ -89,7 +101,7 @@ async def _serve(svc, args, slurm_token: str, slurm_ref, progress_token: str | N
         if args.duration > 0:
             try:
                 await asyncio.wait_for(stop.wait(), args.duration)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         else:
             await stop.wait()

@@ -97,7 +97,8 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
         if twin is None:
             return None
         speed = cfg.simulator.speed if args.speed is None else args.speed
-        service = TwinService(cfg, twin=twin, speed=speed, inventory=inventory, tick_s=5.0)
+        service = TwinService(cfg, twin=twin, speed=speed, inventory=inventory, tick_s=5.0,
+                              faults=list(cfg.simulator.faults))  # [simulator] faults: the demo's daily failure
         service.start_background()
         cleanup.callback(service.stop_background)
         cfg = _serve_twin_slurm(cfg, service, cleanup)
