@@ -10,8 +10,10 @@ Outcomes per GPU (DESIGN.md):
 - a field the GPU does not support is absent from its point (the backend drops it);
 - ``GpuLost`` → that GPU's ``TargetResult`` is ``ok=False`` with a health alarm (a
   ``collector`` point, ``error="gpu lost"``), and it is re-initialised with exponential
-  backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``) while the other GPUs keep
-  being sampled; the first good sample after that clears the alarm;
+  backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``: tenacity's
+  ``wait_exponential``) while the other GPUs keep being sampled; the first good sample after
+  that clears the alarm. The wait is tenacity's, the loop is the collector's own cycle: a
+  re-init is tried at most once per poll, after its wait, never by sleeping in the poll;
 - ``GpuNoPermission`` on a control (power limit) → ``control_available(index)`` is False
   (reported by the backend; the optimizer's actuator reads it).
 """
@@ -22,12 +24,21 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+
+from tenacity import RetryCallState, wait_exponential
 
 from collectors.base import Collector, TargetResult
-from dcim.gpu_backend import GpuBackend, GpuError, GpuIdentity, GpuLost, GpuUninitialized
+from dcim.gpu_backend import (
+    GpuBackend,
+    GpuError,
+    GpuIdentity,
+    GpuLost,
+    GpuUninitialized,
+)
 from dcim.metrics import Point
 
 if TYPE_CHECKING:  # the inventory pulls in the config (pydantic); only its types are needed
@@ -44,6 +55,13 @@ class _Health:
     failures: int = 0  # consecutive failed attempts since the GPU was lost
     next_try_s: float = 0.0  # monotonic time of the next re-init attempt
     error: str | None = None
+
+
+def _attempt(number: int) -> RetryCallState:
+    """The state tenacity's wait strategies read: which attempt (1, 2, …) just failed."""
+    state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # no Retrying: our cycle is the loop
+    state.attempt_number = number
+    return state
 
 
 class GpuCollector(Collector):
@@ -69,6 +87,7 @@ class GpuCollector(Collector):
         self.interval_s = interval_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self._reinit_wait = wait_exponential(multiplier=backoff_initial_s, max=backoff_max_s)
         self._clock = clock
         self._slots = {s.index: s for s in (slots or [])}
         base = dict(host_tags or {})
@@ -185,8 +204,8 @@ class GpuCollector(Collector):
         if not health.lost:
             log.error("%s: GPU %d (%s) lost: %s", self.name, index, target, why)
         health.lost = True
-        delay = min(self.backoff_max_s, self.backoff_initial_s * (2 ** health.failures))
         health.failures += 1
+        delay = self._reinit_wait(_attempt(health.failures))
         health.next_try_s = self._clock() + delay
         health.error = why
         dur = time.perf_counter() - t0
@@ -215,7 +234,7 @@ class GpuCollector(Collector):
         fut = loop.run_in_executor(self._executor, run_all)
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout=deadline_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return [done.get(i) or TargetResult(self.target_name(i), [], ok=False,
                                             error=f"timeout after {deadline_s:g} s", duration_s=deadline_s)
