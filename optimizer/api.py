@@ -56,7 +56,7 @@ from werkzeug.exceptions import HTTPException
 from dcim.metrics import Point
 from dcim.web import Limits, WsgiServer
 from optimizer.desired_state import DesiredState
-from optimizer.placement import Job, place, rank_servers
+from optimizer.placement import Job, PlacementState, place, rank_servers
 from optimizer.progress import ProgressBook, parse_body
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def body_length(environ) -> int:
 
 class OptimizerApi:
     def __init__(self, desired: DesiredState, *, token: str | None, host: str = "127.0.0.1", port: int = 0,
-                 placement_state: Callable[[], object] | None = None, clock: Callable[[], int] | None = None,
+                 placement_state: Callable[[], PlacementState | None] | None = None, clock: Callable[[], int] | None = None,
                  health: Callable[[], dict] | None = None, progress: ProgressBook | None = None,
                  write_points: Callable[[list[Point]], None] | None = None, demand_response=None):
         """*progress* and *write_points* (the process's store writer) take ``POST /v1/progress``;
@@ -220,7 +220,7 @@ class OptimizerApi:
             if book is not None:
                 book.count("unauthorized")
             return UNAUTHORIZED
-        if book is None:
+        if book is None or self.write_points is None:
             return 503, {"error": "progress intake is not configured in this process"}
         length = body_length(environ)
         if not 0 < length <= MAX_BODY_BYTES:
