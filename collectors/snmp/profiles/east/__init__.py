@@ -1,0 +1,1 @@
+"""EAST (Guangdong East Power) UPSes on the iStars network card: see README.md."""
