@@ -38,7 +38,7 @@ def month_reads(store) -> list:
 
 def test_month_rows_hold_the_months_of_the_zone(store):
     zone = store.timezone
-    rows = store._conn.execute("SELECT DISTINCT zone, ts FROM m1mo_gpu ORDER BY ts").fetchall()
+    rows = store._conn.execute("SELECT DISTINCT zone, ts FROM month_gpu ORDER BY ts").fetchall()
     # The data runs from 29 September to 2 January: September to December are over at NOW.
     assert rows == [(zone, month(m, zone).start_ns) for m in ("2026-09", "2026-10", "2026-11", "2026-12")]
     assert store._conn.execute("SELECT value FROM meta WHERE key = ?", (f"mo_to:gpu:{zone}",)).fetchone() == \
@@ -146,7 +146,7 @@ def test_months_close_as_time_passes_and_a_file_gets_its_past_months(tmp_path):
     for now in (months[0].start_ns + 5 * DAY, months[1].start_ns + HOUR, months[2].start_ns + 20 * DAY, NOW):
         store.write([p for p in POINTS if p.time_ns < now])
         store.maintain(now)
-        written = [t for (t,) in store._conn.execute("SELECT DISTINCT ts FROM m1mo_gpu ORDER BY ts")]
+        written = [t for (t,) in store._conn.execute("SELECT DISTINCT ts FROM month_gpu ORDER BY ts")]
         assert written == [m.start_ns for m in [month("2026-09", zone)] + months if m.end_ns <= now]
     store.close()
     other = SqliteStore(tmp_path / "t.sqlite", timezone="America/New_York", raw_retention_days=1e4)
@@ -164,7 +164,7 @@ def test_zones_whose_months_start_inside_an_hour_get_no_rows(tmp_path):
     store = SqliteStore(tmp_path / "k.sqlite", timezone="Asia/Kolkata", raw_retention_days=1e4)
     store.write(POINTS)
     store.maintain(NOW)
-    assert store._conn.execute("SELECT count(*) FROM m1mo_gpu").fetchone() == (0,)
+    assert store._conn.execute("SELECT count(*) FROM month_gpu").fetchone() == (0,)
     q = quarter("2026Q4", "Asia/Kolkata")
     got = store.counter_increase("gpu", "energy_j", q.start_ns, q.end_ns, group_by=("uuid",))
     assert same_increase(got, Store.counter_increase(store, "gpu", "energy_j", q.start_ns, q.end_ns,
@@ -201,5 +201,5 @@ def test_writers_do_not_wait_for_the_months(tmp_path):
         release.set()
         upkeep.join(60)
     assert waited < 5 and not upkeep.is_alive()
-    assert store._conn.execute("SELECT count(*) FROM m1mo_gpu").fetchone()[0] > 0
+    assert store._conn.execute("SELECT count(*) FROM month_gpu").fetchone()[0] > 0
     store.close()

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import sqlite3
 import time
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def test_rollup_tables_hold_the_partials(store):
     store.write([Point("gpu", a, {"power_w": v}, t0 + i * 10 * S) for i, v in enumerate([3.0, 1.0, 2.0])])
     store.maintain()
     row = store._conn.execute('SELECT "power_w_n", "power_w_sum", "power_w_min", "power_w_max", "power_w_first", '
-                              '"power_w_last", "power_w_fts", "power_w_lts" FROM r1m_gpu').fetchone()
+                              '"power_w_last", "power_w_fts", "power_w_lts" FROM rollup_minute_gpu').fetchone()
     assert row == (3, 6.0, 1.0, 3.0, 3.0, 2.0, t0, t0 + 20 * S)
 
 
@@ -382,19 +383,53 @@ def test_latest_types_of_flags_and_strings(store):
     assert type(p.fields["ok"]) is bool and type(p.fields["duration_s"]) is float
 
 
+# Version 1's table prefixes (files written before PRAGMA user_version), by today's name.
+V1_PREFIX = {"rollup_minute": "r1m", "rollup_hour": "r1h", "rollup_day": "r1d", "day_hour_stats": "h1d",
+             "counter_day": "k1d", "group_hour": "g1h", "group_day": "g1d", "month": "m1mo"}
+
+
+def as_v1_file(path) -> None:
+    """Turn a closed store file of today's layout into the layout files had before user_version
+    (version 1's table, index and meta key names, user_version 0): the input of the upgrade."""
+
+
+    from dcim.metrics import MEASUREMENTS
+
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("BEGIN")
+    for (index,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE "
+                                "'rollup_hour_%_counter'").fetchall():
+        con.execute(f'DROP INDEX "{index}"')
+    for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        for new, old in V1_PREFIX.items():
+            if table.startswith(new + "_") and table[len(new) + 1:] in MEASUREMENTS:
+                con.execute(f'ALTER TABLE "{table}" RENAME TO "{old}_{table[len(new) + 1:]}"')
+    for m in MEASUREMENTS.values():
+        for f, spec in m.fields.items():
+            if spec.counter:
+                con.execute(f'CREATE INDEX "r1h_{m.name}_{f}_counter" ON r1h_{m.name} '
+                            f'(series_id, ts, "{f}_n", "{f}_first", "{f}_last", "{f}_max")')
+    con.execute("UPDATE meta SET key = 'r1d_from:' || substr(key, 17) WHERE key LIKE 'day_rollup_from:%'")
+    con.execute("UPDATE meta SET key = 'g1_from:' || substr(key, 19) WHERE key LIKE 'group_rollup_from:%'")
+    con.execute("PRAGMA user_version = 0")
+    con.execute("COMMIT")
+    con.close()
+
+
 def test_latest_on_a_file_from_before_measurement_field(tmp_path):
-    import sqlite3
+
 
     path = tmp_path / "old.sqlite"
     with SqliteStore(path) as s:
         s.write([Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": 1.0, "temp_c": 30.0}, 1 * S),
                  Point("gpu", gpu_tags("s1", "n1", 0), {"power_w": 2.0}, 2 * S)])
+    as_v1_file(path)
     raw = sqlite3.connect(path)
     raw.execute("DROP TABLE measurement_field")
     raw.commit()
     raw.close()
-    with SqliteStore(path, readonly=True) as ro:  # reads what series_field says
-        assert ro.latest("gpu")[0].fields == {"power_w": 2.0, "temp_c": 30.0}
+    with pytest.raises(StoreUnavailable, match="writer .* upgrades it"):  # reads know today's layout only
+        SqliteStore(path, readonly=True)
     with SqliteStore(path) as s:  # a writer fills the new table from series_field
         assert s.latest("gpu")[0].fields == {"power_w": 2.0, "temp_c": 30.0}
         s.write([Point("gpu", gpu_tags("s1", "n1", 0), {"util_pct": 5.0}, 3 * S)])
@@ -530,7 +565,7 @@ def test_daily_rollups_serve_days_and_edges_agree_with_reference(tmp_path):
     store.maintain(now_ns=t0 + 30 * DAY)  # raw and 1-minute rows are gone: rollups alone
     assert store._conn.execute("SELECT count(*) FROM raw_gpu").fetchone()[0] == 0
     plan = store._plan("gpu", start, end, DAY, dict(store._conn.execute("SELECT key, value FROM meta")))
-    assert [p[0] for p in plan] == ["r1h", "r1d", "r1h"] and plan[1][2] - plan[1][1] == 6 * DAY
+    assert [p[0] for p in plan] == ["rollup_hour", "rollup_day", "rollup_hour"] and plan[1][2] - plan[1][1] == 6 * DAY
     check_against_reference(store, points, "s1", start, end, 86400)
     want = _expected(points, ["power_w", "temp_c"], "mean", start, end, None, ("uuid",))
     got = store.query("gpu", ["power_w", "temp_c"], start, end, agg="mean", group_by=["uuid"], where={"site": "s1"})
@@ -547,25 +582,23 @@ def test_file_from_before_daily_rollups_reads_old_days_by_hour(tmp_path):
     old = hourly_points("s1", t0, 3 * 24, seed=1)
     store.write(old)
     store.maintain(now_ns=t0 + 20 * DAY)
-    # make it look like a file from before the daily level
-    with store._write_txn() as c:
+    store.close()
+    as_v1_file(path)  # make it look like a file from before the daily level
+    with sqlite3.connect(path) as c:
         for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND "
                                  "(name LIKE 'r1d_%' OR name LIKE 'h1d_%')").fetchall():
             c.execute(f"DROP TABLE {name}")
         c.execute("DELETE FROM meta WHERE key LIKE 'r1d_from:%'")
-    store.close()
-    reader = SqliteStore(path, readonly=True)  # no daily tables: hourly rows answer
-    check_against_reference(reader, old, "s1", t0, t0 + 3 * DAY, 86400)
-    reader.close()
     store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
+    check_against_reference(store, old, "s1", t0, t0 + 3 * DAY, 86400)  # no daily rows: hourly rows answer
     newer = hourly_points("s1", t0 + 3 * DAY, 3 * 24, seed=2)
     store.write(newer)
     store.maintain(now_ns=t0 + 21 * DAY)
     points = old + newer
     check_against_reference(store, points, "s1", t0, t0 + 6 * DAY, 86400)
     meta = dict(store._conn.execute("SELECT key, value FROM meta"))
-    assert meta["r1d_from:gpu"] == t0 + 3 * DAY
-    assert [p[0] for p in store._plan("gpu", t0, t0 + 6 * DAY, DAY, meta)] == ["r1h", "r1d"]
+    assert meta["day_rollup_from:gpu"] == t0 + 3 * DAY
+    assert [p[0] for p in store._plan("gpu", t0, t0 + 6 * DAY, DAY, meta)] == ["rollup_hour", "rollup_day"]
     store.close()
 
 
@@ -615,7 +648,7 @@ def test_hourly_stats_of_whole_days_come_from_the_daily_rows(tmp_path):
 
     check()
     store.maintain(now_ns=t0 + 30 * DAY)  # raw is gone: rollups alone
-    rows = store._conn.execute("SELECT count(*) FROM h1d_gpu WHERE field = 'power_w'").fetchone()[0]
+    rows = store._conn.execute("SELECT count(*) FROM day_hour_stats_gpu WHERE field = 'power_w'").fetchone()[0]
     assert rows == 3 * 9  # three GPUs, nine UTC days touched
     check()
     # a late reading inside a whole day, not yet rolled up: the hours are read from r1h instead
@@ -665,7 +698,9 @@ def test_file_with_summaries_in_daily_columns_moves_them_to_their_table(tmp_path
     points = hourly_points("s1", t0, 6 * 24, gpus=2)
     store.write(points)
     store.maintain(now_ns=t0 + 30 * DAY)
-    with store._write_txn() as c:  # rebuild the first layout from the summaries just made
+    store.close()
+    as_v1_file(path)
+    with sqlite3.connect(path) as c:  # rebuild the first layout from the summaries just made
         for f in ("power_w", "temp_c"):
             for part, kind, col in (("hn", "INTEGER", "n"), ("hsum", "REAL", "sum"), ("hmax", "REAL", "max"),
                                     ("hmaxts", "INTEGER", "maxts")):
@@ -673,14 +708,12 @@ def test_file_with_summaries_in_daily_columns_moves_them_to_their_table(tmp_path
                 c.execute(f'UPDATE r1d_gpu SET "{f}_{part}" = (SELECT h.{col} FROM h1d_gpu AS h WHERE h.field = ? '
                           f'AND h.series_id = r1d_gpu.series_id AND h.ts = r1d_gpu.ts)', (f,))
         c.execute("DROP TABLE h1d_gpu")
-    store.close()
     start, end = t0 + HOUR, t0 + 6 * DAY - 2 * HOUR
     want = reference_hour_stats(points, "s1", start, end)
-    reader = SqliteStore(path, readonly=True)
-    assert_stats(reader.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["uuid"]), want)
-    reader.close()
+    with pytest.raises(StoreUnavailable):  # reads know today's layout only
+        SqliteStore(path, readonly=True)
     store = SqliteStore(path)
-    assert store._conn.execute("SELECT count(*) FROM h1d_gpu WHERE field = 'power_w'").fetchone()[0] == 2 * 7
+    assert store._conn.execute("SELECT count(*) FROM day_hour_stats_gpu WHERE field = 'power_w'").fetchone()[0] == 2 * 7
     assert_stats(store.bucket_stats("gpu", "power_w", start, end, 3600, group_by=["uuid"]), want)
     store.close()
 
@@ -797,7 +830,7 @@ def tables_read(store, call) -> set[str]:
         call()
     finally:
         store._conn.set_trace_callback(None)
-    return {t for sql in seen for t in re.findall(r"\b(?:FROM|JOIN) ((?:r1[mhd]|h1d|g1[hd]|raw)_gpu)\b", sql)}
+    return {t for sql in seen for t in re.findall(r"\b(?:FROM|JOIN) ((?:rollup_(?:minute|hour|day)|day_hour_stats|group_(?:hour|day)|raw)_gpu)\b", sql)}
 
 
 def test_group_rollups_answer_rooms_and_racks_equal_reference(tmp_path):
@@ -817,12 +850,12 @@ def test_group_rollups_answer_rooms_and_racks_equal_reference(tmp_path):
                 read = tables_read(store, lambda: got.update(store.bucket_stats(
                     "gpu", field, start, end, 3600, group_by=[tag], combine=combine)))
                 # raw: the check that no rows wait for maintain()
-                assert read == {"g1d_gpu", "g1h_gpu", "raw_gpu"}, (field, tag, combine, read)
+                assert read == {"group_day_gpu", "group_hour_gpu", "raw_gpu"}, (field, tag, combine, read)
                 assert_stats(got, reference_group_stats(points, field, tag, combine, start, end))
     two = {}
     read = tables_read(store, lambda: two.update(store.bucket_stats(
         "gpu", "power_w", start, end, 3600, group_by=["rack"], where={"rack": ["r00", RACKS[1]]})))
-    assert "g1d_gpu" in read and "r1h_gpu" not in read
+    assert "group_day_gpu" in read and "rollup_hour_gpu" not in read
     assert_stats(two, reference_group_stats(points, "power_w", "rack", "sum", start, end,
                                             keep=lambda p: p.tags["rack"] in ("r00", RACKS[1])))
     store.close()
@@ -859,12 +892,12 @@ def test_counter_increase_with_hour_edges_reads_a_statement_per_edge(tmp_path):
         for key, (inc, n) in want.items():
             assert got[key][1] == n == default[key][1] and math.isclose(got[key][0], inc, rel_tol=1e-12), key
             assert math.isclose(default[key][0], inc, rel_tol=1e-12), key
-        days = [q for q in seen if "FROM k1d_gpu" in q]
-        edges = [q for q in seen if "FROM r1h_gpu" in q and "GROUP BY series_id" in q]
+        days = [q for q in seen if "FROM counter_day_gpu" in q]
+        edges = [q for q in seen if "FROM rollup_hour_gpu" in q and "GROUP BY series_id" in q]
         # before maintain(): raw rows wait, the default reads
-        hours = [q for q in seen if "r1h_gpu" in q]
+        hours = [q for q in seen if "rollup_hour_gpu" in q]
         assert (len(days), len(edges)) == ((1, 6) if settle else (0, 0)) and (not settle or hours == edges), seen
-        assert not [q for q in seen if "r1d_gpu" in q and settle], seen
+        assert not [q for q in seen if "rollup_day_gpu" in q and settle], seen
     store.close()
 
 
@@ -910,7 +943,7 @@ def test_counter_days_follow_late_days_and_late_points(tmp_path):
                 assert got[key][1] == n and math.isclose(got[key][0], inc, rel_tol=1e-12), (field, start_day, key)
                 resets.add(n)
     assert resets >= {0, 1, 2}
-    kinds = {type(v) for (v,) in store._conn.execute("SELECT last FROM k1d_gpu WHERE field = 'ecc_corrected'")}
+    kinds = {type(v) for (v,) in store._conn.execute("SELECT last FROM counter_day_gpu WHERE field = 'ecc_corrected'")}
     assert kinds == {int}
     store.close()
 
@@ -924,21 +957,23 @@ def test_a_file_from_before_counter_days_gets_them_filled_once(tmp_path):
     points = _counter_points(day0, [0, 1, 2, 4], 0, drop_at=30) + _counter_points(day0, [1, 2, 3], 1)
     store.write(points)
     store.maintain(now_ns=day0 + 30 * DAY)
-    store._conn.execute("DROP TABLE k1d_gpu")
-    store._conn.execute('DROP INDEX "r1h_gpu_energy_j_counter"')
     store.close()
+    as_v1_file(path)
+    with sqlite3.connect(path) as c:
+        c.execute("DROP TABLE k1d_gpu")
+        c.execute('DROP INDEX "r1h_gpu_energy_j_counter"')
     store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
     start, end = day0 + 3 * HOUR, day0 + 4 * DAY + 21 * HOUR
     seen: list[str] = []
     store._conn.set_trace_callback(seen.append)
     got = store.counter_increase("gpu", "energy_j", start, end, group_by=("uuid",))
-    assert [q for q in seen if "FROM k1d_gpu" in q]
+    assert [q for q in seen if "FROM counter_day_gpu" in q]
     want = sample_by_sample_increase(points, "energy_j", start, end)
     assert got.keys() == want.keys()
     for key, (inc, n) in want.items():
         assert got[key][1] == n and math.isclose(got[key][0], inc, rel_tol=1e-12), key
     indexes = {r[0] for r in store._conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "r1h_gpu_energy_j_counter" in indexes
+    assert "rollup_hour_gpu_energy_j_counter" in indexes
     store.close()
 
 
@@ -959,22 +994,22 @@ def test_groups_of_whole_racks_sum_the_racks_hourly_rows(tmp_path):
         return got, tables
 
     got, tables = read(group_by=["room"])
-    assert tables == {"g1h_gpu", "raw_gpu"}, tables  # raw: the check that no rows wait for maintain()
+    assert tables == {"group_hour_gpu", "raw_gpu"}, tables  # raw: the check that no rows wait for maintain()
     assert_stats(got, reference_group_stats(points, "power_w", "room", "sum", start, end))
     mine = ("r00", RACKS[1])
     got, tables = read(where={"rack": list(mine)})
-    assert tables == {"g1h_gpu", "raw_gpu"}, tables
+    assert tables == {"group_hour_gpu", "raw_gpu"}, tables
     want = reference_group_stats(points, "power_w", "site", "sum", start, end, keep=lambda p: p.tags["rack"] in mine)
     assert_stats({("s1",): got[()]}, want)
     got, tables = read(where={"rack": list(mine), "host": ["n0", "n1", "n2", "n3"]})  # every host: still whole
-    assert "g1h_gpu" in tables and "r1h_gpu" not in tables
+    assert "group_hour_gpu" in tables and "rollup_hour_gpu" not in tables
     one = points[0].tags["uuid"]  # one GPU of its rack's two
     got, tables = read(where={"uuid": one})
-    assert "g1h_gpu" not in tables
+    assert "group_hour_gpu" not in tables
     assert_stats({("s1",): got[()]}, reference_group_stats(points, "power_w", "site", "sum", start, end,
                                                            keep=lambda p: p.tags["uuid"] == one))
     got, tables = read(group_by=["room"], combine="each")
-    assert "g1h_gpu" not in tables
+    assert "group_hour_gpu" not in tables
     assert_stats(got, reference_group_stats(points, "power_w", "room", "each", start, end))
     store.close()
 
@@ -1002,7 +1037,7 @@ def test_group_rollups_follow_late_points_new_series_and_cut_groups(tmp_path):
             got = {}
             read = tables_read(store, lambda: got.update(store.bucket_stats(
                 "gpu", "power_w", start, end, 3600, group_by=["rack"], combine=combine)))
-            assert ("g1d_gpu" in read) == expect_groups, (combine, read)
+            assert ("group_day_gpu" in read) == expect_groups, (combine, read)
             want = reference_group_stats(points, "power_w", "rack", combine, start, end)
             assert_stats(got, want)
             if combine == "sum":  # the data are as meant: the late reading makes rack r00's peak hour
@@ -1014,7 +1049,7 @@ def test_group_rollups_follow_late_points_new_series_and_cut_groups(tmp_path):
     one_host = {}
     read = tables_read(store, lambda: one_host.update(store.bucket_stats(
         "gpu", "power_w", start, end, 3600, group_by=["rack"], where={"host": ["n0", "n9"]})))
-    assert "g1d_gpu" not in read
+    assert "group_day_gpu" not in read
     assert_stats(one_host, reference_group_stats(points, "power_w", "rack", "sum", start, end,
                                                  keep=lambda p: p.tags["host"] in ("n0", "n9")))
     store.close()
@@ -1031,20 +1066,21 @@ def test_file_from_before_group_rollups_reads_older_days_by_hour(tmp_path):
     old = [p for p in points if p.time_ns < t0 + 3 * DAY]
     store.write(old)
     store.maintain(now_ns=t0 + 40 * DAY)
-    with store._write_txn() as c:  # make it look like a file from before the group rollups
+    store.close()
+    as_v1_file(path)
+    with sqlite3.connect(path) as c:  # make it look like a file from before the group rollups
         for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND "
                                  "(name LIKE 'g1h_%' OR name LIKE 'g1d_%')").fetchall():
             c.execute(f"DROP TABLE {name}")
         c.execute("DELETE FROM meta WHERE key LIKE 'g1_from:%'")
-    store.close()
     store = SqliteStore(path, raw_retention_days=1, rollup_1m_retention_days=1)
-    assert dict(store._conn.execute("SELECT key, value FROM meta"))["g1_from:gpu"] == t0 + 3 * DAY
+    assert dict(store._conn.execute("SELECT key, value FROM meta"))["group_rollup_from:gpu"] == t0 + 3 * DAY
     store.write([p for p in points if p.time_ns >= t0 + 3 * DAY])
     store.maintain(now_ns=t0 + 40 * DAY)
     for start, end, groups in ((t0, t0 + 6 * DAY, False), (t0 + 3 * DAY, t0 + 6 * DAY - HOUR, True)):
         got = {}
         read = tables_read(store, lambda: got.update(store.bucket_stats(
             "gpu", "util_pct", start, end, 3600, group_by=["rack"], combine="each")))
-        assert ("g1d_gpu" in read) == groups, (start, read)
+        assert ("group_day_gpu" in read) == groups, (start, read)
         assert_stats(got, reference_group_stats(points, "util_pct", "rack", "each", start, end))
     store.close()
