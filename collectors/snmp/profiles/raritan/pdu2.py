@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collectors.snmp.profiles.spec import Profile, column
+from collectors.snmp.profiles.spec import Profile, column, fahrenheit
 
 # --- Raritan PDU2-MIB (.13742.6): generic sensor tables, decimal digits per sensor -------------
 _X = "1.3.6.1.4.1.13742.6"
@@ -30,6 +30,27 @@ def _raritan(table: str, digits: str, measurement: str, tag: str | None, tag_pos
     return out
 
 
+# External (rack) sensors: externalSensorConfigurationEntry (.3.6.3.1: type .2, units .16, decimal
+# digits .17) and measurementsExternalSensorEntry (.5.5.3.1: state .3, value .4), both indexed
+# pduId.sensorId. sensorTypeEnumeration temperature(10), humidity(11); sensorUnitsEnumeration
+# degreeC(7), percent(9), degreeF(14) (a PDU set to Fahrenheit reports in °F).
+_EXT_CFG = f"{_X}.3.6.3.1"
+_EXT = f"{_X}.5.5.3.1"
+
+
+def _external(field_: str, sensor_type: int, units: int, **kw):
+    return column(f"{_EXT}.4", "env", field_, kw.pop("scale", 1.0), index_tags={"sensor": -1}, unit_index={0: 1},
+                  match_all=((f"{_EXT_CFG}.2", (sensor_type,)), (f"{_EXT_CFG}.16", (units,)),
+                             (f"{_EXT}.3", _AVAILABLE)),
+                  digits_oid=f"{_EXT_CFG}.17", tags={"position": "inlet"}, **kw)
+
+
+_EXTERNAL = [
+    _external("temp_c", 10, 7, allow_negative=True),
+    _external("temp_c", 10, 14, allow_negative=True, **fahrenheit()),
+    _external("humidity_pct", 11, 9),
+]
+
 RARITAN_PDU2 = Profile(
     name="raritan_pdu2", aliases=('raritan',), kind="pdu", description="Raritan PX2/PX3 (PDU2-MIB), also Legrand, ServerTech PRO3X",
     sys_object_ids=("1.3.6.1.4.1.13742.6",),
@@ -42,6 +63,7 @@ RARITAN_PDU2 = Profile(
         + _raritan(f"{_X}.5.3.3.1", f"{_X}.3.4.4.1.7", "pdu_breaker", "breaker", 1, 2)
         # Outlets: pduId.outletId.sensorType.
         + _raritan(f"{_X}.5.4.3.1", f"{_X}.3.5.4.1.7", "pdu_outlet", "outlet", 1, 2)
+        + _EXTERNAL
     ),
 )
 
