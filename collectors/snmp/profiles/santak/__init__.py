@@ -1,0 +1,1 @@
+"""Santak UPSes on the WebPower Pro II card: see README.md."""
