@@ -11,7 +11,8 @@ from collectors.snmp.profiles.standard.ups_mib import UPS_MIB_READINGS as _UPS_M
 _X = "1.3.6.1.4.1.534.1"
 EATON_XUPS = Profile(
     name="eaton_xups", aliases=('eaton_ups', 'xups'), kind="ups", description="Eaton UPS (XUPS-MIB + UPS-MIB)",
-    sys_object_ids=("1.3.6.1.4.1.534.1", "1.3.6.1.4.1.705.1"),
+    # .534.1 XUPS cards (ConnectUPS), .705.1 MGE/Network-M2, .534.2 Power Xpert Gateway (PXGX 2000: .534.2.12).
+    sys_object_ids=("1.3.6.1.4.1.534.1", "1.3.6.1.4.1.705.1", "1.3.6.1.4.1.534.2"),
     readings=(
         scalar(f"{_X}.3.8.3.0", "ups", "input_power_w", 1.0),               # xupsInputTotalWatts
         column(f"{_X}.3.4.1.4", "ups", "input_power_w", 1.0, agg="sum", fallback=True),  # xupsInputWatts
