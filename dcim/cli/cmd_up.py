@@ -189,7 +189,7 @@ def _post_twin_progress(cfg, service, progress_url: str, cleanup: ExitStack) -> 
 def _twin_with_history(cfg, args, stop: threading.Event):
     """The twin, positioned at now; an empty store first gets [simulator] backfill_days of history."""
     from dcim.store import open_store
-    from simulator.backfill import backfill
+    from simulator.backfill import backfill_quarter
     from simulator.facility import FacilityTwin
 
     days = cfg.simulator.backfill_days if args.backfill_days is None else args.backfill_days
@@ -212,7 +212,7 @@ def _twin_with_history(cfg, args, stop: threading.Event):
                       f"{100 * done / total:5.1f} %  ETA {eta:4.0f} s", end="", file=sys.stderr, flush=True)
 
         try:
-            twin = backfill(cfg, store, days, step_s=300.0, progress=progress)
+            twin = backfill_quarter(cfg, store, days, progress=progress)  # the quarter to date, the last days finer
         except KeyboardInterrupt:
             print(file=sys.stderr)
             return None
