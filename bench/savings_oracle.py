@@ -4,7 +4,8 @@ Every step of the run: each running job's true curve (``twin.truth``'s ``JobCurv
 GPUs' true uncapped demand that step, its class bound; candidates hold all GPUs of a job at
 the same fraction x of their own demand (a 2 % grid over 0.30–1.0, the hardware range
 [min, max], plus the x where the job's loss bound binds, found by bisection, so the grid never
-hides the bound-limited optimum). Synchronous jobs (training, fine-tuning) are one unit each
+hides the bound-limited optimum; a 0.5 % grid over 0.20–1.0 moved the oracle's saving by
+0.014 pt optimistic, 0 pessimistic, on 2 h of the demo). Synchronous jobs (training, fine-tuning) are one unit each
 (work = n × the slowest GPU's throughput); the GPUs of other jobs are units of their own.
 
 Facility power is linear in the busy GPUs' draw around the off run's state at each step:
