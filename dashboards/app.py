@@ -370,9 +370,11 @@ def stamp_parts(data: DataSource, snap: dict, lang: str) -> tuple[str, str]:
         return t("stamp.nodata_yet", lang), "stamp stale nodata"
     age = max(snap["now_ns"] / 1e9, data.now()) - snap["data_t"] / 1e9
     text = t("stamp.data", lang, time=fmt_time(snap["data_t"], data.tz, lang, with_date=True), age=fmt_age(age, lang))
-    stale = snap.get("stale_sources") or []
+    stale = snap.get("stale_sources") or {}
     if stale:
-        text += " · " + t("stamp.stale_sources", lang, what=", ".join(t(f"src.{k}", lang) for k in stale))
+        what = ", ".join(t(f"src.{k}", lang) + ("" if n == total and total == 1 else f" ({n}/{total})")
+                         for k, (n, total) in sorted(stale.items()))
+        text += " · " + t("stamp.stale_sources", lang, what=what)
     return text, "stamp stale" if stale else "stamp"
 
 

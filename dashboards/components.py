@@ -27,7 +27,7 @@ CRIT = "#e5383b"
 NODATA = "#1b1f27"
 # Stale must not read as "normal": a muted violet, apart from the grey of normal and from the
 # amber/red of alarms, with its value in brackets in the cell and its own legend entry.
-STALE = "#4a3f6b"
+STALE = "#5e4a99"
 
 STATE_LEVEL = {"nodata": -1.0, "stale": -0.5, "ok": 0.0, "warning": 1.0, "critical": 2.0}
 # Discrete scale over zmin=-1 .. zmax=2.

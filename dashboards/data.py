@@ -503,12 +503,13 @@ class DataSource:
 
         # data age: per source, the newest reading of each; the stamp shows the oldest of them
         # (a frozen rack-sensor feed must not hide behind fresh facility totals)
-        snap["sources"] = source_times(snap, newest_gpu)
-        oldest = min(snap["sources"].values(), default=None)
+        sources = source_times(snap, g)
+        oldest = min((min(v) for v in sources.values()), default=None)
         snap["data_t"] = oldest
         snap["data_age_s"] = (now_ns - oldest) / NS if oldest else None
-        snap["stale_sources"] = sorted(k for k, t_ns in snap["sources"].items()
-                                       if self.stale(SOURCE_MEASUREMENT[k], t_ns, now_ns))
+        # per source: (devices whose newest reading is stale, devices with readings)
+        snap["stale_sources"] = {k: (n, len(v)) for k, v in sources.items()
+                                 if (n := sum(1 for t_ns in v if self.stale(SOURCE_MEASUREMENT[k], t_ns, now_ns)))}
         return snap
 
     def _gpu_row(self, p: Point, now_ns: int) -> dict:
@@ -602,19 +603,24 @@ SOURCE_MEASUREMENT = {"facility": "facility", "racks": "env", "pdus": "pdu", "up
                       "gpus": "gpu"}
 
 
-def source_times(snap: dict, newest_gpu_ns: int | None) -> dict[str, int]:
-    """{source: its newest reading} for each source that has any reading (absent ones are left
-    out: 'no data' is said by the page, not by the age)."""
-    newest = {
-        "facility": snap.get("facility_t") or 0,
-        "racks": max([r.get("inlet_t") or 0 for r in snap["racks"]] + [r.get("outlet_t") or 0 for r in snap["racks"]]
-                     + [0]),
-        "pdus": max([d.get("t") or 0 for d in snap["pdus"]] + [0]),
-        "ups": max([u.get("t") or 0 for u in snap["ups"]] + [0]),
-        "cooling": max([u.get("t") or 0 for u in snap["cooling"]] + [0]),
-        "gpus": newest_gpu_ns or 0,
+def source_times(snap: dict, gpu_summary) -> dict[str, list[int]]:
+    """{source: the time of each device's newest reading} for each source that has any (a rack
+    counts by its older probe position: a frozen outlet is as stale as a frozen inlet)."""
+    racks = []
+    for r in snap["racks"]:
+        times = [t for t in (r.get("inlet_t"), r.get("outlet_t")) if t]
+        if times:
+            racks.append(min(times))
+    gpu = [t for t in (getattr(gpu_summary, "oldest_ns", None), getattr(gpu_summary, "newest_ns", None)) if t]
+    out = {
+        "facility": [snap["facility_t"]] if snap.get("facility_t") else [],
+        "racks": racks,
+        "pdus": [d["t"] for d in snap["pdus"] if d.get("t")],
+        "ups": [u["t"] for u in snap["ups"] if u.get("t")],
+        "cooling": [u["t"] for u in snap["cooling"] if u.get("t")],
+        "gpus": gpu[:1],
     }
-    return {k: v for k, v in newest.items() if v}
+    return {k: v for k, v in out.items() if v}
 
 
 def energy_ratio(series, start_ns: int, end_ns: int, every_s: float) -> float | None:

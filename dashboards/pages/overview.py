@@ -22,6 +22,8 @@ def rack_state(rack: dict, metric: str) -> tuple[str, float | None]:
         if v is None:
             return "nodata", None
         pct = 100 * v / (rack["budget_kw"] * 1000)
+        if rack.get("power_stale"):
+            return "stale", v
         if pct > 100:
             return "critical", v
         if pct >= 90:
@@ -30,10 +32,9 @@ def rack_state(rack: dict, metric: str) -> tuple[str, float | None]:
     v = rack.get("inlet_c")
     if v is None:
         return "nodata", None
-    state = rules.inlet_state(v, rack.get("ashrae_class", "A1"))
-    if state:
-        return state, v
-    return ("stale" if rack.get("inlet_stale") else "ok"), v
+    if rack.get("inlet_stale"):  # an old reading says nothing about now, hot or not (the engine's silent-series alarm does)
+        return "stale", v
+    return rules.inlet_state(v, rack.get("ashrae_class", "A1")) or "ok", v
 
 
 def floor_figure(racks: list[dict], metric: str, room_order: list[str], stale_word: str = "stale") -> dict:

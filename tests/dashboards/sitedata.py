@@ -22,6 +22,11 @@ NOW_COOLING_W = 88_765.0
 
 
 def make_config(refresh_s: float = 2.0, kiosk_rotate_s: float = 5.0, lang: str = "en", **dashboard):
+    return parse_config(config_data(refresh_s, kiosk_rotate_s, lang, **dashboard), "test")
+
+
+def config_data(refresh_s: float = 2.0, kiosk_rotate_s: float = 5.0, lang: str = "en", **dashboard) -> dict:
+    """The test site's config as the TOML file would hold it."""
     rooms: dict[str, dict[str, list]] = {}
     for rack, (room, row, cls, budget) in RACKS.items():
         rooms.setdefault(room, {}).setdefault(row, []).append(
@@ -35,11 +40,12 @@ def make_config(refresh_s: float = 2.0, kiosk_rotate_s: float = 5.0, lang: str =
                   "voltage_v": 230.0} for r in RACKS for f in ("A", "B")],
         "cooling": [{"name": "crah-1", "room": "hall-1", "kind": "crah", "capacity_kw": 200.0},
                     {"name": "crah-2", "room": "hall-2", "kind": "crah", "capacity_kw": 200.0}],
-        "ups": [{"name": "ups-1", "capacity_kw": 500.0}, {"name": "ups-2", "capacity_kw": 500.0}],
+        "ups": [{"name": "ups-1", "capacity_kw": 500.0, "rooms": ["hall-1"]},
+                {"name": "ups-2", "capacity_kw": 500.0, "rooms": ["hall-2"]}],
         "collectors": {"snmp_interval_s": 60.0, "gpu_interval_s": 30.0},
         "dashboard": {"refresh_s": refresh_s, "kiosk_rotate_s": kiosk_rotate_s, "lang": lang, **dashboard},
     }
-    return parse_config(data, "test")
+    return data
 
 
 def hour_powers(hour_index: int) -> tuple[float, float]:
@@ -86,16 +92,18 @@ def facility_history(now_ns: int, days: float = 31) -> list[Point]:
     return pts
 
 
-def current_points(now_ns: int, inlet: dict[str, float] | None = None) -> list[Point]:
-    """Fresh readings of every device: normal, except what *inlet* overrides."""
+def current_points(now_ns: int, inlet: dict[str, float] | None = None, silent: tuple[str, ...] = ()) -> list[Point]:
+    """Fresh readings of every device: normal, except what *inlet* overrides; the rack sensors of
+    the racks in *silent* last answered ten minutes ago."""
     inlet = inlet or {}
     pts = []
     for i, (rack, (room, _row, _cls, _budget)) in enumerate(RACKS.items()):
         tags = {"site": SITE, "room": room, "rack": rack}
+        env_ns = now_ns - 600 * NS if rack in silent else now_ns
         pts.append(Point("env", {**tags, "sensor": f"{rack}-in", "position": "inlet"},
-                         {"temp_c": inlet.get(rack, 22.0 + 0.5 * i)}, now_ns))
+                         {"temp_c": inlet.get(rack, 22.0 + 0.5 * i)}, env_ns))
         pts.append(Point("env", {**tags, "sensor": f"{rack}-out", "position": "outlet"},
-                         {"temp_c": 35.0 + 0.5 * i}, now_ns))
+                         {"temp_c": 35.0 + 0.5 * i}, env_ns))
         for feed in ("A", "B"):
             pdu = f"pdu-{rack}-{feed.lower()}"
             ptags = {**tags, "pdu": pdu, "feed": feed}
@@ -144,10 +152,10 @@ def open_test_store(path):
         return MemoryStore()
 
 
-def populate(store, now_ns: int | None = None) -> int:
+def populate(store, now_ns: int | None = None, silent: tuple[str, ...] = ()) -> int:
     now_ns = now_ns or time.time_ns()
     store.write(facility_history(now_ns))
-    store.write(current_points(now_ns))
+    store.write(current_points(now_ns, silent=silent))
     store.flush()
     return now_ns
 
