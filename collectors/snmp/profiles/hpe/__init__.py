@@ -1,0 +1,1 @@
+"""HPE intelligent PDUs (CPQPOWER-MIB pdu3 branch): see README.md."""
