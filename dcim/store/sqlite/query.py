@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import gc
 import logging
 from typing import Sequence
@@ -23,9 +22,9 @@ from dcim.store.sqlite.common import (
     _NUMERIC_AGGS,
     _bucket_sql,
     _first,
-    _load_groups,
     _q,
 )
+from dcim.store.sqlite.query_sql import SqlQuery
 from dcim.store.timegrid import NS_PER_S, ceil_ns, floor_ns
 
 log = logging.getLogger(__name__)
@@ -145,187 +144,8 @@ class Queries:
 
     def _query_sql(self, conn, m, fields, agg, spec, group_by, group_of, pieces, every_ns, start_ns,
                    sid_filter) -> list[Series] | None:
-        """The query as one SQL statement (one per field for first/last): SQLite merges the
-        partials of every piece (rollups, raw edges, the unrolled raw tail) per (group, bucket),
-        one answer row per bucket with every field; Python only cuts the answer's columns into
-        Series. Groups of several series map series to group through a temp table."""
-        groups = sorted(set(group_of.values()))
-        single = len(groups) == len(group_of)  # every group is one series: group by series_id
-        if not pieces:
-            return []
-        if not single:
-            _load_groups(conn, group_of, groups)
-        bucket = _bucket_sql("ts", every_ns, start_ns)
-        step_of = dict(_LEVELS)
-        direct = single and len(pieces) == 1 and pieces[0][0] != "raw" and every_ns == step_of[pieces[0][0]]
-        # Buckets of many rollup rows (days from hours): one query per bucket grouped by series
-        # alone, which the (series_id, ts) key delivers in order; grouping by an expression of
-        # ts as well would sort every row in a temp b-tree (~25 % more time for days from hours).
-        per_bucket = (single and not direct and every_ns is not None and len(pieces) == 1
-                      and pieces[0][0] != "raw" and every_ns >= 8 * step_of[pieces[0][0]]
-                      and pieces[0][2] - pieces[0][1] <= 4096 * every_ns)
-
-        def source_sql(source, s, e, min_rid, cols, cond, b=None) -> str:
-            where, hint = f"ts >= {int(s)} AND ts < {int(e)}", ""
-            if min_rid is not None:  # only the unrolled tail: walk the rowid range
-                where, hint = f"rid > {int(min_rid)} AND +ts >= {int(s)} AND +ts < {int(e)}", " NOT INDEXED"
-            where += sid_filter.format(p="+" if min_rid is not None else "")
-            if b is None:
-                b = bucket if not direct else "ts"
-            return f"SELECT series_id AS sid, {b} AS b, {cols} FROM {source}_{m}{hint} WHERE {where}{cond}"
-
-        def grouped(make) -> list:
-            """Rows of make(pieces, bucket literal or None, GROUP BY terms), in (sid, bucket) order."""
-            if not per_bucket:
-                return conn.execute(make(pieces, None, "1, 2")).fetchall()
-            source, s, e, _ = pieces[0]
-            out: list = []
-            for lo in range(floor_ns(s, every_ns), e, every_ns):
-                a, z = max(s, lo), min(e, lo + every_ns)
-                if a < z:
-                    out += conn.execute(make([(source, a, z, None)], str(lo), "1")).fetchall()
-            out.sort(key=_first)  # stable: buckets stay in order within a series
-            return out
-
-        if agg in ("first", "last"):
-            pick = "min" if agg == "first" else "max"
-            answers = []
-            for f in fields:
-                qf = _q(f)
-                if direct:
-                    source, s, e, _ = pieces[0]
-                    sql = source_sql(source, s, e, None, _q(f + "_" + agg), f" AND {_q(f + '_n')} > 0") + " ORDER BY 1, 2"
-                    answers.append(conn.execute(sql).fetchall())
-                    continue
-                if not single:
-                    # Ties as the Python merge breaks them: first, the earliest time, then the
-                    # earlier piece, then the lower series id; last, the latest of all three.
-                    parts = []
-                    for k, (source, s, e, min_rid) in enumerate(pieces):
-                        if source == "raw":
-                            parts.append(source_sql(source, s, e, min_rid, f"ts AS t, {qf} AS v, {k} AS p",
-                                                    f" AND {qf} IS NOT NULL"))
-                        else:
-                            tcol = _q(f + ("_fts" if agg == "first" else "_lts"))
-                            parts.append(source_sql(source, s, e, None,
-                                                    f"{tcol} AS t, {_q(f + '_' + agg)} AS v, {k} AS p",
-                                                    f" AND {_q(f + '_n')} > 0"))
-                    order = "ASC" if agg == "first" else "DESC"
-                    sql = (f"SELECT gid, b, v FROM (SELECT g.gid AS gid, u.b AS b, u.v AS v, row_number() OVER "
-                           f"(PARTITION BY g.gid, u.b ORDER BY u.t {order}, u.p {order}, u.sid {order}) AS rn "
-                           f"FROM ({' UNION ALL '.join(parts)}) AS u JOIN temp.dcim_query_group AS g "
-                           f"ON g.sid = u.sid) WHERE rn = 1 ORDER BY 1, 2")
-                    answers.append(conn.execute(sql).fetchall())
-                    continue
-
-                def make(pcs, b, by, f=f, qf=qf) -> str:
-                    parts = []
-                    for source, s, e, min_rid in pcs:
-                        if source == "raw":
-                            parts.append(source_sql(source, s, e, min_rid, f"ts AS t, {qf} AS v",
-                                                    f" AND {qf} IS NOT NULL", b))
-                        else:
-                            tcol = _q(f + ("_fts" if agg == "first" else "_lts"))
-                            parts.append(source_sql(source, s, e, None, f"{tcol} AS t, {_q(f + '_' + agg)} AS v",
-                                                    f" AND {_q(f + '_n')} > 0", b))
-                    if agg == "last":  # a tie (a row re-written after its raw row expired): the
-                        parts.reverse()  # unrolled tail reads first and wins, as in the Python merge
-                    # The one min()/max() makes SQLite take v from the row holding it.
-                    return (f"SELECT sid, b, v, {pick}(t) FROM ({' UNION ALL '.join(parts)}) "
-                            f"GROUP BY {by} ORDER BY {by}")
-
-                answers.append(grouped(make))
-            if len(fields) == 1:
-                rows = answers[0]
-            else:  # buckets where any field has a value, None for the others
-                merged: dict[tuple, list] = {}
-                for i, ans in enumerate(answers):
-                    for r in ans:
-                        slot = merged.get((r[0], r[1]))
-                        if slot is None:
-                            slot = merged[(r[0], r[1])] = [None] * len(fields)
-                        slot[i] = r[2]
-                rows = [(k[0], k[1], *v) for k, v in sorted(merged.items())]
-            mean_cols = ()
-        else:
-            finals, having, mean_cols = [], [], []
-            for i, f in enumerate(fields):
-                qf = _q(f)
-                n, v = (f"n{i}", f"v{i}") if direct else (f"sum(n{i})", f"{'sum' if agg in ('mean', 'sum') else agg}(v{i})")
-                if agg == "mean" and spec.fields[f].kind is not float:
-                    mean_cols.append(i)  # int / int: Python's true division, rounded once
-                    finals += [f"CASE WHEN {n} > 0 THEN {n} END", f"CASE WHEN {n} > 0 THEN {v} END"]
-                elif agg == "mean":
-                    finals.append(f"CASE WHEN {n} > 0 THEN {v} / {n} END")
-                elif agg == "count":
-                    finals.append(f"CASE WHEN {n} > 0 THEN {n} END")
-                else:
-                    finals.append(f"CASE WHEN {n} > 0 THEN {v} END")
-                having.append(f"{n} > 0")
-
-            def union(pcs, b=None) -> str:
-                parts = []
-                for source, s, e, min_rid in pcs:
-                    cols = []
-                    for i, f in enumerate(fields):
-                        if source == "raw":
-                            cols += [f"({_q(f)} IS NOT NULL) AS n{i}", f"{_q(f)} AS v{i}"]
-                        else:
-                            part = "sum" if agg in ("mean", "sum", "count") else agg
-                            cols += [f"{_q(f + '_n')} AS n{i}", f"{_q(f + '_' + part)} AS v{i}"]
-                    parts.append(source_sql(source, s, e, min_rid, ", ".join(cols), "", b))
-                return " UNION ALL ".join(parts)
-
-            rows = None
-            if direct:
-                sql = (f"SELECT sid, b, {', '.join(finals)} FROM ({union(pieces)}) "
-                       f"WHERE {' OR '.join(having)} ORDER BY 1, 2")
-            elif single:
-                rows = grouped(lambda pcs, b, by: f"SELECT sid, b, {', '.join(finals)} FROM ({union(pcs, b)}) "
-                                                  f"GROUP BY {by} HAVING {' OR '.join(having)} ORDER BY {by}")
-            else:
-                sql = (f"SELECT g.gid, u.b, {', '.join(finals)} FROM ({union(pieces)}) AS u "
-                       f"JOIN temp.dcim_query_group AS g ON g.sid = u.sid "
-                       f"GROUP BY 1, 2 HAVING {' OR '.join(having)} ORDER BY 1, 2")
-            if rows is None:
-                rows = conn.execute(sql).fetchall()
-        if not single:
-            conn.execute("DELETE FROM temp.dcim_query_group")
-        if not rows:
-            return []
-        cols = list(zip(*rows))
-        del rows
-        keys, times = cols[0], cols[1]
-        values: list = []
-        j = 2
-        for i, f in enumerate(fields):
-            if i in mean_cols:
-                col = [None if c is None else v / c for c, v in zip(cols[j], cols[j + 1])]
-                j += 2
-            else:
-                col = cols[j]
-                j += 1
-                want = float if agg == "mean" else int if agg == "count" else spec.fields[f].kind
-                if agg == "sum" and want is bool:
-                    want = int  # a sum of flags counts the true ones
-                if not {type(None), want}.issuperset(map(type, col)):
-                    cast = _KIND_CAST[want]
-                    col = [None if v is None else cast(v) for v in col]
-            values.append(col)
-        label = (lambda k: group_of[k]) if single else groups.__getitem__
-        out = []
-        a, n = 0, len(keys)
-        while a < n:
-            k = keys[a]
-            z = bisect.bisect_right(keys, k, a)
-            g = label(k)
-            s = Series(tags=dict(zip(group_by, g)), times_ns=list(times[a:z]))
-            s.values = {f: list(col[a:z]) for f, col in zip(fields, values)}
-            out.append((g, s))
-            a = z
-        if single:  # in series id order so far
-            out.sort(key=_first)
-        return [s for _, s in out]
+        """The query in SQL (``query_sql``); None would send it to the Python merge."""
+        return SqlQuery(conn, m, fields, agg, spec, group_by, group_of, pieces, every_ns, start_ns, sid_filter).run()
 
     def _accumulate(self, conn, acc, group_of, m, fields, agg, source, s, e, every_ns, start_ns,
                     sid_filter, min_rid) -> None:
