@@ -56,7 +56,7 @@ def _outlet_values(o) -> dict[int, float]:
 
 
 def _scaled(sensor_type: int, value: float) -> int:
-    return int(round(value * 10 ** SENSORS[sensor_type][1]))
+    return round(value * 10 ** SENSORS[sensor_type][1])
 
 
 # Row items are (sensorType, SI value); the row index already ends in the sensorType.
@@ -99,6 +99,32 @@ def _outlets(dev, r):
     return [((1, n), o) for n, o in enumerate(r.outlets, 1)]
 
 
+# External (rack) probes on the PDU's sensor port: externalSensorConfigurationTable (.3.6.3.1: type .2,
+# name .4, units .16, decimal digits .17) and measurementsExternalSensorTable (.5.5.3.1: isAvailable
+# .2, state .3, value .4), index pduId.sensorId. Sensor 1 is the rack's inlet temperature (type
+# temperature(10), units degreeC(7), 1 decimal), sensor 2 its humidity (humidity(11), percent(9), 0).
+EXT_TEMPERATURE, EXT_HUMIDITY = 10, 11
+_EXTERNAL = {EXT_TEMPERATURE: (1, 7, 1, "inlet temperature"), EXT_HUMIDITY: (2, 9, 0, "inlet humidity")}
+
+
+def _external_rows(dev, r):
+    values = {EXT_TEMPERATURE: r.inlet_temp_c, EXT_HUMIDITY: r.inlet_rh_pct}
+    return [((1, _EXTERNAL[t][0]), (t, v)) for t, v in values.items() if v is not None]
+
+
+_EXTERNAL_CONFIG_COLUMNS = (
+    Column(2, INT, lambda d, r, it, i: it[0]),
+    Column(4, STR, lambda d, r, it, i: f"{d.rack} {_EXTERNAL[it[0]][3]}"),
+    Column(16, INT, lambda d, r, it, i: _EXTERNAL[it[0]][1]),
+    Column(17, GAUGE, lambda d, r, it, i: _EXTERNAL[it[0]][2]),
+)
+_EXTERNAL_MEASUREMENT_COLUMNS = (
+    Column(2, INT, lambda d, r, it, i: TRUE),
+    Column(3, INT, lambda d, r, it, i: STATE_NORMAL),
+    Column(4, INT, lambda d, r, it, i: round(it[1] * 10 ** _EXTERNAL[it[0]][2]), measure=True),
+)
+
+
 PROFILE = Profile(
     name="raritan_pdu2",
     kind="pdu",
@@ -124,5 +150,8 @@ PROFILE = Profile(
         Table(f"{PDU2}.5.2.3.1", _inlet_rows, _MEASUREMENT_COLUMNS),
         Table(f"{PDU2}.5.2.4.1", _pole_rows, _MEASUREMENT_COLUMNS),
         Table(f"{PDU2}.5.4.3.1", _outlet_rows, _MEASUREMENT_COLUMNS),
+        # the rack probes (hall-2's live inlet temperatures)
+        Table(f"{PDU2}.3.6.3.1", _external_rows, _EXTERNAL_CONFIG_COLUMNS),
+        Table(f"{PDU2}.5.5.3.1", _external_rows, _EXTERNAL_MEASUREMENT_COLUMNS),
     ),
 )

@@ -1,0 +1,62 @@
+"""The demo's rack inlet probes stay live after the twin starts serving: every rack of both halls
+(APC rPDU2 probes in hall-1, Raritan PDU2 external sensors in hall-2) reads its inlet
+temperature through the real SNMP collector, equal to the twin's rack inlet, and follows it when
+the twin moves on (a CRAH of hall-2 failing warms its racks)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from collectors.snmp.collector import SnmpCollector
+from collectors.snmp.engine import SnmpPoller
+from dcim.config import load_config
+from dcim.inventory import build_inventory
+from simulator.facility import FacilityTwin
+from tests.simulator.snmp_helpers import TEST_SECRETS, relocated, running_service
+
+
+def poll_inlets(cfg) -> dict[str, list[float]]:
+    """rack -> the inlet temperatures its PDUs' probes read."""
+    async def go():
+        col = SnmpCollector.from_inventory(build_inventory(cfg), poller=SnmpPoller())
+        try:
+            return await col.poll(20.0)
+        finally:
+            await col.close()
+
+    out: dict[str, list[float]] = {}
+    for result in asyncio.run(go()):
+        for p in result.points:
+            if p.measurement == "env" and p.tags.get("position") == "inlet" and "temp_c" in p.fields:
+                out.setdefault(p.tags["rack"], []).append(p.fields["temp_c"])
+    return out
+
+
+@pytest.fixture
+def demo(monkeypatch):
+    for name, value in TEST_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    cfg = load_config()
+    return relocated(cfg.model_copy(update={"cooling": [], "ups": [], "meters": []}))
+
+
+def test_every_rack_of_both_halls_reads_a_live_inlet(demo):
+    full = load_config()
+    twin = FacilityTwin(full, seed=3)
+    # the twin computes with every unit; only the PDUs answer SNMP here (relocated, v3)
+    with running_service(demo, twin, faults=["cooling:crah-C:+5m-+60m"]) as svc:
+        svc.call(lambda: svc.advance(60))
+        before = poll_inlets(demo)
+        truth = svc.call(lambda: dict(svc.snapshot.rack_inlet_temp_c))
+        assert set(before) == {r.rack for r in build_inventory(full).racks}   # A01..D04: hall-2 too
+        for rack, temps in before.items():
+            assert all(t == pytest.approx(truth[rack], abs=0.06) for t in temps), (rack, temps, truth[rack])
+        svc.call(lambda: svc.advance(600))   # crah-C (racks C01-C04) now failing
+        after = poll_inlets(demo)
+        truth_after = svc.call(lambda: dict(svc.snapshot.rack_inlet_temp_c))
+    for rack in ("C01", "C02", "C03", "C04"):
+        assert truth_after[rack] > truth[rack] + 1.0
+        assert after[rack][0] == pytest.approx(truth_after[rack], abs=0.06)
+    assert after["D01"][0] == pytest.approx(truth_after["D01"], abs=0.06)
