@@ -1,0 +1,1 @@
+"""Panduit SmartZone G5 intelligent PDUs (PANDUIT-MIB): see README.md."""
