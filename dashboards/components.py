@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from dash import dash_table, dcc, html
 
 from dashboards import alarms as rules
-from dashboards.i18n import fmt_time, t
+from dashboards.i18n import MESSAGES, fmt_time, t
 
 BG = "#0b0d12"
 PANEL = "#151922"
@@ -110,7 +110,9 @@ def zone_label(tz: str) -> str:
 
 def time_axis(tz: str, lang: str, **extra) -> dict:
     """A date x axis labelled with the site's zone (the values come from :func:`local_x`)."""
-    return {"type": "date", "gridcolor": GRID, "title": {"text": t("axis.time", lang, zone=zone_label(tz)),
+    # numeric tick labels: the same in every language (Plotly's own would be English month names)
+    return {"type": "date", "gridcolor": GRID, "tickformat": "%H:%M\n%m-%d",
+            "title": {"text": t("axis.time", lang, zone=zone_label(tz)),
                                                         "font": {"size": 13, "color": MUTED}}, **extra}
 
 
@@ -146,16 +148,17 @@ def alarm_message(a: dict, lang: str) -> str:
     rule = a.get("rule", "?")
     text = f"{t('rule.' + rule, lang)}: {a.get('entity', '?')}"
     if a.get("value") is not None:
-        text += f" {fmt_value(a['value'], a.get('unit'))}"
+        text += f" {fmt_value(a['value'], a.get('unit'), lang)}"
         if a.get("threshold") is not None:
-            text += f" ({t('alarm.col.threshold', lang)} {fmt_value(a['threshold'], a.get('unit'))})"
+            text += f" ({t('alarm.col.threshold', lang)} {fmt_value(a['threshold'], a.get('unit'), lang)})"
     if a.get("parts"):
         text += f" · {', '.join(a['parts'])}"
     return text
 
 
-def fmt_value(v, unit: str | None) -> str:
+def fmt_value(v, unit: str | None, lang: str = "en") -> str:
     digits = 0 if abs(float(v)) >= 100 else 1
+    unit = t(f"unit.{unit}", lang) if unit and f"unit.{unit}" in MESSAGES else unit
     return f"{float(v):,.{digits}f} {unit}".strip() if unit else f"{float(v):,.{digits}f}"
 
 

@@ -172,6 +172,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "action.restore": {"en": "restore", "ko": "복원"},
     "action.hold": {"en": "hold", "ko": "보류"},
     "action.rollback": {"en": "rollback", "ko": "롤백"},
+    "unit.% of derated breaker": {"en": "% of derated breaker", "ko": "% (감액 차단기 대비)"},
+    "unit.% of one derated breaker": {"en": "% of one derated breaker", "ko": "% (단일 감액 차단기 대비)"},
+    "unit.s": {"en": "s", "ko": "초"},
+    "unit.errors": {"en": "errors", "ko": "건"},
     # alarms
     "alarm.inlet_allowable": {"en": "Inlet {value} outside {cls} allowable {lo}–{hi} °C",
                               "ko": "흡기 {value}, {cls} 허용 범위 {lo}–{hi} °C 벗어남"},

@@ -16,11 +16,11 @@ SHELVE_HOURS = (1, 4, 8, 24, 72)
 ACTIVE_COLS = ("severity", "state", "message", "value", "threshold", "raised", "by", "note")
 HISTORY_COLS = ("time", "id", "severity", "state", "by", "note")
 # the wall shows one page of alarms at a time, rotated by the kiosk
-PAGE_ROWS = 12
+PAGE_ROWS = 8
 
 
-def _num(a: dict, key: str) -> str:
-    return "" if a.get(key) is None else c.fmt_value(a[key], a.get("unit"))
+def _num(a: dict, key: str, lang: str) -> str:
+    return "" if a.get(key) is None else c.fmt_value(a[key], a.get("unit"), lang)
 
 
 def state_text(a: dict, lang: str, tz: str) -> str:
@@ -35,7 +35,7 @@ def alarm_rows(alarms: list[dict], lang: str, tz: str) -> list[dict]:
     for a in alarms:
         rows.append({
             "id": a.get("id", ""), "severity": t(f"sev.{a['severity']}", lang), "state": state_text(a, lang, tz),
-            "message": c.alarm_message(a, lang), "value": _num(a, "value"), "threshold": _num(a, "threshold"),
+            "message": c.alarm_message(a, lang), "value": _num(a, "value", lang), "threshold": _num(a, "threshold", lang),
             "raised": fmt_time(a.get("raised_ns"), tz, lang, with_date=True),
             "by": a.get("by", "") if a.get("state") in ("acked", "shelved") else "",
             "note": a.get("note", "") if a.get("state") in ("acked", "shelved") else "",
@@ -78,7 +78,9 @@ def layout(ctx):
     cols = [{"id": k, "name": t(f"alarm.col.{k}", L), "type": "text"} for k in ACTIVE_COLS]
     hcols = [{"id": k, "name": t(f"alarm.col.{k}", L), "type": "text"} for k in HISTORY_COLS]
     rows = u["tbl"]["alarms"]
-    active = c.table("alarms", cols, rows, page_size=PAGE_ROWS, page_action="native", sort=False) if rows or \
+    # long summaries wrap inside the table instead of pushing columns off the screen
+    wrap = {"style_data": {"whiteSpace": "normal", "height": "auto"}, "style_table": {"overflowX": "auto"}}
+    active = c.table("alarms", cols, rows, page_size=PAGE_ROWS, page_action="native", sort=False, **wrap) if rows or \
         not ctx.kiosk else html.Div(t("alarms.none", L), className="unavailable")
     parts = [
         html.H1(t("nav.alarms", L), className="page-title"),

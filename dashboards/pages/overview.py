@@ -100,7 +100,8 @@ def trend_figure(data, lang: str) -> dict:
         ]
     layout = c.dark_layout(margin={"l": 60, "r": 60, "t": 30, "b": 40}, xaxis=c.time_axis(data.tz, lang),
                            yaxis={"title": {"text": "kW"}, "gridcolor": c.GRID, "rangemode": "tozero"},
-                           yaxis2={"title": {"text": "PUE"}, "overlaying": "y", "side": "right", "showgrid": False})
+                           yaxis2={"title": {"text": "PUE"}, "overlaying": "y", "side": "right", "showgrid": False,
+                                   "tickformat": ".2f"})
     return {"data": traces, "layout": layout}
 
 

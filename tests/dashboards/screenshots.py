@@ -40,6 +40,7 @@ def site(store) -> None:
 
 def main(out_dir: str) -> int:
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="dcim-shots-"))
     store = S.open_test_store(tmp / "s.sqlite")
     site(store)
@@ -51,7 +52,8 @@ def main(out_dir: str) -> int:
         for name, path in SHOTS.items():
             driver.get(server.url + path)
             time.sleep(5)  # first paint, a refresh and every figure drawn
-            driver.save_screenshot(str(out / name))
+            if not driver.save_screenshot(str(out / name)):
+                raise SystemExit(f"could not write {out / name}")
             print(out / name)
     finally:
         driver.quit()
