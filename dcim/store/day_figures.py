@@ -2,7 +2,7 @@
 
 InfluxStore's maintain() reads a day's raw points in one plain SELECT (no GROUP BY) and
 computes here what it stores in the daily rows (``m_1d``) and the group rows (``m_1d_by``,
-``m_1h_by``): see ``dcim.store.influx_rollup`` for the layout. Asking InfluxDB 1.6 for the
+``m_1h_by``): see ``dcim.store.influx.rollup`` for the layout. Asking InfluxDB 1.6 for the
 same figures per series (``GROUP BY *``: COUNT/SUM/MIN/MAX, FIRST, LAST, hourly MEAN) took 15 s
 of server time for a day of 4,096 GPUs; reading the points took 0.9 s.
 

@@ -1,6 +1,6 @@
 """Store upkeep on a timer, for a store that does not keep it up by itself.
 
-SQLite rolls up inside its own write(). InfluxDB's daily rollups (``dcim.store.influx_rollup``)
+SQLite rolls up inside its own write(). InfluxDB's daily rollups (``dcim.store.influx.rollup``)
 are computed by whichever one process runs this: ``dcim collect`` does, unless it is a shard
 other than 0 (several processes rolling the same days would only repeat each other's work).
 A failed run is logged and tried again at the next tick; until the days are rolled, reads of

@@ -3,7 +3,7 @@ computed with numpy from the UTC days' figures (``dcim.store.day_figures``), day
 
 InfluxStore's maintain() feeds each rolled day to a ``MonthChain`` and writes what it gives:
 the ``m_mtd`` points of the day and the ``m_1mo`` point of each month that ends (the layout
-and why: ``dcim.store.influx_rollup``). Per series and *month field* (``month_fields``):
+and why: ``dcim.store.influx.rollup``). Per series and *month field* (``month_fields``):
 
 - an hourly field (power, utilisation): hours with a value (``hn``), Σ of the hourly means
   (``hsum``), the largest hourly mean and the start of the earliest hour holding it (``hmax``,

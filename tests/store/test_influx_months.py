@@ -1,4 +1,4 @@
-"""InfluxStore's month rows (``m_1mo``, ``m_mtd``: dcim.store.influx_rollup, month_figures)
+"""InfluxStore's month rows (``m_1mo``, ``m_mtd``: dcim.store.influx.rollup, month_figures)
 against the real influxd, on the quarter of tests/store/month_data.py. Every read of whole
 months is compared with the same read on raw points (a store with ``use_rollups=False``), and
 must come from the month rows; reads the rows cannot serve must not use them.
@@ -14,7 +14,7 @@ from dcim.metrics import Point
 from dcim.report.periods import month, quarter
 from dcim.store import month_figures
 from dcim.store.influx import InfluxStore
-from dcim.store.influx_rollup import read_state, source
+from dcim.store.influx.rollup import read_state, source
 from tests.store.month_data import (DAY, FIRST, HOUR, LAST, NOW, PEAKS, POINTS, S, TAGS, periods, same,
                                     same_increase, same_stats)
 

@@ -1,4 +1,4 @@
-"""InfluxStore's daily rollups (dcim.store.influx_rollup) against the real influxd.
+"""InfluxStore's daily rollups (dcim.store.influx.rollup) against the real influxd.
 
 A few GPUs over five UTC days, with partial days at both ends, a missing hour, a missing day,
 an hour without one field, equal hourly peaks and series sharing timestamps. Every read is
@@ -16,8 +16,8 @@ import pytest
 from dcim.metrics import Point
 from dcim.store.base import BucketStats, StoreError, StoreUnavailable, stats_of_buckets
 from dcim.store.influx import InfluxStore
-from dcim.store import influx_rollup
-from dcim.store.influx_rollup import RETENTION_POLICY, STATE, read_state, source
+from dcim.store.influx import rollup as influx_rollup
+from dcim.store.influx.rollup import RETENTION_POLICY, STATE, read_state, source
 
 S = 1_000_000_000
 MIN = 60 * S

@@ -211,7 +211,7 @@ def test_a_user_who_cannot_make_the_rollup_policy_rolls_into_the_default_one(inf
     d0 = 1_780_000_000_000_000_000 // day * day
     store.write([Point("gpu", {**GPU_TAGS, "uuid": f"GPU-{g}"}, {"power_w": float(100 + g + k % 7)}, d0 + k * 600_000_000_000)
                  for g in range(2) for k in range(3 * 144)])  # three days, every 10 min
-    with caplog.at_level(logging.WARNING, logger="dcim.store.influx_rollup"):
+    with caplog.at_level(logging.WARNING, logger="dcim.store.influx.rollup"):
         store.maintain(d0 + 4 * day)
         store.maintain(d0 + 4 * day + 1)
     assert len([r for r in caplog.records if "cannot create retention policy" in r.getMessage()]) == 1
@@ -233,7 +233,7 @@ def test_parallel_slices_give_the_same_answer_as_one_query(influx_store):
                  base + i * 7_000_000_000 + g) for g in range(3) for i in range(520)]  # ~1 h, odd steps
     influx_store.write(pts)
     start, end = base + 13 * 1_000_000_000, base + 59 * minute + 5  # ranges that cut buckets
-    assert len(influx_store._slices(start, end, 60)) == 4
+    assert len(influx_store.slices(start, end, 60)) == 4
     for agg in ("mean", "max", "first", "count"):
         influx_store.parallel_queries = 4
         sliced = influx_store.query("gpu", ["power_w", "pstate"], start, end, every_s=60, agg=agg, group_by=["uuid"])

@@ -91,7 +91,7 @@ junctions are written, from the last rolled day before the first one rolled (a r
 day's junctions, and those of every later day, are written again with it), and its month
 figures are added to the months in progress (``m_mtd``; ``m_1mo`` where a month ends).
 
-**Reads** (``dcim.store.influx_rollup_reads``). ``query()`` with ``every_s`` a multiple of a
+**Reads** (``dcim.store.influx.rollup_reads``). ``query()`` with ``every_s`` a multiple of a
 day and ``bucket_stats()`` with hourly buckets (every group one series, or ``combine="each"``)
 read rolled whole days from ``m_1d``; ``bucket_stats()`` of summed power per tag (or of all
 series) from ``m_1d_by``; ``counter_days()`` and ``counter_increase()`` from one read of the
@@ -135,14 +135,14 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 
-from dcim.metrics import MEASUREMENTS, Measurement, Point
-from dcim.store import day_figures, month_figures
 from dcim.store.base import GROUP_ROLLUP_TAGS, StoreError, has_group_rollups, matches
 from dcim.store.counters import bucket_span, junction
-from dcim.store.influx import quote_ident, where_clause  # influx imports this module at its end
+from dcim.store.influx.influxql import quote_ident, where_clause
+from dcim.metrics import MEASUREMENTS, Measurement, Point
+from dcim.store import day_figures, month_figures
 
 if TYPE_CHECKING:
-    from dcim.store.influx import InfluxStore
+    from dcim.store.influx.client import InfluxClient
 
 log = logging.getLogger(__name__)
 
@@ -225,37 +225,37 @@ def rows_of(series: dict) -> tuple[dict[str, int], list[list]]:
 
 # --- where the rollups live -----------------------------------------------------------------
 
-def find_policy(store: "InfluxStore", create: bool) -> str | None:
+def find_policy(client: "InfluxClient", create: bool) -> str | None:
     """RETENTION_POLICY if the database has it (created here when *create* and the server is
     1.x or unknown), else None: the database's default policy."""
     try:
-        answer = store.execute(f"SHOW RETENTION POLICIES ON {quote_ident(store.database)}")
+        answer = client.execute(f"SHOW RETENTION POLICIES ON {quote_ident(client.database)}")
         names = {row[0] for s in answer[0].get("series", []) for row in s.get("values") or []}
     except StoreError as exc:  # 3.x has no such statement: the default policy it is
-        log.debug("InfluxDB %s: no retention policies to list (%s)", store.url, exc)
+        log.debug("InfluxDB %s: no retention policies to list (%s)", client.url, exc)
         return None
     if RETENTION_POLICY in names:
         return RETENTION_POLICY
-    if not create or store.flavour not in (1, None):
+    if not create or client.flavour not in (1, None):
         return None
     try:
-        store.execute(f"CREATE RETENTION POLICY {quote_ident(RETENTION_POLICY)} ON {quote_ident(store.database)} "
+        client.execute(f"CREATE RETENTION POLICY {quote_ident(RETENTION_POLICY)} ON {quote_ident(client.database)} "
                       f"DURATION INF REPLICATION 1 SHARD DURATION {SHARD_DURATION}")
-    except StoreError as exc:  # warned once per store, not at every maintain()
-        (log.debug if store.rollup_policy_warned else log.warning)(
+    except StoreError as exc:  # warned once per client, not at every maintain()
+        (log.debug if client.rollup_policy_warned else log.warning)(
             "InfluxDB %s: cannot create retention policy %r for the rollups (%s); they go to the default "
-            "policy, whose short shards make reports slower", store.url, RETENTION_POLICY, exc)
-        store.rollup_policy_warned = True
+            "policy, whose short shards make reports slower", client.url, RETENTION_POLICY, exc)
+        client.rollup_policy_warned = True
         return None
     return RETENTION_POLICY
 
 
-def source(store: "InfluxStore", name: str) -> str:
+def source(client: "InfluxClient", name: str) -> str:
     """*name* (a rollup measurement or STATE) as a FROM clause, in the rollups' policy."""
-    policy = store.rollup_policy
+    policy = client.rollup_policy
     if policy is None:
         return quote_ident(name)
-    return f"{quote_ident(store.database)}.{quote_ident(policy)}.{quote_ident(name)}"
+    return f"{quote_ident(client.database)}.{quote_ident(policy)}.{quote_ident(name)}"
 
 
 # --- which days are rolled -----------------------------------------------------------------
@@ -271,14 +271,14 @@ class Rolled(NamedTuple):
     mo_from_ns: int | None = None
 
 
-def read_state(store: "InfluxStore") -> dict[str, Rolled]:
+def read_state(client: "InfluxClient") -> dict[str, Rolled]:
     """{measurement: Rolled}: the days its rollups hold."""
     # One statement per field: LAST() of several fields reports the newest row of each, and the
     # fields added later (by_hour_from_ns, mo_*) are absent from older rows.
-    q = ";".join(f'SELECT LAST({quote_ident(f)}) AS v FROM {source(store, STATE)} GROUP BY "measurement"'
+    q = ";".join(f'SELECT LAST({quote_ident(f)}) AS v FROM {source(client, STATE)} GROUP BY "measurement"'
                  for f in Rolled._fields)
     found: dict[str, dict[str, int | str]] = {}
-    for f, result in zip(Rolled._fields, store.execute(q)):
+    for f, result in zip(Rolled._fields, client.execute(q)):
         for series in result.get("series", []):
             for row in series.get("values") or []:
                 if row[1] is not None:
@@ -322,7 +322,7 @@ def months_held(rolled: Rolled, start_ns: int) -> bool | None:
 
 # --- maintain ------------------------------------------------------------------------------
 
-def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int,
+def maintain(client: "InfluxClient", now_ns: int | None, reroll_days: int,
              written: dict[str, int] | None = None) -> dict[str, tuple[int, int]]:
     """Roll every closed day not rolled yet, and the *reroll_days* before the newest rolled
     one, of every measurement with numeric fields; and again every rolled day from the oldest
@@ -331,10 +331,10 @@ def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int,
     started = time.monotonic()
     now_ns = time.time_ns() if now_ns is None else int(now_ns)
     end = floor_ns(now_ns - GRACE_NS, DAY_NS)  # days before this one are closed
-    store.ensure_database()
-    store.rollup_policy = find_policy(store, create=True)
-    state = read_state(store)
-    present = _field_keys(store)
+    client.ensure_database()
+    client.rollup_policy = find_policy(client, create=True)
+    state = read_state(client)
+    present = _field_keys(client)
     done, failed = [], []
     for spec in MEASUREMENTS.values():
         fields = [f for f in numeric_fields(spec) if f in present.get(spec.name, ())]
@@ -343,7 +343,7 @@ def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int,
         # One measurement failing (a query timing out on a loaded server) leaves the others to
         # roll: the report's facility figures need no GPU rollups. Its days are owed: raised below.
         try:
-            rolled = _roll_measurement(store, spec, fields, state, end, reroll_days, written)
+            rolled = _roll_measurement(client, spec, fields, state, end, reroll_days, written)
         except StoreError as exc:
             log.warning("InfluxDB rollups of %s failed (%s); the other measurements roll on", spec.name, exc)
             failed.append(f"{spec.name}: {exc}")
@@ -356,7 +356,7 @@ def maintain(store: "InfluxStore", now_ns: int | None, reroll_days: int,
     return state
 
 
-def _roll_measurement(store: "InfluxStore", spec: Measurement, fields: list[str], state: dict[str, Rolled],
+def _roll_measurement(client: "InfluxClient", spec: Measurement, fields: list[str], state: dict[str, Rolled],
                       end: int, reroll_days: int, written: dict[str, int] | None) -> str | None:
     """Roll one measurement's days up to *end* (see maintain) and record them in *state*; what
     was rolled, for the log, or None if nothing was due."""
@@ -367,31 +367,31 @@ def _roll_measurement(store: "InfluxStore", spec: Measurement, fields: list[str]
         if written and spec.name in written:
             start = max(first, min(start, floor_ns(written[spec.name], DAY_NS)))
     else:
-        t0 = _first_time(store, spec.name, fields)
+        t0 = _first_time(client, spec.name, fields)
         if t0 is None:
             return None
         first = start = floor_ns(t0, DAY_NS)
         to, by_hour = first, None
     if start >= end:
         return None
-    tags = _tag_keys(store, spec.name)
-    months = _start_months(store, spec, fields, start, end, reroll_days, old)
+    tags = _tag_keys(client, spec.name)
+    months = _start_months(client, spec, fields, start, end, reroll_days, old)
     if months is not None:
         start = months.start_ns  # earlier where the month so far was not kept for start's day before
     # Days rolled before hourly group rows existed keep none: from this run's first day on.
     by_hour = start if by_hour is None else min(by_hour, start)
-    junctions = _Junctions(store, spec, [f for f in fields if spec.fields[f].counter], start)
+    junctions = _Junctions(client, spec, [f for f in fields if spec.fields[f].counter], start)
     month_args = (months.zone, *months.fields) if months is not None else None
     # Days in parallel on the store's query threads (roll_day only uses execute and write);
     # each day's junctions and months as it comes, in time order.
     series = 0
-    for day, (n, ends, month_day) in store._imap(
-            lambda day: (day, roll_day(store, spec, fields, tags, day, month_args)), range(start, end, DAY_NS)):
+    for day, (n, ends, month_day) in client.imap(
+            lambda day: (day, roll_day(client, spec, fields, tags, day, month_args)), range(start, end, DAY_NS)):
         series += n
         out = junctions.points(day, ends)
         if months is not None:
             out += months.points(month_day)
-        write_rollups(store, out)
+        write_rollups(client, out)
     to = max(to, end)  # never shrinks (a now_ns earlier than a previous run's)
     if months is not None:
         mo = (months.zone, months.from_ns)
@@ -399,37 +399,37 @@ def _roll_measurement(store: "InfluxStore", spec: Measurement, fields: list[str]
         mo = (old.mo_zone, old.mo_from_ns) if old is not None else (None, None)
     rolled = Rolled(first, to, by_hour, *mo)
     # Written last: a run cut short leaves the state as it was, and those days read raw.
-    store.write([Point(STATE, {"measurement": spec.name},
+    client.write([Point(STATE, {"measurement": spec.name},
                        {k: v for k, v in rolled._asdict().items() if v is not None}, to - DAY_NS)],
-                retention_policy=store.rollup_policy)
+                retention_policy=client.rollup_policy)
     state[spec.name] = rolled
     return f"{spec.name} {(end - start) // DAY_NS} d ({series} series-days)"
 
 
-def _field_keys(store: "InfluxStore") -> dict[str, set[str]]:
+def _field_keys(client: "InfluxClient") -> dict[str, set[str]]:
     """{measurement: its field keys} as the server knows them (one request for all)."""
     out: dict[str, set[str]] = {}
-    for series in store.execute("SHOW FIELD KEYS")[0].get("series", []):
+    for series in client.execute("SHOW FIELD KEYS")[0].get("series", []):
         out[series["name"]] = {row[0] for row in series.get("values") or []}
     return out
 
 
-def _tag_keys(store: "InfluxStore", measurement: str) -> list[str]:
+def _tag_keys(client: "InfluxClient", measurement: str) -> list[str]:
     """The tag keys *measurement*'s series carry, as the server knows them: a series is its values of them."""
-    answer = store.execute(f"SHOW TAG KEYS FROM {quote_ident(measurement)}")
+    answer = client.execute(f"SHOW TAG KEYS FROM {quote_ident(measurement)}")
     return sorted(row[0] for s in answer[0].get("series", []) for row in s.get("values") or [])
 
 
-def _first_time(store: "InfluxStore", measurement: str, fields: Sequence[str]) -> int | None:
+def _first_time(client: "InfluxClient", measurement: str, fields: Sequence[str]) -> int | None:
     """Time of the oldest raw point of *measurement* (any of *fields*), or None if none. One
     lone FIRST() per field: only a lone selector reports its point's time."""
     src = quote_ident(measurement)
     q = ";".join(f"SELECT FIRST({quote_ident(f)}) FROM {src}" for f in fields)
-    times = [row[0] for result in store.execute(q) for s in result.get("series", []) for row in s["values"]]
+    times = [row[0] for result in client.execute(q) for s in result.get("series", []) for row in s["values"]]
     return min(times) if times else None
 
 
-def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], tags: Sequence[str],
+def roll_day(client: "InfluxClient", spec: Measurement, fields: Sequence[str], tags: Sequence[str],
              day_ns: int, months: tuple[str, list[str], list[str]] | None = None
              ) -> tuple[int, dict[str, dict[tuple, tuple[float, float]]], month_figures.MonthDay | None]:
     """Compute and write the rollup points of one UTC day from its raw points (*tags*: the
@@ -437,7 +437,7 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], tag
     counter field each series' (first value, last value) for _Junctions, and with *months*
     (zone, hourly fields, counter fields) the day's part of that zone's months
     (``month_figures.month_day``)."""
-    points = _read_day(store, spec, fields, tags, day_ns)
+    points = _read_day(client, spec, fields, tags, day_ns)
     if points is None:
         return 0, {}, month_figures.month_day(day_ns, *months, None, {}) if months else None
     figures = {f: fd for f in fields if (fd := day_figures.field_day(points, f)) is not None}
@@ -448,11 +448,11 @@ def roll_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], tag
     grouped = {f: fd for f, fd in figures.items() if has_group_rollups(spec, f)}
     if grouped:
         out += _group_points(spec, points, grouped)
-    write_rollups(store, out)
+    write_rollups(client, out)
     return len({r for fd in figures.values() for r in fd.series.tolist()}), ends, month_day
 
 
-def _read_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], tags: Sequence[str],
+def _read_day(client: "InfluxClient", spec: Measurement, fields: Sequence[str], tags: Sequence[str],
               day_ns: int) -> day_figures.DayPoints | None:
     """A day's raw points of *fields*, with their series' *tags*, as arrays; None if it has
     none. One plain SELECT per slice of hours, sized to about POINTS_PER_REQUEST points from
@@ -466,7 +466,7 @@ def _read_day(store: "InfluxStore", spec: Measurement, fields: Sequence[str], ta
         hours = min(hours, HOURS_PER_DAY - hour)
         a, b = day_ns + hour * HOUR_NS, day_ns + (hour + hours) * HOUR_NS
         got = 0
-        for s in store.execute(f"SELECT {select} FROM {quote_ident(spec.name)} WHERE time >= {a} AND time < {b}"
+        for s in client.execute(f"SELECT {select} FROM {quote_ident(spec.name)} WHERE time >= {a} AND time < {b}"
                                )[0].get("series", []):
             rows = s.get("values") or []
             if not rows:
@@ -554,12 +554,12 @@ class _Junctions:
     day with a value to this day's first), days fed in time order: the first from the last day
     rolled before *start_ns*, the rest from the days fed before it."""
 
-    def __init__(self, store: "InfluxStore", spec: Measurement, counters: list[str], start_ns: int):
+    def __init__(self, client: "InfluxClient", spec: Measurement, counters: list[str], start_ns: int):
         self.name = rollup_name(spec.name)
         self.previous: dict[str, dict[tuple, float]] = {}
         if counters:
-            src = source(store, self.name)
-            answers = store.execute(";".join(f"SELECT LAST({quote_ident(f + '_last')}) AS v FROM {src} "
+            src = source(client, self.name)
+            answers = client.execute(";".join(f"SELECT LAST({quote_ident(f + '_last')}) AS v FROM {src} "
                                              f"WHERE time < {start_ns} GROUP BY *" for f in counters))
             self.previous = {f: {series_key(s.get("tags")): s["values"][0][1] for s in result.get("series", [])
                                  if s.get("values")} for f, result in zip(counters, answers)}
@@ -583,9 +583,9 @@ class _Months:
     ``m_1mo`` points of each month ending in a day, and the ``m_mtd`` points of the days a
     later run may resume from."""
 
-    def __init__(self, store: "InfluxStore", spec: Measurement, hour_fields: list[str], counter_fields: list[str],
+    def __init__(self, client: "InfluxClient", spec: Measurement, hour_fields: list[str], counter_fields: list[str],
                  start_ns: int, end_ns: int, reroll_days: int, old: Rolled | None):
-        self.zone = zone = store.timezone
+        self.zone = zone = client.timezone
         self.fields = (hour_fields, counter_fields)
         self.month_name, self.mtd_name = month_rollup_name(spec.name), mtd_rollup_name(spec.name)
         # A later run starts at most reroll_days + 1 days before this run's end: its month so far
@@ -596,7 +596,7 @@ class _Months:
         fresh = old is None  # the first run: no day before start holds data the rollups know of
         resume = None
         if same_zone and old.mo_from_ns < start_ns:
-            resume = read_packs(store, self.mtd_name, zone, start_ns - DAY_NS, start_ns - DAY_NS + 1)
+            resume = read_packs(client, self.mtd_name, zone, start_ns - DAY_NS, start_ns - DAY_NS + 1)
             if not resume:
                 start_ns = max(old.from_ns, floor_ns(month_figures.month_start(zone, start_ns - 1), DAY_NS))
         self.start_ns = start_ns
@@ -639,14 +639,14 @@ class _Months:
         return out
 
 
-def _start_months(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: int, end_ns: int,
+def _start_months(client: "InfluxClient", spec: Measurement, fields: list[str], start_ns: int, end_ns: int,
                   reroll_days: int, old: Rolled | None) -> _Months | None:
     """The month rows to keep up while rolling from *start_ns* to *end_ns* (None where *spec*
     has no month field among *fields*)."""
     hour_fields, counter_fields = ([f for f in fs if f in fields] for fs in month_figures.month_fields(spec))
     if not hour_fields and not counter_fields:
         return None
-    return _Months(store, spec, hour_fields, counter_fields, start_ns, end_ns, reroll_days, old)
+    return _Months(client, spec, hour_fields, counter_fields, start_ns, end_ns, reroll_days, old)
 
 
 def month_columns(hour_fields: Sequence[str], counter_fields: Sequence[str]) -> list[str]:
@@ -655,11 +655,11 @@ def month_columns(hour_fields: Sequence[str], counter_fields: Sequence[str]) -> 
             + [f"{f}_{p}" for f in counter_fields for p in month_figures.COUNTER_PARTS])
 
 
-def read_packs(store: "InfluxStore", name: str, zone: str, start_ns: int, end_ns: int) -> list[tuple[int, str]]:
+def read_packs(client: "InfluxClient", name: str, zone: str, start_ns: int, end_ns: int) -> list[tuple[int, str]]:
     """The month packs *name* (``m_1mo`` or ``m_mtd``) of *zone* in [start_ns, end_ns): (time
     ns, its JSON). One plain SELECT."""
     cond = where_clause(start_ns, end_ns, {ZONE_TAG: zone})
-    return [(t, text) for series in store.execute(f"SELECT {quote_ident(PACK_FIELD)} FROM {source(store, name)} "
+    return [(t, text) for series in client.execute(f"SELECT {quote_ident(PACK_FIELD)} FROM {source(client, name)} "
                                                   f"WHERE {cond}")[0].get("series", [])
             for t, text in series.get("values") or []]
 
@@ -690,7 +690,7 @@ def unpack(packs: list[tuple[int, str]], columns: list[str], where: dict | None 
     return out
 
 
-def write_rollups(store: "InfluxStore", points: list[Point]) -> None:
+def write_rollups(client: "InfluxClient", points: list[Point]) -> None:
     """Write rollup points into the rollups' policy, in requests of about FIELDS_PER_WRITE
     field values."""
     batch: list[Point] = []
@@ -699,10 +699,10 @@ def write_rollups(store: "InfluxStore", points: list[Point]) -> None:
         batch.append(p)
         size += len(p.fields)
         if size >= FIELDS_PER_WRITE:
-            store.write(batch, retention_policy=store.rollup_policy)
+            client.write(batch, retention_policy=client.rollup_policy)
             batch, size = [], 0
     if batch:
-        store.write(batch, retention_policy=store.rollup_policy)
+        client.write(batch, retention_policy=client.rollup_policy)
 
 
 def _group_tags(by: str, value: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """Reads served from InfluxStore's daily rollups (their layout and upkeep:
-``dcim.store.influx_rollup``): ``query`` of whole days, ``counter_days``, ``counter_increase``
+``dcim.store.influx.rollup``): ``query`` of whole days, ``counter_days``, ``counter_increase``
 and hourly ``bucket_stats``, each over the rolled days [a, b) it is given, with raw points for
 the rest of the range. InfluxStore calls these after checking which days are rolled.
 
@@ -10,24 +10,53 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from dcim.metrics import Measurement
-from dcim.store.base import (GROUP_ROLLUP_TAGS, BucketStats, CounterDays, Series, Store, Where, add_bucket_stats,
-                             has_group_rollups, stats_of_buckets)
-from dcim.store import month_figures
+from dcim.store.base import (
+    GROUP_ROLLUP_TAGS,
+    BucketStats,
+    CounterDays,
+    Series,
+    Store,
+    Where,
+    add_bucket_stats,
+    has_group_rollups,
+    stats_of_buckets,
+)
 from dcim.store.counters import CounterSpan, bucket_span, chain
-from dcim.store.influx import _column_cast, quote_ident, quote_string, where_clause  # influx imports this module at its end
-from dcim.store.influx_rollup import (ALL_SERIES, DAY_NS, HOUR_NS, NS_PER_S, Rolled, ceil_ns, floor_ns,
-                                      group_rollup_name, hourly_group_rollup_name, month_columns,
-                                      month_rollup_name, read_packs, rollup_name, rows_of, series_key, source,
-                                      unpack)
+from dcim.store.influx.influxql import (
+    column_cast,
+    quote_ident,
+    quote_string,
+    where_clause,
+)
+from dcim.store.influx.rollup import (
+    ALL_SERIES,
+    DAY_NS,
+    HOUR_NS,
+    NS_PER_S,
+    Rolled,
+    ceil_ns,
+    floor_ns,
+    group_rollup_name,
+    hourly_group_rollup_name,
+    month_columns,
+    month_rollup_name,
+    read_packs,
+    rollup_name,
+    rows_of,
+    series_key,
+    source,
+    unpack,
+)
+from dcim.metrics import Measurement
+from dcim.store import month_figures
 
 if TYPE_CHECKING:
-    from dcim.store.influx import InfluxStore
+    from dcim.store.influx.client import InfluxClient
 
 
 # --- query() from the rollups --------------------------------------------------------------
 
-def query(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: int, end_ns: int, every_ns: int,
+def query(client: "InfluxClient", spec: Measurement, fields: list[str], start_ns: int, end_ns: int, every_ns: int,
           agg: str, group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> list[Series]:
     """``Store.query`` for buckets of whole days: *days* [a, b) from the rollups, the rest of
     [start_ns, end_ns) from raw points, merged per group and bucket. *fields* are numeric."""
@@ -65,14 +94,14 @@ def query(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: 
         if s >= e:
             return
         if agg != "mean":
-            for ser in store._query_raw(m, fields, s, e, every_s=every_s, agg=agg, group_by=group_by, where=where):
+            for ser in client.query_raw(m, fields, s, e, every_s=every_s, agg=agg, group_by=group_by, where=where):
                 for f in fields:
                     add(group_key(ser.tags), f, [(t, v) for t, v in zip(ser.times_ns, ser.values[f]) if v is not None])
             return
         # Partial sums and counts, to merge with the days' own (a bucket may hold both).
         counts = {group_key(c.tags): c for c in
-                  store._query_raw(m, fields, s, e, every_s=every_s, agg="count", group_by=group_by, where=where)}
-        for ser in store._query_raw(m, fields, s, e, every_s=every_s, agg="sum", group_by=group_by, where=where):
+                  client.query_raw(m, fields, s, e, every_s=every_s, agg="count", group_by=group_by, where=where)}
+        for ser in client.query_raw(m, fields, s, e, every_s=every_s, agg="sum", group_by=group_by, where=where):
             key = group_key(ser.tags)
             c = counts.get(key)
             if c is None:
@@ -84,7 +113,7 @@ def query(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: 
                              if v is not None and n_at.get(t)])
 
     raw(start_ns, a)
-    src = source(store, rollup_name(m))
+    src = source(client, rollup_name(m))
     by = ", ".join(quote_ident(t) for t in group_by)
     if agg in ("first", "last"):
         # The group's first (last) value is that of the smallest fts (largest lts) among its
@@ -94,7 +123,7 @@ def query(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: 
         stmt = lambda lo, hi: (f"SELECT {cols} FROM {src} WHERE {where_clause(lo, hi, where)}"
                                + (f" GROUP BY {by}" if by else ""))
         later = agg == "last"
-        for answer in store._execute_slices(stmt, a, b, every_s):  # slices cut at bucket edges
+        for answer in client.execute_slices(stmt, a, b, every_s):  # slices cut at bucket edges
             for series in answer:
                 index, rows = rows_of(series)
                 for f in fields:
@@ -119,7 +148,7 @@ def query(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: 
             sel = ", ".join(f"{func}({quote_ident(f + '_' + part)}) AS {quote_ident(f)}" for f in fields)
         tail = f" GROUP BY time({every_ns}ns)" + (f", {by}" if by else "") + " fill(none)"
         stmt = lambda lo, hi: f"SELECT {sel} FROM {src} WHERE {where_clause(lo, hi, where)}{tail}"
-        for answer in store._execute_slices(stmt, a, b, every_s):
+        for answer in client.execute_slices(stmt, a, b, every_s):
             for series in answer:
                 key = group_key(series.get("tags"))
                 index, rows = rows_of(series)
@@ -133,7 +162,7 @@ def query(store: "InfluxStore", spec: Measurement, fields: list[str], start_ns: 
     raw(b, end_ns)
 
     out = []
-    casts = {f: _column_cast(m, f, agg) for f in fields}  # JSON numbers to the contract's types, as raw reads
+    casts = {f: column_cast(m, f, agg) for f in fields}  # JSON numbers to the contract's types, as raw reads
     for key in sorted(acc):
         per_field = acc[key]
         buckets = sorted(set().union(*per_field.values()))
@@ -162,7 +191,7 @@ def _raw_day_statements(spec: Measurement, field: str, start_ns: int, end_ns: in
 
 # --- counter_days() from the rollups -------------------------------------------------------
 
-def counter_days(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def counter_days(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
                  group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> dict[tuple, CounterDays]:
     """``Store.counter_days``: *days* [a, b) from the daily rows, every series' first, last and
     max in one read (no GROUP BY time: InfluxDB 1.x pays per bucket), reduced per group and day
@@ -177,17 +206,17 @@ def counter_days(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
         return tuple((tags or {}).get(t, "") for t in group_by)
 
     raw = _raw_day_statements(spec, field, start_ns, end_ns, days, where, by)
-    src = source(store, rollup_name(spec.name))
+    src = source(client, rollup_name(spec.name))
 
     def rolled(parts: tuple[str, ...]) -> list[str]:
         cols = ", ".join(quote_ident(f"{field}_{p}") for p in parts)
         return [f"SELECT {cols} FROM {src} WHERE {where_clause(lo, hi, where)}" + (f" GROUP BY {by}" if by else "")
-                for lo, hi in store._slices(a, b, DAY_NS // NS_PER_S)]
+                for lo, hi in client.slices(a, b, DAY_NS // NS_PER_S)]
 
     # First without the times of the first and last points (2.1 s against 2.7 s for 2,000 PDUs'
     # quarter): they matter only where a group's day holds several series (a day seen twice),
     # and then the days are read again with them.
-    answers = store._execute_many(raw + rolled(("first", "last", "max")))
+    answers = client.execute_many(raw + rolled(("first", "last", "max")))
     # JSON numbers as they come (InfluxDB writes 300.0 as 300), cast to the field's type at the end.
     for answer in answers[:len(raw)]:
         for series in answer:
@@ -213,7 +242,7 @@ def counter_days(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
                 per_day[row[0]] = [None, row[i_first], None, row[i_last], row[i_max]]
     if shared:
         acc = edges
-        for answer in store._execute_many(rolled(("fts", "first", "lts", "last", "max"))):
+        for answer in client.execute_many(rolled(("fts", "first", "lts", "last", "max"))):
             for series in answer:
                 index, rows = rows_of(series)
                 per_day = acc.setdefault(group_key(series.get("tags")), {})
@@ -249,7 +278,7 @@ def counter_days(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
 
 # --- counter_increase() from the rollups ---------------------------------------------------
 
-def counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def counter_increase(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
                      group_by: Sequence[str], where: Where | None,
                      days: tuple[int, int]) -> dict[tuple, tuple[float, int]] | None:
     """``Store.counter_increase``: the rolled days *days* [a, b) as one span per series, from one
@@ -265,9 +294,9 @@ def counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_
     rolled = (f"SELECT FIRST({c['first']}) AS f, LAST({c['last']}) AS l, SUM({c['inc']}) AS inc, "
               f"SUM({c['rst']}) AS rst, SUM({c['jinc']}) AS jinc, SUM({c['jrst']}) AS jrst, "
               f"FIRST({c['jinc']}) AS jinc0, FIRST({c['jrst']}) AS jrst0, COUNT({c['first']}) AS n, "
-              f"COUNT({c['jinc']}) AS nj FROM {source(store, rollup_name(spec.name))} "
+              f"COUNT({c['jinc']}) AS nj FROM {source(client, rollup_name(spec.name))} "
               f"WHERE {where_clause(a, b, where)} GROUP BY *")
-    answers = store._execute_many(raw + [rolled])
+    answers = client.execute_many(raw + [rolled])
     series_of: dict[tuple, tuple] = {}  # group -> its one series
     spans: dict[tuple, list[tuple[int, CounterSpan]]] = {}  # series -> (day, span), any order
 
@@ -302,7 +331,7 @@ def counter_increase(store: "InfluxStore", spec: Measurement, field: str, start_
 
 # --- counter_increase(), bucket_stats() and period_figures() of whole months -----------------
 
-def month_period_figures(store: "InfluxStore", spec: Measurement, start_ns: int, end_ns: int, group_by: Sequence[str],
+def month_period_figures(client: "InfluxClient", spec: Measurement, start_ns: int, end_ns: int, group_by: Sequence[str],
                          where: Where | None, counters: Sequence[str] = (), hourly: Sequence[str] = (),
                          combine: str = "sum"
                          ) -> tuple[dict[str, dict[tuple, tuple[float, int]]], dict[str, dict[tuple, BucketStats]]
@@ -313,7 +342,7 @@ def month_period_figures(store: "InfluxStore", spec: Measurement, start_ns: int,
     several series, but for hourly fields with ``combine="each"`` (the caller falls back)."""
     cols = {f: month_columns([], [f]) for f in counters} | {f: month_columns([f], []) for f in hourly}
     per_series: dict[tuple, list[tuple[int, dict]]] = {}
-    packs = read_packs(store, month_rollup_name(spec.name), store.timezone, start_ns, end_ns)
+    packs = read_packs(client, month_rollup_name(spec.name), client.timezone, start_ns, end_ns)
     for t, key, v in unpack(packs, [c for f in cols for c in cols[f]], where):
         per_series.setdefault(key, []).append((t, v))
     series = []
@@ -338,7 +367,7 @@ def month_period_figures(store: "InfluxStore", spec: Measurement, start_ns: int,
 
 # --- bucket_stats() from the rollups -------------------------------------------------------
 
-def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def bucket_stats(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
                  group_by: Sequence[str], where: Where | None, combine: str,
                  days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
     """``Store.bucket_stats`` of hourly buckets: *days* [a, b) from the daily rows' hourly
@@ -349,14 +378,14 @@ def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
     a, b = days
     m = spec.name
     cond = where_clause(a, b, where)
-    src = source(store, rollup_name(m))
+    src = source(client, rollup_name(m))
     col = {p: quote_ident(f"{field}_{p}") for p in ("hn", "hsum", "hmax", "hmaxts")}
     # Rolled days, two statements (InfluxQL mixes no aggregate with a selector's companion
     # field). MAX() with a companion field reports the row holding the largest value, on a tie
     # the earliest: the earliest day, so the earliest hour (a day's hours follow the days before).
     statements = [f"SELECT SUM({col['hn']}) AS n, SUM({col['hsum']}) AS total FROM {src} WHERE {cond} GROUP BY *",
                   f"SELECT MAX({col['hmax']}) AS peak, {col['hmaxts']} AS pts FROM {src} WHERE {cond} GROUP BY *"]
-    sums, peaks = store._execute_many(statements)
+    sums, peaks = client.execute_many(statements)
     per_series: dict[tuple, list[BucketStats]] = {}
     tags_of: dict[tuple, dict] = {}
     peak_of = {}
@@ -380,8 +409,8 @@ def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
     # Edge hours: each series' hourly means, in slices read in parallel.
     edges = [f"SELECT MEAN({quote_ident(field)}) AS v FROM {quote_ident(m)} WHERE "
              f"{where_clause(lo, hi, where)} GROUP BY time(1h), * fill(none)"
-             for lo, hi in store._slices(start_ns, a, 3600) + store._slices(b, end_ns, 3600) if lo < hi]
-    for answer in store._execute_many(edges) if edges else []:
+             for lo, hi in client.slices(start_ns, a, 3600) + client.slices(b, end_ns, 3600) if lo < hi]
+    for answer in client.execute_many(edges) if edges else []:
         for series in answer:
             total, peak, peak_ns, n = 0.0, None, None, 0
             for t, v in series.get("values") or []:  # in time order: a strict > keeps the earliest
@@ -406,7 +435,7 @@ def bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: 
     return {g: stats[0] if len(stats) == 1 else add_bucket_stats(stats) for g, stats in groups.items()}
 
 
-def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def grouped_bucket_stats(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
                          group_by: Sequence[str], where: Where | None, combine: str,
                          days: tuple[int, int], rolled: Rolled) -> dict[tuple, BucketStats] | None:
     """``Store.bucket_stats`` of hourly buckets for groups of several series, summed (a rack's
@@ -424,7 +453,7 @@ def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, st
     by = group_by[0] if group_by else ALL_SERIES
     keep = None  # the groups where picks, None: all
     racks = None  # no grouping, a where picking racks: their hourly sums added up (a tenant's PDUs)
-    src = source(store, rollup_name(spec.name))
+    src = source(client, rollup_name(spec.name))
     for tag, want in (where or {}).items():
         accepted = {want} if isinstance(want, str) else set(want)
         if tag == by:
@@ -433,20 +462,20 @@ def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, st
         if not group_by and combine == "sum" and tag in GROUP_ROLLUP_TAGS:
             racks = (tag, sorted(accepted))
             continue
-        answer = store.execute(f"SHOW TAG VALUES FROM {src} WITH KEY = {quote_ident(tag)}")
+        answer = client.execute(f"SHOW TAG VALUES FROM {src} WITH KEY = {quote_ident(tag)}")
         if not accepted.issuperset(row[1] for s in answer[0].get("series", []) for row in s.get("values") or []):
             return None  # a filter inside the groups: they are not whole
     if racks is not None:
-        return _summed_racks(store, spec, field, start_ns, end_ns, *racks, rolled)
+        return _summed_racks(client, spec, field, start_ns, end_ns, *racks, rolled)
     a, b = days
-    gsrc = source(store, group_rollup_name(spec.name))
+    gsrc = source(client, group_rollup_name(spec.name))
     cond = f"{quote_ident('by')} = {quote_string(by)} AND time >= {a} AND time < {b}"
     group = f" GROUP BY {quote_ident(by)}" if group_by else ""
     # sum: a bucket is an hour of the group (its series' means added); each: an hour of a series.
     parts_of = ("n", "sum", "max", "maxts") if combine == "sum" else ("sn", "sum", "top", "topts")
     col = dict(zip(("n", "sum", "max", "maxts"), (quote_ident(f"{field}_{p}") for p in parts_of)))
     # As in bucket_stats: MAX() with a companion field reports the earliest row of the largest.
-    sums, peaks = store._execute_many([
+    sums, peaks = client.execute_many([
         f"SELECT SUM({col['n']}) AS n, SUM({col['sum']}) AS total FROM {gsrc} WHERE {cond}{group}",
         f"SELECT MAX({col['max']}) AS peak, {col['maxts']} AS pts FROM {gsrc} WHERE {cond}{group}"])
 
@@ -477,15 +506,15 @@ def grouped_bucket_stats(store: "InfluxStore", spec: Measurement, field: str, st
     for lo, hi, hourly in pieces:
         if lo >= hi:
             continue
-        edge = (_hourly_group_stats(store, spec, field, lo, hi, by, combine) if hourly else
-                Store.bucket_stats(store, spec.name, field, lo, hi, 3600, group_by=group_by, where=where,
+        edge = (_hourly_group_stats(client, spec, field, lo, hi, by, combine) if hourly else
+                Store.bucket_stats(client, spec.name, field, lo, hi, 3600, group_by=group_by, where=where,
                                    combine=combine))
         for g, st in edge.items():
             parts.setdefault(g, []).append(st)
     return {g: add_bucket_stats(p) for g, p in sorted(parts.items()) if keep is None or g[0] in keep}
 
 
-def _summed_racks(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int, tag: str,
+def _summed_racks(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int, tag: str,
                   values: list[str], rolled: Rolled) -> dict[tuple, BucketStats] | None:
     """One group made of the whole racks (*tag* = *values*): its hourly sums are the racks'
     hourly group rows added up, hour by hour, by InfluxDB (a row per hour comes back). None
@@ -496,24 +525,24 @@ def _summed_racks(store: "InfluxStore", spec: Measurement, field: str, start_ns:
     cond = where_clause(start_ns, end_ns, {"by": tag, tag: values})
     if cond is None:
         return {}
-    q = (f"SELECT SUM({quote_ident(field + '_sum')}) AS s FROM {source(store, hourly_group_rollup_name(spec.name))} "
+    q = (f"SELECT SUM({quote_ident(field + '_sum')}) AS s FROM {source(client, hourly_group_rollup_name(spec.name))} "
          f"WHERE {cond} GROUP BY time(1h) fill(none)")
-    hours = {int(t): [float(v)] for series in store.execute(q)[0].get("series", [])
+    hours = {int(t): [float(v)] for series in client.execute(q)[0].get("series", [])
              for t, v in series.get("values") or [] if v is not None}
     return {(): stats_of_buckets(hours, "sum")} if hours else {}
 
 
-def _hourly_group_stats(store: "InfluxStore", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def _hourly_group_stats(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
                         by: str, combine: str) -> dict[tuple, BucketStats]:
     """Per group of tag *by*: the hours [start_ns, end_ns) (hour-aligned, rolled) summarised from
     the hourly group rows, summed or each as in grouped_bucket_stats."""
-    src = source(store, hourly_group_rollup_name(spec.name))
+    src = source(client, hourly_group_rollup_name(spec.name))
     cond = f"{quote_ident('by')} = {quote_string(by)} AND time >= {start_ns} AND time < {end_ns}"
     total, sn, top = (quote_ident(f"{field}_{p}") for p in ("sum", "sn", "top"))
     n = f"COUNT({total})" if combine == "sum" else f"SUM({sn})"
     peak = total if combine == "sum" else top
     # A lone MAX() reports the row's own time: the hour, the earliest of equal ones.
-    sums, peaks = store._execute_many([
+    sums, peaks = client.execute_many([
         f"SELECT {n} AS n, SUM({total}) AS total FROM {src} WHERE {cond} GROUP BY {quote_ident(by)}",
         f"SELECT MAX({peak}) AS peak FROM {src} WHERE {cond} GROUP BY {quote_ident(by)}"])
     peak_of = {}
