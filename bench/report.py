@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         if "influx" in backends:
             from dcim.store.influx import InfluxStore
             from dcim.store.influx.rollup import STATE
-            from tests.fixtures.influxd import InfluxdProcess
+            from bench._influxd import InfluxdProcess
 
             server = InfluxdProcess(root=root / "influxd", snapshot_cold_s=5).start()
             stores["influx"] = InfluxStore(server.url, "bench", batch_size=10_000, timeout_s=600,
