@@ -308,18 +308,19 @@ class SnmpDevice:
     def _tags(self, reading: Reading, index: tuple[int, ...]) -> dict[str, str]:
         allowed = MEASUREMENTS[reading.measurement].tags
         tags = {k: v for k, v in self.tags.items() if k in allowed}
+        own = _OWN_TAG.get(reading.measurement)
         for tag, pos in reading.index_tags.items():
             name = _row_name(reading, index, pos) if index else ""
-            if tag == "sensor":
-                tags["sensor"] = f"{self.name}-{name}" if index else self.name
+            if tag == "sensor" or tag == own:
+                # A row naming a sensor or a unit (one Stulz board serves units 1..n) carries the
+                # device's name too: two boards in one room never share "unit=3".
+                tags[tag] = f"{self.name}-{name}" if index else self.name
             else:
                 tags[tag] = name
         if reading.measurement == "env" and "sensor" not in tags:
             tags["sensor"] = self.name
         tags.update(reading.tags)
         # A device probed without an inventory still names itself in the measurement's own tag.
-        own = {"pdu": "pdu", "pdu_phase": "pdu", "pdu_breaker": "pdu", "pdu_outlet": "pdu", "cooling": "unit",
-               "ups": "ups", "meter": "meter"}.get(reading.measurement)
         if own and own not in tags:
             tags[own] = self.name
         return tags
@@ -392,6 +393,11 @@ class SnmpDevice:
                 points.append(Point(key[0], dict(tags_of[key]), flds, now))
         self.stats = stats
         return points
+
+
+# The tag naming the device itself in each measurement (dcim/metrics.py).
+_OWN_TAG = {"pdu": "pdu", "pdu_phase": "pdu", "pdu_breaker": "pdu", "pdu_outlet": "pdu", "cooling": "unit",
+            "ups": "ups", "meter": "meter"}
 
 
 def _row_name(reading: Reading, index: tuple[int, ...], pos: int) -> str:

@@ -1,8 +1,9 @@
 """Stulz CRAC/CRAH units behind a WIB8000 web interface board (Stulz-WIB8000-MIB, .29462.10).
 One board serves every unit on its buses; each variable is a column indexed
 <bus>.<unit address>.<module>, under .29462.10.2.1 plus the MIB's group path and the
-variable's number. Each unit becomes one cooling point tagged by its address: rows of bus 1 keep
-the short tag (unit=3), another bus's rows carry it (unit=2.1), so adding a bus renames nothing.
+variable's number. Each unit becomes one cooling point tagged by the board's name and its
+address: rows of bus 1 keep the short address (unit=<board>-3), another bus's rows carry it
+(unit=<board>-2.1), so adding a bus renames nothing and two boards never share a tag.
 
 Read (MIB units): unitReturnAirTemperature (1192) and unitSupplyAirTemperature (1193) in
 1/10 degC, unitSetpointAirTratureCorrected (1175, the air temperature set point in force) in
