@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             stores["sqlite"] = SqliteStore(root / "bench.sqlite", timezone=TZ)
         if "influx" in backends:
             from dcim.store.influx import InfluxStore
-            from dcim.store.influx.rollup import STATE
+            from dcim.store.influx.layout import STATE
             from bench._influxd import InfluxdProcess
 
             server = InfluxdProcess(root=root / "influxd", snapshot_cold_s=5).start()
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                                            parallel_queries=args.influx_threads, timezone=TZ)
             if args.reroll:  # the state, and the month rows (their layout may have changed)
                 from dcim.metrics import MEASUREMENTS
-                from dcim.store.influx.rollup import month_rollup_name, mtd_rollup_name
+                from dcim.store.influx.layout import month_rollup_name, mtd_rollup_name
 
                 held = {row[0] for r in stores["influx"].execute("SHOW MEASUREMENTS")
                         for s in r.get("series", []) for row in s["values"]}

@@ -14,7 +14,7 @@ from dcim.metrics import Point
 from dcim.report.periods import month, quarter
 from dcim.store import month_figures
 from dcim.store.influx import InfluxStore
-from dcim.store.influx.rollup import read_state, source
+from dcim.store.influx.layout import read_state, source
 from tests.store.month_data import (DAY, FIRST, HOUR, LAST, NOW, PEAKS, POINTS, S, TAGS, periods, same,
                                     same_increase, same_stats)
 

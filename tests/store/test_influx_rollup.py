@@ -17,7 +17,7 @@ from dcim.metrics import Point
 from dcim.store.base import BucketStats, StoreError, StoreUnavailable, stats_of_buckets
 from dcim.store.influx import InfluxStore
 from dcim.store.influx import rollup as influx_rollup
-from dcim.store.influx.rollup import RETENTION_POLICY, STATE, read_state, source
+from dcim.store.influx.layout import RETENTION_POLICY, STATE, read_state, source
 
 S = 1_000_000_000
 MIN = 60 * S

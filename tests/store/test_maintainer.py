@@ -6,7 +6,7 @@ import time
 
 from dcim.metrics import Point
 from dcim.store.influx import InfluxStore
-from dcim.store.influx.rollup import read_state, source
+from dcim.store.influx.layout import read_state, source
 from dcim.store.maintainer import Maintainer
 
 S = 1_000_000_000

@@ -128,199 +128,45 @@ Times are UTC nanoseconds since the epoch throughout.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from dcim.store.base import GROUP_ROLLUP_TAGS, StoreError, has_group_rollups, matches
-from dcim.store.counters import bucket_span, junction
-from dcim.store.influx.influxql import quote_ident, where_clause
 from dcim.metrics import MEASUREMENTS, Measurement, Point
 from dcim.store import day_figures, month_figures
+from dcim.store.base import GROUP_ROLLUP_TAGS, StoreError, has_group_rollups
+from dcim.store.counters import bucket_span, junction
+from dcim.store.influx.influxql import quote_ident
 
 if TYPE_CHECKING:
     from dcim.store.influx.client import InfluxClient
 
 log = logging.getLogger(__name__)
 
-NS_PER_S = 1_000_000_000
-HOUR_NS = 3600 * NS_PER_S
-DAY_NS = 86_400 * NS_PER_S
-GRACE_NS = 600 * NS_PER_S  # a day is closed 10 min after its end: points in flight have landed
-SUFFIX = "_1d"
-GROUP_SUFFIX = "_1d_by"
-HOURLY_GROUP_SUFFIX = "_1h_by"
-MONTH_SUFFIX = "_1mo"
-MTD_SUFFIX = "_mtd"
-ZONE_TAG = "tz"  # the zone whose calendar a month pack follows
-PART_TAG = "part"  # a month pack's rack (and piece)
-PACK_FIELD = "series"  # a month pack's series and their figures, as JSON
-PACK_SERIES = 32  # series per month pack at most: ~30 KB of JSON for GPUs, under InfluxDB's 64 KB per string
-ALL_SERIES = "*"  # the by tag of the group of every series
-STATE = "dcim_rollup"
-RETENTION_POLICY = "dcim_rollups"
-SHARD_DURATION = "52w"
-STATE_TTL_S = 600.0  # a reader re-reads which days are rolled at most this often
-HOURS_PER_DAY = 24
-# Raw points per request while reading a day to roll: bounds the JSON one answer carries (a
-# day of 32,000 GPUs sampled hourly is 768,000 points: 6 hours per request).
-POINTS_PER_REQUEST = 200_000
-# Field values per write of rollup points: a day of 32,000 GPUs' daily rows (40 fields each) in
-# requests of the store's 10,000 points timed out on a loaded 1.6 server (HTTP 500 "timeout":
-# its 10 s write timeout), and the store gave up after its retries.
-FIELDS_PER_WRITE = 100_000
+from dcim.store.influx.layout import (
+    ALL_SERIES,
+    DAY_NS,
+    FIELDS_PER_WRITE,
+    GRACE_NS,
+    HOUR_NS,
+    HOURS_PER_DAY,
+    POINTS_PER_REQUEST,
+    STATE,
+    Rolled,
+    find_policy,
+    floor_ns,
+    group_rollup_name,
+    hourly_group_rollup_name,
+    numeric_fields,
+    read_state,
+    rollup_name,
+    series_key,
+    source,
+)
+from dcim.store.influx.months import _start_months
 
-
-def rollup_name(measurement: str) -> str:
-    return measurement + SUFFIX
-
-
-def group_rollup_name(measurement: str) -> str:
-    return measurement + GROUP_SUFFIX
-
-
-def hourly_group_rollup_name(measurement: str) -> str:
-    return measurement + HOURLY_GROUP_SUFFIX
-
-
-def month_rollup_name(measurement: str) -> str:
-    return measurement + MONTH_SUFFIX
-
-
-def mtd_rollup_name(measurement: str) -> str:
-    return measurement + MTD_SUFFIX
-
-
-def numeric_fields(spec: Measurement) -> list[str]:
-    """The fields of *spec* that get rollups: int and float (bool and str have no sum or mean)."""
-    return [f.name for f in spec.fields.values() if f.kind in (int, float)]
-
-
-def floor_ns(ts: int, step: int) -> int:
-    return ts - ts % step
-
-
-def ceil_ns(ts: int, step: int) -> int:
-    return -floor_ns(-ts, step)
-
-
-def series_key(tags: dict | None) -> tuple:
-    """A series' identity from an answer's tags: InfluxDB reports a tag the series lacks as ""."""
-    return tuple(sorted((k, v) for k, v in (tags or {}).items() if v != ""))
-
-
-def _cast(kind: type, value):
-    """JSON numbers back to the field's type (InfluxDB writes 300.0 as ``300``)."""
-    if value is None:
-        return None
-    return int(value) if kind is int else float(value)
-
-
-def rows_of(series: dict) -> tuple[dict[str, int], list[list]]:
-    return {c: i for i, c in enumerate(series["columns"])}, series.get("values") or []
-
-
-# --- where the rollups live -----------------------------------------------------------------
-
-def find_policy(client: "InfluxClient", create: bool) -> str | None:
-    """RETENTION_POLICY if the database has it (created here when *create* and the server is
-    1.x or unknown), else None: the database's default policy."""
-    try:
-        answer = client.execute(f"SHOW RETENTION POLICIES ON {quote_ident(client.database)}")
-        names = {row[0] for s in answer[0].get("series", []) for row in s.get("values") or []}
-    except StoreError as exc:  # 3.x has no such statement: the default policy it is
-        log.debug("InfluxDB %s: no retention policies to list (%s)", client.url, exc)
-        return None
-    if RETENTION_POLICY in names:
-        return RETENTION_POLICY
-    if not create or client.flavour not in (1, None):
-        return None
-    try:
-        client.execute(f"CREATE RETENTION POLICY {quote_ident(RETENTION_POLICY)} ON {quote_ident(client.database)} "
-                      f"DURATION INF REPLICATION 1 SHARD DURATION {SHARD_DURATION}")
-    except StoreError as exc:  # warned once per client, not at every maintain()
-        (log.debug if client.rollup_policy_warned else log.warning)(
-            "InfluxDB %s: cannot create retention policy %r for the rollups (%s); they go to the default "
-            "policy, whose short shards make reports slower", client.url, RETENTION_POLICY, exc)
-        client.rollup_policy_warned = True
-        return None
-    return RETENTION_POLICY
-
-
-def source(client: "InfluxClient", name: str) -> str:
-    """*name* (a rollup measurement or STATE) as a FROM clause, in the rollups' policy."""
-    policy = client.rollup_policy
-    if policy is None:
-        return quote_ident(name)
-    return f"{quote_ident(client.database)}.{quote_ident(policy)}.{quote_ident(name)}"
-
-
-# --- which days are rolled -----------------------------------------------------------------
-
-class Rolled(NamedTuple):
-    """The days [from_ns, to_ns) a measurement's rollups hold, the first of them with hourly
-    group rows (None: none has them), and the zone of the month rows with the start of the
-    first month they hold whole (None: no month rows)."""
-    from_ns: int
-    to_ns: int
-    by_hour_from_ns: int | None = None
-    mo_zone: str | None = None
-    mo_from_ns: int | None = None
-
-
-def read_state(client: "InfluxClient") -> dict[str, Rolled]:
-    """{measurement: Rolled}: the days its rollups hold."""
-    # One statement per field: LAST() of several fields reports the newest row of each, and the
-    # fields added later (by_hour_from_ns, mo_*) are absent from older rows.
-    q = ";".join(f'SELECT LAST({quote_ident(f)}) AS v FROM {source(client, STATE)} GROUP BY "measurement"'
-                 for f in Rolled._fields)
-    found: dict[str, dict[str, int | str]] = {}
-    for f, result in zip(Rolled._fields, client.execute(q)):
-        for series in result.get("series", []):
-            for row in series.get("values") or []:
-                if row[1] is not None:
-                    value = row[1] if f == "mo_zone" else int(row[1])
-                    found.setdefault((series.get("tags") or {}).get("measurement", ""), {})[f] = value
-    return {m: Rolled(**v) for m, v in found.items() if "from_ns" in v and "to_ns" in v}
-
-
-def rolled_days(state: dict[str, Rolled], measurement: str, start_ns: int,
-                end_ns: int) -> tuple[int, int] | None:
-    """The whole UTC days [a, b) inside [start_ns, end_ns) that the rollups hold, or None."""
-    span = state.get(measurement)
-    if span is None:
-        return None
-    a = max(ceil_ns(start_ns, DAY_NS), span[0])
-    b = min(floor_ns(end_ns, DAY_NS), span[1])
-    return (a, b) if a < b else None
-
-
-def rolled_months(rolled: Rolled | None, zone: str, start_ns: int, end_ns: int) -> bool:
-    """True where [start_ns, end_ns) is whole local months of *zone* (one or more) that the
-    month rows can hold: rows for this zone, the UTC day holding the last month's end rolled,
-    and every month starting on a whole UTC hour. (Whether they hold the first months too, see
-    months_held.)"""
-    if rolled is None or rolled.mo_zone != zone or rolled.mo_from_ns is None:
-        return False
-    starts = month_figures.month_starts(zone, start_ns, end_ns)
-    return (len(starts) >= 2 and starts[0] == start_ns and starts[-1] == end_ns
-            and floor_ns(end_ns, DAY_NS) + DAY_NS <= rolled.to_ns and all(t % HOUR_NS == 0 for t in starts))
-
-
-def months_held(rolled: Rolled, start_ns: int) -> bool | None:
-    """For a read of months from *start_ns* (see rolled_months): True if the month rows hold
-    them all; None if they do only where no raw point lies in [start_ns, from_ns) (before the
-    first rolled day, which reads raw elsewhere: a backfill may have written there; the first
-    run's months hold all the rollups saw from their month's start); False if not."""
-    if start_ns >= rolled.from_ns:
-        return start_ns >= rolled.mo_from_ns
-    return None if rolled.mo_from_ns <= rolled.from_ns else False
-
-
-# --- maintain ------------------------------------------------------------------------------
 
 def maintain(client: "InfluxClient", now_ns: int | None, reroll_days: int,
              written: dict[str, int] | None = None) -> dict[str, tuple[int, int]]:
@@ -577,119 +423,6 @@ class _Junctions:
         return [Point(self.name, dict(key), fields, day_ns) for key, fields in values.items()]
 
 
-class _Months:
-    """The month rows of one measurement in the store's zone (``timezone``), days fed in time
-    order from ``start_ns`` (which may lie before the first day asked for, see below): the
-    ``m_1mo`` points of each month ending in a day, and the ``m_mtd`` points of the days a
-    later run may resume from."""
-
-    def __init__(self, client: "InfluxClient", spec: Measurement, hour_fields: list[str], counter_fields: list[str],
-                 start_ns: int, end_ns: int, reroll_days: int, old: Rolled | None):
-        self.zone = zone = client.timezone
-        self.fields = (hour_fields, counter_fields)
-        self.month_name, self.mtd_name = month_rollup_name(spec.name), mtd_rollup_name(spec.name)
-        # A later run starts at most reroll_days + 1 days before this run's end: its month so far
-        # is the month-to-date of the day before. Older days' are not kept (a run that starts
-        # further back, a spool replay, rolls from the first day of its month instead).
-        self.keep_from = end_ns - (reroll_days + 2) * DAY_NS
-        same_zone = old is not None and old.mo_zone == zone and old.mo_from_ns is not None
-        fresh = old is None  # the first run: no day before start holds data the rollups know of
-        resume = None
-        if same_zone and old.mo_from_ns < start_ns:
-            resume = read_packs(client, self.mtd_name, zone, start_ns - DAY_NS, start_ns - DAY_NS + 1)
-            if not resume:
-                start_ns = max(old.from_ns, floor_ns(month_figures.month_start(zone, start_ns - 1), DAY_NS))
-        self.start_ns = start_ns
-        # Without the month so far (but on the first run), the month in progress is partial: not written.
-        month_ns = month_figures.month_start(zone, start_ns - 1)
-        self.chain = month_figures.MonthChain(spec, hour_fields, counter_fields, month_ns,
-                                              complete=fresh or bool(resume))
-        if resume:
-            self.chain.load([(key, v) for _, key, v in unpack(resume, month_columns(hour_fields, counter_fields))])
-        # The first month held whole: on the first run the one in progress (nothing before);
-        # else the first starting in this run's first day or later, or an earlier one where the
-        # days before were rolled for this zone.
-        first_whole = month_ns if fresh else month_figures.month_starts(zone, start_ns, start_ns + 32 * DAY_NS)[0]
-        self.from_ns = min(old.mo_from_ns, first_whole) if same_zone else first_whole
-
-    def points(self, day: month_figures.MonthDay) -> list[Point]:
-        closed = self.chain.add_day(day)
-        out = self._packs(self.month_name, closed, self.chain.closed_ns) if closed is not None else []
-        if day.day_ns >= self.keep_from:
-            # An empty month so far still gets its point: it tells a resuming run the day was kept.
-            out += self._packs(self.mtd_name, self.chain.figures(), day.day_ns) or [
-                Point(self.mtd_name, {ZONE_TAG: self.zone, PART_TAG: ""}, {PACK_FIELD: pack_text([], [])}, day.day_ns)]
-        return out
-
-    def _packs(self, name: str, figures: list[tuple[tuple, dict]], time_ns: int) -> list[Point]:
-        """*figures* ((series key, {figure: value}), in key order) as points of *name*, one per
-        rack and PACK_SERIES series. The pieces of a rack follow key order, so a series set
-        that grows (all maintain() ever sees of a month, as raw points stay) rewrites every
-        piece it had before."""
-        racks: dict[str, list] = {}
-        for key, values in figures:
-            racks.setdefault(dict(key).get("rack", ""), []).append((key, values))
-        columns = month_columns(*self.fields)
-        out = []
-        for rack, entries in racks.items():
-            for k in range(0, len(entries), PACK_SERIES):
-                part = rack if k == 0 else f"{rack}#{k // PACK_SERIES + 1}"
-                text = pack_text(entries[k:k + PACK_SERIES], columns)
-                out.append(Point(name, {ZONE_TAG: self.zone, PART_TAG: part}, {PACK_FIELD: text}, time_ns))
-        return out
-
-
-def _start_months(client: "InfluxClient", spec: Measurement, fields: list[str], start_ns: int, end_ns: int,
-                  reroll_days: int, old: Rolled | None) -> _Months | None:
-    """The month rows to keep up while rolling from *start_ns* to *end_ns* (None where *spec*
-    has no month field among *fields*)."""
-    hour_fields, counter_fields = ([f for f in fs if f in fields] for fs in month_figures.month_fields(spec))
-    if not hour_fields and not counter_fields:
-        return None
-    return _Months(client, spec, hour_fields, counter_fields, start_ns, end_ns, reroll_days, old)
-
-
-def month_columns(hour_fields: Sequence[str], counter_fields: Sequence[str]) -> list[str]:
-    """The month rows' field keys for these fields (``f_hn`` ..., ``f_first`` ...)."""
-    return ([f"{f}_{p}" for f in hour_fields for p in month_figures.HOUR_PARTS]
-            + [f"{f}_{p}" for f in counter_fields for p in month_figures.COUNTER_PARTS])
-
-
-def read_packs(client: "InfluxClient", name: str, zone: str, start_ns: int, end_ns: int) -> list[tuple[int, str]]:
-    """The month packs *name* (``m_1mo`` or ``m_mtd``) of *zone* in [start_ns, end_ns): (time
-    ns, its JSON). One plain SELECT."""
-    cond = where_clause(start_ns, end_ns, {ZONE_TAG: zone})
-    return [(t, text) for series in client.execute(f"SELECT {quote_ident(PACK_FIELD)} FROM {source(client, name)} "
-                                                  f"WHERE {cond}")[0].get("series", [])
-            for t, text in series.get("values") or []]
-
-
-def pack_text(entries: list[tuple[tuple, dict]], columns: list[str]) -> str:
-    """A month pack's JSON (see the layout above): *entries* (series key, {column: value})."""
-    tags = sorted({t for key, _ in entries for t, _ in key})
-    rows = []
-    for key, values in entries:
-        have = dict(key)
-        rows.append([[have.get(t) for t in tags], [values.get(c) for c in columns]])
-    return json.dumps({"tags": tags, "columns": columns, "rows": rows}, separators=(",", ":"), ensure_ascii=False)
-
-
-def unpack(packs: list[tuple[int, str]], columns: list[str], where: dict | None = None
-           ) -> list[tuple[int, tuple, dict]]:
-    """The series' entries in *packs* that *where* selects: (time ns, series key, {column:
-    value}), a column absent from an entry None."""
-    out = []
-    for t, text in packs:
-        pack = json.loads(text)
-        tags, index = pack["tags"], {c: i for i, c in enumerate(pack["columns"])}
-        at = [(c, index.get(c)) for c in columns]
-        for values, figures in pack["rows"]:
-            key = tuple((tag, v) for tag, v in zip(tags, values) if v is not None)
-            if where is None or matches(dict(key), where):
-                out.append((t, key, {c: None if i is None else figures[i] for c, i in at}))
-    return out
-
-
 def write_rollups(client: "InfluxClient", points: list[Point]) -> None:
     """Write rollup points into the rollups' policy, in requests of about FIELDS_PER_WRITE
     field values."""
@@ -708,3 +441,13 @@ def write_rollups(client: "InfluxClient", points: list[Point]) -> None:
 def _group_tags(by: str, value: str) -> dict[str, str]:
     """The tags of a group row: ``by``, and the grouping tag's value where it has one."""
     return {"by": by, by: value} if by != ALL_SERIES and value else {"by": by}
+
+
+class DailyRollups:
+    """The rollups' upkeep (maintain() above) on the InfluxDB a client reaches."""
+
+    def __init__(self, client: "InfluxClient", reroll_days: int):
+        self.client, self.reroll_days = client, reroll_days
+
+    def maintain(self, now_ns: int | None, written: dict[str, int]) -> dict[str, Rolled]:
+        return maintain(self.client, now_ns, self.reroll_days, written)

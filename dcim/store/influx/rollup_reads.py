@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+from dcim.metrics import Measurement
+from dcim.store import month_figures
 from dcim.store.base import (
     GROUP_ROLLUP_TAGS,
     BucketStats,
@@ -28,27 +30,8 @@ from dcim.store.influx.influxql import (
     quote_string,
     where_clause,
 )
-from dcim.store.influx.rollup import (
-    ALL_SERIES,
-    DAY_NS,
-    HOUR_NS,
-    NS_PER_S,
-    Rolled,
-    ceil_ns,
-    floor_ns,
-    group_rollup_name,
-    hourly_group_rollup_name,
-    month_columns,
-    month_rollup_name,
-    read_packs,
-    rollup_name,
-    rows_of,
-    series_key,
-    source,
-    unpack,
-)
-from dcim.metrics import Measurement
-from dcim.store import month_figures
+from dcim.store.influx.layout import (ALL_SERIES, DAY_NS, HOUR_NS, NS_PER_S, Rolled, ceil_ns, floor_ns, group_rollup_name, hourly_group_rollup_name, month_rollup_name, rollup_name, rows_of, series_key, source)
+from dcim.store.influx.months import (month_columns, read_packs, unpack)
 
 if TYPE_CHECKING:
     from dcim.store.influx.client import InfluxClient
@@ -557,3 +540,28 @@ def _hourly_group_stats(client: "InfluxClient", spec: Measurement, field: str, s
             g = (series.get("tags") or {}).get(by, "")
             out[(g,)] = BucketStats(int(rows[0][index["n"]]), float(rows[0][index["total"]]), *peak_of.get(g, (None, None)))
     return out
+
+
+class RollupReads:
+    """The reads above on the InfluxDB a client reaches (the store hands itself in)."""
+
+    def __init__(self, client: "InfluxClient"):
+        self.client = client
+
+    def query(self, *args, **kwargs) -> list[Series]:
+        return query(self.client, *args, **kwargs)
+
+    def counter_days(self, *args, **kwargs) -> dict[tuple, CounterDays]:
+        return counter_days(self.client, *args, **kwargs)
+
+    def counter_increase(self, *args, **kwargs) -> dict[tuple, tuple[float, int]] | None:
+        return counter_increase(self.client, *args, **kwargs)
+
+    def month_period_figures(self, *args, **kwargs):
+        return month_period_figures(self.client, *args, **kwargs)
+
+    def bucket_stats(self, *args, **kwargs) -> dict[tuple, BucketStats] | None:
+        return bucket_stats(self.client, *args, **kwargs)
+
+    def grouped_bucket_stats(self, *args, **kwargs) -> dict[tuple, BucketStats] | None:
+        return grouped_bucket_stats(self.client, *args, **kwargs)

@@ -23,8 +23,9 @@ from dcim.store.base import (
     check_tags,
     measurement_spec,
 )
-from dcim.store.influx import rollup as influx_rollup
-from dcim.store.influx import rollup_reads as influx_rollup_reads
+from dcim.store.influx import layout
+from dcim.store.influx.rollup import DailyRollups
+from dcim.store.influx.rollup_reads import RollupReads
 from dcim.store.influx.client import InfluxClient
 from dcim.store.influx.influxql import (
     _NEVER,
@@ -53,8 +54,10 @@ class InfluxStore(InfluxClient, Store):
         self.use_rollups = use_rollups
         self.reroll_days = reroll_days
         # Which days the rollups hold, per measurement (rollup.read_state), and when read.
-        self._rollup_state: dict[str, influx_rollup.Rolled] | None = None
+        self._rollup_state: dict[str, layout.Rolled] | None = None
         self._rollup_state_at = 0.0
+        self._rollups = DailyRollups(self, reroll_days)  # they write and read through this client
+        self._rollup_reads = RollupReads(self)
 
     @classmethod
     def from_settings(cls, settings, timezone: str = "UTC") -> "InfluxStore":
@@ -88,11 +91,11 @@ class InfluxStore(InfluxClient, Store):
             return []
         self.ensure_database()
         every_ns = None if every_s is None else int(round(every_s * 1e9))
-        if every_ns is not None and every_ns % influx_rollup.DAY_NS == 0 and all(
+        if every_ns is not None and every_ns % layout.DAY_NS == 0 and all(
                 spec.fields[f].kind in (int, float) for f in fields):  # bool and str have no rollups
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
-                return influx_rollup_reads.query(self, spec, fields, start_ns, end_ns, every_ns, agg, list(group_by),
+                return self._rollup_reads.query(spec, fields, start_ns, end_ns, every_ns, agg, list(group_by),
                                            where, days)
         return self.query_raw(measurement, fields, start_ns, end_ns, every_s=every_s, agg=agg,
                                group_by=group_by, where=where)
@@ -109,17 +112,17 @@ class InfluxStore(InfluxClient, Store):
         hours only at the edges, one row per series coming back; else the default."""
         spec = check_bucket_stats(measurement, field, every_s, combine, group_by, where)
         start_ns, end_ns = int(start_ns), int(end_ns)
-        if int(round(every_s * 1e9)) == influx_rollup.HOUR_NS and spec.fields[field].kind in (int, float):
+        if int(round(every_s * 1e9)) == layout.HOUR_NS and spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
                 rolled = self._rollup_state[measurement]
-                args = (self, spec, field, start_ns, end_ns, list(group_by), where, combine, days)
-                grouped = functools.partial(influx_rollup_reads.grouped_bucket_stats, *args, rolled)
-                per_series = functools.partial(influx_rollup_reads.bucket_stats, *args)
+                args = (spec, field, start_ns, end_ns, list(group_by), where, combine, days)
+                grouped = functools.partial(self._rollup_reads.grouped_bucket_stats, *args, rolled)
+                per_series = functools.partial(self._rollup_reads.bucket_stats, *args)
 
                 def months():
                     if self._rolled_months(spec, [field], start_ns, end_ns):
-                        found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by,
+                        found = self._rollup_reads.month_period_figures(spec, start_ns, end_ns, group_by,
                                                                          where, hourly=[field], combine=combine)
                         return None if found is None else found[1][field]
 
@@ -144,7 +147,7 @@ class InfluxStore(InfluxClient, Store):
         if spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
-                return influx_rollup_reads.counter_days(self, spec, field, start_ns, end_ns, list(group_by), where, days)
+                return self._rollup_reads.counter_days(spec, field, start_ns, end_ns, list(group_by), where, days)
         return super().counter_days(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
 
     def counter_increase(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
@@ -158,12 +161,12 @@ class InfluxStore(InfluxClient, Store):
         if spec.fields[field].counter:
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None and self._rolled_months(spec, [field], start_ns, end_ns):
-                found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where,
+                found = self._rollup_reads.month_period_figures(spec, start_ns, end_ns, group_by, where,
                                                                  counters=[field])
                 if found is not None:
                     return found[0][field]
             if days is not None:
-                found = influx_rollup_reads.counter_increase(self, spec, field, start_ns, end_ns, list(group_by), where, days)
+                found = self._rollup_reads.counter_increase(spec, field, start_ns, end_ns, list(group_by), where, days)
                 if found is not None:
                     return found
         return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
@@ -177,12 +180,12 @@ class InfluxStore(InfluxClient, Store):
         if not self.use_rollups or end_ns <= start_ns or where_clause(start_ns, end_ns, where) is None:
             return None
         self.ensure_database()
-        if self._rollup_state is None or time.monotonic() - self._rollup_state_at > influx_rollup.STATE_TTL_S:
-            self.rollup_policy = influx_rollup.find_policy(self, create=False)
-            state = influx_rollup.read_state(self)
+        if self._rollup_state is None or time.monotonic() - self._rollup_state_at > layout.STATE_TTL_S:
+            self.rollup_policy = layout.find_policy(self, create=False)
+            state = layout.read_state(self)
             with self._lock:
                 self._rollup_state, self._rollup_state_at = state, time.monotonic()
-        return influx_rollup.rolled_days(self._rollup_state, measurement, start_ns, end_ns)
+        return layout.rolled_days(self._rollup_state, measurement, start_ns, end_ns)
 
     def period_figures(self, measurement: str, start_ns: int, end_ns: int, *, counters: Sequence[str] = (),
                        hourly: Sequence[str] = (), group_by: Sequence[str] = (), where: Where | None = None
@@ -196,7 +199,7 @@ class InfluxStore(InfluxClient, Store):
         if (self._rolled_days(measurement, start_ns, end_ns, where) is not None
                 and self._rolled_months(spec, [*counters, *hourly], start_ns, end_ns)
                 and all(spec.fields[f].counter for f in counters)):
-            found = influx_rollup_reads.month_period_figures(self, spec, start_ns, end_ns, group_by, where, counters,
+            found = self._rollup_reads.month_period_figures(spec, start_ns, end_ns, group_by, where, counters,
                                                              hourly)
             if found is not None:
                 return found
@@ -209,9 +212,9 @@ class InfluxStore(InfluxClient, Store):
         hour_fields, counter_fields = month_figures.month_fields(spec)
         rolled = self._rollup_state.get(spec.name)
         if not (all(f in hour_fields or f in counter_fields for f in fields)
-                and influx_rollup.rolled_months(rolled, self.timezone, start_ns, end_ns)):
+                and layout.rolled_months(rolled, self.timezone, start_ns, end_ns)):
             return False
-        held = influx_rollup.months_held(rolled, start_ns)
+        held = layout.months_held(rolled, start_ns)
         if held is None:  # held if no raw point lies before the first rolled day
             return not any(self.execute(f"SELECT {quote_ident(f)} FROM {quote_ident(spec.name)} WHERE "
                                         f"{where_clause(start_ns, rolled.from_ns, None)} LIMIT 1")[0].get("series")
@@ -225,7 +228,7 @@ class InfluxStore(InfluxClient, Store):
         with self._lock:
             written, self._written_oldest = self._written_oldest, {}
         try:
-            state = influx_rollup.maintain(self, now_ns, self.reroll_days, written)
+            state = self._rollups.maintain(now_ns, written)
         except BaseException:
             with self._lock:  # not rolled: those days are still owed
                 for m, t in written.items():
