@@ -6,9 +6,10 @@ import argparse
 import csv
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dcim.cli.options import add_config_option, config_from, parse_where
+from dcim.cli.store_errors import one_line
 from dcim.metrics import MEASUREMENTS
 from dcim.store import StoreError, open_store
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         with open_store(cfg, readonly=True) as store:
             points = store.latest(args.measurement, where=where or None)
     except StoreError as exc:  # the store down or unreadable: say which and why, no traceback
-        print(f"error: cannot read {args.measurement} from the store: {exc}", file=sys.stderr)
+        print(f"error: cannot read {args.measurement} from the store: {one_line(exc)}", file=sys.stderr)
         return 1
     points.sort(key=lambda p: tuple(p.tags.get(t, "") for t in spec.tags))
     if args.format == "json":
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     header = ["time"] + list(spec.tags) + fields
     rows = []
     for p in points:
-        ts = datetime.fromtimestamp(p.time_ns / 1e9, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        ts = datetime.fromtimestamp(p.time_ns / 1e9, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         rows.append([ts] + [p.tags.get(t, "") for t in spec.tags] + [_fmt(p.fields.get(f)) for f in fields])
     if args.format == "csv":
         w = csv.writer(sys.stdout)

@@ -8,8 +8,18 @@ import time
 from pathlib import Path
 
 from dcim.cli.options import add_config_option, config_from
-from dcim.report import (LEVELS, ReportPathError, build_report, check_output_path, date_range, month, quarter,
-                         write_csv, write_csv_file)
+from dcim.cli.store_errors import one_line
+from dcim.report import (
+    LEVELS,
+    ReportPathError,
+    build_report,
+    check_output_path,
+    date_range,
+    month,
+    quarter,
+    write_csv,
+    write_csv_file,
+)
 from dcim.store import StoreError, open_store
 
 NAME = "report"
@@ -67,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         with open_store(cfg, readonly=True) as store:
             rows = build_report(store, cfg, period, by=args.by, progress=progress)
     except StoreError as exc:  # no store yet, or it is down: say which, no traceback
-        print(f"error: cannot read the store: {exc}", file=sys.stderr)
+        print(f"error: cannot read the store: {one_line(exc)}", file=sys.stderr)
         return 1
     if path is None:
         write_csv(rows, sys.stdout)

@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:  # no store yet, or it is down: one line, never a traceback
-        print(f"error: the store: {exc}", file=sys.stderr)
+        from dcim.cli.store_errors import one_line
+
+        print(f"error: the store: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -5,11 +5,13 @@ job is to read the store), never a Python traceback."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -25,12 +27,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def config(tmp_path: Path, kind: str) -> Path:
+@pytest.fixture(scope="module")
+def not_influxdb():
+    """An HTTP server that is not InfluxDB: every request gets a 404 HTML page, as a web server
+    or a proxy on the wrong port answers."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    server.RequestHandlerClass.log_message = lambda *a: None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/nowhere"
+    server.shutdown()
+
+
+def config(tmp_path: Path, kind: str, not_influxdb: str = "") -> Path:
     assert STORE in DEMO, "deploy/demo.toml's [store] changed: update this test's replacement"
     if kind == "no-store":
         store = f'backend = "sqlite"\npath = "{tmp_path / "never" / "dcim.sqlite"}"'
-    else:  # a port that was free a moment ago: connection refused
-        store = (f'backend = "influxdb"\n[store.influxdb]\nurl = "http://127.0.0.1:{free_port()}"\n'
+    else:  # a port that was free a moment ago (connection refused), or a server that is not InfluxDB
+        url = not_influxdb if kind == "not-influxdb" else f"http://127.0.0.1:{free_port()}"
+        store = (f'backend = "influxdb"\n[store.influxdb]\nurl = "{url}"\n'
                  f'database = "dcim"\ntimeout_s = 1\nmax_retries = 0\n[store.spool]\npath = "{tmp_path / "spool"}"')
     path = tmp_path / f"{kind}.toml"
     path.write_text(DEMO.replace(STORE, store))
@@ -44,8 +59,8 @@ def dcim(cfg: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-# (arguments, must it exit non-zero?, what stderr must name). Commands whose job is to read the
-# store fail; the alarm engine and the optimizer hold and say why (they run as services).
+# (arguments, what the error line must name). Commands whose job is to read the store fail; the
+# alarm engine, the optimizer and the collectors hold and say why (they run as services).
 READERS = [
     (("latest", "gpu"), "store"),
     (("latest", "facility", "--format", "json"), "store"),
@@ -61,23 +76,25 @@ SERVICES = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["no-store", "dead-influxdb"])
+@pytest.mark.parametrize("kind", ["no-store", "dead-influxdb", "not-influxdb"])
 @pytest.mark.parametrize(("args", "names"), READERS, ids=[" ".join(a) for a, _ in READERS])
-def test_readers_fail_in_one_line(tmp_path, kind, args, names):
-    result = dcim(config(tmp_path, kind), *args, cwd=tmp_path)
+def test_readers_fail_in_one_line(tmp_path, kind, args, names, not_influxdb):
+    result = dcim(config(tmp_path, kind, not_influxdb), *args, cwd=tmp_path)
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode != 0, (result.stdout, result.stderr)
     # (dcim pue prints its error on stdout)
     errors = [line for line in (result.stderr + result.stdout).splitlines() if line.startswith("error:")]
     assert len(errors) == 1, (result.stdout, result.stderr)
     assert names in errors[0]
+    if args[0] in ("latest", "report"):   # nothing else on stderr: no HTML page, no log
+        assert result.stderr.strip().splitlines() == errors, result.stderr
     if (kind == "dead-influxdb" and args[0] != "pue") or (kind == "no-store" and args[0] in ("latest", "report")):
         assert re.search(r"InfluxDB http://127\.0\.0\.1:\d+ unavailable|no SQLite store", errors[0]), errors[0]
 
 
-@pytest.mark.parametrize("kind", ["no-store", "dead-influxdb"])
+@pytest.mark.parametrize("kind", ["no-store", "dead-influxdb", "not-influxdb"])
 @pytest.mark.parametrize("args", SERVICES, ids=[" ".join(a) for a in SERVICES])
-def test_services_never_print_a_traceback(tmp_path, kind, args):
-    result = dcim(config(tmp_path, kind), *args, cwd=tmp_path)
+def test_services_never_print_a_traceback(tmp_path, kind, args, not_influxdb):
+    result = dcim(config(tmp_path, kind, not_influxdb), *args, cwd=tmp_path)
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.returncode in (0, 1), (result.returncode, result.stderr)
