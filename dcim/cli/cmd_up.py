@@ -199,24 +199,25 @@ def _twin_with_history(cfg, args, stop: threading.Event):
             if has_history:
                 log.info("the store already has history: no backfill")
             return FacilityTwin(cfg, seed=cfg.simulator.seed)
+        from tqdm import tqdm
+
         started = time.monotonic()
+        # a bar on a terminal only (disable=None): a log file gets the one line below, not \r frames
+        bar = tqdm(desc=f"backfilling {days:g} days of history", unit="step", file=sys.stderr, leave=False,
+                   disable=None, mininterval=0.5)
 
         def progress(done: int, total: int) -> None:
             if stop.is_set():
                 raise KeyboardInterrupt
-            if done == total or done % max(1, total // 200) == 0:
-                width = 30
-                filled = int(width * done / total)
-                eta = (time.monotonic() - started) / done * (total - done)
-                print(f"\rbackfilling {days:g} days of history [{'#' * filled}{'.' * (width - filled)}] "
-                      f"{100 * done / total:5.1f} %  ETA {eta:4.0f} s", end="", file=sys.stderr, flush=True)
+            bar.total = total
+            bar.update(done - bar.n)
 
         try:
-            twin = backfill_quarter(cfg, store, days, progress=progress)  # the quarter to date, the last days finer
+            with bar:
+                twin = backfill_quarter(cfg, store, days, progress=progress)  # the quarter to date, the last days finer
         except KeyboardInterrupt:
-            print(file=sys.stderr)
             return None
-        print(f"\rbackfilled {days:g} days in {time.monotonic() - started:.0f} s{' ' * 40}", file=sys.stderr, flush=True)
+        print(f"backfilled {days:g} days in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
         _train_pue_model(cfg, store)
         return twin
 
