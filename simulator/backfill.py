@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from dcim.config import Config
+from dcim.metrics import Point
 from dcim.store.base import Store
 from simulator.facility import FacilityTwin
 
@@ -49,12 +50,13 @@ def backfill(twin_or_config: FacilityTwin | Config, store: Store, days: float, s
         twin = FacilityTwin(twin_or_config, seed=twin_or_config.simulator.seed if seed is None else seed,
                             start_ns=start_ns)
     gpu_every = 1 if gpu_step_s is None else max(1, round(gpu_step_s / step_s))
-    batch = twin.points(include_outlets=include_outlets, include_gpus=steps % gpu_every == 0)
+    probes = RackProbes(twin)
+    batch = probes.as_collected(twin.points(include_outlets=include_outlets, include_gpus=steps % gpu_every == 0))
     for i in range(steps):
         twin.advance(step_s)
         # GPU points on a grid that ends exactly at end_ns.
         with_gpus = (steps - i - 1) % gpu_every == 0
-        batch += twin.points(include_outlets=include_outlets, include_gpus=with_gpus)
+        batch += probes.as_collected(twin.points(include_outlets=include_outlets, include_gpus=with_gpus))
         if len(batch) >= BATCH_POINTS:
             store.write(batch)
             batch = []
@@ -67,6 +69,42 @@ def backfill(twin_or_config: FacilityTwin | Config, store: Store, days: float, s
     if callable(maintain):
         maintain()
     return twin
+
+
+# The rack probes as the live collectors store them: the probes plugged into each rack's PDUs,
+# served by the twin's agents with their vendor's MIB and named by the collector "<pdu>-<probe>".
+# APC rPDU2 (simulator/mib_apc_pdu.py): probe 1 reads temperature and humidity; Raritan PDU2
+# (simulator/mib_raritan_pdu.py): external sensor 1 the temperature, 2 the humidity. No PDU has
+# a probe at the rack's rear, so history has no outlet series either: a series that only the
+# backfill wrote would fall silent the moment the live collectors take over (and raise env_silent).
+PROBE_FIELDS = {"apc_rpdu2": {"1": ("temp_c", "humidity_pct")},
+                "raritan_pdu2": {"1": ("temp_c",), "2": ("humidity_pct",)}}
+
+
+class RackProbes:
+    """Rewrites the twin's per-rack ``env`` points as the PDUs' probes report them."""
+
+    def __init__(self, twin: FacilityTwin):
+        from simulator.snmp_agents import agent_profile_for
+
+        inventory = twin.inventory
+        self.by_rack: dict[str, list[tuple[str, dict]]] = {}
+        for pdu in inventory.config.pdus:
+            layout = PROBE_FIELDS.get(agent_profile_for("pdu", pdu, inventory).name, {})
+            self.by_rack.setdefault(pdu.rack, []).extend((f"{pdu.name}-{probe}", fields)
+                                                         for probe, fields in layout.items())
+
+    def as_collected(self, points: list) -> list:
+        out = []
+        for p in points:
+            if p.measurement != "env":
+                out.append(p)
+            elif p.tags.get("position") == "inlet":
+                for sensor, fields in self.by_rack.get(p.tags["rack"], ()):
+                    values = {f: p.fields[f] for f in fields if f in p.fields}
+                    if values:
+                        out.append(Point("env", {**p.tags, "sensor": sensor}, values, p.time_ns))
+        return out
 
 
 QUARTER_STEP_S = 3600.0  # the quarter before the recent days: hourly, GPUs included (coverage 100 %)

@@ -60,3 +60,33 @@ def test_every_rack_of_both_halls_reads_a_live_inlet(demo):
         assert truth_after[rack] > truth[rack] + 1.0
         assert after[rack][0] == pytest.approx(truth_after[rack], abs=0.06)
     assert after["D01"][0] == pytest.approx(truth_after["D01"], abs=0.06)
+
+
+def test_backfilled_probes_are_the_series_the_collectors_write(demo):
+    """History and live data are one series per probe: the backfill names each rack probe, and
+    gives it the fields, that the SNMP collector reads from the twin's PDUs (else every backfilled
+    series would fall silent at start and raise env_silent on every rack)."""
+    from simulator.backfill import RackProbes
+
+    full = load_config()
+    twin = FacilityTwin(full, seed=3)
+    with running_service(demo, twin) as svc:
+        svc.call(lambda: svc.advance(60))
+        live = collected_env(demo)
+        backfilled = svc.call(lambda: RackProbes(twin).as_collected(twin.points(include_gpus=False)))
+    history = {(p.tags["rack"], p.tags["sensor"], p.tags["position"]): set(p.fields)
+               for p in backfilled if p.measurement == "env"}
+    assert history == live
+    assert {pos for _, _, pos in history} == {"inlet"}     # no probe at the rear: no outlet series
+
+
+def collected_env(cfg) -> dict[tuple, set]:
+    async def go():
+        col = SnmpCollector.from_inventory(build_inventory(cfg), poller=SnmpPoller())
+        try:
+            return await col.poll(20.0)
+        finally:
+            await col.close()
+
+    return {(p.tags["rack"], p.tags["sensor"], p.tags["position"]): set(p.fields)
+            for r in asyncio.run(go()) for p in r.points if p.measurement == "env"}
