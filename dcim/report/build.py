@@ -33,7 +33,13 @@ from zoneinfo import ZoneInfo
 from dcim.config import Config
 from dcim.inventory import build_inventory
 from dcim.metrics import OPTIMIZER_CYCLE_ACTION
-from dcim.report import energy
+from dcim.report.energy import (
+    allocate_overhead,
+    coverage_of,
+    integrate_mean_sum,
+    peak,
+    pue,
+)
 from dcim.report.job_level import read_billing
 from dcim.report.periods import Period, trailing_twelve_months
 from dcim.store.base import BucketStats, Store
@@ -137,12 +143,12 @@ class _Source:
         hours = round(self.period.hours)
         if k in self.counter:
             delta, resets = self.counter[k]
-            cov = energy.coverage_of(self._hours(k), hours) if with_coverage else 0.0
+            cov = coverage_of(self._hours(k), hours) if with_coverage else 0.0
             return _Energy(delta * self.counter_scale_kwh, "counter", cov, resets)
         st = self.power.get(k)
         if st is not None and st.buckets:
-            return _Energy(energy.integrate_mean_sum(st.total, HOUR_S), "integrated_power",
-                           energy.coverage_of(st.buckets, hours), 0)
+            return _Energy(integrate_mean_sum(st.total, HOUR_S), "integrated_power",
+                           coverage_of(st.buckets, hours), 0)
         return _Energy(None, "none", 0.0, 0)
 
     def _hours(self, k: tuple) -> int:
@@ -220,7 +226,7 @@ def site_totals(store: Store, config: Config, period: Period, *, coverage: bool 
     if facility.kwh is not None and it.kwh is not None:
         loss = facility.kwh - it.kwh - (cooling.kwh or 0.0)
     return {"facility": facility, "it": it, "cooling": cooling, "loss_kwh": loss,
-            "pue": energy.pue(facility.kwh, it.kwh)}
+            "pue": pue(facility.kwh, it.kwh)}
 
 
 def build_report(store: Store, config: Config, period: Period, by: str = "rack",
@@ -319,7 +325,7 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
         pk, pk_at = peaks.get(name, (None, None))
         hours, busy = gpu_hours(racks)
         first = inv.rack_by_name[racks[0]]
-        fac_kwh = energy.allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
+        fac_kwh = allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
         rows.append(dict(
             base, level=by, entity=name,
             room=first.room if by in ("room", "rack") else "", rack=name if by == "rack" else "",
@@ -353,8 +359,8 @@ def _site_peak(store: Store, config: Config, period: Period) -> tuple[float | No
     fine_hours = {t - t % step for t, v in zip(*fine) if v is not None}
     hours = {t for t, v in zip(*hourly) if v is not None}
     if fine_hours and fine_hours >= hours:
-        return energy.peak(*fine)
-    return energy.peak(*hourly)
+        return peak(*fine)
+    return peak(*hourly)
 
 
 def _savings(store: Store, period: Period) -> tuple[float | None, dict[str, float]]:
@@ -365,12 +371,12 @@ def _savings(store: Store, period: Period) -> tuple[float | None, dict[str, floa
     integral per host is all there is."""
     stats = store.bucket_stats("optimizer", "est_saving_w", period.start_ns, period.end_ns, HOUR_S,
                                group_by=("host", "action"), combine="each")
-    cycle_kwh = [energy.integrate_mean_sum(st.total, HOUR_S) for (_, action), st in stats.items()
+    cycle_kwh = [integrate_mean_sum(st.total, HOUR_S) for (_, action), st in stats.items()
                  if action == OPTIMIZER_CYCLE_ACTION]
     by_host: dict[str, float] = defaultdict(float)
     for (host, action), st in stats.items():
         if action != OPTIMIZER_CYCLE_ACTION:
-            by_host[host] += energy.integrate_mean_sum(st.total, HOUR_S)
+            by_host[host] += integrate_mean_sum(st.total, HOUR_S)
     if not cycle_kwh:
         return (sum(by_host.values()) if by_host else None), dict(by_host)
     total = sum(cycle_kwh)
@@ -410,7 +416,7 @@ def _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say) ->
         e = gpus.energy(key)
         pk, pk_at = gpus.peak(key)
         u = util.get(key)
-        fac_kwh = energy.allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
+        fac_kwh = allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
         rows.append(dict(
             base, level="gpu", entity=uuid, room=room, rack=rack, host=host, tenant=tenant_of.get(rack, ""),
             it_kwh=_round(e.kwh), it_method=e.method, coverage_pct=_round(e.coverage_pct, 1), counter_resets=e.resets,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from dcim.report import chargeback, energy
-from dcim.report.chargeback import NO_OWNER, Bill, Gpus, JobTotals
+from dcim.report.chargeback import NO_OWNER, Bill, Gpus, JobTotals, bills, job_totals
+from dcim.report.energy import allocate_overhead, pue
 from dcim.report.job_days import read_pairs
 from dcim.report.periods import Period
 from dcim.store.base import Store
@@ -45,19 +45,19 @@ class Billing:
         else:
             gpus = Gpus.read(store, period.start_ns, period.end_ns)
         factor = gpus.factors(rack_it_kwh)
-        totals = chargeback.job_totals(pairs, gpus, factor, period.start_ns, period.end_ns)
-        return cls(totals, chargeback.bills(pairs, totals, gpus, factor, rack_it_kwh, owner_of), period)
+        totals = job_totals(pairs, gpus, factor, period.start_ns, period.end_ns)
+        return cls(totals, bills(pairs, totals, gpus, factor, rack_it_kwh, owner_of), period)
 
     def job_rows(self, base: dict, site: dict, tz: ZoneInfo, grid: float) -> list[dict]:
         t = self.totals
         fac, it = site["facility"], site["it"]
-        pue = energy.pue(fac.kwh, it.kwh)
+        site_pue = pue(fac.kwh, it.kwh)
         rows = []
 
         def row(entity: str, tenant: str, it_kwh: float | None, method: str, **extra) -> dict:
-            fac_kwh = energy.allocate_overhead(it_kwh, it.kwh, fac.kwh) if it_kwh is not None else None
+            fac_kwh = allocate_overhead(it_kwh, it.kwh, fac.kwh) if it_kwh is not None else None
             return dict(base, level="job", entity=entity, tenant=tenant, it_kwh=_r(it_kwh), facility_kwh=_r(fac_kwh),
-                        pue=_r(pue, 4), co2e_kg=_r(None if fac_kwh is None else fac_kwh * grid),
+                        pue=_r(site_pue, 4), co2e_kg=_r(None if fac_kwh is None else fac_kwh * grid),
                         share_of_it_pct=_r(None if not it.kwh or it_kwh is None else 100 * it_kwh / it.kwh, 4),
                         chargeback_method=method, **extra)
 
@@ -80,9 +80,9 @@ class Billing:
         b = self.bills.get(tenant) or Bill()
         it_kwh = b.it_kwh
         fac, it = site["facility"], site["it"]
-        fac_kwh = energy.allocate_overhead(it_kwh, it.kwh, fac.kwh) if it_kwh is not None else None
+        fac_kwh = allocate_overhead(it_kwh, it.kwh, fac.kwh) if it_kwh is not None else None
         row = dict(row, tenant=tenant, it_kwh=_r(it_kwh), facility_kwh=_r(fac_kwh),
-                   pue=_r(energy.pue(fac.kwh, it.kwh), 4),
+                   pue=_r(pue(fac.kwh, it.kwh), 4),
                    co2e_kg=_r(None if fac_kwh is None else fac_kwh * grid),
                    avg_kw=_r(None if it_kwh is None else it_kwh / self.period.hours),
                    gpu_kwh=_r(b.job_gpu_kwh), chargeback_method=b.method,
