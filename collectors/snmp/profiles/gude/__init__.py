@@ -1,0 +1,1 @@
+"""Gude Expert Power Control / Expert PDU (GUDEADS-*-MIB, one branch per product): see README.md."""
