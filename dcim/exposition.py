@@ -250,9 +250,18 @@ class StoreCollector(Collector):
                 name = info_name(m)
                 add(f"# HELP {name} {_escape_help(MEASUREMENTS[m].description + ': identity (value 1)')}\n"
                     f"# TYPE {name} gauge\n")
+                fields = INFO_LABELS[m]
+                extras = self._labels.setdefault(f"{m}:info", {})   # few distinct jobs and tenants
+                if len(extras) > 2 * len(series) + 1024:
+                    extras.clear()
+                lines = []
                 for s, labels in zip(series, label_strs):
-                    extra = ",".join(f'{f}="{_escape(str(s.fields.get(f, "")))}"' for f in INFO_LABELS[m])
-                    add(f"{name}{labels[:-1]},{extra}}} 1.0\n")
+                    key = tuple(s.fields.get(f, "") for f in fields)
+                    extra = extras.get(key)
+                    if extra is None:
+                        extra = extras[key] = ",".join(f'{f}="{_escape(str(v))}"' for f, v in zip(fields, key))
+                    lines.append(f"{name}{labels[:-1]},{extra}}} 1.0\n")
+                add("".join(lines))
         from prometheus_client.exposition import generate_latest
 
         own = generate_latest(_Families(list(self._own_families(snap))))
@@ -280,13 +289,13 @@ def _column(spec: MetricSpec, series: list[_Series]) -> list | None:
     included), an int as digits; bools become 1/0."""
     field = spec.field
     values = [s.fields.get(field) for s in series]
-    present = [v for v in values if v is not None]
-    if not present:
+    first = next((v for v in values if v is not None), None)
+    if first is None:
         return None
     if spec.scale != 1.0:
         scale = spec.scale
         return [None if v is None else float(v) * scale for v in values]
-    if isinstance(present[0], bool):
+    if isinstance(first, bool):
         return [None if v is None else int(v) for v in values]
     return values
 
