@@ -265,7 +265,3 @@ def validate_point(point: Point) -> None:
 
 def field_unit(measurement: str, field: str) -> str:
     return MEASUREMENTS[measurement].fields[field].unit
-
-
-def is_counter(measurement: str, field: str) -> bool:
-    return MEASUREMENTS[measurement].fields[field].counter

@@ -97,22 +97,10 @@ def encode_integer(value: int) -> bytes:
     return tlv(INTEGER, integer_body(value))
 
 
-def encode_unsigned(tag: int, value: int) -> bytes:
-    """Counter32 / Gauge32 / TimeTicks / Counter64 (callers keep the value in range)."""
-    if value < 0:
-        raise ValueError(f"negative value {value} for unsigned tag {tag:#x}")
-    return tlv(tag, integer_body(value))
-
 
 def encode_octets(value: bytes | str) -> bytes:
     return tlv(OCTET_STRING, value.encode() if isinstance(value, str) else value)
 
-
-def encode_ip_address(value: str | bytes) -> bytes:
-    body = value if isinstance(value, bytes) else bytes(int(p) for p in value.split("."))
-    if len(body) != 4:
-        raise ValueError(f"bad IpAddress {value!r}")
-    return tlv(IP_ADDRESS, body)
 
 
 def oid_parts(oid: str | tuple[int, ...]) -> tuple[int, ...]:
@@ -200,11 +188,6 @@ def read_tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
         raise BerError("truncated value")
     return tag, pos, pos + n
 
-
-def decode_integer(b: bytes) -> int:
-    if not b:
-        raise BerError("empty INTEGER")
-    return int.from_bytes(b, "big", signed=True)
 
 
 def decode_oid_parts(b: bytes) -> tuple[int, ...]:

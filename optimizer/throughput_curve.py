@@ -77,12 +77,6 @@ class Curve:
         f = np.asarray(cap_fraction, dtype=float)
         return relative_throughput(f, self.saturation, self.beta)
 
-    def min_fraction_for(self, loss_bound: float) -> float:
-        """Smallest cap fraction whose throughput loss stays within ``loss_bound`` (0..1)."""
-        if loss_bound <= 0:
-            return self.saturation
-        return self.saturation * (1.0 - loss_bound) ** (1.0 / self.beta)
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -167,10 +161,6 @@ def fit_curve(cap_fraction: np.ndarray, rel_throughput: np.ndarray, job_class: s
     b = w * b_fit + (1 - w) * prior.beta
     return Curve(round(s, 4), round(b, 4), "learned" if w > 0.9 else "blend", n)
 
-
-def fit_curves(samples: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]) -> dict[tuple[str, str], Curve]:
-    """Fit one curve per (gpu model, job class) from ``{key: (cap_fraction, rel_throughput)}``."""
-    return {key: fit_curve(f, r, key[1]) for key, (f, r) in samples.items()}
 
 
 def curve_for(curves: dict[tuple[str, str], Curve], model: str, job_class: str) -> Curve:
