@@ -1,0 +1,1 @@
+"""Enlogic rack PDUs (ENLOGIC-PDU-MIB): see README.md."""
