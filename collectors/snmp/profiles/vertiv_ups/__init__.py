@@ -1,0 +1,1 @@
+"""Vertiv (ex-Emerson Network Power, enterprise .13400) UPS cards: see README.md."""
