@@ -1,4 +1,4 @@
-"""InfluxStore's month rows (``m_1mo``, ``m_mtd``: dcim.store.influx.rollup, month_figures)
+"""InfluxStore's month rows (``m_month``, ``m_month_to_date``: dcim.store.influx.months, month_figures)
 against the real influxd, on the quarter of tests/store/month_data.py. Every read of whole
 months is compared with the same read on raw points (a store with ``use_rollups=False``), and
 must come from the month rows; reads the rows cannot serve must not use them.
@@ -6,7 +6,6 @@ must come from the month rows; reads the rows cannot serve must not use them.
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -64,25 +63,41 @@ def test_state_holds_the_zone_and_the_first_whole_month(stores):
     assert (st.mo_zone, st.mo_from_ns) == (store.timezone, month("2026-09", store.timezone).start_ns)
 
 
-def packed(store, name: str = "gpu_1mo") -> dict:
-    """{(series key, time): figures} of every series in the month packs *name*, and their tags."""
+def packed(store, name: str = "gpu_month") -> dict:
+    """{(series key, time): figures} of every series in the month rows *name* (a point per
+    series and month, read back with plain InfluxQL)."""
     answer = store.execute(f"SELECT * FROM {source(store, name)} GROUP BY *")[0].get("series", [])
     out = {}
     for s in answer:
-        assert set(s["tags"]) == {"tz", "part"} and s["tags"]["tz"] == store.timezone
-        for t, text in s["values"]:
-            pack = json.loads(text)
-            for values, figures in pack["rows"]:
-                key = tuple((tag, v) for tag, v in zip(pack["tags"], values) if v is not None)
-                assert s["tags"]["part"] == dict(key)["rack"] and (key, t) not in out
-                out[(key, t)] = {c: v for c, v in zip(pack["columns"], figures) if v is not None}
+        assert s["tags"]["tz"] == store.timezone
+        key = tuple(sorted((t, v) for t, v in s["tags"].items() if t != "tz" and v != ""))
+        if not key:
+            continue  # a month-to-date day kept with no series
+        for row in s["values"]:
+            assert (key, row[0]) not in out
+            out[(key, row[0])] = {c: v for c, v in zip(s["columns"][1:], row[1:]) if v is not None}
     return out
 
 
-def of(store, uuid: str, t: int, name: str = "gpu_1mo") -> dict:
+def of(store, uuid: str, t: int, name: str = "gpu_month") -> dict:
     [figures] = [v for (key, at), v in packed(store, name).items() if ("uuid", uuid) in key and at == t]
     return figures
 
+
+
+def test_month_rows_are_ordinary_points_influxql_reads(stores):
+    """What an InfluxQL or Grafana user writes by hand: November's GPU energy summed over the
+    GPUs, and one GPU's hours with power, straight from the month rows; equal to the raw reads."""
+    store, raw = stores
+    nov = month("2026-11", store.timezone)
+    cond = f"\"tz\" = '{store.timezone}' AND time >= {nov.start_ns} AND time < {nov.end_ns}"
+    [series] = store.execute(f'SELECT sum("energy_j_inc") FROM {source(store, "gpu_month")} WHERE {cond}')[0]["series"]
+    per_gpu = raw.counter_increase("gpu", "energy_j", nov.start_ns, nov.end_ns, group_by=("uuid",))
+    assert len(per_gpu) == 3 and same(series["values"][0][1], sum(inc for inc, _ in per_gpu.values()))
+    [series] = store.execute(f'SELECT "power_w_hn" FROM {source(store, "gpu_month")} '
+                             f"WHERE {cond} AND \"uuid\" = 'GPU-2'")[0]["series"]
+    hours = raw.bucket_stats("gpu", "power_w", nov.start_ns, nov.end_ns, 3600, group_by=("uuid",))[("GPU-2",)]
+    assert series["values"] == [[nov.start_ns, hours.buckets]]
 
 def test_month_rows_match_raw_figures_of_the_month(stores):
     """The stored figures of one GPU's November are the raw reads of that month."""
@@ -109,7 +124,7 @@ def test_counter_increase_of_whole_months_matches_raw(stores, field):
             got = store.counter_increase("gpu", field, start, end, group_by=group_by, where=where)
             want = raw.counter_increase("gpu", field, start, end, group_by=group_by, where=where)
             assert same_increase(got, want), (start, end, got, want)
-            assert any('"gpu_1mo"' in q for q in seen) and not any('"gpu_1d"' in q for q in seen)
+            assert any('"gpu_month"' in q for q in seen) and not any('"gpu_1d"' in q for q in seen)
             del store.execute
     q = quarter("2026Q4", store.timezone)
     got = store.counter_increase("gpu", field, q.start_ns, q.end_ns, group_by=("uuid",))
@@ -121,9 +136,9 @@ def test_counter_increase_of_whole_months_matches_raw(stores, field):
 
 @pytest.mark.parametrize("field", ["power_w", "util_pct"])
 def test_bucket_stats_of_whole_months_match_raw(stores, field):
-    """Groups of one series, or each series added up: from the month packs; each series added
+    """Groups of one series, or each series added up: from the month rows; each series added
     up per group where the days' group rows serve (one grouping tag, or none: a row per group
-    and day, not a pack entry per series)."""
+    and day, not a row per series and day)."""
     store, raw = stores
     for start, end in periods(store.timezone):
         for group_by, combine in [(("uuid", "host"), "sum"), (("uuid", "rack"), "mean"), (("host", "gpu"), "each"),
@@ -133,7 +148,7 @@ def test_bucket_stats_of_whole_months_match_raw(stores, field):
             want = raw.bucket_stats("gpu", field, start, end, 3600, group_by=group_by, combine=combine)
             assert same_stats(got, want), (start, end, group_by, combine, got, want)
             months = combine != "each" or len(group_by) > 1
-            assert any('"gpu_1mo"' in q for q in seen) == months
+            assert any('"gpu_month"' in q for q in seen) == months
             assert any('"gpu_1d_by"' in q for q in seen) == (not months)
             del store.execute
     q = quarter("2026Q4", store.timezone)
@@ -142,7 +157,7 @@ def test_bucket_stats_of_whole_months_match_raw(stores, field):
 
 
 def test_period_figures_read_every_field_at_once(stores):
-    """The report's per-GPU figures in one read of the month packs, equal to the per-field raw
+    """The report's per-GPU figures in one read of the month rows, equal to the per-field raw
     reads; where the months cannot serve, the same figures from a call per field."""
     store, raw = stores
     key = ("uuid", "host", "rack")
@@ -155,7 +170,7 @@ def test_period_figures_read_every_field_at_once(stores):
             assert same_increase(counters[f], raw.counter_increase("gpu", f, start, end, group_by=key))
         for f in ("power_w", "util_pct"):
             assert same_stats(hourly[f], raw.bucket_stats("gpu", f, start, end, 3600, group_by=key))
-        months = [q for q in seen if '"gpu_1mo"' in q]
+        months = [q for q in seen if '"gpu_month"' in q]
         if end == LAST - DAY:  # not whole months: a read per field, from the days
             assert not months and seen
         else:
@@ -200,7 +215,7 @@ def test_months_before_the_first_rolled_day_serve_only_without_raw_points_there(
     seen = statements(store)
     got = store.counter_increase("gpu", "energy_j", *year, group_by=("uuid",))
     del store.execute
-    assert any('"gpu_1mo"' in q for q in seen)
+    assert any('"gpu_month"' in q for q in seen)
     assert same_increase(got, raw.counter_increase("gpu", "energy_j", *year, group_by=("uuid",)))
     store.write([Point("gpu", TAGS["GPU-3"], {"energy_j": 5.0, "power_w": 50.0}, FIRST - 20 * DAY)])
     for start, end in (year, sep):
@@ -224,7 +239,7 @@ def test_a_month_whose_last_day_is_not_rolled_reads_the_days(influx_store):
     assert not any("_1mo" in s for s in seen)
     dec = month("2026-11", "Asia/Seoul")
     store.counter_increase("gpu", "energy_j", q.start_ns, dec.end_ns, group_by=("uuid",))
-    assert any('"gpu_1mo"' in s for s in seen)  # October and November are closed
+    assert any('"gpu_month"' in s for s in seen)  # October and November are closed
     store.close()
 
 
@@ -259,7 +274,7 @@ def test_maintain_run_by_run_writes_the_same_months_as_one_run(influxd, stores):
     stepwise.maintain(NOW)
     try:
         assert packed(stepwise) == packed(store)
-        one, many = packed(store, "gpu_mtd"), packed(stepwise, "gpu_mtd")
+        one, many = packed(store, "gpu_month_to_date"), packed(stepwise, "gpu_month_to_date")
         assert one and all(many[k] == v for k, v in one.items())
         assert len(packed(store)) == 4 + 4 + 3  # GPU-1 and -2: Sep (from the 29th) to Dec; GPU-3: Oct to Dec
     finally:
@@ -276,7 +291,7 @@ def test_late_points_update_the_months(stores):
     store.maintain(NOW + HOUR)
     jan = month("2027-01", store.timezone)
     day = LAST - DAY  # the month so far at the end of 2 January: [January's start, 3 January 00:00 UTC)
-    row = of(store, "GPU-1", day, "gpu_mtd")
+    row = of(store, "GPU-1", day, "gpu_month_to_date")
     want = raw.counter_increase("gpu", "energy_j", jan.start_ns, day + DAY, group_by=("uuid",))[("GPU-1",)]
     assert same(float(row["energy_j_inc"]), want[0]) and row["energy_j_rst"] == want[1]
     st = raw.bucket_stats("gpu", "power_w", jan.start_ns, day + DAY, 3600, group_by=("uuid",))[("GPU-1",)]
@@ -289,16 +304,20 @@ def test_month_to_date_is_kept_for_the_days_a_later_run_resumes_from(stores):
     """Only the last reroll_days + 2 days of a run keep their month-to-date packs (a later run
     starts at most reroll_days + 1 days before the end), an empty one too."""
     store, _ = stores
-    kept = sorted({t for _, t in packed(store, "gpu_mtd")})
+    kept = sorted({t for _, t in packed(store, "gpu_month_to_date")})
     assert kept == [LAST - (store.reroll_days + 1 - k) * DAY for k in range(store.reroll_days + 2)]  # LAST: the last day
     # Days of nothing, then a point on 12 February 2027: 9-11 February are kept, empty (February
     # starts on 31 January 15:00 UTC in Seoul, 1 February 05:00 in New York).
     store.write([Point("gpu", TAGS["GPU-1"], {"power_w": 1.0}, LAST + 40 * DAY)])
     store.maintain(LAST + 41 * DAY + HOUR)
     for day in (LAST + 37 * DAY, LAST + 40 * DAY):
-        answer = store.execute(f'SELECT "series" FROM {source(store, "gpu_mtd")} WHERE time = {day}')[0]
-        texts = [row[-1] for s in answer["series"] for row in s["values"]]
-        assert len(texts) == 1 and (json.loads(texts[0])["rows"] == []) == (day == LAST + 37 * DAY)
+        answer = store.execute(f'SELECT * FROM {source(store, "gpu_month_to_date")} WHERE time = {day} GROUP BY *')[0]
+        series = answer["series"]
+        empty = [s for s in series if not any(v for t, v in s["tags"].items() if t != "tz")]
+        if day == LAST + 37 * DAY:
+            assert len(series) == 1 and len(empty) == 1  # the marker alone
+        else:
+            assert series and not empty
 
 
 def test_a_replay_far_back_rolls_from_its_months_first_day(stores):

@@ -23,12 +23,13 @@ GRACE_NS = 600 * NS_PER_S  # a day is closed 10 min after its end: points in fli
 SUFFIX = "_1d"
 GROUP_SUFFIX = "_1d_by"
 HOURLY_GROUP_SUFFIX = "_1h_by"
-MONTH_SUFFIX = "_1mo"
-MTD_SUFFIX = "_mtd"
-ZONE_TAG = "tz"  # the zone whose calendar a month pack follows
-PART_TAG = "part"  # a month pack's rack (and piece)
-PACK_FIELD = "series"  # a month pack's series and their figures, as JSON
-PACK_SERIES = 32  # series per month pack at most: ~30 KB of JSON for GPUs, under InfluxDB's 64 KB per string
+MONTH_SUFFIX = "_month"
+MTD_SUFFIX = "_month_to_date"
+ZONE_TAG = "tz"  # the zone whose calendar a month row follows
+KEPT_FIELD = "kept"  # the field of a month-to-date marker: the day was kept, with no series
+# The month rows' layout: 2, a point per series and month (InfluxQL and Grafana read them).
+# Rows of another layout (1: JSON packs of 32 series) are ignored until maintain() rewrites them.
+MONTH_LAYOUT = 2
 ALL_SERIES = "*"  # the by tag of the group of every series
 STATE = "dcim_rollup"
 RETENTION_POLICY = "dcim_rollups"
@@ -139,6 +140,7 @@ class Rolled(NamedTuple):
     by_hour_from_ns: int | None = None
     mo_zone: str | None = None
     mo_from_ns: int | None = None
+    mo_layout: int | None = None  # MONTH_LAYOUT of the month rows (None: the JSON packs before it)
 
 
 def read_state(client: "InfluxClient") -> dict[str, Rolled]:
@@ -173,7 +175,7 @@ def rolled_months(rolled: Rolled | None, zone: str, start_ns: int, end_ns: int) 
     month rows can hold: rows for this zone, the UTC day holding the last month's end rolled,
     and every month starting on a whole UTC hour. (Whether they hold the first months too, see
     months_held.)"""
-    if rolled is None or rolled.mo_zone != zone or rolled.mo_from_ns is None:
+    if rolled is None or rolled.mo_zone != zone or rolled.mo_from_ns is None or rolled.mo_layout != MONTH_LAYOUT:
         return False
     starts = month_figures.month_starts(zone, start_ns, end_ns)
     return (len(starts) >= 2 and starts[0] == start_ns and starts[-1] == end_ns

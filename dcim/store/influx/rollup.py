@@ -43,25 +43,26 @@ twelve) with one entry per series and month; as ``dcim.store.month_figures`` com
 per hourly field ``f_hn`` (int), ``f_hsum``, ``f_hmax``, ``f_hmaxts`` (int ns); per counter
 ``f_first``, ``f_last`` (the field's type), ``f_inc`` (float), ``f_rst`` (int).
 
-- ``m_1mo``: a month's figures, stamped at the month's start;
-- ``m_mtd``: the same month-to-date at the end of each UTC day (every series that had data
-  earlier in the month, data that day or not), stamped at the day's start: where maintain()
-  resumes, from the day before the first day it rolls.
+- ``m_month``: a month's figures, stamped at the month's start;
+- ``m_month_to_date``: the same month-to-date at the end of each UTC day (every series that had
+  data earlier in the month, data that day or not), stamped at the day's start: where
+  maintain() resumes, from the day before the first day it rolls (a day kept with no series
+  has one point with tag ``tz`` only and field ``kept``).
 
-They are packed: one point per rack (tag ``part``: the series' ``rack``, or "" for a
-measurement without racks; ``rack#2``... past PACK_SERIES series) and tag ``tz`` (the zone),
-whose string field ``series`` holds its series as JSON, ``{"tags": [tag, ...], "columns":
-[figure, ...], "rows": [[[tag value or null, ...], [figure or null, ...]], ...]}``, series in
-key order. Why: InfluxDB 1.6 pays about 75 µs per series and field it aggregates, whatever
-the rows, and about 10 µs per series and field a plain SELECT reads (4,096 GPUs' quarter, 12
-figures: 0.7 s); one string field per rack costs it 1,000 reads at 32,000 GPUs, not 384,000.
-Names once per pack, not per series: a quarter of 32,000 GPUs' packs with a name per figure
-were ~100 MB of JSON to read and parse (5 s).
+Ordinary points, one per series and month: the series' tags and tag ``tz`` (the zone), its
+figures as fields, so InfluxQL and Grafana read them (``SELECT sum("energy_j_inc") FROM
+gpu_month WHERE tz = 'Asia/Seoul' AND time >= ...``). Measured at 32,000 GPUs on the Debian
+influxd 1.6 (2 cores, loaded): a quarter's by-GPU read of these rows (96,000 points, one
+``SELECT * ... GROUP BY *``) takes 13.7-14.8 s, under the 30 s that would have kept the JSON
+packs of 32 series a point (``MONTH_LAYOUT`` 1, which read in ~1 s but nobody else could
+read). Rows of that older layout are ignored (``Rolled.mo_layout``): months read from the
+days until maintain() has written rows in this one.
 
 Measurement ``dcim_rollup`` (tag ``measurement``) records per measurement the days rolled:
 ``from_ns`` (first day) and ``to_ns`` (end of the last day), both int ns,
 ``by_hour_from_ns``, the first day rolled with its ``m_1h_by`` rows (days rolled by an earlier
-version have none), ``mo_zone`` (string: the zone of the month rows) and ``mo_from_ns`` (int:
+version have none), ``mo_zone`` (string: the zone of the month rows), ``mo_layout`` (int: their
+layout, ``MONTH_LAYOUT``) and ``mo_from_ns`` (int:
 the start of the first month whose row holds all of it: the first month starting in the first
 day rolled for that zone; the month before lacks the days before). Reads use the rollups only
 for whole days in [from_ns, to_ns), the hourly group rows only for hours in
@@ -89,7 +90,7 @@ the figures per series instead (COUNT/SUM/MIN/MAX, FIRST, LAST and hourly MEAN w
 in parallel on the store's query threads; as each day is done, in time order, its counters'
 junctions are written, from the last rolled day before the first one rolled (a re-rolled
 day's junctions, and those of every later day, are written again with it), and its month
-figures are added to the months in progress (``m_mtd``; ``m_1mo`` where a month ends).
+figures are added to the months in progress (``m_month_to_date``; ``m_month`` where a month ends).
 
 **Reads** (``dcim.store.influx.rollup_reads``). ``query()`` with ``every_s`` a multiple of a
 day and ``bucket_stats()`` with hourly buckets (every group one series, or ``combine="each"``)
@@ -99,7 +100,7 @@ rolled days; raw points for the partial days at the range's edges and the days n
 yet. Why not let InfluxDB sum a group's hours at read time: on 1.6, the hourly sums of a
 quarter per rack over 2,000 PDUs' daily rows (24 hour columns, GROUP BY time(1d), rack) took
 41 s, and a subquery per hour of the day 0.8-2.2 s each. A range of whole local months
-(``rolled_months``, ``months_held``) is read first from the month packs: ``counter_increase()``
+(``rolled_months``, ``months_held``) is read first from the month rows: ``counter_increase()``
 and hourly ``bucket_stats()`` of groups of one series (or ``combine="each"``), and
 ``period_figures()``, several fields in one read.
 
@@ -152,6 +153,7 @@ from dcim.store.influx.layout import (
     GRACE_NS,
     HOUR_NS,
     HOURS_PER_DAY,
+    MONTH_LAYOUT,
     POINTS_PER_REQUEST,
     STATE,
     Rolled,
@@ -240,9 +242,9 @@ def _roll_measurement(client: "InfluxClient", spec: Measurement, fields: list[st
         write_rollups(client, out)
     to = max(to, end)  # never shrinks (a now_ns earlier than a previous run's)
     if months is not None:
-        mo = (months.zone, months.from_ns)
+        mo = (months.zone, months.from_ns, MONTH_LAYOUT)
     else:
-        mo = (old.mo_zone, old.mo_from_ns) if old is not None else (None, None)
+        mo = (old.mo_zone, old.mo_from_ns, old.mo_layout) if old is not None else (None, None, None)
     rolled = Rolled(first, to, by_hour, *mo)
     # Written last: a run cut short leaves the state as it was, and those days read raw.
     client.write([Point(STATE, {"measurement": spec.name},

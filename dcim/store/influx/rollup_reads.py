@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from dcim.metrics import Measurement
-from dcim.store import month_figures
+from dcim.store import month_figures, partials
 from dcim.store.base import (
     GROUP_ROLLUP_TAGS,
     BucketStats,
@@ -30,8 +30,23 @@ from dcim.store.influx.influxql import (
     quote_string,
     where_clause,
 )
-from dcim.store.influx.layout import (ALL_SERIES, DAY_NS, HOUR_NS, NS_PER_S, Rolled, ceil_ns, floor_ns, group_rollup_name, hourly_group_rollup_name, month_rollup_name, rollup_name, rows_of, series_key, source)
-from dcim.store.influx.months import (month_columns, read_packs, unpack)
+from dcim.store.influx.layout import (
+    ALL_SERIES,
+    DAY_NS,
+    HOUR_NS,
+    NS_PER_S,
+    Rolled,
+    ceil_ns,
+    floor_ns,
+    group_rollup_name,
+    hourly_group_rollup_name,
+    month_rollup_name,
+    rollup_name,
+    rows_of,
+    series_key,
+    source,
+)
+from dcim.store.influx.months import month_columns, read_month_rows
 
 if TYPE_CHECKING:
     from dcim.store.influx.client import InfluxClient
@@ -39,127 +54,147 @@ if TYPE_CHECKING:
 
 # --- query() from the rollups --------------------------------------------------------------
 
+class _Partials:
+    """group -> field -> bucket -> partial: the value so far, or [sum, n] for mean. Pieces are
+    added in time order (raw head, rolled days, raw tail), which is what first and last need."""
+
+    def __init__(self, agg: str, group_by: Sequence[str]):
+        self.agg, self.group_by = agg, list(group_by)
+        self.by_group: dict[tuple, dict[str, dict[int, object]]] = {}
+
+    def key(self, tags: dict | None) -> tuple:
+        return tuple((tags or {}).get(t, "") for t in self.group_by)
+
+    def add(self, key: tuple, f: str, pairs) -> None:
+        """Merge one piece's (bucket, partial) pairs, in time order, values not None."""
+        cur = self.by_group.setdefault(key, {}).setdefault(f, {})
+        if not cur:
+            cur.update(pairs)
+            return
+        agg = self.agg
+        for bucket, v in pairs:
+            old = cur.get(bucket)
+            if old is None:
+                cur[bucket] = v
+            elif agg == "mean":
+                cur[bucket] = [partials.merge("sum", old[0], v[0]), old[1] + v[1]]
+            else:
+                cur[bucket] = partials.merge(agg, old, v)
+
+    def series(self, m: str, fields: list[str]) -> list[Series]:
+        out = []
+        casts = {f: column_cast(m, f, self.agg) for f in fields}  # JSON numbers to the contract's types
+        for key in sorted(self.by_group):
+            per_field = self.by_group[key]
+            buckets = sorted(set().union(*per_field.values()))
+            if not buckets:
+                continue
+            s = Series(tags=dict(zip(self.group_by, key)), times_ns=buckets)
+            for f in fields:
+                got = per_field.get(f, {})
+                col = [got.get(t) for t in buckets]
+                if self.agg == "mean":
+                    col = [None if v is None else v[0] / v[1] for v in col]
+                s.values[f] = casts[f](col)
+            out.append(s)
+        return out
+
+
 def query(client: "InfluxClient", spec: Measurement, fields: list[str], start_ns: int, end_ns: int, every_ns: int,
           agg: str, group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> list[Series]:
     """``Store.query`` for buckets of whole days: *days* [a, b) from the rollups, the rest of
     [start_ns, end_ns) from raw points, merged per group and bucket. *fields* are numeric."""
     a, b = days
-    m = spec.name
-    every_s = every_ns / NS_PER_S
-    # group -> field -> bucket -> partial: the value so far, or [sum, n] for mean. Pieces are
-    # added in time order (raw head, rolled days, raw tail), which is what first and last need.
-    acc: dict[tuple, dict[str, dict[int, object]]] = {}
+    acc = _Partials(agg, group_by)
+    _raw_partials(client, acc, spec.name, fields, start_ns, a, every_ns, where)
+    src = source(client, rollup_name(spec.name))
+    if agg in ("first", "last"):
+        _rolled_first_last(client, acc, src, fields, a, b, every_ns, where)
+    else:
+        _rolled_aggregates(client, acc, src, fields, a, b, every_ns, where)
+    _raw_partials(client, acc, spec.name, fields, b, end_ns, every_ns, where)
+    return acc.series(spec.name, fields)
 
-    def add(key: tuple, f: str, pairs) -> None:
-        """Merge one piece's (bucket, partial) pairs, in time order, values not None."""
-        cur = acc.setdefault(key, {}).setdefault(f, {})
-        if not cur:
-            cur.update(pairs)
-            return
-        for bucket, v in pairs:
-            old = cur.get(bucket)
-            if old is None or agg == "last":
-                cur[bucket] = v
-            elif agg in ("sum", "count"):
-                cur[bucket] = old + v
-            elif agg == "mean":
-                cur[bucket] = [old[0] + v[0], old[1] + v[1]]
-            elif agg == "min":
-                cur[bucket] = min(old, v)
-            elif agg == "max":
-                cur[bucket] = max(old, v)
-            # first: an earlier piece holds it already
 
-    def group_key(tags: dict | None) -> tuple:
-        return tuple((tags or {}).get(t, "") for t in group_by)
-
-    def raw(s: int, e: int) -> None:
-        if s >= e:
-            return
-        if agg != "mean":
-            for ser in client.query_raw(m, fields, s, e, every_s=every_s, agg=agg, group_by=group_by, where=where):
-                for f in fields:
-                    add(group_key(ser.tags), f, [(t, v) for t, v in zip(ser.times_ns, ser.values[f]) if v is not None])
-            return
-        # Partial sums and counts, to merge with the days' own (a bucket may hold both).
-        counts = {group_key(c.tags): c for c in
-                  client.query_raw(m, fields, s, e, every_s=every_s, agg="count", group_by=group_by, where=where)}
-        for ser in client.query_raw(m, fields, s, e, every_s=every_s, agg="sum", group_by=group_by, where=where):
-            key = group_key(ser.tags)
-            c = counts.get(key)
-            if c is None:
-                continue
+def _raw_partials(client: "InfluxClient", acc: _Partials, m: str, fields: list[str], s: int, e: int, every_ns: int,
+                  where: Where | None) -> None:
+    """The raw points' partials of [s, e) into *acc*."""
+    if s >= e:
+        return
+    agg, group_by, every_s = acc.agg, acc.group_by, every_ns / NS_PER_S
+    if agg != "mean":
+        for ser in client.query_raw(m, fields, s, e, every_s=every_s, agg=agg, group_by=group_by, where=where):
             for f in fields:
-                # by time: a point landing between the two reads must not shift the pairs
-                n_at = dict(zip(c.times_ns, c.values[f]))
-                add(key, f, [(t, [v, n_at[t]]) for t, v in zip(ser.times_ns, ser.values[f])
+                acc.add(acc.key(ser.tags), f, [(t, v) for t, v in zip(ser.times_ns, ser.values[f]) if v is not None])
+        return
+    # Partial sums and counts, to merge with the days' own (a bucket may hold both).
+    counts = {acc.key(c.tags): c for c in
+              client.query_raw(m, fields, s, e, every_s=every_s, agg="count", group_by=group_by, where=where)}
+    for ser in client.query_raw(m, fields, s, e, every_s=every_s, agg="sum", group_by=group_by, where=where):
+        key = acc.key(ser.tags)
+        c = counts.get(key)
+        if c is None:
+            continue
+        for f in fields:
+            # by time: a point landing between the two reads must not shift the pairs
+            n_at = dict(zip(c.times_ns, c.values[f]))
+            acc.add(key, f, [(t, [v, n_at[t]]) for t, v in zip(ser.times_ns, ser.values[f])
                              if v is not None and n_at.get(t)])
 
-    raw(start_ns, a)
-    src = source(client, rollup_name(m))
-    by = ", ".join(quote_ident(t) for t in group_by)
-    if agg in ("first", "last"):
-        # The group's first (last) value is that of the smallest fts (largest lts) among its
-        # series' days; on equal times the larger value, as InfluxDB's FIRST() and LAST().
-        ts = agg[0] + "ts"
-        cols = ", ".join(f"{quote_ident(f + '_' + agg)}, {quote_ident(f + '_' + ts)}" for f in fields)
-        stmt = lambda lo, hi: (f"SELECT {cols} FROM {src} WHERE {where_clause(lo, hi, where)}"
-                               + (f" GROUP BY {by}" if by else ""))
-        later = agg == "last"
-        for answer in client.execute_slices(stmt, a, b, every_s):  # slices cut at bucket edges
-            for series in answer:
-                index, rows = rows_of(series)
-                for f in fields:
-                    iv, it = index[f + "_" + agg], index[f + "_" + ts]
-                    best: dict[int, tuple] = {}
-                    for row in rows:
-                        v, t = row[iv], row[it]
-                        if v is None:
-                            continue
-                        bucket = row[0] - row[0] % every_ns
-                        old = best.get(bucket)
-                        if old is None or ((t > old[0]) if later else (t < old[0])) or (t == old[0] and v > old[1]):
-                            best[bucket] = (t, v)
-                    add(group_key(series.get("tags")), f, [(bucket, tv[1]) for bucket, tv in best.items()])
-    else:
-        if agg == "mean":
-            sel = ", ".join(f"SUM({quote_ident(f + '_sum')}) AS {quote_ident(f + '_s')}, "
-                            f"SUM({quote_ident(f + '_n')}) AS {quote_ident(f + '_c')}" for f in fields)
-        else:
-            func, part = {"sum": ("SUM", "sum"), "count": ("SUM", "n"), "min": ("MIN", "min"),
-                          "max": ("MAX", "max")}[agg]
-            sel = ", ".join(f"{func}({quote_ident(f + '_' + part)}) AS {quote_ident(f)}" for f in fields)
-        tail = f" GROUP BY time({every_ns}ns)" + (f", {by}" if by else "") + " fill(none)"
-        stmt = lambda lo, hi: f"SELECT {sel} FROM {src} WHERE {where_clause(lo, hi, where)}{tail}"
-        for answer in client.execute_slices(stmt, a, b, every_s):
-            for series in answer:
-                key = group_key(series.get("tags"))
-                index, rows = rows_of(series)
-                for f in fields:
-                    if agg == "mean":
-                        i_s, i_c = index[f + "_s"], index[f + "_c"]
-                        add(key, f, [(r[0], [r[i_s], r[i_c]]) for r in rows if r[i_c]])
-                    else:
-                        i = index[f]
-                        add(key, f, [(r[0], r[i]) for r in rows if r[i] is not None])
-    raw(b, end_ns)
 
-    out = []
-    casts = {f: column_cast(m, f, agg) for f in fields}  # JSON numbers to the contract's types, as raw reads
-    for key in sorted(acc):
-        per_field = acc[key]
-        buckets = sorted(set().union(*per_field.values()))
-        if not buckets:
-            continue
-        s = Series(tags=dict(zip(group_by, key)), times_ns=buckets)
-        for f in fields:
-            got = per_field.get(f, {})
-            col = [got.get(t) for t in buckets]
-            if agg == "mean":
-                col = [None if v is None else v[0] / v[1] for v in col]
-            s.values[f] = casts[f](col)
-        out.append(s)
-    return out
+def _rolled_first_last(client: "InfluxClient", acc: _Partials, src: str, fields: list[str], a: int, b: int,
+                       every_ns: int, where: Where | None) -> None:
+    """The group's first (last) value is that of the smallest fts (largest lts) among its
+    series' days; on equal times the larger value, as InfluxDB's FIRST() and LAST()."""
+    agg = acc.agg
+    ts = agg[0] + "ts"
+    by = ", ".join(quote_ident(t) for t in acc.group_by)
+    cols = ", ".join(f"{quote_ident(f + '_' + agg)}, {quote_ident(f + '_' + ts)}" for f in fields)
+    stmt = lambda lo, hi: (f"SELECT {cols} FROM {src} WHERE {where_clause(lo, hi, where)}"  # noqa: E731
+                           + (f" GROUP BY {by}" if by else ""))
+    later = agg == "last"
+    for answer in client.execute_slices(stmt, a, b, every_ns / NS_PER_S):  # slices cut at bucket edges
+        for series in answer:
+            index, rows = rows_of(series)
+            for f in fields:
+                iv, it = index[f + "_" + agg], index[f + "_" + ts]
+                best: dict[int, tuple] = {}
+                for row in rows:
+                    v, t = row[iv], row[it]
+                    if v is None:
+                        continue
+                    bucket = row[0] - row[0] % every_ns
+                    old = best.get(bucket)
+                    if old is None or ((t > old[0]) if later else (t < old[0])) or (t == old[0] and v > old[1]):
+                        best[bucket] = (t, v)
+                acc.add(acc.key(series.get("tags")), f, [(bucket, tv[1]) for bucket, tv in best.items()])
+
+
+def _rolled_aggregates(client: "InfluxClient", acc: _Partials, src: str, fields: list[str], a: int, b: int,
+                       every_ns: int, where: Where | None) -> None:
+    """Sums, counts, min, max and a mean's (sum, n) of the rolled days, per bucket, into *acc*."""
+    agg = acc.agg
+    by = ", ".join(quote_ident(t) for t in acc.group_by)
+    if agg == "mean":
+        sel = ", ".join(f"SUM({quote_ident(f + '_sum')}) AS {quote_ident(f + '_s')}, "
+                        f"SUM({quote_ident(f + '_n')}) AS {quote_ident(f + '_c')}" for f in fields)
+    else:
+        func, part = {"sum": ("SUM", "sum"), "count": ("SUM", "n"), "min": ("MIN", "min"),
+                      "max": ("MAX", "max")}[agg]
+        sel = ", ".join(f"{func}({quote_ident(f + '_' + part)}) AS {quote_ident(f)}" for f in fields)
+    tail = f" GROUP BY time({every_ns}ns)" + (f", {by}" if by else "") + " fill(none)"
+    stmt = lambda lo, hi: f"SELECT {sel} FROM {src} WHERE {where_clause(lo, hi, where)}{tail}"  # noqa: E731
+    for answer in client.execute_slices(stmt, a, b, every_ns / NS_PER_S):
+        for series in answer:
+            key = acc.key(series.get("tags"))
+            index, rows = rows_of(series)
+            for f in fields:
+                if agg == "mean":
+                    i_s, i_c = index[f + "_s"], index[f + "_c"]
+                    acc.add(key, f, [(r[0], [r[i_s], r[i_c]]) for r in rows if r[i_c]])
+                else:
+                    i = index[f]
+                    acc.add(key, f, [(r[0], r[i]) for r in rows if r[i] is not None])
 
 
 def _raw_day_statements(spec: Measurement, field: str, start_ns: int, end_ns: int, days: tuple[int, int],
@@ -320,13 +355,14 @@ def month_period_figures(client: "InfluxClient", spec: Measurement, start_ns: in
                          ) -> tuple[dict[str, dict[tuple, tuple[float, int]]], dict[str, dict[tuple, BucketStats]]
                                     ] | None:
     """``Store.period_figures`` over whole local months (``influx_rollup.rolled_months``) from one
-    read of the month packs: per series, its months chained (counters: ``dcim.store.counters``)
+    read of the month rows: per series, its months chained (counters: ``dcim.store.counters``)
     or added up (hourly fields: ``BucketStats``), then per group. None where a group holds
     several series, but for hourly fields with ``combine="each"`` (the caller falls back)."""
     cols = {f: month_columns([], [f]) for f in counters} | {f: month_columns([f], []) for f in hourly}
     per_series: dict[tuple, list[tuple[int, dict]]] = {}
-    packs = read_packs(client, month_rollup_name(spec.name), client.timezone, start_ns, end_ns)
-    for t, key, v in unpack(packs, [c for f in cols for c in cols[f]], where):
+    rows = read_month_rows(client, month_rollup_name(spec.name), client.timezone, start_ns, end_ns,
+                           [c for f in cols for c in cols[f]], where)
+    for t, key, v in rows:
         per_series.setdefault(key, []).append((t, v))
     series = []
     for key in sorted(per_series):

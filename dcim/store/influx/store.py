@@ -24,8 +24,6 @@ from dcim.store.base import (
     measurement_spec,
 )
 from dcim.store.influx import layout
-from dcim.store.influx.rollup import DailyRollups
-from dcim.store.influx.rollup_reads import RollupReads
 from dcim.store.influx.client import InfluxClient
 from dcim.store.influx.influxql import (
     _NEVER,
@@ -34,6 +32,8 @@ from dcim.store.influx.influxql import (
     quote_ident,
     where_clause,
 )
+from dcim.store.influx.rollup import DailyRollups
+from dcim.store.influx.rollup_reads import RollupReads
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class InfluxStore(InfluxClient, Store):
                      combine: str = "sum") -> dict[tuple, BucketStats]:
         """``Store.bucket_stats`` of hourly buckets from the rollups (``dcim.store.influx.rollup``),
         the first that serves, in an order per kind of read (below) of: single-series groups
-        over whole local months from the month packs; power or utilisation per tag, summed or
+        over whole local months from the month rows; power or utilisation per tag, summed or
         each (a rack's PDUs, a rack's GPU-hours), from the days' group rows (a row per group and
         day); single-series groups (or ``each``) from the rolled days' hourly summaries and raw
         hours only at the edges, one row per series coming back; else the default."""
@@ -152,7 +152,7 @@ class InfluxStore(InfluxClient, Store):
 
     def counter_increase(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
                          group_by: Sequence[str] = (), where: Where | None = None) -> dict[tuple, tuple[float, int]]:
-        """``Store.counter_increase``: whole local months from the month packs; else the rolled
+        """``Store.counter_increase``: whole local months from the month rows; else the rolled
         days from one aggregate row per series (their increases and junctions kept by
         maintain()), the rest per day from raw points
         (``dcim.store.influx.rollup_reads.counter_increase``); else the default."""

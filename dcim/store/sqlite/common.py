@@ -8,6 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from dcim.store import partials
 from dcim.store.base import (
     GROUP_ROLLUP_TAGS,
     StoreError,
@@ -66,14 +67,11 @@ def _touched_days_sql(m: str) -> str:
 
 _KIND_CAST = {bool: bool, float: float, int: int, str: lambda v: v}
 _first = operator.itemgetter(0)
-# Merge two partials (n, v) of the same bucket: mean/sum add, min/max compare, count adds n.
-_MERGE = {
-    "mean": lambda cur, n, v: (cur[0] + n, cur[1] + v),
-    "sum": lambda cur, n, v: (cur[0] + n, cur[1] + v),
-    "min": lambda cur, n, v: (cur[0] + n, v if v < cur[1] else cur[1]),
-    "max": lambda cur, n, v: (cur[0] + n, v if v > cur[1] else cur[1]),
-    "count": lambda cur, n, v: (cur[0] + n, None),
-}
+# Merge two partials (n, v) of the same bucket: the counts add, the values merge as
+# dcim.store.partials does for both stores (a count has no value).
+_MERGE = {agg: (lambda cur, n, v, _agg=agg: (cur[0] + n, partials.merge(_agg, cur[1], v)))
+          for agg in ("mean", "sum", "min", "max")}
+_MERGE["count"] = lambda cur, n, v: (cur[0] + n, None)
 
 
 def _means_sql(parts: list[str]) -> str:
