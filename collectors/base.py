@@ -7,7 +7,10 @@ pass real agents or a fake of the edge, never a fake of the logic.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from tenacity import RetryCallState, wait_exponential
 
 from dcim.metrics import Point
 
@@ -44,3 +47,18 @@ class Collector(ABC):
 
     async def close(self) -> None:
         """Release engines, sockets, libraries."""
+
+
+def exponential_backoff(initial_s: float, max_s: float) -> Callable[[int], float]:
+    """Seconds to wait after the *n*-th consecutive failure (n = 1, 2, …): ``initial_s``, then
+    doubling, capped at ``max_s`` — tenacity's ``wait_exponential``. For a collector that
+    schedules its next try for a later cycle instead of sleeping in this one (tenacity's own
+    retry loop would block the cycle), so only the wait policy is tenacity's."""
+    wait = wait_exponential(multiplier=initial_s, max=max_s)
+
+    def after(failures: int) -> float:
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # no Retrying: the cycle is the loop
+        state.attempt_number = failures
+        return wait(state)
+
+    return after

@@ -29,9 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tenacity import RetryCallState, wait_exponential
-
-from collectors.base import Collector, TargetResult
+from collectors.base import Collector, TargetResult, exponential_backoff
 from dcim.gpu_backend import (
     GpuBackend,
     GpuError,
@@ -57,13 +55,6 @@ class _Health:
     error: str | None = None
 
 
-def _attempt(number: int) -> RetryCallState:
-    """The state tenacity's wait strategies read: which attempt (1, 2, …) just failed."""
-    state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # no Retrying: our cycle is the loop
-    state.attempt_number = number
-    return state
-
-
 class GpuCollector(Collector):
     """Samples every GPU of one host through *backend*.
 
@@ -87,7 +78,7 @@ class GpuCollector(Collector):
         self.interval_s = interval_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
-        self._reinit_wait = wait_exponential(multiplier=backoff_initial_s, max=backoff_max_s)
+        self._reinit_wait_s = exponential_backoff(backoff_initial_s, backoff_max_s)
         self._clock = clock
         self._slots = {s.index: s for s in (slots or [])}
         base = dict(host_tags or {})
@@ -205,7 +196,7 @@ class GpuCollector(Collector):
             log.error("%s: GPU %d (%s) lost: %s", self.name, index, target, why)
         health.lost = True
         health.failures += 1
-        delay = self._reinit_wait(_attempt(health.failures))
+        delay = self._reinit_wait_s(health.failures)
         health.next_try_s = self._clock() + delay
         health.error = why
         dur = time.perf_counter() - t0
