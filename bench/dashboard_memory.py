@@ -217,6 +217,8 @@ def main(argv=None) -> int:
     ap.add_argument("--racks", type=int, default=32, help="racks of 16 GPUs (default 32: 512 GPUs, 64 PDUs)")
     ap.add_argument("--refresh-s", type=float, default=2.0, help="the screens' refresh (default 2 s)")
     ap.add_argument("--sample-s", type=float, default=5.0, help="RSS sample period (default 5 s)")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the dashboard process (e.g. MALLOC_ARENA_MAX=2), repeatable")
     args = ap.parse_args(argv)
     import tomli_w
 
@@ -243,7 +245,8 @@ def main(argv=None) -> int:
         writer.start()
         log = open(root / "dashboard.log", "w")
         dash = subprocess.Popen([sys.executable, "-m", "dcim.cli.main", "dashboard", "--config", str(root / "dcim.toml")],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT),
+                                     **dict(e.split("=", 1) for e in args.env)})
         try:
             base = f"http://127.0.0.1:{port}"
             deps = wait_up(base)

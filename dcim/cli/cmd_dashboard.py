@@ -86,9 +86,10 @@ class EngineAlarms:
 
 def run(args: argparse.Namespace) -> int:
     from dashboards.app import create_app, make_server
-    from dashboards.data import freeze_heap
+    from dashboards.data import freeze_heap, limit_arenas
     from dashboards.lazystore import LazyStore
 
+    limit_arenas(2)  # before waitress starts its threads: see dashboards.data.trim_heap
     cfg = config_from(args)
     host = args.host or cfg.dashboard.host
     port = cfg.dashboard.port if args.port is None else args.port
