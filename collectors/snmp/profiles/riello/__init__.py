@@ -1,0 +1,1 @@
+"""Riello (RPS SpA) UPSes on the NetMan cards: see README.md."""
