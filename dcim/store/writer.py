@@ -38,7 +38,10 @@ import logging
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterable, Sequence
+
+import tenacity
 
 from dcim.metrics import Point, PointError, validate_point
 from dcim.store.base import Store, StoreError, StoreUnavailable
@@ -82,7 +85,11 @@ class StoreWriter:
         self._closed = False
         self._in_flight: tuple[list[Point], object] | None = None  # (batch, finish()) being sent
         self._retry_at = 0.0  # monotonic time of the next replay attempt after a failure
-        self._retry_s = flush_interval_s
+        # The pause after the n-th failure in a row: flush_interval_s doubled per failure, at most
+        # max_retry_interval_s. Only the pause is tenacity's: the drainer never blocks on a retry
+        # (it keeps spooling), it skips replays until _retry_at.
+        self._retry_wait = tenacity.wait_exponential(multiplier=flush_interval_s, max=max_retry_interval_s)
+        self._failures = 0
         self._thread = threading.Thread(target=self._run, name="dcim-store-writer", daemon=True)
         self._thread.start()
 
@@ -350,7 +357,7 @@ class StoreWriter:
         while True:
             batch = self._peek()
             if batch is None:
-                self._retry_s = self.flush_interval_s
+                self._failures = 0
                 self._retry_at = 0.0
                 return
             left: list[Point] = []
@@ -385,15 +392,16 @@ class StoreWriter:
                 try:
                     return self.spool.peek()
                 except (OSError, ValueError) as exc:
+                    reason = exc  # Python unbinds *exc* when the except block ends
                     lost = self.spool.head_points()
                     self.spool.pop()
             self._count(dropped=lost)
             log.error("spool %s: a spooled batch cannot be read back (%s): dropped %d point(s), %d dropped so far",
-                      self.spool.directory, exc, lost, self.dropped)
+                      self.spool.directory, reason, lost, self.dropped)
 
     def _backoff(self) -> None:
-        self._retry_at = time.monotonic() + self._retry_s
-        self._retry_s = min(self._retry_s * 2, self.max_retry_interval_s)
+        self._failures += 1
+        self._retry_at = time.monotonic() + self._retry_wait(SimpleNamespace(attempt_number=self._failures))
 
     def _reject(self, batch: Sequence[Point], exc: StoreError) -> None:
         self._count(rejected=len(batch))

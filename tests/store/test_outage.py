@@ -168,6 +168,28 @@ def test_torn_last_record_is_cut(tmp_path):
     spool.close()
 
 
+
+def test_damaged_record_is_counted_dropped_and_skipped(tmp_path, caplog):
+    """A spooled batch that cannot be read back (bytes damaged on disk) is counted as dropped,
+    logged with its reason, and skipped: the batches around it replay."""
+    spool = Spool(tmp_path / "s", max_bytes=1 << 20)
+    for i in (1, 2, 3):
+        spool.append([gpu_point(i), gpu_point(i, gpu=1)])
+    spool.close()
+    [seg] = sorted((tmp_path / "s").glob("*.spool"))
+    data = seg.read_bytes()
+    first = data.index(b"\n") + 1
+    second = data.index(b"\n", first)
+    seg.write_bytes(data[:first + 4] + b"~" * (second - first - 4) + data[second:])  # same length, not JSON
+    store = FlakyStore()
+    with caplog.at_level("ERROR", logger="dcim.store.writer"):
+        writer = StoreWriter(store, tmp_path / "s", flush_interval_s=0.05)
+        drain(writer)
+        writer.close()
+    assert [p.fields["power_w"] for p in store.points] == [1.0, 1.0, 3.0, 3.0]
+    assert writer.stats()["dropped"] == 2
+    assert "cannot be read back" in caplog.text
+
 def test_one_writer_per_spool_dir(tmp_path):
     with StoreWriter(FlakyStore(), tmp_path / "spool"):
         with pytest.raises(SpoolLocked):

@@ -11,10 +11,11 @@ import json
 import logging
 import socket
 import threading
-import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
+
+import tenacity
 
 from dcim.metrics import Point, PointError
 from dcim.store import lineprotocol, month_figures
@@ -131,38 +132,47 @@ class InfluxClient:
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None, *,
                 retry_timeouts: bool = True) -> tuple[int, http.client.HTTPMessage, bytes]:
-        """One HTTP exchange with retries. Returns (status, headers, body) for 2xx; raises
-        StoreUnavailable when retries run out, InfluxRefused (a StoreError) on other 4xx (with
-        the server's text). *retry_timeouts* False: no answer within timeout_s raises
+        """One HTTP exchange with retries (tenacity: exponential backoff from backoff_s up to
+        max_backoff_s, or the server's Retry-After). Returns (status, headers, body) for 2xx;
+        raises StoreUnavailable when retries run out, InfluxRefused (a StoreError) on other 4xx
+        (with the server's text). *retry_timeouts* False: no answer within timeout_s raises
         StoreUnavailable at once (the write path: a hung server would hang every retry too)."""
-        headers = headers or {}
-        delay_s = self.backoff_s
-        wait_s = None  # the server's Retry-After, for the next attempt only
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(delay_s if wait_s is None else wait_s)
-                delay_s, wait_s = min(delay_s * 2, self.max_backoff_s), None
-            try:
-                status, resp_headers, data = self._exchange(method, path, body, headers)
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop_connection()
-                if isinstance(exc, TimeoutError) and not retry_timeouts:
-                    raise StoreUnavailable(self._no_answer(method, path)) from None
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            if 200 <= status < 300:
-                return status, resp_headers, data
-            message = self._error_text(data)
-            if status == 429 or status >= 500:
-                last = f"HTTP {status}: {message}"
-                retry_after = resp_headers.get("Retry-After", "")
-                if retry_after.isdigit():
-                    wait_s = min(float(retry_after), self.max_backoff_s)
-                continue
-            raise InfluxRefused(f"InfluxDB {self.url} refused {method} {path.split('?')[0]}: "
-                                f"HTTP {status}: {message}", status)
-        raise StoreUnavailable(f"InfluxDB {self.url} unavailable after {self.max_retries + 1} attempt(s): {last}")
+        attempts = tenacity.Retrying(stop=tenacity.stop_after_attempt(self.max_retries + 1), wait=self._retry_wait,
+                                     retry=tenacity.retry_if_exception_type(_Retry), reraise=True)
+        try:
+            return attempts(self._attempt, method, path, body, headers or {}, retry_timeouts)
+        except _Retry as exc:
+            raise StoreUnavailable(f"InfluxDB {self.url} unavailable after {self.max_retries + 1} attempt(s): "
+                                   f"{exc}") from None
+
+    def _attempt(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
+                 retry_timeouts: bool) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """One try: the answer on 2xx; _Retry where another try may succeed (no connection, 429,
+        5xx); InfluxRefused on other 4xx."""
+        try:
+            status, resp_headers, data = self._exchange(method, path, body, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            if isinstance(exc, TimeoutError) and not retry_timeouts:
+                raise StoreUnavailable(self._no_answer(method, path)) from None
+            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        if 200 <= status < 300:
+            return status, resp_headers, data
+        message = self._error_text(data)
+        if status == 429 or status >= 500:
+            retry_after = resp_headers.get("Retry-After", "")
+            raise _Retry(f"HTTP {status}: {message}",
+                         min(float(retry_after), self.max_backoff_s) if retry_after.isdigit() else None)
+        raise InfluxRefused(f"InfluxDB {self.url} refused {method} {path.split('?')[0]}: HTTP {status}: {message}",
+                            status)
+
+    def _retry_wait(self, state: tenacity.RetryCallState) -> float:
+        """The pause before the next try: the server's Retry-After where it sent one, else
+        backoff_s doubled per try, at most max_backoff_s."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Retry) and exc.wait_s is not None:
+            return exc.wait_s
+        return min(self.backoff_s * 2 ** (state.attempt_number - 1), self.max_backoff_s)
 
     def _no_answer(self, method: str, path: str) -> str:
         return f"InfluxDB {self.url} gave no answer to {method} {path.split('?')[0]} within {self.timeout_s:g} s (timeout_s)"
@@ -459,3 +469,10 @@ class InfluxClient:
                 self._pipe_lock.release()
 
 
+class _Retry(Exception):
+    """A try that failed in a way another may not (no connection, 429, 5xx); *wait_s*: the
+    server's Retry-After, if it sent one."""
+
+    def __init__(self, reason: str, wait_s: float | None = None):
+        super().__init__(reason)
+        self.wait_s = wait_s
