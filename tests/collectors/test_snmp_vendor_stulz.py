@@ -25,16 +25,21 @@ def test_stulz_wib8000_units(snmpsim_agent, capsys):
     assert {m for m, _ in points} == {"cooling"}
     units = {row: f for (_, row), f in points.items()}
     t = pytest.approx
+
+    def u(supply, ret, setpoint, rh, fan):
+        return {"supply_temp_c": t(supply), "return_temp_c": t(ret), "setpoint_c": t(setpoint),
+                "humidity_pct": t(rh), "fan_pct": fan}
+
     assert units == {
         # unit: supply 1193, return 1192, set point 1175 (x 0.1 degC), humidity 1171 (x 0.1 %), fan 6932 %
-        "dev-1": {"supply_temp_c": t(20.0), "return_temp_c": t(26.5), "setpoint_c": t(22.0), "humidity_pct": t(42.4), "fan_pct": 85.0},
-        "dev-2": {"supply_temp_c": t(20.7), "return_temp_c": t(25.3), "setpoint_c": t(22.0), "humidity_pct": t(42.4), "fan_pct": 85.0},
-        "dev-3": {"supply_temp_c": t(21.5), "return_temp_c": t(21.9), "setpoint_c": t(22.0), "humidity_pct": t(42.4), "fan_pct": 0.0},
-        "dev-4": {"supply_temp_c": t(24.4), "return_temp_c": t(26.9), "setpoint_c": t(22.0), "humidity_pct": t(49.9), "fan_pct": 45.0},
-        "dev-5": {"supply_temp_c": t(16.7), "return_temp_c": t(21.0), "setpoint_c": t(18.0), "humidity_pct": t(52.8), "fan_pct": 55.0},
-        "dev-6": {"supply_temp_c": t(22.7), "return_temp_c": t(25.0), "setpoint_c": t(22.0), "humidity_pct": t(52.8), "fan_pct": 55.0},
-        "dev-7": {"supply_temp_c": t(24.1), "return_temp_c": t(28.2), "setpoint_c": t(22.0), "humidity_pct": t(52.8), "fan_pct": 55.0},
-        "dev-8": {"supply_temp_c": t(23.5), "return_temp_c": t(22.9), "setpoint_c": t(22.0), "humidity_pct": t(52.8), "fan_pct": 55.0},
+        "dev-1": u(20.0, 26.5, 22.0, 42.4, 85.0),
+        "dev-2": u(20.7, 25.3, 22.0, 42.4, 85.0),
+        "dev-3": u(21.5, 21.9, 22.0, 42.4, 0.0),
+        "dev-4": u(24.4, 26.9, 22.0, 49.9, 45.0),
+        "dev-5": u(16.7, 21.0, 18.0, 52.8, 55.0),
+        "dev-6": u(22.7, 25.0, 22.0, 52.8, 55.0),
+        "dev-7": u(24.1, 28.2, 22.0, 52.8, 55.0),
+        "dev-8": u(23.5, 22.9, 22.0, 52.8, 55.0),
         # bus 2, unit 1: no supply air temperature published -> absent, not 0
         "dev-2.1": {"return_temp_c": t(23.1), "setpoint_c": t(23.0), "humidity_pct": t(37.0), "fan_pct": 50.0},
     }
