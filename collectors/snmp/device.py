@@ -17,11 +17,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from dcim.metrics import MEASUREMENTS, Point
-
 from collectors.snmp import profiles as registry
 from collectors.snmp.engine import SYS_OBJECT_ID, Endpoint, Missing, Oid, SnmpError, SnmpPoller
 from collectors.snmp.profiles.spec import Profile, Reading
+from dcim.metrics import MEASUREMENTS, Point
 
 log = logging.getLogger(__name__)
 
