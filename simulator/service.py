@@ -453,8 +453,9 @@ class TwinService:
 
 
 def _fault_schedule(twin: Any, specs: list[str]):
-    """The twin's fault schedule, or None without faults. A spec the twin cannot honour is a
-    ConfigError naming ``simulator.faults`` (printed as one line by the command line)."""
+    """The twin's fault schedule, or None without faults. A malformed spec is a ConfigError naming
+    ``simulator.faults`` (printed as one line by the command line); one naming a unit this twin
+    does not have is logged and left out (configs cut from the demo keep its faults)."""
     if not specs:
         return None
     from dcim.config import ConfigError
@@ -463,7 +464,7 @@ def _fault_schedule(twin: Any, specs: list[str]):
     if not hasattr(twin, "air_units"):
         raise ConfigError([("simulator.faults", f"{type(twin).__name__} has no cooling units to fail")])
     try:
-        return FaultSchedule.from_specs(list(specs), twin)
+        return FaultSchedule.from_specs(list(specs), twin, skip_unknown_units=True)
     except FaultError as exc:
         raise ConfigError([("simulator.faults", str(exc))]) from None
 

@@ -41,6 +41,10 @@ class FaultError(ValueError):
     """A fault spec that cannot be scheduled; the message names the spec and why."""
 
 
+class UnknownUnit(FaultError):
+    """A well-formed spec naming a unit this twin does not have."""
+
+
 @dataclass(frozen=True)
 class CoolingFault:
     spec: str
@@ -70,7 +74,7 @@ def parse_fault(spec: str, air_units: list[str] | None = None) -> CoolingFault:
     if fault.start_s == fault.end_s or (not daily and fault.end_s < fault.start_s):
         raise FaultError(f"fault {spec!r}: the window is empty")
     if air_units is not None and fault.unit not in air_units:
-        raise FaultError(f"fault {spec!r}: no air cooling unit {fault.unit!r} (CRAH or in-row units: "
+        raise UnknownUnit(f"fault {spec!r}: no air cooling unit {fault.unit!r} (CRAH or in-row units: "
                          f"{', '.join(air_units) or 'none'})")
     return fault
 
@@ -87,9 +91,19 @@ class FaultSchedule:
         self._original: dict[str, object] = {}
 
     @classmethod
-    def from_specs(cls, specs: list[str], twin) -> FaultSchedule:
+    def from_specs(cls, specs: list[str], twin, *, skip_unknown_units: bool = False) -> FaultSchedule:
+        """*skip_unknown_units*: a spec naming a unit the twin lacks is logged and left out (a
+        config cut from the demo keeps the demo's faults) instead of raising UnknownUnit."""
         names = [u.name for u in twin.air_units]
-        return cls([parse_fault(s, names) for s in specs], twin.config.site.timezone, twin.now_ns)
+        faults = []
+        for spec in specs:
+            try:
+                faults.append(parse_fault(spec, names))
+            except UnknownUnit as exc:
+                if not skip_unknown_units:
+                    raise
+                log.warning("%s: not scheduled", exc)
+        return cls(faults, twin.config.site.timezone, twin.now_ns)
 
     def _in_window(self, fault: CoolingFault, now_ns: int) -> bool:
         if not fault.daily:

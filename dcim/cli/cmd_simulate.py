@@ -56,12 +56,20 @@ def run(args: argparse.Namespace) -> int:
         twin_slurm_token,
         write_secrets_file,
     )
+    from simulator.twin_faults import FaultError, parse_fault
 
     cfg = config_from(args)
     if args.speed is not None and args.speed <= 0:
         raise SystemExit("error: --speed must be > 0")
     if not 0 <= args.slurm_port <= 65535:
         raise SystemExit("error: --slurm-port must be 0-65535")
+    air_units = [u.name for u in cfg.cooling if u.kind != "chiller"]
+    for spec in args.fault or []:   # asked for on this command line: every one must be possible
+        try:
+            parse_fault(spec, air_units)
+        except FaultError as exc:
+            print(f"error: --fault: {exc}", file=sys.stderr)
+            return 2
     progress_token = None
     if args.progress_url:
         if cfg.optimizer.token is None:

@@ -85,14 +85,35 @@ def test_once_window_counts_from_the_start():
     assert states == [False, True, False, False, False]   # True where it started failing
 
 
-def test_the_service_refuses_a_bad_fault_as_a_config_error():
+def test_the_service_refuses_a_malformed_fault_and_skips_a_unit_it_lacks(caplog):
+    """A malformed spec is a config error; one naming a unit this twin lacks is logged and left
+    out, so a config cut from the demo (fewer cooling units) still runs with the demo's faults."""
     from simulator.facility import FacilityTwin
     from simulator.service import TwinService
 
     cfg = load_config()
-    with pytest.raises(ConfigError, match="simulator.faults.*no air cooling unit 'irc-Z9'"):
-        TwinService(cfg, twin=FacilityTwin(cfg, seed=1), speed=0, serve_snmp=False,
-                    faults=["cooling:irc-Z9:14:00-14:20"])
+    with pytest.raises(ConfigError, match="simulator.faults.*expected cooling:UNIT"):
+        TwinService(cfg, twin=FacilityTwin(cfg, seed=1), speed=0, serve_snmp=False, faults=["cooling:irc-A1"])
+    svc = TwinService(cfg, twin=FacilityTwin(cfg, seed=1), speed=0, serve_snmp=False,
+                      faults=["cooling:irc-Z9:14:00-14:20", "cooling:irc-A1:14:00-14:20"])
+    assert [f.unit for f in svc.faults.faults] == ["irc-A1"]
+    assert "no air cooling unit 'irc-Z9'" in caplog.text
+
+
+def test_dcim_simulate_refuses_an_impossible_fault_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-m", "dcim.cli.main", "simulate", "--fault", "cooling:chiller-1:+1m-+2m",
+                             "--duration", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(root)}, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: --fault: fault 'cooling:chiller-1:+1m-+2m': no air cooling unit "
+                                     "'chiller-1' (CRAH or in-row units: irc-A1, irc-A2, irc-B1, irc-B2, crah-C, "
+                                     "crah-D)"), result.stderr
 
 
 def test_a_failing_unit_raises_and_clears_the_inlet_alarm(tmp_path):
