@@ -30,8 +30,8 @@ def backfill(twin_or_config: FacilityTwin | Config, store: Store, days: float, s
 
     With a Config, a new twin (seed from *seed*, else the config's simulator seed) starts at
     ``end_ns − days``. Per-GPU points are written every *gpu_step_s* (rounded to a multiple of
-    *step_s*; None = every step) and always at the last step. With a twin, its clock must not be later than that start; it is moved
-    there first without writing. Returns the twin, now at *end_ns*. Calls ``store.maintain()``
+    *step_s*; None = every step) and always at the last step. With a twin, its clock must not be
+    later than that start; it is moved there first without writing. Returns the twin, now at *end_ns*. Calls ``store.maintain()``
     at the end when the store has one (rollups, retention)."""
     if days < 0 or step_s <= 0:
         raise ValueError("days must be ≥ 0 and step_s > 0")
@@ -121,13 +121,17 @@ def quarter_start_ns(now_ns: int, timezone: str) -> int:
 
 
 def backfill_quarter(config: Config, store: Store, recent_days: float, progress: Progress | None = None, *,
-                     end_ns: int | None = None, seed: int | None = None, step_s: float = 300.0) -> FacilityTwin:
+                     end_ns: int | None = None, seed: int | None = None, step_s: float = 300.0,
+                     whole_quarter: bool = True) -> FacilityTwin:
     """The demo's history: the current quarter to date (site time), so its report and energy
     page have a period to show. The last *recent_days* at *step_s* (GPUs every 900 s), as
     :func:`backfill`; the rest of the quarter before them hourly with every GPU each hour, so the
     report's coverage is whole there too at a twelfth of the points. One twin runs through both,
-    so counters and jobs continue. Returns it, at *end_ns* (default now)."""
+    so counters and jobs continue. Returns it, at *end_ns* (default now). *whole_quarter* False:
+    the recent days only (``dcim up --backfill-days D``: exactly what was asked)."""
     end_ns = time.time_ns() if end_ns is None else int(end_ns)
+    if not whole_quarter:
+        return backfill(config, store, recent_days, step_s=step_s, progress=progress, end_ns=end_ns, seed=seed)
     recent_start_ns = end_ns - int(recent_days * 86400 * 1e9)
     start_ns = min(quarter_start_ns(end_ns, config.site.timezone), recent_start_ns)
     twin = FacilityTwin(config, seed=config.simulator.seed if seed is None else seed, start_ns=start_ns)

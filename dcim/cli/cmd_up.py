@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float, default=None,
                         help="twin time per real second (default [simulator] speed, 1 = real time)")
     parser.add_argument("--backfill-days", type=float, default=None, metavar="D",
-                        help="history to backfill into an empty store (default [simulator] backfill_days)")
+                        help="history to backfill into an empty store: exactly D days (default: the quarter to "
+                             "date, its last [simulator] backfill_days at 5-minute steps)")
     parser.add_argument("--host", default=None, help="dashboard address (default [dashboard] host)")
     parser.add_argument("--port", type=int, default=None, help="dashboard port (default [dashboard] port; 0 = any free)")
     parser.add_argument("--mode", choices=["off", "advise", "enforce"], default=None,
@@ -214,7 +215,8 @@ def _twin_with_history(cfg, args, stop: threading.Event):
 
         try:
             with bar:
-                twin = backfill_quarter(cfg, store, days, progress=progress)  # the quarter to date, the last days finer
+                twin = backfill_quarter(cfg, store, days, progress=progress,  # the quarter to date, the last days finer
+                                        whole_quarter=args.backfill_days is None)
         except KeyboardInterrupt:
             return None
         print(f"backfilled {days:g} days in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)

@@ -57,3 +57,18 @@ def test_backfill_covers_the_quarter_to_date(tmp_path):
         store.close()
     assert rows and all(r["coverage_pct"] >= 99.0 for r in rows), [(r.get("rack"), r["coverage_pct"]) for r in rows]
     assert all(r["it_kwh"] > 0 for r in rows)
+
+
+def test_asked_for_days_are_exactly_those(tmp_path):
+    """dcim up --backfill-days D: D days, not the quarter (a quick start, as tests and trials want)."""
+    from dcim.store.sqlite import SqliteStore
+
+    cfg = load_config()
+    end_ns = seoul_ns(2026, 11, 20, 12, 0)
+    store = SqliteStore(tmp_path / "d.sqlite")
+    try:
+        backfill_quarter(cfg, store, 0.25, end_ns=end_ns, whole_quarter=False)
+        [facility] = store.query("facility", ["total_power_w"], seoul_ns(2026, 10, 1), end_ns + 1, agg="count")
+    finally:
+        store.close()
+    assert facility.values["total_power_w"] == [6 * 12 + 1]   # 6 h of 5-minute steps, both ends: no quarter
