@@ -144,7 +144,7 @@ def test_sqlite_and_influx_give_the_same_report(stores, by, read):
     if reader is not influx:
         reader.close()
     assert any("dcim_rollups" in s for s in seen) == (read != "raw")
-    assert any('_1mo"' in s for s in seen) == (read == "months")
+    assert any('_month"' in s for s in seen) == (read == "months")
     assert [r["entity"] for r in from_sqlite] == [r["entity"] for r in from_influx]
     assert len(from_sqlite) == {"site": 1, "room": 2, "rack": 4, "tenant": 3, "gpu": 13}[by]
     diffs = [(r["entity"], c, r[c], s[c]) for r, s in zip(from_sqlite, from_influx) for c in COLUMN_NAMES

@@ -1,4 +1,4 @@
-"""SqliteStore's month rows (``m1mo_<m>``, kept by maintain() in the store's zone) on the
+"""SqliteStore's month rows (``month_<m>``, kept by maintain() in the store's zone) on the
 quarter of tests/store/month_data.py. Every read of whole months is compared with the same
 read through the store interface's defaults (``Store.counter_increase`` from counter_days,
 ``Store.bucket_stats`` from query(): SQLite's rollups by another path), and with the same
