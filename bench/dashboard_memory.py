@@ -36,6 +36,21 @@ ANCHOR_GROWTH = 0.05
 PAGES = ["/", "/alarms", "/racks", "/gpus", "/cooling", "/power", "/energy", "/optimizer", "/tenants"]
 
 
+PATCHED_CACHE = """
+import sys
+import dcim.store.sqlite as q
+connect = q.SqliteStore._connect
+def _connect(self):
+    conn = connect(self)
+    conn.execute("PRAGMA cache_size = -{kib}")
+    return conn
+q.SqliteStore._connect = _connect
+from dcim.cli.main import main
+sys.argv = ["dcim"] + sys.argv[1:]
+sys.exit(main())
+"""
+
+
 def site_config(root: Path, racks: int, refresh_s: float) -> dict:
     rows = [{"name": f"R{r}", "racks": [{"name": f"K{r}{k:02d}", "power_budget_kw": 40.0,
                                          "server_group": {"count": 2, "gpus": 8}} for k in range(8)]}
@@ -219,6 +234,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-s", type=float, default=5.0, help="RSS sample period (default 5 s)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the dashboard process (e.g. MALLOC_ARENA_MAX=2), repeatable")
+    ap.add_argument("--reader-cache-kib", type=int, default=None,
+                    help="diagnosis: the dashboard's SQLite page cache (the store sets 32 MiB per connection)")
     args = ap.parse_args(argv)
     import tomli_w
 
@@ -244,7 +261,10 @@ def main(argv=None) -> int:
         writer = Writer(store, data, 10.0, stop)
         writer.start()
         log = open(root / "dashboard.log", "w")
-        dash = subprocess.Popen([sys.executable, "-m", "dcim.cli.main", "dashboard", "--config", str(root / "dcim.toml")],
+        command = [sys.executable, "-m", "dcim.cli.main", "dashboard", "--config", str(root / "dcim.toml")]
+        if args.reader_cache_kib:  # the same command with the store's connections opened with a smaller cache
+            command[1:3] = ["-c", PATCHED_CACHE.format(kib=args.reader_cache_kib)]
+        dash = subprocess.Popen(command,
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT),
                                      **dict(e.split("=", 1) for e in args.env)})
         try:

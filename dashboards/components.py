@@ -111,7 +111,7 @@ def zone_label(tz: str) -> str:
 def time_axis(tz: str, lang: str, **extra) -> dict:
     """A date x axis labelled with the site's zone (the values come from :func:`local_x`)."""
     # numeric tick labels: the same in every language (Plotly's own would be English month names)
-    return {"type": "date", "gridcolor": GRID, "tickformat": "%H:%M\n%m-%d",
+    return {"type": "date", "gridcolor": GRID, "tickformat": "%m-%d %H:%M",
             "title": {"text": t("axis.time", lang, zone=zone_label(tz)),
                                                         "font": {"size": 13, "color": MUTED}}, **extra}
 

@@ -5,6 +5,7 @@ apart from normal; the kiosk pages through a table before moving on."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -109,7 +110,8 @@ def test_floor_map_legend_units_and_a_distinct_stale_colour(wall, browser_module
             f"return document.querySelector('[data-testid=\"{key}\"]').className;").split(), key
     # and the stamp says which source is stale, instead of the age of the freshest
     stamp = driver.find_element("id", "stamp").text
-    assert "stale: rack sensors (1/6)" in stamp and "age 10 min" in stamp, stamp
+    # R06's sensors are ten minutes old (plus the minutes this module has run): the stamp tells
+    assert "stale: rack sensors (1/6)" in stamp and re.search(r"age 1[0-5] min", stamp), stamp
     assert console_errors(driver) == []
 
 
