@@ -25,13 +25,13 @@ inside UTC days); power is read per hour. Coverage is the share of hours with da
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from dcim.config import Config
-from dcim.inventory import build_inventory
+from dcim.inventory import Inventory, build_inventory
 from dcim.metrics import OPTIMIZER_CYCLE_ACTION
 from dcim.report.energy import (
     allocate_overhead,
@@ -42,7 +42,7 @@ from dcim.report.energy import (
 )
 from dcim.report.job_level import read_billing
 from dcim.report.periods import Period, trailing_twelve_months
-from dcim.store.base import BucketStats, Store
+from dcim.store.base import Aggregate, BucketStats, Store
 
 HOUR_S = 3600
 QUARTER_HOUR_S = 900
@@ -99,7 +99,7 @@ class _Energy:
     resets: int
 
 
-def _series_by(store: Store, measurement: str, field: str, period: Period, every_s: int, agg: str,
+def _series_by(store: Store, measurement: str, field: str, period: Period, every_s: int, agg: Aggregate,
                group_by: tuple[str, ...], where=None) -> dict[tuple, tuple[list[int], list]]:
     out = {}
     for s in store.query(measurement, [field], period.start_ns, period.end_ns, every_s=every_s, agg=agg,
@@ -160,10 +160,11 @@ def _sum_energy(parts: list[_Energy]) -> _Energy:
     known = [p for p in parts if p.kwh is not None]
     if not known:
         return _Energy(None, "none", 0.0, 0)
+    kwh = sum(p.kwh for p in known if p.kwh is not None)
     methods = {p.method for p in known}
     method = methods.pop() if len(methods) == 1 else "mixed"
     # Coverage of a sum is limited by its least-covered part: a missing PDU makes the rack figure low.
-    return _Energy(sum(p.kwh for p in known), method, min(p.coverage_pct for p in parts), sum(p.resets for p in parts))
+    return _Energy(kwh, method, min(p.coverage_pct for p in parts), sum(p.resets for p in parts))
 
 
 def _local(ns: int | None, tz: ZoneInfo) -> str:
@@ -238,74 +239,63 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
     say = progress or (lambda _msg: None)
     inv = build_inventory(config)
     tz = ZoneInfo(config.site.timezone)
-    grid = config.site.grid_kgco2e_per_kwh
     base = {"period": period.label, "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
-            "site": config.site.name, "grid_kgco2e_per_kwh": grid, "pue_category": config.site.pue_category}
-
+            "site": config.site.name, "grid_kgco2e_per_kwh": config.site.grid_kgco2e_per_kwh,
+            "pue_category": config.site.pue_category}
     cache: dict = {}
     say("site totals")
     site = site_totals(store, config, period, cache=cache)
-    ttm_period = trailing_twelve_months(period)
-    say("trailing twelve months")
-    ttm = site_totals(store, config, ttm_period, coverage=False)
-    site_pue = site["pue"]
-
-    say("site peak")
-    peak_w, peak_at = _site_peak(store, config, period)
-
-    say("optimizer savings")
-    saved_kwh, saved_by_host = _savings(store, period)
-
-    rows = []
-    fac = site["facility"]
-    it = site["it"]
-    site_row = dict(base, level="site", entity=config.site.name,
-                    it_kwh=_round(it.kwh), it_method=it.method, coverage_pct=_round(min(fac.coverage_pct, it.coverage_pct), 1),
-                    counter_resets=fac.resets + it.resets, cooling_kwh=_round(site["cooling"].kwh),
-                    loss_other_kwh=_round(site["loss_kwh"]), facility_kwh=_round(fac.kwh), pue=_round(site_pue, 4),
-                    pue_ttm=_round(ttm["pue"], 4),
-                    avg_kw=_round(None if fac.kwh is None else fac.kwh / period.hours),
-                    peak_kw=_round(None if peak_w is None else peak_w / 1000), peak_time=_local(peak_at, tz),
-                    co2e_kg=_round(None if fac.kwh is None else fac.kwh * grid),
-                    optimizer_saved_kwh=_round(saved_kwh),
-                    share_of_it_pct=100.0 if it.kwh else "")
-    rows.append(site_row)
-    if by == "site":
-        return [_complete(r) for r in rows]
-
+    site_row, saved_by_host = _site_row(store, config, period, base, site, tz, say)
+    rows = [site_row]
     if by == "gpu":
         rows += _gpu_rows(store, config, inv, period, base, site, saved_by_host, tz, say)
-        return [_complete(r) for r in rows]
+    elif by != "site":
+        rows += _entity_rows(store, config, inv, period, by, base, site, saved_by_host, tz, cache, say)
+    return [_complete(r) for r in rows]
 
+
+def _site_row(store: Store, config: Config, period: Period, base: dict, site: dict, tz: ZoneInfo,
+              say: Callable[[str], None]) -> tuple[dict, dict[str, float]]:
+    """The site's row, and the optimizer's saving per host (kWh) that the entity rows share out."""
+    say("trailing twelve months")
+    ttm = site_totals(store, config, trailing_twelve_months(period), coverage=False)
+    say("site peak")
+    peak_w, peak_at = _site_peak(store, config, period)
+    say("optimizer savings")
+    saved_kwh, saved_by_host = _savings(store, period)
+    fac = site["facility"]
+    it = site["it"]
+    grid = config.site.grid_kgco2e_per_kwh
+    row = dict(base, level="site", entity=config.site.name,
+               it_kwh=_round(it.kwh), it_method=it.method, coverage_pct=_round(min(fac.coverage_pct, it.coverage_pct), 1),
+               counter_resets=fac.resets + it.resets, cooling_kwh=_round(site["cooling"].kwh),
+               loss_other_kwh=_round(site["loss_kwh"]), facility_kwh=_round(fac.kwh), pue=_round(site["pue"], 4),
+               pue_ttm=_round(ttm["pue"], 4),
+               avg_kw=_round(None if fac.kwh is None else fac.kwh / period.hours),
+               peak_kw=_round(None if peak_w is None else peak_w / 1000), peak_time=_local(peak_at, tz),
+               co2e_kg=_round(None if fac.kwh is None else fac.kwh * grid),
+               optimizer_saved_kwh=_round(saved_kwh),
+               share_of_it_pct=100.0 if it.kwh else "")
+    return row, saved_by_host
+
+
+def _entity_rows(store: Store, config: Config, inv: Inventory, period: Period, by: str, base: dict, site: dict,
+                 saved_by_host: dict[str, float], tz: ZoneInfo, cache: dict, say: Callable[[str], None]) -> list[dict]:
+    """One row per room, rack, tenant or job: the energy of its racks' PDUs."""
     say("GPU utilisation")
     # Per GPU: the hours it reported utilisation and the sum of those hourly means, added up
     # per rack (a GPU that fell silent adds no hours).
     util = store.bucket_stats("gpu", "util_pct", period.start_ns, period.end_ns, HOUR_S, group_by=("rack",),
                               combine="each")
-
-    def gpu_hours(racks: list[str]) -> tuple[float, float]:
-        """GPU-hours with telemetry and busy GPU-hours (weighted by utilisation)."""
-        hours = busy = 0.0
-        for rack in racks:
-            st = util.get((rack,))
-            if st is not None:
-                hours += st.buckets
-                busy += st.total / 100.0
-        return hours, busy
-
     say("rack PDUs")
-    pdus = _source(cache, store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
-    rack_energy: dict[str, _Energy] = {}
-    for rack in inv.racks:
-        names = [p.name for p in inv.pdus_by_rack.get(rack.rack, [])]
-        rack_energy[rack.rack] = _sum_energy([pdus.energy((n,)) for n in names]) if names else _Energy(None, "none", 0.0, 0)
-
+    rack_energy = _rack_energy(store, inv, period, cache)
+    grid = config.site.grid_kgco2e_per_kwh
     billing = None
     if by in ("job", "tenant"):
         say("job holds")
         billing = read_billing(store, config, inv, period, rack_energy)
         if by == "job":
-            return [_complete(r) for r in rows + billing.job_rows(base, site, tz, grid)]
+            return billing.job_rows(base, site, tz, grid)
 
     groups: dict[str, list[str]] = defaultdict(list)
     for rack in inv.racks:
@@ -319,32 +309,61 @@ def build_report(store: Store, config: Config, period: Period, by: str = "rack",
         saved_by_rack[host_rack.get(host, "")] += kwh
 
     total_it = sum(e.kwh for e in rack_energy.values() if e.kwh is not None)
+    rows = []
     for name in sorted(groups):
         racks = groups[name]
-        e = _sum_energy([rack_energy[r] for r in racks])
-        pk, pk_at = peaks.get(name, (None, None))
-        hours, busy = gpu_hours(racks)
-        first = inv.rack_by_name[racks[0]]
-        fac_kwh = allocate_overhead(e.kwh, it.kwh, fac.kwh) if e.kwh is not None else None
-        rows.append(dict(
-            base, level=by, entity=name,
-            room=first.room if by in ("room", "rack") else "", rack=name if by == "rack" else "",
-            tenant=(first.tenant or "") if by in ("rack", "tenant") else "",
-            it_kwh=_round(e.kwh), it_method=e.method, coverage_pct=_round(e.coverage_pct, 1), counter_resets=e.resets,
-            facility_kwh=_round(fac_kwh), pue=_round(site_pue, 4),
-            avg_kw=_round(None if e.kwh is None else e.kwh / period.hours),
-            peak_kw=_round(None if pk is None else pk / 1000), peak_time=_local(pk_at, tz),
-            co2e_kg=_round(None if fac_kwh is None else fac_kwh * grid),
-            optimizer_saved_kwh=_round(sum(saved_by_rack.get(r, 0.0) for r in racks)),
-            gpu_hours=_round(hours, 1), gpu_busy_hours=_round(busy, 1),
-            share_of_it_pct=_round(None if not total_it or e.kwh is None else 100 * e.kwh / total_it, 2),
-        ))
-        if billing is not None:
-            rows[-1] = billing.tenant_row(rows[-1], name, site, total_it, grid)
+        row = _group_row(inv, period, by, name, racks, base, site, rack_energy, peaks.get(name, (None, None)),
+                         _gpu_hours(util, racks), sum(saved_by_rack.get(r, 0.0) for r in racks), total_it, tz, grid)
+        rows.append(row if billing is None else billing.tenant_row(row, name, site, total_it, grid))
     if billing is not None:
         rows += [billing.tenant_row(dict(base, level="tenant", entity=t), t, site, total_it, grid)
                  for t in billing.tenants_without_racks(set(groups))]
-    return [_complete(r) for r in rows]
+    return rows
+
+
+def _rack_energy(store: Store, inv: Inventory, period: Period, cache: dict) -> dict[str, _Energy]:
+    """Each rack's IT energy: its PDUs' (A + B feeds) together."""
+    pdus = _source(cache, store, period, "pdu", ("pdu",), "energy_kwh", "power_w")
+    rack_energy: dict[str, _Energy] = {}
+    for rack in inv.racks:
+        names = [p.name for p in inv.pdus_by_rack.get(rack.rack, [])]
+        rack_energy[rack.rack] = _sum_energy([pdus.energy((n,)) for n in names]) if names else _Energy(None, "none", 0.0, 0)
+    return rack_energy
+
+
+def _gpu_hours(util: dict[tuple, BucketStats], racks: list[str]) -> tuple[float, float]:
+    """GPU-hours with telemetry and busy GPU-hours (weighted by utilisation) of *racks*."""
+    hours = busy = 0.0
+    for rack in racks:
+        st = util.get((rack,))
+        if st is not None:
+            hours += st.buckets
+            busy += st.total / 100.0
+    return hours, busy
+
+
+def _group_row(inv: Inventory, period: Period, by: str, name: str, racks: list[str], base: dict, site: dict,
+               rack_energy: dict[str, _Energy], peak_at: tuple[float | None, int | None],
+               gpu_hours: tuple[float, float], saved_kwh: float, total_it: float, tz: ZoneInfo, grid: float) -> dict:
+    """The row of one room, rack or tenant (*name*, holding *racks*)."""
+    e = _sum_energy([rack_energy[r] for r in racks])
+    pk, pk_at = peak_at
+    hours, busy = gpu_hours
+    first = inv.rack_by_name[racks[0]]
+    fac_kwh = allocate_overhead(e.kwh, site["it"].kwh, site["facility"].kwh) if e.kwh is not None else None
+    return dict(
+        base, level=by, entity=name,
+        room=first.room if by in ("room", "rack") else "", rack=name if by == "rack" else "",
+        tenant=(first.tenant or "") if by in ("rack", "tenant") else "",
+        it_kwh=_round(e.kwh), it_method=e.method, coverage_pct=_round(e.coverage_pct, 1), counter_resets=e.resets,
+        facility_kwh=_round(fac_kwh), pue=_round(site["pue"], 4),
+        avg_kw=_round(None if e.kwh is None else e.kwh / period.hours),
+        peak_kw=_round(None if pk is None else pk / 1000), peak_time=_local(pk_at, tz),
+        co2e_kg=_round(None if fac_kwh is None else fac_kwh * grid),
+        optimizer_saved_kwh=_round(saved_kwh),
+        gpu_hours=_round(hours, 1), gpu_busy_hours=_round(busy, 1),
+        share_of_it_pct=_round(None if not total_it or e.kwh is None else 100 * e.kwh / total_it, 2),
+    )
 
 
 def _site_peak(store: Store, config: Config, period: Period) -> tuple[float | None, int | None]:
