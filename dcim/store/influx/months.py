@@ -14,8 +14,6 @@ from dcim.store.influx.influxql import where_clause
 if TYPE_CHECKING:
     from dcim.store.influx.client import InfluxClient
 
-log = logging.getLogger(__name__)
-
 from dcim.store.influx.layout import (
     DAY_NS,
     KEPT_FIELD,
@@ -27,6 +25,8 @@ from dcim.store.influx.layout import (
     mtd_rollup_name,
     source,
 )
+
+log = logging.getLogger(__name__)
 
 
 class _Months:

@@ -140,12 +140,6 @@ from dcim.store import day_figures, month_figures
 from dcim.store.base import GROUP_ROLLUP_TAGS, StoreError, has_group_rollups
 from dcim.store.counters import bucket_span, junction
 from dcim.store.influx.influxql import quote_ident
-
-if TYPE_CHECKING:
-    from dcim.store.influx.client import InfluxClient
-
-log = logging.getLogger(__name__)
-
 from dcim.store.influx.layout import (
     ALL_SERIES,
     DAY_NS,
@@ -168,6 +162,11 @@ from dcim.store.influx.layout import (
     source,
 )
 from dcim.store.influx.months import _start_months
+
+if TYPE_CHECKING:
+    from dcim.store.influx.client import InfluxClient
+
+log = logging.getLogger(__name__)
 
 
 def maintain(client: "InfluxClient", now_ns: int | None, reroll_days: int,
