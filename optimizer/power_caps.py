@@ -143,7 +143,32 @@ def decide_caps(inp: CapInputs, budgets: Budgets | None = None, policy: CapPolic
     learned power-law curves — the benchmark's oracle passes the twin's true curves."""
     policy = policy or CapPolicy()
     budgets = budgets or Budgets()
-    n = inp.max_w.size
+    grid = _candidate_grid(inp, policy, throughput_fn)
+    k, reason, want = _efficient_choice(inp, policy, grid)  # steps 1 and 2
+    k, reason, budget_group = _apply_budgets(inp, budgets, policy, grid, k, reason)  # step 3
+    target = grid.caps[np.arange(inp.max_w.size), k]
+    if want is not None:
+        # the exact target replaces its candidate unless a budget cut deeper
+        exact = np.isfinite(want) & inp.busy & (budget_group == "")
+        target = np.where(exact, np.minimum(want, target), target)
+    final, reason, budget_group = _apply_rails(inp, budgets, policy, grid, target, reason, budget_group)  # step 4
+    return _plan(inp, budgets, policy, grid, final, reason, budget_group, throughput_fn)
+
+
+@dataclass
+class _Grid:
+    """The candidate caps of every GPU (n × K, ascending) and what each would give."""
+
+    max_w: np.ndarray  # hardware max, float
+    hw_lo: np.ndarray  # hardware min, float
+    lo: np.ndarray  # the lowest cap efficiency may choose (policy floor, conservative mode)
+    caps: np.ndarray  # n × K
+    r: np.ndarray  # relative throughput at each candidate
+    loss: np.ndarray  # 1 − r
+    draw: np.ndarray  # predicted GPU draw at each candidate, W
+
+
+def _candidate_grid(inp: CapInputs, policy: CapPolicy, throughput_fn) -> _Grid:
     max_w = inp.max_w.astype(float)
     hw_lo = inp.min_w.astype(float)
     floor_w = np.maximum(hw_lo, policy.floor_fraction * max_w)
@@ -159,69 +184,83 @@ def decide_caps(inp: CapInputs, budgets: Budgets | None = None, policy: CapPolic
         r = relative_throughput(frac, inp.saturation[:, None], inp.beta[:, None])
     else:
         r = np.asarray(throughput_fn(caps), dtype=float)
-    loss = 1.0 - r
-    draw = predicted_draw_w(inp, caps)
+    return _Grid(max_w, hw_lo, lo, caps, r, 1.0 - r, predicted_draw_w(inp, caps))
 
+
+def _efficient_choice(inp: CapInputs, policy: CapPolicy, grid: _Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Steps 1 and 2: each GPU's candidate index k and its reason code, and the exact justified
+    target per GPU (NaN where none; None without targets)."""
+    n = inp.max_w.size
+    caps, lo, max_w = grid.caps, grid.lo, grid.max_w
     # 1. efficiency: energy per work, only where the loss bound holds; ties → the higher cap.
     eff_bound = np.maximum(inp.loss_bound - policy.loss_margin, 0.0)
-    ok = (loss <= eff_bound[:, None] + 1e-9) & (caps >= lo[:, None] - 1e-9)
+    ok = (grid.loss <= eff_bound[:, None] + 1e-9) & (caps >= lo[:, None] - 1e-9)
     ok[:, -1] = True  # the max cap is always admissible
-    energy_per_work = (draw + inp.host_share_w[:, None]) / np.maximum(r, 1e-6)
+    energy_per_work = (grid.draw + inp.host_share_w[:, None]) / np.maximum(grid.r, 1e-6)
     energy_per_work = np.where(ok, energy_per_work, np.inf)
     rev = energy_per_work[:, ::-1]
     k_eff = (N_CANDIDATES - 1) - np.argmin(rev + 1e-9 * np.arange(N_CANDIDATES)[None, :], axis=1)
-    has_target = np.zeros(n, dtype=bool)
+    want = None
     if inp.target_w is not None:
-        # a justified target: the lowest candidate at or above it (budgets lower from there); the
-        # exact target replaces that candidate below unless a budget cut deeper
-        want = np.clip(np.maximum(inp.target_w, lo), None, max_w)
+        # a justified target: the lowest candidate at or above it (budgets lower from there)
+        clipped = np.clip(np.maximum(inp.target_w, lo), None, max_w)
         has_target = np.isfinite(inp.target_w)
-        k_eff = np.where(has_target, _k_at_or_above(caps, np.where(has_target, want, max_w)), k_eff)
+        k_eff = np.where(has_target, _k_at_or_above(caps, np.where(has_target, clipped, max_w)), k_eff)
+        want = np.where(has_target, clipped, np.nan)
     # 2. idle GPUs → toward default (the highest candidate at or below default).
     k_default = _k_at_or_below(caps, inp.default_w)
     k = np.where(inp.busy, k_eff, k_default)
     reason = np.where(inp.busy, EFFICIENT, IDLE_RELEASE)
     # a busy GPU whose efficient cap is ≥ default gains nothing from capping
     at_default = inp.busy & (caps[np.arange(n), k] >= inp.default_w - 1e-6)
-    reason = np.where(at_default, AT_DEFAULT, reason)
+    return k, np.where(at_default, AT_DEFAULT, reason), want
 
-    # 3. budgets: raise λ per over-budget group until it fits; only ever lowers k.
+
+def _apply_budgets(inp: CapInputs, budgets: Budgets, policy: CapPolicy, grid: _Grid, k: np.ndarray,
+                   reason: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 3: raise λ per over-budget group until it fits; only ever lowers k. Returns k, the
+    reasons and the group that bound each GPU ("" where none)."""
+    n = inp.max_w.size
     weight = 1.0 / np.maximum(inp.loss_bound, 0.01)
     lam = np.zeros(n)
     budget_group = np.full(n, "", dtype=object)
     for kind, ids in inp.groups.items():
         if kind not in budgets.budget_w:
             continue
-        k, lam, hit = _fit_budgets(k, lam, kind, ids, budgets, inp, caps, draw, loss, weight, policy, fresh=inp.fresh)
+        k, lam, hit = _fit_budgets(k, lam, kind, ids, budgets, inp, grid.caps, grid.draw, grid.loss, weight, policy,
+                                   fresh=inp.fresh)
         if hit is not None:
             rows = np.flatnonzero(hit & (budget_group == ""))
             budget_group[rows] = hit_names(kind, ids[rows], budgets)
-    bound = budget_group != ""
-    reason = np.where(bound, BUDGET, reason)
+    return k, np.where(budget_group != "", BUDGET, reason), budget_group
 
-    target = caps[np.arange(n), k]
-    if has_target.any():
-        exact = has_target & inp.busy & ~bound
-        target = np.where(exact, np.minimum(want, target), target)
-    # 4. rails: step bound from the current limit, then the hardware range (always last).
+
+def _apply_rails(inp: CapInputs, budgets: Budgets, policy: CapPolicy, grid: _Grid, target: np.ndarray,
+                 reason: np.ndarray, budget_group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 4: step bound from the current limit, then the hardware range (always last); stale
+    GPUs keep their current limit."""
     cur = inp.current_w.astype(float)
     stepped = np.clip(target, cur - policy.max_step_w, cur + policy.max_step_w)
     stepped = _release_idle(inp, budgets, target, stepped, cur)
     reason = np.where((np.abs(stepped - target) > 1e-6) & (reason == EFFICIENT), STEP_LIMITED, reason)
     if policy.conservative:
-        reason = np.where((reason == EFFICIENT) & (np.abs(stepped - lo) < 1e-6), CONSERVATIVE, reason)
-    final = np.clip(stepped, hw_lo, max_w)
+        reason = np.where((reason == EFFICIENT) & (np.abs(stepped - grid.lo) < 1e-6), CONSERVATIVE, reason)
+    final = np.clip(stepped, grid.hw_lo, grid.max_w)
     final = np.where(inp.fresh, final, cur)
     reason = np.where(inp.fresh, reason, HOLD_STALE)
-    budget_group = np.where(inp.fresh, budget_group, "")
+    return final, reason, np.where(inp.fresh, budget_group, "")
 
+
+def _plan(inp: CapInputs, budgets: Budgets, policy: CapPolicy, grid: _Grid, final: np.ndarray, reason: np.ndarray,
+          budget_group: np.ndarray, throughput_fn) -> CapPlan:
+    """The plan of *final* caps, with the draw, loss and saving they are predicted to give."""
     pdraw = predicted_draw_w(inp, final)
     if throughput_fn is None:
-        r_final = relative_throughput(final / max_w, inp.saturation, inp.beta)
+        r_final = relative_throughput(final / grid.max_w, inp.saturation, inp.beta)
     else:
         r_final = np.asarray(throughput_fn(final[:, None]), dtype=float)[:, 0]
     ploss = np.where(inp.busy, 1.0 - r_final, 0.0)
-    saving_w = float((predicted_draw_w(inp, cur) - pdraw).sum()) * policy.pue
+    saving_w = float((predicted_draw_w(inp, inp.current_w.astype(float)) - pdraw).sum()) * policy.pue
     over = _over_budget(inp, budgets, pdraw, policy)
     return CapPlan(final, reason.astype(int), pdraw, ploss, budget_group, over, saving_w, inp.label)
 
