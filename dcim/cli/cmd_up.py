@@ -249,6 +249,7 @@ def _start_optimizer(cfg, inventory, store, twin, mode: str):
 
     opt = cfg.optimizer
     desired = DesiredState(None, mode=mode, lease_s=opt.lease_s)
+    actuator: BackendActuator | DesiredStatePublisher
     if twin is not None:
         actuator = BackendActuator({s.host: twin.gpu_backend(s.host) for s in inventory.servers}, desired)
     else:
