@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -48,17 +48,14 @@ from dcim.config import Config
 from dcim.gpu_backend import PowerConstraints
 from dcim.inventory import GpuSlot, build_inventory
 from dcim.metrics import Point
-from simulator import capping_curves, physics, slurm_api
+from simulator import capping_curves, cooling_state, physics, slurm_api, topology, twin_points
 from simulator.gpus import SimulatedGpus, fake_uuid
 from simulator.progress_model import RATE_NOISE, REPORTING_SHARE, ProgressModel
-from simulator.readings import (CoolingReading, FacilitySnapshot, MeterReading, OutletReading, PduReading,
-                                PhaseReading, UpsReading)
+from simulator.readings import FacilitySnapshot
 from simulator.weather import Weather
 from simulator.workload import Job, Placement, Workload
 
 _J_PER_KWH = 3.6e6
-GRID_VOLTAGE_V = 380.0  # 3-phase line-to-line at UPS/meter level (Korea LV distribution)
-ROOM_RH_PCT = 45.0  # room humidity held by the units [assumption]
 UNSERVED_SUPPLY_C = 24.0  # racks no cooling unit serves breathe room air [assumption]
 # Metering accuracy (fraction of reading): revenue meters are IEC 62053-22 class 0.5S (±0.5 %);
 # metered rack PDUs state ±1 % (IEC 62053-21 class 1, as APC/Raritan/ServerTech data sheets
@@ -188,9 +185,19 @@ class FacilityTwin:
     # --- topology --------------------------------------------------------------------------------
 
     def _build_topology(self) -> None:
+        """The fixed wiring (simulator/topology.py) and the state's starting values. One random
+        stream, drawn in a fixed order: PDU load sharing, PDU voltage phases, GPU and counter
+        starting values."""
+        rack_index = self._build_servers()
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0x7090])
+        self._build_pdus(rack_index, rng)
+        self._build_cooling_and_power(rack_index)
+        self._init_state(rng)
+
+    def _build_servers(self) -> dict[str, int]:
+        """GPU slots, servers and racks as index arrays; returns each rack's index by name."""
         inv = self.inventory
         self.slots: list[GpuSlot] = list(inv.gpus)
-        n = len(self.slots)
         self.uuids = [fake_uuid(self.seed, s.host, s.index) for s in self.slots]
         self._gpu_tags = [{**s.tags, "uuid": u} for s, u in zip(self.slots, self.uuids)]
         self._workload_tags = [{"site": s.site, "host": s.host, "uuid": u} for s, u in zip(self.slots, self.uuids)]
@@ -204,16 +211,16 @@ class FacilityTwin:
         self.server_gpus = np.array([s.gpus for s in inv.servers], dtype=float)
         self.host_idle_w = np.array([s.host_idle_w for s in inv.servers])
         self.host_max_w = np.array([max(s.host_max_w, s.host_idle_w) for s in inv.servers])
-        n_racks = len(inv.racks)
         self.rack_max_w = np.bincount(self.server_rack, self.host_max_w + self.server_gpus * physics.H100_MAX_LIMIT_W,
-                                      minlength=n_racks)
+                                      minlength=len(inv.racks))
         self.room_names = [r.name for r in self.config.rooms]
         self.rack_room = [r.room for r in inv.racks]
-        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0x7090])
+        return rack_index
 
-        # Rack PDUs: a rack's load is shared equally by its PDUs (dual-corded A/B servers). Each
-        # server's share of a PDU spreads over 3 outlets (one per phase), PSU sharing uneven by a
-        # few percent [assumption], which gives realistic mild phase imbalance.
+    def _build_pdus(self, rack_index: dict[str, int], rng: np.random.Generator) -> None:
+        """Rack PDUs: which servers each carries, on which outlets and phases (topology.pdu_maps)."""
+        inv = self.inventory
+        n_racks = len(inv.racks)
         self.pdus = list(inv.pdus)
         self._pdu_rack = [rack_index[p.rack] for p in self.pdus]
         self._pdu_tags = [inv.device_tags("pdu", p) for p in self.pdus]
@@ -223,35 +230,10 @@ class FacilityTwin:
         for k, r in enumerate(self.server_rack):
             servers_of_rack[r].append(k)
         self._servers_of_rack = servers_of_rack
-        # Linear maps server power → outlet and phase power (all PDUs stacked), so a step is two
-        # small matrix products instead of a loop over PDUs.
-        n_servers = len(inv.servers)
-        self._phase_slices, self._outlet_slices = [], []
-        ph_off = ol_off = 0
-        for p in self.pdus:
-            self._phase_slices.append(slice(ph_off, ph_off + p.phases))
-            self._outlet_slices.append(slice(ol_off, ol_off + p.outlets))
-            ph_off += p.phases
-            ol_off += p.outlets
-        self._m_outlet = np.zeros((ol_off, n_servers))
-        self._m_phase = np.zeros((ph_off, n_servers))
-        self._phase_pdu = np.zeros(ph_off, dtype=np.int64)
-        self._outlet_pdu = np.zeros(ol_off, dtype=np.int64)
-        for i, (p, rk) in enumerate(zip(self.pdus, self._pdu_rack)):
-            share = 1.0 / per_rack[rk]
-            ps, os_ = self._phase_slices[i], self._outlet_slices[i]
-            self._phase_pdu[ps] = i
-            self._outlet_pdu[os_] = i
-            for j, k in enumerate(servers_of_rack[rk]):
-                w = np.clip(1.0 + rng.normal(0.0, 0.04, 3), 0.8, 1.2)
-                w = w / w.sum()
-                for m in range(3):
-                    if p.outlets:
-                        outlet = (3 * j + m) % p.outlets
-                        self._m_outlet[os_.start + outlet, k] += share * w[m]
-                        self._m_phase[ps.start + outlet % p.phases, k] += share * w[m]
-                    else:
-                        self._m_phase[ps.start:ps.stop, k] += share * w[m] / p.phases
+        maps = topology.pdu_maps(self.pdus, self._pdu_rack, per_rack, servers_of_rack, len(inv.servers), rng)
+        self._phase_slices, self._outlet_slices = maps.phase_slices, maps.outlet_slices
+        self._m_outlet, self._m_phase = maps.m_outlet, maps.m_phase
+        self._phase_pdu, self._outlet_pdu = maps.phase_pdu, maps.outlet_pdu
         self._pdu_share = np.array([1.0 / per_rack[rk] for rk in self._pdu_rack]) if self.pdus else np.zeros(0)
         self._pdu_rack_arr = np.array(self._pdu_rack, dtype=np.int64)
         self._pdu_phases = np.array([p.phases for p in self.pdus], dtype=float)
@@ -259,48 +241,25 @@ class FacilityTwin:
         self._pdu_rating_w = np.array([p.phases * p.breaker_a * p.voltage_v for p in self.pdus])
         self._pdu_voltage_phase = rng.uniform(0, 2 * math.pi, len(self.pdus))
 
-        # Cooling: each air unit serves its racks; racks no unit names go to the first air unit
-        # of their room. Chillers serve every air unit (the demo's one plant serves both halls).
+    def _build_cooling_and_power(self, rack_index: dict[str, int]) -> None:
+        """Cooling units and the racks they serve, UPSes and the racks they feed, the site's
+        transformer and meters."""
+        inv = self.inventory
+        # Chillers serve every air unit (the demo's one plant serves both halls).
         self.air_units = [u for u in inv.cooling if u.kind != "chiller"]
         self.chillers = [u for u in inv.cooling if u.kind == "chiller"]
-        self._rack_unit = np.full(n_racks, -1, dtype=np.int64)
-        for ui, u in enumerate(self.air_units):
-            for name in u.racks:
-                if name in rack_index and self._rack_unit[rack_index[name]] < 0:
-                    self._rack_unit[rack_index[name]] = ui
-        for k, r in enumerate(inv.racks):
-            if self._rack_unit[k] < 0:
-                for ui, u in enumerate(self.air_units):
-                    if u.room == r.room:
-                        self._rack_unit[k] = ui
-                        break
-        # Recirculation per rack [assumption, physics.RECIRC_*]: row ends leak more in rooms.
-        row_len: dict[tuple[str, int], int] = {}
-        for r in inv.racks:
-            row_len[(r.room, r.row_index)] = max(row_len.get((r.room, r.row_index), 0), r.position + 1)
-        recirc = []
-        for k, r in enumerate(inv.racks):
-            ui = self._rack_unit[k]
-            inrow = ui >= 0 and self.air_units[ui].kind == "inrow"
-            f = physics.RECIRC_INROW if inrow else physics.RECIRC_ROOM
-            if not inrow and (r.position == 0 or r.position == row_len[(r.room, r.row_index)] - 1):
-                f += physics.RECIRC_ROW_END_EXTRA
-            recirc.append(f)
-        self.rack_recirc = np.array(recirc)
-
-        # UPS: each serves the racks of its rooms (split evenly when several share a room).
+        self._rack_unit = topology.rack_units(inv, self.air_units, rack_index)
+        self.rack_recirc = topology.rack_recirculation(inv, self.air_units, self._rack_unit)
         self.upses = list(inv.ups)
-        self._rack_ups_share = np.zeros((len(self.upses), n_racks))
-        for k, room in enumerate(self.rack_room):
-            serving = [ui for ui, u in enumerate(self.upses) if room in u.rooms]
-            for ui in serving:
-                self._rack_ups_share[ui, k] = 1.0 / len(serving)
+        self._rack_ups_share = topology.rack_ups_shares(self.upses, self.rack_room)
         # Site transformer sized for the racks' budgets plus the cooling plant [assumption].
         budget_w = sum(r.power_budget_kw for r in inv.racks) * 1000.0
         self._transformer_rating_w = max(1.5 * budget_w, 1.0)
         self.meters = list(inv.meters)
 
-        # GPU state.
+    def _init_state(self, rng: np.random.Generator) -> None:
+        """GPU state, device energy counters and metering errors at their starting values."""
+        n = len(self.slots)
         self.gpu_state = GpuState(
             cap_w=np.full(n, self.constraints.default_w), power_w=np.full(n, physics.GPU_IDLE_W),
             demand_w=np.full(n, physics.GPU_IDLE_W), util=np.zeros(n), mem_util=np.zeros(n),
@@ -313,13 +272,13 @@ class FacilityTwin:
         # Device energy counters (kWh), started at plausible non-zero values.
         self._pdu_kwh = rng.uniform(1e4, 5e4, len(self.pdus))
         self._phase_kwh_flat = (self._pdu_kwh / np.maximum(self._pdu_phases, 1))[self._phase_pdu]
-        self._outlet_kwh_flat = rng.uniform(100, 3000, self._m_outlet.shape[0])
+        self._outlet_kwh_flat = rng.uniform(100, 3000, int(self._m_outlet.shape[0]))
         # Per-PDU views into the flat counters (share memory: updating one updates the other).
         self._phase_kwh = [self._phase_kwh_flat[sl] for sl in self._phase_slices]
         self._outlet_kwh = [self._outlet_kwh_flat[sl] for sl in self._outlet_slices]
         self._ups_kwh = [float(rng.uniform(1e5, 5e5)) for _ in self.upses]
         self._meter_kwh = [float(rng.uniform(1e6, 5e6)) for _ in self.meters]
-        self.rack_inlet_c = np.full(n_racks, 22.0)
+        self.rack_inlet_c = np.full(len(self.inventory.racks), 22.0)
         # Metering errors (see METER_ACCURACY): fixed per device, and a stream of their own for
         # the per-reading part, so the physics' random streams are the same with or without.
         mrng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0x4E01])
@@ -347,6 +306,7 @@ class FacilityTwin:
         g = self.gpu_state
         jobs = {}
         for job_id, job in self.workload.jobs.items():
+            assert job.curve is not None, f"job {job_id} has no curve"  # Workload.new_job draws one for every job
             jobs[job_id] = JobTruth(job_id, job.job_class, job.curve, float(g.demand_w[job.slots].mean()),
                                     self.progress_model.reports_progress(job_id), tuple(job.slots))
         return Truth(self.now_ns, g.throughput.copy(), g.power_w.copy(), g.demand_w.copy(), jobs)
@@ -440,12 +400,25 @@ class FacilityTwin:
 
         The previous snapshot stays readable until the end, so a reader in another thread (an
         SNMP agent) sees either the old or the new state, never a mix."""
-        wl, g = self.workload, self.gpu_state
-        outdoor_c, outdoor_rh = self.weather.at(self.now_ns)
-        self.outdoor_c, self.outdoor_rh = outdoor_c, outdoor_rh
+        self.outdoor_c, self.outdoor_rh = self.weather.at(self.now_ns)
+        power, util = self._step_gpus(dt_s)
+        # Servers and racks.
+        n_servers = len(self.server_gpus)
+        gpu_sum_w = np.bincount(self.gpu_server, power, minlength=n_servers)
+        mean_util = np.bincount(self.gpu_server, util, minlength=n_servers) / np.maximum(self.server_gpus, 1)
+        server_w = physics.host_power_w(self.host_idle_w, self.host_max_w, mean_util) + gpu_sum_w
+        self.server_power_w = server_w
+        rack_w = np.bincount(self.server_rack, server_w, minlength=len(self.rack_max_w))
+        self.rack_power_w = rack_w
+        rack_pdu_loss, rack_pdu_in = self._step_pdus(rack_w, server_w)
+        cooling_w = self._step_cooling(rack_w, rack_pdu_loss)
+        self._step_power_chain(rack_w, rack_pdu_loss, rack_pdu_in, cooling_w)
+        self._snapshot = None
 
-        # GPUs: demand from utilisation; power and throughput under the cap from each job's own
-        # published-spread curve (simulator/capping_curves.py).
+    def _step_gpus(self, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """GPUs: demand from utilisation; power and throughput under the cap from each job's own
+        published-spread curve (simulator/capping_curves.py). Returns (power W, utilisation)."""
+        wl, g = self.workload, self.gpu_state
         util = wl.current_util(self.now_ns)
         busy = wl.busy
         demand = physics.gpu_demand_w(util, wl.memory_bound, busy)
@@ -464,22 +437,16 @@ class FacilityTwin:
             g.mem_temp_c = physics.lag(g.mem_temp_c, mem_t, dt_s, physics.GPU_THERMAL_TAU_S)
         else:
             g.temp_c, g.mem_temp_c = core_t, mem_t
+        return power, util
 
-        # Servers and racks.
-        n_servers = len(self.server_gpus)
-        gpu_sum_w = np.bincount(self.gpu_server, power, minlength=n_servers)
-        mean_util = np.bincount(self.gpu_server, util, minlength=n_servers) / np.maximum(self.server_gpus, 1)
-        server_w = physics.host_power_w(self.host_idle_w, self.host_max_w, mean_util) + gpu_sum_w
-        self.server_power_w = server_w
-        n_racks = len(self.rack_max_w)
-        rack_w = np.bincount(self.server_rack, server_w, minlength=n_racks)
-        self.rack_power_w = rack_w
-
-        # Rack PDUs.
+    def _step_pdus(self, rack_w: np.ndarray, server_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rack PDUs: their losses, readings and voltages. Returns each rack's PDU losses and the
+        power its PDUs draw (racks without PDUs feed straight from the UPS)."""
+        n_racks = len(rack_w)
         t_day = (self.now_ns / 1e9) % 86400.0
         pf = physics.SERVER_POWER_FACTOR
-        rack_pdu_in = rack_w.copy()  # racks without PDUs feed straight from the UPS
-        rack_pdu_loss = np.zeros(n_racks)
+        rack_pdu_in = rack_w.copy()
+        rack_pdu_loss: np.ndarray = np.zeros(n_racks)
         if self.pdus:
             out_w = rack_w[self._pdu_rack_arr] * self._pdu_share
             loss = physics.chain_loss_w(out_w, self._pdu_rating_w, physics.PDU_LOSS)
@@ -499,61 +466,35 @@ class FacilityTwin:
             rack_pdu_loss = np.bincount(self._pdu_rack_arr, loss, minlength=n_racks)
             rack_pdu_in = np.where(self._rack_pdu_count > 0, rack_w + rack_pdu_loss, rack_w)
         self.rack_pdu_loss_w = rack_pdu_loss
+        return rack_pdu_loss, rack_pdu_in
 
-        # Air cooling units: heat of their racks (IT + PDU losses) plus their own fan heat.
+    def _step_cooling(self, rack_w: np.ndarray, rack_pdu_loss: np.ndarray) -> float:
+        """Air units carry their racks' heat (IT + PDU losses) plus their own fan heat; the rack
+        temperatures follow their supply air; the chiller plant takes the air units' heat.
+        Returns the cooling power (W)."""
         rack_heat_w = rack_w + rack_pdu_loss
-        supply_of_rack = np.full(n_racks, UNSERVED_SUPPLY_C)
+        supply_of_rack = np.full(len(rack_w), UNSERVED_SUPPLY_C)
         self._unit_state = []
         total_unit_w = 0.0
         air_heat_w = 0.0
         for ui, u in enumerate(self.air_units):
             mask = self._rack_unit == ui
-            heat_w = float(rack_heat_w[mask].sum())
-            cap_w = u.capacity_kw * 1000.0
-            speed = physics.unit_fan_speed_frac(heat_w, cap_w)
-            rated_fan_w = physics.UNIT_FAN_W_PER_KW * u.capacity_kw
-            fan_w = physics.fan_power_w(rated_fan_w, speed)
-            removed_w = heat_w + fan_w
-            over = max(0.0, removed_w / cap_w - 1.0)
-            supply_c = u.supply_setpoint_c + physics.OVERLOAD_K_PER_FRAC * over
-            flow = speed * physics.air_flow_m3s(cap_w, physics.UNIT_DESIGN_DT_K)
-            return_c = supply_c + removed_w / (physics.AIR_DENSITY_KG_M3 * physics.AIR_CP_J_KGK * flow)
-            power_w = fan_w
-            cop = None
-            if not self.chillers:  # direct expansion: the unit's own compressor
-                cop = physics.crac_cop(supply_c)
-                power_w += removed_w / cop
-            supply_of_rack[mask] = supply_c
-            self._unit_state.append(dict(heat_w=removed_w, speed=speed, flow=flow, supply_c=supply_c,
-                                         return_c=return_c, power_w=power_w, cop=cop, mask=mask))
-            total_unit_w += power_w
-            air_heat_w += removed_w
+            st = cooling_state.air_unit_state(u, float(rack_heat_w[mask].sum()), direct_expansion=not self.chillers)
+            supply_of_rack[mask] = st["supply_c"]
+            self._unit_state.append({**st, "mask": mask})
+            total_unit_w += st["power_w"]
+            air_heat_w += st["heat_w"]
         inlet, outlet = physics.rack_temps_c(supply_of_rack, rack_w, self.rack_max_w, self.rack_recirc)
         self.rack_inlet_c, self.rack_outlet_c = inlet, outlet
+        self._chiller_state, plant_w = cooling_state.chiller_states(self.chillers, air_heat_w, self.outdoor_c,
+                                                                    self.outdoor_rh)
+        return total_unit_w + plant_w
 
-        # Chiller plant(s): share the air units' heat by capacity.
-        self._chiller_state = []
-        plant_w = 0.0
-        total_cap = sum(c.capacity_kw for c in self.chillers) or 1.0
-        for c in self.chillers:
-            heat_w = air_heat_w * c.capacity_kw / total_cap
-            st = physics.plant_power_w(heat_w, c.capacity_kw * 1000.0, c.supply_setpoint_c, outdoor_c, outdoor_rh)
-            st["heat_w"] = heat_w
-            self._chiller_state.append(st)
-            plant_w += st["total_w"]
-        cooling_w = total_unit_w + plant_w
-
-        # UPS and site.
-        self._ups_out_w, self._ups_in_w = [], []
-        ups_loss_w = 0.0
-        for ui, u in enumerate(self.upses):
-            out_w = float((self._rack_ups_share[ui] * rack_pdu_in).sum())
-            loss = float(physics.chain_loss_w(out_w, u.capacity_kw * 1000.0, physics.UPS_LOSS))
-            self._ups_out_w.append(out_w)
-            self._ups_in_w.append(out_w + loss)
-            ups_loss_w += loss
-        unprotected_w = float(((1.0 - self._rack_ups_share.sum(axis=0)) * rack_pdu_in).sum()) if self.upses \
-            else float(rack_pdu_in.sum())
+    def _step_power_chain(self, rack_w: np.ndarray, rack_pdu_loss: np.ndarray, rack_pdu_in: np.ndarray,
+                          cooling_w: float) -> None:
+        """UPS, transformer and site totals by the site's PUE category, and what the meters read."""
+        self._ups_out_w, self._ups_in_w, ups_loss_w, unprotected_w = cooling_state.ups_chain(
+            self.upses, self._rack_ups_share, rack_pdu_in)
         other_w = physics.OTHER_W_PER_ROOM * len(self.room_names)
         downstream_w = sum(self._ups_in_w) + unprotected_w + cooling_w + other_w
         transformer_w = float(physics.chain_loss_w(downstream_w, self._transformer_rating_w, physics.TRANSFORMER_LOSS))
@@ -572,199 +513,18 @@ class FacilityTwin:
         self._meter_true_w = [role_power[m.role] for m in self.meters]
         read = self._reading_factor(self._meter_gain, METER_ACCURACY)
         self._meter_power_w = [w * f for w, f in zip(self._meter_true_w, read.tolist())]
-        self._snapshot = None
 
-    # --- snapshot --------------------------------------------------------------------------------
+    # --- what it emits (simulator/twin_points.py) -------------------------------------------------
 
     def _build_snapshot(self) -> FacilitySnapshot:
-        inv = self.inventory
-        snap = FacilitySnapshot(time_ns=self.now_ns, outdoor_temp_c=self.outdoor_c, outdoor_rh_pct=self.outdoor_rh,
-                                it_power_w=self.it_power_w, cooling_power_w=self.cooling_power_w,
-                                loss_power_w=self.loss_power_w, facility_power_w=self.facility_power_w)
-        for k, r in enumerate(inv.racks):
-            snap.rack_inlet_temp_c[r.rack] = float(self.rack_inlet_c[k])
-            snap.rack_outlet_temp_c[r.rack] = float(self.rack_outlet_c[k])
-            snap.rack_power_w[r.rack] = float(self.rack_power_w[k])
-        pf = physics.SERVER_POWER_FACTOR
-        for i, p in enumerate(self.pdus):
-            volt = self._pdu_voltage_v[i]
-            currents = self._phase_current_a[i].tolist()
-            phase_w = self._phase_power_w[i].tolist()
-            phase_kwh = self._phase_kwh[i].tolist()
-            phases = [PhaseReading(current_a=currents[j], voltage_v=volt, power_w=phase_w[j],
-                                   apparent_power_va=phase_w[j] / pf, energy_kwh=phase_kwh[j])
-                      for j in range(p.phases)]
-            outlet_w = self._outlet_power_w[i].tolist()
-            outlet_kwh = self._outlet_kwh[i].tolist()
-            k_a = 1.0 / (volt * pf)
-            outlets = [OutletReading(current_a=w * k_a, power_w=w, energy_kwh=e) for w, e in zip(outlet_w, outlet_kwh)]
-            rk = self._pdu_rack[i]
-            snap.pdus[p.name] = PduReading(
-                power_w=float(self._pdu_power_w[i]), apparent_power_va=float(self._pdu_power_w[i] / pf),
-                energy_kwh=float(self._pdu_kwh[i]), voltage_v=volt, current_a=float(sum(currents)),
-                breaker_a=p.breaker_a, phases=phases, outlets=outlets,
-                inlet_temp_c=float(self.rack_inlet_c[rk]), inlet_rh_pct=ROOM_RH_PCT)
-        for u, c in self._cooling_readings():
-            snap.cooling[u.name] = c
-        for u, r in self._ups_readings():
-            snap.ups[u.name] = r
-        for i, m in enumerate(self.meters):
-            w = self._meter_power_w[i]
-            snap.meters[m.name] = MeterReading(power_w=w, energy_kwh=self._meter_kwh[i], voltage_v=GRID_VOLTAGE_V,
-                                               current_a=w / (math.sqrt(3) * GRID_VOLTAGE_V * pf))
-        return snap
-
-    def _cooling_readings(self) -> list[tuple]:
-        """(unit config, CoolingReading) for every cooling unit, air units first."""
-        out = []
-        for u, st in zip(self.air_units, self._unit_state):
-            mask = st["mask"]
-            inlet = float(self.rack_inlet_c[mask].max()) if mask.any() else None
-            out.append((u, CoolingReading(
-                kind=u.kind, supply_temp_c=st["supply_c"], return_temp_c=st["return_c"],
-                setpoint_c=u.supply_setpoint_c, rack_inlet_temp_c=inlet, fan_pct=100.0 * st["speed"],
-                airflow_m3s=st["flow"], cooling_kw=st["heat_w"] / 1000.0, power_w=st["power_w"],
-                humidity_pct=ROOM_RH_PCT, economizer_pct=None, cop=st["cop"])))
-        for c, st in zip(self.chillers, self._chiller_state):
-            out.append((c, CoolingReading(
-                # Variable primary flow holds the design water ΔT while there is load.
-                kind="chiller", supply_temp_c=c.supply_setpoint_c,
-                return_temp_c=c.supply_setpoint_c + (physics.WATER_DT_K if st["heat_w"] > 0 else 0.0),
-                setpoint_c=c.supply_setpoint_c, rack_inlet_temp_c=None, fan_pct=100.0 * st["tower_frac"],
-                airflow_m3s=None, cooling_kw=st["heat_w"] / 1000.0, power_w=st["total_w"],
-                humidity_pct=self.outdoor_rh, economizer_pct=100.0 * st["economizer"], cop=st["cop"])))
-        return out
-
-    def _ups_readings(self) -> list[tuple]:
-        out = []
-        pf = physics.SERVER_POWER_FACTOR
-        for i, u in enumerate(self.upses):
-            out_w, in_w = self._ups_out_w[i], self._ups_in_w[i]
-            load = out_w / (u.capacity_kw * 1000.0)
-            out.append((u, UpsReading(
-                input_power_w=in_w, output_power_w=out_w, load_pct=100.0 * load, on_battery=False,
-                energy_kwh=self._ups_kwh[i], battery_charge_pct=100.0, runtime_s=physics.ups_runtime_s(load),
-                input_voltage_v=GRID_VOLTAGE_V, output_voltage_v=GRID_VOLTAGE_V,
-                output_current_a=out_w / (math.sqrt(3) * GRID_VOLTAGE_V * pf))))
-        return out
-
-    # --- metric-contract points ------------------------------------------------------------------
+        return twin_points.build_snapshot(self)
 
     def points(self, *, include_outlets: bool = False, include_gpus: bool = True) -> list[Point]:
         """The current state as metric-contract Points (one per series), stamped ``now_ns``.
 
         Built from the state arrays, not the snapshot, so backfill stays cheap. Outlets are
         optional (24 series per PDU). Tag dicts are fresh per point."""
-        t = self.now_ns
-        inv = self.inventory
-        site = self.site
-        pf = physics.SERVER_POWER_FACTOR
-        out: list[Point] = []
-        if include_gpus:
-            out += self._gpu_points(t)
-        pdu_kwh = self._pdu_kwh.tolist()  # plain floats: the line protocol takes no numpy scalars
-        for i, p in enumerate(self.pdus):
-            tags = self._pdu_tags[i]
-            volt = self._pdu_voltage_v[i]
-            currents = self._phase_current_a[i].tolist()
-            phase_w = self._phase_power_w[i].tolist()
-            phase_kwh = self._phase_kwh[i].tolist()
-            power = float(self._pdu_power_w[i])
-            out.append(Point("pdu", dict(tags), {
-                "power_w": power, "apparent_power_va": power / pf, "power_factor": pf,
-                "energy_kwh": pdu_kwh[i], "current_a": sum(currents), "voltage_v": volt,
-                "load_pct": 100.0 * max(currents) / p.breaker_a, "breaker_a": p.breaker_a}, t))
-            for j in range(p.phases):
-                out.append(Point("pdu_phase", {**tags, "phase": str(j + 1)}, {
-                    "power_w": phase_w[j], "apparent_power_va": phase_w[j] / pf, "power_factor": pf,
-                    "energy_kwh": phase_kwh[j], "current_a": currents[j], "voltage_v": volt,
-                    "load_pct": 100.0 * currents[j] / p.breaker_a, "breaker_a": p.breaker_a}, t))
-            if include_outlets:
-                outlet_w = self._outlet_power_w[i].tolist()
-                outlet_kwh = self._outlet_kwh[i].tolist()
-                for o in range(p.outlets):
-                    out.append(Point("pdu_outlet", {**tags, "outlet": str(o + 1)}, {
-                        "power_w": outlet_w[o], "energy_kwh": outlet_kwh[o], "current_a": outlet_w[o] / (volt * pf),
-                        "voltage_v": volt}, t))
-        for u, c in self._cooling_readings():
-            fields = {"supply_temp_c": c.supply_temp_c, "return_temp_c": c.return_temp_c, "setpoint_c": c.setpoint_c,
-                      "rack_inlet_temp_c": c.rack_inlet_temp_c, "fan_pct": c.fan_pct, "airflow_m3s": c.airflow_m3s,
-                      "cooling_kw": c.cooling_kw, "power_w": c.power_w, "humidity_pct": c.humidity_pct,
-                      "economizer_pct": c.economizer_pct, "cop": c.cop}
-            out.append(Point("cooling", inv.device_tags("cooling", u),
-                             {k: float(v) for k, v in fields.items() if v is not None}, t))
-        for u, r in self._ups_readings():
-            out.append(Point("ups", inv.device_tags("ups", u), {
-                "input_power_w": r.input_power_w, "output_power_w": r.output_power_w, "load_pct": r.load_pct,
-                "on_battery": r.on_battery, "energy_kwh": r.energy_kwh, "battery_charge_pct": r.battery_charge_pct,
-                "runtime_s": r.runtime_s, "input_voltage_v": r.input_voltage_v,
-                "output_voltage_v": r.output_voltage_v}, t))
-        for i, m in enumerate(self.meters):
-            out.append(Point("meter", inv.device_tags("meter", m),
-                             {"power_w": self._meter_power_w[i], "energy_kwh": self._meter_kwh[i]}, t))
-        inlet = self.rack_inlet_c.tolist()
-        outlet = self.rack_outlet_c.tolist()
-        for k, rack in enumerate(inv.racks):
-            base = {"site": site, "room": rack.room, "rack": rack.rack}
-            out.append(Point("env", {**base, "sensor": f"{rack.rack}-inlet", "position": "inlet"},
-                             {"temp_c": inlet[k], "humidity_pct": ROOM_RH_PCT}, t))
-            out.append(Point("env", {**base, "sensor": f"{rack.rack}-outlet", "position": "outlet"},
-                             {"temp_c": outlet[k]}, t))
-        total_w, it_w, cooling_w = self._metered_totals_w()
-        fac = {"total_power_w": total_w, "it_power_w": it_w, "cooling_power_w": cooling_w,
-               "loss_power_w": total_w - it_w - cooling_w,
-               "outdoor_temp_c": self.outdoor_c, "outdoor_rh_pct": self.outdoor_rh}
-        if it_w > 0:  # PUE is undefined without IT load: absent, not 0
-            fac["pue"] = total_w / it_w
-        out.append(Point("facility", {"site": site}, fac, t))
-        return out
-
-    def _metered_totals_w(self) -> tuple[float, float, float]:
-        """(total, IT, cooling) power as the site's meters read them (with their errors), as a
-        real site derives its ``facility`` point (collectors/facility.py); a role without a
-        meter falls back to the twin's own value (UPS output for PUE category 1 is as exact as
-        the UPS readings the twin emits)."""
-        def role(name: str, fallback: float) -> float:
-            values = [w for m, w in zip(self.meters, self._meter_power_w) if m.role == name]
-            return float(sum(values)) if values else fallback
-        total = role("facility_total", self.facility_power_w)
-        cooling = role("cooling", self.cooling_power_w)
-        it = role("it", self.it_power_w) if self.config.site.pue_category == 3 else self.it_power_w
-        return total, it, cooling
-
-    def _gpu_points(self, t: int) -> list[Point]:
-        g = self.gpu_state
-        cons = self.constraints
-        # Convert arrays to Python scalars in bulk (much faster than per-element numpy access).
-        power = g.power_w.round(3).tolist()
-        energy_j = (g.energy_mj / 1000.0).tolist()
-        cap = g.cap_w.tolist()
-        temp = g.temp_c.round().tolist()
-        mem_temp = g.mem_temp_c.round().tolist()
-        util = (g.util * 100.0).round().tolist()
-        mem_util = (g.mem_util * 100.0).round().tolist()
-        mem_used = g.mem_used_bytes.tolist()
-        clock = g.sm_clock_mhz.round().tolist()
-        throttle = g.throttle.tolist()
-        ecc_c = g.ecc_corrected.tolist()
-        # The workload fields come from the twin's Slurm through the Slurm source's own code
-        # (simulator/slurm_api.py): job, tenant, class. Nothing twin-only (no true throughput).
-        scheduled = {p.tags["uuid"]: p.fields for p in slurm_api.workload_points(self, self.slurm_names,
-                                                                                  self.workload_mapping)}
-        min_w, max_w, default_w = cons.min_w, cons.max_w, cons.default_w
-        mem_total, mem_clock = physics.GPU_MEM_TOTAL_BYTES, physics.GPU_MEM_CLOCK_MHZ
-        out = []
-        append = out.append
-        for i, uuid in enumerate(self.uuids):
-            append(Point("gpu", dict(self._gpu_tags[i]), {
-                "power_w": power[i], "power_avg_w": power[i], "energy_j": energy_j[i], "power_limit_w": cap[i],
-                "power_limit_default_w": default_w, "power_limit_min_w": min_w, "power_limit_max_w": max_w,
-                "temp_c": temp[i], "mem_temp_c": mem_temp[i], "util_pct": util[i], "mem_util_pct": mem_util[i],
-                "mem_used_bytes": mem_used[i], "mem_total_bytes": mem_total, "sm_clock_mhz": clock[i],
-                "mem_clock_mhz": mem_clock, "throttle_reasons": throttle[i], "ecc_uncorrected": 0,
-                "ecc_corrected": ecc_c[i], "pstate": 0}, t))
-            append(Point("workload", dict(self._workload_tags[i]), dict(scheduled[uuid]), t))
-        return out
+        return twin_points.points(self, include_outlets=include_outlets, include_gpus=include_gpus)
 
     # --- convenience -----------------------------------------------------------------------------
 
