@@ -17,7 +17,9 @@ not samples: every alarm not cleared is exposed whatever its age.
 registry; ``generate_latest`` renders it). A fleet of 32,000 GPUs is ~650,000 samples, which
 ``generate_latest`` renders at ~5 µs each (label names validated and escaped per sample, seconds
 per scrape), so :meth:`StoreCollector.render` writes the same text format from one label string
-per series; the tests hold the two outputs equal.
+per series (``dcim.exposition_text``); the tests hold the two outputs equal. Even so a rendering
+of that fleet costs ~1 s of CPU, most of it the store's read, so ``dcim exporter`` renders ahead
+of the scrape (``dcim.exposition_ahead``) and answers with the last rendering.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from typing import Protocol
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dcim.metrics import MEASUREMENTS, FieldSpec, Measurement
+from dcim.exposition_ahead import RenderAhead
+from dcim.exposition_text import InfoCache, LabelCache, column, escape_help, interleave
+from dcim.metrics import MEASUREMENTS, FieldSpec, Measurement, Point
 from dcim.store.base import StoreError, Where
 
 PREFIX = "dcim"
@@ -79,6 +83,7 @@ class MetricSpec:
     kind: str          # "gauge" or "counter"
     scale: float       # contract value x scale = exposed value
     help: str
+    boolean: bool = False  # a bool in the store, exposed as 1/0
 
 
 def metric_spec(measurement: Measurement, spec: FieldSpec) -> MetricSpec:
@@ -100,7 +105,7 @@ def metric_spec(measurement: Measurement, spec: FieldSpec) -> MetricSpec:
     name = f"{family}_total" if spec.counter else family
     unit_note = f" ({spec.unit} in the store)" if spec.unit and scale != 1.0 else ""
     return MetricSpec(measurement.name, spec.name, name, family, kind, scale,
-                      f"{measurement.description}: {spec.description}{unit_note}")
+                      f"{measurement.description}: {spec.description}{unit_note}", spec.kind is bool)
 
 
 def _plan() -> tuple[dict[str, list[MetricSpec]], dict[str, tuple[str, ...]]]:
@@ -127,26 +132,16 @@ def exposed_names() -> dict[str, str]:
     names.update({info_name(m): "gauge" for m, labels in INFO_LABELS.items() if labels})
     names.update({f"{PREFIX}_exporter_store_up": "gauge", f"{PREFIX}_exporter_series": "gauge",
                   f"{PREFIX}_exporter_newest_sample_timestamp_seconds": "gauge",
-                  f"{PREFIX}_exporter_read_duration_seconds": "gauge"})
+                  f"{PREFIX}_exporter_read_duration_seconds": "gauge",
+                  f"{PREFIX}_exporter_render_age_seconds": "gauge", f"{PREFIX}_exporter_render_cpu_seconds": "gauge"})
     return names
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-@dataclass
-class _Series:
-    labels: tuple[str, ...]       # the measurement's tag values, in its tag order
-    fields: dict
-    time_ns: int
 
 
 @dataclass
 class Snapshot:
-    """One read of the store: per measurement, its series; and how the read went."""
+    """One read of the store: per measurement, its series' latest Points; and how the read went."""
 
-    series: dict[str, list[_Series]]
+    series: dict[str, list[Point]]
     store_up: bool
     read_s: float
     error: str = ""
@@ -167,21 +162,21 @@ class StoreCollector(Collector):
             raise ValueError(f"not exposed measurement(s): {', '.join(unknown)} (exposed: {', '.join(NUMERIC)})")
         self.measurements = names
         self.clock = clock
-        self._labels: dict[str, dict[tuple, str]] = {}
+        self._labels = {m: LabelCache(MEASUREMENTS[m].tags) for m in names}
+        self._info = {m: InfoCache(info_name(m), INFO_LABELS[m]) for m in names if INFO_LABELS[m]}
 
     # --- reading ---------------------------------------------------------------------------
 
     def read(self) -> Snapshot:
         t0 = time.perf_counter()
         since_ns = int((self.clock() - self.max_age_s) * 1e9)
-        out: dict[str, list[_Series]] = {}
+        out: dict[str, list[Point]] = {}
         try:
             for m in self.measurements:
-                tags = MEASUREMENTS[m].tags
                 points = self.store.latest(m, since_ns=None if m == "alarm" else since_ns)
                 if m == "alarm":
                     points = [p for p in points if p.fields.get("state") in ACTIVE_ALARM_STATES]
-                out[m] = [_Series(tuple(p.tags.get(t, "") for t in tags), p.fields, p.time_ns) for p in points]
+                out[m] = points
         except StoreError as exc:  # down or missing: store_up 0, and no stale series
             return Snapshot({}, False, time.perf_counter() - t0, str(exc))
         return Snapshot(out, True, time.perf_counter() - t0)
@@ -197,17 +192,18 @@ class StoreCollector(Collector):
             tags = list(MEASUREMENTS[m].tags)
             for spec in NUMERIC[m]:
                 family = Metric(spec.family, spec.help, spec.kind)
-                for s in series:
-                    value = s.fields.get(spec.field)
+                for p in series:
+                    value = p.fields.get(spec.field)
                     if value is not None:
-                        family.add_sample(spec.name, dict(zip(tags, s.labels)), float(value) * spec.scale)
+                        family.add_sample(spec.name, {t: p.tags.get(t, "") for t in tags}, float(value) * spec.scale)
                 if family.samples:
                     yield family
             if INFO_LABELS[m] and series:
                 info = GaugeMetricFamily(info_name(m), f"{MEASUREMENTS[m].description}: identity (value 1)",
                                          labels=tags + list(INFO_LABELS[m]))
-                for s in series:
-                    info.add_metric(list(s.labels) + [str(s.fields.get(f, "")) for f in INFO_LABELS[m]], 1.0)
+                for p in series:
+                    info.add_metric([p.tags.get(t, "") for t in tags] + [str(p.fields.get(f, "")) for f in INFO_LABELS[m]],
+                                    1.0)
                 yield info
         yield from self._own_families(snap)
 
@@ -231,73 +227,30 @@ class StoreCollector(Collector):
     # --- the fast text path ----------------------------------------------------------------
 
     def render(self) -> bytes:
-        """The text format (0.0.4) of :meth:`collect`: one label string per series (kept between
-        scrapes), then each field's samples written as one column."""
+        """The text format (0.0.4) of :meth:`collect`, written by ``dcim.exposition_text``: one
+        label string per series (kept between scrapes), then each field's samples as one column."""
+        from prometheus_client.exposition import generate_latest
+
         snap = self.read()
         out: list[str] = []
         add = out.append
-        for m, series in snap.series.items():
-            label_strs = self._label_strings(m, series)
+        for m, points in snap.series.items():
+            if not points:
+                continue
+            labels = self._labels[m].strings([p.tags for p in points])
+            fields = [p.fields for p in points]
             for spec in NUMERIC[m]:
-                column = _column(spec, series)
-                if column is None:
-                    continue
-                add(f"# HELP {spec.name} {_escape_help(spec.help)}\n# TYPE {spec.name} {spec.kind}\n")
-                name = spec.name
-                add("".join([f"{name}{labels} {value!r}\n" for labels, value in zip(label_strs, column)
-                             if value is not None]))
-            if INFO_LABELS[m] and series:
+                values = column(spec.field, spec.scale, fields, boolean=spec.boolean)
+                if values is not None:
+                    add(interleave(f"# HELP {spec.name} {escape_help(spec.help)}\n# TYPE {spec.name} {spec.kind}",
+                                   spec.name, labels, values))
+            if m in self._info:
                 name = info_name(m)
-                add(f"# HELP {name} {_escape_help(MEASUREMENTS[m].description + ': identity (value 1)')}\n"
+                add(f"# HELP {name} {escape_help(MEASUREMENTS[m].description + ': identity (value 1)')}\n"
                     f"# TYPE {name} gauge\n")
-                fields = INFO_LABELS[m]
-                extras = self._labels.setdefault(f"{m}:info", {})   # few distinct jobs and tenants
-                if len(extras) > 2 * len(series) + 1024:
-                    extras.clear()
-                lines = []
-                for s, labels in zip(series, label_strs):
-                    key = tuple(s.fields.get(f, "") for f in fields)
-                    extra = extras.get(key)
-                    if extra is None:
-                        extra = extras[key] = ",".join(f'{f}="{_escape(str(v))}"' for f, v in zip(fields, key))
-                    lines.append(f"{name}{labels[:-1]},{extra}}} 1.0\n")
-                add("".join(lines))
-        from prometheus_client.exposition import generate_latest
-
+                add(self._info[m].lines(labels, fields))
         own = generate_latest(_Families(list(self._own_families(snap))))
         return "".join(out).encode() + own
-
-    def _label_strings(self, measurement: str, series: list[_Series]) -> list[str]:
-        """'{tag="value",...}' per series, from a cache kept across scrapes (the same GPUs every
-        time), rebuilt when it grows past twice the series it serves (GPUs replaced)."""
-        cache = self._labels.setdefault(measurement, {})
-        if len(cache) > 2 * len(series) + 1024:
-            cache.clear()
-        tags = MEASUREMENTS[measurement].tags
-        out = []
-        for s in series:
-            text = cache.get(s.labels)
-            if text is None:
-                text = cache[s.labels] = "{" + ",".join(f'{t}="{_escape(v)}"' for t, v in zip(tags, s.labels)) + "}"
-            out.append(text)
-        return out
-
-
-def _column(spec: MetricSpec, series: list[_Series]) -> list | None:
-    """One field's exposed values per series (None where absent), or None when no series has it.
-    Values are written with repr(): a float as Python writes it (which Prometheus parses, inf
-    included), an int as digits; bools become 1/0."""
-    field = spec.field
-    values = [s.fields.get(field) for s in series]
-    first = next((v for v in values if v is not None), None)
-    if first is None:
-        return None
-    if spec.scale != 1.0:
-        scale = spec.scale
-        return [None if v is None else float(v) * scale for v in values]
-    if isinstance(first, bool):
-        return [None if v is None else int(v) for v in values]
-    return values
 
 
 class _Families:
@@ -310,18 +263,15 @@ class _Families:
         return self.families
 
 
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
 # --- serving -----------------------------------------------------------------------------------
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def metrics_app(collector: StoreCollector, registry=None):
-    """A WSGI app: ``GET /metrics`` answers the store's series (:meth:`StoreCollector.render`)
-    followed by *registry*'s own metrics (the process's, say); any other path is 404."""
+def metrics_app(collector: StoreCollector, registry=None, ahead: RenderAhead | None = None):
+    """A WSGI app: ``GET /metrics`` answers the store's series (:meth:`StoreCollector.render`,
+    or *ahead*'s last rendering of it) followed by *registry*'s own metrics (the process's, say);
+    any other path is 404. The body goes out as its parts, not copied into one."""
     from prometheus_client.exposition import generate_latest
 
     def app(environ, start_response):
@@ -332,8 +282,22 @@ def metrics_app(collector: StoreCollector, registry=None):
             start_response("405 Method Not Allowed", [("Content-Type", "text/plain; charset=utf-8"),
                                                       ("Allow", "GET, HEAD")])
             return [b"GET only\n"]
-        body = collector.render() + (generate_latest(registry) if registry is not None else b"")
-        start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+        parts = [collector.render()] if ahead is None else _ahead_parts(ahead)
+        if registry is not None:
+            parts.append(generate_latest(registry))
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE),
+                                  ("Content-Length", str(sum(len(p) for p in parts)))])
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else parts
 
     return app
+
+
+def _ahead_parts(ahead: RenderAhead) -> list[bytes]:
+    """The last rendering, then how old it is and what it cost (known only at the scrape)."""
+    rendering = ahead.get()
+    age, cpu = f"{PREFIX}_exporter_render_age_seconds", f"{PREFIX}_exporter_render_cpu_seconds"
+    own = (f"# HELP {age} seconds since the store's values served were read and rendered\n"
+           f"# TYPE {age} gauge\n{age} {ahead.age_s(rendering)!r}\n"
+           f"# HELP {cpu} CPU time of the last rendering (read and text)\n"
+           f"# TYPE {cpu} gauge\n{cpu} {rendering.cpu_s!r}\n")
+    return [rendering.body, own.encode()]
