@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 
-from alerts.state import (ACKED, CLEARED, RAISED, SEVERITY_RANK, SHELVED, AlarmState, parse_alarm_id, read_history,
-                          read_states)
+from alerts.state import ACKED, CLEARED, RAISED, SEVERITY_RANK, SHELVED, AlarmState, parse_alarm_id, read_history, read_states
 from dcim.store import Store
 
 MAX_SHELVE_S = 7 * 86400.0  # a shelve longer than a week is a rule change, not a shelve

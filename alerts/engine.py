@@ -18,13 +18,17 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from alerts.evaluate import Context, Finding, evaluate
 from alerts.rules import Rule, load_rules
 from alerts.state import ACKED, SHELVED, AlarmState, read_states
 from alerts.transitions import Event, Limits, step
-from dcim.metrics import Point
+from dcim.metrics import FieldValue, Point
 from dcim.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger("alerts.engine")
 # Series silent for longer than this drop out of the readings; an alarm already raised about
@@ -85,7 +89,7 @@ class AlarmEngine:
         self._silent_ns = {k: int(every * v * 1e9) for k, v in self._intervals.items()}
         self._measurements = sorted({r.measurement for r in self.rules})
         self._lock = threading.Lock()
-        self._scheduler = None
+        self._scheduler: BackgroundScheduler | None = None
         self.last_report: CycleReport | None = None
 
     # -- one cycle ------------------------------------------------------------------------------
@@ -163,7 +167,7 @@ class AlarmEngine:
         return sum(n.dropped for n in self.notifiers) + (self.alertmanager.dropped if self.alertmanager else 0)
 
     def _health(self, now_ns: int, report: CycleReport, ok: bool) -> Point:
-        fields = {"ok": ok, "points": len(report.writes), "dropped": self.dropped(),
+        fields: dict[str, FieldValue] = {"ok": ok, "points": len(report.writes), "dropped": self.dropped(),
                   "duration_s": time.monotonic() - report.started_s}
         if not ok:
             fields["error"] = report.error[:500]
@@ -183,17 +187,18 @@ class AlarmEngine:
         except Exception:  # a bug in one cycle is logged; the schedule goes on
             log.exception("alarm cycle crashed")
 
-    def start(self) -> "AlarmEngine":
-        from datetime import datetime, timezone
+    def start(self) -> AlarmEngine:
+        from datetime import UTC, datetime
 
         from apscheduler.schedulers.background import BackgroundScheduler
 
         interval = float(self.settings.interval_s)
-        self._scheduler = BackgroundScheduler(timezone="UTC")
-        self._scheduler.add_job(self._tick, "interval", seconds=interval, id="alarm-cycle", coalesce=True,
-                                max_instances=1, misfire_grace_time=max(1, int(interval / 2)),
-                                next_run_time=datetime.now(timezone.utc))
-        self._scheduler.start()
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(self._tick, "interval", seconds=interval, id="alarm-cycle", coalesce=True,
+                          max_instances=1, misfire_grace_time=max(1, int(interval / 2)),
+                          next_run_time=datetime.now(UTC))
+        scheduler.start()
+        self._scheduler = scheduler
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:

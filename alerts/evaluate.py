@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from alerts.rules import Rule
 from dcim.metrics import Point
@@ -161,7 +161,7 @@ def _threshold(rule: Rule, points: list[Point], ctx: Context) -> Iterable[Findin
             limit = p.fields.get(ratio_of) or ctx.breaker_a.get(p.tags.get("pdu"))
             if not limit:
                 continue
-            v = 100.0 * v / (limit * ctx.derate)
+            v = 100.0 * v / (float(limit) * ctx.derate)
         over = (v > first) if side == "above" else (v < first)
         if not over and not watched:
             continue
@@ -190,7 +190,7 @@ def _feed_sum(rule: Rule, points: list[Point], ctx: Context) -> Iterable[Finding
         s = sums.setdefault(key, [set(), 0.0, float("inf"), 0, p.tags])
         s[0].add(p.tags.get("feed"))
         s[1] += float(v)
-        s[2] = min(s[2], limit * ctx.derate)
+        s[2] = min(s[2], float(limit) * ctx.derate)
         s[3] = max(s[3], p.time_ns)
     groups = _Groups(rule)
     for (entity, _), (feeds, amps, limit, t, tags) in sums.items():

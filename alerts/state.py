@@ -6,9 +6,10 @@ acknowledger of an earlier occurrence)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
-from dcim.metrics import Point
+from dcim.metrics import FieldValue, Point
 from dcim.store import Store
 
 MEASUREMENT = "alarm"
@@ -68,7 +69,7 @@ class AlarmState:
         """Active and not shelved (or its shelve has run out): what notifications carry."""
         return self.active and not (self.state == SHELVED and now_ns < self.shelved_until_ns)
 
-    def to(self, state: str, time_ns: int, **changes) -> "AlarmState":
+    def to(self, state: str, time_ns: int, **changes) -> AlarmState:
         base = {"by": "", "note": "", "shelved_until_ns": 0}
         return replace(self, **{**base, **changes, "state": state, "time_ns": next_time_ns(self, time_ns)})
 
@@ -79,9 +80,10 @@ class AlarmState:
         return d
 
     def to_point(self) -> Point:
-        fields = {"state": self.state, "raised_ns": int(self.raised_ns), "unit": self.unit, "summary": self.summary,
-                  "parts": ",".join(self.parts), "shelved_until_ns": int(self.shelved_until_ns), "by": self.by,
-                  "note": self.note}
+        fields: dict[str, FieldValue] = {
+            "state": self.state, "raised_ns": int(self.raised_ns), "unit": self.unit, "summary": self.summary,
+            "parts": ",".join(self.parts), "shelved_until_ns": int(self.shelved_until_ns), "by": self.by,
+            "note": self.note}
         if self.value is not None:
             fields["value"] = float(self.value)
         if self.threshold is not None:
@@ -90,7 +92,7 @@ class AlarmState:
         return Point(MEASUREMENT, tags, fields, self.time_ns)
 
     @classmethod
-    def from_fields(cls, tags: dict, fields: dict, time_ns: int) -> "AlarmState | None":
+    def from_fields(cls, tags: dict, fields: dict, time_ns: int) -> AlarmState | None:
         state = fields.get("state")
         if state not in STATES or not tags.get("rule") or not tags.get("entity"):
             return None
@@ -115,7 +117,8 @@ def read_states(store: Store, site: str | None = None, *, rule: str | None = Non
                 entity: str | None = None) -> dict[tuple[str, str], AlarmState]:
     """Each alarm's current state: the newest point of its (rule, entity), whatever its severity
     (a severity change starts a new series under the tag)."""
-    where = {k: v for k, v in (("site", site), ("rule", rule), ("entity", entity)) if v is not None}
+    where: dict[str, str | Sequence[str]] = {k: v for k, v in (("site", site), ("rule", rule), ("entity", entity))
+                                            if v is not None}
     out: dict[tuple[str, str], AlarmState] = {}
     for p in store.latest(MEASUREMENT, where=where or None):
         s = AlarmState.from_fields(p.tags, p.fields, p.time_ns)
@@ -130,7 +133,8 @@ def read_states(store: Store, site: str | None = None, *, rule: str | None = Non
 def read_history(store: Store, site: str | None, start_ns: int, end_ns: int, *, rule: str | None = None,
                  entity: str | None = None) -> list[AlarmState]:
     """Every alarm point in [start_ns, end_ns), oldest first (ties: by id)."""
-    where = {k: v for k, v in (("site", site), ("rule", rule), ("entity", entity)) if v is not None}
+    where: dict[str, str | Sequence[str]] = {k: v for k, v in (("site", site), ("rule", rule), ("entity", entity))
+                                            if v is not None}
     fields = ["state", "value", "threshold", "unit", "summary", "parts", "raised_ns", "shelved_until_ns", "by",
               "note"]
     out = []

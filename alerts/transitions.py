@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from alerts.evaluate import RANK, Finding
-from alerts.state import ACKED, CLEARED, ENGINE, RAISED, SHELVED, AlarmState
+from alerts.state import CLEARED, ENGINE, RAISED, SHELVED, AlarmState
 
 FLOOD_ENTITY = "*"
 FLOOD_LISTED = 10  # devices named in an aggregate alarm
@@ -53,6 +53,7 @@ class Limits:
 
 
 def _raise(site: str, f: Finding, now_ns: int, previous: AlarmState | None) -> AlarmState:
+    assert f.severity is not None, "a clearing finding is never raised"  # step() keeps them out of ready
     base = AlarmState(site=site, rule=f.rule, entity=f.entity, severity=f.severity, state=RAISED,
                       raised_ns=now_ns, time_ns=previous.time_ns if previous else 0)
     return base.to(RAISED, now_ns, value=f.value, threshold=f.threshold, unit=f.unit, summary=f.summary,
@@ -86,14 +87,14 @@ def step(site: str, findings: dict[tuple[str, str], Finding], states: dict[tuple
     ready: list[Finding] = []
     for key, f in findings.items():
         st = states.get(key)
-        active = st is not None and st.active
+        active = st if st is not None and st.active else None
         if f.severity is None:
             pending.pop(key, None)
-            if active:
-                out.put(st.to(CLEARED, now_ns, value=f.value, parts=(), by=ENGINE), "cleared")
+            if active is not None:
+                out.put(active.to(CLEARED, now_ns, value=f.value, parts=(), by=ENGINE), "cleared")
             continue
-        if active:
-            _active_update(st, f, now_ns, limits, out)
+        if active is not None:
+            _active_update(active, f, now_ns, limits, out)
             continue
         first = pending.setdefault(key, now_ns)
         if now_ns - first >= for_ns.get(f.rule, 0):
@@ -114,13 +115,13 @@ def _raise_ready(site: str, ready: list[Finding], states: dict, pending: dict, n
     individual: list[Finding] = []
     for rule, found in sorted(by_rule.items()):
         agg = states.get((rule, FLOOD_ENTITY))
-        flooding = agg is not None and agg.active
+        flooding = agg if agg is not None and agg.active else None
         # Hysteresis on the flood too: it ends when the backlog falls to half the threshold.
-        if len(found) > limits.flood_threshold or (flooding and len(found) > limits.flood_threshold // 2):
+        if len(found) > limits.flood_threshold or (flooding is not None and len(found) > limits.flood_threshold // 2):
             _flood(site, rule, found, agg, now_ns, out)
         else:
-            if flooding:
-                out.put(agg.to(CLEARED, now_ns, value=float(len(found)), parts=(), by=ENGINE), "cleared")
+            if flooding is not None:
+                out.put(flooding.to(CLEARED, now_ns, value=float(len(found)), parts=(), by=ENGINE), "cleared")
             individual.extend(found)
     for rule, agg in states.items():  # a flood whose devices all recovered
         if rule[1] == FLOOD_ENTITY and agg.active and rule[0] not in by_rule:

@@ -20,7 +20,7 @@ def build_notifiers(settings, dashboard_url: str | None):
         am = AlertmanagerNotifier(s.urls, resend_s=s.resend_s, timeout_s=s.timeout_s,
                                   bearer_token=read_secret(s.bearer_token, "alerts.alertmanager.bearer_token"),
                                   dashboard_url=dashboard_url, **common)
-    others = []
+    others: list[WebhookNotifier | EmailNotifier] = []
     for i, w in enumerate(settings.webhooks):
         others.append(WebhookNotifier(w.url, secret=read_secret(w.secret, f"alerts.webhooks[{i}].secret"),
                                       min_severity=w.min_severity, timeout_s=w.timeout_s, **common))

@@ -12,7 +12,7 @@ for ``RESOLVED_KEEP_S`` so that a post lost to a dead Alertmanager does not lose
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from alerts.notify.http import dumps, post_json, safe_name
@@ -23,7 +23,7 @@ RESOLVED_KEEP_S = 900.0
 
 
 def iso(time_ns: int) -> str:
-    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z")
 
 

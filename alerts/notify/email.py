@@ -4,7 +4,6 @@ STARTTLS or implicit TLS with certificate checks; the password is never logged."
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -46,7 +45,9 @@ class EmailNotifier:
                  timeout_s: float = 10.0, queue_size: int = 1000, retry_for_s: float = 120.0):
         self.host, self.port, self.security = host, port, security
         self.from_addr, self.to = from_addr, list(to)
-        self._login = (username, password) if username else None
+        if (username is None) != (password is None):  # as [alerts.email] checks: both or neither
+            raise ValueError("SMTP login needs both username and password")
+        self._login = (username, password) if username and password is not None else None
         self.min_rank = RANK[min_severity]
         self.timeout_s = timeout_s
         self.worker = SendWorker(f"smtp {host}:{port}", self._send, queue_size=queue_size, retry_for_s=retry_for_s)
@@ -58,6 +59,7 @@ class EmailNotifier:
 
     def _send(self, msg: EmailMessage) -> None:
         context = ssl.create_default_context()
+        smtp: smtplib.SMTP
         try:
             if self.security == "tls":
                 smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s, context=context)
@@ -76,7 +78,7 @@ class EmailNotifier:
             raise (TransientError(why) if 400 <= exc.smtp_code < 500 else PermanentError(why)) from None
         except smtplib.SMTPRecipientsRefused as exc:
             raise PermanentError(f"smtp {self.host}:{self.port}: recipients refused: {sorted(exc.recipients)}") from None
-        except (smtplib.SMTPException, socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise TransientError(f"smtp {self.host}:{self.port}: {exc}") from None
 
     def stop(self, timeout_s: float = 5.0) -> None:

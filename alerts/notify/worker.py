@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Callable
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 log = logging.getLogger("alerts.notify")
 _STOP = object()
+Message = TypeVar("Message")
 
 
 class TransientError(Exception):
@@ -24,10 +26,10 @@ class PermanentError(Exception):
     """Retrying will not help: 4xx, a refused login, a bad address."""
 
 
-class SendWorker:
+class SendWorker(Generic[Message]):
     """Sends each queued message with *send(message)* on its own thread."""
 
-    def __init__(self, name: str, send: Callable[[object], None], *, queue_size: int = 1000,
+    def __init__(self, name: str, send: Callable[[Message], None], *, queue_size: int = 1000,
                  retry_for_s: float = 120.0, max_wait_s: float = 30.0, latest_only: bool = False):
         self.name = name
         # latest_only: each message supersedes the one still waiting (a full state, like
@@ -42,7 +44,7 @@ class SendWorker:
         self._thread = threading.Thread(target=self._run, name=f"notify-{name}", daemon=True)
         self._thread.start()
 
-    def submit(self, message) -> bool:
+    def submit(self, message: Message) -> bool:
         """Enqueue without waiting; False (and counted) when the queue is full."""
         if self.latest_only:
             while True:
@@ -66,7 +68,8 @@ class SendWorker:
         return Retrying(stop=stop_after_delay(self.retry_for_s), reraise=False,
                         wait=wait_exponential(multiplier=0.5, max=self.max_wait_s),
                         retry=retry_if_exception_type(TransientError),
-                        before_sleep=lambda rs: log.info("%s: %s; retry %d", self.name, rs.outcome.exception(),
+                        before_sleep=lambda rs: log.info("%s: %s; retry %d", self.name,
+                                                         rs.outcome.exception() if rs.outcome else None,
                                                          rs.attempt_number))
 
     def _run(self) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from dataclasses import dataclass, field as _field, replace
+from dataclasses import dataclass, replace
+from dataclasses import field as _field
 from pathlib import Path
 
 from dcim.metrics import MEASUREMENTS
