@@ -45,7 +45,7 @@ class Collector(ABC):
         """Poll every target once, finishing within *deadline_s* seconds: a target that has not
         answered by then is reported with ok=False rather than delaying the others."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (optional hook: a collector holding nothing keeps the no-op)
         """Release engines, sockets, libraries."""
 
 

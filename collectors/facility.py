@@ -18,13 +18,13 @@ that cycle. A PUE is never made up.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
-from dcim.metrics import Point
+from dcim.metrics import FieldValue, Point
 
 
 def _sum(points: list[Point], field: str, expected: int | None) -> float | None:
-    values = [p.fields[field] for p in points if field in p.fields]
+    values = [float(p.fields[field]) for p in points if field in p.fields]
     if not values or (expected is not None and len(values) < expected):
         return None
     return float(sum(values))
@@ -58,7 +58,7 @@ def derive_facility(points: Iterable[Point], site: str, *, pue_category: int = 1
         cooling = _sum([p for p in site_points if p.measurement == "cooling"], "power_w",
                        expected.get("cooling") or None)
 
-    fields: dict[str, float] = {}
+    fields: dict[str, FieldValue] = {}
     if total is not None:
         fields["total_power_w"] = total
     if it is not None:

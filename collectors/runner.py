@@ -5,7 +5,8 @@
   and the store in the same instant. A cycle that overruns its slot skips the slots it missed
   (counted as missed cycles) instead of running back to back.
 - Deadline: a cycle gets ``interval`` seconds, of which the poll gets 90 % (the rest is for the
-  writes); the collector reports any target still unanswered as failed. The runner adds a small grace and cancels a collector that ignores it.
+  writes); the collector reports any target still unanswered as failed. The runner adds a small
+  grace and cancels a collector that ignores it.
 - Writes go through the StoreWriter (batching, spool, replay) in a worker thread so a slow
   store never stalls the event loop that polls the devices.
 - Health: per target, a ``collector`` point (duration_s, ok, error, points, dropped) every

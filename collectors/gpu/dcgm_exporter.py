@@ -104,7 +104,7 @@ def fetch(url: str, timeout_s: float, max_bytes: int = MAX_BODY_BYTES) -> str:
         if isinstance(reason, (socket.timeout, TimeoutError)):
             raise ScrapeError(f"no answer within {timeout_s:g} s") from None
         raise ScrapeError(f"unreachable: {reason}") from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise ScrapeError(f"no answer within {timeout_s:g} s") from None
     except (OSError, ValueError) as exc:  # reset mid-body, a malformed status line (http.client)
         raise ScrapeError(f"{type(exc).__name__}: {exc}") from None
@@ -216,7 +216,7 @@ class DcgmExporterCollector(Collector):
                                         thread_name_prefix="dcgm-scrape")
 
     @classmethod
-    def from_config(cls, cfg, inventory, shard: tuple[int, int] | None = None) -> "DcgmExporterCollector":
+    def from_config(cls, cfg, inventory, shard: tuple[int, int] | None = None) -> DcgmExporterCollector:
         from collectors.snmp.collector import in_shard  # the same stable hash as the SNMP devices
 
         settings = cfg.dcgm_exporter

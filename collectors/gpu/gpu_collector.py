@@ -37,7 +37,7 @@ from dcim.gpu_backend import (
     GpuLost,
     GpuUninitialized,
 )
-from dcim.metrics import Point
+from dcim.metrics import FieldValue, Point
 
 if TYPE_CHECKING:  # the inventory pulls in the config (pydantic); only its types are needed
     from dcim.inventory import GpuSlot
@@ -188,7 +188,8 @@ class GpuCollector(Collector):
         errors = getattr(self.backend, "field_errors", None)
         partial = errors(index) if errors is not None else {}
         error = ("; ".join(f"{k}: {v}" for k, v in sorted(partial.items()))) if partial else None
-        return TargetResult(target, [Point("gpu", self.tags(index), fields)], ok=True, error=error,
+        point_fields: dict[str, FieldValue] = dict(fields)  # the point's own dict, typed as Point takes it
+        return TargetResult(target, [Point("gpu", self.tags(index), point_fields)], ok=True, error=error,
                             duration_s=dur)
 
     def _lost(self, index: int, target: str, health: _Health, why: str, t0: float) -> TargetResult:

@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from dcim.gpu_backend import (
     GpuBackend,
@@ -140,6 +141,14 @@ class _Gpu:
     field_errors: dict[str, str] = field(default_factory=dict)  # last sample's transient errors
 
 
+def _import_pynvml() -> ModuleType:
+    try:
+        import pynvml  # nvidia-ml-py
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise GpuUninitialized(f"pynvml (nvidia-ml-py) is not installed: {exc}") from exc
+    return pynvml
+
+
 class NvmlBackend(GpuBackend):
     """This host's NVIDIA GPUs through NVML.
 
@@ -149,12 +158,8 @@ class NvmlBackend(GpuBackend):
     """
 
     def __init__(self, nvml: ModuleType | Any | None = None):
-        if nvml is None:
-            try:
-                import pynvml as nvml  # nvidia-ml-py
-            except ImportError as exc:  # pragma: no cover - depends on the install
-                raise GpuUninitialized(f"pynvml (nvidia-ml-py) is not installed: {exc}") from exc
-        self.nvml = nvml
+        # Any: pynvml ships no type information, and tests pass a stand-in with the same names
+        self.nvml: Any = nvml if nvml is not None else _import_pynvml()
         self._lock = threading.RLock()
         self._gpus: list[_Gpu] = []
         self._initialised = False

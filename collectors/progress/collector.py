@@ -35,7 +35,7 @@ class Service:
     timeout_s: float
 
     @classmethod
-    def from_settings(cls, s) -> "Service":
+    def from_settings(cls, s) -> Service:
         return cls(s.name, s.url, sample_names(s.kind, s.metric), dict(s.labels), s.job, s.tenant or "",
                    s.unit or default_unit(s.kind), s.interval_s, s.timeout_s)
 
@@ -80,7 +80,7 @@ class ProgressScrapeCollector(Collector):
         timeout_s = min(service.timeout_s, deadline_s)
         try:
             total = await asyncio.wait_for(asyncio.to_thread(self._read, service, timeout_s), timeout_s + 0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._failed(service, f"no answer within {timeout_s:g} s", started)
         except ScrapeError as exc:
             return self._failed(service, str(exc), started)

@@ -26,7 +26,7 @@ import socket
 import time
 
 from collectors.snmp import usm
-from collectors.snmp.snmp_types import V2c, V3, value
+from collectors.snmp.snmp_types import V3, SnmpValue, V2c, value
 from dcim import snmp_ber as ber
 
 BerError = ber.BerError
@@ -48,12 +48,12 @@ def encode_get(community: bytes, request_id: int, varbinds: list[bytes]) -> byte
     return ber.encode_v2c(community, ber.GET_REQUEST, request_id, 0, 0, varbinds)
 
 
-def decode_values(buf: bytes, start: int, end: int, max_count: int | None = None) -> list[tuple[bytes, object]]:
+def decode_values(buf: bytes, start: int, end: int, max_count: int | None = None) -> list[tuple[bytes, SnmpValue]]:
     """[(encoded OID TLV, value)] of the varbind list ``buf[start:end]``."""
     return [(oid, value(tag, buf[s:e])) for oid, tag, s, e in ber.decode_varbinds(buf, start, end, False, max_count)]
 
 
-def decode_response(buf: bytes) -> tuple[bytes, int, int, int, list[tuple[bytes, object]]]:
+def decode_response(buf: bytes) -> tuple[bytes, int, int, int, list[tuple[bytes, SnmpValue]]]:
     """(community, request id, error status, error index, [(encoded OID TLV, value)]) of a v2c
     Response-PDU."""
     version, community, pdu_tag, rid, status, index, start, end = ber.decode_header(bytes(buf), strict=False)
@@ -64,9 +64,9 @@ def decode_response(buf: bytes) -> tuple[bytes, int, int, int, list[tuple[bytes,
     return community, rid, status, index, decode_values(buf, start, end)
 
 
-def _named(vbs: list[tuple[bytes, object]]) -> list[tuple[str, object]]:
+def _named(vbs: list[tuple[bytes, SnmpValue]]) -> list[tuple[str, SnmpValue]]:
     """[(dotted OID, value)] from [(encoded OID TLV, value)] (a GETBULK's rows)."""
-    out = []
+    out: list[tuple[str, SnmpValue]] = []
     for oid_tlv, val in vbs:
         _, s, e = ber.read_tlv(oid_tlv, 0, len(oid_tlv))
         out.append((ber.decode_oid(oid_tlv[s:e]), val))
@@ -94,7 +94,7 @@ def _report_oid(buf: bytes, start: int, end: int) -> str:
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, client: "SnmpClient"):
+    def __init__(self, client: SnmpClient):
         self.client = client
 
     def datagram_received(self, data, addr):
@@ -130,7 +130,7 @@ class SnmpClient:
     def __init__(self, source_address: str | None = None):
         self.source_address = source_address
         self._transports: dict[int, asyncio.DatagramTransport] = {}
-        self._loop = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(random.randrange(1, 1 << 30))
         self._oids: dict[str, tuple[bytes, bytes]] = {}  # OID -> (OID TLV, varbind TLV)
@@ -180,6 +180,7 @@ class SnmpClient:
         now = time.monotonic()
         if hit is not None and hit[2] > now:
             return hit[0], hit[1]
+        address: tuple  # (host, port) as recvfrom reports it
         try:
             ip = ipaddress.ip_address(host)
             family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
@@ -287,7 +288,7 @@ class SnmpClient:
                 transport.sendto(packet, entry.address)
                 try:
                     return await asyncio.wait_for(asyncio.shield(entry.future), timeout_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
             raise TimeoutError
         finally:
@@ -380,7 +381,7 @@ class SnmpClient:
     # --- GET and GETBULK -------------------------------------------------------------------------
 
     async def get(self, host: str, port: int, auth: V2c | V3, oids: list[str], timeout_s: float,
-                  retries: int) -> tuple[int, int, list[object]]:
+                  retries: int) -> tuple[int, int, list[SnmpValue]]:
         """One GET: (error status, error index, values in request order). BerError if the reply's
         OIDs are not the ones asked."""
         encoded = [self._encoded(o) for o in oids]
@@ -393,7 +394,7 @@ class SnmpClient:
         return 0, 0, [v for _, v in vbs]
 
     async def bulk(self, host: str, port: int, auth: V2c | V3, oid: str, max_repetitions: int,
-                   timeout_s: float, retries: int) -> tuple[int, int, list[tuple[str, object]]]:
+                   timeout_s: float, retries: int) -> tuple[int, int, list[tuple[str, SnmpValue]]]:
         """One GETBULK of a single repeater (non-repeaters 0): (error status, error index,
         [(dotted OID, value)])."""
         _, vb = self._encoded(oid)

@@ -17,8 +17,8 @@ import time
 from collectors.base import Collector, TargetResult
 from collectors.facility import derive_facility
 from collectors.snmp.device import DetectError, SnmpDevice
-from collectors.snmp.engine import Endpoint, SnmpError, SnmpPoller, V2c, V3
-from dcim.config import CollectorSettings, ConfigError, SnmpV2c, SnmpV3, read_secret
+from collectors.snmp.engine import V3, Endpoint, SnmpError, SnmpPoller, V2c
+from dcim.config import CollectorSettings, ConfigError, SecretRef, SnmpV2c, SnmpV3, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,17 @@ def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
     return int(hashlib.sha1(name.encode()).hexdigest(), 16) % n == i
 
 
+def _required_secret(ref: SecretRef, what: str) -> str:
+    value = read_secret(ref, what)
+    assert value is not None  # read_secret returns None only for a None reference
+    return value
+
+
 def auth_from_config(creds: SnmpV2c | SnmpV3, name: str) -> V2c | V3:
     """Resolve the credential secrets (env or file). Raises ConfigError naming the key, never the value."""
     if isinstance(creds, SnmpV2c):
-        return V2c(read_secret(creds.community, f"snmp.credentials.{name}.community"))
-    return V3(user=creds.user, auth_key=read_secret(creds.auth_key, f"snmp.credentials.{name}.auth_key"),
+        return V2c(_required_secret(creds.community, f"snmp.credentials.{name}.community"))
+    return V3(user=creds.user, auth_key=_required_secret(creds.auth_key, f"snmp.credentials.{name}.auth_key"),
               priv_key=read_secret(creds.priv_key, f"snmp.credentials.{name}.priv_key"),
               auth_protocol=creds.auth_protocol, priv_protocol=creds.priv_protocol)
 
@@ -59,7 +65,7 @@ class SnmpCollector(Collector):
 
     @classmethod
     def from_inventory(cls, inventory, settings: CollectorSettings | None = None, poller: SnmpPoller | None = None,
-                       shard: tuple[int, int] | None = None) -> "SnmpCollector":
+                       shard: tuple[int, int] | None = None) -> SnmpCollector:
         settings = settings or inventory.config.collectors
         poller = poller or SnmpPoller(source_address=settings.snmp_source_address)
         creds = inventory.config.snmp.credentials
@@ -92,7 +98,7 @@ class SnmpCollector(Collector):
             elif kind in ("ups", "cooling"):
                 expected[kind] += 1
         # The collector ticks at the fastest device's interval; slower devices skip ticks.
-        interval = min([settings.snmp_interval_s] + [d.interval_s for d in devices])
+        interval = min([settings.snmp_interval_s] + [d.interval_s for d in devices if d.interval_s is not None])
         return cls(devices, poller, interval_s=interval, site=inventory.site,
                    pue_category=inventory.config.site.pue_category, expected=expected, broken=broken)
 
@@ -158,7 +164,7 @@ class SnmpCollector(Collector):
                 result.ok, result.error = False, "no readings (every value missing or a sentinel)"
             elif stats.sentinel or stats.missing or stats.garbage:
                 log.debug("%s: %s", device.name, stats.as_dict())
-        except asyncio.TimeoutError:
+        except TimeoutError:
             ep = device.endpoint
             if device.plan is None:
                 busy = len(self.__dict__.get("_discovering", {}))

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from collectors.snmp import profiles as registry
 from collectors.snmp.engine import SYS_OBJECT_ID, Endpoint, Missing, Oid, SnmpError, SnmpPoller
 from collectors.snmp.profiles.spec import Profile, Reading
-from dcim.metrics import MEASUREMENTS, Point
+from dcim.metrics import MEASUREMENTS, FieldValue, Point
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,10 @@ class SnmpDevice:
         self.rediscover_s = rediscover_s
         self.attrs = dict(attrs or {})   # device config the profile may scale by (capacity_kw)
         self.plan: Plan | None = None
+        # Set by the collector: this device's own poll interval, and when it was last polled
+        # (monotonic s); None: polled every tick.
+        self.interval_s: float | None = None
+        self.last_poll: float | None = None
         self.stats = DecodeStats()
         self.redetections = 0
         self._tag_cache: dict[int, tuple[dict[str, str], tuple]] = {}  # id(Instance) -> tags: static per plan
@@ -172,12 +177,15 @@ class SnmpDevice:
         if found:
             return await self._choose_among(poller, sys_oid, found)
         for candidate in registry.probe_candidates(self.kind):
+            oid = candidate.probe_oid
+            if not oid:  # probe_candidates lists only profiles that have one
+                continue
             if candidate.probe_is_table:
-                if await self._answers(poller, candidate.probe_oid):
+                if await self._answers(poller, oid):
                     return candidate
             else:
-                got = await poller.get(self.endpoint, [candidate.probe_oid])
-                if not isinstance(got.get(candidate.probe_oid), Missing):
+                got = await poller.get(self.endpoint, [oid])
+                if not isinstance(got.get(oid), Missing):
                     return candidate
         raise DetectError(f"no profile matches sysObjectID {sys_oid or '(none)'}; "
                           "set snmp.profile in the config")
@@ -287,9 +295,9 @@ class SnmpDevice:
         """Read the device once. Raises SnmpError / DetectError; the collector reports them.
         *rediscover* False: read with the current plan even if it is due for rediscovery (the
         collector rediscovers in the background)."""
-        if self.plan is None or (rediscover and self.needs_discovery()):
-            await self.discover(poller)
         plan = self.plan
+        if plan is None or (rediscover and self.needs_discovery()):
+            plan = await self.discover(poller)
         ep = self._endpoint_for(plan.profile)
         oids = [SYS_OBJECT_ID] + list(dict.fromkeys(i.oid for i in plan.instances))
         values = await poller.get(ep, oids)
@@ -324,7 +332,7 @@ class SnmpDevice:
             tags[own] = self.name
         return tags
 
-    def _value(self, inst: Instance, raw: object, stats: DecodeStats) -> object:
+    def _value(self, inst: Instance, raw: object, stats: DecodeStats) -> FieldValue | None:
         r = inst.reading
         if isinstance(raw, Missing):
             if raw.why.startswith("unexpected type"):
@@ -347,10 +355,10 @@ class SnmpDevice:
         value = raw * inst.factor + r.offset      # offset: a unit whose zero is not SI's (°F)
         return int(round(value)) if kind is int else float(round(value, 9))
 
-    def decode(self, plan: Plan, values: dict[str, object], time_ns: int | None = None) -> list[Point]:
+    def decode(self, plan: Plan, values: Mapping[str, object], time_ns: int | None = None) -> list[Point]:
         stats = DecodeStats()
         now = time.time_ns() if time_ns is None else time_ns
-        fields: dict[tuple, dict[str, object]] = {}
+        fields: dict[tuple, dict[str, FieldValue]] = {}
         tags_of: dict[tuple, dict[str, str]] = {}
         aggregates: dict[tuple, list] = {}   # (point key, field, agg, fallback, reading) -> values
         incomplete: set[tuple] = set()
@@ -409,7 +417,7 @@ def _row_name(reading: Reading, index: tuple[int, ...], pos: int) -> str:
     return ".".join([str(index[p]) for p in sorted(units, key=lambda p: p % len(index))] + [leaf])
 
 
-def _reduce(values: list, agg: str | None):
+def _reduce(values: list, agg: str | None) -> FieldValue:
     if agg in (None, "first") or len(values) == 1:
         return values[0]
     if agg == "sum":

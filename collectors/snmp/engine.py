@@ -23,7 +23,14 @@ import os
 
 from collectors.snmp.client import AgentRefused, BerError, SnmpClient
 from collectors.snmp.snmp_types import (  # noqa: F401 (the poller's public names)
-    END_OF_MIB, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Endpoint, Missing, Oid, V2c, V3,
+    END_OF_MIB,
+    NO_SUCH_INSTANCE,
+    NO_SUCH_OBJECT,
+    V3,
+    Endpoint,
+    Missing,
+    Oid,
+    V2c,
 )
 from collectors.snmp.usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS, protocol_name  # noqa: F401
 

@@ -79,11 +79,13 @@ NO_SUCH_OBJECT = Missing("noSuchObject")
 NO_SUCH_INSTANCE = Missing("noSuchInstance")
 END_OF_MIB = Missing("endOfMibView")
 
+SnmpValue = int | str | Oid | Missing  # one varbind's value, decoded
+
 _UNSIGNED = ber.UNSIGNED_TAGS  # Counter32, Gauge32/Unsigned32, TimeTicks, Counter64
 _TYPE_NAMES = {0x05: "Null", 0x40: "IpAddress", 0x44: "Opaque"}
 
 
-def value(tag: int, b: bytes) -> int | str | Oid | Missing:
+def value(tag: int, b: bytes) -> SnmpValue:
     """A varbind value from its BER tag and content octets."""
     if tag == 0x02:
         return int.from_bytes(b, "big", signed=True) if b else Missing("empty INTEGER")

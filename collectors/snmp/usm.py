@@ -24,12 +24,9 @@ import hmac
 import os
 from dataclasses import dataclass, field
 
+# CFB moved to "decrepit" in cryptography 47 (its old name goes away); pyproject asks for >= 47
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-try:  # CFB moved to "decrepit" in cryptography 47 (its old name goes away)
-    from cryptography.hazmat.decrepit.ciphers.modes import CFB
-except ImportError:  # pragma: no cover - older cryptography
-    CFB = modes.CFB
 
 from dcim import snmp_ber as ber
 
@@ -218,7 +215,7 @@ def encode_message(msg_id: int, flags: int, engine_id: bytes, boots: int, engine
     header = ber.tlv(ber.SEQUENCE, ber.encode_integer(msg_id) + ber.encode_integer(MAX_MESSAGE_SIZE)
                      + ber.tlv(ber.OCTET_STRING, bytes((flags,))) + ber.encode_integer(SECURITY_MODEL_USM))
     message = ber.tlv(ber.SEQUENCE, b"\x02\x01\x03" + header + ber.tlv(ber.OCTET_STRING, params) + msg_data)
-    if not mac_octets:
+    if keys is None or not mac_octets:
         return message
     at = len(message) - len(msg_data) - len(tail) - mac_octets
     return message[:at] + _mac(keys, message) + message[at + mac_octets:]

@@ -115,7 +115,7 @@ class WalkPoller:
         self.requests += 1
         prefix = _key(root)
         start = bisect.bisect_right(self._keys, prefix)
-        out = []
+        out: list[tuple[str, object]] = []
         for i in range(start, len(self._keys)):
             if self._keys[i][:len(prefix)] != prefix or len(out) >= max_rows:
                 break

@@ -52,5 +52,5 @@ class WorkloadSource(ABC):
         """Why part of the last poll failed, for the ``collector`` point (ok stays True)."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: a source holding nothing keeps the no-op)
         """Release connections."""

@@ -40,7 +40,7 @@ class WorkloadCollector(Collector):
         loop = asyncio.get_running_loop()
         try:
             holds, gpus = await asyncio.wait_for(loop.run_in_executor(None, self._read), timeout=deadline_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return [self._failed(f"timeout after {deadline_s:g} s", started)]
         except WorkloadError as exc:
             return [self._failed(str(exc), started)]

@@ -84,7 +84,7 @@ class DcgmWorkloadSource(WorkloadSource):
         self._failed: dict[str, str] = {}  # url → why, as of the last poll
 
     @classmethod
-    def from_config(cls, cfg) -> "DcgmWorkloadSource":
+    def from_config(cls, cfg) -> DcgmWorkloadSource:
         settings = cfg.dcgm_exporter
         return cls(settings.urls, timeout_s=settings.timeout_s, class_label=settings.class_label,
                    job_label=cfg.workload.kubernetes.job_label)

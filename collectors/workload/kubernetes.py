@@ -86,7 +86,7 @@ class PodResourcesSource(WorkloadSource):
         self.target = f"kubelet:{self.socket_path}"
 
     @classmethod
-    def from_config(cls, cfg, host: str) -> "PodResourcesSource":
+    def from_config(cls, cfg, host: str) -> PodResourcesSource:
         k8s = cfg.workload.kubernetes
         if k8s.job_label:
             log.warning("[workload.kubernetes] job_label = %r is ignored: the kubelet PodResources API has no pod "

@@ -26,7 +26,7 @@ class WorkloadMapping:
     record_users: bool = False
 
     @classmethod
-    def from_config(cls, workload) -> "WorkloadMapping":
+    def from_config(cls, workload) -> WorkloadMapping:
         return cls(dict(workload.tenants), dict(workload.job_classes), workload.record_users)
 
     def tenant(self, account: str) -> str:

@@ -55,7 +55,7 @@ class SlurmSource(WorkloadSource):
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
 
     @classmethod
-    def from_config(cls, cfg) -> "SlurmSource":
+    def from_config(cls, cfg) -> SlurmSource:
         s = cfg.workload.slurm
         return cls(mode=s.mode, squeue=s.squeue, slurm_conf=s.slurm_conf, rest_url=s.rest_url,
                    rest_user=s.rest_user, rest_token=s.rest_token, timeout_s=s.timeout_s)
@@ -119,7 +119,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def _read_bounded(resp, deadline: float, timeout_s: float) -> bytes:
     """The body, within the total deadline (a socket timeout alone bounds each read, not the
     sum: a server trickling bytes would hold the poll forever) and MAX_BODY_BYTES."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         if time.monotonic() > deadline:
             raise WorkloadError(f"slurmrestd: answer not complete within {timeout_s:g} s")
@@ -214,16 +215,16 @@ def _job_holds(job: dict, what: str, n: int) -> list[GpuHold]:
         return []  # a job without GRES holds no GPU
     nodes = _node_names(job, what, job_id)
     start_s = _number(job.get("start_time"))
-    common = dict(account=_text(job.get("account")), partition=_text(job.get("partition")),
-                  qos=_text(job.get("qos")), user=_text(job.get("user_name")) or None,
-                  start_ns=int(start_s) * 1_000_000_000 if start_s else None)
+    account, partition, qos = _text(job.get("account")), _text(job.get("partition")), _text(job.get("qos"))
+    user = _text(job.get("user_name")) or None
+    start_ns = int(start_s) * 1_000_000_000 if start_s else None
     holds = []
     for host, entry in zip(nodes, gres):  # gres_detail: one entry per allocated node, in node order
         indices = gpu_indices(entry)
-        if indices is None:  # GPUs held, indices not said: visible as unplaced, never dropped
-            holds.append(GpuHold(job_id, host, gpu_index=None, **common))
-        else:
-            holds.extend(GpuHold(job_id, host, gpu_index=i, **common) for i in indices)
+        # indices None: GPUs held, indices not said: one unplaced hold, visible, never dropped
+        for i in [None] if indices is None else indices:
+            holds.append(GpuHold(job_id, host, account, gpu_index=i, partition=partition, qos=qos, user=user,
+                                 start_ns=start_ns))
     return holds
 
 
@@ -251,8 +252,9 @@ def _node_names(job: dict, what: str, job_id: str) -> list[str]:
         allocated = [allocated[k] for k in sorted(allocated, key=lambda k: int(k) if str(k).isdigit() else 0)]
     if isinstance(allocated, list) and allocated:
         names = [a.get("nodename") for a in allocated if isinstance(a, dict)]
-        if names and all(isinstance(name, str) and name for name in names):
-            return names
+        valid = [name for name in names if isinstance(name, str) and name]
+        if names and len(valid) == len(names):
+            return valid
     try:
         return expand(_text(job.get("nodes")))
     except HostlistError as exc:

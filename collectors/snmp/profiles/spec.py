@@ -13,11 +13,15 @@ column whose sensor type is 5 are the active power".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
+
+from dcim.metrics import FieldValue
 
 
 @dataclass(frozen=True)
 class Reading:
+    # dataclasses.field spelled out below: the attribute ``field`` shadows the name in this body
     oid: str                            # scalar instance OID, or the column OID when table=True
     measurement: str
     field: str
@@ -28,17 +32,17 @@ class Reading:
     # Table index component -> tag. ``{"outlet": -1}`` tags each row with its last index part.
     # tag_from: tag -> a column (same index) whose value names the row instead, read at discovery
     # (APC's legacy rPDULoadStatusTable: row 3 is bank 2, named by rPDULoadStatusBankNumber).
-    index_tags: dict[str, int] = field(default_factory=dict)
+    index_tags: dict[str, int] = dataclasses.field(default_factory=dict)
     # Index parts that name the unit the row belongs to (tower, daisy-chained unit, input cord),
     # as {position: the first unit's value}. The tag is then the whole index: rows of the first
     # unit keep the short name ("3"), any other unit's rows carry the unit parts too ("2.1.3"),
     # so a link tower's phase 1 never collides with the master's and adding a tower renames nothing.
-    unit_index: dict[int, int] = field(default_factory=dict)
-    tag_from: dict[str, str] = field(default_factory=dict)
+    unit_index: dict[int, int] = dataclasses.field(default_factory=dict)
+    tag_from: dict[str, str] = dataclasses.field(default_factory=dict)
     # Roll a table up into one value per point: "sum", "max", "mean" or "first" (None: one point per row).
     agg: str | None = None
     # Only rows whose index has these components: {position: value or tuple of values}.
-    match_index: dict[int, int | tuple[int, ...]] = field(default_factory=dict)
+    match_index: dict[int, int | tuple[int, ...]] = dataclasses.field(default_factory=dict)
     # Only rows where another column (same index) equals one of the values; read at discovery.
     # Several (column, values) pairs: the first column that has the row decides. None among the
     # values accepts a row that none of the columns has (a scale object the firmware leaves out).
@@ -57,13 +61,13 @@ class Reading:
     sentinels: tuple[int, ...] = (-1,)
     allow_negative: bool = False        # readings that may really be negative (temperatures)
     # Map raw enum values to a field value (e.g. upsOutputSource 5 -> on_battery True).
-    enum: dict[int, object] | None = None
-    enum_default: object = None
+    enum: dict[int, FieldValue] | None = None
+    enum_default: FieldValue | None = None
     # Only fill the field if a higher-priority reading did not (readings are applied in order).
     fallback: bool = False
     # Multiply by an attribute of the device's config (e.g. "capacity_kw"); skipped without it.
     device_factor: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)  # constant extra tags (position="inlet")
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)  # constant extra tags (position="inlet")
 
 
 @dataclass(frozen=True)

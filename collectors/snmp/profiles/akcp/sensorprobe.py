@@ -9,11 +9,13 @@ sensorProbeTempDegreeType (.12: 0 Fahrenheit, 1 Celsius); humidity: sensorProbeH
 
 from __future__ import annotations
 
+from typing import Any
+
 from collectors.snmp.profiles.spec import Profile, column, fahrenheit
 
 _T = "1.3.6.1.4.1.3854.1.2.2.1.16.1"   # sensorProbeTempEntry, indexed by port
 _H = "1.3.6.1.4.1.3854.1.2.2.1.17.1"   # sensorProbeHumidityEntry
-_ROW = {"index_tags": {"sensor": -1}}
+_ROW: dict[str, Any] = {"index_tags": {"sensor": -1}}
 _ONLINE_C = ((f"{_T}.5", (1,)), (f"{_T}.12", (1,)))
 _ONLINE_F = ((f"{_T}.5", (1,)), (f"{_T}.12", (0,)))
 

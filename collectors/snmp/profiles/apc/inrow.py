@@ -11,7 +11,8 @@ _RC = "1.3.6.1.4.1.318.1.1.13.3.2.2.2"   # airIRRCUnitStatus.N.0 (chilled-water 
 _RP = "1.3.6.1.4.1.318.1.1.13.3.3.1.2.2"  # airIRRP100UnitStatus.N.0 (DX InRow RP)
 _T = {"allow_negative": True}
 APC_INROW = Profile(
-    name="apc_inrow", aliases=('inrow', 'apc_airir'), kind="cooling", description="APC InRow RC/RP (PowerNet-MIB airIRRC / airIRRP)",
+    name="apc_inrow", aliases=('inrow', 'apc_airir'), kind="cooling",
+    description="APC InRow RC/RP (PowerNet-MIB airIRRC / airIRRP)",
     sys_object_ids=("1.3.6.1.4.1.318.1.3.14",),
     identity=("1.3.6.1.4.1.318.1.1.13.3.2.2.2", "1.3.6.1.4.1.318.1.1.13.3.3.1.2.2"),  # airIRRC / airIRRP status
     readings=(

@@ -57,8 +57,9 @@ APC_RPDU = Profile(
         column(f"{_LOAD}.2", "pdu_phase", "current_a", 0.1, **_PHASE_ROWS),
         column(f"{_LOAD}.2", "pdu", "current_a", 0.1, agg="sum", match_column=(f"{_LOAD}.5", (0,))),
         column(f"{_LOAD}.2", "pdu_breaker", "current_a", 0.1, **_BANK_ROWS),
-        column(f"{_L}.2.2.1.1.4", "pdu_phase", "breaker_a", 1.0, index_tags={"phase": -1}),   # rPDULoadPhaseConfigOverloadThreshold
-        column(f"{_L}.2.4.1.1.4", "pdu_breaker", "breaker_a", 1.0, index_tags={"breaker": -1}),  # rPDULoadBankConfigOverloadThreshold
+        # rPDULoadPhaseConfigOverloadThreshold, rPDULoadBankConfigOverloadThreshold
+        column(f"{_L}.2.2.1.1.4", "pdu_phase", "breaker_a", 1.0, index_tags={"phase": -1}),
+        column(f"{_L}.2.4.1.1.4", "pdu_breaker", "breaker_a", 1.0, index_tags={"breaker": -1}),
         column(f"{_L}.3.5.1.1.7", "pdu_outlet", "current_a", 0.1, index_tags={"outlet": -1}),  # rPDUOutletStatusLoad
     ),
 )

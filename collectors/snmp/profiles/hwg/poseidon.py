@@ -8,11 +8,13 @@ index (sensor = <device>-<index>)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from collectors.snmp.profiles.spec import Profile, column, fahrenheit
 
 _S = "1.3.6.1.4.1.21796.3.3.3.1"   # sensEntry, indexed by sensIndex
 _VALID = (f"{_S}.4", (1, 2, 3))     # sensState: not invalid (0)
-_ROW = {"index_tags": {"sensor": -1}}
+_ROW: dict[str, Any] = {"index_tags": {"sensor": -1}}
 
 HWG_POSEIDON = Profile(
     name="hwg_poseidon", kind="env", description="HW group Poseidon sensors (POSEIDON-MIB)",

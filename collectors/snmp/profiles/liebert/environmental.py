@@ -14,7 +14,8 @@ _RETURN = ("1.3.6.1.4.1.476.1.42.3.4.1.1.2", "1.3.6.1.4.1.476.1.42.3.4.1.1.24")
 _SUPPLY = ("1.3.6.1.4.1.476.1.42.3.4.1.1.3", "1.3.6.1.4.1.476.1.42.3.4.1.1.20")
 _HUM = f"{_L}.2.2.3.1"
 LIEBERT_ENV = Profile(
-    name="liebert_env", aliases=('liebert', 'liebert_gp'), kind="cooling", description="Liebert/Vertiv CRAC/CRAH (LIEBERT-GP-ENVIRONMENTAL-MIB)",
+    name="liebert_env", aliases=('liebert', 'liebert_gp'), kind="cooling",
+    description="Liebert/Vertiv CRAC/CRAH (LIEBERT-GP-ENVIRONMENTAL-MIB)",
     sys_object_ids=("1.3.6.1.4.1.476.1.42",),
     readings=(
         # Tenths first (more precise), whole degrees as the fallback (older cards lack .50).

@@ -52,7 +52,8 @@ _EXTERNAL = [
 ]
 
 RARITAN_PDU2 = Profile(
-    name="raritan_pdu2", aliases=('raritan',), kind="pdu", description="Raritan PX2/PX3 (PDU2-MIB), also Legrand, ServerTech PRO3X",
+    name="raritan_pdu2", aliases=('raritan',), kind="pdu",
+    description="Raritan PX2/PX3 (PDU2-MIB), also Legrand, ServerTech PRO3X",
     sys_object_ids=("1.3.6.1.4.1.13742.6",),
     readings=tuple(
         # Inlet sensors: index pduId.inletId.sensorType -> the PDU as a whole (inlets summed).

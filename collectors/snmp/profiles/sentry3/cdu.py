@@ -5,6 +5,8 @@ MIB's UNITS clauses; -1 means "not measured" throughout the MIB."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from collectors.snmp.profiles.spec import Profile, column, fahrenheit
 
 _S = "1.3.6.1.4.1.1718.3.2"
@@ -13,7 +15,7 @@ _OUTLET = f"{_S}.3.1"        # outletEntry: towerIndex.infeedIndex.outletIndex
 _SENSOR = f"{_S}.5.1"        # tempHumidSensorEntry: envMonIndex.tempHumidSensorIndex
 _TOWER = {0: 1}              # index part 0 is the tower (or envMon unit); tower 1 keeps short tags
 _PHASE = {"index_tags": {"phase": -1}, "unit_index": _TOWER}
-_ENV = {"index_tags": {"sensor": -1}, "unit_index": _TOWER, "tags": {"position": "inlet"}}
+_ENV: dict[str, Any] = {"index_tags": {"sensor": -1}, "unit_index": _TOWER, "tags": {"position": "inlet"}}
 
 SENTRY3 = Profile(
     name="sentry3", kind="pdu", description="ServerTech Sentry Switched/Smart CDU (Sentry3-MIB), multi-tower",

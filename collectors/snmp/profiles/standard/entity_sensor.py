@@ -20,7 +20,8 @@ def _sensor(measurement: str, field_: str, sensor_type: int, **kw):
 
 
 ENTITY_PDU = Profile(
-    name="entity_sensor", aliases=('entity', 'entity_sensor_pdu'), kind="pdu", description="Generic PDU over ENTITY-SENSOR-MIB (RFC 3433)",
+    name="entity_sensor", aliases=('entity', 'entity_sensor_pdu'), kind="pdu",
+    description="Generic PDU over ENTITY-SENSOR-MIB (RFC 3433)",
     sys_object_ids=("1.3.6.1.2.1.99",),
     readings=(
         _sensor("pdu", "power_w", WATTS, agg="sum"),
