@@ -41,7 +41,7 @@ class AlertSecret(_Strict):
     file: Path | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "AlertSecret":
+    def _one_source(self) -> AlertSecret:
         if (self.env is None) == (self.file is None):
             raise ValueError("give exactly one of 'env' or 'file'")
         return self
@@ -117,7 +117,7 @@ class EmailSettings(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _login_pair(self) -> "EmailSettings":
+    def _login_pair(self) -> EmailSettings:
         if (self.username is None) != (self.password is None):
             raise ValueError("SMTP login needs both 'username' and 'password'")
         return self

@@ -95,5 +95,5 @@ class GpuBackend(ABC):
         Raises GpuInvalidArgument when *limit_w* is outside ``power_constraints`` (callers
         clamp first), GpuNoPermission without the privilege."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: a backend holding nothing keeps the no-op)
         """Release the library (nvmlShutdown)."""

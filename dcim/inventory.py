@@ -113,7 +113,7 @@ class Inventory:
 
         kind is one of ``pdu``, ``cooling``, ``ups``, ``meter``.
         """
-        out = []
+        out: list[tuple[str, str, object]] = []
         for kind, items in (("pdu", self.pdus), ("cooling", self.cooling), ("ups", self.ups), ("meter", self.meters)):
             out += [(kind, d.name, d) for d in items if d.snmp is not None]
         return out

@@ -226,9 +226,9 @@ class Point:
                 and self.fields == other.fields and self.time_ns == other.time_ns)
 
     def to_json(self) -> dict:
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
-        ts = datetime.fromtimestamp(self.time_ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+        ts = datetime.fromtimestamp(self.time_ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
         return {"measurement": self.measurement, "tags": dict(self.tags), "fields": dict(self.fields), "time": ts}
 
 

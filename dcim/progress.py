@@ -80,7 +80,8 @@ class Reporter:
         self._thread: threading.Thread | None = None
         parts = urllib.parse.urlsplit(self.url)
         port = parts.port or (PROGRESS_PORT if parts.scheme == "http" else None)
-        self._target = (parts.scheme, parts.hostname, port, parts.path)
+        # no hostname: reporting is off (enabled below) and the target is never used
+        self._target = (parts.scheme, parts.hostname or "", port, parts.path)
         self.enabled = bool(parts.scheme in ("http", "https") and parts.hostname and self.job)
         if not self.enabled:
             log.warning("dcim progress reporting off: %s", "no job id" if self.url else "no DCIM_URL")

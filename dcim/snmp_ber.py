@@ -1,7 +1,7 @@
 """BER codec for SNMP messages: the small, fixed subset of ASN.1 that v2c GET / GETNEXT /
 GETBULK requests and their responses use (and the PDUs inside SNMPv3's scopedPDU). Shared by the
-collectors' SNMP client (``collectors/snmp/client.py``, ``usm.py``) and the facility twin's v2c agents (``simulator/snmp_agents.py``),
-both of which found pyasn1 to be most of their CPU.
+collectors' SNMP client (``collectors/snmp/client.py``, ``usm.py``) and the facility twin's v2c
+agents (``simulator/snmp_agents.py``), both of which found pyasn1 to be most of their CPU.
 
 Values on the wire are handled as ``(tag, content bytes)`` or as ready-made TLV byte strings;
 this module knows nothing about MIBs, sockets or pysnmp.
@@ -273,7 +273,7 @@ def decode_varbinds(buf: bytes, pos: int, vend: int, strict: bool = True, max_co
     ``(encoded OID TLV, value tag, value start, value end)``. *max_count*: more varbinds than that
     (more than were asked for) is a BerError, so a reply costs what the request asked, not what
     the datagram holds."""
-    out = []
+    out: list[tuple[bytes, int, int, int]] = []
     while pos < vend:
         if max_count is not None and len(out) >= max_count:
             raise BerError(f"more than the {max_count} varbinds asked for")

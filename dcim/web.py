@@ -26,8 +26,8 @@ import logging
 import resource
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
@@ -213,7 +213,7 @@ class WsgiServer:
     def run(self) -> None:
         self.server.run()
 
-    def start(self) -> "WsgiServer":
+    def start(self) -> WsgiServer:
         self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
         self._thread.start()
         return self

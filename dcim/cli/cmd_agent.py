@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         # Before anything else, and before the first fetch (which may hang up to its deadline):
         # caps a crashed predecessor left on the GPUs go back to default.
         failed = revert_leftovers(backend, record)
-        if args.revert:
+        if args.revert or token is None:  # token is None only with --revert (checked above)
             return 1 if failed else 0
         return _serve(args, cfg, host, token, backend, record)
     except _Stopped:
@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args, cfg, host: str, token: str, backend, record) -> int:
+    from collectors.base import Collector
     from collectors.gpu.gpu_collector import GpuCollector
     from collectors.runner import Runner
     from dcim.cli.workload import node_workload_collector
@@ -136,7 +137,7 @@ def _serve(args, cfg, host: str, token: str, backend, record) -> int:
                       host=host, lease_s=cfg.optimizer.lease_s, floor_fraction=cfg.optimizer.cap_fraction_floor,
                       record=record)
     store = writer = None
-    collectors = []
+    collectors: list[Collector] = []
     try:
         if not args.no_collect:
             store = open_store(cfg)
@@ -190,7 +191,7 @@ async def _reconcile(agent, poll_s: float, stop: asyncio.Event) -> None:
             log.exception("reconcile failed")
         try:
             await asyncio.wait_for(stop.wait(), timeout=poll_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

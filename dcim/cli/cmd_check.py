@@ -24,7 +24,11 @@ def run(args: argparse.Namespace) -> int:
     for unit in cfg.cooling:
         kinds[unit.kind] = kinds.get(unit.kind, 0) + 1
     store = cfg.store
-    where = store.path if store.backend == "sqlite" else f"{store.influxdb.url} db={store.influxdb.database} auth={store.influxdb.auth}"
+    if store.backend == "sqlite":
+        where = str(store.path)
+    else:
+        influx = store.influxdb
+        where = f"{influx.url} db={influx.database} auth={influx.auth}"
     lines = [
         f"config OK: site {cfg.site.name} ({cfg.site.timezone}, grid {cfg.site.grid_kgco2e_per_kwh} kgCO2e/kWh)",
         f"  rooms     {len(cfg.rooms)}",

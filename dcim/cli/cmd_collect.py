@@ -88,6 +88,7 @@ def _summary(results: dict, out=None) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from collectors.base import Collector
     from collectors.runner import Runner, parse_shard
     from collectors.snmp.collector import SnmpCollector
     from dcim.inventory import build_inventory
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    collectors = []
+    collectors: list[Collector] = []
     if not args.no_snmp and inventory.snmp_devices():
         collectors.append(SnmpCollector.from_inventory(inventory, settings, shard=shard))
     if not args.no_gpu:

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from dcim.cli.options import add_config_option, config_from, parse_where
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from(args)
-    where = parse_where(args.where)
+    where: dict[str, str | Sequence[str]] = {**parse_where(args.where)}  # the store's type: a tag or its choices
     spec = MEASUREMENTS[args.measurement]
     unknown = sorted(set(where) - set(spec.tags))
     if unknown:

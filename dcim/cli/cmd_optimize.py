@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from dcim.cli.options import add_config_option, config_from
 
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             store.close()
         return 0
 
-    closers = []  # the HTTP side, stopped in this order before the store closes
+    closers: list[Callable[[], None]] = []  # the HTTP side, stopped in this order before the store closes
     if not args.no_api:
         try:
             _serve_http(cfg, store, desired, daemon, closers)

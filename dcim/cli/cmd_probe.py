@@ -55,7 +55,7 @@ def _env(var: str, what: str) -> str:
 
 
 def _auth(args):
-    from collectors.snmp.engine import V2c, V3
+    from collectors.snmp.engine import V3, V2c
 
     if args.v3_user:
         if not args.v3_auth_key_env:
@@ -130,6 +130,7 @@ async def _probe(args, out) -> int:
     finally:
         poller.close()
     plan = device.plan
+    assert plan is not None, "a poll that returned has discovered a plan"
     if args.format == "json":
         for p in points:
             out.write(json.dumps({"measurement": p.measurement, "tags": p.tags, "fields": p.fields}) + "\n")

@@ -47,16 +47,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"saved {path}")
             print("\n".join(model.describe()))
             return 0
-        model = load_model(path)
-        if model is None:
+        saved = load_model(path)
+        if saved is None:
             print(f"error: no PUE model at {path} (run 'dcim pue train')")
             return 1
-        print("\n".join(model.describe()))
-        frame = build_frame(store, model.window_ns[1], now, every_s=args.every, tz=cfg.site.timezone,
+        print("\n".join(saved.describe()))
+        frame = build_frame(store, saved.window_ns[1], now, every_s=args.every, tz=cfg.site.timezone,
                             site=cfg.site.name)
-        scores = evaluate(model, frame)
+        scores = evaluate(saved, frame)
         if scores:
-            print(f"newer data {utc_iso(model.window_ns[1])} .. {utc_iso(now)} ({len(frame)} rows): "
+            print(f"newer data {utc_iso(saved.window_ns[1])} .. {utc_iso(now)} ({len(frame)} rows): "
                   f"MAE {scores['mae']:.4f}, MAPE {100 * scores['mape']:.3f} %")
         else:
             print("no data newer than the training window")

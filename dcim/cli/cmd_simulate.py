@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         progress_token = read_secret(cfg.optimizer.token, "optimizer.token")
     generated = ensure_snmp_secrets(cfg)
     slurm_token, slurm_ref, slurm_generated = twin_slurm_token(cfg)
-    if slurm_generated:
+    if slurm_generated and slurm_ref.env:  # generated: always into an environment variable
         generated.append(slurm_ref.env)
     if generated:
         print(f"generated secrets into {', '.join(generated)} (values not shown)")

@@ -38,7 +38,7 @@ class Gpus:
     rack_gpu_kwh: dict[str, float]
 
     @classmethod
-    def read(cls, store: Store, start_ns: int, end_ns: int) -> "Gpus":
+    def read(cls, store: Store, start_ns: int, end_ns: int) -> Gpus:
         counters = store.counter_increase("gpu", "energy_j", start_ns, end_ns, group_by=("uuid",))
         stats = store.bucket_stats("gpu", "power_w", start_ns, end_ns, HOUR_S, group_by=("uuid", "rack"),
                                    combine="each")
@@ -65,7 +65,7 @@ class Gpus:
 
     def factors(self, rack_it_kwh: dict[str, float | None]) -> dict[str, float]:
         """IT kWh per GPU kWh of each rack."""
-        return {r: (rack_it_kwh[r] / g if rack_it_kwh.get(r) is not None and g > 0 else 1.0)
+        return {r: (it_kwh / g if (it_kwh := rack_it_kwh.get(r)) is not None and g > 0 else 1.0)
                 for r, g in self.rack_gpu_kwh.items()}
 
 

@@ -32,9 +32,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -57,8 +57,9 @@ PAIRS_PER_POINT = 250  # < 30 KB of JSON: InfluxDB takes strings up to 64 KB
 def local_days(start_ns: int, end_ns: int, tz: str) -> list[tuple[int, int]]:
     """The whole local days (midnight to midnight in *tz*) inside [start_ns, end_ns), as UTC ns."""
     zone = ZoneInfo(tz)
-    day = datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc).astimezone(zone).date()
-    out, prev = [], None
+    day = datetime.fromtimestamp(start_ns / 1e9, tz=UTC).astimezone(zone).date()
+    out: list[tuple[int, int]] = []
+    prev: int | None = None
     while True:
         ns = int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()) * 1_000_000_000
         if ns >= start_ns and prev is not None and prev >= start_ns and ns <= end_ns:
@@ -105,9 +106,9 @@ def plan(store: Store, site: str, days: list[tuple[int, int]]) -> Plan:
     workload = _per_day(store, "workload", "job", lo, hi)
     gpu = _per_day(store, "gpu", "power_w", lo, hi)
     states: dict[int, dict] = {}
-    for s in store.query("job_day", STATE_FIELDS, lo, hi, every_s=DAY_S, agg="last", where={"site": site}):
-        for i, t in enumerate(s.times_ns):
-            states[t] = {f: s.values[f][i] for f in STATE_FIELDS}
+    for series in store.query("job_day", STATE_FIELDS, lo, hi, every_s=DAY_S, agg="last", where={"site": site}):
+        for i, t in enumerate(series.times_ns):
+            states[t] = {f: series.values[f][i] for f in STATE_FIELDS}
     done, due = {}, {}
     for s, e in days:
         counts = _counts(workload, gpu, s, e)
@@ -165,7 +166,7 @@ def read_days(store: Store, site: str, days: dict[int, int]) -> Pairs:
         rack = s.tags.get("rack", "")
         for t, table, version in zip(s.times_ns, s.values["pairs"], s.values["version"]):
             if version is not None and version == days.get(t) and table:
-                parts.append(_untable(table, rack))
+                parts.append(_untable(str(table), rack))  # a string field: Series types values as float
     return Pairs.combine(parts)
 
 

@@ -38,7 +38,7 @@ class Billing:
 
     @classmethod
     def read(cls, store: Store, site_name: str, tz: str, period: Period, interval_s: float,
-             rack_it_kwh: dict[str, float | None], owner_of: dict[str, str]) -> "Billing":
+             rack_it_kwh: dict[str, float | None], owner_of: dict[str, str]) -> Billing:
         pairs = read_pairs(store, site_name, tz, period.start_ns, period.end_ns, interval_s)
         if not len(pairs):  # no job held a GPU: no GPU figures to read
             gpus = Gpus({}, {}, {})

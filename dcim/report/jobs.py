@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dcim.store.base import Store
+from dcim.store.base import Aggregate, Store
 
 HOUR_S = 3600
 NS_H = HOUR_S * 1_000_000_000
@@ -58,7 +58,7 @@ class Pairs:
     last_ns: np.ndarray
 
     @classmethod
-    def empty(cls) -> "Pairs":
+    def empty(cls) -> Pairs:
         none, codes = np.zeros(0), np.zeros(0, dtype=np.int64)
         return cls([], [], [], [], [], codes, codes, none, none, none, none)
 
@@ -66,7 +66,7 @@ class Pairs:
         return len(self.job)
 
     @classmethod
-    def combine(cls, parts: list["Pairs"]) -> "Pairs":
+    def combine(cls, parts: list[Pairs]) -> Pairs:
         """Several stretches' pairs as one: sums of kWh and hours, the earliest first and the
         latest last per (job, GPU); a job's tenant and account, a GPU's rack, as first seen."""
         parts = [p for p in parts if len(p)]
@@ -109,7 +109,7 @@ class Pairs:
         return out
 
 
-def _hourly(store: Store, measurement: str, fields: list[str], agg: str, start_ns: int, end_ns: int,
+def _hourly(store: Store, measurement: str, fields: list[str], agg: Aggregate, start_ns: int, end_ns: int,
             group_by: tuple[str, ...]):
     return store.query(measurement, fields, start_ns, end_ns, every_s=HOUR_S, agg=agg, group_by=group_by)
 
@@ -117,7 +117,7 @@ def _hourly(store: Store, measurement: str, fields: list[str], agg: str, start_n
 class _Codes:
     """Job ids → small ints, with each job's tenant and account."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.code: dict[str, int] = {"": NO_JOB}
         self.jobs: list[str] = []
         self.tenant: list[str] = []
@@ -184,8 +184,9 @@ def _power(store: Store, start_ns: int, end_ns: int, grid: _Grid) -> dict[int, t
 def _workload(store: Store, start_ns: int, end_ns: int, grid: _Grid, interval_s: float):
     """Dense [G, H] arrays over the grid: first and last job code, last start, held shares."""
     reads = {}
-    for name, fields, agg in (("last", ["job", "start_ns", "tenant", "account"], "last"),
-                              ("count", ["job", "tenant"], "count")):
+    wanted: tuple[tuple[str, list[str], Aggregate], ...] = (
+        ("last", ["job", "start_ns", "tenant", "account"], "last"), ("count", ["job", "tenant"], "count"))
+    for name, fields, agg in wanted:
         reads[name] = [(grid.add(s.tags.get("uuid", ""), ""), s) for s in
                        _hourly(store, "workload", fields, agg, grid.h0, end_ns, ("uuid", "host")) if s.times_ns]
     shape = (len(grid.racks), grid.n_hours)

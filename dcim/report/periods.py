@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -29,7 +29,7 @@ class Period:
         return (self.end_ns - self.start_ns) / 3.6e12
 
 
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
+def _local_midnight(day: date, tz: tzinfo | None) -> datetime:
     # Midnight exists in every zone we care about; fold=0 picks the first on a repeated hour.
     return datetime(day.year, day.month, day.day, tzinfo=tz)
 
