@@ -26,8 +26,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
+import dcim.store.counters as counters
+import dcim.store.day_figures as day_figures
 from dcim.metrics import Measurement
-from dcim.store import counters, day_figures
 from dcim.store.base import BucketStats, add_bucket_stats, has_group_rollups
 
 NS_PER_S = 1_000_000_000

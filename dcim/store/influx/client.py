@@ -17,8 +17,9 @@ from typing import Iterator, Sequence
 
 import tenacity
 
+import dcim.store.lineprotocol as lineprotocol
+import dcim.store.month_figures as month_figures
 from dcim.metrics import Point, PointError
-from dcim.store import lineprotocol, month_figures
 from dcim.store.base import Series, StoreError, StoreUnavailable, Where
 from dcim.store.influx.errors import InfluxRefused, write_error
 from dcim.store.influx.influxql import (

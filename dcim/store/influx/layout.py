@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, NamedTuple
 
+import dcim.store.month_figures as month_figures
 from dcim.metrics import Measurement
-from dcim.store import month_figures
 from dcim.store.base import StoreError
 from dcim.store.influx.influxql import quote_ident
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Sequence
 
+import dcim.store.month_figures as month_figures
 from dcim.metrics import Measurement, Point
-from dcim.store import month_figures
 from dcim.store.base import matches
 from dcim.store.influx.influxql import where_clause
 

@@ -135,8 +135,9 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+import dcim.store.day_figures as day_figures
+import dcim.store.month_figures as month_figures
 from dcim.metrics import MEASUREMENTS, Measurement, Point
-from dcim.store import day_figures, month_figures
 from dcim.store.base import GROUP_ROLLUP_TAGS, StoreError, has_group_rollups
 from dcim.store.counters import bucket_span, junction
 from dcim.store.influx.influxql import quote_ident

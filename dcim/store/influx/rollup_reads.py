@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+import dcim.store.month_figures as month_figures
+import dcim.store.partials as partials
 from dcim.metrics import Measurement
-from dcim.store import month_figures, partials
 from dcim.store.base import (
     GROUP_ROLLUP_TAGS,
     BucketStats,

@@ -8,8 +8,9 @@ import logging
 import time
 from typing import Sequence
 
+import dcim.store.influx.layout as layout
+import dcim.store.month_figures as month_figures
 from dcim.metrics import Point
-from dcim.store import month_figures
 from dcim.store.base import (
     Aggregate,
     BucketStats,
@@ -23,7 +24,6 @@ from dcim.store.base import (
     check_tags,
     measurement_spec,
 )
-from dcim.store.influx import layout
 from dcim.store.influx.client import InfluxClient
 from dcim.store.influx.influxql import (
     _NEVER,

@@ -82,7 +82,7 @@ import threading
 import time
 from pathlib import Path
 
-from dcim.store import month_figures
+import dcim.store.month_figures as month_figures
 from dcim.store.base import Store, StoreError, StoreUnavailable
 from dcim.store.sqlite import schema
 from dcim.store.sqlite.common import MAINTAIN_EVERY_S, _create_private, _store_error

@@ -8,7 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from dcim.store import partials
+import dcim.store.partials as partials
 from dcim.store.base import (
     GROUP_ROLLUP_TAGS,
     StoreError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from dcim.store import counters
+import dcim.store.counters as counters
 from dcim.store.base import (
     Where,
     check_query,

@@ -9,8 +9,9 @@ from itertools import groupby
 from pathlib import Path
 from typing import Sequence
 
+import dcim.store.counters as counters
+import dcim.store.month_figures as month_figures
 from dcim.metrics import MEASUREMENTS
-from dcim.store import counters, month_figures
 from dcim.store.base import (
     BucketStats,
     Where,

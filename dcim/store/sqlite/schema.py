@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import dcim.store.month_figures as month_figures
 from dcim.metrics import MEASUREMENTS
-from dcim.store import month_figures
 from dcim.store.base import StoreError, StoreUnavailable
 from dcim.store.sqlite.common import (
     _INT_MIN,
