@@ -129,6 +129,13 @@ def test_secret_from_env_and_file(tmp_path, monkeypatch):
     assert info.value.errors == [("snmp.credentials.default.auth_key", "environment variable DCIM_TEST_SECRET is not set")]
 
 
+def test_empty_env_name_is_a_config_error_not_a_crash():
+    # `env = ""` passes SecretRef's one-source check; it used to fall through to reading a file named None
+    with pytest.raises(ConfigError) as info:
+        read_secret(SecretRef(env=""), "dashboard.auth_password")
+    assert info.value.errors == [("dashboard.auth_password", "environment variable  is not set")]
+
+
 def test_config_search_order(tmp_path, monkeypatch):
     other = copy.deepcopy(DEMO)
     other["site"]["name"] = "env-site"
