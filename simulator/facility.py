@@ -13,6 +13,10 @@ Power chain per rack: servers (GPUs + host) → rack PDUs (A/B, load shared) →
 site transformer → facility meter. Cooling (unit fans, chiller plant) and "other" (lighting,
 security) are fed from the mechanical/house panels, not through the UPS.
 
+Where the parts live: this module holds the twin's state and steps it; ``topology.py`` builds the
+fixed wiring (PDU outlets and phases, cooling zones, UPS feeds), ``cooling_state.py`` computes a
+step's air units, chiller plant and UPS chain, ``twin_points.py`` renders the snapshot and Points.
+
 **What the twin emits vs what it hides.** Emitted (``points()``, the simulated NVML GPUs, the
 SNMP agents, the twin's Slurm, progress posts): only what real hardware and software emit.
 GPU power follows each job's published-spread curve (simulator/capping_curves.py); the NVML
