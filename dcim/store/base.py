@@ -8,8 +8,9 @@ values for a field holds ``None``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 from dcim.metrics import MEASUREMENTS, Measurement, Point
 from dcim.store.counters import counter_delta
@@ -168,19 +169,19 @@ class Store(ABC):
                 {f: self.bucket_stats(measurement, f, start_ns, end_ns, 3600, group_by=group_by, where=where)
                  for f in hourly})
 
-    def maintain(self, now_ns: int | None = None) -> None:
+    def maintain(self, now_ns: int | None = None) -> None:  # noqa: B027 (an optional hook: a store may have nothing to do)
         """Background upkeep (rollups, retention) as of *now_ns* (UTC ns; None: the clock's
         now). Reads answer the same whether or not it ran, within each store's documented
         limits, only slower; callers run it periodically and after bulk writes. This default
         does nothing."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 (an optional hook: a store may have nothing to do)
         """Push anything buffered to durable storage."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: a store may have nothing to do)
         """Release connections and files."""
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:

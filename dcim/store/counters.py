@@ -10,8 +10,8 @@ counter's own (kWh, J).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -77,4 +77,5 @@ def counter_delta(firsts: list[float | None], lasts: list[float | None],
                   maxes: list[float | None]) -> tuple[float, int]:
     """(increase, resets) of a counter summarised per bucket as (first, last, max), buckets in
     time order; buckets with None are gaps, across which the increase still counts."""
-    return chain(bucket_span(f, l, m) for f, l, m in zip(firsts, lasts, maxes) if f is not None and l is not None)
+    return chain(bucket_span(f, last, m) for f, last, m in zip(firsts, lasts, maxes)
+                 if f is not None and last is not None)

@@ -8,8 +8,8 @@ that can compute them next to the data (SQLite) does so instead of handing back 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from dcim.metrics import Point
 

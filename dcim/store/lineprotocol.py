@@ -21,7 +21,7 @@ type conflict. Refusals raise :class:`~dcim.metrics.PointError`.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError
 

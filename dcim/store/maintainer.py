@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from dcim.store.base import Store
 
@@ -35,7 +35,7 @@ class Maintainer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dcim-store-maintain", daemon=True)
 
-    def start(self) -> "Maintainer":
+    def start(self) -> Maintainer:
         self._thread.start()
         return self
 

@@ -16,8 +16,8 @@ Pure logic: the store passes its daily summaries in and reads the hours through 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterable
 
 from dcim.store.base import BucketStats
 

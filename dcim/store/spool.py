@@ -23,9 +23,9 @@ import fcntl
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from dcim.metrics import Point
 
@@ -49,7 +49,7 @@ class _Segment:
 def encode_batch(points: Sequence[Point]) -> bytes:
     body = json.dumps([[p.measurement, p.tags, p.fields, p.time_ns] for p in points],
                       ensure_ascii=False, separators=(",", ":"))
-    return f"{len(points)}\t{body}\n".encode("utf-8")
+    return f"{len(points)}\t{body}\n".encode()
 
 
 def decode_batch(record: bytes) -> list[Point]:

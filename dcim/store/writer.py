@@ -3,7 +3,8 @@
 ``StoreWriter.write(points)`` buffers points and returns at once; the background thread
 validates each against the metric contract (and, where the store offers ``check_point``,
 against what the store can represent; strict mode validates in write() and raises), writes
-full batches, and everything buffered every *flush_interval_s*. When the store raises StoreUnavailable the batch, and everything after
+full batches, and everything buffered every *flush_interval_s*. When the store raises
+StoreUnavailable the batch, and everything after
 it, goes to the on-disk :class:`~dcim.store.spool.Spool`; the spool is replayed **in order
 before new data** once the store answers again. StoreUnavailable includes a store that is up
 but refuses writes for its own state (InfluxDB 401, 403, 404 database not found) and one that
@@ -37,9 +38,9 @@ import errno
 import logging
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterable, Sequence
 
 import tenacity
 
@@ -204,7 +205,8 @@ class StoreWriter:
         encode = getattr(self.store, "encode", None)
         begin = getattr(self.store, "begin_write", None)
         if encode is None or begin is None:
-            encode = (lambda batch: batch)
+            def encode(batch):
+                return batch
             begin = self._write_now
         # Encoding checks what check_point() would, so the happy path skips it (~15 % of the
         # CPU per point) and only a batch that fails to encode is sifted point by point.
@@ -452,7 +454,7 @@ class StoreWriter:
             with self._drain_lock, self._spool_lock:
                 self.spool.close()
 
-    def __enter__(self) -> "StoreWriter":
+    def __enter__(self) -> StoreWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -479,7 +481,7 @@ def _raiser(exc: BaseException):
     return finish
 
 
-def writer_for(config, store: Store) -> "StoreWriter":
+def writer_for(config, store: Store) -> StoreWriter:
     """The writer every long-running part uses: the config's spool, and InfluxDB's batch size and
     flush interval when the store is InfluxDB (SQLite takes large batches each second)."""
     influx = config.store.influxdb

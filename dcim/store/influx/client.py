@@ -12,8 +12,8 @@ import logging
 import socket
 import threading
 import urllib.parse
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Sequence
 
 import tenacity
 

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dcim.metrics import Measurement
 from dcim.store.base import (
@@ -40,7 +41,7 @@ def _raw_day_statements(spec: Measurement, field: str, start_ns: int, end_ns: in
 
 # --- counter_days() from the rollups -------------------------------------------------------
 
-def counter_days(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def counter_days(client: InfluxClient, spec: Measurement, field: str, start_ns: int, end_ns: int,
                  group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> dict[tuple, CounterDays]:
     """``Store.counter_days``: *days* [a, b) from the daily rows, every series' first, last and
     max in one read (no GROUP BY time: InfluxDB 1.x pays per bucket), reduced per group and day
@@ -106,7 +107,7 @@ def counter_days(client: "InfluxClient", spec: Measurement, field: str, start_ns
 
 # --- counter_increase() from the rollups ---------------------------------------------------
 
-def counter_increase(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def counter_increase(client: InfluxClient, spec: Measurement, field: str, start_ns: int, end_ns: int,
                      group_by: Sequence[str], where: Where | None,
                      days: tuple[int, int]) -> dict[tuple, tuple[float, int]] | None:
     """``Store.counter_increase``: the rolled days *days* [a, b) as one span per series, from one
@@ -156,7 +157,7 @@ def counter_increase(client: "InfluxClient", spec: Measurement, field: str, star
     return {group: chain(span for _, span in sorted(spans[key], key=lambda ds: ds[0]))
             for group, key in sorted(series_of.items())}
 
-def _merge_shared_days(client: "InfluxClient", acc: dict[tuple, dict[int, list]], statements: list[str], field: str,
+def _merge_shared_days(client: InfluxClient, acc: dict[tuple, dict[int, list]], statements: list[str], field: str,
                        group_key) -> None:
     """Days where a group holds several series, read again with the first and last points'
     times: the group's day takes the earliest first, the latest last and the largest max."""

@@ -96,7 +96,7 @@ def rows_of(series: dict) -> tuple[dict[str, int], list[list]]:
 
 # --- where the rollups live -----------------------------------------------------------------
 
-def find_policy(client: "InfluxClient", create: bool) -> str | None:
+def find_policy(client: InfluxClient, create: bool) -> str | None:
     """RETENTION_POLICY if the database has it (created here when *create* and the server is
     1.x or unknown), else None: the database's default policy."""
     try:
@@ -121,7 +121,7 @@ def find_policy(client: "InfluxClient", create: bool) -> str | None:
     return RETENTION_POLICY
 
 
-def source(client: "InfluxClient", name: str) -> str:
+def source(client: InfluxClient, name: str) -> str:
     """*name* (a rollup measurement or STATE) as a FROM clause, in the rollups' policy."""
     policy = client.rollup_policy
     if policy is None:
@@ -143,7 +143,7 @@ class Rolled(NamedTuple):
     mo_layout: int | None = None  # MONTH_LAYOUT of the month rows (None: the JSON packs before it)
 
 
-def read_state(client: "InfluxClient") -> dict[str, Rolled]:
+def read_state(client: InfluxClient) -> dict[str, Rolled]:
     """{measurement: Rolled}: the days its rollups hold."""
     # One statement per field: LAST() of several fields reports the newest row of each, and the
     # fields added later (by_hour_from_ns, mo_*) are absent from older rows.

@@ -4,7 +4,8 @@ figures, a point per series and month (see ``rollup``), written as days are roll
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import dcim.store.month_figures as month_figures
 from dcim.metrics import Measurement, Point
@@ -35,7 +36,7 @@ class _Months:
     ``m_month`` points of each month ending in a day, and the ``m_month_to_date`` points of the days a
     later run may resume from."""
 
-    def __init__(self, client: "InfluxClient", spec: Measurement, hour_fields: list[str], counter_fields: list[str],
+    def __init__(self, client: InfluxClient, spec: Measurement, hour_fields: list[str], counter_fields: list[str],
                  start_ns: int, end_ns: int, reroll_days: int, old: Rolled | None):
         self.zone = zone = client.timezone
         self.fields = (hour_fields, counter_fields)
@@ -88,7 +89,7 @@ class _Months:
         return out
 
 
-def _start_months(client: "InfluxClient", spec: Measurement, fields: list[str], start_ns: int, end_ns: int,
+def _start_months(client: InfluxClient, spec: Measurement, fields: list[str], start_ns: int, end_ns: int,
                   reroll_days: int, old: Rolled | None) -> _Months | None:
     """The month rows to keep up while rolling from *start_ns* to *end_ns* (None where *spec*
     has no month field among *fields*)."""
@@ -116,7 +117,7 @@ def month_field_types(spec: Measurement, hour_fields: Sequence[str], counter_fie
     return types
 
 
-def read_month_rows(client: "InfluxClient", name: str, zone: str, start_ns: int, end_ns: int, columns: list[str],
+def read_month_rows(client: InfluxClient, name: str, zone: str, start_ns: int, end_ns: int, columns: list[str],
                     where: dict | None = None, markers: bool = False) -> list[tuple[int, tuple, dict]]:
     """The rows of *name* (``m_month`` or ``m_month_to_date``) of *zone* in [start_ns, end_ns)
     whose series *where* selects: (time ns, series key, {column: value}), a column absent from

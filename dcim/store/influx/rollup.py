@@ -131,7 +131,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -170,7 +171,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def maintain(client: "InfluxClient", now_ns: int | None, reroll_days: int,
+def maintain(client: InfluxClient, now_ns: int | None, reroll_days: int,
              written: dict[str, int] | None = None) -> dict[str, tuple[int, int]]:
     """Roll every closed day not rolled yet, and the *reroll_days* before the newest rolled
     one, of every measurement with numeric fields; and again every rolled day from the oldest
@@ -204,7 +205,7 @@ def maintain(client: "InfluxClient", now_ns: int | None, reroll_days: int,
     return state
 
 
-def _roll_measurement(client: "InfluxClient", spec: Measurement, fields: list[str], state: dict[str, Rolled],
+def _roll_measurement(client: InfluxClient, spec: Measurement, fields: list[str], state: dict[str, Rolled],
                       end: int, reroll_days: int, written: dict[str, int] | None) -> str | None:
     """Roll one measurement's days up to *end* (see maintain) and record them in *state*; what
     was rolled, for the log, or None if nothing was due."""
@@ -254,7 +255,7 @@ def _roll_measurement(client: "InfluxClient", spec: Measurement, fields: list[st
     return f"{spec.name} {(end - start) // DAY_NS} d ({series} series-days)"
 
 
-def _field_keys(client: "InfluxClient") -> dict[str, set[str]]:
+def _field_keys(client: InfluxClient) -> dict[str, set[str]]:
     """{measurement: its field keys} as the server knows them (one request for all)."""
     out: dict[str, set[str]] = {}
     for series in client.execute("SHOW FIELD KEYS")[0].get("series", []):
@@ -262,13 +263,13 @@ def _field_keys(client: "InfluxClient") -> dict[str, set[str]]:
     return out
 
 
-def _tag_keys(client: "InfluxClient", measurement: str) -> list[str]:
+def _tag_keys(client: InfluxClient, measurement: str) -> list[str]:
     """The tag keys *measurement*'s series carry, as the server knows them: a series is its values of them."""
     answer = client.execute(f"SHOW TAG KEYS FROM {quote_ident(measurement)}")
     return sorted(row[0] for s in answer[0].get("series", []) for row in s.get("values") or [])
 
 
-def _first_time(client: "InfluxClient", measurement: str, fields: Sequence[str]) -> int | None:
+def _first_time(client: InfluxClient, measurement: str, fields: Sequence[str]) -> int | None:
     """Time of the oldest raw point of *measurement* (any of *fields*), or None if none. One
     lone FIRST() per field: only a lone selector reports its point's time."""
     src = quote_ident(measurement)
@@ -277,7 +278,7 @@ def _first_time(client: "InfluxClient", measurement: str, fields: Sequence[str])
     return min(times) if times else None
 
 
-def roll_day(client: "InfluxClient", spec: Measurement, fields: Sequence[str], tags: Sequence[str],
+def roll_day(client: InfluxClient, spec: Measurement, fields: Sequence[str], tags: Sequence[str],
              day_ns: int, months: tuple[str, list[str], list[str]] | None = None
              ) -> tuple[int, dict[str, dict[tuple, tuple[float, float]]], month_figures.MonthDay | None]:
     """Compute and write the rollup points of one UTC day from its raw points (*tags*: the
@@ -300,7 +301,7 @@ def roll_day(client: "InfluxClient", spec: Measurement, fields: Sequence[str], t
     return len({r for fd in figures.values() for r in fd.series.tolist()}), ends, month_day
 
 
-def _read_day(client: "InfluxClient", spec: Measurement, fields: Sequence[str], tags: Sequence[str],
+def _read_day(client: InfluxClient, spec: Measurement, fields: Sequence[str], tags: Sequence[str],
               day_ns: int) -> day_figures.DayPoints | None:
     """A day's raw points of *fields*, with their series' *tags*, as arrays; None if it has
     none. One plain SELECT per slice of hours, sized to about POINTS_PER_REQUEST points from
@@ -402,7 +403,7 @@ class _Junctions:
     day with a value to this day's first), days fed in time order: the first from the last day
     rolled before *start_ns*, the rest from the days fed before it."""
 
-    def __init__(self, client: "InfluxClient", spec: Measurement, counters: list[str], start_ns: int):
+    def __init__(self, client: InfluxClient, spec: Measurement, counters: list[str], start_ns: int):
         self.name = rollup_name(spec.name)
         self.previous: dict[str, dict[tuple, float]] = {}
         if counters:
@@ -425,7 +426,7 @@ class _Junctions:
         return [Point(self.name, dict(key), fields, day_ns) for key, fields in values.items()]
 
 
-def write_rollups(client: "InfluxClient", points: list[Point]) -> None:
+def write_rollups(client: InfluxClient, points: list[Point]) -> None:
     """Write rollup points into the rollups' policy, in requests of about FIELDS_PER_WRITE
     field values."""
     batch: list[Point] = []
@@ -448,7 +449,7 @@ def _group_tags(by: str, value: str) -> dict[str, str]:
 class DailyRollups:
     """The rollups' upkeep (maintain() above) on the InfluxDB a client reaches."""
 
-    def __init__(self, client: "InfluxClient", reroll_days: int):
+    def __init__(self, client: InfluxClient, reroll_days: int):
         self.client, self.reroll_days = client, reroll_days
 
     def maintain(self, now_ns: int | None, written: dict[str, int]) -> dict[str, Rolled]:

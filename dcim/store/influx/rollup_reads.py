@@ -8,7 +8,8 @@ Times are UTC nanoseconds since the epoch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import dcim.store.month_figures as month_figures
 import dcim.store.partials as partials
@@ -101,7 +102,7 @@ class _Partials:
         return out
 
 
-def query(client: "InfluxClient", spec: Measurement, fields: list[str], start_ns: int, end_ns: int, every_ns: int,
+def query(client: InfluxClient, spec: Measurement, fields: list[str], start_ns: int, end_ns: int, every_ns: int,
           agg: str, group_by: Sequence[str], where: Where | None, days: tuple[int, int]) -> list[Series]:
     """``Store.query`` for buckets of whole days: *days* [a, b) from the rollups, the rest of
     [start_ns, end_ns) from raw points, merged per group and bucket. *fields* are numeric."""
@@ -117,7 +118,7 @@ def query(client: "InfluxClient", spec: Measurement, fields: list[str], start_ns
     return acc.series(spec.name, fields)
 
 
-def _raw_partials(client: "InfluxClient", acc: _Partials, m: str, fields: list[str], s: int, e: int, every_ns: int,
+def _raw_partials(client: InfluxClient, acc: _Partials, m: str, fields: list[str], s: int, e: int, every_ns: int,
                   where: Where | None) -> None:
     """The raw points' partials of [s, e) into *acc*."""
     if s >= e:
@@ -143,7 +144,7 @@ def _raw_partials(client: "InfluxClient", acc: _Partials, m: str, fields: list[s
                              if v is not None and n_at.get(t)])
 
 
-def _rolled_first_last(client: "InfluxClient", acc: _Partials, src: str, fields: list[str], a: int, b: int,
+def _rolled_first_last(client: InfluxClient, acc: _Partials, src: str, fields: list[str], a: int, b: int,
                        every_ns: int, where: Where | None) -> None:
     """The group's first (last) value is that of the smallest fts (largest lts) among its
     series' days; on equal times the larger value, as InfluxDB's FIRST() and LAST()."""
@@ -171,7 +172,7 @@ def _rolled_first_last(client: "InfluxClient", acc: _Partials, src: str, fields:
                 acc.add(acc.key(series.get("tags")), f, [(bucket, tv[1]) for bucket, tv in best.items()])
 
 
-def _rolled_aggregates(client: "InfluxClient", acc: _Partials, src: str, fields: list[str], a: int, b: int,
+def _rolled_aggregates(client: InfluxClient, acc: _Partials, src: str, fields: list[str], a: int, b: int,
                        every_ns: int, where: Where | None) -> None:
     """Sums, counts, min, max and a mean's (sum, n) of the rolled days, per bucket, into *acc*."""
     agg = acc.agg
@@ -200,7 +201,7 @@ def _rolled_aggregates(client: "InfluxClient", acc: _Partials, src: str, fields:
 
 # --- counter_increase(), bucket_stats() and period_figures() of whole months -----------------
 
-def month_period_figures(client: "InfluxClient", spec: Measurement, start_ns: int, end_ns: int, group_by: Sequence[str],
+def month_period_figures(client: InfluxClient, spec: Measurement, start_ns: int, end_ns: int, group_by: Sequence[str],
                          where: Where | None, counters: Sequence[str] = (), hourly: Sequence[str] = (),
                          combine: str = "sum"
                          ) -> tuple[dict[str, dict[tuple, tuple[float, int]]], dict[str, dict[tuple, BucketStats]]
@@ -237,7 +238,7 @@ def month_period_figures(client: "InfluxClient", spec: Measurement, start_ns: in
 
 # --- bucket_stats() from the rollups -------------------------------------------------------
 
-def bucket_stats(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def bucket_stats(client: InfluxClient, spec: Measurement, field: str, start_ns: int, end_ns: int,
                  group_by: Sequence[str], where: Where | None, combine: str,
                  days: tuple[int, int]) -> dict[tuple, BucketStats] | None:
     """``Store.bucket_stats`` of hourly buckets: *days* [a, b) from the daily rows' hourly
@@ -305,7 +306,7 @@ def bucket_stats(client: "InfluxClient", spec: Measurement, field: str, start_ns
     return {g: stats[0] if len(stats) == 1 else add_bucket_stats(stats) for g, stats in groups.items()}
 
 
-def grouped_bucket_stats(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def grouped_bucket_stats(client: InfluxClient, spec: Measurement, field: str, start_ns: int, end_ns: int,
                          group_by: Sequence[str], where: Where | None, combine: str,
                          days: tuple[int, int], rolled: Rolled) -> dict[tuple, BucketStats] | None:
     """``Store.bucket_stats`` of hourly buckets for groups of several series, summed (a rack's
@@ -384,7 +385,7 @@ def grouped_bucket_stats(client: "InfluxClient", spec: Measurement, field: str, 
     return {g: add_bucket_stats(p) for g, p in sorted(parts.items()) if keep is None or g[0] in keep}
 
 
-def _summed_racks(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int, tag: str,
+def _summed_racks(client: InfluxClient, spec: Measurement, field: str, start_ns: int, end_ns: int, tag: str,
                   values: list[str], rolled: Rolled) -> dict[tuple, BucketStats] | None:
     """One group made of the whole racks (*tag* = *values*): its hourly sums are the racks'
     hourly group rows added up, hour by hour, by InfluxDB (a row per hour comes back). None
@@ -402,7 +403,7 @@ def _summed_racks(client: "InfluxClient", spec: Measurement, field: str, start_n
     return {(): stats_of_buckets(hours, "sum")} if hours else {}
 
 
-def _hourly_group_stats(client: "InfluxClient", spec: Measurement, field: str, start_ns: int, end_ns: int,
+def _hourly_group_stats(client: InfluxClient, spec: Measurement, field: str, start_ns: int, end_ns: int,
                         by: str, combine: str) -> dict[tuple, BucketStats]:
     """Per group of tag *by*: the hours [start_ns, end_ns) (hour-aligned, rolled) summarised from
     the hourly group rows, summed or each as in grouped_bucket_stats."""
@@ -432,7 +433,7 @@ def _hourly_group_stats(client: "InfluxClient", spec: Measurement, field: str, s
 class RollupReads:
     """The reads above on the InfluxDB a client reaches (the store hands itself in)."""
 
-    def __init__(self, client: "InfluxClient"):
+    def __init__(self, client: InfluxClient):
         self.client = client
 
     def query(self, *args, **kwargs) -> list[Series]:

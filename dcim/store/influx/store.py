@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import dcim.store.influx.layout as layout
 import dcim.store.month_figures as month_figures
@@ -60,7 +60,7 @@ class InfluxStore(InfluxClient, Store):
         self._rollup_reads = RollupReads(self)
 
     @classmethod
-    def from_settings(cls, settings, timezone: str = "UTC") -> "InfluxStore":
+    def from_settings(cls, settings, timezone: str = "UTC") -> InfluxStore:
         """From :class:`dcim.config.InfluxSettings` and the site's *timezone*; secrets are read
         here, never logged."""
         from dcim.config import read_secret

@@ -186,7 +186,7 @@ class SqliteStore(Writing, Rollups, MonthRows, Queries, BucketStatistics, Counte
     # ------------------------------------------------------------------ transactions
 
     class _Txn:
-        def __init__(self, store: "SqliteStore", begin: str):
+        def __init__(self, store: SqliteStore, begin: str):
             self.store, self.begin = store, begin
 
         def __enter__(self):
@@ -224,12 +224,12 @@ class SqliteStore(Writing, Rollups, MonthRows, Queries, BucketStatistics, Counte
                 raise _store_error(exc) from exc
             return False
 
-    def _write_txn(self) -> "_Txn":
+    def _write_txn(self) -> _Txn:
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
         return self._Txn(self, "BEGIN IMMEDIATE")
 
-    def _read_txn(self) -> "_Txn":
+    def _read_txn(self) -> _Txn:
         return self._Txn(self, "BEGIN")
 
     # ------------------------------------------------------------------ series

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import dcim.store.counters as counters
 from dcim.store.base import (
@@ -70,7 +70,7 @@ class CounterReads:
         return {g: counters.chain(spans[g]) for g in sorted(spans)}
 
     def _counter_spans(self, conn, m: str, field: str, start_ns: int, end_ns: int, a: int, b: int,
-                       sid_filter: str) -> dict[int, list["counters.CounterSpan"]]:
+                       sid_filter: str) -> dict[int, list[counters.CounterSpan]]:
         """Per series, counter *field* over [start_ns, end_ns) as spans in time order: the UTC
         days of the edges [start_ns, a) and [b, end_ns) (whole hours, in rollup_hour) a span each, the
         whole days [a, b) one span (counter_day). Nothing may wait for maintain() there."""
@@ -86,7 +86,7 @@ class CounterReads:
 
     @staticmethod
     def _counter_edge_sql(conn, m: str, field: str, lo: int, hi: int,
-                          sid_filter: str) -> dict[int, list["counters.CounterSpan"]]:
+                          sid_filter: str) -> dict[int, list[counters.CounterSpan]]:
         """Per series, the UTC days of [lo, hi) (whole hours, all in rollup_hour) as counter buckets, in
         time order: a day's first value is its first hour's, its last its last hour's, its max
         the hours' largest, which is what the default's (first, last, max) per day reads."""
@@ -112,7 +112,7 @@ class CounterReads:
         return out
 
     @staticmethod
-    def _counter_days_sql(conn, m: str, field: str, a: int, b: int, sid_filter: str) -> dict[int, "counters.CounterSpan"]:
+    def _counter_days_sql(conn, m: str, field: str, a: int, b: int, sid_filter: str) -> dict[int, counters.CounterSpan]:
         """Per series, its days in [a, b) as one span (``dcim.store.counters``): the first day's
         first value, the last day's last, and the increase and resets inside the days and across
         their junctions, from counter_day: each day's own increase, and its junction with the day before

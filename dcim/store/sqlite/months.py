@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import operator
 import sqlite3
+from collections.abc import Sequence
 from itertools import groupby
 from pathlib import Path
-from typing import Sequence
 
 import dcim.store.counters as counters
 import dcim.store.month_figures as month_figures

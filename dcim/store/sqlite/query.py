@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from dcim.store.base import (
     Aggregate,

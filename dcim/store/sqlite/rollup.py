@@ -115,7 +115,8 @@ class Rollups:
         on the counter_day rows of the days the raw rows with rid in (?1, ?2] touched, and on the row
         after each: a day's last value moved, or a day came in between."""
         k = f"counter_day_{m}"
-        return (f"WITH d AS ({_touched_days_sql(m)}), t AS (SELECT sid, day FROM d UNION SELECT d.sid, (SELECT min(n.ts) FROM {k} "
+        return (f"WITH d AS ({_touched_days_sql(m)}), t AS (SELECT sid, day FROM d UNION SELECT d.sid, "
+                f"(SELECT min(n.ts) FROM {k} "
                 f"AS n WHERE n.field = '{field}' AND n.series_id = d.sid AND n.ts > d.day) FROM d) "
                 f"UPDATE {k} SET (prev, pts) = (SELECT p.last, p.ts FROM {k} AS p WHERE p.field = {k}.field "
                 f"AND p.series_id = {k}.series_id AND p.ts < {k}.ts ORDER BY p.ts DESC LIMIT 1) "
@@ -186,7 +187,7 @@ class Rollups:
                       f"max(CASE WHEN {qf} IS NOT NULL THEN ts END) AS {a['lts']}"]
 
             # Value at the first/last time: when min == max any row will do, else look it up by key.
-            def at(ts_alias: str) -> str:
+            def at(ts_alias: str, a: dict = a, qf: str = qf) -> str:  # called in this iteration
                 return (f"CASE WHEN g.{a['min']} IS g.{a['max']} THEN g.{a['min']} ELSE (SELECT x.{qf} FROM {raw} "
                         f"AS x WHERE x.series_id = g.series_id AND x.ts = g.{ts_alias}) END")
 

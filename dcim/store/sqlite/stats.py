@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from dcim.metrics import MEASUREMENTS
 from dcim.store.base import (
@@ -117,7 +117,8 @@ class BucketStatistics:
         hour_buckets, hour_peak = ("1", "sum") if combine == "sum" else ("n", "top")
         cond = "field = ?1 AND tag = ?2 AND value IN (SELECT value FROM json_each(?3)) AND ts >= ?4 AND ts < ?5"
         days = f"SELECT value, sum({buckets}), total(sum), max({peak}), {peak_ts} FROM group_day_{m} WHERE {cond} GROUP BY value"
-        hours = f"SELECT value, sum({hour_buckets}), total(sum), max({hour_peak}), ts FROM group_hour_{m} WHERE {cond} GROUP BY value"
+        hours = (f"SELECT value, sum({hour_buckets}), total(sum), max({hour_peak}), ts FROM group_hour_{m} "
+                 f"WHERE {cond} GROUP BY value")
         a, b = ceil_ns(start_ns, NS_PER_DAY), floor_ns(end_ns, NS_PER_DAY)  # the whole UTC days
         spans = [(days, a, b), (hours, start_ns, a), (hours, b, end_ns)] if a < b else [(hours, start_ns, end_ns)]
         values = json.dumps(sorted(selected), ensure_ascii=False)

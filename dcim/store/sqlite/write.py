@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import operator
 import time
+from collections.abc import Sequence
 from itertools import chain
-from typing import Sequence
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
 from dcim.store.sqlite.common import _INT_MAX, _INT_MIN, ROWS_PER_INSERT, _first, _q
@@ -72,7 +72,7 @@ _OK_TYPES = {float: (float, int), int: (int,), bool: (bool,), str: (str,)}
 class Writing:
     """write(): points validated column-wise per batch, upserted per shape in one transaction."""
 
-    def _checked_shape(self, p: Point) -> "_Shape":
+    def _checked_shape(self, p: Point) -> _Shape:
         validate_point(p)  # raises for an unknown measurement or field, or no fields
         m = p.measurement
         key = (m, frozenset(p.fields))
@@ -90,7 +90,7 @@ class Writing:
             self._logged_kinds.add(kind)
             log.warning("skipping invalid points (logged once per kind, counted in rejected): %s", error)
 
-    def _accept_slow(self, p: Point, shape: "_Shape") -> bool:
+    def _accept_slow(self, p: Point, shape: _Shape) -> bool:
         """validate_point (and the 64-bit bound) decide; remember the value types accepted."""
         try:
             validate_point(p)
