@@ -47,6 +47,7 @@ from dcim.config.dashboard import (
     DashboardSettings,
     SimulatorSettings,
 )
+from dcim.config.exporter import ExporterSettings
 from dcim.config.loading import (
     Config,
     load_config,
@@ -99,6 +100,7 @@ __all__ = [
     "DAY_S",
     "DEMO_CONFIG",
     "DashboardSettings",
+    "ExporterSettings",
     "DcgmExporterSettings",
     "INFLUX_AUTH_HINT",
     "InfluxSettings",

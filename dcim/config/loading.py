@@ -15,6 +15,7 @@ from dcim.alerts_config import AlertsSettings
 from dcim.config.base import DEMO_CONFIG, MAX_STALE_AFTER_S, STALE_AFTER_POLLS, ConfigError, Strict
 from dcim.config.collectors import CollectorSettings, SnmpSettings
 from dcim.config.dashboard import DashboardSettings, SimulatorSettings
+from dcim.config.exporter import ExporterSettings
 from dcim.config.optimizer import AgentSettings, OptimizerSettings
 from dcim.config.site import CoolingUnit, Meter, Pdu, Room, Site, SnmpTarget, Tenant, Ups
 from dcim.config.store import StoreSettings
@@ -42,6 +43,7 @@ class Config(Strict):
     dcgm_exporter: DcgmExporterSettings = DcgmExporterSettings()
     progress_scrape: list[ProgressScrape] = []
     alerts: AlertsSettings = AlertsSettings()  # the alarm engine (dcim/alerts_config.py)
+    exporter: ExporterSettings = ExporterSettings()  # Prometheus /metrics of the store (dcim/exposition.py)
 
 
 # --- pydantic's errors as key paths ---------------------------------------------------------------
