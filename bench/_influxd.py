@@ -93,7 +93,7 @@ class InfluxdProcess:
         self.log_path = self.root / "influxd.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 30.0) -> "InfluxdProcess":
+    def start(self, timeout_s: float = 30.0) -> InfluxdProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self
         log = open(self.log_path, "ab")
@@ -146,7 +146,7 @@ class InfluxdProcess:
         except OSError:
             return "(no log)"
 
-    def __enter__(self) -> "InfluxdProcess":
+    def __enter__(self) -> InfluxdProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

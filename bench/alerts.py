@@ -120,9 +120,9 @@ def main() -> int:
 
 
 def store_cycle(readings: dict, now_ns: int) -> None:
+    from alerts.engine import AlarmEngine
     from dcim.config import load_config
     from dcim.store.sqlite import SqliteStore
-    from alerts.engine import AlarmEngine
 
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "b.sqlite")

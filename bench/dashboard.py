@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dashboards.alarms import THROTTLE_MASK  # noqa: E402
 from dcim.config import parse_config  # noqa: E402
 from dcim.metrics import Point  # noqa: E402
-from dashboards.alarms import THROTTLE_MASK  # noqa: E402
 
 NS = 1_000_000_000
 COLD_TARGET_MS = 300.0
@@ -43,7 +43,7 @@ def make_config(racks: int, servers: int, gpus: int):
         rows = []
         for w in range(rows_per_room):
             rr = []
-            for p in range(25):
+            for _ in range(25):
                 if k >= racks:
                     break
                 name = f"R{k:04d}"
@@ -155,10 +155,9 @@ def cold_child(args) -> int:
     import gc
 
     t_start = time.perf_counter()
-    from dcim.store.sqlite import SqliteStore
-
     from dashboards.app import create_app
     from dashboards.pages import make_ctx, overview
+    from dcim.store.sqlite import SqliteStore
 
     try:
         from dashboards.data import freeze_heap
@@ -221,10 +220,9 @@ def main(argv=None) -> int:
     if args.cold_child:
         return cold_child(args)
 
-    from dcim.store.sqlite import SqliteStore
-
     from dashboards.app import create_app
     from dashboards.pages import make_ctx, overview
+    from dcim.store.sqlite import SqliteStore
 
     config, names = make_config(args.racks, args.servers_per_rack, args.gpus_per_server)
     gpus_total = args.racks * args.servers_per_rack * args.gpus_per_server
@@ -310,7 +308,7 @@ def main(argv=None) -> int:
             frozen[0] += 10.0
             started = threading.Event()
 
-            def warmer():
+            def warmer(started=started):  # bound: joined within this iteration
                 started.set()
                 overview.update(make_ctx(data, ""))
 

@@ -401,8 +401,9 @@ def outage_phase(args, rate_pps: float) -> list[dict]:
     out = []
     server = InfluxdProcess().start()
     try:
-        for name, bound, down_s in (("influxd down %d s at full rate" % args.outage_s, 256 << 20, args.outage_s),
-                                    ("influxd down %d s, spool bound 4 MiB (past the bound)" % args.outage_s,
+        down = int(args.outage_s)  # whole seconds in the row's name
+        for name, bound, down_s in ((f"influxd down {down} s at full rate", 256 << 20, args.outage_s),
+                                    (f"influxd down {down} s, spool bound 4 MiB (past the bound)",
                                      4 << 20, args.outage_s)):
             if server.proc is None:
                 server.start()
@@ -417,7 +418,8 @@ def outage_phase(args, rate_pps: float) -> list[dict]:
             tick = 0.5
             per_tick = max(1, int(rate_pps * tick))
 
-            def gen():
+            # bound now: the thread is stopped and joined before the next iteration rebinds them
+            def gen(stop=stop, writer=writer, per_tick=per_tick, tick=tick):
                 nonlocal sent
                 nxt = time.monotonic()
                 while not stop.is_set():
@@ -482,16 +484,22 @@ def report(load: dict | None, outages: list[dict], tests: str, path: Path) -> st
         flat = "RSS flat after warm-up (< 10 %)" if max(grew) < 0.10 else \
             "RSS grew after warm-up: " + ", ".join(f"{n} {g:+.0%}" for n, g in zip(("collector", "dashboard", "twin"), grew))
         growth = lambda i: (load["rss"][-1][i] - load["rss"][len(load["rss"]) // 4][i])  # noqa: E731
+        answered = ("; every device answered every cycle after the first (discovery)"
+                    if load.get("answered_after_first", 0) >= 0.99 else
+                    "; NOT every device answered every cycle (see figures)")
         lines.append(
-            f"| load: {load['scale']}x demo ({load['gpus']:,} GPUs, {load['pdus']} PDUs, {load['devices']} SNMP devices) collected "
-            f"every {load['interval_s']:g} s for {load['minutes']} min, {load['screens']} dashboard screens polling | "
+            f"| load: {load['scale']}x demo ({load['gpus']:,} GPUs, {load['pdus']} PDUs, {load['devices']} SNMP devices) "
+            f"collected every {load['interval_s']:g} s for {load['minutes']} min, {load['screens']} dashboard screens polling | "
             f"{'no cycle missed' if load['missed'] == 0 else str(load['missed']) + ' cycles missed'}"
-            f"{'; every device answered every cycle after the first (discovery)' if load.get('answered_after_first', 0) >= 0.99 else '; NOT every device answered every cycle (see figures)'}"
+            f"{answered}"
             f"; every accepted "
             f"point written ({load['dropped']} dropped, {load['rejected']} rejected); {flat} | "
             f"{load['cycles']} cycles ({load['expected_cycles']} slots), {load['missed']} missed; cycle p50 "
             f"{load['p50']:.1f} s, p99 {load['p99']:.1f} s, max {load['max']:.1f} s; devices answered per cycle: "
-            f"median {load['answered_p50']:.0%}, worst {load['answered_min']:.0%}; first cycle (discovering) {load.get('answered_first', float('nan')):.0%}, worst after it {load.get('answered_after_first', float('nan')):.0%}; UDP datagrams dropped for a full receive buffer {load.get('udp_drops', -1)}; points: GPU generated {load['gpu_generated']:,}, GPU in store "
+            f"median {load['answered_p50']:.0%}, worst {load['answered_min']:.0%}; first cycle (discovering) "
+            f"{load.get('answered_first', float('nan')):.0%}, worst after it "
+            f"{load.get('answered_after_first', float('nan')):.0%}; UDP datagrams dropped for a full receive buffer "
+            f"{load.get('udp_drops', -1)}; points: GPU generated {load['gpu_generated']:,}, GPU in store "
             f"{load['gpu_in_store']:,}, accepted {load['accepted']:,}, written {load['written']:,}, rows in store "
             f"{load['in_store']:,}; RSS MiB start→end (growth after warm-up): collector "
             f"{load['rss'][0][1]:.0f}→{load['rss'][-1][1]:.0f} ({growth(1):+.0f}), dashboard "
@@ -519,7 +527,7 @@ SUITE_ROWS = """| store: influxd stopped ~12 s during collection at ~1,000 point
 | devices: 4 of 43 SNMP agents dead, one slow at 0.3x and one at 1.6x the timeout, one flapping, wrong types, -1 sentinels, a model swap, a counter reset; an NVML GPU lost mid-run, NOT_SUPPORTED and UNKNOWN (tests/faults/test_device_faults.py) | every cycle within its interval; healthy devices' series complete and stored; each failure in the `collector` measurement and on the dashboard's alarm list (GPU loss critical) | 3 faulty cycles x 43 devices; 4 NVML cycles x 8 GPUs |
 | optimizer: no telemetry, a model file that does not load, a model that raises, the store down longer than the lease (tests/faults/test_optimizer_faults.py; SIGKILL in tests/optimizer) | no cap outside 200-700 W or deeper than max_step_w; caps back to default after the lease; every cap change the GPUs saw has its audit record | audit checked against the twin's GPUs, not the daemon's report |
 | bad input: a generated table of 420+ invalid configs from deploy/demo.toml, a sample through `dcim check`; malformed, truncated and 64 KiB SNMP replies; hostile dashboard URLs and callback values (tests/faults/test_bad_input.py) | each config error names its key, exit 2, no traceback; the poller reports a clean error and keeps working; no 500, no traceback text | |
-| security: distinctive secrets through `dcim simulate`/`collect` (right keys, wrong keys, missing secret, store down), `dcim check`, dashboard, optimizer API; auth on every dashboard route; desired-state API tokens; hostile desired-state documents; hostile node names (tests/faults/test_security.py) | no secret in any log, stdout/stderr, /proc/<pid>/cmdline, error or page; every route but /health needs auth; no/wrong token refused; the agent clamps every limit to 200-700 W; scheduler commands are argv lists, hostile names refused | |"""
+| security: distinctive secrets through `dcim simulate`/`collect` (right keys, wrong keys, missing secret, store down), `dcim check`, dashboard, optimizer API; auth on every dashboard route; desired-state API tokens; hostile desired-state documents; hostile node names (tests/faults/test_security.py) | no secret in any log, stdout/stderr, /proc/<pid>/cmdline, error or page; every route but /health needs auth; no/wrong token refused; the agent clamps every limit to 200-700 W; scheduler commands are argv lists, hostile names refused | |"""  # noqa: E501 (Markdown table rows, one line each)
 
 
 def serve_agents(cfg_path: str) -> int:

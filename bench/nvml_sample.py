@@ -117,7 +117,7 @@ def main(argv=None) -> int:
         calls = list(rec.calls)
         for _ in range(5):
             timed.sample(i)
-        ours_us = median_us(lambda: timed.sample(i), args.runs)
+        ours_us = median_us(lambda i=i: timed.sample(i), args.runs)
         per_call = []
         for name, cargs in calls:
             fn = getattr(pynvml, name)
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         batch_note = None
         if fv:
             h, ids = fv[0][1]
-            one_each = sum(median_us(lambda fid=fid: pynvml.nvmlDeviceGetFieldValues(h, [fid]), args.runs)
+            one_each = sum(median_us(lambda fid=fid, h=h: pynvml.nvmlDeviceGetFieldValues(h, [fid]), args.runs)
                            for fid in ids)
             batch_note = (len(ids), next(t for n, _, t in per_call if n == "nvmlDeviceGetFieldValues"), one_each)
         gpu = {"index": i, "uuid": ident.uuid, "name": ident.name, "fields": sorted(fields),

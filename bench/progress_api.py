@@ -97,7 +97,9 @@ def cpu_s(pid: int) -> float:
 def load(port: int, jobs: list[str], seconds: float, batch: int, keep_alive: bool, base: float, out) -> None:
     """Post for *seconds*; each job's counter grows 100 per report from *base* (above the last
     phase's, so no report is a reset), stamped with the client's clock."""
-    body_of = (lambda reps: json.dumps(reps[0] if batch == 1 else {"reports": reps}).encode())
+    def body_of(reps: list) -> bytes:
+        return json.dumps(reps[0] if batch == 1 else {"reports": reps}).encode()
+
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     work = dict.fromkeys(jobs, base)

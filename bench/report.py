@@ -226,7 +226,7 @@ def time_level(store, cfg: Config, period, by: str, repeats: int, profile: bool)
         t0 = time.perf_counter()
         if prof:
             prof.enable()
-        rows = build_report(store, cfg, period, by=by, progress=lambda m: marks.append((m, time.perf_counter())))
+        rows = build_report(store, cfg, period, by=by, progress=lambda m, marks=marks: marks.append((m, time.perf_counter())))
         if prof:
             prof.disable()
         elapsed = time.perf_counter() - t0
@@ -257,7 +257,7 @@ def wait_compactions_idle(store, timeout_s: float = 1800.0, quiet_s: float = 10.
     raise RuntimeError(f"influxd still compacting after {timeout_s:.0f} s")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--racks", type=int, default=1000)
     ap.add_argument("--gpu-racks", type=int, default=None, help="racks whose GPUs get points (default: all)")
@@ -280,7 +280,58 @@ def main(argv: list[str] | None = None) -> int:
                          "4 concurrent days of 32,000 GPUs outran a 120 s query timeout)")
     ap.add_argument("--micro", action="store_true",
                     help="also time the store read alone: hourly mean PDU power by pdu over the quarter")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _reroll(store) -> None:
+    """Forget the InfluxDB rollups' state and month rows (their layout may have changed)."""
+    from dcim.metrics import MEASUREMENTS
+    from dcim.store.influx.layout import STATE, month_rollup_name, mtd_rollup_name
+
+    held = {row[0] for r in store.execute("SHOW MEASUREMENTS") for s in r.get("series", []) for row in s["values"]}
+    for name in [STATE] + [f(m) for m in MEASUREMENTS for f in (month_rollup_name, mtd_rollup_name)]:
+        if name in held:  # each drop's tombstones start a compaction the next must wait out
+            wait_compactions_idle(store)
+            store.execute(f'DROP MEASUREMENT "{name}"')
+
+
+def _micro(stores: dict, data, repeats: int) -> None:
+    """The report's biggest single read, without the report around it."""
+    for name, store in stores.items():
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            got = store.query("pdu", ["power_w"], data.q.start_ns, data.q.end_ns, every_s=3600,
+                              agg="mean", group_by=("pdu",))
+            best = min(best, time.perf_counter() - t0)
+        print(f"  {name:6s} query(pdu power_w, hourly mean, by pdu) {best:7.2f} s  {len(got)} series, "
+              f"{sum(len(s.times_ns) for s in got):,} values", flush=True)
+
+
+def _time_levels(stores: dict, cfg: Config, data, levels: list[str], repeats: int, profile: set) -> list[tuple]:
+    """Each level's report on each backend, timed, with the rows compared across backends."""
+    results = []
+    reference: dict[str, list] = {}
+    for level in levels:
+        for name, store in stores.items():
+            secs, rows, phases = time_level(store, cfg, data.q, level, repeats, (name, level) in profile)
+            same = ""
+            if level in reference:
+                same = "same rows" if reference[level] == rows else "ROWS DIFFER"
+                diffs = [(a["entity"], c, a[c], b[c]) for a, b in zip(reference[level], rows)
+                         for c in a if a[c] != b[c]]
+                for d in diffs[:5]:
+                    print(f"    differs: {d}")
+            else:
+                reference[level] = rows
+            results.append((name, level, secs, len(rows), same))
+            ph = ", ".join(f"{k} {v:.2f}" for k, v in phases.items() if v >= 0.05)
+            print(f"  {name:6s} by={level:5s} {secs:7.2f} s  {len(rows):6d} rows  {same}  [{ph}]", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     gpu_racks = args.racks if args.gpu_racks is None else min(args.gpu_racks, args.racks)
     backends = [b for b in args.backends.split(",") if b]
@@ -298,23 +349,14 @@ def main(argv: list[str] | None = None) -> int:
 
             stores["sqlite"] = SqliteStore(root / "bench.sqlite", timezone=TZ)
         if "influx" in backends:
-            from dcim.store.influx import InfluxStore
-            from dcim.store.influx.layout import STATE
             from bench._influxd import InfluxdProcess
+            from dcim.store.influx import InfluxStore
 
             server = InfluxdProcess(root=root / "influxd", snapshot_cold_s=5).start()
             stores["influx"] = InfluxStore(server.url, "bench", batch_size=10_000, timeout_s=600,
                                            parallel_queries=args.influx_threads, timezone=TZ)
             if args.reroll:  # the state, and the month rows (their layout may have changed)
-                from dcim.metrics import MEASUREMENTS
-                from dcim.store.influx.layout import month_rollup_name, mtd_rollup_name
-
-                held = {row[0] for r in stores["influx"].execute("SHOW MEASUREMENTS")
-                        for s in r.get("series", []) for row in s["values"]}
-                for name in [STATE] + [f(m) for m in MEASUREMENTS for f in (month_rollup_name, mtd_rollup_name)]:
-                    if name in held:  # each drop's tombstones start a compaction the next must wait out
-                        wait_compactions_idle(stores["influx"])
-                        stores["influx"].execute(f'DROP MEASUREMENT "{name}"')
+                _reroll(stores["influx"])
         data = Quarter(cfg, gpu_racks, history_days=args.history_days)
         print(f"site: {args.racks} racks, {args.racks * SERVERS_PER_RACK * GPUS_PER_SERVER:,} GPUs in the inventory, "
               f"{len(cfg.pdus)} PDUs, {N_UPS} UPSes, 2 meters; GPU points for {len(data.gpu_tags):,} GPUs "
@@ -335,34 +377,9 @@ def main(argv: list[str] | None = None) -> int:
             sizes += f" sqlite {(root / 'bench.sqlite').stat().st_size / 1e9:.2f} GB"
         print(f"  on disk: {sizes}", flush=True)
 
-        if args.micro:  # the report's biggest single read, without the report around it
-            for name, store in stores.items():
-                best = float("inf")
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
-                    got = store.query("pdu", ["power_w"], data.q.start_ns, data.q.end_ns, every_s=3600,
-                                      agg="mean", group_by=("pdu",))
-                    best = min(best, time.perf_counter() - t0)
-                print(f"  {name:6s} query(pdu power_w, hourly mean, by pdu) {best:7.2f} s  {len(got)} series, "
-                      f"{sum(len(s.times_ns) for s in got):,} values", flush=True)
-
-        results = []
-        reference: dict[str, list] = {}
-        for level in levels:
-            for name, store in stores.items():
-                secs, rows, phases = time_level(store, cfg, data.q, level, args.repeats, (name, level) in profile)
-                same = ""
-                if level in reference:
-                    same = "same rows" if reference[level] == rows else "ROWS DIFFER"
-                    diffs = [(a["entity"], c, a[c], b[c]) for a, b in zip(reference[level], rows)
-                             for c in a if a[c] != b[c]]
-                    for d in diffs[:5]:
-                        print(f"    differs: {d}")
-                else:
-                    reference[level] = rows
-                results.append((name, level, secs, len(rows), same))
-                ph = ", ".join(f"{k} {v:.2f}" for k, v in phases.items() if v >= 0.05)
-                print(f"  {name:6s} by={level:5s} {secs:7.2f} s  {len(rows):6d} rows  {same}  [{ph}]", flush=True)
+        if args.micro:
+            _micro(stores, data, args.repeats)
+        results = _time_levels(stores, cfg, data, levels, args.repeats, profile)
 
         print(f"\nreport for {QUARTER}, {args.racks} racks, GPU points for {len(data.gpu_tags):,} GPUs:")
         for name, level, secs, n, same in results:

@@ -143,7 +143,7 @@ def timed(store, cfg: Config, period, by: str, repeats: int) -> tuple[float, lis
     for _ in range(repeats):
         marks: list[tuple[str, float]] = []
         t0 = time.perf_counter()
-        rows = build_report(store, cfg, period, by=by, progress=lambda m: marks.append((m, time.perf_counter())))
+        rows = build_report(store, cfg, period, by=by, progress=lambda m, marks=marks: marks.append((m, time.perf_counter())))
         elapsed = time.perf_counter() - t0
         if elapsed < best:
             edges = [("start", t0)] + marks + [("end", t0 + elapsed)]

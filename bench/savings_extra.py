@@ -7,9 +7,11 @@
   weeks of the same plant under other jobs and weather.
 - **Demand response**: the real daemon on the twin (10 s steps, a cycle every
   ``[optimizer] interval_s``); after a warm-up, ``set_demand_response`` with a facility budget
-  25 % under the present true draw, for 3 h. Graded on truth: when the true facility power first
+  25 % under the present true draw, for 3 h, under the site DR policy :data:`DR_POLICY` (set
+  here, explicitly: see its comment). Graded on truth: when the true facility power first
   meets the budget, the share of the window's steps over it after that, inference's true loss,
-  every other class's true loss against its ``dr_loss_bound``.
+  every other class's true loss against its DR bound; and the lowest facility power reachable
+  within those bounds, on the jobs' true curves and on the optimizer's published lower bound.
 - **Speed**: a FULL daemon cycle (fleet read from a SqliteStore, decide, apply through the
   simulated NVML, audit written) on a 10,016-GPU twin (313 racks), not only ``decide_caps``.
 """
@@ -25,6 +27,17 @@ from dcim.store.sqlite import SqliteStore
 
 DAY_NS = 86400 * 10**9
 PLANT_CAPACITY_FACTOR = 0.6
+# The site's demand-response policy for the bench's event (``[optimizer] dr_loss_bound``; the
+# config's default, 20 % training and fine-tuning, 40 % batch, cannot reach it). A 25 % cut of the
+# demo's FACILITY draw is ~45 % of its flexible GPUs' power (GPUs draw ~half the facility; idle
+# GPUs, hosts and inference stay), and on the published lower bound (optimizer/static_policy.py)
+# a GPU reaches 383 W of 700 only with 60 % of its throughput allowed: a site that signs such a
+# DR contract allows that for 3 h. Emerald AI's Phoenix trial (arXiv 2507.00909) did it so:
+# jobs tagged Flex 0-3 by their tolerance (0 / 10 / 25 / 50 % reduction over the job), the most
+# flexible paused first. Here: training and fine-tuning may run at 35 % of their speed during
+# the window, batch (deferrable, no deadline inside 3 h) may be held at the hardware minimum,
+# inference untouched.
+DR_POLICY = {"training": 0.8, "fine_tuning": 0.8, "batch": 1.0, "inference": 0.0}
 
 
 def older_plant(cfg):
@@ -86,6 +99,7 @@ def dr_figures(cfg, *, start_ns, model, warmup_s, window_s, step_s, log) -> dict
     from optimizer.daemon import OptimizerDaemon
     from simulator.progress_model import progress_points
 
+    cfg = cfg.model_copy(update={"optimizer": cfg.optimizer.model_copy(update={"dr_loss_bound": dict(DR_POLICY)})})
     twin = make_twin(cfg, seed=42, start_ns=start_ns, curve_end="spread")
     store = LatestTee(SqliteStore(":memory:"))
     act = BackendActuator({h: twin.gpu_backend(h) for h in twin.hosts()})
@@ -107,14 +121,18 @@ def dr_figures(cfg, *, start_ns, model, warmup_s, window_s, step_s, log) -> dict
     present_w = twin.facility_power_w
     budget_w = 0.75 * present_w
     floor_w = dr_floor_w(twin, dr_bound)
+    bound_floor_w = published_bound_floor_w(twin, dr_bound)
+    jobs_before = set(twin.truth.jobs)
     set_ns = twin.now_ns
     daemon.set_demand_response(budget_w, set_ns + int(window_s * 1e9), "bench", "grid event: 25 % under present draw")
     cycle()  # the daemon runs the next cycle at once when a window is set
     state_first = _plain(daemon.demand_response_state())
     met_s, over_steps, steps, worst_over = None, 0, 0, 0.0
     loss_max = {c: 0.0 for c in dr_bound}
+    loss_new = {c: 0.0 for c in dr_bound}  # of jobs that started during the window
     viol = {c: 0 for c in dr_bound}
     j = 1
+    seen_jobs = set(jobs_before)
     while twin.now_ns < set_ns + int(window_s * 1e9):
         twin.advance(step_s)
         t_s = (twin.now_ns - set_ns) / 1e9
@@ -126,17 +144,24 @@ def dr_figures(cfg, *, start_ns, model, warmup_s, window_s, step_s, log) -> dict
             if fac > budget_w:
                 over_steps += 1
                 worst_over = max(worst_over, 100 * (fac / budget_w - 1))
-        for slots, rate, jt in job_rates(twin.truth):
+        truth = twin.truth
+        for slots, rate, jt in job_rates(truth):
             loss = 1.0 - rate
             loss_max[jt.job_class] = max(loss_max[jt.job_class], loss)
+            if jt.job_id not in jobs_before:
+                loss_new[jt.job_class] = max(loss_new[jt.job_class], loss)
             if loss > dr_bound.get(jt.job_class, 0.0) + 1e-3:
                 viol[jt.job_class] += len(slots)
+        seen_jobs.update(truth.jobs)
         if j % per_cycle == 0:
             cycle()
         j += 1
     state = daemon.demand_response_state()
     return {"present_facility_kw": present_w / 1000, "budget_kw": budget_w / 1000, "met_after_s": met_s,
-            "lowest_reachable_kw": floor_w / 1000, "daemon_state_after_first_cycle": state_first,
+            "lowest_reachable_kw": floor_w / 1000, "lowest_reachable_on_published_bound_kw": bound_floor_w / 1000,
+            "daemon_state_after_first_cycle": state_first,
+            "max_true_loss_pct_jobs_started_in_window": {c: 100 * v for c, v in loss_new.items()},
+            "jobs_started_in_window": len(seen_jobs - jobs_before),
             "target_met_s": 60, "window_h": window_s / 3600, "steps_over_budget_after_met": over_steps,
             "steps_after_met": steps, "worst_overshoot_pct": worst_over,
             "max_true_loss_pct": {c: 100 * v for c, v in loss_max.items()},
@@ -162,6 +187,26 @@ def dr_floor_w(twin, dr_bound) -> float:
                    rack_limit_w=np.full(len(twin.rack_power_w), np.inf))
     ok = st.work >= (1.0 - st.loss_bound)[:, None] * st.work[:, :1] - 1e-9
     return st.facility_fixed_w + st.facility_w_per_gpu_w * float(np.where(ok, st.power_w, np.inf).min(axis=1).sum())
+
+
+def published_bound_floor_w(twin, dr_bound) -> float:
+    """The true facility power with every running job's GPUs at the cap the optimizer may go
+    down to in DR (its class's DR bound on the published lower bound, optimizer/static_policy.py),
+    the same utilisation (a copy of the twin, no new random draw): the lowest the daemon can
+    justify now, whatever the jobs' true curves would allow."""
+    import copy
+
+    from optimizer.static_policy import pessimistic_min_fraction
+
+    twin_copy = copy.deepcopy(twin)
+    util = twin.gpu_state.util.copy()
+    twin_copy.workload.current_util = lambda now_ns: util
+    cons = twin.constraints
+    for jt in twin.truth.jobs.values():
+        frac = pessimistic_min_fraction(jt.job_class, dr_bound.get(jt.job_class, 0.0))
+        twin_copy.gpu_state.cap_w[list(jt.slots)] = max(float(np.ceil(frac * cons.max_w)), cons.min_w)
+    twin_copy._compute_state(0.0)
+    return twin_copy.facility_power_w
 
 
 def _plain(d):

@@ -229,11 +229,12 @@ def v3_run(targets: list[tuple[str, int]], oids_of, count: int, pid: int) -> dic
 
 def instrumentation_micro(reps: int = 5) -> dict:
     """µs per GETNEXT: the agents' sorted table vs one MibScalarInstance per OID (static values)."""
-    from dcim.config import load_config
     from pysnmp.proto import rfc1902
     from pysnmp.smi import builder, instrum
-    from simulator.service import make_twin
+
     import simulator.snmp_agents as agents_module
+    from dcim.config import load_config
+    from simulator.service import make_twin
     from simulator.snmp_agents import AgentSet, _Router
 
     cfg = load_config(REPO / "deploy" / "demo.toml")

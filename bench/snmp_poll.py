@@ -104,6 +104,7 @@ def start_agents(kind: str, n: int, tmp: Path, v3: bool = False):
             raise SystemExit("twin agents did not start")
         return proc, ports, COMMUNITY
     import shutil
+
     import snmpsim_data
 
     data = tmp / "data" / "bench"
@@ -276,7 +277,7 @@ async def ours_get(targets: list[tuple[int, list[str]]], auth, rounds: int, max_
 
 
 def snmpd_part(n: int, rounds: int, max_oids: int, tmp: Path) -> dict:
-    from collectors.snmp.engine import V2c, V3
+    from collectors.snmp.engine import V3, V2c
 
     proc, ports = start_snmpd(tmp, n)
     try:
@@ -298,7 +299,7 @@ def snmpd_part(n: int, rounds: int, max_oids: int, tmp: Path) -> dict:
 
 def twin_part(kind: str, args, tmp: Path, v3: bool) -> dict:
     """Our collector on the PDUs vs ezsnmp (and, for v2c, forked snmpget) on the same OIDs."""
-    from collectors.snmp.engine import V2c, V3
+    from collectors.snmp.engine import V3, V2c
 
     proc, ports, community = start_agents(kind, args.pdus, tmp, v3=v3)
     auth = V3(V3_USER, V3_AUTH_KEY, V3_PRIV_KEY, V3_AUTH, V3_PRIV) if v3 else V2c(community)

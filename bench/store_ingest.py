@@ -25,11 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._influxd import InfluxdProcess  # noqa: E402
 from dcim.metrics import Point  # noqa: E402
 from dcim.store import lineprotocol  # noqa: E402
 from dcim.store.influx import InfluxStore  # noqa: E402
 from dcim.store.writer import StoreWriter  # noqa: E402
-from bench._influxd import InfluxdProcess  # noqa: E402
 
 T0_NS = 1_700_000_000 // 3600 * 3600 * 1_000_000_000  # an hour boundary (UTC ns)
 
