@@ -12,7 +12,6 @@ from alerts.actions import history
 from alerts.engine import AlarmEngine
 from alerts.notify.alertmanager import AlertmanagerNotifier
 from dcim.metrics import Point
-
 from tests.alerts.conftest import wait_for
 
 INTERVAL_S = 1.0

@@ -13,11 +13,8 @@ import pytest
 
 from alerts.engine import AlarmEngine
 from alerts.notify import build_notifiers
-from alerts.notify.email import EmailNotifier
-from alerts.notify.webhook import WebhookNotifier
 from dcim.alerts_config import AlertsSettings
 from dcim.metrics import Point
-
 from tests.alerts.conftest import free_port, wait_for
 
 SECRET = "s3cret-value-never-logged"

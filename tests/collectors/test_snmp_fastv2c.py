@@ -11,7 +11,6 @@ from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto.api import v2c
 
 from collectors.snmp import client as fastv2c
-from collectors.snmp.device import SnmpDevice
 from collectors.snmp.engine import Endpoint, Missing, SnmpPoller, V2c
 from dcim import snmp_ber as ber
 
@@ -84,8 +83,15 @@ def test_malformed_responses_raise_ber_error_only():
 def test_client_reads_what_pysnmp_reads_on_a_real_recording(snmpsim_agent):
     """Every OID of the recording's system and PowerNet identity subtrees, GET by our client and
     by pysnmp's (an independent BER decoder): the same values, type for type."""
-    from pysnmp.hlapi.v3arch.asyncio import (CommunityData, ContextData, ObjectIdentity, ObjectType, SnmpEngine,
-                                             UdpTransportTarget, get_cmd)
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        get_cmd,
+    )
 
     from collectors.snmp.engine import Oid
 

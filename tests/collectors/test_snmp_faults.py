@@ -13,7 +13,7 @@ import pytest
 
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.device import SnmpDevice
-from collectors.snmp.engine import Endpoint, SnmpError, SnmpPoller, V2c, V3
+from collectors.snmp.engine import V3, Endpoint, SnmpError, SnmpPoller, V2c
 from tests.fixtures.snmpsim import SNMPSIM_V3_AUTH, SNMPSIM_V3_PRIV, SNMPSIM_V3_USER
 
 SYSOID = "1.3.6.1.2.1.1.2.0|6|"

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from collectors.snmp.device import SnmpDevice
-from collectors.snmp.engine import Endpoint, SnmpPoller, V2c, V3
+from collectors.snmp.engine import V3, Endpoint, SnmpPoller, V2c
 from tests.fixtures.snmpsim import SNMPSIM_V3_AUTH, SNMPSIM_V3_PRIV, SNMPSIM_V3_USER
 
 RPDU2 = "1.3.6.1.4.1.318.1.1.26"

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from collectors.snmp import usm
-from collectors.snmp.engine import SYS_OBJECT_ID, Endpoint, SnmpError, SnmpPoller, V2c, V3
+from collectors.snmp.engine import SYS_OBJECT_ID, V3, Endpoint, SnmpError, SnmpPoller, V2c
 
 SNMPD = "/usr/sbin/snmpd"
 AUTH_KEY, PRIV_KEY = "authpass-v3fast-1", "privpass-v3fast-1"

@@ -13,7 +13,7 @@ import pytest
 from collectors.snmp import profiles as registry
 from collectors.snmp.device import SnmpDevice
 from collectors.snmp.engine import Endpoint, V2c
-from collectors.snmp.profiles.spec import Profile, column, scalar
+from collectors.snmp.profiles.spec import Profile, scalar
 from collectors.snmp.walkfile import WalkFileError, WalkPoller
 from dcim.cli.main import main
 

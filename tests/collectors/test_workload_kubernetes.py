@@ -11,7 +11,6 @@ import asyncio
 import shutil
 import socket
 import tempfile
-import threading
 import time
 from concurrent import futures
 from pathlib import Path

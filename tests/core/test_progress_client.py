@@ -115,7 +115,7 @@ def test_black_holed_server_never_blocks_the_loop_and_exit_is_bounded():
         while not stop.is_set():
             try:
                 accepted.append(hole.accept()[0])
-            except socket.timeout:
+            except TimeoutError:
                 pass
 
     t = threading.Thread(target=accept_and_ignore, daemon=True)

@@ -12,12 +12,13 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 import tomli_w
-import tomllib
 
 from dcim.config import load_config
 from dcim.store import open_store
@@ -41,6 +42,7 @@ def write_config(tmp_path: Path, store: dict) -> Path:
     data["optimizer"]["interval_s"] = 15.0  # a few cycles within the test
     data["optimizer"]["model_path"] = str(tmp_path / "pue.pkl")
     data["dashboard"]["refresh_s"] = 2.0
+    data["exporter"] = {"port": 0}  # [exporter]: any free port (9109 may be taken on a shared box)
     path = tmp_path / "dcim.toml"
     path.write_bytes(tomli_w.dumps(data).encode())
     return path
@@ -79,6 +81,8 @@ def check_product(tmp_path, config_path, proc, port, launched_ns, browser):
     url = wait_for(lambda: re.search(r"dashboard on (http://\S+)", proc.stdout.readline() or ""), 240,
                    "the dashboard URL", proc)[1]
     assert url == f"http://127.0.0.1:{port}/"
+    exporter = wait_for(lambda: re.search(r"exporter +(http://\S+/metrics)", proc.stdout.readline() or ""), 30,
+                        "the exporter's URL", proc)[1]
     started_ns = time.time_ns()
     store = open_store(cfg, readonly=True)
     try:
@@ -115,6 +119,11 @@ def check_product(tmp_path, config_path, proc, port, launched_ns, browser):
         assert float(text_of(browser, "it_kw").split()[0].replace(",", "")) > 100
         errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
         assert errors == []
+        # dcim up serves the store to Prometheus too ([exporter])
+        with urllib.request.urlopen(exporter, timeout=60) as resp:
+            metrics = resp.read().decode()
+        assert re.search(r"^dcim_exporter_store_up 1\.0$", metrics, re.MULTILINE)
+        assert len(re.findall(r"^dcim_gpu_power_watts\{", metrics, re.MULTILINE)) == 512
     finally:
         store.close()
 
@@ -202,3 +211,45 @@ def test_up_twin_jobs_post_progress(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     text = (tmp_path / "up.log").read_text()
     assert "Traceback" not in text and token not in text, text[-3000:]
+
+
+def test_up_serves_first_and_fills_the_quarter_behind(tmp_path):
+    """The default start (no --backfill-days): the recent [simulator] backfill_days before
+    anything serves, the rest of the quarter to date written by a background process once the
+    dashboard serves (its first hours reach the store while dcim up runs); Ctrl-C stops that
+    process too."""
+    from simulator.backfill import quarter_start_ns
+
+    config = write_config(tmp_path, {"path": str(tmp_path / "dcim.sqlite"), "spool": {"path": str(tmp_path / "spool")}})
+    data = tomllib.loads(config.read_text())
+    data["simulator"]["backfill_days"] = 0.25
+    config.write_bytes(tomli_w.dumps(data).encode())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCIM_SNMP")}
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    log = (tmp_path / "up.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "dcim.cli.main", "up", "--config", str(config), "--simulate",
+                             "--port", "0", "--no-metrics"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: re.search(r"dashboard on (http://\S+)", proc.stdout.readline() or ""), 240,
+                 "the dashboard URL", proc)
+        cfg = load_config(config)
+        quarter_ns = quarter_start_ns(time.time_ns(), cfg.site.timezone)
+        recent_ns = time.time_ns() - int(0.25 * 86400e9)
+        assert re.search(r"writing the quarter's [\d.]+ earlier days in the background",
+                         (tmp_path / "up.log").read_text())
+        with open_store(cfg, readonly=True) as store:
+            def early_hours():
+                rows = store.query("facility", ["total_power_w"], quarter_ns, recent_ns - int(3600e9), agg="count")
+                return rows and rows[0].values["total_power_w"][0] >= 24
+            wait_for(early_hours, 240, "the quarter's first hours in the store", proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 0
+        leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert leftover == [], f"processes left behind: {leftover}"
+        text = (tmp_path / "up.log").read_text()
+        assert "quarter backfill: writing" in text and "Traceback" not in text, text[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,10 +1,11 @@
 """Bad input never crashes anything and never shows a traceback.
 
 * Configs: a table *generated* from deploy/demo.toml: every numeric field set to a negative, a
-  huge, a string, a boolean, NaN and infinity, and every period or timeout (``*_s``) to 1e-9; an unknown key in every table; every reference
-  (rack, room, tenant, credentials) pointed at a name that does not exist; every device's SNMP
-  address duplicated. Each must give a ConfigError naming the key; a sample goes through the
-  real ``dcim check`` command (exit 2, the key on stderr, no traceback).
+  huge, a string, a boolean, NaN and infinity, and every period or timeout (``*_s``) to 1e-9; an
+  unknown key in every table; every reference (rack, room, tenant, credentials) pointed at a name
+  that does not exist; every device's SNMP address duplicated. Each must give a ConfigError naming
+  the key; a sample goes through the real ``dcim check`` command (exit 2, the key on stderr, no
+  traceback).
 * SNMP: a tiny UDP server on 127.0.0.1 answers garbage, truncated packets, wrong PDU types,
   lying BER lengths, 64 KiB datagrams and oversized values; the poller reports a clean error
   or a value and keeps working.
@@ -157,7 +158,7 @@ def test_bad_config_is_refused_naming_the_key(desc, mutation, key, reason):
 def test_dcim_check_cli_on_a_sample_of_the_table(tmp_path):
     """One of each kind through the real command, in parallel: exit 2, the key named, no traceback."""
     sample, seen = [], set()
-    for desc, mutation, key, reason in CASES:
+    for desc, mutation, key, _reason in CASES:
         kind = "unknown" if "unknown key" in desc else desc.rsplit(" ", 1)[-1]
         if kind in seen:
             continue

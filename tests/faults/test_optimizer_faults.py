@@ -67,15 +67,10 @@ class Audit:
         self.twin, self.daemon = twin, daemon
         self.changes: list[tuple[int, str, float]] = []  # (cycle time, uuid, new limit)
 
-    def cycle(self, raises=False):
+    def cycle(self):
         before = caps(self.twin).copy()
         now = self.twin.now_ns
-        if raises:
-            with pytest.raises(Exception):
-                self.daemon.run_once()
-            report = None
-        else:
-            report = self.daemon.run_once()
+        report = self.daemon.run_once()
         after = caps(self.twin)
         assert np.all((after >= MIN_W) & (after <= MAX_W)), "a cap outside the constraints"
         lowered = before - after

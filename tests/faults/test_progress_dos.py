@@ -18,13 +18,23 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 
 import pytest
 
-from tests.faults.test_http_dos import (ANSWER_WITHIN_S, FRAMING, IDLE_CONNECTIONS, OPT_AUTH, SERVICE_FD_LIMIT,
-                                        Service, _raise_own_fd_limit, _settle, http, open_idle, post_big)
+from tests.faults.test_http_dos import (
+    ANSWER_WITHIN_S,
+    FRAMING,
+    IDLE_CONNECTIONS,
+    OPT_AUTH,
+    SERVICE_FD_LIMIT,
+    Service,
+    _raise_own_fd_limit,
+    _settle,
+    http,
+    open_idle,
+    post_big,
+)
 from tests.faults.test_security import write_config
 
 QUIET = ("Traceback", "Too many open files", "out of system resource", "BrokenPipe", "ConnectionReset",

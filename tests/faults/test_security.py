@@ -334,9 +334,9 @@ def test_node_agent_never_sets_a_limit_outside_constraints(doc):
     for _ in range(2):
         limits = agent.tick()
         assert set(limits) == {0, 1}
-        for index, w in limits.items():
+        for w in limits.values():
             assert math.isfinite(w) and 200.0 <= w <= 700.0, (doc, limits)
-    for index, w in gpus.sets:
+    for _, w in gpus.sets:
         assert math.isfinite(w) and 200.0 <= w <= 700.0, (doc, gpus.sets)
     # nothing usable in the document: every GPU stays at (or goes back to) its default
     usable = isinstance(doc, dict) and isinstance(doc.get("gpus"), list) and any(

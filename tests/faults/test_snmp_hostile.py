@@ -96,7 +96,7 @@ class Sprayer:
             next_t += self.period_s
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 
-    def __enter__(self) -> "Sprayer":
+    def __enter__(self) -> Sprayer:
         self._thread.start()
         return self
 

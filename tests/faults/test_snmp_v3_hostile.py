@@ -4,10 +4,11 @@ that are not the answer.
 
 pysnmp (the v3 path until issue 23) decoded a whole message before it matched it to a request; one
 such datagram cost ~0.2 s CPU, so five a second lost SNMPv3 polls of healthy agents. The client
-(collectors/snmp/client.py) drops them after a few header bytes, counted. Everything is real UDP on loopback: snmpsim is the healthy
-v3 authPriv agent (SHA/AES), plain sockets in threads are the attackers. The polls-lost test prints
-the CPU per hostile datagram (run with -s to see it): CPU of the event loop's thread, where the
-poller decodes, so the attackers' threads in this process do not count.
+(collectors/snmp/client.py) drops them after a few header bytes, counted. Everything is real UDP on
+loopback: snmpsim is the healthy v3 authPriv agent (SHA/AES), plain sockets in threads are the
+attackers. The polls-lost test prints the CPU per hostile datagram (run with -s to see it): CPU of
+the event loop's thread, where the poller decodes, so the attackers' threads in this process do not
+count.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 from collectors.runner import Runner
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.device import SnmpDevice
-from collectors.snmp.engine import SYS_OBJECT_ID, Endpoint, SnmpError, SnmpPoller, V3
+from collectors.snmp.engine import SYS_OBJECT_ID, V3, Endpoint, SnmpError, SnmpPoller
 from dcim import snmp_ber as ber
 from tests.faults.test_snmp_hostile import RECORDING, Sprayer
 from tests.fixtures.snmpsim import SNMPSIM_V3_AUTH, SNMPSIM_V3_PRIV, SNMPSIM_V3_USER

@@ -60,7 +60,8 @@ def main(argv=None) -> int:
         prev = (t, s.get("energy_j", 0.0))
         rows.append({"t_s": round(t, 2), "phase": phase, "energy_power_w": e_w, **s})
         bits = "|".join(v for k, v in REASONS.items() if s.get("throttle_reasons", 0) & k) or "-"
-        print(f"{t:6.1f} {phase:<6} inst {s.get('power_w', float('nan')):7.1f} W  avg {s.get('power_avg_w', float('nan')):7.1f} W  "
+        print(f"{t:6.1f} {phase:<6} inst {s.get('power_w', float('nan')):7.1f} W  "
+              f"avg {s.get('power_avg_w', float('nan')):7.1f} W  "
               f"dE/dt {e_w if e_w is not None else float('nan'):7.1f} W  util {s.get('util_pct', -1):5.0f} %  "
               f"sm {s.get('sm_clock_mhz', -1):6.0f} MHz  {s.get('temp_c', -1):4.0f} °C  mem {s.get('mem_temp_c', -1):4.0f} °C  "
               f"p{s.get('pstate', -1)}  {bits}", flush=True)

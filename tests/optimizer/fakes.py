@@ -2,9 +2,11 @@
 
 from dcim.gpu_backend import GpuBackend, GpuError, GpuIdentity, PowerConstraints
 
+H100_CONSTRAINTS = PowerConstraints(200.0, 700.0, 700.0)
+
 
 class FakeGpus(GpuBackend):
-    def __init__(self, n=2, host="h1", cons=PowerConstraints(200.0, 700.0, 700.0)):
+    def __init__(self, n=2, host="h1", cons=H100_CONSTRAINTS):
         self.host = host
         self.cons = cons
         self.limits = [cons.default_w] * n

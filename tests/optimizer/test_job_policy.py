@@ -61,7 +61,7 @@ class Site:
         pts = []
         for _ in range(int(CYCLE_S / REPORT_S)):
             self.now += int(REPORT_S * S)
-            for h, (job, cls, reports) in self.jobs.items():
+            for h, (job, _cls, reports) in self.jobs.items():
                 limit = self.gpus[h].limits[0]
                 rate = 8 * 5.0 * float(truth(limit / 700.0)) * (1 + 0.03 * self.rng.standard_normal())
                 self.work[job] += rate * REPORT_S

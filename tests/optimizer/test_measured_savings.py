@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from dcim.store.sqlite import SqliteStore
-from optimizer.measured_savings import (BASE_SAMPLES, MEASURED_ACTION, SavingsLedger, in_control_group,
-                                        measured_point, read_measured_saving)
+from optimizer.measured_savings import (
+    BASE_SAMPLES,
+    MEASURED_ACTION,
+    SavingsLedger,
+    in_control_group,
+    measured_point,
+    read_measured_saving,
+)
 
 T0 = 1_780_000_000 * 10**9
 
@@ -70,7 +76,7 @@ def test_coverage_over_many_fleets_is_near_95_percent():
 
 def test_no_figure_before_both_groups_have_jobs():
     ledger = SavingsLedger()
-    for k in range(BASE_SAMPLES + 2):
+    for _ in range(BASE_SAMPLES + 2):
         ledger.add("a", False, energy_j=100.0, work=1.0, at_default=True)
     assert ledger.estimate() is None
 

@@ -4,9 +4,8 @@ import itertools
 
 import numpy as np
 
-from optimizer.placement import Job, PlacementState, greedy_gap_bound_w, gpu_cost_w, place, rank_servers
-from optimizer.schedulers import (kubernetes_commands, kubernetes_patches, run_commands, slurm_commands,
-                                  valid_k8s_node)
+from optimizer.placement import Job, PlacementState, gpu_cost_w, greedy_gap_bound_w, place, rank_servers
+from optimizer.schedulers import kubernetes_commands, kubernetes_patches, run_commands, slurm_commands, valid_k8s_node
 
 
 def state(servers=8, gpus=8, *, rows=2, busy=None, cool=None, inlet=None, headroom_w=1e9, tenant=None):

@@ -46,7 +46,7 @@ def closed_after(sock: socket.socket, trickle: bytes = b"", every_s: float = 0.1
         try:
             if sock.recv(65536) == b"":
                 return time.monotonic() - t0
-        except socket.timeout:
+        except TimeoutError:
             pass
         except ConnectionResetError:
             return time.monotonic() - t0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import uuid as uuidlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,7 +23,7 @@ from dcim.store.sqlite import SqliteStore
 from tests.report.test_report_jobs import SLOT_S, TZ, make_config, make_points
 
 SITE = "jobsite"
-UTC_DAY = datetime(2026, 7, 1, tzinfo=timezone.utc)  # the period's one whole UTC day
+UTC_DAY = datetime(2026, 7, 1, tzinfo=UTC)  # the period's one whole UTC day
 
 
 def _fresh(kind: str, tmp_path, influxd):
@@ -138,9 +138,9 @@ def test_periods_starting_inside_a_day(fresh, hours):
     interval = cfg.workload.interval_s
     materialise(store, SITE, TZ, interval, since_ns=0)
     store.maintain()
-    t0 = datetime(2026, 6, 30, 15, tzinfo=timezone.utc).timestamp()
-    start = datetime.fromtimestamp(t0 + hours[0] * 3600, tz=timezone.utc)
-    end = datetime.fromtimestamp(t0 + hours[1] * 3600, tz=timezone.utc)
+    t0 = datetime(2026, 6, 30, 15, tzinfo=UTC).timestamp()
+    start = datetime.fromtimestamp(t0 + hours[0] * 3600, tz=UTC)
+    end = datetime.fromtimestamp(t0 + hours[1] * 3600, tz=UTC)
     period = Period("part", start, end)
     hourly = stretch_pairs(store, period.start_ns, period.end_ns, interval)
     for tz in (TZ, "UTC"):

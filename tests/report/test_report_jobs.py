@@ -164,7 +164,7 @@ def expected() -> dict:
         hours = sum(s for hs in per_gpu.values() for s in hs.values())
         jobs[job] = {"gpu_kwh": gpu_kwh, "it_kwh": it_kwh, "gpu_hours": hours, "gpus": len(per_gpu)}
     held = {rack: 0.0 for rack in rack_it}
-    for job, per_gpu in shares.items():
+    for per_gpu in shares.values():
         for g, hs in per_gpu.items():
             rack = gpu_rack[g]
             held[rack] += sum(s * hour_kwh[g][h] for h, s in hs.items()) * rack_it[rack] / rack_gpu[rack]

@@ -208,9 +208,9 @@ def test_report_cli_writes_utf8_csv_with_korean(quarter_data, tmp_path):
     import os
     import subprocess
     import sys
+    import tomllib
 
     import tomli_w
-    import tomllib
 
     data = tomllib.loads((HERE / "mini_site.toml").read_text(encoding="utf-8"))
     data["store"] = {"path": str(quarter_data["full"].path)}

@@ -16,8 +16,8 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from dcim.config import Config
 from simulator.readings import FacilitySnapshot

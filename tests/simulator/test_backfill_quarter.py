@@ -72,3 +72,80 @@ def test_asked_for_days_are_exactly_those(tmp_path):
     finally:
         store.close()
     assert facility.values["total_power_w"] == [6 * 12 + 1]   # 6 h of 5-minute steps, both ends: no quarter
+
+
+def _figures(store, start_ns: int, end_ns: int) -> dict:
+    """What a report and the energy page read, hour by hour: counters, GPU power, facility power."""
+    out = {}
+    for m, field, agg, where in [("meter", "energy_kwh", "max", {"role": "facility_total"}),
+                                 ("gpu", "power_w", "sum", None), ("gpu", "energy_j", "max", None),
+                                 ("facility", "total_power_w", "mean", None), ("pdu", "energy_kwh", "max", None)]:
+        series = store.query(m, [field], start_ns, end_ns, agg=agg, every_s=3600, where=where)
+        out[(m, field)] = [(s.times_ns, s.values[field]) for s in series]
+    return out
+
+
+def test_deferred_early_part_writes_what_one_run_writes(tmp_path):
+    """dcim up serves after the recent days; the quarter before them is written later by
+    fill_early (simulator/quarter_fill.py, in a process of its own). The store then holds the
+    very values one uninterrupted run writes, the counters running on across the seam."""
+    from dcim.store.sqlite import SqliteStore
+    from simulator.backfill import fill_early
+
+    cfg = load_config()
+    end_ns = seoul_ns(2026, 10, 2, 12, 0)
+    quarter = seoul_ns(2026, 10, 1)
+    one, split = SqliteStore(tmp_path / "one.sqlite"), SqliteStore(tmp_path / "split.sqlite")
+    try:
+        backfill_quarter(cfg, one, 0.5, end_ns=end_ns)
+        parts = []
+        twin = backfill_quarter(cfg, split, 0.5, end_ns=end_ns, defer_early=parts.append)
+        assert twin.now_ns == end_ns
+        [part] = parts
+        assert (part.start_ns, part.end_ns) == (quarter, end_ns - 12 * H)
+        [facility] = split.query("facility", ["total_power_w"], quarter - H, end_ns + 1, agg="count", every_s=3600)
+        assert min(facility.times_ns) == part.end_ns          # served with the recent half day only
+        fill_early(cfg, split, part)
+        assert _figures(split, quarter, end_ns + 1) == _figures(one, quarter, end_ns + 1)
+        [meter] = split.query("meter", ["energy_kwh"], quarter, end_ns + 1, agg="max", every_s=3600,
+                              where={"role": "facility_total"})
+        assert len(meter.times_ns) == 37
+        assert all(b >= a for a, b in pairwise(meter.values["energy_kwh"]))
+    finally:
+        one.close()
+        split.close()
+
+
+def test_quarter_fill_process(tmp_path):
+    """The background process dcim up starts: it writes the part into the config's store, logs
+    its progress and says done; a bad range is one line and exit 2."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dcim.store.sqlite import SqliteStore
+    from simulator.backfill import EarlyPart
+    from simulator.quarter_fill import command
+
+    root = Path(__file__).resolve().parents[2]
+    db = tmp_path / "dcim.sqlite"
+    demo = (root / "deploy" / "demo.toml").read_text()
+    assert 'path = "var/dcim.sqlite"' in demo
+    cfg = tmp_path / "dcim.toml"
+    cfg.write_text(demo.replace('path = "var/dcim.sqlite"', f'path = "{db}"'))
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    part = EarlyPart(seoul_ns(2026, 10, 1), seoul_ns(2026, 10, 1, 6), 7)
+    done = subprocess.run(command(part, str(cfg)), env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "quarter backfill: done, 0.2 days" in done.stderr and "(50 %)" in done.stderr
+    store = SqliteStore(db)
+    try:
+        [facility] = store.query("facility", ["total_power_w"], part.start_ns, part.end_ns + 1, agg="count")
+    finally:
+        store.close()
+    assert facility.values["total_power_w"] == [7]            # 6 hourly steps, both ends
+    bad = subprocess.run(command(EarlyPart(part.end_ns, part.start_ns, 7), str(cfg)), env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == "error: --end-ns must be after --start-ns"

@@ -10,7 +10,6 @@ counter would), then energy per unit of work is taken at the published slowdown.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np

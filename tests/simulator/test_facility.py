@@ -53,7 +53,7 @@ def test_pue_plausible_all_year_and_higher_in_summer(demo_config):
     twin = FacilityTwin(demo_config, seed=7, start_ns=JAN_NS)
     dt = 4 * 3600.0
     monthly: dict[int, list[float]] = {}
-    for i in range(int(365 * DAY_S / dt)):
+    for _ in range(int(365 * DAY_S / dt)):
         month = time.gmtime(twin.now_ns / 1e9).tm_mon
         acc = monthly.setdefault(month, [0.0, 0.0])
         acc[0] += twin.facility_power_w

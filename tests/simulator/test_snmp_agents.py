@@ -16,8 +16,16 @@ from dcim.inventory import build_inventory
 from simulator.service import SyntheticTwin
 from simulator.snmp_agents import agent_profile_for
 from tests.conftest import REPO
-from tests.simulator.snmp_helpers import (HAVE_NET_SNMP, TEST_SECRETS, NetSnmp, SnmpFailed, StubTwin, relocated,
-                                          running_service, target)
+from tests.simulator.snmp_helpers import (
+    HAVE_NET_SNMP,
+    TEST_SECRETS,
+    NetSnmp,
+    SnmpFailed,
+    StubTwin,
+    relocated,
+    running_service,
+    target,
+)
 
 pytestmark = pytest.mark.skipif(not HAVE_NET_SNMP, reason="Net-SNMP command-line tools not installed")
 

@@ -20,8 +20,16 @@ from dcim.config import SnmpV2c, load_config
 from simulator.mib_common import COUNTER, GAUGE, OID, STR, Scalar, raw
 from simulator.service import SyntheticTwin
 from tests.conftest import REPO
-from tests.simulator.snmp_helpers import (HAVE_NET_SNMP, TEST_SECRETS, NetSnmp, SnmpFailed, StubTwin, relocated,
-                                          running_service, target)
+from tests.simulator.snmp_helpers import (
+    HAVE_NET_SNMP,
+    TEST_SECRETS,
+    NetSnmp,
+    SnmpFailed,
+    StubTwin,
+    relocated,
+    running_service,
+    target,
+)
 
 pytestmark = pytest.mark.skipif(not HAVE_NET_SNMP, reason="Net-SNMP command-line tools not installed")
 
@@ -170,7 +178,7 @@ def exchange(where: tuple[str, int], packets: list[bytes], wait_s: float = 2.0) 
         try:
             while True:
                 got.append(s.recvfrom(70000)[0])
-        except socket.timeout:
+        except TimeoutError:
             return got
 
 
@@ -417,7 +425,7 @@ def test_fuzzed_requests_never_raise_and_answers_decode(config, twin):
     seeds.append(message(nxt))
     rnd = random.Random(11)
     answered = 0
-    for i in range(3000):
+    for _ in range(3000):
         data = bytearray(rnd.choice(seeds))
         for _ in range(rnd.randint(1, 3)):
             if not data:

@@ -16,8 +16,7 @@ import pytest
 from dcim.config import load_config
 from dcim.inventory import build_inventory
 from tests.conftest import REPO
-from tests.simulator.snmp_helpers import (HAVE_NET_SNMP, TEST_SECRETS, NetSnmp, free_udp_port, relocated,
-                                          running_service, target)
+from tests.simulator.snmp_helpers import HAVE_NET_SNMP, TEST_SECRETS, NetSnmp, free_udp_port, relocated, running_service, target
 
 facility = pytest.importorskip("simulator.facility")
 pytestmark = pytest.mark.skipif(not HAVE_NET_SNMP, reason="Net-SNMP command-line tools not installed")
