@@ -8,7 +8,7 @@ dimmed text for stale values. Values that refresh in place carry pattern ids
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from dash import dash_table, dcc, html
@@ -98,7 +98,7 @@ def local_x(times_ns, tz: str) -> list[str]:
     """Plotly x values in the site's zone: wall-clock strings without an offset, which Plotly draws
     as they are (epoch milliseconds would be drawn in the browser's zone)."""
     zone = ZoneInfo(tz)
-    return [datetime.fromtimestamp(t_ns / 1e9, timezone.utc).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+    return [datetime.fromtimestamp(t_ns / 1e9, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
             for t_ns in times_ns]
 
 

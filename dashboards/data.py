@@ -14,17 +14,16 @@ import gc
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from dashboards import alarms as alarm_rules
+from dashboards.alarms import AlarmBackend, NoAlarms
 from dcim.config import Config
 from dcim.inventory import Inventory, build_inventory
 from dcim.metrics import OPTIMIZER_CYCLE_ACTION, Point
 from dcim.store.base import Store, StoreError
 from dcim.store.gpu_summary import GpuSummary
-
-from dashboards import alarms as alarm_rules
-from dashboards.alarms import AlarmBackend, NoAlarms
 
 NS = 1_000_000_000
 
@@ -697,7 +696,7 @@ def local_midnight_ns(now_ts: float, tz: str) -> int:
 
 
 def utc(ts_ns: int) -> datetime:
-    return datetime.fromtimestamp(ts_ns / NS, tz=timezone.utc)
+    return datetime.fromtimestamp(ts_ns / NS, tz=UTC)
 
 
 __all__ = ["CountingStore", "QueryCache", "DataSource", "freeze_heap", "gc_paused", "limit_arenas", "trim_heap", "energy_ratio", "quarter_of", "timedelta"]

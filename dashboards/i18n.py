@@ -6,7 +6,7 @@ fall back to English, then to the key itself, so a missing translation never bre
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 LANGS = ("en", "ko")
@@ -287,7 +287,7 @@ def fmt_num(value: float | None, digits: int = 1, unit: str = "") -> str:
 def fmt_time(time_ns: int | None, tz: str, lang: str = "en", with_date: bool = False) -> str:
     if time_ns is None:
         return "—"
-    dt = datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).astimezone(ZoneInfo(tz))
+    dt = datetime.fromtimestamp(time_ns / 1e9, tz=UTC).astimezone(ZoneInfo(tz))
     if with_date:
         return dt.strftime("%Y-%m-%d %H:%M:%S %Z")
     return dt.strftime("%H:%M:%S %Z")

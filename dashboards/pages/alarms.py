@@ -8,7 +8,7 @@ from dash import dcc, html
 
 from dashboards import components as c
 from dashboards.i18n import fmt_time, t
-from dashboards.pages import cached
+from dashboards.pages.base import cached
 
 PATH = "/alarms"
 TITLE = "nav.alarms"

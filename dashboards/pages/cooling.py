@@ -5,8 +5,8 @@ from __future__ import annotations
 from dash import html
 
 from dashboards import components as c
-from dashboards.pages import cached
 from dashboards.i18n import fmt_num, t
+from dashboards.pages.base import cached
 
 PATH = "/cooling"
 TITLE = "nav.cooling"

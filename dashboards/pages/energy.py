@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from dash import html
 
 from dashboards import components as c
-from dashboards.pages import cached
 from dashboards.data import NS, quarter_of
 from dashboards.i18n import fmt_num, t
+from dashboards.pages.base import cached
 
 PATH = "/energy"
 TITLE = "nav.energy"

@@ -9,8 +9,8 @@ from dash import dash_table, dcc, html
 
 from dashboards import alarms as rules
 from dashboards import components as c
-from dashboards.pages import cached
 from dashboards.i18n import fmt_num, t
+from dashboards.pages.base import cached
 
 PATH = "/gpus"
 TITLE = "nav.gpus"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dash import html
 
 from dashboards import components as c
-from dashboards.pages import cached
 from dashboards.i18n import fmt_num, fmt_time, t
+from dashboards.pages.base import cached
 from dcim.metrics import OPTIMIZER_CYCLE_ACTION
 
 PATH = "/optimizer"

@@ -6,35 +6,14 @@ from dash import html
 
 from dashboards import alarms as rules
 from dashboards import components as c
-from dashboards.pages import cached
 from dashboards.i18n import fmt_num, t
-from dashboards.pages.power import chain_summary
+from dashboards.pages.base import cached
+from dashboards.power_chain import chain_summary
+from dashboards.rack_state import rack_state
 
 PATH = "/"
 TITLE = "nav.overview"
 MAX_TEXT_CELLS = 300
-
-
-def rack_state(rack: dict, metric: str) -> tuple[str, float | None]:
-    """(state, value) of one rack for the floor map: nodata / stale / ok / warning / critical."""
-    if metric == "power":
-        v = rack.get("power_w")
-        if v is None:
-            return "nodata", None
-        pct = 100 * v / (rack["budget_kw"] * 1000)
-        if rack.get("power_stale"):
-            return "stale", v
-        if pct > 100:
-            return "critical", v
-        if pct >= 90:
-            return "warning", v
-        return ("stale" if rack.get("power_stale") else "ok"), v
-    v = rack.get("inlet_c")
-    if v is None:
-        return "nodata", None
-    if rack.get("inlet_stale"):  # an old reading says nothing about now, hot or not (the engine's silent-series alarm does)
-        return "stale", v
-    return rules.inlet_state(v, rack.get("ashrae_class", "A1")) or "ok", v
 
 
 def floor_figure(racks: list[dict], metric: str, room_order: list[str], stale_word: str = "stale") -> dict:

@@ -6,9 +6,9 @@ from dash import dcc, html
 
 from dashboards import alarms as rules
 from dashboards import components as c
-from dashboards.pages import cached
 from dashboards.i18n import fmt_num, t
-from dashboards.pages.overview import rack_state
+from dashboards.pages.base import cached
+from dashboards.rack_state import rack_state
 
 PATH = "/racks"
 TITLE = "nav.racks"

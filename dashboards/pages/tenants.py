@@ -12,7 +12,7 @@ from dash import html
 
 from dashboards import components as c
 from dashboards.i18n import fmt_num, t
-from dashboards.pages import cached
+from dashboards.pages.base import cached
 
 PATH = "/tenants"
 TITLE = "nav.tenants"
