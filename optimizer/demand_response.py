@@ -155,12 +155,15 @@ class DemandResponse:
         return out
 
     def decide(self, now_ns: int, inp: CapInputs, budgets: Budgets, policy: CapPolicy, *, job_class: np.ndarray,
-               dr_bound: dict[str, float], throughput_fn=None) -> CapPlan:
+               dr_bound: dict[str, float], throughput_fn=None, measured_pue: float | None = None) -> CapPlan:
         """The cycle's caps: :func:`decide_with_dr` while a window holds, else plain
         :func:`decide_caps`; then :meth:`cycle_done`. The caller has put the DR budget in
-        *budgets* (``fleet.budgets(site_budget_w=…)``) and the step from :meth:`step_w` in *policy*."""
+        *budgets* (``fleet.budgets(site_budget_w=…)``, facility W ÷ *policy*.pue) and the step
+        from :meth:`step_w` in *policy*; while a window holds the site's IT budget is re-derived
+        with *measured_pue* (metered facility ÷ IT power now), see :func:`site_it_budget`."""
         w = self.window
         if w is not None and now_ns < w.until_ns:
+            budgets = site_it_budget(budgets, policy.pue, measured_pue)
             bound = dr_loss_bounds(job_class, inp.loss_bound, dr_bound)
             plan = decide_with_dr(inp, budgets, policy, dr_bound=bound, throughput_fn=throughput_fn,
                                   job_class=job_class, label=f"demand response by {w.actor}")
@@ -168,6 +171,26 @@ class DemandResponse:
             plan = decide_caps(inp, budgets, policy, throughput_fn=throughput_fn)
         self.cycle_done(plan)
         return plan
+
+
+def site_it_budget(budgets: Budgets, assumed_pue: float, measured_pue: float | None) -> Budgets:
+    """*budgets* with the site's IT budget converted from facility W by the metered facility ÷ IT
+    ratio of this cycle instead of *assumed_pue* (the model's prediction, or 1.3 without one).
+
+    Why: a grid commitment is on the metered facility power and must hold within the cycle that
+    meets it; an assumed ratio above the site's cuts more than asked, one below it misses the
+    budget. The ratio rises as IT load falls (fixed overheads), so the ratio now is a little
+    low for the cut state: ``decide_caps``' budget margin (3 % of the IT budget, ~2.4 % of the
+    facility's at PUE 1.25) covers that and the meters' class-0.5 error (tested against the
+    twin in tests/optimizer/test_demand_response.py and bench/savings_extra.py). A job that
+    starts between two cycles runs at its default limit until the next one caps it."""
+    site = budgets.budget_w.get("site")
+    if site is None:
+        return budgets
+    facility_w = site * max(assumed_pue, 1.0)
+    pue = measured_pue if measured_pue is not None and math.isfinite(measured_pue) and measured_pue >= 1.0 \
+        else max(assumed_pue, 1.0)
+    return replace(budgets, budget_w={**budgets.budget_w, "site": facility_w / pue})
 
 
 def dr_loss_bounds(job_class: np.ndarray, efficiency_bound: np.ndarray, dr_bound: dict[str, float]) -> np.ndarray:
@@ -210,7 +233,8 @@ def pessimistic_floor_w(inp: CapInputs, job_class: np.ndarray, bound: np.ndarray
         if key not in keys:
             keys[key] = pessimistic_min_fraction(*key)
         frac[i] = keys[key]
-    return np.where(inp.busy, np.maximum(frac * inp.max_w, inp.min_w), inp.min_w)
+    # whole watts, rounded up: a cap a hair under the fraction could read the step below it
+    return np.where(inp.busy, np.maximum(np.ceil(frac * inp.max_w - 1e-9), inp.min_w), inp.min_w)
 
 
 def decide_with_dr(inp: CapInputs, budgets: Budgets, policy: CapPolicy, *, dr_bound: np.ndarray,

@@ -157,13 +157,13 @@ def test_the_dr_floor_is_never_below_the_pessimistic_published_curve():
     inp, classes, fn = fleet_inputs()  # the sqrt curve: a 20 % loss at 0.64 x 650 W = 416 W
     bound = dr_loss_bounds(classes, inp.loss_bound, {"training": 0.2, "inference": 0.0})
     plan = decide_with_dr(inp, budgets_for(1.0), POLICY, dr_bound=bound, throughput_fn=fn, job_class=classes)
-    # Zeus NSDI'23 A40 BERT sweep (the published worst case): 89.9 % of the throughput at 200 W of
-    # a 300 W limit (196.07 W drawn of 274.61 W at the max), 60.0 % at 150 W (150.30 W drawn):
-    # a 20 % loss falls, interpolated, at this fraction of max (0.659: 461 W of 700 W)
-    hi, lo = 196.07 / 274.61, 150.30 / 274.61
-    frac = hi - (hi - lo) * (0.899 - 0.8) / (0.899 - 0.600)
-    assert np.all(plan.cap_w[:20] >= frac * 700.0 - 1.0), (plan.cap_w[:20].min(), frac * 700.0)
-    assert np.all(plan.cap_w[:20] <= frac * 700.0 + 10.0)  # and down to it: the budget asks for everything
+    # Zeus NSDI'23 A40 sweeps (the published spread): BERT Sentiment140 runs at 89.9 % of its
+    # throughput at 200 W of a 300 W limit (196.07 W drawn of 274.61 W at the max), at 60.0 % at
+    # 150 W; between them only the lower point is known, so a 20 % loss is safe from 196.07/274.61
+    # of max up (ResNet-50's row under it, 175 W: 160.86/244.26, runs at 83.8 %): 0.714 = 500 W of 700
+    frac = 196.07 / 274.61
+    assert np.all(plan.cap_w[:20] >= frac * 700.0 - 1e-6), (plan.cap_w[:20].min(), frac * 700.0)
+    assert np.all(plan.cap_w[:20] <= frac * 700.0 + 1.0)  # and down to it: the budget asks for everything
     curve_only = decide_with_dr(inp, budgets_for(1.0), POLICY, dr_bound=bound, throughput_fn=fn)
     assert np.all(curve_only.cap_w[:20] < 0.64 * 650.0 + 10.0)  # the job's curve alone would go deeper
 
@@ -244,6 +244,42 @@ def test_daemon_meets_a_budget_10_pct_under_the_draw_in_one_cycle_inference_unto
     np.testing.assert_array_equal(gpu_caps(twin)[inference], gpu_caps(ctwin)[inference])
     assert daemon.demand_response_state()["met"] is True
     store.close(), cstore.close()
+
+
+def test_the_site_budget_is_converted_with_the_metered_ratio_not_an_assumed_pue():
+    from optimizer.demand_response import site_it_budget
+
+    b = budgets_for(300_000.0 / 1.3)  # the daemon's conversion with the assumed PUE 1.3
+    assert site_it_budget(b, 1.3, 1.2).budget_w["site"][0] == pytest.approx(250_000.0)
+    assert site_it_budget(b, 1.3, None).budget_w["site"][0] == pytest.approx(300_000.0 / 1.3)
+    assert site_it_budget(b, 1.3, float("nan")).budget_w["site"][0] == pytest.approx(300_000.0 / 1.3)
+    assert b.budget_w["site"][0] == pytest.approx(300_000.0 / 1.3)  # the caller's budgets unchanged
+
+
+DEEP_DR = {"training": 0.8, "fine_tuning": 0.8, "batch": 1.0, "inference": 0.0}
+
+
+def test_daemon_cuts_25_pct_in_one_cycle_within_a_deep_dr_policy_on_the_twins_truth(cfg):
+    """The issue's figure at the test's scale: a facility budget 25 % under the present draw, met by
+    the first cycle, with every job's TRUE loss (the twin's hidden truth, not the optimizer's
+    estimate) within the site's DR policy and inference untouched."""
+    deep = cfg.model_copy(update={"optimizer": cfg.optimizer.model_copy(update={"dr_loss_bound": DEEP_DR})})
+    twin, store, _act, daemon = warm(deep)
+    budget_w = 0.75 * twin.facility_power_w
+    daemon.set_demand_response(budget_w, twin.now_ns + 3 * H, "grid-operator", "25 % event")
+    step(twin, store, dt_s=1.0)
+    daemon.run_once()
+    step(twin, store, dt_s=10.0)  # the caps in force: the twin's own facility power
+    assert twin.facility_power_w <= budget_w, (twin.facility_power_w, budget_w)
+    truth = twin.truth
+    classes = set()
+    for jt in truth.jobs.values():
+        rate = truth.gpu_throughput[list(jt.slots)]
+        loss = 1.0 - (rate.min() if jt.job_class in ("training", "fine_tuning") else rate.mean())
+        assert loss <= DEEP_DR[jt.job_class] + 1e-9, (jt.job_id, jt.job_class, loss)
+        classes.add(jt.job_class)
+    assert {"training", "inference"} <= classes
+    store.close()
 
 
 def test_daemon_out_of_reach_within_the_dr_bounds_says_not_met_and_holds_the_bounds(cfg):
