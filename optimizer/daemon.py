@@ -235,7 +235,8 @@ class OptimizerDaemon:
         policy = CapPolicy(max_step_w=self.dr.step_w(opt.max_step_w, opt.dr_max_step_w),
                            floor_fraction=opt.cap_fraction_floor, conservative=conservative, pue=pue or 1.3, loss_margin=LOSS_MARGIN)
         plan = self.dr.decide(now, inp, bud, policy, job_class=fleet.job_class, dr_bound=opt.dr_loss_bound,
-                              throughput_fn=fleet_mod.job_throughput_fn(fleet, inp, jobs.tables))
+                              throughput_fn=fleet_mod.job_throughput_fn(fleet, inp, jobs.tables),
+                              measured_pue=row.get(MEASURED_PUE))
         self._placement_state = None
         report.est_saving_w = self._facility_saving(row, it_w, plan, inp)
         pue_pt = pue if pue is not None else None
