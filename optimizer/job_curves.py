@@ -9,24 +9,32 @@ from a checkpoint) starts a new interval, and an interval that straddles a cap c
 away. A job's throughput under a cap is its rate there relative to **its own** rate at its
 default (uncapped) limit: units and job sizes never mix.
 
-:class:`JobCurve` then runs a small state machine per job, as Zeus's power-limit optimizer does
-(Ready → Warmup → Profiling → Done):
+Safety rests on two bounds, whichever is tighter: the job's **own samples** (a one-sided upper
+confidence bound, :data:`Z`, noise estimated from the job's samples, never below
+:data:`SIGMA_FLOOR`) and a **prediction** made before a level is tried: the loss's upper bound at
+a level above plus the largest throughput drop that any published sweep (:data:`SWEEPS`, Zeus
+NSDI'23's steepest and gentlest A40 sweeps, the twin's two ends) shows between the two levels'
+power ratios, on the job's **own axis** (GPU draw under the cap / its own draw at default, the axis
+on which the sweeps transfer; a cap as a fraction of the GPU's max limit is not, see
+``static_policy``). :class:`JobCurve` runs a small state machine per job, as Zeus's power-limit
+optimizer does (Ready → Warmup → Profiling → Done):
 
-- **baseline**: at the default limit until :data:`BASE_SAMPLES` rate samples are in;
-- **probing**: down a ladder of caps one bounded step (``probe_step_w``) at a time, never below
-  the job's floor — the deeper of the policy floor and what the pessimistic end of the published
-  curves allows for its class's loss bound (``static_policy.pessimistic_min_fraction``) — taking
-  :data:`LEVEL_SAMPLES` samples at each level (up to :data:`LEVEL_MAX_SAMPLES` while the
-  evidence is undecided). A level is admissible only if the **upper
-  confidence bound** of its loss (one-sided, :data:`Z`, noise estimated from the job's own
-  samples, never below :data:`SIGMA_FLOOR`) is within the bound; the first level that is not
-  ends the probe (deeper ones would be worse);
+- **baseline**: at the default limit until :data:`BASE_SAMPLES` rate samples (and the job's own
+  draw) are in;
+- **probing**: straight to the lowest cap the published sweeps allow for the class bound less
+  :data:`LOSS_MARGIN` from the job's own draw (no published job loses more there), then, while
+  the job's samples prove a level within the bound with room to spare, down in bounded steps
+  (at most ``probe_step_w``, at least :data:`MIN_STEP_W`) as far as the prediction from that
+  level allows; :data:`LEVEL_SAMPLES` samples at each level (up to :data:`LEVEL_MAX_SAMPLES` while
+  the evidence is undecided). A level whose samples put it over the bound (by
+  :data:`REJECT_Z` standard errors: a job steeper than anything published) ends the probe;
 - **settled**: at the admissible level (default included) with the least node energy per unit of
   work, ``(GPU draw + host share) / rate`` (the draw measured there, not modelled), ties to the
-  higher cap. The rate at that level keeps being sampled; when the mean of the last
-  :data:`DRIFT_SAMPLES` leaves the settled mean by more than the noise band (:data:`DRIFT_MIN`
-  or :data:`Z` standard errors, whichever is wider), the job changed (a new phase, a new
-  dataset): the curve is forgotten and the job is re-profiled from its baseline.
+  higher cap. The rate at that level keeps being sampled: evidence over the bound moves the job
+  back up; a tighter bound after :data:`RETRY_SAMPLES` more samples may allow one more step down;
+  when the mean of the last :data:`DRIFT_SAMPLES` leaves the settled mean by more than the noise
+  band (:data:`DRIFT_MIN` or :data:`Z_DRIFT` standard errors, whichever is wider), the job changed (a
+  new phase, a new dataset): the curve is forgotten and the job is re-profiled from its baseline.
 
 Every decision carries its reason (``probing …``, ``learned curve n=… …``), so advise mode says
 why and enforce mode acts only on measured, bounded steps. Pure logic: no store, no clock.
@@ -39,20 +47,67 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from optimizer.static_policy import ZEUS_A40_BERT_SENTIMENT_B128
+
 BASE_SAMPLES = 6  # rate samples at the default limit before the first probe
 LEVEL_SAMPLES = 3  # rate samples per probed level, at least
 # ... and up to this many while the loss's point estimate is within the bound but its upper
 # confidence bound is not yet (a sequential test: more evidence before giving up a level)
 LEVEL_MAX_SAMPLES = 8
-DRIFT_SAMPLES = 4  # the settled level's recent window checked for drift
+DRIFT_SAMPLES = 6  # the settled level's recent window checked for drift
+# ... outside this many standard errors: it is checked at every sample, and each false alarm
+# costs a whole baseline at default (2 standard errors fired on a third of the twin's jobs)
+Z_DRIFT = 4.0
+RETRY_SAMPLES = 6  # more samples at the settled level before one more step down is considered
 Z = 2.0  # one-sided confidence multiplier on the loss (≈ 97.7 %)
+# A step below what the published sweeps allow rests on the job's own samples alone: a stricter
+# bound (≈ 99.9 %) on more of them, as each settled job asks again every RETRY_SAMPLES
+Z_DEEPER = 3.0
+REJECT_Z = 2.0  # a level is over the bound when its loss less this many standard errors is
 # Relative noise of one rate sample assumed at least (the progress a job reports is jittery, ±3 %
 # per report; a sample averages the reports of a cycle, so the floor is below 3 %).
 SIGMA_FLOOR = 0.01
+# Aim this far inside each loss bound: the job's GPUs' demand jitters from step to step (a
+# synchronous job runs at its slowest GPU) and a cap's power ratio is read, not set.
+LOSS_MARGIN = 0.005
+DRAW_SAMPLES = 30  # cycles of draw at default remembered
+# A cap is read against the top draw plus this many standard deviations of its cycle-to-cycle
+# jitter: the bound is graded at every step, and a step when a GPU draws more runs slower
+DRAW_Z = 3.0
 DRIFT_MIN = 0.03  # a settled rate moving less than this (relative) is noise, never drift
 MIN_SAMPLE_S = 20.0  # two reports closer than this make no rate sample (wait for more)
+MIN_STEP_W = 10.0  # a probe lowers the cap by at least this (less saves too little to measure)
 TIE = 0.005  # energies per work within 0.5 % are a tie: the higher cap wins
 LEVEL_TOLERANCE_W = 1.0  # a job's GPUs within this of each other are at one level
+
+# The published sweeps the prediction takes its largest drop from (rows: power limit W, time per
+# epoch s, average power W; the top row at the max limit), read on the job's own axis: Zeus
+# NSDI'23 trace ml-energy/zeus examples/research_reproducibility/zeus_nsdi23/trace/
+# summary_power_a40.csv, A40: Sentiment140 BERT-base (static_policy's, the most time per joule
+# near the max) and ImageNet ResNet-50, batch 128, adadelta (its knee below a 0.73 power ratio is
+# steeper than BERT's there); the twin's two ends (docs/published-capping.md).
+ZEUS_A40_RESNET50_B128 = (
+    (300, 3739.50, 244.26), (275, 3777.29, 230.76), (250, 3804.21, 216.22), (225, 3862.42, 198.38),
+    (200, 3992.39, 179.23), (175, 4463.24, 160.86), (150, 6147.46, 144.26), (125, 9375.09, 125.06),
+    (100, 11009.39, 114.71))
+
+
+def _own_axis(rows) -> tuple[np.ndarray, np.ndarray]:
+    """(x, r) ascending, closed by (0, 0): x = power / power at the max limit, r = time there / time."""
+    _, t0, p0 = rows[0]
+    pts = sorted([(0.0, 0.0)] + [(p / p0, t0 / t) for _, t, p in rows])
+    return np.array([x for x, _ in pts]), np.array([r for _, r in pts])
+
+
+SWEEPS = (_own_axis(ZEUS_A40_RESNET50_B128), _own_axis(ZEUS_A40_BERT_SENTIMENT_B128))
+
+
+def spread_drop(x_hi: float, x_lo) -> np.ndarray:
+    """The largest relative-throughput drop any published sweep shows from power ratio *x_hi*
+    down to *x_lo* (array): a job inside their spread (a mix of them) drops no more."""
+    x_lo = np.clip(np.asarray(x_lo, dtype=float), 0.0, 1.0)
+    x_hi = min(max(float(x_hi), 0.0), 1.0)
+    return np.max([np.interp(x_hi, xs, rs) - np.interp(x_lo, xs, rs) for xs, rs in SWEEPS], axis=0)
 
 
 @dataclass(frozen=True)
@@ -69,7 +124,8 @@ class JobView:
     host_share_w: float  # non-GPU node power per GPU while it works
     default_w: float
     max_w: float
-    floor_w: float  # the lowest cap a probe may reach (policy and pessimistic floors, hardware min)
+    floor_w: float  # the lowest cap a probe may reach (policy floor, hardware min)
+    power_max_w: float = float("nan")  # the draw of the job's hungriest GPU now (a synchronous job runs at its pace)
 
 
 @dataclass(frozen=True)
@@ -167,6 +223,11 @@ class JobCurve:
         self.recent: list[float] = []
         self.reprobes = 0
         self.probe_w: float | None = None
+        self.draws: list[float] = []  # the job's hungriest GPU's draw at each cycle at default
+        self.pred: dict[float, float] = {}  # level → the loss bound predicted for it before it was tried
+        self.rejected: set[float] = set()  # levels the job's own evidence put over its bound
+        self._settled_n = 0  # samples at the chosen level when it was chosen (deeper tries are spaced)
+        self._checked = -1  # the sample version the settled level was last checked at
         self._version = 0  # bumped with every sample: cached summaries are valid while it holds
         self._cache: dict[str, tuple[int, object]] = {}
         self._set_view(view)
@@ -177,6 +238,7 @@ class JobCurve:
         self.default_w = float(round(view.default_w))
         self.floor_w = float(min(math.ceil(view.floor_w - 1e-9), self.default_w))
         self.loss_bound = view.loss_bound
+        self.aim = view.loss_bound - LOSS_MARGIN  # what a probe may be predicted to lose at most
         self.host_share_w = view.host_share_w
 
     # -- evidence ----------------------------------------------------------------------------------
@@ -206,34 +268,104 @@ class JobCurve:
         est = math.sqrt(ss / dof) if dof else 0.0
         return max(est, SIGMA_FLOOR)
 
-    def loss_bounds(self, level_w: float) -> tuple[float, float]:
-        """(point estimate, upper confidence bound) of the throughput loss at *level_w* against
-        the job's own default-limit rate (delta method on the ratio of two means)."""
+    def loss_se(self, level_w: float) -> tuple[float, float]:
+        """(point estimate, standard error) of the throughput loss at *level_w* against the job's
+        own default-limit rate (delta method on the ratio of two means); (nan, inf) unmeasured."""
         base, lv = self.levels.get(self.default_w), self.levels.get(float(round(level_w)))
         if base is None or lv is None or not base.n or not lv.n:
             return float("nan"), float("inf")
         r = lv.mean() / max(base.mean(), 1e-12)
-        sigma = self.sigma_rel()
-        se = r * sigma * math.sqrt(1.0 / lv.n + 1.0 / base.n)
-        return 1.0 - r, 1.0 - r + Z * se
+        return 1.0 - r, r * self.sigma_rel() * math.sqrt(1.0 / lv.n + 1.0 / base.n)
+
+    def loss_bounds(self, level_w: float) -> tuple[float, float]:
+        """(point estimate, upper confidence bound) of the loss at *level_w* from its samples alone."""
+        loss, se = self.loss_se(level_w)
+        return loss, loss + Z * se
+
+    def loss_ucb(self, level_w: float, z: float = Z, min_n: int = LEVEL_SAMPLES) -> float:
+        """The tighter of two upper bounds on the loss at *level_w*: its own samples' (*z*
+        standard errors, once it has *min_n*) and the one predicted before it was tried (a level
+        above plus the largest drop the published sweeps show between the two power ratios)."""
+        w = float(round(level_w))
+        if w >= self.default_w:
+            return 0.0
+        lv = self.levels.get(w)
+        if lv is not None and lv.n >= min_n:
+            loss, se = self.loss_se(w)
+            measured = loss + z * se
+        else:
+            measured = float("inf")
+        return min(measured, self.pred.get(w, float("inf")))
+
+    def over_bound(self, level_w: float) -> bool:
+        """The job's own samples say the level loses more than the bound (by REJECT_Z standard errors)."""
+        w = float(round(level_w))
+        lv = self.levels.get(w)
+        if w >= self.default_w or lv is None or lv.n < 2:
+            return w in self.rejected
+        loss, se = self.loss_se(w)
+        if loss - REJECT_Z * se > self.loss_bound:
+            self.rejected.add(w)
+        return w in self.rejected
 
     def energy_per_work(self, level_w: float) -> float:
         lv = self.levels[float(round(level_w))]
         return (lv.power() + self.host_share_w) / max(lv.mean(), 1e-12)
 
+    def observe_draw(self, view: JobView) -> None:
+        """At the default limit, note the draw of the job's hungriest GPU (its x = 1)."""
+        if view.level_w is not None and abs(view.level_w - self.default_w) < LEVEL_TOLERANCE_W:
+            top = view.power_max_w if math.isfinite(view.power_max_w) else view.power_w
+            self.draws = (self.draws + [float(top)])[-DRAW_SAMPLES:]
+
+    def own_draw_w(self, z: float = DRAW_Z) -> float:
+        """The job's own draw at its default limit, high side: its hungriest GPU's mean plus *z*
+        standard deviations over the cycles seen (GPUs' demand jitters from step to step and a
+        synchronous job runs at its slowest GPU's pace, so a cap is read against the top draw);
+        *z* 0: the typical top draw, at which a level's measured (mean) loss holds."""
+        d = self.draws
+        if not d:
+            return float("nan")
+        return float(np.mean(d) + z * np.std(d, ddof=1)) if len(d) >= 2 else d[0]
+
     # -- decisions ---------------------------------------------------------------------------------
 
-    def next_level(self, level_w: float) -> float | None:
-        nxt = level_w - self.step_w
-        if level_w <= self.floor_w + 1e-6:
+    def deeper(self, level_w: float) -> float | None:
+        """The lowest cap below *level_w* whose loss, predicted from *level_w*'s upper bound plus
+        the largest drop any published sweep shows between the two power ratios (on the job's own
+        axis: draw / its draw at default), stays within the aim; None when no cap at least
+        MIN_STEP_W lower qualifies. Below the first level the step is at most ``step_w``."""
+        p0 = self.own_draw_w()
+        w = float(round(level_w))
+        ucb = self.loss_ucb(w, Z_DEEPER, LEVEL_MAX_SAMPLES)
+        if not (p0 > 0) or ucb >= self.aim:
             return None
-        return float(round(max(nxt, self.floor_w)))
+        # the loss measured at w is a mean over steps at the typical top draw; the predicted one
+        # must hold at a step when the top GPU draws more (p0): the drop spans both
+        x_hi = 1.0 if w >= self.default_w else min(w / self.own_draw_w(0.0), 1.0)
+        lowest = max(self.floor_w, w - self.step_w) if w < self.default_w else self.floor_w
+        caps = np.arange(w - MIN_STEP_W, lowest - 0.5, -1.0)
+        if caps.size == 0:
+            return None
+        if w >= self.default_w:
+            caps = caps[caps <= p0 - MIN_STEP_W]  # a cap above the job's draw saves nothing
+        if caps.size == 0:
+            return None
+        pred = ucb + spread_drop(x_hi, caps / p0)
+        ok = np.flatnonzero(pred <= self.aim)
+        if ok.size == 0:
+            return None
+        k = int(ok[-1])  # the drop grows as the cap falls: the last admissible is the deepest
+        cap = float(caps[k])
+        self.pred[cap] = min(self.pred.get(cap, float("inf")), float(pred[k]))
+        return cap
 
     def decide(self, view: JobView) -> CurveDecision:
         self._set_view(view)
-        if self.floor_w >= self.default_w:  # nothing to learn: no cap is allowed at all
-            return CurveDecision(self.default_w, f"not capped: a {self.loss_bound:.0%} loss bound allows no cap on "
-                                                 f"the pessimistic published curve ({view.job_class or 'unknown'} class)")
+        self.observe_draw(view)
+        if self.aim <= 0 or self.floor_w >= self.default_w:  # nothing to learn: no cap is allowed at all
+            return CurveDecision(self.default_w, f"not capped: a {self.loss_bound:.0%} loss bound allows no cap "
+                                                 f"({view.job_class or 'unknown'} class)")
         if self.phase == "settled":
             self._check_drift()
         if self.phase == "baseline":
@@ -241,39 +373,41 @@ class JobCurve:
             n = base.n if base else 0
             if n < BASE_SAMPLES:
                 return CurveDecision(self.default_w, f"probing: baseline at default {n}/{BASE_SAMPLES} samples")
-            self.phase, self.probe_w = "probing", self.next_level(self.default_w)
-            if self.probe_w is None:  # nothing to probe (the floor is the default)
+            self.phase, self.probe_w = "probing", self.deeper(self.default_w)
+            if self.probe_w is None:  # nothing to probe (the job draws too little for any cap to bite)
                 return self._settle()
         if self.phase == "probing":
             return self._probe()
-        return self._settled_decision()
+        return self._settled_check()
 
     def _probe(self) -> CurveDecision:
-        lv = self.levels.get(self.probe_w)
+        w = self.probe_w
+        lv = self.levels.get(w)
         n = lv.n if lv else 0
-        if n >= 2:
-            loss, ucb = self.loss_bounds(self.probe_w)
-            if loss - (ucb - loss) > self.loss_bound:  # clearly over even at the low end: stop now
-                return self._settle()
-        if n < LEVEL_SAMPLES:
-            return CurveDecision(self.probe_w, f"probing: {self.probe_w:.0f} W {n}/{LEVEL_SAMPLES} samples")
-        loss, ucb = self.loss_bounds(self.probe_w)
-        if loss <= self.loss_bound < ucb and n < LEVEL_MAX_SAMPLES:
-            return CurveDecision(self.probe_w, f"probing: {self.probe_w:.0f} W {n}/{LEVEL_MAX_SAMPLES} samples "
-                                               f"(loss {loss:.1%}, not yet sure it is within {self.loss_bound:.0%})")
-        nxt = self.next_level(self.probe_w)
-        if ucb > self.loss_bound or nxt is None:
+        if self.over_bound(w):  # the job's evidence says over: back to the best level above
             return self._settle()
-        self.probe_w = nxt
-        return CurveDecision(nxt, f"probing: {nxt:.0f} W 0/{LEVEL_SAMPLES} samples")
+        if n < LEVEL_SAMPLES:
+            return CurveDecision(w, f"probing: {w:.0f} W {n}/{LEVEL_SAMPLES} samples")
+        if self.loss_ucb(w) <= self.aim:
+            nxt = self.deeper(w)
+            if nxt is None:
+                return self._settle()
+            self.probe_w = nxt
+            return CurveDecision(nxt, f"probing: {nxt:.0f} W 0/{LEVEL_SAMPLES} samples")
+        loss, _ = self.loss_bounds(w)
+        if loss <= self.aim and n < LEVEL_MAX_SAMPLES:
+            return CurveDecision(w, f"probing: {w:.0f} W {n}/{LEVEL_MAX_SAMPLES} samples "
+                                    f"(loss {loss:.1%}, not yet sure it is within {self.loss_bound:.0%})")
+        return self._settle()
 
     def admissible(self) -> list[float]:
-        """Probed levels (default included) whose loss's upper confidence bound is in the bound.
-        A level under the floor (a budget held the job there) is never chosen for efficiency."""
+        """Tried levels (default included) whose loss's upper bound is within the aim and that no
+        evidence puts over the bound. A level under the floor (a budget held the job there) is
+        never chosen for efficiency."""
         out = [self.default_w] if self.default_w in self.levels else []
-        for w, lv in self.levels.items():
-            if (self.floor_w - 1e-6 <= w < self.default_w and lv.n >= LEVEL_SAMPLES
-                    and self.loss_bounds(w)[1] <= self.loss_bound):
+        for w in self.levels:
+            if (self.floor_w - 1e-6 <= w < self.default_w and self.loss_ucb(w) <= self.aim
+                    and not self.over_bound(w)):
                 out.append(w)
         return sorted(out, reverse=True)
 
@@ -287,6 +421,26 @@ class JobCurve:
             best = max(w for w in ok if e[w] <= low * (1.0 + TIE))  # ties → the higher cap
         self.chosen_w = best
         self.recent = []
+        self._settled_n = self.levels[best].n if best in self.levels else 0
+        return self._settled_decision()
+
+    def _settled_check(self) -> CurveDecision:
+        """A settled job keeps sampling its level: evidence over the bound moves it back up; a
+        tighter bound there (more samples) may allow one more step down, tried now and then."""
+        if self._checked == self._version:  # nothing new since the last check
+            return self._settled_decision()
+        self._checked = self._version
+        w = self.chosen_w
+        if w is not None and w < self.default_w:
+            if self.over_bound(w) or self.loss_ucb(w) > self.aim:
+                return self._settle()
+            lv = self.levels.get(w)
+            if lv is not None and lv.n >= self._settled_n + RETRY_SAMPLES and w == min(self.admissible()):
+                self._settled_n = lv.n
+                nxt = self.deeper(w)
+                if nxt is not None:
+                    self.phase, self.probe_w = "probing", nxt
+                    return CurveDecision(nxt, f"probing: {nxt:.0f} W 0/{LEVEL_SAMPLES} samples")
         return self._settled_decision()
 
     def _cached(self, name: str, compute):
@@ -302,7 +456,8 @@ class JobCurve:
 
     def _settled_decision_now(self) -> CurveDecision:
         w = self.chosen_w if self.chosen_w is not None else self.default_w
-        loss, ucb = self.loss_bounds(w) if w != self.default_w else (0.0, 0.0)
+        loss, _ = self.loss_bounds(w) if w != self.default_w else (0.0, 0.0)
+        ucb = self.loss_ucb(w)
         where = "default" if w >= self.default_w else f"{w:.0f} W"
         return CurveDecision(w, f"learned curve n={self.samples}: {where}, loss {loss:.1%} (≤ {ucb:.1%} at 97.7 %)"
                                 f" within {self.loss_bound:.0%}", learned=True)
@@ -319,11 +474,14 @@ class JobCurve:
         if ref <= 0:
             return
         now = recent_sum / DRIFT_SAMPLES
-        band = max(DRIFT_MIN, Z * self.sigma_rel() * math.sqrt(1.0 / DRIFT_SAMPLES + 1.0 / n_ref))
+        band = max(DRIFT_MIN, Z_DRIFT * self.sigma_rel() * math.sqrt(1.0 / DRIFT_SAMPLES + 1.0 / n_ref))
         if abs(now / ref - 1.0) > band:
             self.reprobes += 1
             self._version += 1
             self.levels.clear()
+            self.pred.clear()
+            self.draws = []
+            self.rejected.clear()
             self.phase, self.chosen_w, self.probe_w, self.recent = "baseline", None, None, []
 
     def throughput_table(self) -> tuple[np.ndarray, np.ndarray]:

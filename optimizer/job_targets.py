@@ -125,6 +125,7 @@ def _per_job(fleet, inp, rows: np.ndarray, starts: np.ndarray) -> dict[str, list
         "lim_lo": np.minimum.reduceat(lim, starts), "lim_hi": np.maximum.reduceat(lim, starts),
         "lim_mean": np.add.reduceat(lim, starts) / count,
         "power": np.add.reduceat(fleet.power_w[rows], starts) / count,
+        "power_max": np.maximum.reduceat(fleet.power_w[rows], starts),
         "host": np.add.reduceat(inp.host_share_w[rows], starts) / count,
         "default": np.minimum.reduceat(fleet.default_w[rows], starts),
         "max": np.minimum.reduceat(fleet.max_w[rows], starts),
@@ -135,8 +136,9 @@ def _per_job(fleet, inp, rows: np.ndarray, starts: np.ndarray) -> dict[str, list
 
 def _view(agg: dict, k: int, job: str, cls: str, bound: float, settings) -> JobView:
     max_w = agg["max"][k]
-    floor_frac = max(settings.cap_fraction_floor, pessimistic_min_fraction(cls or "unknown", bound))
-    floor_w = max(floor_frac * max_w, agg["min"][k])
+    # the policy floor and the hardware minimum only: how deep the published curves allow a job
+    # that reports progress is the learner's to judge, on the job's own draw (job_curves)
+    floor_w = max(settings.cap_fraction_floor * max_w, agg["min"][k])
     level = agg["lim_mean"][k] if agg["lim_hi"][k] - agg["lim_lo"][k] < 1.0 else None
     return JobView(job, cls, bound, agg["n"][k], level, agg["power"][k], agg["host"][k], agg["default"][k], max_w,
-                   math.ceil(floor_w))
+                   math.ceil(floor_w), agg["power_max"][k])

@@ -2,7 +2,9 @@
 
 Each test sets a job's true throughput-vs-cap curve itself, runs the job as a real one reports:
 a raw ``work_done`` counter posted every 10 s with ±3 % (1 σ) noise on the rate of each interval,
-and checks what the learner decides against that truth (computed here, never by the code)."""
+and checks what the learner decides against that truth (computed here, never by the code). The
+last tests run jobs on the twin's own hidden curves (simulator/capping_curves.py, both ends of
+the published spread) with their GPUs' demand jittering, and grade every cycle on that truth."""
 
 import math
 
@@ -11,6 +13,7 @@ import pytest
 
 from optimizer.job_curves import DRIFT_SAMPLES, JobCurves, JobView
 from optimizer.static_policy import pessimistic_min_fraction
+from simulator import capping_curves
 
 S = 10**9
 MAX_W = 700.0
@@ -44,8 +47,21 @@ class SynthJob:
         return JobView("j1", "training", BOUND, self.gpus, cap_w, power, HOST_W, MAX_W, MAX_W, floor_w)
 
 
-def floor_w():
-    return math.ceil(max(0.5, pessimistic_min_fraction("training", BOUND)) * MAX_W)
+def floor_w():  # the policy floor (cap_fraction_floor 0.5 of max); the published spread is the learner's
+    return math.ceil(0.5 * MAX_W)
+
+
+def static_floor_w():  # how deep a job WITHOUT progress may go (a fraction of the max limit)
+    return math.ceil(pessimistic_min_fraction("training", BOUND) * MAX_W)
+
+
+def bert_ratio_at_loss(loss):
+    """Power ratio (own draw) at which Zeus's A40 BERT sweep loses *loss*, by linear
+    interpolation between its published rows (limit W, time s, power W), read here from the rows."""
+    rows = ((300, 2002.34, 274.61), (250, 2079.35, 241.47), (200, 2226.90, 196.07))
+    xs = [p / rows[0][2] for _, _, p in rows]
+    rs = [rows[0][1] / t for _, t, _ in rows]
+    return float(np.interp(1.0 - loss, rs[::-1], xs[::-1]))
 
 
 def drive(job, cycles, *, curves=None, cap=MAX_W, apply=True, trace=None):
@@ -59,8 +75,7 @@ def drive(job, cycles, *, curves=None, cap=MAX_W, apply=True, trace=None):
         sample = curves.sample(job.t_ns, view, report)
         d = curves.decide(view, sample)
         if apply:  # the daemon's rail: one bounded step per cycle (power_caps.decide_caps)
-            assert d.target_w >= cap - 50.0 - 1e-6, "a probe goes down one bounded step"
-            cap = min(d.target_w, cap + 50.0)
+            cap = min(max(d.target_w, cap - 50.0), cap + 50.0)
         if trace is not None:
             trace.append((cap, d.label))
     return curves, d, cap
@@ -84,9 +99,11 @@ def test_learning_from_noisy_progress_settles_within_the_bound(seed):
     trace = []
     curves, d, cap = drive(job, 60, trace=trace)
     assert d.learned and d.label.startswith("learned curve n=")
-    assert floor_w() <= cap < MAX_W  # it found a saving, never below the pessimistic floor
+    # it found a saving, deeper than a job without progress may go (its own draw, 665 W, is the
+    # published sweeps' axis, not the 700 W max), never below the policy floor
+    assert floor_w() <= cap < static_floor_w()
     assert 1.0 - gentle(cap / MAX_W) <= BOUND
-    # never probed below the floor, and every cap it ran at was within the bound on the truth
+    # every cap it ran at was within the bound on the truth
     assert min(c for c, _ in trace) >= floor_w()
     assert all(1.0 - gentle(c / MAX_W) <= BOUND for c, _ in trace)
     # the choice is (near) the most efficient of the probed levels clearly inside the bound on the
@@ -105,10 +122,12 @@ def test_a_job_steeper_than_published_stops_probing_and_keeps_its_bound(seed):
     assert d.learned
     assert 1.0 - steep(cap / MAX_W) <= BOUND  # settled within the bound on the truth
     assert cap >= 650.0
-    # the over-bound level (600 W) was left as soon as the evidence showed it: a few cycles at most
-    at_600 = sum(1 for c, _ in trace if c == 600.0)
-    assert at_600 <= 6
-    assert min(c for c, _ in trace) >= 600.0  # and nothing deeper was tried
+    # the published sweeps said the first probe was safe; it was not for this job: the levels
+    # over its bound were left as soon as the evidence showed it, a few cycles in all
+    over = sum(1 for c, _ in trace if 1.0 - steep(c / MAX_W) > BOUND)
+    assert over <= 8
+    # nothing deeper than the first probe (the published sweeps' loss bound on its own draw)
+    assert min(c for c, _ in trace) >= math.floor(bert_ratio_at_loss(BOUND - 0.005) * job.demand_w)
 
 
 def test_counter_reset_loses_an_interval_not_the_rate():
@@ -146,7 +165,11 @@ def test_advise_mode_keeps_probing_and_says_so():
     job = SynthJob(gentle, seed=4)
     curves, d, cap = drive(job, 20, apply=False)  # nobody applies the advice: the limit stays
     assert cap == MAX_W and not d.learned
-    assert d.label.startswith("probing: 650 W 0/") and d.target_w == 650.0
+    # the first probe: where the steepest published sweep loses the bound less the 0.5 pt
+    # margin, on the job's own draw (665 W, read with its jitter: a few W above)
+    low = bert_ratio_at_loss(BOUND - 0.005) * job.demand_w
+    assert low <= d.target_w <= low * 1.03
+    assert d.label.startswith(f"probing: {d.target_w:.0f} W 0/")
 
 
 def test_bound_zero_is_never_capped():
@@ -161,3 +184,70 @@ def test_bound_zero_is_never_capped():
         cap = d.target_w
         assert cap == MAX_W
     assert not d.learned and d.label.startswith("not capped")
+
+
+class TwinJob:
+    """A job on the twin's own hidden curve (simulator/capping_curves.JobCurve): each GPU's demand
+    jitters around the job's mean at every report (σ *jitter_w*, as the twin's utilisation does),
+    a synchronous job runs at its slowest GPU, it reports one raw counter per cycle (the harshest
+    reading of ±3 % per report: the benchmark's). ``worst_loss`` is the truth graded at each report."""
+
+    def __init__(self, u, *, seed, demand_w, gpus, burst=0.05, jitter_w=10.0, noise=0.03, report_s=CYCLE_S):
+        self.curve = capping_curves.JobCurve("training", u, burst)
+        self.demand_w, self.gpus, self.jitter_w, self.noise, self.report_s = demand_w, gpus, jitter_w, noise, report_s
+        self.rng = np.random.default_rng(seed)
+        self.t_ns = 1_780_000_000 * S
+        self.work = 0.0
+        self.worst_loss = 0.0
+        self.power = np.full(gpus, demand_w)
+
+    def run(self, cap_w, seconds):
+        for _ in range(max(1, int(seconds / self.report_s))):
+            d = self.demand_w + self.jitter_w * self.rng.standard_normal(self.gpus)
+            r = float(np.min(self.curve.throughput(cap_w, d)))
+            self.worst_loss = max(self.worst_loss, 1.0 - r)
+            self.power = self.curve.power_w(cap_w, d)
+            self.work += 2.0 * r * self.gpus * self.report_s * (1.0 + self.noise * self.rng.standard_normal())
+            self.t_ns += int(self.report_s * S)
+        return self.t_ns, self.work
+
+    def view(self, cap_w, floor_w):
+        return JobView("j1", "training", BOUND, self.gpus, cap_w, float(self.power.mean()), HOST_W, MAX_W, MAX_W,
+                       floor_w, float(self.power.max()))
+
+
+@pytest.mark.parametrize("u", [0.0, 1.0])  # the gentlest and the steepest published sweep
+@pytest.mark.parametrize("gpus,demand_w,jitter_w", [(1, 610.0, 10.0), (8, 640.0, 10.0), (64, 680.0, 5.0)])
+@pytest.mark.parametrize("seed", range(3))
+def test_on_the_twins_curves_no_cycle_is_over_the_bound(u, gpus, demand_w, jitter_w, seed):
+    job = TwinJob(u, seed=seed, demand_w=demand_w, gpus=gpus, jitter_w=jitter_w)
+    worst = []
+    cap = MAX_W
+    curves = JobCurves(probe_step_w=50.0)
+    for _ in range(150):  # 12.5 h at one report a cycle
+        job.worst_loss = 0.0
+        curves, d, cap = drive(job, 1, curves=curves, cap=cap)
+        worst.append(job.worst_loss)
+    assert max(worst) <= BOUND + 0.001  # the benchmark's grading: every step, 0.1 pt slack
+    assert d.learned and cap < demand_w * 0.92  # and it saves: at least 8 % of the job's own draw
+    # the steepest sweep's job ends where that sweep loses the bound on its own draw, read a few
+    # jitters high (a step when its hungriest GPU draws more must hold the bound too)
+    if u == 1.0:
+        assert bert_ratio_at_loss(BOUND) * demand_w * 0.99 <= cap
+        assert cap <= bert_ratio_at_loss(BOUND - 0.005) * (demand_w + 4.0 * jitter_w)
+
+
+def test_precise_progress_steps_below_the_published_bound_in_bounded_steps():
+    # the gentlest sweep's job with a precise counter (reports every 10 s, ±1 %): its own samples
+    # prove room below the first probe (where the steepest published sweep would stop), so it
+    # steps down, a bounded step at a time, and never over its bound on the truth
+    job = TwinJob(0.0, seed=7, demand_w=680.0, gpus=8, jitter_w=5.0, noise=0.01, report_s=REPORT_S)
+    trace = []
+    curves, d, cap = drive(job, 240, trace=trace)
+    caps = [c for c, _ in trace]
+    first = next(float(lbl.split()[1]) for _, lbl in trace if lbl.startswith("probing: ") and " W " in lbl)
+    assert first <= bert_ratio_at_loss(BOUND - 0.005) * (680.0 + 4 * 5.0)  # the published bound, own draw
+    assert min(caps) <= first - 20.0 and d.learned and cap <= first - 20.0
+    assert job.worst_loss <= BOUND + 0.001
+    below = sorted({c for c in caps if c < first}, reverse=True)
+    assert np.all(-np.diff([first] + below) <= 50.0 + 1e-9)  # each step down at most probe_step_w

@@ -3,7 +3,7 @@ workload and jobs' raw progress counters (no work_rate anywhere), caps applied t
 BackendActuator to fake GPUs; each job's true throughput curve is set by the test.
 
 - a job that reports progress is probed and settles on its own measured curve, within its bound
-  on the truth, never below the pessimistic floor;
+  on the truth, on its own draw (deeper than a job without progress may go);
 - a job without progress gets its class's static policy only, labelled so;
 - an unknown class is never capped; inference (bound 0) never;
 - the control group stays at default; the measured saving (M&V) reaches the store.
@@ -105,14 +105,16 @@ def test_the_daemon_never_reads_a_work_rate(run):
 
 def test_reporting_jobs_learn_their_own_cap_within_the_bound(run):
     site, _ = run
-    floor = np.ceil(pessimistic_min_fraction("training", 0.05) * 700.0)
+    # a job without progress may go no deeper than this fraction of the max limit; a job that
+    # reports progress is read on its own draw (665 W here) and goes deeper, within its bound
+    static_floor = np.ceil(pessimistic_min_fraction("training", 0.05) * 700.0)
     learned = 0
     for h, (job, cls, reports) in site.jobs.items():
         if cls != "training" or not reports or in_control_group(job, 0.15, 3):
             continue
         caps = np.array(site.gpus[h].limits)
         assert np.all(caps == caps[0])  # one cap per job
-        assert floor <= caps[0] < 700.0 and 1.0 - truth(caps[0] / 700.0) <= 0.05
+        assert 0.5 * 700.0 <= caps[0] < static_floor and 1.0 - truth(caps[0] / 700.0) <= 0.05
         assert site.daemon.last_jobs.jobs[job] == "learned"
         learned += 1
     assert learned >= 5
