@@ -26,66 +26,82 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"listen port (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--host", default=None, help="listen address (default [exporter] host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None,
+                        help=f"listen port (default [exporter] port, {DEFAULT_PORT}; 0 = any free port)")
     parser.add_argument("--max-age", type=float, default=None, metavar="S",
-                        help="leave out series with no reading for S seconds (default 300)")
-    parser.add_argument("--render-every", type=float, default=DEFAULT_RENDER_EVERY_S, metavar="S",
+                        help="leave out series with no reading for S seconds (default [exporter] max_age_s, 300)")
+    parser.add_argument("--render-every", type=float, default=None, metavar="S",
                         help="render /metrics ahead every S seconds while scraped, a scrape answered with the "
-                             f"last rendering (default {DEFAULT_RENDER_EVERY_S:g}; 0 = read the store at each scrape)")
+                             "last rendering (default [exporter] render_every_s, "
+                             f"{DEFAULT_RENDER_EVERY_S:g}; 0 = read the store at each scrape)")
 
 
-def run(args: argparse.Namespace) -> int:
+def make_exporter(settings, open_store_fn):
+    """The exporter of *settings* ([exporter]): returns (server, stop), the server bound but not
+    yet serving (``run()`` here, ``start()`` on a thread). The store is opened by *open_store_fn*
+    once it exists (until then store_up is 0). Raises OSError when the port cannot be had."""
     from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
     from dashboards.lazystore import LazyStore
-    from dcim.config import check_host
-    from dcim.exposition import DEFAULT_MAX_AGE_S, StoreCollector, metrics_app
+    from dcim.exposition import StoreCollector, metrics_app
     from dcim.exposition_ahead import RenderAhead
-    from dcim.store import open_store
     from dcim.web import Limits, WsgiServer
 
-    cfg = config_from(args)
-    if not 0 <= args.port <= 65535:
-        print(f"error: --port {args.port}: must be 0-65535", file=sys.stderr)
-        return 2
-    max_age_s = DEFAULT_MAX_AGE_S if args.max_age is None else args.max_age
-    if args.render_every < 0:
-        print("error: --render-every must be >= 0 (0 = at each scrape)", file=sys.stderr)
-        return 2
-    if max_age_s <= 0:
-        print("error: --max-age must be > 0", file=sys.stderr)
-        return 2
-    try:
-        host = check_host(args.host)
-    except ValueError as exc:
-        print(f"error: --host: {exc}", file=sys.stderr)
-        return 2
-    store = LazyStore(lambda: open_store(cfg, readonly=True))
+    store = LazyStore(open_store_fn)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
-    collector = StoreCollector(store, max_age_s=max_age_s)
-    ahead = RenderAhead(collector.render, every_s=args.render_every) if args.render_every else None
-    app = metrics_app(collector, registry, ahead)
+    collector = StoreCollector(store, max_age_s=settings.max_age_s)
+    every_s = settings.render_every_s
+    ahead = RenderAhead(collector.render, every_s=every_s, idle_after_s=max(300.0, every_s)) if every_s else None
     try:
-        server = WsgiServer(app, host, args.port, name="dcim-exporter",
+        server = WsgiServer(metrics_app(collector, registry, ahead), settings.host, settings.port,
+                            name="dcim-exporter",
                             limits=Limits(connection_limit=200, threads=2, max_body_bytes=64 * 1024))
-    except OSError as exc:
-        print(f"error: cannot listen on {host}:{args.port} (--host/--port): {exc.strerror or exc}", file=sys.stderr)
-        return 1
+    except OSError:
+        store.close()
+        raise
     if ahead is not None:
         ahead.start()
-    print(f"serving the store's latest values on {server.url}/metrics (series older than {max_age_s:g} s "
+
+    def stop() -> None:
+        server.stop()
+        if ahead is not None:
+            ahead.stop()
+        store.close()
+
+    return server, stop
+
+
+def run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from dcim.store import open_store
+
+    cfg = config_from(args)
+    given = {k: v for k, v in (("host", args.host), ("port", args.port), ("max_age_s", args.max_age),
+                               ("render_every_s", args.render_every)) if v is not None}
+    try:
+        settings = type(cfg.exporter).model_validate({**cfg.exporter.model_dump(), **given})
+    except ValidationError as exc:
+        flags = {"host": "--host", "port": "--port", "max_age_s": "--max-age", "render_every_s": "--render-every"}
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else ""
+        print(f"error: {flags.get(key, key)}: {err['msg']}", file=sys.stderr)
+        return 2
+    try:
+        server, stop = make_exporter(settings, lambda: open_store(cfg, readonly=True))
+    except OSError as exc:
+        print(f"error: cannot listen on {settings.host}:{settings.port} (--host/--port): {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    print(f"serving the store's latest values on {server.url}/metrics (series older than {settings.max_age_s:g} s "
           "left out); Ctrl-C stops", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
-        if ahead is not None:
-            ahead.stop()
-        store.close()
+        stop()
     return 0

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  alarms     {parts['alarms']}")
         if parts.get("metrics"):
             print(f"  metrics    {parts['metrics']}")
+        print(f"  exporter   {parts['exporter']}")
         print("Ctrl-C stops everything and returns every capped GPU to its default limit.", flush=True)
         stop.wait()
         print("\nstopping…", file=sys.stderr, flush=True)
@@ -94,7 +96,7 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
         names = ensure_snmp_secrets(cfg)
         if names:
             log.info("generated SNMP secrets for the twin in %s", ", ".join(names))
-        twin = _twin_with_history(cfg, args, stop)
+        twin = _twin_with_history(cfg, args, stop, deferred := [])
         if twin is None:
             return None
         speed = cfg.simulator.speed if args.speed is None else args.speed
@@ -145,8 +147,11 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
     cleanup.callback(dash_store.close)
     url, dash_stop = _start_dashboard(cfg, args, dash_store)
     cleanup.callback(dash_stop)
+    exporter = _start_exporter(cfg, cleanup)
+    if twin_mode and deferred:  # the quarter before the recent days, written now that everything serves
+        _fill_quarter_in_background(deferred[0], args, cleanup)
     return {"url": url, "collectors": collectors_desc, "mode": mode, "api": api.url, "metrics": metrics_url,
-            "progress": progress_url, "alarms": alarms}
+            "progress": progress_url, "alarms": alarms, "exporter": exporter}
 
 
 def _serve_twin_slurm(cfg, service, cleanup: ExitStack):
@@ -187,8 +192,45 @@ def _post_twin_progress(cfg, service, progress_url: str, cleanup: ExitStack) -> 
     cleanup.callback(service.stop_progress)
 
 
-def _twin_with_history(cfg, args, stop: threading.Event):
-    """The twin, positioned at now; an empty store first gets [simulator] backfill_days of history."""
+def _start_exporter(cfg, cleanup: ExitStack) -> str:
+    """[exporter]: the store's latest values as Prometheus /metrics, on a store handle of its own."""
+    if not cfg.exporter.enabled:
+        return "off ([exporter] enabled = false)"
+    from dcim.cli.cmd_exporter import make_exporter
+    from dcim.store import open_store
+
+    try:
+        server, stop = make_exporter(cfg.exporter, lambda: open_store(cfg, readonly=True))
+    except OSError as exc:
+        raise OSError(f"[exporter] cannot listen on {cfg.exporter.host}:{cfg.exporter.port}: "
+                      f"{exc.strerror or exc} (set [exporter] port, or enabled = false)") from None
+    server.start()
+    cleanup.callback(stop)
+    return f"{server.url}/metrics (the store's latest values for Prometheus)"
+
+
+def _fill_quarter_in_background(part, args, cleanup: ExitStack) -> None:
+    from simulator import quarter_fill
+
+    proc = quarter_fill.start(part, args.config)
+    log.info("writing the quarter's %.1f earlier days in the background (pid %d)", part.days, proc.pid)
+
+    def stop_fill() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    cleanup.callback(stop_fill)
+
+
+def _twin_with_history(cfg, args, stop: threading.Event, deferred: list):
+    """The twin, positioned at now; an empty store first gets [simulator] backfill_days of history
+    (the quarter to date by default: the days before those are appended to *deferred*, to be
+    written once everything serves)."""
     from dcim.store import open_store
     from simulator.backfill import backfill_quarter
     from simulator.facility import FacilityTwin
@@ -216,7 +258,7 @@ def _twin_with_history(cfg, args, stop: threading.Event):
         try:
             with bar:
                 twin = backfill_quarter(cfg, store, days, progress=progress,  # the quarter to date, the last days finer
-                                        whole_quarter=args.backfill_days is None)
+                                        whole_quarter=args.backfill_days is None, defer_early=deferred.append)
         except KeyboardInterrupt:
             return None
         print(f"backfilled {days:g} days in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)

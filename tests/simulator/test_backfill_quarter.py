@@ -121,7 +121,6 @@ def test_quarter_fill_process(tmp_path):
     its progress and says done; a bad range is one line and exit 2."""
     import os
     import subprocess
-    import sys
     from pathlib import Path
 
     from dcim.store.sqlite import SqliteStore
