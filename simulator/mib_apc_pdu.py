@@ -38,7 +38,14 @@ def _outlets(dev, r):
 
 
 def _probe(dev, r):
-    return [((1,), r)] if r.inlet_temp_c is not None else []
+    """The rack's probes on the PDU's sensor port: 1 at the front (inlet temperature and
+    humidity), 2 at the rear (exhaust temperature), each named as a site names them."""
+    rows = []
+    if r.inlet_temp_c is not None:
+        rows.append(((1,), ("inlet", r.inlet_temp_c, r.inlet_rh_pct)))
+    if r.outlet_temp_c is not None:
+        rows.append(((2,), ("rear", r.outlet_temp_c, None)))
+    return rows
 
 
 def _idx_columns(number_sub: int | None = None) -> tuple[Column, ...]:
@@ -104,9 +111,9 @@ PROFILE = Profile(
         )),
         # rPDU2SensorTempHumidityStatusTable: the rack inlet probe
         Table(f"{RPDU2}.10.2.2.1", _probe, _idx_columns() + (
-            Column(3, STR, lambda d, r, it, i: f"{d.rack} inlet"),
-            Column(8, INT, lambda d, r, it, i: r.inlet_temp_c, scale=10, measure=True),  # tenths °C
-            Column(10, INT, lambda d, r, it, i: r.inlet_rh_pct, scale=1, measure=True),  # %
+            Column(3, STR, lambda d, r, it, i: f"{d.rack} {it[0]}"),
+            Column(8, INT, lambda d, r, it, i: it[1], scale=10, measure=True),  # tenths °C
+            Column(10, INT, lambda d, r, it, i: it[2], scale=1, measure=True),  # %; none at the rear
         )),
         # legacy rPDUIdentDevicePowerWatts (W)
         Scalar("1.3.6.1.4.1.318.1.1.12.1.16", INT, lambda d, r: r.power_w, scale=1, measure=True),

@@ -103,17 +103,20 @@ def _outlets(dev, r):
 # name .4, units .16, decimal digits .17) and measurementsExternalSensorTable (.5.5.3.1: isAvailable
 # .2, state .3, value .4), index pduId.sensorId. Sensor 1 is the rack's inlet temperature (type
 # temperature(10), units degreeC(7), 1 decimal), sensor 2 its humidity (humidity(11), percent(9), 0).
+# Sensor 3 is the temperature at the rack's rear (its exhaust), named "<rack> outlet temperature".
 EXT_TEMPERATURE, EXT_HUMIDITY = 10, 11
-_EXTERNAL = {EXT_TEMPERATURE: (1, 7, 1, "inlet temperature"), EXT_HUMIDITY: (2, 9, 0, "inlet humidity")}
+# sensor id -> (sensorType, units, decimal digits, name after the rack's)
+_EXTERNAL = {1: (EXT_TEMPERATURE, 7, 1, "inlet temperature"), 2: (EXT_HUMIDITY, 9, 0, "inlet humidity"),
+             3: (EXT_TEMPERATURE, 7, 1, "outlet temperature")}
 
 
 def _external_rows(dev, r):
-    values = {EXT_TEMPERATURE: r.inlet_temp_c, EXT_HUMIDITY: r.inlet_rh_pct}
-    return [((1, _EXTERNAL[t][0]), (t, v)) for t, v in values.items() if v is not None]
+    values = {1: r.inlet_temp_c, 2: r.inlet_rh_pct, 3: r.outlet_temp_c}
+    return [((1, s), (s, v)) for s, v in values.items() if v is not None]
 
 
 _EXTERNAL_CONFIG_COLUMNS = (
-    Column(2, INT, lambda d, r, it, i: it[0]),
+    Column(2, INT, lambda d, r, it, i: _EXTERNAL[it[0]][0]),
     Column(4, STR, lambda d, r, it, i: f"{d.rack} {_EXTERNAL[it[0]][3]}"),
     Column(16, INT, lambda d, r, it, i: _EXTERNAL[it[0]][1]),
     Column(17, GAUGE, lambda d, r, it, i: _EXTERNAL[it[0]][2]),

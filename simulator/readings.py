@@ -39,6 +39,7 @@ class PduReading:
     outlets: list[OutletReading] = field(default_factory=list)
     inlet_temp_c: float | None = None  # rack inlet probe attached to the PDU
     inlet_rh_pct: float | None = None
+    outlet_temp_c: float | None = None  # the probe at the rack's rear (its exhaust), named so
 
 
 @dataclass

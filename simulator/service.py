@@ -237,7 +237,8 @@ class SyntheticTwin:
         return PduReading(
             power_w=power_w, apparent_power_va=va, energy_kwh=self._counter(f"pdu:{pdu.name}", power_w, dt_s),
             voltage_v=pdu.voltage_v, current_a=sum(p.current_a for p in phases), breaker_a=pdu.breaker_a,
-            phases=phases, outlets=outlets, inlet_temp_c=snap.rack_inlet_temp_c.get(pdu.rack), inlet_rh_pct=45.0)
+            phases=phases, outlets=outlets, inlet_temp_c=snap.rack_inlet_temp_c.get(pdu.rack), inlet_rh_pct=45.0,
+            outlet_temp_c=snap.rack_outlet_temp_c.get(pdu.rack))
 
     def _cooling(self, unit, heat_kw: float, snap: FacilitySnapshot) -> CoolingReading:
         fan = min(100.0, 30.0 + 70.0 * heat_kw / unit.capacity_kw)

@@ -65,7 +65,8 @@ def _pdu_reading(twin: FacilityTwin, i: int) -> PduReading:
         power_w=float(twin._pdu_power_w[i]), apparent_power_va=float(twin._pdu_power_w[i] / pf),
         energy_kwh=float(twin._pdu_kwh[i]), voltage_v=volt, current_a=float(sum(currents)),
         breaker_a=p.breaker_a, phases=phases, outlets=outlets,
-        inlet_temp_c=float(twin.rack_inlet_c[rk]), inlet_rh_pct=ROOM_RH_PCT)
+        inlet_temp_c=float(twin.rack_inlet_c[rk]), inlet_rh_pct=ROOM_RH_PCT,
+        outlet_temp_c=float(twin.rack_outlet_c[rk]))
 
 
 def cooling_readings(twin: FacilityTwin) -> list[tuple[CoolingUnit, CoolingReading]]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from collectors.snmp import profiles as registry
 from collectors.snmp.engine import SYS_OBJECT_ID, Endpoint, Missing, Oid, SnmpError, SnmpPoller
+from collectors.snmp.profiles.probe_position import probe_position
 from collectors.snmp.profiles.spec import Profile, Reading
 from dcim.metrics import MEASUREMENTS, FieldValue, Point
 
@@ -250,6 +251,8 @@ class SnmpDevice:
                 for tag, other_oid in reading.tag_from.items():
                     if (name := (await column(other_oid)).get(index)) is not None:
                         labels.append((tag, str(name)))
+                if reading.position_from and (name := (await column(reading.position_from)).get(index)) is not None:
+                    labels.append(("position", probe_position(name, reading.tags.get("position", "inlet"))))
                 instances.append(Instance(f"{reading.oid}.{'.'.join(map(str, index))}", reading, index, factor,
                                           tuple(labels)))
         silent = sorted({r.oid for r in profile.readings if r.table and not walked.get(r.oid)})

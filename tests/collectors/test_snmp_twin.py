@@ -124,9 +124,12 @@ def test_every_twin_profile_decodes_to_the_twins_ground_truth(twin):
         got = _fields(results["pdu-apc"], "pdu_outlet", outlet=str(i))
         assert got["power_w"] == pytest.approx(o.power_w, abs=0.51)
     if truth.inlet_temp_c is not None:
-        env = _fields(results["pdu-apc"], "env")
+        env = _fields(results["pdu-apc"], "env", position="inlet")
         assert env["temp_c"] == pytest.approx(truth.inlet_temp_c, abs=0.051)
         assert results["pdu-apc"].points[0].tags["rack"] == "R1"
+    if truth.outlet_temp_c is not None:   # the probe named "R1 rear": an outlet by its name
+        assert _fields(results["pdu-apc"], "env", position="outlet") == {
+            "temp_c": pytest.approx(truth.outlet_temp_c, abs=0.051)}
 
     # Raritan PDU2: current served with 3 decimal digits (read at discovery), energy in Wh.
     truth = snap.pdus["pdu-raritan"]

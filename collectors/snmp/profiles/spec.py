@@ -68,6 +68,9 @@ class Reading:
     # Multiply by an attribute of the device's config (e.g. "capacity_kw"); skipped without it.
     device_factor: str | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)  # constant extra tags (position="inlet")
+    # A column (same index) holding the probe's name, read at discovery: a rear/exhaust/outlet
+    # name makes the row's position "outlet" instead of tags' (probe_position.py).
+    position_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,12 @@ APC_RPDU2 = Profile(
         column(f"{_R}.9.4.3.1.6", "pdu_outlet", "current_a", 0.1, index_tags={"outlet": -1}),
         column(f"{_R}.9.4.3.1.7", "pdu_outlet", "power_w", 1.0, index_tags={"outlet": -1}),
         column(f"{_R}.9.4.3.1.11", "pdu_outlet", "energy_kwh", 0.1, index_tags={"outlet": -1}),
-        # Rack inlet probes plugged into the PDU (rPDU2SensorTempHumidity).
+        # Rack probes plugged into the PDU (rPDU2SensorTempHumidity): inlet unless the probe's
+        # name (rPDU2SensorTempHumidityStatusName, .3) says rear/exhaust/outlet.
         column(f"{_R}.10.2.2.1.8", "env", "temp_c", 0.1, index_tags={"sensor": -1},
-               allow_negative=True, tags={"position": "inlet"}),
+               allow_negative=True, tags={"position": "inlet"}, position_from=f"{_R}.10.2.2.1.3"),
         column(f"{_R}.10.2.2.1.10", "env", "humidity_pct", 1.0, index_tags={"sensor": -1},
-               tags={"position": "inlet"}),
+               tags={"position": "inlet"}, position_from=f"{_R}.10.2.2.1.3"),
     ),
 )
 

@@ -42,7 +42,8 @@ def _external(field_: str, sensor_type: int, units: int, **kw):
     return column(f"{_EXT}.4", "env", field_, kw.pop("scale", 1.0), index_tags={"sensor": -1}, unit_index={0: 1},
                   match_all=((f"{_EXT_CFG}.2", (sensor_type,)), (f"{_EXT_CFG}.16", (units,)),
                              (f"{_EXT}.3", _AVAILABLE)),
-                  digits_oid=f"{_EXT_CFG}.17", tags={"position": "inlet"}, **kw)
+                  digits_oid=f"{_EXT_CFG}.17", tags={"position": "inlet"},
+                  position_from=f"{_EXT_CFG}.4", **kw)   # externalSensorName: "A01 rear" is an outlet probe
 
 
 _EXTERNAL = [
