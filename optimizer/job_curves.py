@@ -74,6 +74,10 @@ DRAW_SAMPLES = 30  # cycles of draw at default remembered
 # A cap is read against the top draw plus this many standard deviations of its cycle-to-cycle
 # jitter: the bound is graded at every step, and a step when a GPU draws more runs slower
 DRAW_Z = 3.0
+# ... never a smaller deviation than this share of the draw (NVML reads to a few W). The sd of a
+# few cycles' top draws is itself uncertain (7 cycles read 2.6 W on a twin job whose GPUs swing
+# 10 W each): the GPUs' spread within each cycle, pooled, bounds it from below.
+DRAW_SD_FLOOR = 0.003
 DRIFT_MIN = 0.03  # a settled rate moving less than this (relative) is noise, never drift
 MIN_SAMPLE_S = 20.0  # two reports closer than this make no rate sample (wait for more)
 MIN_STEP_W = 10.0  # a probe lowers the cap by at least this (less saves too little to measure)
@@ -126,6 +130,7 @@ class JobView:
     max_w: float
     floor_w: float  # the lowest cap a probe may reach (policy floor, hardware min)
     power_max_w: float = float("nan")  # the draw of the job's hungriest GPU now (a synchronous job runs at its pace)
+    power_sd_w: float = float("nan")  # the sd of its GPUs' draws now (across GPUs)
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,8 @@ class JobCurve:
         self.reprobes = 0
         self.probe_w: float | None = None
         self.draws: list[float] = []  # the job's hungriest GPU's draw at each cycle at default
+        self.spreads: list[float] = []  # the variance of its GPUs' draws at each such cycle
+        self.n_gpus = view.n_gpus
         self.pred: dict[float, float] = {}  # level → the loss bound predicted for it before it was tried
         self.rejected: set[float] = set()  # levels the job's own evidence put over its bound
         self._settled_n = 0  # samples at the chosen level when it was chosen (deeper tries are spaced)
@@ -313,10 +320,14 @@ class JobCurve:
         return (lv.power() + self.host_share_w) / max(lv.mean(), 1e-12)
 
     def observe_draw(self, view: JobView) -> None:
-        """At the default limit, note the draw of the job's hungriest GPU (its x = 1)."""
+        """At the default limit, note the draw of the job's hungriest GPU (its x = 1) and the
+        spread of its GPUs' draws."""
         if view.level_w is not None and abs(view.level_w - self.default_w) < LEVEL_TOLERANCE_W:
             top = view.power_max_w if math.isfinite(view.power_max_w) else view.power_w
             self.draws = (self.draws + [float(top)])[-DRAW_SAMPLES:]
+            if view.n_gpus >= 2 and math.isfinite(view.power_sd_w):
+                self.spreads = (self.spreads + [float(view.power_sd_w) ** 2])[-DRAW_SAMPLES:]
+            self.n_gpus = view.n_gpus
 
     def own_draw_w(self, z: float = DRAW_Z) -> float:
         """The job's own draw at its default limit, high side: its hungriest GPU's mean plus *z*
@@ -326,7 +337,16 @@ class JobCurve:
         d = self.draws
         if not d:
             return float("nan")
-        return float(np.mean(d) + z * np.std(d, ddof=1)) if len(d) >= 2 else d[0]
+        mean = float(np.mean(d))
+        sd = DRAW_SD_FLOOR * mean
+        if len(d) >= 2:  # the top draw's own sd over cycles, one standard error high (few cycles)
+            sd = max(sd, float(np.std(d, ddof=1)) * (1.0 + 1.0 / math.sqrt(2.0 * (len(d) - 1))))
+        if self.spreads and self.n_gpus >= 2:
+            # the GPUs' spread, pooled over cycles (many more readings), as the sd of the top of
+            # n: about 1.28 / sqrt(2 ln n) of one GPU's (the Gumbel limit; exact to ~0.1 by n = 4)
+            one = math.sqrt(sum(self.spreads) / len(self.spreads))
+            sd = max(sd, one * min(1.0, 1.28 / math.sqrt(2.0 * math.log(self.n_gpus))))
+        return mean + z * sd
 
     # -- decisions ---------------------------------------------------------------------------------
 
@@ -480,7 +500,7 @@ class JobCurve:
             self._version += 1
             self.levels.clear()
             self.pred.clear()
-            self.draws = []
+            self.draws, self.spreads = [], []
             self.rejected.clear()
             self.phase, self.chosen_w, self.probe_w, self.recent = "baseline", None, None, []
 

@@ -126,11 +126,13 @@ def _per_job(fleet, inp, rows: np.ndarray, starts: np.ndarray) -> dict[str, list
         "lim_mean": np.add.reduceat(lim, starts) / count,
         "power": np.add.reduceat(fleet.power_w[rows], starts) / count,
         "power_max": np.maximum.reduceat(fleet.power_w[rows], starts),
+        "power_sq": np.add.reduceat(fleet.power_w[rows] ** 2, starts) / count,
         "host": np.add.reduceat(inp.host_share_w[rows], starts) / count,
         "default": np.minimum.reduceat(fleet.default_w[rows], starts),
         "max": np.minimum.reduceat(fleet.max_w[rows], starts),
         "min": np.maximum.reduceat(inp.min_w[rows], starts),
     }
+    out["power_sd"] = np.sqrt(np.maximum(out.pop("power_sq") - out["power"] ** 2, 0.0))
     return {key: v.tolist() for key, v in out.items()}  # Python floats: per-job reads stay cheap
 
 
@@ -141,4 +143,4 @@ def _view(agg: dict, k: int, job: str, cls: str, bound: float, settings) -> JobV
     floor_w = max(settings.cap_fraction_floor * max_w, agg["min"][k])
     level = agg["lim_mean"][k] if agg["lim_hi"][k] - agg["lim_lo"][k] < 1.0 else None
     return JobView(job, cls, bound, agg["n"][k], level, agg["power"][k], agg["host"][k], agg["default"][k], max_w,
-                   math.ceil(floor_w), agg["power_max"][k])
+                   math.ceil(floor_w), agg["power_max"][k], agg["power_sd"][k])
