@@ -123,6 +123,7 @@ class OptimizerDaemon:
         self.store = store
         self.actuator = actuator
         self.inventory = inventory or build_inventory(config)
+        self.layout = fleet_mod.FleetLayout(self.inventory, config)  # the inventory's lookups, built once
         self.model = model
         self.clock = clock
         self.mode = mode or self.settings.mode
@@ -201,7 +202,8 @@ class OptimizerDaemon:
             self._audit(report.decisions, now, None)
             return report
         try:
-            fleet = fleet_mod.read_fleet(self.store, self.inventory, now, lookback_s=max(3600.0, 10 * opt.stale_after_s))
+            fleet = fleet_mod.read_fleet(self.store, self.inventory, now, lookback_s=max(3600.0, 10 * opt.stale_after_s),
+                                         layout=self.layout)
             self.last_fleet = fleet
             row, facility_age_s = current_row(self.store, now, tz=self.inventory.timezone, site=self.inventory.site,
                                               max_age_s=max(3600.0, 10 * opt.stale_after_s))
@@ -225,13 +227,13 @@ class OptimizerDaemon:
         pue, conservative, oor = self._price(row)
         report.predicted_pue, report.conservative, report.out_of_range = pue, conservative, oor
         inp, names = fleet_mod.cap_inputs(fleet, self.inventory, self.config, {}, self._demand_memory,
-                                          stale_after_s=opt.stale_after_s)
+                                          stale_after_s=opt.stale_after_s, layout=self.layout)
         jobs = self._job_targets(fleet, inp, row, now)
         inp.target_w, inp.label = jobs.target_w, jobs.label
         rack_w, inlet = self._rack_readings(now)
         bud = fleet_mod.budgets(fleet, self.inventory, self.config, inp.groups, names, rack_power_w=rack_w,
                                 zone_inlet_c=inlet, it_power_w=it_w if math.isfinite(it_w) else None,
-                                site_budget_w=self.site_budget_w(now), pue=pue or 1.3)
+                                site_budget_w=self.site_budget_w(now), pue=pue or 1.3, layout=self.layout)
         policy = CapPolicy(max_step_w=self.dr.step_w(opt.max_step_w, opt.dr_max_step_w),
                            floor_fraction=opt.cap_fraction_floor, conservative=conservative, pue=pue or 1.3, loss_margin=LOSS_MARGIN)
         plan = self.dr.decide(now, inp, bud, policy, job_class=fleet.job_class, dr_bound=opt.dr_loss_bound,
@@ -256,12 +258,11 @@ class OptimizerDaemon:
         *fleet.limit_w* is updated to the limit in force after the revert."""
         out = []
         last = self._last_job
-        seen = {}
-        for i in np.flatnonzero(fresh).tolist():
-            key = (fleet.host[i], int(fleet.gpu_index[i]))
-            job = fleet.job[i]
-            seen[key] = job
-            prev = last.get(key)
+        rows = np.flatnonzero(fresh)
+        keys = list(zip(fleet.host[rows].tolist(), fleet.gpu_index[rows].tolist()))
+        jobs = fleet.job[rows].tolist()
+        prevs = [last.get(key) for key in keys]
+        for i, key, job, prev in zip(rows.tolist(), keys, jobs, prevs):
             if prev is None or prev == job or not job:
                 continue
             lease = self.actuator.desired.get(*key)
@@ -273,33 +274,29 @@ class OptimizerDaemon:
             out.append(self._from_result(res))
             if res.action == "revert" and res.applied_w is not None:
                 fleet.limit_w[i] = float(res.applied_w)
-        last.update(seen)
+        last.update(zip(keys, jobs))
         return out
 
     def _act(self, report, fleet, inp, plan, now, pue) -> None:
         opt = self.settings
         book = self.actuator.desired
         per_gpu_saving = (inp.power_w - plan.predicted_power_w) * (pue or 1.3)
-        to_set, to_default, to_renew = [], [], []
-        for i in range(fleet.n):
-            if not inp.fresh[i]:
-                continue
-            host, idx = fleet.host[i], int(fleet.gpu_index[i])
-            cap, cur, default = float(plan.cap_w[i]), float(fleet.limit_w[i]), float(fleet.default_w[i])
-            changed = abs(cap - cur) >= 1.0
-            if self.mode == "advise":
-                if changed:
-                    report.decisions.append(Decision(host, fleet.uuid[i], idx, "advise", cap, cur, plan.reason_text(i),
-                                                     float(per_gpu_saving[i])))
-            elif cap >= default - 0.5:
-                if self.actuator.leased(host, idx) or changed:
-                    to_default.append(i)
-            elif changed or not self.actuator.leased(host, idx):
-                to_set.append(i)
-            else:
-                to_renew.append(i)
+        cap, cur = plan.cap_w.astype(float), fleet.limit_w.astype(float)
+        changed = inp.fresh & (np.abs(cap - cur) >= 1.0)
+        if self.mode == "advise":
+            for i in np.flatnonzero(changed).tolist():
+                report.decisions.append(Decision(fleet.host[i], fleet.uuid[i], int(fleet.gpu_index[i]), "advise",
+                                                 float(cap[i]), float(cur[i]), plan.reason_text(i),
+                                                 float(per_gpu_saving[i])))
         if self.mode != "enforce":
             return
+        held = {(lease.host, lease.index) for lease in book.leases()}
+        leased = np.array([key in held for key in zip(fleet.host.tolist(), fleet.gpu_index.tolist())], dtype=bool)
+        at_default = inp.fresh & (cap >= fleet.default_w - 0.5)
+        to_default = np.flatnonzero(at_default & (leased | changed)).tolist()
+        capped = inp.fresh & ~at_default
+        to_set = np.flatnonzero(capped & (changed | ~leased)).tolist()
+        to_renew = np.flatnonzero(capped & ~changed & leased).tolist()
         lease_ns = int(opt.lease_s * 1e9)
         # Write-ahead: every cap about to be set is in the lease book (one file write) before
         # any GPU changes, so a crash mid-cycle leaves no cap that nothing will expire.

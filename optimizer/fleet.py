@@ -46,6 +46,7 @@ class FleetState:
     tenant: np.ndarray  # object
     sm_clock_mhz: np.ndarray  # NaN when not reported
     power_capped: np.ndarray | None = None  # bool: held back by its limit (:func:`_power_capped`; None: unknown)
+    slot: np.ndarray | None = None  # int: the row's position in the inventory's GPU slots (None: unknown)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -56,42 +57,88 @@ class FleetState:
         return self.age_s <= stale_after_s
 
 
-def read_fleet(store, inventory: Inventory, now_ns: int, *, lookback_s: float = 3600.0) -> FleetState:
+class FleetLayout:
+    """What the fleet's arrays need from the inventory and config that does not change between
+    cycles, computed once (the daemon keeps one): each GPU slot's position, location and host
+    server, the group ids of every slot, and the static part of every budget.
+
+    Why: rebuilt per cycle, these lookups cost more than the decision itself on 10,000 GPUs."""
+
+    def __init__(self, inventory: Inventory, cfg: Config | None = None):
+        self.inventory = inventory
+        slots = inventory.gpus
+        self.position = {(s.host, str(s.index)): i for i, s in enumerate(slots)}
+        self.host = np.array([s.host for s in slots], dtype=object)
+        self.gpu_index = np.array([s.index for s in slots], dtype=int)
+        self.rack = np.array([s.rack for s in slots], dtype=object)
+        self.room = np.array([s.room for s in slots], dtype=object)
+        self.model = [s.model for s in slots]
+        by_host = inventory.server_by_host
+        servers = [by_host.get(s.host) for s in slots]
+        # each slot's host server: idle and dynamic power, GPU count (0: no server known)
+        self.host_idle_w = np.array([sv.host_idle_w if sv else 0.0 for sv in servers], dtype=float)
+        self.host_dyn_w = np.array([sv.host_max_w - sv.host_idle_w if sv else 0.0 for sv in servers], dtype=float)
+        self.host_gpus = np.array([sv.gpus if sv else 0 for sv in servers], dtype=int)
+        server_pos = {sv.host: i for i, sv in enumerate(inventory.servers)}
+        self.server_of = np.array([server_pos.get(s.host, -1) for s in slots], dtype=int)
+        self._cfg = cfg
+        self._groups: tuple[dict[str, np.ndarray], dict[str, list[str]]] | None = None
+        self._budget_static: dict | None = None
+
+    def groups(self, cfg: Config) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+        """:func:`group_ids` of every slot (index with a fleet's ``slot``)."""
+        if self._groups is None or cfg is not self._cfg:
+            self._cfg = cfg
+            self._budget_static = None
+            self._groups = _group_ids_of(self.rack.tolist(), self.room.tolist(), self.inventory, cfg)
+        return self._groups
+
+    def budget_static(self, cfg: Config, racks: list[str]) -> dict:
+        """:func:`_static_budgets`, computed once per config."""
+        if self._budget_static is None or cfg is not self._cfg or self._budget_static["racks"] != racks:
+            self.groups(cfg)
+            self._budget_static = _static_budgets(self.inventory, cfg, racks)
+        return self._budget_static
+
+
+def read_fleet(store, inventory: Inventory, now_ns: int, *, lookback_s: float = 3600.0,
+               layout: FleetLayout | None = None) -> FleetState:
     """Latest ``gpu`` and ``workload`` readings for every GPU slot of the inventory that has
-    ever reported within *lookback_s*. GPUs with no reading are left out (nothing to act on)."""
+    ever reported within *lookback_s*. GPUs with no reading are left out (nothing to act on).
+    Rows come in inventory order; ``slot`` is each row's position in the inventory."""
+    layout = layout or FleetLayout(inventory)
     since = now_ns - int(lookback_s * 1e9)
     site = inventory.site
     gpus = {(p.tags.get("host"), p.tags.get("gpu")): p for p in store.latest("gpu", where={"site": site}, since_ns=since)}
     work = {p.tags.get("uuid"): p for p in store.latest("workload", where={"site": site}, since_ns=since)}
-    rows = []
-    for slot in inventory.gpus:
-        p = gpus.get((slot.host, str(slot.index)))
-        if p is None:
-            continue
-        f = p.fields
-        limit = f.get("power_limit_w")
-        if limit is None:
-            continue
-        mx = f.get("power_limit_max_w", limit)
-        uuid = p.tags.get("uuid", "")
-        w = work.get(uuid)
-        wf = w.fields if w is not None else {}
-        job = str(wf.get("job", "") or "")
-        util = float(f.get("util_pct", 0.0)) / 100.0
-        busy = bool(job) if w is not None else util > 0.05
-        rows.append((slot.host, uuid, slot.index, slot.rack, slot.room, p.tags.get("model", slot.model),
-                     float(f.get("power_limit_min_w", min(limit, mx))), float(mx),
-                     float(f.get("power_limit_default_w", mx)), float(limit), float(f.get("power_w", 0.0)), util,
-                     (now_ns - p.time_ns) / 1e9, busy, job, str(wf.get("job_class", "") or ""),
-                     str(wf.get("tenant", "") or ""), float(f.get("sm_clock_mhz", np.nan)),
-                     _power_capped(f.get("throttle_reasons"), f.get("power_w"), limit)))
-    cols = list(zip(*rows)) if rows else [[] for _ in range(19)]
-    obj = lambda c: np.array(c, dtype=object)  # noqa: E731
-    num = lambda c: np.array(c, dtype=float)  # noqa: E731
-    return FleetState(now_ns, obj(cols[0]), obj(cols[1]), np.array(cols[2], dtype=int), obj(cols[3]), obj(cols[4]),
-                      obj(cols[5]), num(cols[6]), num(cols[7]), num(cols[8]), num(cols[9]), num(cols[10]),
-                      num(cols[11]), num(cols[12]), np.array(cols[13], dtype=bool), obj(cols[14]), obj(cols[15]),
-                      obj(cols[16]), num(cols[17]), np.array(cols[18], dtype=bool))
+    position = layout.position
+    found = sorted((position[key], p) for key, p in gpus.items()
+                   if key in position and p.fields.get("power_limit_w") is not None)
+    slot = np.array([i for i, _ in found], dtype=int)
+    pts = [p for _, p in found]
+    fields = [p.fields for p in pts]
+    uuid = [p.tags.get("uuid", "") for p in pts]
+    limit = np.array([f["power_limit_w"] for f in fields], dtype=float)
+    mx = np.array([f.get("power_limit_max_w", lim) for f, lim in zip(fields, limit.tolist())], dtype=float)
+    mn = np.array([f.get("power_limit_min_w", min(lim, m)) for f, lim, m in zip(fields, limit.tolist(), mx.tolist())],
+                  dtype=float)
+    default = np.array([f.get("power_limit_default_w", m) for f, m in zip(fields, mx.tolist())], dtype=float)
+    power = [f.get("power_w") for f in fields]
+    util = np.array([f.get("util_pct", 0.0) for f in fields], dtype=float) / 100.0
+    wfields = [w.fields if w is not None else None for w in map(work.get, uuid)]
+    job = [str(wf.get("job", "") or "") if wf is not None else "" for wf in wfields]
+    busy = np.array([bool(j) if wf is not None else u > 0.05 for j, wf, u in zip(job, wfields, util.tolist())],
+                    dtype=bool)
+    text = lambda key: np.array([str(wf.get(key, "") or "") if wf is not None else "" for wf in wfields],  # noqa: E731
+                                dtype=object)
+    model = layout.model
+    return FleetState(
+        now_ns, layout.host[slot], np.array(uuid, dtype=object), layout.gpu_index[slot], layout.rack[slot],
+        layout.room[slot], np.array([p.tags.get("model", model[i]) for i, p in found], dtype=object), mn, mx, default,
+        limit, np.array([0.0 if w is None else w for w in power], dtype=float), util,
+        (now_ns - np.array([p.time_ns for p in pts], dtype=np.int64)) / 1e9, busy, np.array(job, dtype=object),
+        text("job_class"), text("tenant"), np.array([f.get("sm_clock_mhz", np.nan) for f in fields], dtype=float),
+        _power_capped_all([f.get("throttle_reasons") for f in fields], power, limit), slot=slot)
 
 
 THROTTLE_SW_POWER_CAP = 0x4  # NVML clocks-event reason: software power cap
@@ -113,18 +160,32 @@ def _power_capped(throttle, power_w, limit_w) -> bool:
     return throttle is None or bool(int(throttle) & THROTTLE_SW_POWER_CAP)
 
 
-def host_share_w(fleet: FleetState, inventory: Inventory) -> np.ndarray:
+def _power_capped_all(throttle: list, power_w: list, limit_w: np.ndarray) -> np.ndarray:
+    """:func:`_power_capped` of every GPU at once (None: not reported)."""
+    power = np.array([-np.inf if p is None else p for p in power_w], dtype=float)
+    near = ~(power < LIMITED_SHARE * limit_w)  # no draw reported: -inf, not near
+    bits = np.array([-1 if t is None else int(t) for t in throttle], dtype=np.int64)
+    return near & ((bits < 0) | ((bits & THROTTLE_SW_POWER_CAP) != 0))
+
+
+def host_share_w(fleet: FleetState, inventory: Inventory, layout: FleetLayout | None = None) -> np.ndarray:
     """Non-GPU node power per GPU while it works (W): the host's idle power spread over its
     GPUs plus its dynamic part at the GPU's utilisation (the twin's and the reference's node
     model: P_node = P_host(util) + Σ P_gpu)."""
-    out = np.zeros(fleet.n)
-    by_host = inventory.server_by_host
-    for i, h in enumerate(fleet.host.tolist()):
-        s = by_host.get(h)
-        if s is None or s.gpus == 0:
-            continue
-        out[i] = (s.host_idle_w + (s.host_max_w - s.host_idle_w) * fleet.util[i]) / s.gpus
-    return out
+    if layout is None or fleet.slot is None:
+        layout, slot = FleetLayout(inventory), _slots_of(fleet, inventory)
+    else:
+        slot = fleet.slot
+    gpus = layout.host_gpus[slot]
+    share = (layout.host_idle_w[slot] + layout.host_dyn_w[slot] * fleet.util) / np.maximum(gpus, 1)
+    return np.where(gpus > 0, share, 0.0)
+
+
+def _slots_of(fleet: FleetState, inventory: Inventory) -> np.ndarray:
+    """Each row's inventory position from its host and index (-1 for a GPU the inventory lacks)."""
+    position = {(s.host, s.index): i for i, s in enumerate(inventory.gpus)}
+    return np.array([position.get((h, int(i)), -1) for h, i in zip(fleet.host.tolist(), fleet.gpu_index.tolist())],
+                    dtype=int)
 
 
 DEMAND_DECAY = 0.995  # remembered demand forgets 0.5 % per cycle (was 2 %: under the job's mean in two cycles)
@@ -143,47 +204,49 @@ def estimate_saturation(fleet: FleetState, curves: dict, memory: dict[tuple[str,
     "Limited" never rests on NVML's throttle bit alone (:func:`_power_capped`: a draw near the
     limit too), and a GPU near its limit whose SM clock is still at the top clock seen for its
     model is not being slowed by it (power-capping lowers clocks first)."""
-    n = fleet.n
-    s = np.zeros(n)
+    s = np.zeros(fleet.n)
     top = _top_clocks(fleet, memory)
-    for i in range(n):
-        if not fleet.busy[i]:
-            continue
-        key = (fleet.uuid[i], fleet.job[i])
-        mx = fleet.max_w[i]
-        limited = (bool(fleet.power_capped[i]) if fleet.power_capped is not None
-                   else fleet.power_w[i] >= LIMITED_SHARE * fleet.limit_w[i])
-        clock = fleet.sm_clock_mhz[i]
-        if limited and clock == clock and clock >= TOP_CLOCK_SHARE * top.get(fleet.model[i], np.inf):
-            limited = False
-        if not limited:
-            observed = fleet.power_w[i] / mx
+    busy_idx = np.flatnonzero(fleet.busy)
+    mx = fleet.max_w
+    limited = (fleet.power_capped.astype(bool) if fleet.power_capped is not None
+               else fleet.power_w >= LIMITED_SHARE * fleet.limit_w)
+    if top:
+        top_of = np.array([top.get(m, np.inf) for m in fleet.model.tolist()], dtype=float)
+        clock = fleet.sm_clock_mhz
+        limited = limited & ~((clock == clock) & (clock >= TOP_CLOCK_SHARE * top_of))
+    observed = (fleet.power_w / mx)[busy_idx].tolist()
+    at_limit = (fleet.limit_w / mx)[busy_idx].tolist()
+    keys = list(zip(fleet.uuid[busy_idx].tolist(), fleet.job[busy_idx].tolist()))
+    est = []
+    for key, lim, obs, floor in zip(keys, limited[busy_idx].tolist(), observed, at_limit):
+        seen = memory.get(key)
+        if not lim:
             # a demand seen under a higher cap is still valid; keep the larger (noise-safe),
             # forgetting slowly enough (DEMAND_DECAY per cycle) that the memory stays near the top
             # of the job's jitter, yet follows a falling demand (inference's daily rhythm moves
             # its draw < 1 % per 5-minute cycle)
-            memory[key] = max(observed, memory.get(key, 0.0) * DEMAND_DECAY) if key in memory else observed
-            s[i] = memory[key]
-        elif key in memory:
+            seen = obs if seen is None else max(obs, seen * DEMAND_DECAY)
+            memory[key] = seen
+            est.append(seen)
+        elif seen is not None:
             # seen uncapped before: the cap now bites, but the job's demand is what we saw
-            s[i] = max(fleet.limit_w[i] / mx, memory[key])
+            est.append(max(floor, seen))
         else:
             # held by a cap since it started (e.g. a job landed on a GPU still capped for the
             # last one): its demand is unknown, so assume it wants the full limit — the
             # pessimistic choice, since loss grows as cap/demand falls
-            s[i] = 1.0
+            est.append(1.0)
     # forget finished jobs (bounded memory over months of cycles)
-    current = {(fleet.uuid[i], fleet.job[i]) for i in np.flatnonzero(fleet.busy).tolist()}
+    current = set(keys)
     for key in [k for k in memory if k not in current and k[0] != CLOCK_KEY]:
         del memory[key]
-    jobs = fleet.job
-    busy_idx = np.flatnonzero(fleet.busy)
     if busy_idx.size:
+        jobs = fleet.job[busy_idx].tolist()
         by_job: dict[str, float] = {}
-        for i in busy_idx.tolist():
-            by_job[jobs[i]] = max(by_job.get(jobs[i], 0.0), s[i])
-        for i in busy_idx.tolist():
-            s[i] = by_job[jobs[i]]
+        for job, v in zip(jobs, est):
+            if v > by_job.get(job, 0.0):
+                by_job[job] = v
+        s[busy_idx] = [by_job.get(job, 0.0) for job in jobs]
     return np.clip(s, 0.05, 1.0)
 
 
@@ -197,31 +260,45 @@ def _top_clocks(fleet: FleetState, memory: dict) -> dict[str, float]:
     (CLOCK_KEY, model). Clocks of GPUs at their limit never count: a fleet capped alike would
     otherwise make its throttled clock the top."""
     ok = np.isfinite(fleet.sm_clock_mhz) & fleet.busy & (fleet.power_w < LIMITED_SHARE * fleet.limit_w)
-    for model in set(fleet.model[ok].tolist()):
-        seen = float(fleet.sm_clock_mhz[ok & (fleet.model == model)].max())
+    models = fleet.model[ok]
+    for model in set(models.tolist()):
+        seen = float(fleet.sm_clock_mhz[ok][models == model].max())
         memory[(CLOCK_KEY, model)] = max(memory.get((CLOCK_KEY, model), 0.0), seen)
     return {k[1]: v for k, v in memory.items() if k[0] == CLOCK_KEY}
 
 
 def cap_inputs(fleet: FleetState, inventory: Inventory, cfg: Config, curves: dict[tuple[str, str], Curve],
-               memory: dict, *, stale_after_s: float) -> tuple[CapInputs, dict[str, list[str]]]:
+               memory: dict, *, stale_after_s: float, layout: FleetLayout | None = None,
+               ) -> tuple[CapInputs, dict[str, list[str]]]:
     """Arrays for :func:`power_caps.decide_caps` and the group names per kind."""
     opt = cfg.optimizer
     bounds = opt.throughput_loss_bound
     unknown_bound = min(bounds.values()) if bounds else 0.0  # unknown class: most protected
-    loss_bound = np.array([bounds.get(c, unknown_bound) if c else unknown_bound for c in fleet.job_class.tolist()])
-    beta = np.array([curve_for(curves, m, c).beta for m, c in zip(fleet.model.tolist(), fleet.job_class.tolist())])
+    classes = fleet.job_class.tolist()
+    loss_bound = np.array([bounds.get(c, unknown_bound) if c else unknown_bound for c in classes])
+    beta_of = {mc: curve_for(curves, *mc).beta for mc in set(zip(fleet.model.tolist(), classes))}
+    beta = np.array([beta_of[mc] for mc in zip(fleet.model.tolist(), classes)])
     sat = estimate_saturation(fleet, curves, memory)
-    groups, names = group_ids(fleet, inventory, cfg)
+    groups, names = group_ids(fleet, inventory, cfg, layout)
     inp = CapInputs(min_w=fleet.min_w, max_w=fleet.max_w, default_w=fleet.default_w, current_w=fleet.limit_w,
                     power_w=fleet.power_w, busy=fleet.busy, fresh=fleet.fresh(stale_after_s), saturation=sat,
-                    beta=beta, loss_bound=loss_bound, host_share_w=host_share_w(fleet, inventory), groups=groups)
+                    beta=beta, loss_bound=loss_bound, host_share_w=host_share_w(fleet, inventory, layout),
+                    groups=groups)
     return inp, names
 
 
-def group_ids(fleet: FleetState, inventory: Inventory, cfg: Config) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+def group_ids(fleet: FleetState, inventory: Inventory, cfg: Config, layout: FleetLayout | None = None,
+              ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
     """Integer group ids per GPU for racks (rack budget ∧ PDU capacity), cooling zones
     (in-row/CRAH units), rooms (the chiller) and the site."""
+    if layout is None or fleet.slot is None:
+        return _group_ids_of(fleet.rack.tolist(), fleet.room.tolist(), inventory, cfg)
+    by_slot, names = layout.groups(cfg)
+    return {kind: ids[fleet.slot] for kind, ids in by_slot.items()}, names
+
+
+def _group_ids_of(rack_of: list, room_of: list, inventory: Inventory, cfg: Config,
+                  ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
     racks = [r.rack for r in inventory.racks]
     rack_id = {r: i for i, r in enumerate(racks)}
     zones = [u.name for u in cfg.cooling if u.kind != "chiller" and u.racks]
@@ -232,18 +309,47 @@ def group_ids(fleet: FleetState, inventory: Inventory, cfg: Config) -> tuple[dic
     rooms = [r.name for r in cfg.rooms]
     room_id = {r: i for i, r in enumerate(rooms)}
     groups = {
-        "rack": np.array([rack_id.get(r, -1) for r in fleet.rack.tolist()], dtype=int),
-        "zone": np.array([zone_of_rack.get(r, -1) for r in fleet.rack.tolist()], dtype=int),
-        "room": np.array([room_id.get(r, -1) for r in fleet.room.tolist()], dtype=int),
-        "site": np.zeros(fleet.n, dtype=int),
+        "rack": np.array([rack_id.get(r, -1) for r in rack_of], dtype=int),
+        "zone": np.array([zone_of_rack.get(r, -1) for r in rack_of], dtype=int),
+        "room": np.array([room_id.get(r, -1) for r in room_of], dtype=int),
+        "site": np.zeros(len(rack_of), dtype=int),
     }
     return groups, {"rack": racks, "zone": zones, "room": rooms, "site": [inventory.site]}
+
+
+def _static_budgets(inventory: Inventory, cfg: Config, racks: list[str]) -> dict:
+    """The parts of :func:`budgets` the config alone fixes: each rack's budget (its own and its
+    feeds'), each cooling zone's racks and capacity, each room's racks and chiller capacity."""
+    derate = cfg.optimizer.breaker_derate
+    redundancy = feed_redundancy(cfg)
+    rack_budget = np.zeros(len(racks))
+    for i, rname in enumerate(racks):
+        info = inventory.rack_by_name[rname]
+        feeds = [(p.breaker_a, p.voltage_v, p.phases) for p in inventory.pdus_by_rack.get(rname, [])]
+        rack_budget[i] = min(info.power_budget_kw * 1000.0,
+                             rack_power_capacity_w(feeds, derate, redundant=redundancy.get(rname, "2N") == "2N"))
+    rack_pos = {r: i for i, r in enumerate(racks)}  # the first position of each name, as list.index
+    for i in range(len(racks) - 1, -1, -1):
+        rack_pos[racks[i]] = i
+    units = [u for u in cfg.cooling if u.kind != "chiller" and u.racks]
+    zone_racks = [[rack_pos[r] for r in u.racks if r in rack_pos] for u in units]
+    zone_budget = np.array([COOLING_MARGIN * u.capacity_kw * 1000.0 for u in units], dtype=float)
+    rooms = [r.name for r in cfg.rooms]
+    room_budget = np.full(len(rooms), np.inf)
+    room_racks = []
+    for ri, room in enumerate(rooms):
+        chillers = [u for u in cfg.cooling if u.kind == "chiller" and u.room == room]
+        if chillers:
+            room_budget[ri] = COOLING_MARGIN * sum(u.capacity_kw for u in chillers) * 1000.0
+        room_racks.append([rack_pos[r.rack] for r in inventory.racks if r.room == room])
+    return {"racks": racks, "rack_budget": rack_budget, "units": units, "zone_racks": zone_racks,
+            "zone_budget": zone_budget, "room_budget": room_budget, "room_racks": room_racks}
 
 
 def budgets(fleet: FleetState, inventory: Inventory, cfg: Config, groups: dict[str, np.ndarray],
             names: dict[str, list[str]], *, rack_power_w: dict[str, float] | None = None,
             zone_inlet_c: dict[str, float] | None = None, it_power_w: float | None = None,
-            site_budget_w: float | None = None, pue: float = 1.3) -> Budgets:
+            site_budget_w: float | None = None, pue: float = 1.3, layout: FleetLayout | None = None) -> Budgets:
     """Budgets (W) per group and the non-GPU base power of each group.
 
     - rack: min(rack power budget, derated PDU feed capacity); the capacity is the weakest single
@@ -256,52 +362,32 @@ def budgets(fleet: FleetState, inventory: Inventory, cfg: Config, groups: dict[s
     - room: 90 % of the capacity of the chiller(s) of the room;
     - site: the facility budget (config, or an active demand-response window) ÷ PUE, as IT W.
     """
-    derate = cfg.optimizer.breaker_derate
     racks = names["rack"]
+    static = layout.budget_static(cfg, racks) if layout is not None else _static_budgets(inventory, cfg, racks)
     gpu_draw_rack = np.bincount(groups["rack"][groups["rack"] >= 0], weights=fleet.power_w[groups["rack"] >= 0],
                                 minlength=len(racks))
-    host_model = {r: 0.0 for r in racks}
-    util_by_host: dict[str, list[float]] = {}
-    for h, u in zip(fleet.host.tolist(), fleet.util.tolist()):
-        util_by_host.setdefault(h, []).append(u)
-    for s in inventory.servers:
-        u = float(np.mean(util_by_host.get(s.host, [0.0])))
-        host_model[s.rack] = host_model.get(s.rack, 0.0) + s.host_idle_w + (s.host_max_w - s.host_idle_w) * u
-    rack_budget = np.zeros(len(racks))
+    host_model = _host_model_w(fleet, inventory, racks, layout)
+    rack_budget = static["rack_budget"].copy()
     rack_base = np.zeros(len(racks))
-    redundancy = feed_redundancy(cfg)
+    measured_of = rack_power_w or {}
     for i, rname in enumerate(racks):
-        info = inventory.rack_by_name[rname]
-        feeds = [(p.breaker_a, p.voltage_v, p.phases) for p in inventory.pdus_by_rack.get(rname, [])]
-        rack_budget[i] = min(info.power_budget_kw * 1000.0,
-                             rack_power_capacity_w(feeds, derate, redundant=redundancy.get(rname, "2N") == "2N"))
-        measured = (rack_power_w or {}).get(rname)
+        measured = measured_of.get(rname)
         rack_base[i] = max(measured - gpu_draw_rack[i], 0.0) if measured is not None else host_model.get(rname, 0.0)
     out = Budgets(names=names)
     out.budget_w["rack"] = rack_budget
     out.base_w["rack"] = rack_base
 
-    units = [u for u in cfg.cooling if u.kind != "chiller" and u.racks]
-    zb = np.zeros(len(units))
-    zbase = np.zeros(len(units))
-    for zi, u in enumerate(units):
-        idx = [racks.index(r) for r in u.racks if r in racks]
-        zbase[zi] = rack_base[idx].sum() if idx else 0.0
-        zb[zi] = COOLING_MARGIN * u.capacity_kw * 1000.0
+    zb = static["zone_budget"].copy()
+    zbase = np.array([rack_base[idx].sum() if idx else 0.0 for idx in static["zone_racks"]], dtype=float)
+    for zi, u in enumerate(static["units"]):
         inlet = (zone_inlet_c or {}).get(u.name)
         if inlet is not None and inlet > INLET_MAX_C:
             zone_gpu = fleet.power_w[groups["zone"] == zi].sum()
             zb[zi] = min(zb[zi], HOT_ZONE_SHED * (zbase[zi] + zone_gpu))
     out.budget_w["zone"], out.base_w["zone"] = zb, zbase
 
-    rooms = names["room"]
-    rb = np.full(len(rooms), np.inf)
-    rbase = np.zeros(len(rooms))
-    for ri, room in enumerate(rooms):
-        chillers = [u for u in cfg.cooling if u.kind == "chiller" and u.room == room]
-        if chillers:
-            rb[ri] = COOLING_MARGIN * sum(u.capacity_kw for u in chillers) * 1000.0
-        rbase[ri] = sum(rack_base[racks.index(r.rack)] for r in inventory.racks if r.room == room)
+    rb = static["room_budget"].copy()
+    rbase = np.array([sum(rack_base[i] for i in idx) for idx in static["room_racks"]], dtype=float)
     out.budget_w["room"], out.base_w["room"] = rb, rbase
 
     if site_budget_w is not None:
@@ -311,6 +397,28 @@ def budgets(fleet: FleetState, inventory: Inventory, cfg: Config, groups: dict[s
         out.budget_w["site"] = np.array([site_budget_w / max(pue, 1.0)])
         out.base_w["site"] = np.array([base])
     return out
+
+
+def _host_model_w(fleet: FleetState, inventory: Inventory, racks: list[str], layout: FleetLayout | None,
+                  ) -> dict[str, float]:
+    """Per rack, its hosts' modelled power: idle + dynamic share at the mean utilisation of the
+    host's GPUs in the fleet (0 for a host with none)."""
+    servers = inventory.servers
+    if layout is not None and fleet.slot is not None:
+        server = layout.server_of[fleet.slot]
+        ok = server >= 0
+        total = np.bincount(server[ok], weights=fleet.util[ok], minlength=len(servers))
+        count = np.bincount(server[ok], minlength=len(servers))
+        util = [t / c if c else 0.0 for t, c in zip(total.tolist(), count.tolist())]
+    else:
+        util_by_host: dict[str, list[float]] = {}
+        for h, u in zip(fleet.host.tolist(), fleet.util.tolist()):
+            util_by_host.setdefault(h, []).append(u)
+        util = [float(np.mean(util_by_host.get(s.host, [0.0]))) for s in servers]
+    host_model = {r: 0.0 for r in racks}
+    for s, u in zip(servers, util):
+        host_model[s.rack] = host_model.get(s.rack, 0.0) + s.host_idle_w + (s.host_max_w - s.host_idle_w) * u
+    return host_model
 
 
 def feed_redundancy(cfg: Config) -> dict[str, str]:

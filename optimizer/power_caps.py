@@ -155,17 +155,53 @@ def decide_caps(inp: CapInputs, budgets: Budgets | None = None, policy: CapPolic
     return _plan(inp, budgets, policy, grid, final, reason, budget_group, throughput_fn)
 
 
-@dataclass
 class _Grid:
-    """The candidate caps of every GPU (n × K, ascending) and what each would give."""
+    """The candidate caps of every GPU (n × K, ascending) and what each would give. Throughput
+    and draw over the whole grid are computed on first use: a cycle whose busy GPUs all carry a
+    justified target and whose budgets all fit needs neither (only the chosen caps' draw)."""
 
-    max_w: np.ndarray  # hardware max, float
-    hw_lo: np.ndarray  # hardware min, float
-    lo: np.ndarray  # the lowest cap efficiency may choose (policy floor, conservative mode)
-    caps: np.ndarray  # n × K
-    r: np.ndarray  # relative throughput at each candidate
-    loss: np.ndarray  # 1 − r
-    draw: np.ndarray  # predicted GPU draw at each candidate, W
+    def __init__(self, inp: CapInputs, throughput_fn, max_w: np.ndarray, hw_lo: np.ndarray, lo: np.ndarray,
+                 caps: np.ndarray):
+        self.max_w = max_w  # hardware max, float
+        self.hw_lo = hw_lo  # hardware min, float
+        self.lo = lo  # the lowest cap efficiency may choose (policy floor, conservative mode)
+        self.caps = caps  # n × K
+        self._inp, self._fn = inp, throughput_fn
+        self._r: np.ndarray | None = None
+        self._loss: np.ndarray | None = None
+        self._draw: np.ndarray | None = None
+
+    @property
+    def r(self) -> np.ndarray:
+        """Relative throughput at each candidate."""
+        if self._r is None:
+            inp = self._inp
+            if self._fn is None:
+                frac = self.caps / self.max_w[:, None]
+                self._r = relative_throughput(frac, inp.saturation[:, None], inp.beta[:, None])
+            else:
+                self._r = np.asarray(self._fn(self.caps), dtype=float)
+        return self._r
+
+    @property
+    def loss(self) -> np.ndarray:
+        """1 − r."""
+        if self._loss is None:
+            self._loss = 1.0 - self.r
+        return self._loss
+
+    @property
+    def draw(self) -> np.ndarray:
+        """Predicted GPU draw at each candidate, W."""
+        if self._draw is None:
+            self._draw = predicted_draw_w(self._inp, self.caps)
+        return self._draw
+
+    def draw_at(self, k: np.ndarray) -> np.ndarray:
+        """The predicted draw at candidate *k* of each GPU (``draw[rows, k]``, without the grid)."""
+        if self._draw is not None:
+            return self._draw[np.arange(k.size), k]
+        return predicted_draw_w(self._inp, self.caps[np.arange(k.size), k])
 
 
 def _candidate_grid(inp: CapInputs, policy: CapPolicy, throughput_fn) -> _Grid:
@@ -179,12 +215,7 @@ def _candidate_grid(inp: CapInputs, policy: CapPolicy, throughput_fn) -> _Grid:
     # The grid spans the whole hardware range: efficiency may only use caps ≥ lo (policy floor,
     # conservative mode), budgets — safety — may go down to the hardware minimum.
     caps = _grid(np.minimum(hw_lo, lo), max_w)  # n × K, ascending
-    frac = caps / max_w[:, None]
-    if throughput_fn is None:
-        r = relative_throughput(frac, inp.saturation[:, None], inp.beta[:, None])
-    else:
-        r = np.asarray(throughput_fn(caps), dtype=float)
-    return _Grid(max_w, hw_lo, lo, caps, r, 1.0 - r, predicted_draw_w(inp, caps))
+    return _Grid(inp, throughput_fn, max_w, hw_lo, lo, caps)
 
 
 def _efficient_choice(inp: CapInputs, policy: CapPolicy, grid: _Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -192,19 +223,23 @@ def _efficient_choice(inp: CapInputs, policy: CapPolicy, grid: _Grid) -> tuple[n
     target per GPU (NaN where none; None without targets)."""
     n = inp.max_w.size
     caps, lo, max_w = grid.caps, grid.lo, grid.max_w
-    # 1. efficiency: energy per work, only where the loss bound holds; ties → the higher cap.
-    eff_bound = np.maximum(inp.loss_bound - policy.loss_margin, 0.0)
-    ok = (grid.loss <= eff_bound[:, None] + 1e-9) & (caps >= lo[:, None] - 1e-9)
-    ok[:, -1] = True  # the max cap is always admissible
-    energy_per_work = (grid.draw + inp.host_share_w[:, None]) / np.maximum(grid.r, 1e-6)
-    energy_per_work = np.where(ok, energy_per_work, np.inf)
-    rev = energy_per_work[:, ::-1]
-    k_eff = (N_CANDIDATES - 1) - np.argmin(rev + 1e-9 * np.arange(N_CANDIDATES)[None, :], axis=1)
+    has_target = np.isfinite(inp.target_w) if inp.target_w is not None else np.zeros(n, dtype=bool)
+    # 1. efficiency, for busy GPUs without a justified target: energy per work, only where the
+    # loss bound holds; ties → the higher cap.
+    k_eff = np.full(n, N_CANDIDATES - 1)
+    rows = np.flatnonzero(inp.busy & ~has_target)
+    if rows.size:
+        eff_bound = np.maximum(inp.loss_bound[rows] - policy.loss_margin, 0.0)
+        ok = (grid.loss[rows] <= eff_bound[:, None] + 1e-9) & (caps[rows] >= lo[rows][:, None] - 1e-9)
+        ok[:, -1] = True  # the max cap is always admissible
+        energy_per_work = (grid.draw[rows] + inp.host_share_w[rows][:, None]) / np.maximum(grid.r[rows], 1e-6)
+        energy_per_work = np.where(ok, energy_per_work, np.inf)
+        rev = energy_per_work[:, ::-1]
+        k_eff[rows] = (N_CANDIDATES - 1) - np.argmin(rev + 1e-9 * np.arange(N_CANDIDATES)[None, :], axis=1)
     want = None
     if inp.target_w is not None:
         # a justified target: the lowest candidate at or above it (budgets lower from there)
         clipped = np.clip(np.maximum(inp.target_w, lo), None, max_w)
-        has_target = np.isfinite(inp.target_w)
         k_eff = np.where(has_target, _k_at_or_above(caps, np.where(has_target, clipped, max_w)), k_eff)
         want = np.where(has_target, clipped, np.nan)
     # 2. idle GPUs → toward default (the highest candidate at or below default).
@@ -227,8 +262,7 @@ def _apply_budgets(inp: CapInputs, budgets: Budgets, policy: CapPolicy, grid: _G
     for kind, ids in inp.groups.items():
         if kind not in budgets.budget_w:
             continue
-        k, lam, hit = _fit_budgets(k, lam, kind, ids, budgets, inp, grid.caps, grid.draw, grid.loss, weight, policy,
-                                   fresh=inp.fresh)
+        k, lam, hit = _fit_budgets(k, lam, kind, ids, budgets, inp, grid, weight, policy, fresh=inp.fresh)
         if hit is not None:
             rows = np.flatnonzero(hit & (budget_group == ""))
             budget_group[rows] = hit_names(kind, ids[rows], budgets)
@@ -313,15 +347,14 @@ def _group_power(ids: np.ndarray, draw_w: np.ndarray, n_groups: int) -> np.ndarr
     return np.bincount(ids[valid], weights=draw_w[valid], minlength=n_groups)[:n_groups]
 
 
-def _fit_budgets(k, lam, kind, ids, budgets, inp, caps, draw, loss, weight, policy, fresh):
+def _fit_budgets(k, lam, kind, ids, budgets, inp, grid: _Grid, weight, policy, fresh):
     """Bisection on one shadow price per over-budget group of *kind*; vectorised over groups
     and restricted to the GPUs of violating groups, so an unconstrained fleet costs O(n)."""
     n = k.size
     allowed = budgets.budget_w[kind] * (1.0 - policy.budget_margin)
     n_groups = allowed.size
     base = budgets.base_w.get(kind, np.zeros(n_groups))
-    rows = np.arange(n)
-    cur_draw = draw[rows, k]
+    cur_draw = grid.draw_at(k)
     # Stale GPUs cannot be changed: their power counts at the current cap's draw.
     power = base + _group_power(ids, cur_draw, n_groups)
     over = np.flatnonzero(power > allowed)
@@ -335,7 +368,7 @@ def _fit_budgets(k, lam, kind, ids, budgets, inp, caps, draw, loss, weight, poli
     k_max = k[sel]
     kk = np.arange(N_CANDIDATES)[None, :]
     admissible = kk <= k_max[:, None]  # only lower than what earlier steps chose
-    d, l_, w, lam0 = draw[sel], loss[sel], weight[sel], lam[sel]
+    d, l_, w, lam0 = grid.draw[sel], grid.loss[sel], weight[sel], lam[sel]
     fixed = power - _group_power(gid, cur_draw[sel], n_groups)  # group power outside the selection
 
     # Constant parts of the cost hoisted out of the bisection loop (per kW of draw).
