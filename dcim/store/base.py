@@ -19,6 +19,8 @@ from dcim.store.gpu_summary import GpuSummary, summarize_gpus
 Aggregate = Literal["mean", "max", "min", "last", "first", "sum", "count"]
 AGGREGATES: tuple[str, ...] = ("mean", "max", "min", "last", "first", "sum", "count")
 Where = dict[str, str | Sequence[str]]
+# How bucket_stats makes one figure of a group's series (see Store.bucket_stats).
+Combine = Literal["sum", "mean", "each"]
 DAY_S = 86400
 
 
@@ -62,8 +64,8 @@ class CounterDays:
 
     times_ns: list[int]
     firsts: list[float]
-    lasts: list[float]
-    maxes: list[float]
+    lasts: list[float | None]  # None: a default counter_days read no last for a day with a first
+    maxes: list[float | None]
 
 
 class Store(ABC):
@@ -97,7 +99,7 @@ class Store(ABC):
 
     def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
                      group_by: Sequence[str] = (), where: Where | None = None,
-                     combine: Literal["sum", "mean", "each"] = "sum") -> dict[tuple, BucketStats]:
+                     combine: Combine = "sum") -> dict[tuple, BucketStats]:
         """Per group (keyed by its *group_by* tag values): each series' mean of *field* per bucket
         of *every_s*, summarised over the buckets (``BucketStats``), values in the field's unit.
         How a group's series make one figure: ``sum`` and ``mean`` combine them bucket by bucket
@@ -133,15 +135,16 @@ class Store(ABC):
         in each UTC day of [start_ns, end_ns) that holds one (days: buckets of 86,400 s aligned
         to the epoch, partial at the range's ends, stamped with their start). This default
         reads them with three ``query`` calls; a store may read them at once."""
-        def read(agg: str) -> dict[tuple, dict[int, float]]:
-            return {tuple(s.tags.get(t, "") for t in group_by): dict(zip(s.times_ns, s.values[field]))
+        def read(agg: Aggregate) -> dict[tuple, dict[int, float]]:
+            return {tuple(s.tags.get(t, "") for t in group_by):
+                    {t: v for t, v in zip(s.times_ns, s.values[field]) if v is not None}
                     for s in self.query(measurement, [field], start_ns, end_ns, every_s=DAY_S, agg=agg,
                                         group_by=group_by, where=where)}
 
         firsts, lasts, maxes = read("first"), read("last"), read("max")
         out = {}
         for key, first_at in firsts.items():
-            days = sorted(t for t, v in first_at.items() if v is not None)
+            days = sorted(first_at)
             last_at, max_at = lasts.get(key, {}), maxes.get(key, {})
             out[key] = CounterDays(days, [first_at[t] for t in days], [last_at.get(t) for t in days],
                                    [max_at.get(t) for t in days])
@@ -221,7 +224,8 @@ def add_bucket_stats(parts: Sequence[BucketStats]) -> BucketStats:
     earliest of equal ones)."""
     peak, peak_ns = None, None
     for p in parts:
-        if p.peak is not None and (peak is None or p.peak > peak or (p.peak == peak and p.peak_ns < peak_ns)):
+        if p.peak is not None and (peak is None or p.peak > peak or (
+                p.peak == peak and p.peak_ns is not None and peak_ns is not None and p.peak_ns < peak_ns)):
             peak, peak_ns = p.peak, p.peak_ns
     return BucketStats(sum(p.buckets for p in parts), sum(p.total for p in parts), peak, peak_ns)
 

@@ -10,7 +10,7 @@ counter's own (kWh, J).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,8 +73,8 @@ def chain(spans: Iterable[CounterSpan]) -> tuple[float, int]:
     return total, resets
 
 
-def counter_delta(firsts: list[float | None], lasts: list[float | None],
-                  maxes: list[float | None]) -> tuple[float, int]:
+def counter_delta(firsts: Sequence[float | None], lasts: Sequence[float | None],
+                  maxes: Sequence[float | None]) -> tuple[float, int]:
     """(increase, resets) of a counter summarised per bucket as (first, last, max), buckets in
     time order; buckets with None are gaps, across which the increase still counts."""
     return chain(bucket_span(f, last, m) for f, last, m in zip(firsts, lasts, maxes)

@@ -45,11 +45,11 @@ def summarize_gpus(points: Iterable[Point], throttle_mask: int) -> GpuSummary:
         s.count += 1
         if p.time_ns > newest:
             newest = p.time_ns
-        pw = f.get("power_w")
+        pw = _number(f.get("power_w"))
         if pw is not None:
             s.power_w += pw
-        lim, dflt = f.get("power_limit_w"), f.get("power_limit_default_w")
-        if is_capped(lim, dflt):
+        lim, dflt = _number(f.get("power_limit_w")), _number(f.get("power_limit_default_w"))
+        if lim is not None and dflt is not None and is_capped(lim, dflt):
             s.capped += 1
             s.capped_limit_w += lim
             s.capped_default_w += dflt
@@ -58,3 +58,8 @@ def summarize_gpus(points: Iterable[Point], throttle_mask: int) -> GpuSummary:
             s.flagged.append(p)
     s.newest_ns = newest or None
     return s
+
+
+def _number(value: float | int | bool | str | None) -> float | None:
+    """A power field's value (the metric contract makes them numbers; a string counts as none)."""
+    return None if value is None or isinstance(value, str) else value

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from dcim.metrics import MEASUREMENTS, Point, PointError
 
@@ -183,7 +184,8 @@ def check(point: Point) -> None:
         # Fast path, all in C: known keys, and numbers whose sum is finite (an inf or NaN
         # anywhere makes it inf or NaN; a string or an odd type raises TypeError).
         try:
-            total = sum(fields.values())
+            # A str among the values raises TypeError here: the slow path below decides.
+            total = sum(cast("Iterable[float]", fields.values()))
         except (TypeError, OverflowError):
             pass
         else:
@@ -195,7 +197,7 @@ def check(point: Point) -> None:
             if len(_FIELD_KEY_CACHE) < 10_000:
                 _FIELD_KEY_CACHE[key] = escaped
         kind = type(value)
-        if kind is float or (kind is not bool and isinstance(value, float)):
+        if isinstance(value, float):  # float and its subclasses (bool is an int)
             if value - value != 0.0:
                 raise PointError(f"{point.measurement}.{key}: {value!r} cannot be stored")
         elif kind is not str and not isinstance(value, int):  # int, bool and their subclasses pass

@@ -93,7 +93,7 @@ def month_starts(zone: str, lo_ns: int, hi_ns: int) -> list[int]:
     tz = ZoneInfo(zone)
     local = datetime.fromtimestamp(lo_ns // NS_PER_S, tz)
     year, month = local.year, local.month
-    out = []
+    out: list[int] = []
     while True:
         t = _midnight_ns(year, month, tz)
         if t > hi_ns:
@@ -235,14 +235,17 @@ class MonthChain:
                 st["hmaxts"][g] = np.where(better, p.hmaxts, st["hmaxts"][g])
             elif f in self.counters:
                 st = self.counters[f]
+                first, last, top = p.first, p.last, p.max
+                if first is None or last is None or top is None:
+                    raise ValueError(f"month figures: counter {f}'s part lacks its first, last or max")
                 # The part as one bucket, then the junction from the month so far (counters.chain).
-                inc, dropped = counters.bucket_increases(p.first, p.last, p.max)
-                step, reset = counters.junctions(st["last"][g], p.first)
+                inc, dropped = counters.bucket_increases(first, last, top)
+                step, reset = counters.junctions(st["last"][g], first)
                 new = ~st["has"][g]
                 st["inc"][g] = np.where(new, inc, (st["inc"][g] + step) + inc)
                 st["rst"][g] = np.where(new, dropped, st["rst"][g] + reset + dropped)
-                st["first"][g] = np.where(new, p.first, st["first"][g])
-                st["last"][g] = p.last
+                st["first"][g] = np.where(new, first, st["first"][g])
+                st["last"][g] = last
                 st["has"][g] = True
 
     def add_day(self, day: MonthDay) -> list[tuple[tuple, dict]] | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from dcim.store.base import BucketStats
 
@@ -36,7 +37,8 @@ class DayBound:
     hours: int | None
 
 
-HourReader = Callable[[list[tuple[Hashable, int]]], dict[tuple[Hashable, int], list[tuple[int, float]]]]
+G = TypeVar("G", bound=Hashable)  # a group's key
+HourReader = Callable[[list[tuple[G, int]]], dict[tuple[G, int], list[tuple[int, float]]]]
 
 
 def day_bound(peaks: Iterable[float], totals: Iterable[float], hours: Iterable[int], hours_per_day: int) -> DayBound:
@@ -47,10 +49,10 @@ def day_bound(peaks: Iterable[float], totals: Iterable[float], hours: Iterable[i
     return DayBound(sum(max(p, 0.0) for p in peaks), sum(totals), known)
 
 
-def stats_from_day_bounds(days: dict[tuple[Hashable, int], DayBound], read_hours: HourReader) -> dict[Hashable, BucketStats]:
+def stats_from_day_bounds(days: dict[tuple[G, int], DayBound], read_hours: HourReader[G]) -> dict[G, BucketStats]:
     """Per group: ``BucketStats`` of its hourly sums over the days in *days* ({(group, day start
     ns): DayBound}). *read_hours* returns, for (group, day) pairs, each hour's (start ns, sum)."""
-    by_group: dict[Hashable, list[tuple[int, DayBound]]] = {}
+    by_group: dict[G, list[tuple[int, DayBound]]] = {}
     for (g, day), b in days.items():
         by_group.setdefault(g, []).append((day, b))
     # The most promising day of each group (the earliest of equal bounds), and every day whose
@@ -58,7 +60,7 @@ def stats_from_day_bounds(days: dict[tuple[Hashable, int], DayBound], read_hours
     first = {(g, max(ds, key=lambda d: (d[1].bound, -d[0]))[0]) for g, ds in by_group.items()}
     unknown = {(g, day) for g, ds in by_group.items() for day, b in ds if b.hours is None}
     hours = read_hours(sorted(first | unknown, key=repr))
-    floor: dict[Hashable, float] = {}
+    floor: dict[G, float] = {}
     for (g, _), hv in hours.items():
         for _, v in hv:
             if g not in floor or v > floor[g]:
@@ -72,9 +74,9 @@ def stats_from_day_bounds(days: dict[tuple[Hashable, int], DayBound], read_hours
         n, total, peak, peak_ns = 0, 0.0, None, None
         for day, b in sorted(ds, key=lambda d: d[0]):
             total += b.total
-            hv = hours.get((g, day))
-            n += b.hours if b.hours is not None else len(hv or ())
-            for t, v in sorted(hv or ()):
+            day_hours = hours.get((g, day))
+            n += b.hours if b.hours is not None else len(day_hours or ())
+            for t, v in sorted(day_hours or ()):
                 if peak is None or v > peak:
                     peak, peak_ns = v, t
         out[g] = BucketStats(n, total, peak, peak_ns)

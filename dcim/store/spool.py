@@ -26,6 +26,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from dcim.metrics import Point
 
@@ -66,11 +67,12 @@ class Spool:
         self.max_bytes = max_bytes
         # Several segments fit under the bound, so dropping the oldest frees a fraction of it.
         self.segment_bytes = segment_bytes or max(4096, min(16 << 20, max_bytes // 8))
-        self._lock_file = os.fdopen(os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
+        lock_file = os.fdopen(os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
+        self._lock_file: TextIO | None = lock_file  # None once closed
         try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lock_file.close()
+            lock_file.close()
             raise SpoolLocked(f"spool {self.directory} is in use by another writer") from None
         self._segments: list[_Segment] = []
         self._head_done = 0  # records of the oldest segment already replayed
@@ -115,31 +117,33 @@ class Spool:
             return 0
         record = encode_batch(points)
         tail = self._segments[-1] if self._segments else None
-        if tail is None or self._tail_fd is None or (tail.size_bytes and tail.size_bytes + len(record) > self.segment_bytes):
-            tail = self._new_segment()
+        fd = self._tail_fd
+        if tail is None or fd is None or (tail.size_bytes and tail.size_bytes + len(record) > self.segment_bytes):
+            tail, fd = self._new_segment()
         offset = tail.size_bytes
         try:
             view = memoryview(record)
             while view:
-                view = view[os.write(self._tail_fd, view):]
-            os.fsync(self._tail_fd)
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
         except OSError:
-            self._cut_tail(tail)
+            self._cut_tail(tail, fd)
             raise
         tail.size_bytes += len(record)
         tail.records.append((offset, len(record), len(points)))
         return self._enforce_bound()
 
-    def _cut_tail(self, tail: _Segment) -> None:
+    def _cut_tail(self, tail: _Segment, fd: int) -> None:
         """After a failed append: cut what reached the file back to the last whole record (so
         the next append's offset is right), and start a fresh segment next time."""
         try:
-            os.ftruncate(self._tail_fd, tail.size_bytes)  # frees space: works on a full disk
+            os.ftruncate(fd, tail.size_bytes)  # frees space: works on a full disk
         except OSError as exc:
             log.error("spool %s: cannot cut a partly written record from %s: %s", self.directory, tail.path.name, exc)
         self._close_tail()
 
-    def _new_segment(self) -> _Segment:
+    def _new_segment(self) -> tuple[_Segment, int]:
+        """A new tail segment and the descriptor it is appended through (also ``_tail_fd``)."""
         self._close_tail()
         seq = self._segments[-1].seq + 1 if self._segments else 1
         seg = _Segment(seq, self.directory / f"{seq:012d}{_SUFFIX}")
@@ -152,7 +156,7 @@ class Spool:
             raise
         self._tail_fd = fd
         self._segments.append(seg)
-        return seg
+        return seg, fd
 
     def _enforce_bound(self) -> int:
         dropped = 0

@@ -38,9 +38,10 @@ import errno
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NoReturn, cast
 
 import tenacity
 
@@ -84,7 +85,7 @@ class StoreWriter:
         self._drain_lock = threading.Lock()  # one drainer at a time keeps the order
         self._wake = threading.Event()
         self._closed = False
-        self._in_flight: tuple[list[Point], object] | None = None  # (batch, finish()) being sent
+        self._in_flight: tuple[list[Point], Callable[[], object]] | None = None  # (batch, finish()) being sent
         self._retry_at = 0.0  # monotonic time of the next replay attempt after a failure
         # The pause after the n-th failure in a row: flush_interval_s doubled per failure, at most
         # max_retry_interval_s. Only the pause is tenacity's: the drainer never blocks on a retry
@@ -229,9 +230,9 @@ class StoreWriter:
                         continue
             if not self._settle_in_flight([batch], chunks[i + 1:]):
                 return
-            if payload is None:
+            if error is not None:  # payload is None
                 self._reject(batch, error)
-            else:
+            elif payload is not None:
                 try:
                     self._in_flight = (batch, begin(payload))
                 except Exception as exc:  # noqa: BLE001 - e.g. unreachable before anything was sent
@@ -245,7 +246,7 @@ class StoreWriter:
         self._count(accepted=-bad, rejected=bad)
         return good
 
-    def _write_now(self, batch: list[Point]):
+    def _write_now(self, batch: list[Point]) -> Callable[[], object]:
         """begin_write() for stores without one: write now, report at finish()."""
         try:
             self.store.write(batch)
@@ -253,7 +254,7 @@ class StoreWriter:
             return _raiser(exc)
         return lambda: None
 
-    def _settle_in_flight(self, rest: list[list[Point]] = (), raw: list[list[Point]] = ()) -> bool:
+    def _settle_in_flight(self, rest: Sequence[list[Point]] = (), raw: Sequence[list[Point]] = ()) -> bool:
         """Account for the batch on the wire. If the store was down, spool it, then *rest*
         (validated batches after it) and *raw* (chunks after those, validated here), and
         return False."""
@@ -262,6 +263,7 @@ class StoreWriter:
         batch, finish = self._in_flight
         self._in_flight = None
         unwritten: list[Point] = []
+        why: StoreUnavailable | None = None
         try:
             finish()
         except StoreUnavailable as exc:
@@ -320,9 +322,9 @@ class StoreWriter:
                     self.batch_size = min(self.batch_size, mid)
                     parts[:0] = [part[:mid], part[mid:]]
                     continue
-                left, down = self._refused(part, refused, replay)
+                left, why = self._refused(part, refused, replay)
                 if left:
-                    return [p for rest in [left, *parts] for p in rest], down
+                    return [p for rest in [left, *parts] for p in rest], why
             except Exception as failed:  # noqa: BLE001
                 self._store_failed(part, failed)
             else:
@@ -403,7 +405,9 @@ class StoreWriter:
 
     def _backoff(self) -> None:
         self._failures += 1
-        self._retry_at = time.monotonic() + self._retry_wait(SimpleNamespace(attempt_number=self._failures))
+        # wait_exponential reads only the attempt number of the state it is handed.
+        state = cast(tenacity.RetryCallState, SimpleNamespace(attempt_number=self._failures))
+        self._retry_at = time.monotonic() + self._retry_wait(state)
 
     def _reject(self, batch: Sequence[Point], exc: StoreError) -> None:
         self._count(rejected=len(batch))
@@ -474,9 +478,9 @@ def _os_reason(exc: OSError) -> str:
     return f"{exc.strerror or exc}{f' [{name}]' if name else ''}"
 
 
-def _raiser(exc: BaseException):
+def _raiser(exc: BaseException) -> Callable[[], NoReturn]:
     """A finish() that reports an error already known."""
-    def finish():
+    def finish() -> NoReturn:
         raise exc
     return finish
 

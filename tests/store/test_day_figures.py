@@ -8,8 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from dcim.store.day_figures import (
-    HOUR_NS, DayPoints, field_day, group_day, group_hours)
+from dcim.store.day_figures import HOUR_NS, DayPoints, field_day, group_day, group_hours
 
 DAY_NS = 1_780_000_000 * 1_000_000_000 // (24 * HOUR_NS) * (24 * HOUR_NS)
 

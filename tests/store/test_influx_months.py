@@ -6,7 +6,6 @@ must come from the month rows; reads the rows cannot serve must not use them.
 
 from __future__ import annotations
 
-
 import pytest
 
 from dcim.metrics import Point
@@ -14,8 +13,7 @@ from dcim.report.periods import month, quarter
 from dcim.store import month_figures
 from dcim.store.influx import InfluxStore
 from dcim.store.influx.layout import read_state, source
-from tests.store.month_data import (DAY, FIRST, HOUR, LAST, NOW, PEAKS, POINTS, S, TAGS, periods, same,
-                                    same_increase, same_stats)
+from tests.store.month_data import DAY, FIRST, HOUR, LAST, NOW, PEAKS, POINTS, TAGS, S, periods, same, same_increase, same_stats
 
 
 @pytest.fixture(params=["Asia/Seoul", "America/New_York"])

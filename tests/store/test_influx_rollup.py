@@ -124,7 +124,8 @@ def test_daily_rows_hold_the_days_figures_with_the_fields_types(stores):
         assert row[f"{f}_hmax"] == peak and row[f"{f}_hmaxts"] == min(h for h, m in means.items() if m == peak)
     assert row["power_w_hmax"] == 900.0 and row["power_w_hmaxts"] == PEAK_HOURS[0]  # the earlier of two equal hours
     # Types as the contract's: int fields stay int (sums too), hourly means are floats.
-    types = {name: kind for name, kind in store.execute(f"SHOW FIELD KEYS FROM {source(store, 'gpu_1d')}")[0]["series"][0]["values"]}
+    keys = store.execute(f"SHOW FIELD KEYS FROM {source(store, 'gpu_1d')}")[0]["series"][0]["values"]
+    types = {name: kind for name, kind in keys}
     for f, kind in (("pstate", "integer"), ("mem_used_bytes", "integer"), ("power_w", "float"), ("util_pct", "float")):
         assert {p: types[f"{f}_{p}"] for p in ("sum", "min", "max", "first", "last")} == dict.fromkeys(
             ("sum", "min", "max", "first", "last"), kind)
@@ -133,7 +134,8 @@ def test_daily_rows_hold_the_days_figures_with_the_fields_types(stores):
             "hsum": "float", "hmax": "float"}
     # Every series carried every field on day 1 except GPU-2 (no data on day 2 only): three rows.
     assert len(store.execute(f"SELECT pstate_n FROM {source(store, 'gpu_1d')} WHERE time = {day} GROUP BY *")[0]["series"]) == 3
-    assert store.execute(f"SELECT * FROM {source(store, 'gpu_1d')} WHERE uuid = 'GPU-2' AND time = {D0 + 2 * DAY}")[0].get("series") is None
+    day2_of_gpu2 = f"SELECT * FROM {source(store, 'gpu_1d')} WHERE uuid = 'GPU-2' AND time = {D0 + 2 * DAY}"
+    assert store.execute(day2_of_gpu2)[0].get("series") is None
 
 
 def hourly_means(field: str) -> dict[str, dict[int, float]]:
@@ -504,7 +506,8 @@ def test_maintain_rolls_closed_days_only_and_again_cheaply(influx_store):
     assert state(influx_store) == {"gpu": (D0, D0 + 3 * DAY)}
     influx_store.maintain(D0 + 5 * DAY + 11 * MIN)
     assert state(influx_store) == {"gpu": (D0, D0 + 5 * DAY)}
-    days = influx_store.execute(f"SELECT count(pstate_n) FROM {source(influx_store, 'gpu_1d')} GROUP BY time(1d) fill(none)")[0]["series"][0]
+    days = influx_store.execute(
+        f"SELECT count(pstate_n) FROM {source(influx_store, 'gpu_1d')} GROUP BY time(1d) fill(none)")[0]["series"][0]
     assert [t for t, _ in days["values"]] == [D0 + d * DAY for d in range(5)]
     seen = statements(influx_store)
     influx_store.maintain(D0 + 5 * DAY + 12 * MIN)  # again: only the re-roll window

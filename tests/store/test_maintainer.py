@@ -27,7 +27,8 @@ def test_rolls_the_closed_days_at_start(influx_store):
         m.stop()
     first, to = read_state(influx_store)["pdu"][:2]
     assert first == day and to >= day + DAY
-    rows = influx_store.execute(f'SELECT "power_w_hmax", "power_w_hn" FROM {source(influx_store, "pdu_1d")}')[0]["series"][0]["values"]
+    rows = influx_store.execute(
+        f'SELECT "power_w_hmax", "power_w_hn" FROM {source(influx_store, "pdu_1d")}')[0]["series"][0]["values"]
     assert rows == [[day, 1023.0, 24]]
 
 

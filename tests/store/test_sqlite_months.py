@@ -13,7 +13,7 @@ from dcim.metrics import Point
 from dcim.report.periods import month, quarter
 from dcim.store.base import Store
 from dcim.store.sqlite import SqliteStore
-from tests.store.month_data import DAY, HOUR, NOW, PEAKS, POINTS, S, TAGS, periods, same_increase, same_stats
+from tests.store.month_data import DAY, HOUR, NOW, PEAKS, POINTS, TAGS, S, periods, same_increase, same_stats
 
 FIELDS_HOURLY = ("power_w", "util_pct")
 FIELDS_COUNTER = ("energy_j", "ecc_corrected")

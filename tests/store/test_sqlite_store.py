@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
 import subprocess
 import sys
 import textwrap
-import sqlite3
 import time
 from pathlib import Path
 
@@ -16,8 +16,18 @@ import pytest
 from dcim.metrics import Point, PointError, validate_point
 from dcim.store.base import Store, StoreError, StoreUnavailable
 from dcim.store.sqlite import SqliteStore
-from tests.store.contract import (HOUR, MINUTE, S, StoreContract, _as_dict, _assert_close, _expected, gpu_tags,
-                                  recent_hour_ns, sample_by_sample_increase)
+from tests.store.contract import (
+    HOUR,
+    MINUTE,
+    S,
+    StoreContract,
+    _as_dict,
+    _assert_close,
+    _expected,
+    gpu_tags,
+    recent_hour_ns,
+    sample_by_sample_increase,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86_400 * S
@@ -830,7 +840,15 @@ def tables_read(store, call) -> set[str]:
         call()
     finally:
         store._conn.set_trace_callback(None)
-    return {t for sql in seen for t in re.findall(r"\b(?:FROM|JOIN) ((?:rollup_(?:minute|hour|day)|day_hour_stats|group_(?:hour|day)|raw)_gpu)\b", sql)}
+    tables = r"\b(?:FROM|JOIN) ((?:rollup_(?:minute|hour|day)|day_hour_stats|group_(?:hour|day)|raw)_gpu)\b"
+    return {t for sql in seen for t in re.findall(tables, sql)}
+
+
+def bucket_stats_read(store, *args, **kwargs) -> tuple[dict, set[str]]:
+    """store.bucket_stats(*args, **kwargs), and the rollup tables its statements name."""
+    got: dict = {}
+    read = tables_read(store, lambda: got.update(store.bucket_stats(*args, **kwargs)))
+    return got, read
 
 
 def test_group_rollups_answer_rooms_and_racks_equal_reference(tmp_path):
@@ -846,9 +864,7 @@ def test_group_rollups_answer_rooms_and_racks_equal_reference(tmp_path):
     for field in ("power_w", "util_pct"):
         for tag in ("rack",):
             for combine in ("sum", "each"):
-                got = {}
-                read = tables_read(store, lambda: got.update(store.bucket_stats(
-                    "gpu", field, start, end, 3600, group_by=[tag], combine=combine)))
+                got, read = bucket_stats_read(store, "gpu", field, start, end, 3600, group_by=[tag], combine=combine)
                 # raw: the check that no rows wait for maintain()
                 assert read == {"group_day_gpu", "group_hour_gpu", "raw_gpu"}, (field, tag, combine, read)
                 assert_stats(got, reference_group_stats(points, field, tag, combine, start, end))
@@ -1034,9 +1050,7 @@ def test_group_rollups_follow_late_points_new_series_and_cut_groups(tmp_path):
 
     def check(expect_groups: bool):
         for combine in ("sum", "each"):
-            got = {}
-            read = tables_read(store, lambda: got.update(store.bucket_stats(
-                "gpu", "power_w", start, end, 3600, group_by=["rack"], combine=combine)))
+            got, read = bucket_stats_read(store, "gpu", "power_w", start, end, 3600, group_by=["rack"], combine=combine)
             assert ("group_day_gpu" in read) == expect_groups, (combine, read)
             want = reference_group_stats(points, "power_w", "rack", combine, start, end)
             assert_stats(got, want)
@@ -1078,9 +1092,7 @@ def test_file_from_before_group_rollups_reads_older_days_by_hour(tmp_path):
     store.write([p for p in points if p.time_ns >= t0 + 3 * DAY])
     store.maintain(now_ns=t0 + 40 * DAY)
     for start, end, groups in ((t0, t0 + 6 * DAY, False), (t0 + 3 * DAY, t0 + 6 * DAY - HOUR, True)):
-        got = {}
-        read = tables_read(store, lambda: got.update(store.bucket_stats(
-            "gpu", "util_pct", start, end, 3600, group_by=["rack"], combine="each")))
+        got, read = bucket_stats_read(store, "gpu", "util_pct", start, end, 3600, group_by=["rack"], combine="each")
         assert ("group_day_gpu" in read) == groups, (start, read)
         assert_stats(got, reference_group_stats(points, "util_pct", "rack", "each", start, end))
     store.close()

@@ -319,10 +319,7 @@ class InfluxClient:
                 kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
                 conn = self._pipe_conn = kind(self._host, self._port, timeout=self.timeout_s)
             if conn.sock is None:
-                conn.connect()
-                # Room for a whole batch in the kernel, so the send is one call (each blocking
-                # call costs a wait for the GIL when other threads are busy).
-                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+                _connect_for_batches(conn)
             conn.request("POST", self._write_path, body=body, headers=headers)
             sent, timed_out = True, False
         except (OSError, http.client.HTTPException) as exc:
@@ -331,7 +328,7 @@ class InfluxClient:
         def finish() -> None:
             ok, no_answer = False, timed_out
             try:
-                if sent:
+                if sent and conn is not None:  # sent: conn was made
                     resp = conn.getresponse()
                     resp.read()
                     ok = 200 <= resp.status < 300
@@ -340,7 +337,7 @@ class InfluxClient:
             except (OSError, http.client.HTTPException) as exc:
                 no_answer = isinstance(exc, TimeoutError)
             finally:
-                if not ok:
+                if not ok and conn is not None:
                     conn.close()  # reconnects on the next request
                 self._pipe_lock.release()
             if no_answer:  # a re-send would wait as long again: the writer spools instead
@@ -477,3 +474,11 @@ class _Retry(Exception):
     def __init__(self, reason: str, wait_s: float | None = None):
         super().__init__(reason)
         self.wait_s = wait_s
+
+
+def _connect_for_batches(conn: http.client.HTTPConnection) -> None:
+    """Connect *conn* with room for a whole batch in the kernel, so the send is one call (each
+    blocking call costs a wait for the GIL when other threads are busy)."""
+    conn.connect()
+    if conn.sock is not None:  # connect() sets it
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)

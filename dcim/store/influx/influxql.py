@@ -4,6 +4,7 @@ numbers cast back to the metric contract's types."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from dcim.metrics import MEASUREMENTS
 from dcim.store.base import AGGREGATES, Where
@@ -75,11 +76,12 @@ _INT = frozenset({int})
 _NONE = type(None)
 
 
-def column_cast(measurement: str, field: str, agg: str):
+def column_cast(measurement: str, field: str, agg: str) -> Callable[[list], list]:
     """A column of JSON values -> the contract's types, as _coerce does value by value, but
     one pass when the column's types already fit (a set of types, built in C)."""
     spec = MEASUREMENTS.get(measurement)
     kind = spec.fields[field].kind if spec is not None and field in spec.fields else None
+    target: type[int] | type[float] | None
     if agg == "count":
         target = int
     elif agg == "mean" or kind is float:

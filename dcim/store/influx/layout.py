@@ -4,7 +4,7 @@ and small helpers the rollup writer and readers share."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import dcim.store.month_figures as month_figures
 from dcim.metrics import Measurement
@@ -149,7 +149,7 @@ def read_state(client: InfluxClient) -> dict[str, Rolled]:
     # fields added later (by_hour_from_ns, mo_*) are absent from older rows.
     q = ";".join(f'SELECT LAST({quote_ident(f)}) AS v FROM {source(client, STATE)} GROUP BY "measurement"'
                  for f in Rolled._fields)
-    found: dict[str, dict[str, int | str]] = {}
+    found: dict[str, dict[str, Any]] = {}  # {measurement: {Rolled field: its int, or str for mo_zone}}
     for f, result in zip(Rolled._fields, client.execute(q)):
         for series in result.get("series", []):
             for row in series.get("values") or []:
@@ -187,6 +187,8 @@ def months_held(rolled: Rolled, start_ns: int) -> bool | None:
     them all; None if they do only where no raw point lies in [start_ns, from_ns) (before the
     first rolled day, which reads raw elsewhere: a backfill may have written there; the first
     run's months hold all the rollups saw from their month's start); False if not."""
+    if rolled.mo_from_ns is None:  # no month rows (rolled_months says False first)
+        return False
     if start_ns >= rolled.from_ns:
         return start_ns >= rolled.mo_from_ns
     return None if rolled.mo_from_ns <= rolled.from_ns else False

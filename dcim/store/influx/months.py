@@ -45,11 +45,13 @@ class _Months:
         # is the month-to-date of the day before. Older days' are not kept (a run that starts
         # further back, a spool replay, rolls from the first day of its month instead).
         self.keep_from = end_ns - (reroll_days + 2) * DAY_NS
-        same_zone = (old is not None and old.mo_zone == zone and old.mo_from_ns is not None
-                     and old.mo_layout == MONTH_LAYOUT)  # rows of another layout: start afresh
+        # Where the month rows of this zone (and layout: rows of another, start afresh) begin.
+        old_months_from = None
+        if old is not None and old.mo_zone == zone and old.mo_layout == MONTH_LAYOUT:
+            old_months_from = old.mo_from_ns
         fresh = old is None  # the first run: no day before start holds data the rollups know of
         resume = None
-        if same_zone and old.mo_from_ns < start_ns:
+        if old is not None and old_months_from is not None and old_months_from < start_ns:
             resume = read_month_rows(client, self.mtd_name, zone, start_ns - DAY_NS, start_ns - DAY_NS + 1,
                                      month_columns(hour_fields, counter_fields), markers=True)
             if not resume:
@@ -65,12 +67,13 @@ class _Months:
         # else the first starting in this run's first day or later, or an earlier one where the
         # days before were rolled for this zone.
         first_whole = month_ns if fresh else month_figures.month_starts(zone, start_ns, start_ns + 32 * DAY_NS)[0]
-        self.from_ns = min(old.mo_from_ns, first_whole) if same_zone else first_whole
+        self.from_ns = min(old_months_from, first_whole) if old_months_from is not None else first_whole
         self.casts = month_field_types(spec, hour_fields, counter_fields)
 
     def points(self, day: month_figures.MonthDay) -> list[Point]:
         closed = self.chain.add_day(day)
-        out = self._rows(self.month_name, closed, self.chain.closed_ns) if closed is not None else []
+        closed_ns = self.chain.closed_ns  # the closed month's start, set with it
+        out = self._rows(self.month_name, closed, closed_ns) if closed is not None and closed_ns is not None else []
         if day.day_ns >= self.keep_from:
             # An empty month so far still gets its point: it tells a resuming run the day was kept.
             out += self._rows(self.mtd_name, self.chain.figures(), day.day_ns) or [

@@ -172,7 +172,7 @@ log = logging.getLogger(__name__)
 
 
 def maintain(client: InfluxClient, now_ns: int | None, reroll_days: int,
-             written: dict[str, int] | None = None) -> dict[str, tuple[int, int]]:
+             written: dict[str, int] | None = None) -> dict[str, Rolled]:
     """Roll every closed day not rolled yet, and the *reroll_days* before the newest rolled
     one, of every measurement with numeric fields; and again every rolled day from the oldest
     point *written* ({measurement: time ns}) by the caller since its last run (a spool replay).
@@ -242,6 +242,7 @@ def _roll_measurement(client: InfluxClient, spec: Measurement, fields: list[str]
             out += months.points(month_day)
         write_rollups(client, out)
     to = max(to, end)  # never shrinks (a now_ns earlier than a previous run's)
+    mo: tuple[str | None, int | None, int | None]
     if months is not None:
         mo = (months.zone, months.from_ns, MONTH_LAYOUT)
     else:
@@ -309,7 +310,9 @@ def _read_day(client: InfluxClient, spec: Measurement, fields: Sequence[str], ta
     kinds = [spec.fields[f].kind for f in fields]
     select = ", ".join([quote_ident(f) for f in fields] + [quote_ident(t) for t in tags])
     index: dict[tuple, int] = {}  # a row's tag values -> series number
-    times, series, columns = [], [], [[] for _ in fields]
+    times: list[np.ndarray] = []  # per answer series: its times
+    series: list[np.ndarray] = []  # and its rows' series numbers
+    columns: list[list[tuple]] = [[] for _ in fields]  # per field, per answer series: its values
     hour, hours, seen_per_hour = 0, 1, 0
     while hour < HOURS_PER_DAY:
         hours = min(hours, HOURS_PER_DAY - hour)

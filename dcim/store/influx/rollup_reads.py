@@ -9,7 +9,7 @@ Times are UTC nanoseconds since the epoch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import dcim.store.month_figures as month_figures
 import dcim.store.partials as partials
@@ -17,6 +17,7 @@ from dcim.metrics import Measurement
 from dcim.store.base import (
     GROUP_ROLLUP_TAGS,
     BucketStats,
+    Combine,
     CounterDays,
     Series,
     Store,
@@ -62,7 +63,7 @@ class _Partials:
 
     def __init__(self, agg: str, group_by: Sequence[str]):
         self.agg, self.group_by = agg, list(group_by)
-        self.by_group: dict[tuple, dict[str, dict[int, object]]] = {}
+        self.by_group: dict[tuple, dict[str, dict[int, Any]]] = {}  # a partial: a value, or [sum, n]
 
     def key(self, tags: dict | None) -> tuple:
         return tuple((tags or {}).get(t, "") for t in self.group_by)
@@ -216,7 +217,7 @@ def month_period_figures(client: InfluxClient, spec: Measurement, start_ns: int,
                            [c for f in cols for c in cols[f]], where)
     for t, key, v in rows:
         per_series.setdefault(key, []).append((t, v))
-    series = []
+    series: list[tuple[str, tuple, list[CounterSpan] | list[BucketStats]]] = []
     for key in sorted(per_series):
         months = [v for _, v in sorted(per_series[key], key=lambda tv: tv[0])]
         tags = dict(key)
@@ -307,7 +308,7 @@ def bucket_stats(client: InfluxClient, spec: Measurement, field: str, start_ns: 
 
 
 def grouped_bucket_stats(client: InfluxClient, spec: Measurement, field: str, start_ns: int, end_ns: int,
-                         group_by: Sequence[str], where: Where | None, combine: str,
+                         group_by: Sequence[str], where: Where | None, combine: Combine,
                          days: tuple[int, int], rolled: Rolled) -> dict[tuple, BucketStats] | None:
     """``Store.bucket_stats`` of hourly buckets for groups of several series, summed (a rack's
     PDUs) or each (a rack's GPU-hours), from the rolled days' group rows (``m_1d_by``): two
@@ -378,8 +379,9 @@ def grouped_bucket_stats(client: InfluxClient, spec: Measurement, field: str, st
         if lo >= hi:
             continue
         edge = (_hourly_group_stats(client, spec, field, lo, hi, by, combine) if hourly else
-                Store.bucket_stats(client, spec.name, field, lo, hi, 3600, group_by=group_by, where=where,
-                                   combine=combine))
+                # The default's reads of the store's own query(): the client is the store.
+                Store.bucket_stats(cast(Store, client), spec.name, field, lo, hi, 3600, group_by=group_by,
+                                   where=where, combine=combine))
         for g, st in edge.items():
             parts.setdefault(g, []).append(st)
     return {g: add_bucket_stats(p) for g, p in sorted(parts.items()) if keep is None or g[0] in keep}

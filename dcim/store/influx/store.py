@@ -14,6 +14,7 @@ from dcim.metrics import Point
 from dcim.store.base import (
     Aggregate,
     BucketStats,
+    Combine,
     CounterDays,
     Series,
     Store,
@@ -103,7 +104,7 @@ class InfluxStore(InfluxClient, Store):
 
     def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
                      group_by: Sequence[str] = (), where: Where | None = None,
-                     combine: str = "sum") -> dict[tuple, BucketStats]:
+                     combine: Combine = "sum") -> dict[tuple, BucketStats]:
         """``Store.bucket_stats`` of hourly buckets from the rollups (``dcim.store.influx.rollup``),
         the first that serves, in an order per kind of read (below) of: single-series groups
         over whole local months from the month rows; power or utilisation per tag, summed or
@@ -115,7 +116,7 @@ class InfluxStore(InfluxClient, Store):
         if int(round(every_s * 1e9)) == layout.HOUR_NS and spec.fields[field].kind in (int, float):
             days = self._rolled_days(measurement, start_ns, end_ns, where)
             if days is not None:
-                rolled = self._rollup_state[measurement]
+                rolled = self._state()[measurement]
                 args = (spec, field, start_ns, end_ns, list(group_by), where, combine, days)
                 grouped = functools.partial(self._rollup_reads.grouped_bucket_stats, *args, rolled)
                 per_series = functools.partial(self._rollup_reads.bucket_stats, *args)
@@ -171,6 +172,10 @@ class InfluxStore(InfluxClient, Store):
                     return found
         return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
 
+    def _state(self) -> dict[str, layout.Rolled]:
+        """The rollup state _rolled_days read last ({} before it ever did)."""
+        return self._rollup_state or {}
+
     def _rolled_days(self, measurement: str, start_ns: int, end_ns: int,
                      where: Where | None) -> tuple[int, int] | None:
         """The whole days [a, b) of [start, end) that the daily rollups hold, or None (none, an
@@ -210,8 +215,8 @@ class InfluxStore(InfluxClient, Store):
         """True where [start, end) is whole months of the store's zone that the month rollups
         hold for every one of *fields* (call after _rolled_days, which reads the state)."""
         hour_fields, counter_fields = month_figures.month_fields(spec)
-        rolled = self._rollup_state.get(spec.name)
-        if not (all(f in hour_fields or f in counter_fields for f in fields)
+        rolled = self._state().get(spec.name)
+        if rolled is None or not (all(f in hour_fields or f in counter_fields for f in fields)
                 and layout.rolled_months(rolled, self.timezone, start_ns, end_ns)):
             return False
         held = layout.months_held(rolled, start_ns)

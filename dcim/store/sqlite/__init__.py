@@ -81,6 +81,8 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from types import TracebackType
+from typing import Literal
 
 import dcim.store.month_figures as month_figures
 from dcim.store.base import Store, StoreError, StoreUnavailable
@@ -93,7 +95,7 @@ from dcim.store.sqlite.query import Queries
 from dcim.store.sqlite.rollup import Rollups
 from dcim.store.sqlite.series import SeriesCache
 from dcim.store.sqlite.stats import BucketStatistics
-from dcim.store.sqlite.write import Writing, _Shape
+from dcim.store.sqlite.write import Writing
 from dcim.store.timegrid import DAY_NS as NS_PER_DAY
 
 __all__ = ["SqliteStore", "BUSY_TIMEOUT_MS"]
@@ -121,22 +123,22 @@ class SqliteStore(Writing, Rollups, MonthRows, Queries, BucketStatistics, Counte
         # 1m rollups never expire before raw: queries rely on them below the raw horizon.
         self.rollup_1m_retention_ns = max(int(rollup_1m_retention_days * NS_PER_DAY), self.raw_retention_ns)
         self.rejected = 0
-        self._uncommitted_series: list[tuple] = []  # series created in the open write transaction
-        self._logged_kinds: set[str] = set()
+        self._uncommitted_series = []  # series created in the open write transaction
+        self._logged_kinds = set()
         self._lock = threading.RLock()
-        self._series_by_key: dict[tuple[str, str], int] = {}  # (measurement, canonical tags) -> id
-        self._series_fast: dict[tuple, int] = {}  # (measurement, tuple(tags.items())) -> id
+        self._series_by_key = {}  # (measurement, canonical tags) -> id
+        self._series_fast = {}  # (measurement, tuple(tags.items())) -> id
         # id(tags dict) -> (that dict, measurement, copy of its items, series id): see _write
-        self._series_by_obj: dict[int, tuple] = {}
+        self._series_by_obj = {}
         self._by_obj_max = 1 << 16
-        self._series_rows: dict[int, tuple[str, dict[str, str]]] = {}  # id -> (measurement, tags)
-        self._sids_of: dict[str, list[int]] = {}  # measurement -> its series ids
+        self._series_rows = {}  # id -> (measurement, tags)
+        self._sids_of = {}  # measurement -> its series ids
         self._series_max_id = 0
-        self._series_max_of: dict[str, int] = {}  # read-only: measurement -> highest id loaded
-        self._shapes: dict[tuple[str, tuple[str, ...]], _Shape] = {}  # (m, field names) -> shape
+        self._series_max_of = {}  # read-only: measurement -> highest id loaded
+        self._shapes = {}  # (measurement, field names) -> shape
         self._next_maintain = time.monotonic() + MAINTAIN_EVERY_S
         self._months_lock = threading.Lock()  # one month upkeep at a time (see _maintain_months)
-        self._month_conn: sqlite3.Connection | None = None
+        self._month_conn = None
         self.busy_timeout_ms = BUSY_TIMEOUT_MS
         self._conn = self._connect()
         self._open_schema()
@@ -189,7 +191,7 @@ class SqliteStore(Writing, Rollups, MonthRows, Queries, BucketStatistics, Counte
         def __init__(self, store: SqliteStore, begin: str):
             self.store, self.begin = store, begin
 
-        def __enter__(self):
+        def __enter__(self) -> sqlite3.Connection:
             if self.store._conn is None:
                 raise StoreError(f"{self.store.path}: store is closed")
             self.store._lock.acquire()
@@ -202,7 +204,8 @@ class SqliteStore(Writing, Rollups, MonthRows, Queries, BucketStatistics, Counte
                 raise _store_error(e) from e
             return self.store._conn
 
-        def __exit__(self, exc_type, exc, tb):
+        def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                     tb: TracebackType | None) -> Literal[False]:
             conn = self.store._conn
             try:
                 if exc_type is None:
@@ -220,7 +223,7 @@ class SqliteStore(Writing, Rollups, MonthRows, Queries, BucketStatistics, Counte
                     self.store._forget_uncommitted_series()
             finally:
                 self.store._lock.release()
-            if exc_type is not None and issubclass(exc_type, sqlite3.Error):
+            if isinstance(exc, sqlite3.Error):
                 raise _store_error(exc) from exc
             return False
 

@@ -6,7 +6,9 @@ import logging
 import operator
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dcim.store.partials as partials
 from dcim.store.base import (
@@ -65,12 +67,21 @@ def _touched_days_sql(m: str) -> str:
             f"WHERE rid > ?1 AND rid <= ?2")
 
 
-_KIND_CAST = {bool: bool, float: float, int: int, str: lambda v: v}
+_KIND_CAST: dict[type, Callable[[Any], Any]] = {bool: bool, float: float, int: int, str: lambda v: v}
 _first = operator.itemgetter(0)
 # Merge two partials (n, v) of the same bucket: the counts add, the values merge as
 # dcim.store.partials does for both stores (a count has no value).
-_MERGE = {agg: (lambda cur, n, v, _agg=agg: (cur[0] + n, partials.merge(_agg, cur[1], v)))
-          for agg in ("mean", "sum", "min", "max")}
+_Merge = Callable[[tuple[int, Any], int, Any], tuple[int, Any]]
+
+
+def _merge_of(agg: str) -> _Merge:
+    def merge(cur: tuple[int, Any], n: int, v: Any) -> tuple[int, Any]:
+        return cur[0] + n, partials.merge(agg, cur[1], v)
+
+    return merge
+
+
+_MERGE: dict[str, _Merge] = {agg: _merge_of(agg) for agg in ("mean", "sum", "min", "max")}
 _MERGE["count"] = lambda cur, n, v: (cur[0] + n, None)
 
 

@@ -11,13 +11,14 @@ from dcim.store.base import (
     check_query,
 )
 from dcim.store.sqlite.common import _bucket_sql, _q, _raw_waits
+from dcim.store.sqlite.state import SqliteState
 from dcim.store.timegrid import DAY_NS as NS_PER_DAY
 from dcim.store.timegrid import floor_ns
 
 log = logging.getLogger(__name__)
 
 
-class CounterReads:
+class CounterReads(SqliteState):
     """counter_increase(): whole days from counter_day rows, edges from rollup_hour's counter index."""
 
     def counter_increase(self, measurement: str, field: str, start_ns: int, end_ns: int, *,
@@ -48,9 +49,9 @@ class CounterReads:
                     hours_only = all(src in ("rollup_day", "rollup_hour") or tail is not None for src, _, _, tail in pieces) and \
                         not _raw_waits(conn, measurement, meta, start_ns, end_ns)
                     if hours_only:
-                        per_sid = self._counter_spans(conn, measurement, field, start_ns, end_ns, a, b, sid_filter)
+                        spans_of = self._counter_spans(conn, measurement, field, start_ns, end_ns, a, b, sid_filter)
                         return {group_of[sid]: counters.chain(spans) for sid, spans in sorted(
-                            per_sid.items(), key=lambda kv: group_of[kv[0]])}
+                            spans_of.items(), key=lambda kv: group_of[kv[0]])}
                     days = a, b, self._counter_days_sql(conn, measurement, field, a, b, sid_filter)
         if days is None:
             return super().counter_increase(measurement, field, start_ns, end_ns, group_by=group_by, where=where)
@@ -61,7 +62,8 @@ class CounterReads:
         def add_edge(lo: int, hi: int) -> None:
             if lo < hi:
                 for g, c in self.counter_days(measurement, field, lo, hi, group_by=group_by, where=where).items():
-                    spans.setdefault(g, []).extend(map(counters.bucket_span, c.firsts, c.lasts, c.maxes))
+                    spans.setdefault(g, []).extend(counters.bucket_span(first, last, top) for first, last, top
+                                                   in zip(c.firsts, c.lasts, c.maxes) if last is not None)
 
         add_edge(start_ns, a)
         for sid, span in per_sid.items():

@@ -16,11 +16,12 @@ from dcim.store.base import (
 )
 from dcim.store.gpu_summary import CAP_MARGIN_W, GpuSummary
 from dcim.store.sqlite.common import _q, _since
+from dcim.store.sqlite.state import SqliteState
 
 log = logging.getLogger(__name__)
 
 
-class LatestReads:
+class LatestReads(SqliteState):
     """latest() and gpu_summary(): each series' newest raw row."""
 
     def latest(self, measurement: str, *, where: Where | None = None,

@@ -18,13 +18,14 @@ from dcim.store.base import (
     check_query,
 )
 from dcim.store.sqlite.common import _raw_waits, _set_meta
+from dcim.store.sqlite.state import SqliteState
 from dcim.store.timegrid import DAY_NS as NS_PER_DAY
 from dcim.store.timegrid import HOUR_NS
 
 log = logging.getLogger(__name__)
 
 
-class MonthRows:
+class MonthRows(SqliteState):
     """Month rows (``month_<m>``): kept by maintain() in the store's zone, read for whole months."""
 
     def _maintain_months(self, m: str, now_ns: int, touched: list[tuple[int, int]]) -> None:
@@ -97,8 +98,8 @@ class MonthRows:
                         mo = month_of[t] = month_figures.month_start(zone, t)
                     if mo < done:
                         redo.setdefault(mo, set()).add(sid)
-            for mo, sids in sorted(redo.items()):
-                rows += self._month_rows(conn, m, hour_fields, counter_fields, mo, sorted(sids), meta)
+            for mo, redo_sids in sorted(redo.items()):
+                rows += self._month_rows(conn, m, hour_fields, counter_fields, mo, sorted(redo_sids), meta)
         if done is None:
             # The oldest hour any series holds: an index seek per series, not a scan.
             oldest = conn.execute(f"SELECT min((SELECT min(ts) FROM rollup_hour_{m} WHERE series_id = s.id)) FROM series AS s "
@@ -123,7 +124,7 @@ class MonthRows:
         whole = [(a, b) for src, a, b, tail in self._plan_pieces(conn, m, month_ns, end, NS_PER_DAY, meta)
                  if src == "rollup_day" and tail is None]
         a, b = whole[0] if len(whole) == 1 else (end, end)
-        rows = []
+        rows: list[tuple] = []
         for f in counter_fields:
             for sid, spans in self._counter_spans(conn, m, f, month_ns, end, a, b, sid_filter).items():
                 increase, resets = counters.chain(spans)

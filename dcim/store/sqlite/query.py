@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from dcim.store.base import (
     Aggregate,
@@ -25,12 +26,13 @@ from dcim.store.sqlite.common import (
     _q,
 )
 from dcim.store.sqlite.query_sql import SqlQuery
+from dcim.store.sqlite.state import SqliteState
 from dcim.store.timegrid import NS_PER_S, ceil_ns, floor_ns
 
 log = logging.getLogger(__name__)
 
 
-class Queries:
+class Queries(SqliteState):
     """query(): the pieces a range reads (rollup levels, raw edges, the unrolled tail) merged in SQL."""
 
     def query(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int, *,
@@ -222,6 +224,7 @@ class Queries:
     def _to_series(self, acc, fields, agg, spec, group_by) -> list[Series]:
         """Final values from the merged partials; buckets without any value are left out."""
         nf = len(fields)
+        finals: list[Callable[[tuple], Any]]
         if agg == "mean":
             finals = [lambda p: p[1] / p[0]] * nf
         elif agg == "count":
@@ -230,7 +233,7 @@ class Queries:
             kinds = [spec.fields[f].kind for f in fields]
             if agg == "sum":  # a sum of flags counts the true ones
                 kinds = [int if k is bool else k for k in kinds]
-            finals = [(lambda p, c=_KIND_CAST[k]: c(p[1])) for k in kinds]
+            finals = [_final_cast(_KIND_CAST[k]) for k in kinds]
         rows_of: dict[tuple, list] = {}
         for (g, b), slot in acc.items():
             if slot.count(None) != nf:
@@ -243,3 +246,11 @@ class Queries:
                 s.values[f] = [None if slot[i] is None else fin(slot[i]) for _, slot in rows]
             out.append(s)
         return out
+
+
+def _final_cast(cast: Callable[[Any], Any]) -> Callable[[tuple], Any]:
+    """A partial's final value (its second item) cast back to the contract's kind."""
+    def final(p: tuple) -> Any:
+        return cast(p[1])
+
+    return final

@@ -18,6 +18,7 @@ from dcim.store.sqlite.common import (
     _load_groups,
     _q,
 )
+from dcim.store.sqlite.state import Piece
 from dcim.store.timegrid import floor_ns
 
 
@@ -25,7 +26,7 @@ class SqlQuery:
     """One query() over its *pieces* ((source, s, e, min_rid): see Queries._plan_pieces)."""
 
     def __init__(self, conn: sqlite3.Connection, m: str, fields: list[str], agg: str, spec: Measurement,
-                 group_by: tuple, group_of: dict, pieces: list, every_ns: int | None, start_ns: int,
+                 group_by: tuple, group_of: dict, pieces: list[Piece], every_ns: int | None, start_ns: int,
                  sid_filter: str):
         self.conn, self.m, self.fields, self.agg, self.spec = conn, m, fields, agg, spec
         self.group_by, self.group_of, self.pieces = group_by, group_of, pieces
@@ -48,8 +49,9 @@ class SqlQuery:
             return []
         if not self.single:
             _load_groups(self.conn, self.group_of, self.groups)
+        mean_cols: list[int]
         if self.agg in ("first", "last"):
-            rows, mean_cols = self._first_last_rows(), ()
+            rows, mean_cols = self._first_last_rows(), []
         else:
             rows, mean_cols = self._aggregate_rows()
         if not self.single:
@@ -70,10 +72,10 @@ class SqlQuery:
 
     def _grouped(self, make) -> list:
         """Rows of make(pieces, bucket literal or None, GROUP BY terms), in (sid, bucket) order."""
-        if not self.per_bucket:
+        every = self.every_ns
+        if not self.per_bucket or every is None:  # per_bucket implies every_ns
             return self.conn.execute(make(self.pieces, None, "1, 2")).fetchall()
         source, s, e, _ = self.pieces[0]
-        every = self.every_ns
         out: list = []
         for lo in range(floor_ns(s, every), e, every):
             a, z = max(s, lo), min(e, lo + every)
@@ -125,7 +127,7 @@ class SqlQuery:
             return self.conn.execute(sql).fetchall()
         pick = "min" if agg == "first" else "max"
 
-        def make(pcs, b, by) -> str:
+        def make(pcs: list[Piece], b: str | None, by: str) -> str:
             parts = [self._picked(f, None, *piece, b) for piece in pcs]
             if agg == "last":  # a tie (a row re-written after its raw row expired): the
                 parts.reverse()  # unrolled tail reads first and wins, as in the Python merge

@@ -24,13 +24,14 @@ from dcim.store.sqlite.common import (
     _set_meta,
     _touched_days_sql,
 )
+from dcim.store.sqlite.state import SqliteState
 from dcim.store.timegrid import DAY_NS as NS_PER_DAY
 from dcim.store.timegrid import HOUR_NS
 
 log = logging.getLogger(__name__)
 
 
-class Rollups:
+class Rollups(SqliteState):
     """maintain(): raw rows merged into the minute, hour and day rollups and their summaries;"""
 
     def maintain(self, now_ns: int | None = None) -> None:
@@ -79,8 +80,8 @@ class Rollups:
                 top = conn.execute(f"SELECT max(rid) FROM {raw}").fetchone()[0] or 0
                 if top < rolled:
                     _set_meta(conn, f"rolled:{m.name}", top)
-        for m in MEASUREMENTS:
-            self._maintain_months(m, now_ns, touched_of.get(m, []))
+        for name in MEASUREMENTS:
+            self._maintain_months(name, now_ns, touched_of.get(name, []))
 
     @staticmethod
     @functools.lru_cache(maxsize=256)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 
+from dcim.store.base import StoreError
+from dcim.store.sqlite.state import SqliteState
+
 log = logging.getLogger(__name__)
 
 
-class SeriesCache:
+class SeriesCache(SqliteState):
     """The series table cached in memory: ids by tags, tags by id, refreshed incrementally."""
 
     def _refresh_series(self) -> None:
@@ -68,6 +71,8 @@ class SeriesCache:
             sid = self._series_by_key.get(key)
         if sid is None:
             sid = self._conn.execute("INSERT INTO series (measurement, tags) VALUES (?, ?)", key).lastrowid
+            if sid is None:  # sqlite3 sets it after every INSERT of a row
+                raise StoreError(f"{self.path}: no id for the new series {key}")
             self._remember_series(sid, *key)
             self._uncommitted_series.append(key)
         return sid
@@ -79,7 +84,8 @@ class SeriesCache:
             return
         for key in dropped:
             sid = self._series_by_key.pop(key, None)
-            self._series_rows.pop(sid, None)
+            if sid is not None:
+                self._series_rows.pop(sid, None)
         self._sids_of = {}
         for sid, (m, _) in self._series_rows.items():
             self._sids_of.setdefault(m, []).append(sid)

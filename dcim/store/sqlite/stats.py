@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Sequence
 
 from dcim.metrics import MEASUREMENTS
 from dcim.store.base import (
     BucketStats,
+    Combine,
     Where,
     add_bucket_stats,
     check_bucket_stats,
@@ -25,18 +27,19 @@ from dcim.store.sqlite.common import (
     _q,
     _raw_waits,
 )
+from dcim.store.sqlite.state import G, SqliteState
 from dcim.store.timegrid import DAY_NS as NS_PER_DAY
 from dcim.store.timegrid import HOUR_NS, NS_PER_S, ceil_ns, floor_ns
 
 log = logging.getLogger(__name__)
 
 
-class BucketStatistics:
+class BucketStatistics(SqliteState):
     """bucket_stats(): hourly statistics per series or group from rollups and summaries."""
 
     def bucket_stats(self, measurement: str, field: str, start_ns: int, end_ns: int, every_s: float, *,
                      group_by: Sequence[str] = (), where: Where | None = None,
-                     combine: str = "sum") -> dict[tuple, BucketStats]:
+                     combine: Combine = "sum") -> dict[tuple, BucketStats]:
         """``Store.bucket_stats`` in SQL over the same pieces as query(): per series and bucket the
         mean (Σ sum ÷ Σ n of its pieces), then per group and bucket their sum or mean, per group
         the count, total and peak. Only a row per group (per series for ``each``) comes back.
@@ -62,9 +65,9 @@ class BucketStatistics:
                 return found
             per_series = combine == "each" or len(groups) == len(group_of)
             if per_series and every_ns == HOUR_NS:
-                found = self._month_results(conn, m, start_ns, end_ns, [], [field], group_of, sid_filter, meta, combine)
-                if found is not None:
-                    return found[1][field]
+                months = self._month_results(conn, m, start_ns, end_ns, [], [field], group_of, sid_filter, meta, combine)
+                if months is not None:
+                    return months[1][field]
             if (per_series or combine == "sum") and every_ns == HOUR_NS:
                 by_day = self._plan_pieces(conn, m, start_ns, end_ns, None, meta)
                 if not any(src == "rollup_day" and _raw_waits(conn, m, meta, a, z) for src, a, z, _ in by_day):
@@ -254,8 +257,8 @@ class BucketStatistics:
         return ([_means_sql(parts)] if parts else []), days
 
     @staticmethod
-    def _series_stats(conn, means: list[str], days: list[str], group_of: dict, groups: list,
-                      combine: str) -> dict[tuple, BucketStats]:
+    def _series_stats(conn: sqlite3.Connection, means: list[str], days: list[str], group_of: dict[int, G],
+                      groups: list[G], combine: str) -> dict[G, BucketStats]:
         """BucketStats per series from hourly means (*means*: sid, b, v; each holding buckets
         the others do not) and days' hourly summaries (*days*: sid, n, total, peak, pts), then
         per group (``each``: added up).
@@ -281,7 +284,7 @@ class BucketStatistics:
         stats = {sid: BucketStats(*cur) for sid, cur in acc.items()}
         if combine != "each" or len(groups) == len(group_of):
             return {group_of[sid]: st for sid, st in stats.items()}
-        per_group: dict[tuple, list[BucketStats]] = {}
+        per_group: dict[G, list[BucketStats]] = {}
         for sid in sorted(stats):
             per_group.setdefault(group_of[sid], []).append(stats[sid])
         return {g: add_bucket_stats(parts) for g, parts in per_group.items()}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import operator
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from itertools import chain
 
 from dcim.metrics import MEASUREMENTS, Point, PointError, validate_point
 from dcim.store.sqlite.common import _INT_MAX, _INT_MIN, ROWS_PER_INSERT, _first, _q
+from dcim.store.sqlite.state import SqliteState
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,12 @@ class _Shape:
         self.names = names
         self.keys = frozenset(names)
         self.width = 2 + len(names)  # a row: series_id, ts, values in *names* order
+        self.get: Callable[[Mapping[str, object]], tuple]
         if len(names) == 1:
-            self.get = lambda fields, _n=names[0]: (fields[_n],)
+            def get_one(fields: Mapping[str, object], _n: str = names[0]) -> tuple:
+                return (fields[_n],)
+
+            self.get = get_one
         else:
             self.get = operator.itemgetter(*names)  # fields dict -> values tuple, in names order
         # Duplicate (series, time): fields of the newer write win, fields it lacks are kept.
@@ -69,7 +74,7 @@ class _Shape:
 _OK_TYPES = {float: (float, int), int: (int,), bool: (bool,), str: (str,)}
 
 
-class Writing:
+class Writing(SqliteState):
     """write(): points validated column-wise per batch, upserted per shape in one transaction."""
 
     def _checked_shape(self, p: Point) -> _Shape:
@@ -125,24 +130,30 @@ class Writing:
         flats: dict[_Shape, list[tuple]] = {}
         pts_of: dict[_Shape, list[Point]] = {}
         pending: list[tuple[tuple, _Shape, Point]] = []  # points of series not cached yet
-        last_m = last_keys = shape = flat = plist = None
+        last_m: str | None = None
+        last_keys: Set[str] | None = None
+        # Bound in the first iteration: its measurement is never last_m (None).
+        shape: _Shape
+        flat: list[tuple]
+        plist: list[Point]
+        sid: int | None
         for p in points:
             fields, m = p.fields, p.measurement
             if m is not last_m or fields.keys() != last_keys:  # batches mostly repeat one shape
-                shape = shapes.get((m, frozenset(fields)))
-                if shape is None:
+                known = shapes.get((m, frozenset(fields)))
+                if known is None:
                     try:
-                        shape = self._checked_shape(p)
+                        known = self._checked_shape(p)
                     except PointError as e:
                         self._reject(e)
                         last_m = None
                         continue
+                shape = known
                 last_m, last_keys = m, shape.keys
-                flat = flats.get(shape)
-                if flat is None:
-                    flat, plist = flats[shape], pts_of[shape] = [], []
+                if shape in flats:
+                    flat, plist = flats[shape], pts_of[shape]
                 else:
-                    plist = pts_of[shape]
+                    flat, plist = flats[shape], pts_of[shape] = [], []
             tags = p.tags
             # Collectors keep one tags dict per series: find its id by the dict's identity,
             # checked against a copy of its contents (the dict may have been changed since).
@@ -181,16 +192,16 @@ class Writing:
                 # of two at one time still wins): neighbouring (series_id, ts) index entries go in
                 # together, ~20 % less SQLite work than the collectors' time-major order.
                 rows.sort(key=_first)
-                flat = list(chain.from_iterable(rows))
+                values = list(chain.from_iterable(rows))
                 w = shape.width
-                n = len(flat) // w
+                n = len(values) // w
                 whole = (n - n % ROWS_PER_INSERT) * w
                 step = ROWS_PER_INSERT * w
                 if whole:
-                    conn.executemany(shape.sql_multi, [flat[i:i + step] for i in range(0, whole, step)])
-                if whole < len(flat):
-                    conn.executemany(shape.sql, [flat[i:i + w] for i in range(whole, len(flat), w)])
-                new_seen += [(sid, shape) for sid in set(flat[0::w]).difference(shape.seen)]
+                    conn.executemany(shape.sql_multi, [values[i:i + step] for i in range(0, whole, step)])
+                if whole < len(values):
+                    conn.executemany(shape.sql, [values[i:i + w] for i in range(whole, len(values), w)])
+                new_seen += [(new_sid, shape) for new_sid in set(values[0::w]).difference(shape.seen)]
             if new_seen:
                 conn.executemany("INSERT OR IGNORE INTO series_field (series_id, field) VALUES (?, ?)",
                                  [(sid, f) for sid, shape in new_seen for f in shape.names])

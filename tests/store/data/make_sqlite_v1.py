@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
-from tests.store.test_sqlite_migration import FILE, ANSWERS, NOW_NS, answers, points  # noqa: E402
+from tests.store.test_sqlite_migration import ANSWERS, FILE, NOW_NS, answers, points  # noqa: E402
 
 
 def old_store_class():
