@@ -86,7 +86,7 @@ class NoAlarms:
 
 def sort_alarms(alarms: list[dict]) -> list[dict]:
     """Most severe first, then the oldest raise, then by id (a stable order for the wall)."""
-    return sorted(alarms, key=lambda a: (SEVERITY_ORDER.get(a.get("severity"), 9), a.get("raised_ns") or 0,
+    return sorted(alarms, key=lambda a: (SEVERITY_ORDER.get(a.get("severity") or "", 9), a.get("raised_ns") or 0,
                                          a.get("id") or ""))
 
 

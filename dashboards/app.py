@@ -99,7 +99,7 @@ def page_has_content(module, ctx) -> bool:
 def _table_pages(datas, sizes, currents) -> list[tuple[int, int]]:
     """(current page, page count) of each table on screen, from what the browser sent (any JSON:
     anything malformed counts as a single page)."""
-    out = []
+    out: list[tuple[int, int]] = []
     if not (isinstance(datas, list) and isinstance(sizes, list) and isinstance(currents, list)):
         return out
     for rows, size, cur in zip(datas, sizes, currents):
@@ -136,7 +136,7 @@ def refresh_outputs(update: dict, v_ids: list, fig_ids: list, tbl_ids: list) -> 
         else:
             texts.append(item[0])
             classes.append(item[1])
-    figs = []
+    figs: list[object] = []  # a Patch, or no_update
     for i in fig_ids:
         fig = update.get("fig", {}).get(i["k"])
         if fig is None:
@@ -155,8 +155,9 @@ def create_app(config, store, *, clock=time.time, warm: bool = False, alarms=Non
     it); without one the alarm list is empty and acknowledging is refused."""
     data = DataSource(config, store, clock=clock, alarms=alarms)
     settings = config.dashboard
+    # update_title "": the tab keeps its title while callbacks run (Dash reads "" as it reads None)
     app = dash.Dash(__name__, assets_folder=str(ASSETS), suppress_callback_exceptions=True,
-                    title=f"dcim · {config.site.name}", update_title=None, index_string=INDEX,
+                    title=f"dcim · {config.site.name}", update_title="", index_string=INDEX,
                     serve_locally=True, compress=False)
     app.data = data  # type: ignore[attr-defined]
 
@@ -428,9 +429,11 @@ def _add_auth(app: dash.Dash, config) -> None:
     app.auth = None  # type: ignore[attr-defined]
     if not settings.auth_user:
         return
-    from dcim.config import read_secret
+    from dcim.config import ConfigError, read_secret
 
     password = read_secret(settings.auth_password, "dashboard.auth_password")
+    if password is None:  # the config refuses auth_user without auth_password
+        raise ConfigError([("dashboard.auth_password", "basic auth needs both 'auth_user' and 'auth_password'")])
     app.auth = BasicAuth(app.server.wsgi_app, settings.auth_user, password)  # type: ignore[attr-defined]
     app.server.wsgi_app = app.auth
 

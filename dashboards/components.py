@@ -9,9 +9,11 @@ dimmed text for stale values. Values that refresh in place carry pattern ids
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from dash import dash_table, dcc, html
+from dash import dcc, html
+from dash.dash_table.DataTable import DataTable
 
 from dashboards import alarms as rules
 from dashboards.i18n import MESSAGES, fmt_time, t
@@ -53,6 +55,11 @@ def tid(key: str) -> dict:
     return {"type": "tbl", "k": key}
 
 
+def testid(key: str) -> dict[str, Any]:
+    """A component's data-testid attribute, as keyword arguments (its name is no Python identifier)."""
+    return {"data-testid": key}
+
+
 def value(key: str, text: str, cls: str = "", tag=html.Span) -> html.Span:
     return tag(text, id=vid(key), className=cls)
 
@@ -60,7 +67,7 @@ def value(key: str, text: str, cls: str = "", tag=html.Span) -> html.Span:
 def kpi(key: str, label: str, text: str, cls: str = "", sub: str | None = None) -> html.Div:
     return html.Div([
         html.Div(label, className="kpi-label"),
-        html.Div(text, id=vid(key), className=f"kpi-value {cls}".strip(), **{"data-testid": key}),
+        html.Div(text, id=vid(key), className=f"kpi-value {cls}".strip(), **testid(key)),
         html.Div(sub or "", className="kpi-sub") if sub is not None else None,
     ], className="kpi")
 
@@ -121,9 +128,10 @@ def graph(key: str, figure: dict, height: str = "300px", cls: str = "") -> dcc.G
                      style={"height": height}, className=cls)
 
 
-def table(key: str, columns: list[dict], data: list[dict], *, page_size: int = 25, sort: bool = True,
-          style_cond: list | None = None, **kwargs) -> dash_table.DataTable:
-    return dash_table.DataTable(
+def table(key: str, columns: list[Any], data: list[dict], *, page_size: int = 25, sort: bool = True,
+          style_cond: list | None = None, **kwargs) -> DataTable:
+    """A DataTable in the wall's style; *columns*: its column dicts (id, name, type...)."""
+    return DataTable(
         id=tid(key), columns=columns, data=data, page_size=page_size,
         sort_action=kwargs.pop("sort_action", "native" if sort else "none"),
         style_as_list_view=True,
@@ -199,7 +207,7 @@ def floor_legend(lang: str) -> html.Div:
              ("nodata", NODATA, "—")]
     return html.Div([html.Span([html.Span(sample, className=f"swatch swatch-{k}", style={"background": color}),
                                 html.Span(t(f"legend.{k}", lang), className="legend-label")], className="legend-item")
-                     for k, color, sample in items], className="floor-legend", **{"data-testid": "floor-legend"})
+                     for k, color, sample in items], className="floor-legend", **testid("floor-legend"))
 
 
 def banner_class(alarms: list[dict]) -> str:

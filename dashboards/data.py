@@ -15,6 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashboards import alarms as alarm_rules
@@ -417,7 +418,7 @@ class DataSource:
         fac = next((p for p in fac_points if p.tags.get("site") in (None, inv.site)), None)
         if fac is None and fac_points:
             fac = fac_points[0]
-        facility = dict(fac.fields) if fac else {}
+        facility: dict[str, Any] = dict(fac.fields) if fac else {}
         if fac and "pue" not in facility and facility.get("it_power_w"):
             facility["pue"] = facility.get("total_power_w", 0) / facility["it_power_w"]
         snap["facility"] = facility
@@ -430,15 +431,15 @@ class DataSource:
             rack, pos, v = p.tags.get("rack"), p.tags.get("position"), p.fields.get("temp_c")
             if rack is None or v is None or pos not in ("inlet", "outlet"):
                 continue
-            old = temps.get((rack, pos))
-            if old is None or v > old[0]:
-                temps[(rack, pos)] = (float(v), p.time_ns)
+            old, temp_c = temps.get((rack, pos)), float(v)
+            if old is None or temp_c > old[0]:
+                temps[(rack, pos)] = (temp_c, p.time_ns)
 
         # PDUs and phases
-        pdus: dict[str, dict] = {}
+        pdus: dict[str | None, dict] = {}  # None: points without a pdu tag
         for cfg in self.config.pdus:
-            rack = inv.rack_by_name.get(cfg.rack)
-            pdus[cfg.name] = {"pdu": cfg.name, "rack": cfg.rack, "room": rack.room if rack else "",
+            rack_info = inv.rack_by_name.get(cfg.rack)
+            pdus[cfg.name] = {"pdu": cfg.name, "rack": cfg.rack, "room": rack_info.room if rack_info else "",
                               "feed": cfg.feed, "phases": cfg.phases, "breaker_a": cfg.breaker_a,
                               "voltage_v": cfg.voltage_v, "power_w": None, "current_a": None, "t": None,
                               "phase_current": {}, "phase_power": {}}
@@ -495,28 +496,28 @@ class DataSource:
         ups_pts = {p.tags.get("ups"): p for p in self.latest("ups")}
         ups = []
         for u in self.config.ups:
-            p = ups_pts.pop(u.name, None)
-            f = p.fields if p else {}
+            up = ups_pts.pop(u.name, None)
+            f = up.fields if up else {}
             ups.append({"ups": u.name, "capacity_kw": u.capacity_kw, "output_power_w": f.get("output_power_w"),
                         "input_power_w": f.get("input_power_w"), "load_pct": f.get("load_pct"),
                         "on_battery": bool(f.get("on_battery")) if "on_battery" in f else None,
                         "battery_charge_pct": f.get("battery_charge_pct"), "runtime_s": f.get("runtime_s"),
-                        "t": p.time_ns if p else None,
-                        "stale": self.stale("ups", p.time_ns if p else None, now_ns)})
+                        "t": up.time_ns if up else None,
+                        "stale": self.stale("ups", up.time_ns if up else None, now_ns)})
         snap["ups"] = ups
 
         # cooling
         cool_pts = {p.tags.get("unit"): p for p in self.latest("cooling")}
         cooling = []
         for c in self.config.cooling:
-            p = cool_pts.get(c.name)
-            f = p.fields if p else {}
+            cp = cool_pts.get(c.name)
+            f = cp.fields if cp else {}
             cooling.append({"unit": c.name, "room": c.room, "kind": c.kind, "capacity_kw": c.capacity_kw,
                             **{k: f.get(k) for k in ("supply_temp_c", "return_temp_c", "setpoint_c",
                                                      "rack_inlet_temp_c", "fan_pct", "cooling_kw", "power_w",
                                                      "humidity_pct", "cop", "economizer_pct")},
-                            "t": p.time_ns if p else None,
-                            "stale": self.stale("cooling", p.time_ns if p else None, now_ns)})
+                            "t": cp.time_ns if cp else None,
+                            "stale": self.stale("cooling", cp.time_ns if cp else None, now_ns)})
         snap["cooling"] = cooling
 
         # GPUs: the fleet's totals and the GPUs that need an alarm, computed by the store (the
@@ -526,7 +527,7 @@ class DataSource:
                                "capped_limit_w": g.capped_limit_w, "capped_default_w": g.capped_default_w,
                                "t": g.newest_ns}
         snap["gpus"] = [self._gpu_row(p, now_ns) for p in g.flagged]  # only what an alarm rule looks at
-        capped, newest_gpu = g.capped, g.newest_ns or 0
+        capped = g.capped
 
         # collectors
         snap["collectors"] = [{"collector": p.tags.get("collector", ""), "target": p.tags.get("target", ""),
@@ -585,8 +586,8 @@ class DataSource:
             if not job:
                 out[p.tags.get("uuid", "")] = NO_JOB
                 continue
-            out[p.tags.get("uuid", "")] = {"job": job, "tenant": f.get("tenant") or "",
-                                           "job_class": f.get("job_class") or ""}
+            out[p.tags.get("uuid", "")] = {"job": str(job), "tenant": str(f.get("tenant") or ""),
+                                           "job_class": str(f.get("job_class") or "")}
         return out
 
     def tenants_month(self) -> list[dict]:
@@ -699,4 +700,5 @@ def utc(ts_ns: int) -> datetime:
     return datetime.fromtimestamp(ts_ns / NS, tz=UTC)
 
 
-__all__ = ["CountingStore", "QueryCache", "DataSource", "freeze_heap", "gc_paused", "limit_arenas", "trim_heap", "energy_ratio", "quarter_of", "timedelta"]
+__all__ = ["CountingStore", "QueryCache", "DataSource", "freeze_heap", "gc_paused", "limit_arenas", "trim_heap",
+           "energy_ratio", "quarter_of", "timedelta"]

@@ -74,8 +74,9 @@ def chain_summary(snap: dict, derate: float) -> dict:
     ups = [u for u in snap["ups"] if u.get("output_power_w") is not None]
     per = [(u, *ups_headroom(u)) for u in ups]
     # the tightest UPS, not the sum: UPSes of different halls cannot lend each other capacity
-    tightest = min(per, key=lambda x: x[2], default=None)
-    ups_load = max((x[1] for x in per), default=None)
+    # (a UPS without a capacity has no headroom: it sorts after those that have one)
+    tightest = min(per, key=lambda x: (x[2] is None, x[2] or 0.0), default=None)
+    ups_load = max((x[1] for x in per if x[1] is not None), default=None)
     pdus = pdu_rows(snap, derate)
     worst = max((r["load_pct"] for r in pdus if r["load_pct"] is not None), default=None)
     worst_pdu = next((r["pdu"] for r in pdus if r["load_pct"] == worst), None) if worst is not None else None

@@ -12,14 +12,18 @@ PATH = "/cooling"
 TITLE = "nav.cooling"
 
 
+def _rounded(unit: dict, key: str, digits: int = 1) -> float | None:
+    return None if unit.get(key) is None else round(float(unit[key]), digits)
+
+
 def unit_rows(snap: dict) -> list[dict]:
     rows = []
     for u in snap["cooling"]:
-        r = lambda k, d=1: None if u.get(k) is None else round(float(u[k]), d)  # noqa: E731
         rows.append({"unit": u["unit"], "room": u["room"], "kind": u["kind"],
-                     "supply": r("supply_temp_c"), "return": r("return_temp_c"), "output_kw": r("cooling_kw"),
+                     "supply": _rounded(u, "supply_temp_c"), "return": _rounded(u, "return_temp_c"),
+                     "output_kw": _rounded(u, "cooling_kw"),
                      "electric_kw": None if u.get("power_w") is None else round(u["power_w"] / 1000, 1),
-                     "cop": r("cop", 2), "fan": r("fan_pct", 0),
+                     "cop": _rounded(u, "cop", 2), "fan": _rounded(u, "fan_pct", 0),
                      "_state": "stale" if u["stale"] else "ok"})
     return rows
 

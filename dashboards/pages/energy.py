@@ -80,8 +80,9 @@ def update(ctx) -> dict:
     pue_fig = {"data": [{"type": "bar", "x": days, "y": pue, "marker": {"color": c.NORMAL},
                          "text": [f"{p:.2f}" + ("" if h >= 24 else f" ({h} h)") for p, h in zip(pue, hours)],
                          "textposition": "outside", "name": "PUE"}],
-               "layout": c.dark_layout(xaxis={"gridcolor": c.GRID, "tickformat": "%m-%d", "title": {"text": t("axis.day", L, zone=c.zone_label(ctx.tz)),
-                                                                          "font": {"size": 13, "color": c.MUTED}}},
+               "layout": c.dark_layout(xaxis={"gridcolor": c.GRID, "tickformat": "%m-%d",
+                                              "title": {"text": t("axis.day", L, zone=c.zone_label(ctx.tz)),
+                                                        "font": {"size": 13, "color": c.MUTED}}},
                                        yaxis={"title": {"text": "PUE"}, "gridcolor": c.GRID,
                                               "range": [1, max(pue + [1.5]) * 1.05]})}
     return {"v": {"en_pue24": (fmt_num(data.pue_period(86400), 2), ""),

@@ -16,7 +16,8 @@ PATH = "/gpus"
 TITLE = "nav.gpus"
 PAGE_SIZE = 25
 COLUMNS = (("host", "col.host", "text"), ("gpu", "col.gpu", "text"), ("rack", "col.rack", "text"),
-           ("job", "col.job", "text"), ("tenant", "col.tenant", "text"), ("power_w", "col.power_w", "numeric"), ("power_limit_w", "col.cap_w", "numeric"),
+           ("job", "col.job", "text"), ("tenant", "col.tenant", "text"), ("power_w", "col.power_w", "numeric"),
+           ("power_limit_w", "col.cap_w", "numeric"),
            ("power_limit_default_w", "col.default_w", "numeric"), ("temp_c", "col.temp_c", "numeric"),
            ("util_pct", "col.util_pct", "numeric"), ("uuid", "col.uuid", "text"))
 

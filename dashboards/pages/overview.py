@@ -10,6 +10,7 @@ from dashboards.i18n import fmt_num, t
 from dashboards.pages.base import cached
 from dashboards.power_chain import chain_summary
 from dashboards.rack_state import rack_state
+from dcim.store.base import Series
 
 PATH = "/"
 TITLE = "nav.overview"
@@ -23,7 +24,7 @@ def floor_figure(racks: list[dict], metric: str, room_order: list[str], stale_wo
                    key=lambda x: (order.get(x[0], 99), x[1]))
     line_idx = {(room, row): i for i, (room, _, row) in enumerate(lines)}
     width = max((r["position"] for r in racks), default=0) + 1
-    z = [[None] * width for _ in lines]
+    z: list[list[float | None]] = [[None] * width for _ in lines]  # None: no rack there
     text = [[""] * width for _ in lines]
     hover = [[""] * width for _ in lines]
     show_text = len(racks) <= MAX_TEXT_CELLS
@@ -64,15 +65,14 @@ def trend_figure(data, lang: str) -> dict:
     traces = []
     for s in series:
         x = c.local_x(s.times_ns, data.tz)
-        kw = lambda f: [None if v is None else v / 1000 for v in s.values.get(f, [])]  # noqa: E731
         pue = s.values.get("pue") or []
         if not any(v is not None for v in pue):  # a store without the pue field: the ratio of the powers
             pue = [a / b if a is not None and b else None
                    for a, b in zip(s.values.get("total_power_w", []), s.values.get("it_power_w", []))]
         traces += [
-            {"type": "scatter", "mode": "lines", "name": t("kpi.facility_kw", lang), "x": x, "y": kw("total_power_w"),
+            {"type": "scatter", "mode": "lines", "name": t("kpi.facility_kw", lang), "x": x, "y": _kw(s, "total_power_w"),
              "line": {"color": "#9aa3b5", "width": 2}},
-            {"type": "scatter", "mode": "lines", "name": t("kpi.it_kw", lang), "x": x, "y": kw("it_power_w"),
+            {"type": "scatter", "mode": "lines", "name": t("kpi.it_kw", lang), "x": x, "y": _kw(s, "it_power_w"),
              "line": {"color": "#5d6a82", "width": 2}},
             {"type": "scatter", "mode": "lines", "name": "PUE", "x": x, "y": pue, "yaxis": "y2",
              "line": {"color": "#d8dce4", "width": 2, "dash": "dot"}},
@@ -82,6 +82,11 @@ def trend_figure(data, lang: str) -> dict:
                            yaxis2={"title": {"text": "PUE"}, "overlaying": "y", "side": "right", "showgrid": False,
                                    "tickformat": ".2f"})
     return {"data": traces, "layout": layout}
+
+
+def _kw(series: Series, field: str) -> list[float | None]:
+    """A series' watts of *field* in kW (None where a bucket has none)."""
+    return [None if v is None else v / 1000 for v in series.values.get(field, [])]
 
 
 @cached

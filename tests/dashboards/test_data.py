@@ -6,10 +6,9 @@ import time
 
 import pytest
 
+from dashboards.data import NS, DataSource, QueryCache, energy_ratio, quarter_of
 from dcim.metrics import Point
 from dcim.store.base import Series
-
-from dashboards.data import NS, DataSource, QueryCache, energy_ratio, quarter_of
 from tests.dashboards import sitedata as S
 
 

@@ -12,9 +12,8 @@ import pytest
 
 from dashboards import components as c
 from dashboards.app import KIOSK_PAGES
-from dcim.metrics import Point
 from tests.dashboards import sitedata as S
-from tests.dashboards.test_browser import load, shoot, text_of, wait_for
+from tests.dashboards.test_browser import load, shoot
 from tests.fixtures.browser import console_errors, set_viewport
 
 pytestmark = pytest.mark.timeout(180)
