@@ -15,8 +15,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dcim.gpu_backend import (GpuBackend, GpuError, GpuIdentity, GpuInvalidArgument, GpuLost, GpuNoPermission,
-                              GpuNotSupported, PowerConstraints)
+from dcim.gpu_backend import (
+    GpuBackend,
+    GpuError,
+    GpuIdentity,
+    GpuInvalidArgument,
+    GpuLost,
+    GpuNoPermission,
+    GpuNotSupported,
+    PowerConstraints,
+)
 from simulator import physics
 
 if TYPE_CHECKING:
@@ -51,7 +59,7 @@ class SimulatedGpus(GpuBackend):
     (the next set_power_limit_w raises GpuError and changes nothing; set it to an exception
     instance to raise that instead); ``no_permission`` (setters raise GpuNoPermission)."""
 
-    def __init__(self, twin: "FacilityTwin", host: str):
+    def __init__(self, twin: FacilityTwin, host: str):
         self._twin = twin
         self.host = host
         self._pos = twin.gpu_positions(host)  # global GPU index per local index

@@ -11,8 +11,9 @@ absent from the walk (as on a real device without that sensor).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from pysnmp.proto import rfc1902
 

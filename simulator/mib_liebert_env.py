@@ -9,7 +9,7 @@ state scalars in %. The card does not publish kW: cooling kW = capacity % × rat
 
 from __future__ import annotations
 
-from simulator.mib_common import GAUGE, INT, OID, Profile, Scalar, Column, Table
+from simulator.mib_common import GAUGE, INT, OID, Column, Profile, Scalar, Table
 
 LGP_ENV = "1.3.6.1.4.1.476.1.42.3.4"
 WELL_KNOWN = f"{LGP_ENV}.1.1"  # lgpEnvTemperatureWellKnown: descr OIDs

@@ -167,7 +167,7 @@ class ProgressPoster:
 
     # -- the HTTP side -----------------------------------------------------------------------------
 
-    def start(self) -> "ProgressPoster":
+    def start(self) -> ProgressPoster:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="twin-progress", daemon=True)
             self._thread.start()

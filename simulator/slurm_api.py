@@ -62,7 +62,7 @@ class SlurmNames:
     partitions: Mapping[str, str]
 
     @classmethod
-    def from_config(cls, config, tenants: list[str] | None = None) -> "SlurmNames":
+    def from_config(cls, config, tenants: list[str] | None = None) -> SlurmNames:
         """*tenants*: those the twin's jobs run for (default: the config's)."""
         wl = config.workload
         accounts = {}
@@ -274,7 +274,7 @@ class SlurmRestServer:
     def url(self) -> str:
         return self._server.url
 
-    def start(self) -> "SlurmRestServer":
+    def start(self) -> SlurmRestServer:
         self._server.start()
         return self
 

@@ -13,7 +13,7 @@ the reference's rough synthetic settings (ref §3.3 "Korea climate effects").
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -84,7 +84,7 @@ class Weather:
 
     def at(self, time_ns: int) -> tuple[float, float]:
         """(outdoor dry-bulb °C, outdoor RH %) at UTC *time_ns*."""
-        local = datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).astimezone(self.tz)
+        local = datetime.fromtimestamp(time_ns / 1e9, tz=UTC).astimezone(self.tz)
         # Month position with normals at mid-month; wrap around the year.
         year_frac = (local.timetuple().tm_yday - 1 + local.hour / 24.0) / 365.25
         m = year_frac * 12.0 - 0.5

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Sequence
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -182,7 +182,7 @@ class Workload:
 
     def _rhythm(self, time_ns: int) -> float:
         """Submission rate relative to the mean: busier in working hours, quieter at weekends."""
-        local = datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).astimezone(self.tz)
+        local = datetime.fromtimestamp(time_ns / 1e9, tz=UTC).astimezone(self.tz)
         hour = local.hour + local.minute / 60.0
         day = 1.0 + 0.3 * math.cos(2 * math.pi * (hour - 14.0) / 24.0)
         return day * (0.75 if local.weekday() >= 5 else 1.1)
@@ -319,7 +319,7 @@ class Workload:
         inference follows the daily request rhythm."""
         util = self.util.copy()
         if self.memory_bound.any():
-            local = datetime.fromtimestamp(now_ns / 1e9, tz=timezone.utc).astimezone(self.tz)
+            local = datetime.fromtimestamp(now_ns / 1e9, tz=UTC).astimezone(self.tz)
             hour = local.hour + local.minute / 60.0
             demand = 0.7 + 0.3 * math.cos(2 * math.pi * (hour - 15.0) / 24.0)
             util = np.where(self.memory_bound, util * demand, util)
