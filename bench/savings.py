@@ -10,7 +10,8 @@ What it runs (details in bench/savings_twin.py, bench/savings_oracle.py, bench/s
   and, again, at the pessimistic end (Zeus A40 BERT) (``FacilityTwin(curve_end=…)``).
 - **Real signals only**: the daemon reads what the twin emits (NVML-like GPU fields, the
   scheduler's workload, meters with class-0.5 noise, cooling) and the jobs' ``progress``
-  counters (±3 % noise on every increment, 20 % of jobs never report); it runs every 300 s.
+  counters (±3 % noise on every increment, 20 % of jobs never report, one report a minute); it
+  runs at the product's default cadence, every 60 s ([optimizer] interval_s).
 - Per season and end: ``off`` (every GPU at its default), ``enforce`` (the daemon, its PUE
   model, its control group for M&V), and the **true oracle** (optimizer/oracle.py: every job's
   true curve and the whole run known, solved exactly under the same loss bounds, rack budgets
@@ -49,7 +50,7 @@ WINTER_NS = 1_768_176_000 * 10**9  # 2026-01-12T00:00Z
 SEASONS = {"summer": (SUMMER_NS, 42), "winter": (WINTER_NS, 1042)}
 ENDS = ("optimistic", "pessimistic")
 STEP_S = 60.0
-CYCLE_S = 300.0
+CYCLE_S = 60.0  # the product's default [optimizer] interval_s
 
 
 def per_work_pct(a_j, a_work, b_j, b_work) -> float:
@@ -133,7 +134,8 @@ def main(argv=None) -> int:
     from savings_extra import dr_figures, pue_figures, speed_figures
 
     cfg = load_config(REPO / "deploy" / "demo.toml")
-    # the bench's cadence: a cycle every 5 minutes (DeepMind's loop), leases 3 cycles long
+    # the product's cadence (a cycle a minute; it was 5 minutes here, which gave a job's baseline
+    # and every probed level five times the wall time of the product's), leases 3 cycles long
     week_cfg = cfg.model_copy(update={"optimizer": cfg.optimizer.model_copy(update={
         "interval_s": CYCLE_S, "lease_s": 3 * CYCLE_S, "stale_after_s": 2 * CYCLE_S})})
     result = {"command": "bench/savings.py " + " ".join(argv if argv is not None else sys.argv[1:]),
