@@ -13,7 +13,8 @@ Each cycle (:meth:`OptimizerDaemon.run_once`):
 4. price the present state with the PUE model; telemetry outside the model's training range
    (or no model) → **conservative**: no new cap deeper than the fleet starting point;
 5. per job, the cap it can justify (``job_targets``): a job that reports ``progress`` its own
-   curve, probed Zeus-style within the pessimistic floor of its class bound (``job_curves``);
+   curve, probed Zeus-style on its own draw: first where no published sweep loses more than its
+   class bound, deeper only as its own samples prove (``job_curves``);
    a job without progress only its class's static policy (``static_policy``); an unknown class
    nothing; the M&V control group (``measured_savings``) its default. Then decide caps
    (``power_caps.decide_caps``: those targets, budgets priced on the measured or pessimistic
