@@ -402,6 +402,8 @@ class JobCurve:
 
     def _probe(self) -> CurveDecision:
         w = self.probe_w
+        if w is None:
+            return self._settle()
         lv = self.levels.get(w)
         n = lv.n if lv else 0
         if self.over_bound(w):  # the job's evidence says over: back to the best level above

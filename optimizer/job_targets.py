@@ -22,7 +22,7 @@ import numpy as np
 
 from optimizer.job_curves import JobCurves, JobView
 from optimizer.measured_savings import SavingsLedger, in_control_group
-from optimizer.static_policy import pessimistic_min_fraction, static_cap
+from optimizer.static_policy import static_cap
 
 PROGRESS_FRESH_S = 600.0  # a job whose newest progress report is older is treated as not reporting
 
