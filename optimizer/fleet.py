@@ -8,6 +8,7 @@ placement get plain arrays. Ages are seconds; powers W.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +102,20 @@ class FleetLayout:
         return self._budget_static
 
 
+# The gpu fields the cycle uses, in the order _gpu_values returns them.
+GPU_FIELDS = ("power_limit_w", "power_limit_max_w", "power_limit_min_w", "power_limit_default_w", "power_w",
+              "util_pct", "sm_clock_mhz", "throttle_reasons")
+_all_gpu_fields = operator.itemgetter(*GPU_FIELDS)
+
+
+def _gpu_values(fields: dict) -> tuple:
+    """GPU_FIELDS of one reading, None where it lacks one (one C call when it has them all)."""
+    try:
+        return _all_gpu_fields(fields)
+    except KeyError:
+        return tuple(fields.get(f) for f in GPU_FIELDS)
+
+
 def read_fleet(store, inventory: Inventory, now_ns: int, *, lookback_s: float = 3600.0,
                layout: FleetLayout | None = None) -> FleetState:
     """Latest ``gpu`` and ``workload`` readings for every GPU slot of the inventory that has
@@ -109,22 +124,24 @@ def read_fleet(store, inventory: Inventory, now_ns: int, *, lookback_s: float = 
     layout = layout or FleetLayout(inventory)
     since = now_ns - int(lookback_s * 1e9)
     site = inventory.site
-    gpus = {(p.tags.get("host"), p.tags.get("gpu")): p for p in store.latest("gpu", where={"site": site}, since_ns=since)}
-    work = {p.tags.get("uuid"): p for p in store.latest("workload", where={"site": site}, since_ns=since)}
     position = layout.position
-    found = sorted((position[key], p) for key, p in gpus.items()
-                   if key in position and p.fields.get("power_limit_w") is not None)
+    by_slot = {}  # a slot's newest series wins (as the store orders them), as before
+    for p in store.latest("gpu", where={"site": site}, since_ns=since):
+        i = position.get((p.tags.get("host"), p.tags.get("gpu")))
+        if i is not None:
+            by_slot[i] = p
+    work = {p.tags.get("uuid"): p for p in store.latest("workload", where={"site": site}, since_ns=since)}
+    found = [(i, by_slot[i]) for i in sorted(by_slot) if by_slot[i].fields.get("power_limit_w") is not None]
     slot = np.array([i for i, _ in found], dtype=int)
     pts = [p for _, p in found]
-    fields = [p.fields for p in pts]
+    # numpy turns a missing value (None) into NaN: each takes its default below
+    limit, mx, mn, default, power, util, clock, throttle = (
+        np.array(col, dtype=float) for col in (zip(*[_gpu_values(p.fields) for p in pts]) if pts else [()] * 8))
+    mx = np.where(np.isnan(mx), limit, mx)
+    mn = np.where(np.isnan(mn), np.minimum(limit, mx), mn)
+    default = np.where(np.isnan(default), mx, default)
+    util = np.where(np.isnan(util), 0.0, util) / 100.0
     uuid = [p.tags.get("uuid", "") for p in pts]
-    limit = np.array([f["power_limit_w"] for f in fields], dtype=float)
-    mx = np.array([f.get("power_limit_max_w", lim) for f, lim in zip(fields, limit.tolist())], dtype=float)
-    mn = np.array([f.get("power_limit_min_w", min(lim, m)) for f, lim, m in zip(fields, limit.tolist(), mx.tolist())],
-                  dtype=float)
-    default = np.array([f.get("power_limit_default_w", m) for f, m in zip(fields, mx.tolist())], dtype=float)
-    power = [f.get("power_w") for f in fields]
-    util = np.array([f.get("util_pct", 0.0) for f in fields], dtype=float) / 100.0
     wfields = [w.fields if w is not None else None for w in map(work.get, uuid)]
     job = [str(wf.get("job", "") or "") if wf is not None else "" for wf in wfields]
     busy = np.array([bool(j) if wf is not None else u > 0.05 for j, wf, u in zip(job, wfields, util.tolist())],
@@ -135,10 +152,9 @@ def read_fleet(store, inventory: Inventory, now_ns: int, *, lookback_s: float = 
     return FleetState(
         now_ns, layout.host[slot], np.array(uuid, dtype=object), layout.gpu_index[slot], layout.rack[slot],
         layout.room[slot], np.array([p.tags.get("model", model[i]) for i, p in found], dtype=object), mn, mx, default,
-        limit, np.array([0.0 if w is None else w for w in power], dtype=float), util,
+        limit, np.where(np.isnan(power), 0.0, power), util,
         (now_ns - np.array([p.time_ns for p in pts], dtype=np.int64)) / 1e9, busy, np.array(job, dtype=object),
-        text("job_class"), text("tenant"), np.array([f.get("sm_clock_mhz", np.nan) for f in fields], dtype=float),
-        _power_capped_all([f.get("throttle_reasons") for f in fields], power, limit), slot=slot)
+        text("job_class"), text("tenant"), clock, _power_capped_all(throttle, power, limit), slot=slot)
 
 
 THROTTLE_SW_POWER_CAP = 0x4  # NVML clocks-event reason: software power cap
@@ -160,11 +176,10 @@ def _power_capped(throttle, power_w, limit_w) -> bool:
     return throttle is None or bool(int(throttle) & THROTTLE_SW_POWER_CAP)
 
 
-def _power_capped_all(throttle: list, power_w: list, limit_w: np.ndarray) -> np.ndarray:
-    """:func:`_power_capped` of every GPU at once (None: not reported)."""
-    power = np.array([-np.inf if p is None else p for p in power_w], dtype=float)
-    near = ~(power < LIMITED_SHARE * limit_w)  # no draw reported: -inf, not near
-    bits = np.array([-1 if t is None else int(t) for t in throttle], dtype=np.int64)
+def _power_capped_all(throttle: np.ndarray, power_w: np.ndarray, limit_w: np.ndarray) -> np.ndarray:
+    """:func:`_power_capped` of every GPU at once (NaN: not reported)."""
+    near = power_w >= LIMITED_SHARE * limit_w  # no draw reported (NaN): not near
+    bits = np.where(np.isnan(throttle), -1, throttle).astype(np.int64)
     return near & ((bits < 0) | ((bits & THROTTLE_SW_POWER_CAP) != 0))
 
 
