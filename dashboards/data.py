@@ -15,10 +15,10 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashboards import alarms as alarm_rules
+from dashboards import snapshot
 from dashboards.alarms import AlarmBackend, NoAlarms
 from dcim.config import Config
 from dcim.inventory import Inventory, build_inventory
@@ -409,148 +409,8 @@ class DataSource:
             self._warmer.join(timeout=5)
 
     def _build_snapshot(self) -> dict:
-        now_ns = int(self.now() * NS)
-        inv = self.inventory
-        snap: dict = {"now_ns": now_ns}
+        return snapshot.build_snapshot(self)
 
-        # facility
-        fac_points = self.latest("facility")
-        fac = next((p for p in fac_points if p.tags.get("site") in (None, inv.site)), None)
-        if fac is None and fac_points:
-            fac = fac_points[0]
-        facility: dict[str, Any] = dict(fac.fields) if fac else {}
-        if fac and "pue" not in facility and facility.get("it_power_w"):
-            facility["pue"] = facility.get("total_power_w", 0) / facility["it_power_w"]
-        snap["facility"] = facility
-        snap["facility_t"] = fac.time_ns if fac else None
-        snap["facility_stale"] = self.stale("facility", snap["facility_t"], now_ns)
-
-        # env → rack inlet/outlet (hottest probe of each position)
-        temps: dict[tuple[str, str], tuple[float, int]] = {}
-        for p in self.latest("env"):
-            rack, pos, v = p.tags.get("rack"), p.tags.get("position"), p.fields.get("temp_c")
-            if rack is None or v is None or pos not in ("inlet", "outlet"):
-                continue
-            old, temp_c = temps.get((rack, pos)), float(v)
-            if old is None or temp_c > old[0]:
-                temps[(rack, pos)] = (temp_c, p.time_ns)
-
-        # PDUs and phases
-        pdus: dict[str | None, dict] = {}  # None: points without a pdu tag
-        for cfg in self.config.pdus:
-            rack_info = inv.rack_by_name.get(cfg.rack)
-            pdus[cfg.name] = {"pdu": cfg.name, "rack": cfg.rack, "room": rack_info.room if rack_info else "",
-                              "feed": cfg.feed, "phases": cfg.phases, "breaker_a": cfg.breaker_a,
-                              "voltage_v": cfg.voltage_v, "power_w": None, "current_a": None, "t": None,
-                              "phase_current": {}, "phase_power": {}}
-        for p in self.latest("pdu"):
-            name = p.tags.get("pdu")
-            d = pdus.get(name)
-            if d is None:
-                d = pdus[name] = {"pdu": name, "rack": p.tags.get("rack", ""), "room": p.tags.get("room", ""),
-                                  "feed": p.tags.get("feed", "?"), "phases": 1, "breaker_a": None,
-                                  "voltage_v": None, "phase_current": {}, "phase_power": {}}
-            d["power_w"] = p.fields.get("power_w")
-            d["current_a"] = p.fields.get("current_a")
-            if p.fields.get("breaker_a"):
-                d["breaker_a"] = p.fields["breaker_a"]
-            d["t"] = p.time_ns
-        for p in self.latest("pdu_phase"):
-            d = pdus.get(p.tags.get("pdu"))
-            if d is None:
-                continue
-            phase = p.tags.get("phase", "?")
-            if p.fields.get("current_a") is not None:
-                d["phase_current"][phase] = (float(p.fields["current_a"]), p.time_ns)
-            if p.fields.get("power_w") is not None:
-                d["phase_power"][phase] = float(p.fields["power_w"])
-            d["t"] = max(d.get("t") or 0, p.time_ns)
-        for d in pdus.values():
-            d["stale"] = self.stale("pdu", d.get("t"), now_ns)
-        snap["pdus"] = sorted(pdus.values(), key=lambda d: (d["rack"], d["feed"], d["pdu"]))
-
-        rack_power: dict[str, float] = {}
-        rack_power_t: dict[str, int] = {}
-        for d in snap["pdus"]:
-            if d.get("power_w") is not None:
-                rack_power[d["rack"]] = rack_power.get(d["rack"], 0.0) + float(d["power_w"])
-                rack_power_t[d["rack"]] = max(rack_power_t.get(d["rack"], 0), d["t"] or 0)
-
-        racks = []
-        for r in inv.racks:
-            inlet = temps.get((r.rack, "inlet"))
-            outlet = temps.get((r.rack, "outlet"))
-            racks.append({
-                "rack": r.rack, "room": r.room, "row": r.row, "row_index": r.row_index, "position": r.position,
-                "ashrae_class": r.ashrae_class, "budget_kw": r.power_budget_kw, "tenant": r.tenant,
-                "inlet_c": inlet[0] if inlet else None, "inlet_t": inlet[1] if inlet else None,
-                "inlet_stale": self.stale("env", inlet[1] if inlet else None, now_ns),
-                "outlet_c": outlet[0] if outlet else None, "outlet_t": outlet[1] if outlet else None,
-                "outlet_stale": self.stale("env", outlet[1] if outlet else None, now_ns),
-                "power_w": rack_power.get(r.rack), "power_t": rack_power_t.get(r.rack),
-                "power_stale": self.stale("pdu", rack_power_t.get(r.rack), now_ns),
-            })
-        snap["racks"] = racks
-
-        # UPS
-        ups_pts = {p.tags.get("ups"): p for p in self.latest("ups")}
-        ups = []
-        for u in self.config.ups:
-            up = ups_pts.pop(u.name, None)
-            f = up.fields if up else {}
-            ups.append({"ups": u.name, "capacity_kw": u.capacity_kw, "output_power_w": f.get("output_power_w"),
-                        "input_power_w": f.get("input_power_w"), "load_pct": f.get("load_pct"),
-                        "on_battery": bool(f.get("on_battery")) if "on_battery" in f else None,
-                        "battery_charge_pct": f.get("battery_charge_pct"), "runtime_s": f.get("runtime_s"),
-                        "t": up.time_ns if up else None,
-                        "stale": self.stale("ups", up.time_ns if up else None, now_ns)})
-        snap["ups"] = ups
-
-        # cooling
-        cool_pts = {p.tags.get("unit"): p for p in self.latest("cooling")}
-        cooling = []
-        for c in self.config.cooling:
-            cp = cool_pts.get(c.name)
-            f = cp.fields if cp else {}
-            cooling.append({"unit": c.name, "room": c.room, "kind": c.kind, "capacity_kw": c.capacity_kw,
-                            **{k: f.get(k) for k in ("supply_temp_c", "return_temp_c", "setpoint_c",
-                                                     "rack_inlet_temp_c", "fan_pct", "cooling_kw", "power_w",
-                                                     "humidity_pct", "cop", "economizer_pct")},
-                            "t": cp.time_ns if cp else None,
-                            "stale": self.stale("cooling", cp.time_ns if cp else None, now_ns)})
-        snap["cooling"] = cooling
-
-        # GPUs: the fleet's totals and the GPUs that need an alarm, computed by the store (the
-        # full per-GPU rows, for the GPU and rack pages, are built on demand by gpus())
-        g = self.gpu_summary()
-        snap["gpu_summary"] = {"count": g.count, "capped": g.capped, "power_w": g.power_w,
-                               "capped_limit_w": g.capped_limit_w, "capped_default_w": g.capped_default_w,
-                               "t": g.newest_ns}
-        snap["gpus"] = [self._gpu_row(p, now_ns) for p in g.flagged]  # only what an alarm rule looks at
-        capped = g.capped
-
-        # collectors
-        snap["collectors"] = [{"collector": p.tags.get("collector", ""), "target": p.tags.get("target", ""),
-                               "ok": p.fields.get("ok"), "error": p.fields.get("error"),
-                               "duration_s": p.fields.get("duration_s"), "t": p.time_ns}
-                              for p in self.latest("collector")]
-
-        # optimizer
-        snap["optimizer"] = self._optimizer_state(capped, now_ns)
-
-        # alarms: the engine's state, as stored (the dashboard computes none)
-        snap["alarms"] = self.alarms()
-
-        # data age: per source, the newest reading of each; the stamp shows the oldest of them
-        # (a frozen rack-sensor feed must not hide behind fresh facility totals)
-        sources = source_times(snap, g)
-        oldest = min((min(v) for v in sources.values()), default=None)
-        snap["data_t"] = oldest
-        snap["data_age_s"] = (now_ns - oldest) / NS if oldest else None
-        # per source: (devices whose newest reading is stale, devices with readings)
-        snap["stale_sources"] = {k: (n, len(v)) for k, v in sources.items()
-                                 if (n := sum(1 for t_ns in v if self.stale(SOURCE_MEASUREMENT[k], t_ns, now_ns)))}
-        return snap
 
     def _gpu_row(self, p: Point, now_ns: int) -> dict:
         f, tg = p.fields, p.tags
@@ -636,31 +496,6 @@ class DataSource:
                 "saving_now_w": saving_now if live_decisions else (0.0 if points else None),
                 "saved_today_kwh": self.saved_today_kwh(), "t": newest,
                 "stale": self.stale("optimizer", newest, now_ns)}
-
-
-# The sources the wall shows, each aged on its own; the measurement whose interval says "stale".
-SOURCE_MEASUREMENT = {"facility": "facility", "racks": "env", "pdus": "pdu", "ups": "ups", "cooling": "cooling",
-                      "gpus": "gpu"}
-
-
-def source_times(snap: dict, gpu_summary) -> dict[str, list[int]]:
-    """{source: the time of each device's newest reading} for each source that has any (a rack
-    counts by its older probe position: a frozen outlet is as stale as a frozen inlet)."""
-    racks = []
-    for r in snap["racks"]:
-        times = [t for t in (r.get("inlet_t"), r.get("outlet_t")) if t]
-        if times:
-            racks.append(min(times))
-    gpu = [t for t in (getattr(gpu_summary, "oldest_ns", None), getattr(gpu_summary, "newest_ns", None)) if t]
-    out = {
-        "facility": [snap["facility_t"]] if snap.get("facility_t") else [],
-        "racks": racks,
-        "pdus": [d["t"] for d in snap["pdus"] if d.get("t")],
-        "ups": [u["t"] for u in snap["ups"] if u.get("t")],
-        "cooling": [u["t"] for u in snap["cooling"] if u.get("t")],
-        "gpus": gpu[:1],
-    }
-    return {k: v for k, v in out.items() if v}
 
 
 def energy_ratio(series, start_ns: int, end_ns: int, every_s: float) -> float | None:
