@@ -161,7 +161,27 @@ def create_app(config, store, *, clock=time.time, warm: bool = False, alarms=Non
                     serve_locally=True, compress=False)
     app.data = data  # type: ignore[attr-defined]
 
-    app.layout = html.Div([
+    app.layout = _layout(config, data)
+    _add_page_callbacks(app, data)
+    _add_refresh_callback(app, data)
+    _add_kiosk_callbacks(app, data)
+    _add_gpu_callbacks(app, data)
+    _add_alarm_actions(app, data)
+
+    if warm:
+        from dashboards.pages import overview
+
+        data.start_warmer(lambda: overview.update(make_ctx(data, f"?lang={settings.lang}")))
+    _add_routes(app, data, config)
+    app.server.wsgi_app = with_security_headers(app.server.wsgi_app)  # BasicAuth's 401 adds them itself
+    _add_auth(app, config)
+    return app
+
+
+def _layout(config, data: DataSource) -> html.Div:
+    """The page frame every screen shares: the URL, the timers, the banner, the chrome and the footer."""
+    settings = config.dashboard
+    return html.Div([
         dcc.Location(id="url", refresh="callback-nav"),
         dcc.Interval(id="tick", interval=int(data.tick_s * 1000)),  # see DataSource.tick_s
         dcc.Interval(id="kiosk-timer", interval=int(settings.kiosk_rotate_s * 1000), disabled=True),
@@ -174,6 +194,9 @@ def create_app(config, store, *, clock=time.time, warm: bool = False, alarms=Non
         html.Footer(html.Span(id="stamp", className="stamp"), className="footer"),
     ], id="root", className="root")
 
+
+def _add_page_callbacks(app: dash.Dash, data: DataSource) -> None:
+    """The page for the URL, and the banner and data-age stamp every tick."""
     @app.callback(Output("page", "children"), Output("nav", "children"), Output("chrome", "className"),
                   Output("kiosk-timer", "disabled"), Output("root", "className"),
                   Input("url", "pathname"), Input("url", "search"))
@@ -198,6 +221,9 @@ def create_app(config, store, *, clock=time.time, warm: bool = False, alarms=Non
         snap = data.snapshot()
         return (*banner_parts(snap, ctx.lang, ctx.tz), *stamp_parts(data, snap, ctx.lang))
 
+
+def _add_refresh_callback(app: dash.Dash, data: DataSource) -> None:
+    """Every tick, the page's values, figures and tables in place (no re-render)."""
     @app.callback(Output({"type": "v", "k": ALL}, "children"), Output({"type": "v", "k": ALL}, "className"),
                   Output({"type": "fig", "k": ALL}, "figure"), Output({"type": "tbl", "k": ALL}, "data"),
                   Input("tick", "n_intervals"), State("url", "pathname"), State("url", "search"),
@@ -226,6 +252,9 @@ def create_app(config, store, *, clock=time.time, warm: bool = False, alarms=Non
             merged.append(" ".join(keep + ([new] if new else [])))
         return texts, merged, figs, tbls
 
+
+def _add_kiosk_callbacks(app: dash.Dash, data: DataSource) -> None:
+    """Kiosk rotation: the tables page on first, then the next page with content."""
     tbl_state = (State({"type": "tbl", "k": ALL}, "data"), State({"type": "tbl", "k": ALL}, "page_size"),
                  State({"type": "tbl", "k": ALL}, "page_current"))
 
@@ -245,6 +274,9 @@ def create_app(config, store, *, clock=time.time, warm: bool = False, alarms=Non
         n = len(outputs) if isinstance(outputs, list) else 0
         return next_table_pages(datas, sizes, currents, n)
 
+
+def _add_gpu_callbacks(app: dash.Dash, data: DataSource) -> None:
+    """The rack picker, the GPU table's pages and sorting, and the history of a clicked GPU."""
     @app.callback(Output("url", "search"), Input("rack-pick", "value"), State("url", "search"),
                   prevent_initial_call=True)
     def pick_rack(rack, search):
@@ -279,17 +311,6 @@ def create_app(config, store, *, clock=time.time, warm: bool = False, alarms=Non
             return no_update
         ctx = make_ctx(data, _text(search))
         return gpus_page.history_figure(data, uuid, ctx.lang)
-
-    _add_alarm_actions(app, data)
-
-    if warm:
-        from dashboards.pages import overview
-
-        data.start_warmer(lambda: overview.update(make_ctx(data, f"?lang={settings.lang}")))
-    _add_routes(app, data, config)
-    app.server.wsgi_app = with_security_headers(app.server.wsgi_app)  # BasicAuth's 401 adds them itself
-    _add_auth(app, config)
-    return app
 
 
 def _operator(app) -> str | None:
