@@ -576,17 +576,39 @@ def job_throughput_fn(fleet: FleetState, inp, tables: dict[str, tuple[np.ndarray
     classes = [(np.array(rows), cls) for cls, rows in by_class.items()]
     jobs = [(np.array(rows), fleet.job_class[rows[0]], *tables[job]) for job, rows in by_job.items()]
 
-    def fn(cap_w: np.ndarray) -> np.ndarray:
+    def fn(cap_w: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Relative throughput at *cap_w* (n × K, or n); with *rows*, *cap_w* holds only those
+        GPUs' rows (a budget prices the GPUs of its over-budget groups alone)."""
         out = np.ones_like(cap_w, dtype=float)
         col = (slice(None), None) if cap_w.ndim == 2 else (slice(None),)
-        for rows, cls in classes:
-            out[rows] = pessimistic_throughput(cls, cap_w[rows] / max_w[rows][col])
-        for rows, cls, xs, rs in jobs:
-            c = cap_w[rows]
-            pess = pessimistic_throughput(cls, c / max_w[rows][col])
-            at_low = pessimistic_throughput(cls, xs[0] / max_w[rows][col])
+        pos = None
+        if rows is not None:
+            pos = np.full(max_w.size, -1)
+            pos[rows] = np.arange(len(rows))
+        for grows, cls in classes:
+            grows, at = _within(grows, pos)
+            if at.size:
+                out[at] = pessimistic_throughput(cls, cap_w[at] / max_w[grows][col])
+        for grows, cls, xs, rs in jobs:
+            grows, at = _within(grows, pos)
+            if not at.size:
+                continue
+            c = cap_w[at]
+            pess = pessimistic_throughput(cls, c / max_w[grows][col])
+            at_low = pessimistic_throughput(cls, xs[0] / max_w[grows][col])
             below = rs[0] * pess / np.maximum(at_low, 1e-6)
-            out[rows] = np.where(c < xs[0], below, np.interp(c, xs, rs))
+            out[at] = np.where(c < xs[0], below, np.interp(c, xs, rs))
         return out
 
+    fn.takes_rows = True  # type: ignore[attr-defined]  # decide_caps may ask for a subset of rows
     return fn
+
+
+def _within(rows: np.ndarray, pos: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """*rows* (fleet positions) kept where *pos* maps them into a subset, and their positions
+    there; without *pos*, all of them at their own positions."""
+    if pos is None:
+        return rows, rows
+    at = pos[rows]
+    keep = at >= 0
+    return rows[keep], at[keep]

@@ -197,6 +197,22 @@ class _Grid:
             self._draw = predicted_draw_w(self._inp, self.caps)
         return self._draw
 
+    def at_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(draw, loss) of the candidates of *rows* only (``draw[rows]``, ``loss[rows]``): the
+        GPUs of over-budget groups, without the whole grid where the throughput function can
+        price a subset (``throughput_fn.takes_rows``) or there is none."""
+        if self._r is not None or (self._fn is not None and not getattr(self._fn, "takes_rows", False)):
+            return self.draw[rows], self.loss[rows]
+        inp, caps = self._inp, self.caps[rows]
+        busy, demand = inp.busy[rows][:, None], (inp.saturation * inp.max_w)[rows][:, None]
+        draw = np.where(busy, np.minimum(caps, demand), np.minimum(inp.power_w[rows][:, None], caps))
+        if self._fn is None:
+            r = relative_throughput(caps / self.max_w[rows][:, None], inp.saturation[rows][:, None],
+                                    inp.beta[rows][:, None])
+        else:
+            r = np.asarray(self._fn(caps, rows=rows), dtype=float)
+        return draw, 1.0 - r
+
     def draw_at(self, k: np.ndarray) -> np.ndarray:
         """The predicted draw at candidate *k* of each GPU (``draw[rows, k]``, without the grid)."""
         if self._draw is not None:
@@ -368,7 +384,7 @@ def _fit_budgets(k, lam, kind, ids, budgets, inp, grid: _Grid, weight, policy, f
     k_max = k[sel]
     kk = np.arange(N_CANDIDATES)[None, :]
     admissible = kk <= k_max[:, None]  # only lower than what earlier steps chose
-    d, l_, w, lam0 = grid.draw[sel], grid.loss[sel], weight[sel], lam[sel]
+    (d, l_), w, lam0 = grid.at_rows(sel), weight[sel], lam[sel]
     fixed = power - _group_power(gid, cur_draw[sel], n_groups)  # group power outside the selection
 
     # Constant parts of the cost hoisted out of the bisection loop (per kW of draw).
