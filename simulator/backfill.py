@@ -26,7 +26,8 @@ Progress = Callable[[int, int], None]  # (steps done, steps total)
 
 def backfill(twin_or_config: FacilityTwin | Config, store: Store, days: float, step_s: float = 300.0,
              progress: Progress | None = None, *, end_ns: int | None = None, seed: int | None = None,
-             gpu_step_s: float | None = 900.0, include_outlets: bool = False, emit: bool = True) -> FacilityTwin:
+             gpu_step_s: float | None = 900.0, include_outlets: bool = False, emit: bool = True,
+             batch_points: int = BATCH_POINTS) -> FacilityTwin:
     """Write *days* of history at *step_s* spacing ending at *end_ns* (default: now) into *store*.
 
     With a Config, a new twin (seed from *seed*, else the config's simulator seed) starts at
@@ -35,7 +36,8 @@ def backfill(twin_or_config: FacilityTwin | Config, store: Store, days: float, s
     later than that start; it is moved there first without writing. Returns the twin, now at *end_ns*. Calls ``store.maintain()``
     at the end when the store has one (rollups, retention). *emit* False: the twin takes the same
     steps and nothing is built or written (its points draw from no random stream, so the twin
-    ends in the state a writing run leaves it in: :func:`backfill_quarter` defers the early part)."""
+    ends in the state a writing run leaves it in: :func:`backfill_quarter` defers the early part).
+    *batch_points* per write (one transaction each)."""
     if days < 0 or step_s <= 0:
         raise ValueError("days must be ≥ 0 and step_s > 0")
     end_ns = time.time_ns() if end_ns is None else int(end_ns)
@@ -66,7 +68,7 @@ def backfill(twin_or_config: FacilityTwin | Config, store: Store, days: float, s
         # GPU points on a grid that ends exactly at end_ns.
         with_gpus = (steps - i - 1) % gpu_every == 0
         batch += probes.as_collected(twin.points(include_outlets=include_outlets, include_gpus=with_gpus))
-        if len(batch) >= BATCH_POINTS:
+        if len(batch) >= batch_points:
             store.write(batch)
             batch = []
         if progress is not None:
@@ -185,6 +187,12 @@ def backfill_quarter(config: Config, store: Store, recent_days: float, progress:
     return backfill(twin, store, recent_days, step_s=step_s, end_ns=end_ns, progress=stage(early_steps))
 
 
+# The early part is written while the live collectors write too: short transactions (two hourly
+# steps of the demo), so that this low-priority writer holds SQLite's write lock only briefly
+# (simulator/quarter_fill.py also paces the writes and waits out a lock held by another writer).
+FILL_BATCH_POINTS = 2_500
+
+
 def fill_early(config: Config, store: Store, part: EarlyPart, progress: Progress | None = None) -> None:
     """Write the early part :func:`backfill_quarter` deferred: a twin of the same seed from the
     quarter's start takes the same hourly steps, so its points are those a single run writes
@@ -192,4 +200,4 @@ def fill_early(config: Config, store: Store, part: EarlyPart, progress: Progress
     the days these late points fall in, as it does for any late point."""
     twin = FacilityTwin(config, seed=part.seed, start_ns=part.start_ns)
     backfill(twin, store, part.days, step_s=QUARTER_STEP_S, gpu_step_s=QUARTER_STEP_S, end_ns=part.end_ns,
-             progress=progress)
+             progress=progress, batch_points=FILL_BATCH_POINTS)

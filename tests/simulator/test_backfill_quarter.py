@@ -5,6 +5,7 @@ the backfilled days finds every hour covered."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -148,3 +149,40 @@ def test_quarter_fill_process(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == "error: --end-ns must be after --start-ns"
+
+
+def test_the_fill_waits_out_a_store_locked_by_another_writer(tmp_path, monkeypatch, caplog):
+    """SQLite's write lock held by another process' writer (the live collectors, their
+    maintain()): the background fill's write waits and goes through once it is released, and
+    each write is followed by a pause as long as it took (the fill never takes more than half
+    the store's time)."""
+    import logging
+    import sqlite3
+    import threading
+
+    import dcim.store.sqlite as sqlite_mod
+    from dcim.metrics import Point
+    from dcim.store.sqlite import SqliteStore
+    from simulator.quarter_fill import PacedStore
+
+    monkeypatch.setattr(sqlite_mod, "BUSY_TIMEOUT_MS", 100)  # production waits 10 s; same code path
+    store = SqliteStore(tmp_path / "l.sqlite")
+    store.write([Point("facility", {"site": "s"}, {"pue": 1.2}, seoul_ns(2026, 10, 1))])
+    other = sqlite3.connect(tmp_path / "l.sqlite", check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")                     # another writer holds the lock
+    release = threading.Timer(2.0, other.rollback)
+    release.start()
+    slept = []
+    paced = PacedStore(store, sleep=lambda s: (slept.append(s), time.sleep(s)))
+    try:
+        with caplog.at_level(logging.INFO, logger="dcim.quarter_fill"):
+            paced.write([Point("facility", {"site": "s"}, {"pue": 1.3}, seoul_ns(2026, 10, 1, 1))])
+        [row] = store.query("facility", ["pue"], seoul_ns(2026, 10, 1), seoul_ns(2026, 10, 2), agg="count")
+    finally:
+        release.join()
+        other.close()
+        store.close()
+    assert row.values["pue"] == [2]
+    assert "the store is busy" in caplog.text
+    assert paced.waited_s >= 1.0 and slept[:1] == [1.0]   # backed off, then wrote
+    assert len(slept) >= 2 and slept[-1] > 0              # the duty pause after the write
