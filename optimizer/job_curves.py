@@ -235,6 +235,8 @@ class JobCurve:
         self.rejected: set[float] = set()  # levels the job's own evidence put over its bound
         self._settled_n = 0  # samples at the chosen level when it was chosen (deeper tries are spaced)
         self._checked = -1  # the sample version the settled level was last checked at
+        self._se_memo: tuple[tuple[int, float, float] | None, tuple[float, float]] = (None, (0.0, 0.0))
+        self._draw_stats = (float("nan"), 0.0)  # mean and sd of the top draws at default
         self._version = 0  # bumped with every sample: cached summaries are valid while it holds
         self._cache: dict[str, tuple[int, object]] = {}
         self._set_view(view)
@@ -278,11 +280,17 @@ class JobCurve:
     def loss_se(self, level_w: float) -> tuple[float, float]:
         """(point estimate, standard error) of the throughput loss at *level_w* against the job's
         own default-limit rate (delta method on the ratio of two means); (nan, inf) unmeasured."""
-        base, lv = self.levels.get(self.default_w), self.levels.get(float(round(level_w)))
+        w = float(round(level_w))
+        if self._se_memo[0] == (self._version, w, self.default_w):  # a cycle asks several times; samples unchanged
+            return self._se_memo[1]
+        base, lv = self.levels.get(self.default_w), self.levels.get(w)
         if base is None or lv is None or not base.n or not lv.n:
-            return float("nan"), float("inf")
-        r = lv.mean() / max(base.mean(), 1e-12)
-        return 1.0 - r, r * self.sigma_rel() * math.sqrt(1.0 / lv.n + 1.0 / base.n)
+            out = (float("nan"), float("inf"))
+        else:
+            r = lv.mean() / max(base.mean(), 1e-12)
+            out = (1.0 - r, r * self.sigma_rel() * math.sqrt(1.0 / lv.n + 1.0 / base.n))
+        self._se_memo = ((self._version, w, self.default_w), out)
+        return out
 
     def loss_bounds(self, level_w: float) -> tuple[float, float]:
         """(point estimate, upper confidence bound) of the loss at *level_w* from its samples alone."""
@@ -328,25 +336,31 @@ class JobCurve:
             if view.n_gpus >= 2 and math.isfinite(view.power_sd_w):
                 self.spreads = (self.spreads + [float(view.power_sd_w) ** 2])[-DRAW_SAMPLES:]
             self.n_gpus = view.n_gpus
+            self._draw_stats = self._draw_stats_now()
 
     def own_draw_w(self, z: float = DRAW_Z) -> float:
         """The job's own draw at its default limit, high side: its hungriest GPU's mean plus *z*
         standard deviations over the cycles seen (GPUs' demand jitters from step to step and a
         synchronous job runs at its slowest GPU's pace, so a cap is read against the top draw);
         *z* 0: the typical top draw, at which a level's measured (mean) loss holds."""
+        mean, sd = self._draw_stats
+        return mean + z * sd
+
+    def _draw_stats_now(self) -> tuple[float, float]:
         d = self.draws
         if not d:
-            return float("nan")
-        mean = float(np.mean(d))
+            return float("nan"), 0.0
+        mean = sum(d) / len(d)
         sd = DRAW_SD_FLOOR * mean
         if len(d) >= 2:  # the top draw's own sd over cycles, one standard error high (few cycles)
-            sd = max(sd, float(np.std(d, ddof=1)) * (1.0 + 1.0 / math.sqrt(2.0 * (len(d) - 1))))
+            var = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
+            sd = max(sd, math.sqrt(var) * (1.0 + 1.0 / math.sqrt(2.0 * (len(d) - 1))))
         if self.spreads and self.n_gpus >= 2:
             # the GPUs' spread, pooled over cycles (many more readings), as the sd of the top of
             # n: about 1.28 / sqrt(2 ln n) of one GPU's (the Gumbel limit; exact to ~0.1 by n = 4)
             one = math.sqrt(sum(self.spreads) / len(self.spreads))
             sd = max(sd, one * min(1.0, 1.28 / math.sqrt(2.0 * math.log(self.n_gpus))))
-        return mean + z * sd
+        return mean, sd
 
     # -- decisions ---------------------------------------------------------------------------------
 
@@ -503,6 +517,7 @@ class JobCurve:
             self.levels.clear()
             self.pred.clear()
             self.draws, self.spreads = [], []
+            self._draw_stats = self._draw_stats_now()
             self.rejected.clear()
             self.phase, self.chosen_w, self.probe_w, self.recent = "baseline", None, None, []
 
