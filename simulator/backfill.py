@@ -90,8 +90,10 @@ def backfill(twin_or_config: FacilityTwin | Config, store: Store, days: float, s
 # sensor 1 the inlet temperature, 2 the humidity, 3 the outlet temperature. History writes exactly
 # these series: one that only the backfill wrote would fall silent the moment the live collectors
 # take over (and raise env_silent).
-PROBE_FIELDS = {"apc_rpdu2": {"inlet": {"1": ("temp_c", "humidity_pct")}, "outlet": {"2": ("temp_c",)}},
-                "raritan_pdu2": {"inlet": {"1": ("temp_c",), "2": ("humidity_pct",)}, "outlet": {"3": ("temp_c",)}}}
+ProbeLayout = dict[str, dict[str, tuple[str, ...]]]   # position -> probe -> the fields it reads
+PROBE_FIELDS: dict[str, ProbeLayout] = {
+    "apc_rpdu2": {"inlet": {"1": ("temp_c", "humidity_pct")}, "outlet": {"2": ("temp_c",)}},
+    "raritan_pdu2": {"inlet": {"1": ("temp_c",), "2": ("humidity_pct",)}, "outlet": {"3": ("temp_c",)}}}
 
 
 class RackProbes:
