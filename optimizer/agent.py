@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from typing import Callable
+from collections.abc import Callable
 
 from dcim.gpu_backend import GpuBackend, GpuError, PowerConstraints
 from optimizer.cap_record import SAME_W, CapRecord, CapRecordError, revert_all
@@ -146,11 +146,12 @@ def http_fetcher(base_url: str, host: str, token: str, *, timeout_s: float = 5.0
     url = urllib.parse.urlsplit(base_url)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise ValueError(f"optimizer URL must be http(s)://host[:port]: {base_url!r}")
+    hostname = url.hostname  # a str here: checked above (the closure below cannot see that)
     path = f"{url.path.rstrip('/')}/v1/desired-state?{urllib.parse.urlencode({'host': host})}"
     connection = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
 
     def fetch() -> dict:
-        conn = connection(url.hostname, url.port, timeout=timeout_s)
+        conn = connection(hostname, url.port, timeout=timeout_s)
         expired = threading.Event()
 
         def abort() -> None:

@@ -32,12 +32,15 @@ interval (a run later than that is skipped: the next on-time run sees fresher da
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from datetime import UTC
 
 import numpy as np
 
@@ -62,7 +65,8 @@ log = logging.getLogger(__name__)
 MODES = ("off", "advise", "enforce")
 MEASURED_EVERY_S = 600.0  # the measured saving (M&V) is recomputed and written at most this often
 AUDIT_BACKLOG_POINTS = 200_000  # audit points kept in memory while the store is down
-LOSS_MARGIN = 0.002  # aim 0.2 pt inside each loss bound (curve error); the learned table is already a low quantile (demand jitter)
+# aim 0.2 pt inside each loss bound (curve error); the learned table is already a low quantile (demand jitter)
+LOSS_MARGIN = 0.002
 
 
 @dataclass
@@ -179,14 +183,15 @@ class OptimizerDaemon:
         budgets = []
         if self.settings.site_power_budget_kw is not None:
             budgets.append(self.settings.site_power_budget_kw * 1000.0)
-        if self.dr.budget_w(now_ns) is not None:
-            budgets.append(self.dr.budget_w(now_ns))
+        dr_budget_w = self.dr.budget_w(now_ns)
+        if dr_budget_w is not None:
+            budgets.append(dr_budget_w)
         return min(budgets) if budgets else None
 
     # -- the cycle --------------------------------------------------------------------------------
 
     def run_once(self) -> CycleReport:
-        with self._lock:
+        with self._lock, _gc_paused():
             t0 = time.perf_counter()
             report = self._cycle(self.clock())
             report.duration_s = time.perf_counter() - t0
@@ -236,7 +241,8 @@ class OptimizerDaemon:
                                 zone_inlet_c=inlet, it_power_w=it_w if math.isfinite(it_w) else None,
                                 site_budget_w=self.site_budget_w(now), pue=pue or 1.3, layout=self.layout)
         policy = CapPolicy(max_step_w=self.dr.step_w(opt.max_step_w, opt.dr_max_step_w),
-                           floor_fraction=opt.cap_fraction_floor, conservative=conservative, pue=pue or 1.3, loss_margin=LOSS_MARGIN)
+                           floor_fraction=opt.cap_fraction_floor, conservative=conservative, pue=pue or 1.3,
+                           loss_margin=LOSS_MARGIN)
         plan = self.dr.decide(now, inp, bud, policy, job_class=fleet.job_class, dr_bound=opt.dr_loss_bound,
                               throughput_fn=fleet_mod.job_throughput_fn(fleet, inp, jobs.tables),
                               measured_pue=row.get(MEASURED_PUE))
@@ -301,7 +307,7 @@ class OptimizerDaemon:
         lease_ns = int(opt.lease_s * 1e9)
         # Write-ahead: every cap about to be set is in the lease book (one file write) before
         # any GPU changes, so a crash mid-cycle leaves no cap that nothing will expire.
-        previous = {}
+        previous: dict[int, Lease | None] = {}
         with book.deferred():
             for i in to_set:
                 host, idx = fleet.host[i], int(fleet.gpu_index[i])
@@ -318,8 +324,9 @@ class OptimizerDaemon:
                 res = self.actuator.apply(host, idx, uuid, float(plan.cap_w[i]), default_w=float(fleet.default_w[i]),
                                           lease_s=opt.lease_s, now_ns=now, reason=plan.reason_text(i))
                 if not res.ok:  # rolled back: the book goes back to what it was
-                    if previous[i] is not None:
-                        book.put(previous[i])
+                    old = previous[i]
+                    if old is not None:
+                        book.put(old)
                     else:
                         book.drop(host, idx)
                 d = self._from_result(res)
@@ -330,13 +337,13 @@ class OptimizerDaemon:
                 # without a lease (nothing of ours to lapse)
                 host, idx, uuid = fleet.host[i], int(fleet.gpu_index[i]), fleet.uuid[i]
                 reason = f"back at default ({plan.reason_text(i)})"
-                res = self.actuator.revert(host, idx, reason=reason)
-                if res is None:
+                reverted = self.actuator.revert(host, idx, reason=reason)
+                if reverted is None:
                     default = float(fleet.default_w[i])
-                    res = self.actuator.apply(host, idx, uuid, default, default_w=default, lease_s=opt.lease_s,
-                                              now_ns=now, reason=reason)
+                    reverted = self.actuator.apply(host, idx, uuid, default, default_w=default, lease_s=opt.lease_s,
+                                                   now_ns=now, reason=reason)
                     book.drop(host, idx)
-                report.decisions.append(self._from_result(res))
+                report.decisions.append(self._from_result(reverted))
 
     # -- pricing and readings ---------------------------------------------------------------------
 
@@ -470,12 +477,12 @@ class OptimizerDaemon:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         interval = self.settings.interval_s
-        self._scheduler = BackgroundScheduler(timezone="UTC")
-        self._scheduler.add_job(self._tick, "interval", seconds=interval, id="optimizer-cycle",
-                                coalesce=True, max_instances=1, misfire_grace_time=max(1, int(interval / 2)),
-                                next_run_time=None)
-        self._scheduler.start()
-        self._scheduler.modify_job("optimizer-cycle", next_run_time=_utcnow())
+        scheduler = self._scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(self._tick, "interval", seconds=interval, id="optimizer-cycle",
+                          coalesce=True, max_instances=1, misfire_grace_time=max(1, int(interval / 2)),
+                          next_run_time=None)
+        scheduler.start()
+        scheduler.modify_job("optimizer-cycle", next_run_time=_utcnow())
 
     def stop(self, *, revert: bool = True) -> list[Decision]:
         """Stop scheduling; with *revert* every cap the optimizer set goes back to default."""
@@ -490,7 +497,26 @@ class OptimizerDaemon:
             return decisions
 
 
-def _utcnow():
-    from datetime import datetime, timezone
+@contextmanager
+def _gc_paused():
+    """Python's cyclic garbage collector held off for one cycle, then back as it was.
 
-    return datetime.now(timezone.utc)
+    Why: a cycle on 10,000 GPUs allocates ~100,000 short-lived objects (the store's Points and
+    their dicts), all alive until the cycle ends. The collector ran ~150 young collections over
+    them and, in most cycles, a full one over every object of the process (the store's series
+    maps, the inventory; measured 126-174 ms of a ~450 ms bench cycle on a loaded 2-core box),
+    finding nothing: the cycle's objects hold no reference cycles and die by reference count when
+    it returns. Paused, the collector's next run starts after the cycle, over far fewer objects."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _utcnow():
+    from datetime import datetime
+
+    return datetime.now(UTC)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -81,7 +81,7 @@ def check_request(budget_w, until_ns, actor, reason, now_ns: int) -> tuple[float
 
 
 def iso(t_ns: int) -> str:
-    return datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(t_ns / 1e9, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class DemandResponse:
@@ -148,7 +148,7 @@ class DemandResponse:
                     "update": f"update: facility budget {w.budget_w / 1000:g} kW until {iso(w.until_ns)}",
                     "end": f"end: ended by {actor} before {iso(w.until_ns)}; DR caps released next cycle",
                     "expire": f"expire: the window ended at {iso(w.until_ns)}; DR caps released next cycle"}[event]
-            fields = {"reason": (text + (f" ({why})" if why else ""))[:500], "mode": mode,
+            fields: dict[str, float | int | bool | str] = {"reason": (text + (f" ({why})" if why else ""))[:500], "mode": mode,
                       "dr_budget_w": float(w.budget_w), "dr_until_ns": int(w.until_ns), "actor": actor}
             out.append(Point("optimizer", {"site": site, "host": "", "uuid": "", "action": ACTION}, fields, t_ns))
         self._events.clear()

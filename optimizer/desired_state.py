@@ -153,6 +153,7 @@ class DesiredState:
         tmp.replace(self.path)
 
     def _load(self) -> None:
+        assert self.path is not None  # only __init__ calls this, and only when the book has a file
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             for item in data.get("leases", []):

@@ -317,7 +317,7 @@ def _group_ids_of(rack_of: list, room_of: list, inventory: Inventory, cfg: Confi
     racks = [r.rack for r in inventory.racks]
     rack_id = {r: i for i, r in enumerate(racks)}
     zones = [u.name for u in cfg.cooling if u.kind != "chiller" and u.racks]
-    zone_of_rack = {}
+    zone_of_rack: dict[str, int] = {}
     for zi, u in enumerate([u for u in cfg.cooling if u.kind != "chiller" and u.racks]):
         for r in u.racks:
             zone_of_rack.setdefault(r, zi)
@@ -340,7 +340,8 @@ def _static_budgets(inventory: Inventory, cfg: Config, racks: list[str]) -> dict
     rack_budget = np.zeros(len(racks))
     for i, rname in enumerate(racks):
         info = inventory.rack_by_name[rname]
-        feeds = [(p.breaker_a, p.voltage_v, p.phases) for p in inventory.pdus_by_rack.get(rname, [])]
+        feeds: list[tuple[float, float, int]] = [(p.breaker_a, p.voltage_v, p.phases)
+                                                 for p in inventory.pdus_by_rack.get(rname, [])]
         rack_budget[i] = min(info.power_budget_kw * 1000.0,
                              rack_power_capacity_w(feeds, derate, redundant=redundancy.get(rname, "2N") == "2N"))
     rack_pos = {r: i for i, r in enumerate(racks)}  # the first position of each name, as list.index
@@ -498,7 +499,7 @@ def placement_state(fleet: FleetState, inventory: Inventory, cfg: Config, store,
     since = now_ns - int(max(stale_after_s, 600.0) * 1e9)
     site = inventory.site
     ratios = zone_cooling_ratio(store, cfg, site, since)
-    unit_of_rack = {}
+    unit_of_rack: dict[str, str] = {}
     for u in cfg.cooling:
         if u.kind != "chiller":
             for r in u.racks:

@@ -39,8 +39,8 @@ faster than its slowest), on a grid of x plus the exact x where the loss bound b
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -212,7 +212,9 @@ def _milp(step: Step, obj: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, floa
             for kk in range(K):
                 j = pos.get(int(u) * K + kk)
                 if j is not None and b.power_w[m, kk] != 0.0:
-                    rows.append(bi), cols.append(j), vals.append(float(b.power_w[m, kk]))
+                    rows.append(bi)
+                    cols.append(j)
+                    vals.append(float(b.power_w[m, kk]))
         limits.append(b.limit_w)
         names.append(b.name or f"budget {bi}")
     cons = [LinearConstraint(one, 1.0, 1.0)]
@@ -239,8 +241,11 @@ def solve(steps: Sequence[Step] | Callable[[], Iterable[Step]], *, lam0: float =
     long run is streamed once per iteration). *lam0*: the first λ (any value; the uncapped run's
     facility J per unit of work saves a pass). See the module docstring."""
     again = steps if callable(steps) else (lambda: steps)
-    lam, best, history, lower = float(lam0), None, [], -np.inf
-    for it in range(1, max_iter + 1):
+    lam, history, lower = float(lam0), [], -np.inf
+    best: dict | None = None
+    iterations = 0
+    for _ in range(max_iter):
+        iterations += 1
         cur = _totals(again(), lam)
         off = cur["off"]
         if off["work"] <= 0:
@@ -258,6 +263,7 @@ def solve(steps: Sequence[Step] | Callable[[], Iterable[Step]], *, lam0: float =
             break
         lam = ratio
     r_off = off["facility_j"] / off["work"]
+    assert best is not None  # the first iteration always sets it (best is None there)
     ratio = best["facility_j"] / best["work"]
     lower = min(lower, ratio)
 
@@ -271,7 +277,7 @@ def solve(steps: Sequence[Step] | Callable[[], Iterable[Step]], *, lam0: float =
         cooling_j=best["cooling_j"], work=best["work"], work_off=off["work"],
         loss_pct={c: 100.0 * (1.0 - best["cls_work"][c] / best["cls_full"][c])
                   for c in best["cls_full"] if best["cls_full"][c] > 0},
-        iterations=it, milp_steps=best["milp_steps"], history=history)
+        iterations=iterations, milp_steps=best["milp_steps"], history=history)
 
 
 def _totals(steps: Iterable[Step], lam: float) -> dict:
@@ -305,5 +311,4 @@ def _totals(steps: Iterable[Step], lam: float) -> dict:
             m = cls == c
             cls_work[c] = cls_work.get(c, 0.0) + s.dt_s * float(w[m].sum())
             cls_full[c] = cls_full.get(c, 0.0) + s.dt_s * float(s.work[m, 0].sum())
-    t["cls_work"], t["cls_full"], t["off"] = cls_work, cls_full, off
-    return t
+    return {**t, "cls_work": cls_work, "cls_full": cls_full, "off": off}

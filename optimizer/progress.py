@@ -197,14 +197,15 @@ class ProgressBook:
                 raise Refused("unknown_job", f"job {report.job!r} is not running on any GPU the workload "
                                              "source reports")
             tenant = report.tenant or ""
-            flag = "unverified"
+            flag: str | None = "unverified"
         else:
             flag = "tenant_overridden" if report.tenant not in (None, tenant) else None
         status = self._advance(report)
         for name in (flag, "resets" if status == "reset" else None):
             if name:
                 self._count(name)
-        fields = {"work_done": report.work_done, "unit": report.unit, "source": "post"}
+        fields: dict[str, float | int | bool | str] = {"work_done": report.work_done, "unit": report.unit,
+                                                       "source": "post"}
         return Point("progress", {"site": self.site, "job": report.job, "tenant": tenant}, fields,
                      report.time_ns), status
 
@@ -240,7 +241,7 @@ class ProgressBook:
 
     def stats(self) -> dict:
         with self._lock:
-            out = dict(self.counts)
+            out: dict[str, int | bool | None] = dict(self.counts)
             out["jobs_tracked"] = len(self._last)
         out["workload_jobs"] = len(self._jobs) if self._jobs is not None else None
         out["require_known_job"] = self.require_known_job

@@ -42,9 +42,9 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Callable
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -304,7 +304,7 @@ class PrefetchedWorkload:
         self.period_s = period_s
         self.max_age_s = max_age_s
         self._map: dict[str, str] | None = None
-        self._error = "not read yet"
+        self._error: str | None = "not read yet"
         self._read_at = time.monotonic()
         self._stop = threading.Event()
         self._refresh()
@@ -326,6 +326,7 @@ class PrefetchedWorkload:
             raise OSError(f"the workload map could not be read: {self._error}")
         if time.monotonic() - self._read_at > self.max_age_s:
             raise OSError(f"the workload map is more than {self.max_age_s:g} s old (the store hangs?)")
+        assert self._map is not None  # _error is None only once a read has set the map
         return self._map
 
     def close(self) -> None:
@@ -355,7 +356,9 @@ class ProgressServer:
             # a backstop (503): the cap above acts first; connections it closed count here until
             # the loop has run their close, so leave room for one accept burst
             limit_concurrency=cap + limits.backlog, backlog=limits.backlog,
-            timeout_keep_alive=limits.idle_timeout_s, timeout_graceful_shutdown=5)
+            # uvicorn types this int but only hands it to loop.call_later, which takes float seconds
+            timeout_keep_alive=limits.idle_timeout_s,  # type: ignore[arg-type]
+            timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
@@ -368,7 +371,7 @@ class ProgressServer:
         host = self._sock.getsockname()[0]
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
-    def start(self, timeout_s: float = 10.0) -> "ProgressServer":
+    def start(self, timeout_s: float = 10.0) -> ProgressServer:
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name="dcim-progress-listener", daemon=True)
         self._thread.start()

@@ -160,7 +160,8 @@ class PueModel:
             f"hold-out   {utc_iso(self.holdout_ns[0])} .. {utc_iso(self.holdout_ns[1])} ({self.n_holdout} rows, time-ordered)",
             f"MAE        {s.get('mae', float('nan')):.4f} PUE",
             f"MAPE       {100 * s.get('mape', float('nan')):.3f} %",
-            f"MAE(PUE-1) {s.get('overhead_mae', float('nan')):.4f} ({100 * s.get('overhead_mape', float('nan')):.2f} % of overhead)",
+            f"MAE(PUE-1) {s.get('overhead_mae', float('nan')):.4f} "
+            f"({100 * s.get('overhead_mape', float('nan')):.2f} % of overhead)",
             f"features   {', '.join(self.features)}",
         ]
 

@@ -16,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dcim.config import Config, SecretRef, SnmpV2c, read_secret
 from dcim.inventory import Inventory, build_inventory
@@ -30,6 +30,10 @@ from simulator.readings import (
     UpsReading,
 )
 from simulator.snmp_agents import AgentSet
+
+if TYPE_CHECKING:
+    from simulator.progress_poster import ProgressPoster
+    from simulator.slurm_api import SlurmRestServer
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +90,15 @@ def twin_slurm_token(config: Config, environ: MutableMapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     ref = config.workload.slurm.rest_token or SecretRef(env=TWIN_SLURM_TOKEN_ENV)
     if ref.file is not None:
-        return read_secret(ref, "workload.slurm.rest_token"), ref, False
-    if environ.get(ref.env):
-        return environ[ref.env], ref, False
-    environ[ref.env] = secrets.token_urlsafe(32)
-    return environ[ref.env], ref, True
+        token = read_secret(ref, "workload.slurm.rest_token")
+        assert token is not None  # read_secret returns None only for no ref
+        return token, ref, False
+    env = ref.env
+    assert env is not None  # a SecretRef holds exactly one of env/file (its validator)
+    if environ.get(env):
+        return environ[env], ref, False
+    environ[env] = secrets.token_urlsafe(32)
+    return environ[env], ref, True
 
 
 TWIN_OPTIMIZER_TOKEN_ENV = "DCIM_OPTIMIZER_TOKEN"  # the optimizer's token when the config names none
@@ -105,11 +113,15 @@ def twin_optimizer_token(config: Config, environ: MutableMapping[str, str] | Non
     environ = os.environ if environ is None else environ
     ref = config.optimizer.token or SecretRef(env=TWIN_OPTIMIZER_TOKEN_ENV)
     if ref.file is not None:
-        return read_secret(ref, "optimizer.token"), ref, False
-    if environ.get(ref.env):
-        return environ[ref.env], ref, False
-    environ[ref.env] = secrets.token_urlsafe(32)
-    return environ[ref.env], ref, True
+        token = read_secret(ref, "optimizer.token")
+        assert token is not None  # read_secret returns None only for no ref
+        return token, ref, False
+    env = ref.env
+    assert env is not None  # a SecretRef holds exactly one of env/file (its validator)
+    if environ.get(env):
+        return environ[env], ref, False
+    environ[env] = secrets.token_urlsafe(32)
+    return environ[env], ref, True
 
 
 def twin_slurm_config(config: Config, rest_url: str, token_ref: SecretRef, names) -> Config:
@@ -280,8 +292,8 @@ class TwinService:
         self.agents = AgentSet(config, self.snapshot_provider, inventory=self.inventory, devices=devices) \
             if serve_snmp else None
         self.listeners: list[Callable[[FacilitySnapshot], None]] = []  # called after every step
-        self.slurm = None  # the twin's slurmrestd, once serve_slurm() started it
-        self.progress = None  # the twin's jobs' progress poster, once post_progress() started it
+        self.slurm: SlurmRestServer | None = None  # the twin's slurmrestd, once serve_slurm() started it
+        self.progress: ProgressPoster | None = None  # the twin's jobs' progress poster, once post_progress() started it
         self._task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -325,9 +337,9 @@ class TwinService:
         twin = self.twin
         if not hasattr(twin, "workload"):
             raise ValueError(f"{type(twin).__name__} runs no jobs: no Slurm to serve")
-        self.slurm = SlurmRestServer(lambda: self.call(lambda: jobs_body(twin, twin.slurm_names)), token,
-                                     host=host, port=port).start()
-        return self.slurm.url
+        slurm = self.slurm = SlurmRestServer(lambda: self.call(lambda: jobs_body(twin, twin.slurm_names)), token,
+                                             host=host, port=port).start()
+        return slurm.url
 
     def stop_slurm(self) -> None:
         slurm, self.slurm = self.slurm, None
@@ -342,9 +354,9 @@ class TwinService:
         if not hasattr(self.twin, "workload"):
             raise ValueError(f"{type(self.twin).__name__} runs no jobs: no progress to post")
         self.stop_progress()
-        self.progress = ProgressPoster(self.twin, url, token, every_s=every_s,
-                                       first_report_after_s=first_report_after_s).start()
-        self.listeners.append(self.progress.on_step)
+        progress = self.progress = ProgressPoster(self.twin, url, token, every_s=every_s,
+                                                  first_report_after_s=first_report_after_s).start()
+        self.listeners.append(progress.on_step)
         return self.progress
 
     def stop_progress(self) -> None:

@@ -96,7 +96,8 @@ def _start(cfg, args, twin_mode: bool, cleanup: ExitStack, stop: threading.Event
         names = ensure_snmp_secrets(cfg)
         if names:
             log.info("generated SNMP secrets for the twin in %s", ", ".join(names))
-        twin = _twin_with_history(cfg, args, stop, deferred := [])
+        deferred: list[object] = []  # the EarlyPart to write once everything serves
+        twin = _twin_with_history(cfg, args, stop, deferred)
         if twin is None:
             return None
         speed = cfg.simulator.speed if args.speed is None else args.speed
