@@ -15,7 +15,7 @@ never a mean of instantaneous PUEs).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -132,4 +132,4 @@ def current_row(store, now_ns: int, *, tz: str = "UTC", site: str | None = None,
 
 
 def utc_iso(time_ns: int) -> str:
-    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

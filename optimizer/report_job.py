@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dcim.config import Config
@@ -29,7 +29,7 @@ def report_paths(config: Config, quarter_label: str) -> dict[str, Path]:
 
 def write_quarterly_reports(config: Config, store, now: datetime | None = None) -> list[Path]:
     """Write the last complete quarter's reports that do not exist yet; returns what it wrote."""
-    period = previous_quarter(now or datetime.now(timezone.utc), config.site.timezone)
+    period = previous_quarter(now or datetime.now(UTC), config.site.timezone)
     written = []
     for by, path in report_paths(config, period.label).items():
         if path.exists():
@@ -61,4 +61,4 @@ def schedule(scheduler, config: Config, open_store) -> None:
     # starting (JobLookupError tracebacks in the log).
     scheduler.add_job(job, "cron", month="1,4,7,10", day=1, hour=1, timezone=config.site.timezone,
                       id="quarterly-report", coalesce=True, max_instances=1, misfire_grace_time=86400,
-                      next_run_time=datetime.now(timezone.utc))
+                      next_run_time=datetime.now(UTC))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
 SLURM_NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")  # \Z: "$" lets a trailing newline in
 # RFC 1123 subdomain, what Kubernetes requires of node names

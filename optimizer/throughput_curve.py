@@ -230,7 +230,7 @@ class CurveLearner:
         from collections import deque
 
         self.max_samples = max_samples
-        self._samples: dict[tuple[str, str], "deque"] = {}
+        self._samples: dict[tuple[str, str], deque] = {}
         self._deque = deque
 
     def add(self, model: str, job_class: str, x: float, rel_throughput: float) -> None:
