@@ -117,6 +117,7 @@ def dr_figures(cfg, *, start_ns, model, warmup_s, window_s, step_s, log) -> dict
 
 def dr_event(cfg, *, start_ns, model, warmup_s, window_s, step_s) -> dict:
     from savings_twin import LatestTee, job_rates, make_twin
+
     from optimizer.actuator import BackendActuator
     from optimizer.daemon import OptimizerDaemon
     from simulator.progress_model import progress_points
