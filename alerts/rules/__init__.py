@@ -64,7 +64,7 @@ _KEYS = {f for f in Rule.__dataclass_fields__}
 
 def load_rules(settings=None) -> list[Rule]:
     """The default tables, then *settings*' rules_file (a rule of the same name replaces the
-    default), then its overrides. *settings*: ``dcim.alerts_config.AlertsSettings`` or None."""
+    default), then its overrides. *settings*: ``dcim.config.alerts.AlertsSettings`` or None."""
     rules = {r.name: r for r in _load_file(DEFAULT_RULES)}
     if settings is not None and settings.rules_file is not None:
         for r in _load_file(Path(settings.rules_file)):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from dcim.alerts_config import AlertsSettings
+from dcim.config.alerts import AlertsSettings
 from dcim.config.base import DEMO_CONFIG, MAX_STALE_AFTER_S, STALE_AFTER_POLLS, ConfigError, Strict
 from dcim.config.collectors import CollectorSettings, SnmpSettings
 from dcim.config.dashboard import DashboardSettings, SimulatorSettings
@@ -42,7 +42,7 @@ class Config(Strict):
     workload: WorkloadSettings = WorkloadSettings()
     dcgm_exporter: DcgmExporterSettings = DcgmExporterSettings()
     progress_scrape: list[ProgressScrape] = []
-    alerts: AlertsSettings = AlertsSettings()  # the alarm engine (dcim/alerts_config.py)
+    alerts: AlertsSettings = AlertsSettings()  # the alarm engine (dcim/config/alerts.py)
     exporter: ExporterSettings = ExporterSettings()  # Prometheus /metrics of the store (dcim/exposition.py)
 
 

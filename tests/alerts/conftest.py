@@ -85,7 +85,7 @@ def store(tmp_path):
 @pytest.fixture
 def make_config(demo_config, tmp_path):
     """The demo config, store in tmp_path, [alerts] from keyword arguments."""
-    from dcim.alerts_config import AlertsSettings
+    from dcim.config.alerts import AlertsSettings
 
     def make(**alerts):
         store = demo_config.store.model_copy(update={"path": tmp_path / "dcim.sqlite"})

@@ -7,7 +7,7 @@ import pytest
 
 from alerts.evaluate import Context, evaluate
 from alerts.rules import RuleError, load_rules
-from dcim.alerts_config import AlertsSettings
+from dcim.config.alerts import AlertsSettings
 from dcim.metrics import Point
 
 NOW = 1_800_000_000 * 10**9

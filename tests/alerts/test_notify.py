@@ -13,7 +13,7 @@ import pytest
 
 from alerts.engine import AlarmEngine
 from alerts.notify import build_notifiers
-from dcim.alerts_config import AlertsSettings
+from dcim.config.alerts import AlertsSettings
 from dcim.metrics import Point
 from tests.alerts.conftest import free_port, wait_for
 

@@ -2,10 +2,9 @@
 rule tables, and where notifications go (Alertmanager, webhooks, e-mail).
 
 It lives in the core (``dcim.config`` embeds it in ``Config``) so that every part reads one
-validated config, while the engine itself (``alerts/``) stays outside the core. This module
-imports nothing from ``dcim.config`` (which imports it): its base model repeats the two lines
-of ``dcim.config.Strict`` it needs, and secrets are the same env-or-file reference, resolved
-by ``dcim.config.read_secret``.
+validated config, while the engine itself (``alerts/``) stays outside the core. It builds on
+``dcim.config.base``: the strict model and the env-or-file secret reference (resolved by
+``dcim.config.read_secret``), not copies of them.
 """
 
 from __future__ import annotations
@@ -14,40 +13,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from dcim.config.base import SecretRef, Strict
 
 _RULE_NAME = r"^[a-z][a-z0-9_]*$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, data):
-        # pydantic's lax mode reads `interval_s = true` as 1: refuse a bool where no bool belongs.
-        if isinstance(data, dict):
-            for name, value in data.items():
-                field = cls.model_fields.get(name)
-                if isinstance(value, bool) and field is not None and "bool" not in str(field.annotation):
-                    data = {**data, name: str(value).lower()}
-        return data
-
-
-class AlertSecret(_Strict):
-    """A secret held in an environment variable or a file (first line); never in the config."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> AlertSecret:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
-        return self
-
-    def describe(self) -> str:
-        return f"env {self.env}" if self.env else f"file {self.file}"
 
 
 def _http_url(value: str) -> str:
@@ -59,7 +29,7 @@ def _http_url(value: str) -> str:
 Severity = Literal["warning", "critical"]
 
 
-class RuleOverride(_Strict):
+class RuleOverride(Strict):
     """A site's change to one rule of the tables (``alerts/rules/*.toml``), by rule name."""
 
     enabled: bool | None = None
@@ -69,14 +39,14 @@ class RuleOverride(_Strict):
     for_s: float | None = Field(None, ge=0, le=86400)
 
 
-class AlertmanagerSettings(_Strict):
+class AlertmanagerSettings(Strict):
     # Each Alertmanager of the site's HA cluster gets every alert (as Prometheus sends them).
     urls: list[str] = Field(min_length=1)
     # Firing alerts are re-posted at least this often: Alertmanager resolves one it has not heard
     # of for its resolve_timeout (5 min by default), and each post carries endsAt = now + 4 x this.
     resend_s: float = Field(60.0, ge=1, le=600)
     timeout_s: float = Field(5.0, gt=0, le=60)
-    bearer_token: AlertSecret | None = None
+    bearer_token: SecretRef | None = None
 
     @field_validator("urls")
     @classmethod
@@ -84,10 +54,10 @@ class AlertmanagerSettings(_Strict):
         return [_http_url(u) for u in value]
 
 
-class WebhookSettings(_Strict):
+class WebhookSettings(Strict):
     url: str
     # HMAC-SHA256 over "<timestamp>.<body>", sent as X-Dcim-Signature: sha256=<hex>.
-    secret: AlertSecret | None = None
+    secret: SecretRef | None = None
     min_severity: Severity = "warning"
     timeout_s: float = Field(5.0, gt=0, le=60)
 
@@ -97,12 +67,12 @@ class WebhookSettings(_Strict):
         return _http_url(value)
 
 
-class EmailSettings(_Strict):
+class EmailSettings(Strict):
     host: str
     port: int = Field(25, ge=1, le=65535)
     security: Literal["none", "starttls", "tls"] = "starttls"
     username: str | None = None
-    password: AlertSecret | None = None
+    password: SecretRef | None = None
     from_addr: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     to: list[str] = Field(min_length=1)
     min_severity: Severity = "critical"
@@ -123,7 +93,7 @@ class EmailSettings(_Strict):
         return self
 
 
-class AlertsSettings(_Strict):
+class AlertsSettings(Strict):
     enabled: bool = True  # run by `dcim up`; `dcim alerts` runs it regardless
     interval_s: float = Field(15.0, ge=1, le=3600)
     # A series is silent after this many of its expected intervals without a reading.
