@@ -87,10 +87,18 @@ def twin_slurm_token(config: Config, environ: MutableMapping[str, str] | None = 
     a generated one in its environment variable (``DCIM_SLURM_JWT`` where the config names
     none). Returns (token, where it lives, whether it was generated); callers print only the
     variable's name."""
+    return _token_or_generated(config.workload.slurm.rest_token, TWIN_SLURM_TOKEN_ENV,
+                               "workload.slurm.rest_token", environ)
+
+
+def _token_or_generated(ref: SecretRef | None, default_env: str, key: str,
+                        environ: MutableMapping[str, str] | None) -> tuple[str, SecretRef, bool]:
+    """The secret *ref* names (*key* in errors), else a token generated into *default_env* once
+    and reused from there: (token, where it lives, whether it was generated)."""
     environ = os.environ if environ is None else environ
-    ref = config.workload.slurm.rest_token or SecretRef(env=TWIN_SLURM_TOKEN_ENV)
+    ref = ref or SecretRef(env=default_env)
     if ref.file is not None:
-        token = read_secret(ref, "workload.slurm.rest_token")
+        token = read_secret(ref, key)
         assert token is not None  # read_secret returns None only for no ref
         return token, ref, False
     env = ref.env
@@ -110,18 +118,7 @@ def twin_optimizer_token(config: Config, environ: MutableMapping[str, str] | Non
     config's ``[optimizer] token``, or a generated one in ``DCIM_OPTIMIZER_TOKEN`` where the
     config names none (the demo). Returns (token, where it lives, whether it was generated);
     callers print only the variable's name."""
-    environ = os.environ if environ is None else environ
-    ref = config.optimizer.token or SecretRef(env=TWIN_OPTIMIZER_TOKEN_ENV)
-    if ref.file is not None:
-        token = read_secret(ref, "optimizer.token")
-        assert token is not None  # read_secret returns None only for no ref
-        return token, ref, False
-    env = ref.env
-    assert env is not None  # a SecretRef holds exactly one of env/file (its validator)
-    if environ.get(env):
-        return environ[env], ref, False
-    environ[env] = secrets.token_urlsafe(32)
-    return environ[env], ref, True
+    return _token_or_generated(config.optimizer.token, TWIN_OPTIMIZER_TOKEN_ENV, "optimizer.token", environ)
 
 
 def twin_slurm_config(config: Config, rest_url: str, token_ref: SecretRef, names) -> Config:
